@@ -1,0 +1,102 @@
+import avro from 'avsc'
+import { bodyError } from '../events/errors.js'
+import { EVENT_SCHEMAS } from '../events/schemas.js'
+import { readBlock, readHeader } from './avro-container.js'
+import { Violation } from './normalize.js'
+import { normalizerFor } from './normalizers.js'
+import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
+import { stamp, tooManyEvents } from './result.js'
+
+/**
+ * Avro Object Container File bodies. The writer schema in the file header is resolved against
+ * adgate's schema (avsc resolvers), so producers on older or newer schema versions both work;
+ * then each record's bounds are checked by the same compiled schema as JSON and CSV input.
+ */
+export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedBytes: number): DecodeResult {
+  const header = readHeader(body)
+  if ('error' in header) {
+    return {
+      ok: false,
+      error: bodyError(header.unsupportedCodec ? 'UNSUPPORTED_AVRO_CODEC' : 'MALFORMED_BODY', header.error),
+    }
+  }
+  const resolved = resolverFor(options, header.writerSchema)
+  if (typeof resolved === 'string') return { ok: false, error: bodyError('SCHEMA_MISMATCH', resolved) }
+  const { reader, resolver } = resolved
+
+  const normalize = normalizerFor(options.type, 'avro')
+  const events: object[] = []
+  const rejects: Rejection[] = []
+  let index = 0
+  let inflated = 0
+  for (let pos = header.end; pos < body.length; ) {
+    const block = readBlock(body, pos, header, maxInflatedBytes - inflated)
+    if ('error' in block) return { ok: false, error: bodyError('MALFORMED_BODY', block.error) }
+    inflated += block.data.length
+    if (index + block.count > options.maxEvents) return tooManyEvents(options.maxEvents)
+    let at = 0
+    for (let i = 0; i < block.count; i++, index++) {
+      let decoded: { value: unknown; offset: number }
+      try {
+        decoded = reader.decode(block.data, at, resolver)
+      } catch (err) {
+        return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index}: ${(err as Error).message}`) }
+      }
+      if (decoded.offset < 0)
+        return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
+      const out = normalize(decoded.value)
+      if (out instanceof Violation) {
+        const raw = Buffer.from(block.data.subarray(at, decoded.offset))
+        rejects.push({ index, field: out.field, reason: out.reason, raw })
+      } else {
+        stamp(out as object, options)
+        events.push(out as object)
+      }
+      at = decoded.offset
+    }
+    if (at !== block.data.length) {
+      return {
+        ok: false,
+        error: bodyError(
+          'MALFORMED_BODY',
+          `block at byte ${pos} has bytes beyond its ${block.count} records`,
+        ),
+      }
+    }
+    pos = block.end
+  }
+  if (index === 0) return { ok: false, error: bodyError('EMPTY_BODY', 'the container holds no records') }
+  return { ok: true, events, rejects }
+}
+
+interface Resolved {
+  reader: avro.Type
+  resolver: avro.Resolver | undefined
+}
+
+// Producers send the same few writer schemas over and over; resolving one costs far more than a
+// request, so keep them (bounded: a client inventing schemas cannot grow this without limit).
+const RESOLVERS = new Map<string, Resolved | string>()
+const MAX_RESOLVERS = 256
+
+function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | string {
+  const key = `${options.type}\n${writerSchema}`
+  let entry = RESOLVERS.get(key)
+  if (entry === undefined) {
+    entry = resolve(EVENT_SCHEMAS[options.type].type, writerSchema)
+    if (RESOLVERS.size >= MAX_RESOLVERS) RESOLVERS.delete(RESOLVERS.keys().next().value!)
+    RESOLVERS.set(key, entry)
+  }
+  return entry
+}
+
+function resolve(reader: avro.Type, writerSchema: string): Resolved | string {
+  try {
+    const writer = avro.Type.forSchema(JSON.parse(writerSchema))
+    // Same schema: read directly, no resolver indirection.
+    if (writer.equals(reader)) return { reader, resolver: undefined }
+    return { reader, resolver: reader.createResolver(writer) }
+  } catch (err) {
+    return (err as Error).message
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * A bounded LZ4 frame decoder for request bodies (LZ4 Frame Format 1.6.x, LZ4 Block Format).
+ *
+ * Why not lz4-napi's decompressFrame: it cannot cap the output, and LZ4 expands up to 255×, so a
+ * 1 MiB body could make us allocate 255 MiB before any limit is checked. This decoder stops at
+ * `maxBytes` and checks every offset and length against the input. Kafka batches, which come from
+ * trusted code, still go through lz4-napi.
+ *
+ *   frame  magic 0x184D2204 (LE) | FLG | BD | [content size u64] | [dict id u32] | HC
+ *          block* (u32 size, high bit = stored uncompressed; 0 = end) [block checksum u32]
+ *          [content checksum u32]
+ *   skippable frames (magic 0x184D2A50..5F) are skipped.
+ * Checksums are not verified: HTTP and TCP already protect the bytes in transit.
+ */
+export class Lz4Error extends Error {
+  constructor(
+    message: string,
+    readonly tooLarge = false,
+  ) {
+    super(message)
+  }
+}
+
+const MAGIC = 0x184d2204
+
+export function decodeLz4Frames(src: Buffer, maxBytes: number): Buffer {
+  const out = new Output(maxBytes)
+  let ip = 0
+  while (ip < src.length) {
+    need(src, ip, 4)
+    const magic = src.readUInt32LE(ip)
+    ip += 4
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      need(src, ip, 4)
+      ip += 4 + src.readUInt32LE(ip)
+      continue
+    }
+    if (magic !== MAGIC)
+      throw new Lz4Error(`not an LZ4 frame (magic ${magic.toString(16)} at byte ${ip - 4})`)
+    need(src, ip, 2)
+    const flg = src[ip]!
+    if (flg >> 6 !== 1) throw new Lz4Error('unsupported LZ4 frame version')
+    const blockChecksum = (flg & 0x10) !== 0
+    const contentSize = (flg & 0x08) !== 0
+    const contentChecksum = (flg & 0x04) !== 0
+    const dictId = (flg & 0x01) !== 0
+    if (dictId) throw new Lz4Error('LZ4 frames with a dictionary are not supported')
+    ip += 2 + (contentSize ? 8 : 0) + 1 // FLG, BD, content size, header checksum
+    for (;;) {
+      need(src, ip, 4)
+      const word = src.readUInt32LE(ip)
+      ip += 4
+      if (word === 0) break
+      const size = word & 0x7fffffff
+      need(src, ip, size)
+      if (word & 0x80000000) out.copy(src, ip, size)
+      else decodeBlock(src, ip, ip + size, out)
+      ip += size + (blockChecksum ? 4 : 0)
+    }
+    ip += contentChecksum ? 4 : 0
+  }
+  if (ip > src.length) throw new Lz4Error('truncated LZ4 frame')
+  return out.result()
+}
+
+function need(src: Buffer, ip: number, n: number): void {
+  if (ip + n > src.length) throw new Lz4Error('truncated LZ4 frame')
+}
+
+function decodeBlock(src: Buffer, start: number, end: number, out: Output): void {
+  let ip = start
+  while (ip < end) {
+    const token = src[ip++]!
+    let literals = token >> 4
+    if (literals === 15) {
+      let b: number
+      do {
+        if (ip >= end) throw new Lz4Error('corrupt LZ4 block: literal length runs past the block')
+        b = src[ip++]!
+        literals += b
+      } while (b === 255)
+    }
+    if (ip + literals > end) throw new Lz4Error('corrupt LZ4 block: literals run past the block')
+    out.copy(src, ip, literals)
+    ip += literals
+    if (ip === end) return // the last sequence holds literals only
+    if (ip + 2 > end) throw new Lz4Error('corrupt LZ4 block: truncated match offset')
+    const offset = src[ip]! | (src[ip + 1]! << 8)
+    ip += 2
+    let match = token & 15
+    if (match === 15) {
+      let b: number
+      do {
+        if (ip >= end) throw new Lz4Error('corrupt LZ4 block: match length runs past the block')
+        b = src[ip++]!
+        match += b
+      } while (b === 255)
+    }
+    out.repeat(offset, match + 4)
+  }
+}
+
+/** Growable output that refuses to pass the limit. */
+class Output {
+  private buf: Buffer
+  private len = 0
+  constructor(private readonly max: number) {
+    this.buf = Buffer.allocUnsafe(Math.min(max, 64 * 1024))
+  }
+  private reserve(n: number): void {
+    const needed = this.len + n
+    if (needed > this.max) throw new Lz4Error(`the decompressed body is larger than ${this.max} bytes`, true)
+    if (needed <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.min(this.max, Math.max(needed, this.buf.length * 2)))
+    this.buf.copy(next, 0, 0, this.len)
+    this.buf = next
+  }
+  copy(src: Buffer, from: number, n: number): void {
+    this.reserve(n)
+    src.copy(this.buf, this.len, from, from + n)
+    this.len += n
+  }
+  repeat(offset: number, n: number): void {
+    if (offset === 0 || offset > this.len)
+      throw new Lz4Error('corrupt LZ4 block: match offset outside the output')
+    this.reserve(n)
+    const buf = this.buf
+    let from = this.len - offset
+    // Byte by byte: a match may overlap the bytes it produces (offset < length repeats a run).
+    if (offset >= n) buf.copy(buf, this.len, from, from + n)
+    else for (let i = 0; i < n; i++) buf[this.len + i] = buf[from++]!
+    this.len += n
+  }
+  result(): Buffer {
+    return this.buf.subarray(0, this.len)
+  }
+}

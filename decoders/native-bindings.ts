@@ -1,0 +1,37 @@
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+
+/**
+ * The npm simdjson package silently falls back to JSON when its native build is missing (npm 11
+ * skips unapproved install scripts), and lz4-napi ships per-platform binaries. Check both really
+ * loaded, once at start-up, and say exactly what to do when not.
+ */
+export function checkNativeBindings(): string[] {
+  const problems: string[] = []
+  try {
+    require.resolve('simdjson/build/Release/simdjson.node')
+  } catch {
+    problems.push(
+      'simdjson: native binding not built (its JS fallback would be used silently). ' +
+        'Run `npm_config_nodedir=/usr npm rebuild simdjson` and check "allowScripts" in package.json.',
+    )
+  }
+  try {
+    const lz4 = require('lz4-napi') as { compressSync(b: Buffer): Buffer; uncompressSync(b: Buffer): Buffer }
+    const probe = Buffer.from('adgate lz4 probe')
+    if (!lz4.uncompressSync(lz4.compressSync(probe)).equals(probe))
+      problems.push('lz4-napi: round trip failed')
+  } catch (err) {
+    problems.push(`lz4-napi: native binding did not load: ${(err as Error).message}`)
+  }
+  return problems
+}
+
+/** Exit with a clear message when a native binding is missing. */
+export function assertNativeBindings(): void {
+  const problems = checkNativeBindings()
+  if (problems.length === 0) return
+  process.stderr.write(`adgate: native bindings missing:\n  - ${problems.join('\n  - ')}\n`)
+  process.exit(1)
+}

@@ -1,0 +1,400 @@
+import simdjson from 'simdjson'
+
+/**
+ * Compiles an Avro schema (with adgate's bound attributes) into a function that checks and
+ * coerces one input value into the canonical event object the Avro encoder writes.
+ *
+ * The schema is the single source of truth: JSON, CSV and Avro input all pass through a
+ * normalizer compiled from the same .avsc. Bounds are extra attributes on fields:
+ *   adgate.minLength / adgate.maxLength   strings (UTF-16 code units)
+ *   adgate.min / adgate.max               numbers
+ *   adgate.minItems / adgate.maxItems     arrays
+ *   adgate.json                           string field holding JSON text; JSON input may give an object
+ *
+ * Modes:
+ *   json  values as JSON.parse gives them; builds a new object of fixed shape (fast to encode)
+ *   text  top-level values are CSV cells (strings, undefined = empty cell); nested values are JSON text
+ *   avro  values already decoded by avsc: only the bounds are checked, the value is returned as is
+ *
+ * Bad input never throws: the normalizer returns a Violation naming the field and the reason.
+ */
+export type Mode = 'json' | 'text' | 'avro'
+
+export class Violation {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {}
+}
+
+export type Normalizer = (value: unknown) => unknown
+
+/** Deepest nesting accepted inside a JSON-text (ext) field; beyond it JSON.stringify could blow the stack. */
+export const MAX_JSON_FIELD_DEPTH = 32
+
+// Failures unwind through the compiled closures as a sentinel; the path is collected innermost
+// first only on the failure path, so valid events pay nothing for error reporting.
+const FAIL: unique symbol = Symbol('invalid')
+const failPath: string[] = []
+let failReason = ''
+
+function fail(reason: string): typeof FAIL {
+  failPath.length = 0
+  failReason = reason
+  return FAIL
+}
+
+type Conv = (value: unknown) => unknown
+
+export function compileNormalizer(schema: unknown, mode: Mode): (value: unknown) => unknown | Violation {
+  const conv = compile(schema, {}, mode, new Map(), true)
+  return (value) => {
+    const out = conv(value)
+    if (out !== FAIL) return out
+    let field = ''
+    for (let i = failPath.length - 1; i >= 0; i--) {
+      const seg = failPath[i]!
+      field += seg.charCodeAt(0) === 91 /* [ */ || field === '' ? seg : `.${seg}`
+    }
+    return new Violation(field, failReason)
+  }
+}
+
+interface Bounds {
+  'adgate.minLength'?: number
+  'adgate.maxLength'?: number
+  'adgate.min'?: number
+  'adgate.max'?: number
+  'adgate.minItems'?: number
+  'adgate.maxItems'?: number
+  'adgate.json'?: boolean
+}
+
+type SchemaNode =
+  | string
+  | SchemaNode[]
+  | ({ type: SchemaNode; name?: string; namespace?: string } & Record<string, unknown>)
+
+function compile(
+  node: unknown,
+  bounds: Bounds,
+  mode: Mode,
+  named: Map<string, () => Conv>,
+  topLevel: boolean,
+  namespace = '',
+): Conv {
+  const schema = node as SchemaNode
+  if (typeof schema === 'string') {
+    const primitive = primitiveConv(schema, bounds, mode)
+    if (primitive) return primitive
+    const ref = named.get(schema) ?? named.get(`${namespace}.${schema}`)
+    if (!ref) throw new Error(`schema: unknown type ${schema}`)
+    return (v) => ref()(v)
+  }
+  if (Array.isArray(schema)) return unionConv(schema, bounds, mode, named, topLevel, namespace)
+  const merged = { ...bounds, ...pickBounds(schema) }
+  const t = schema.type
+  if (typeof t !== 'string') return compile(t, merged, mode, named, topLevel, namespace)
+  switch (t) {
+    case 'record': {
+      const ns = schema.namespace ?? namespace
+      const full = schema.name!.includes('.') ? schema.name! : ns ? `${ns}.${schema.name}` : schema.name!
+      let compiled: Conv | undefined
+      named.set(full, () => compiled!)
+      compiled = recordConv(schema as unknown as RecordSchema, mode, named, topLevel, ns)
+      return compiled
+    }
+    case 'enum': {
+      const conv = enumConv(schema.symbols as string[])
+      const full = schema.namespace ? `${schema.namespace}.${schema.name}` : `${namespace}.${schema.name}`
+      named.set(full, () => conv)
+      return conv
+    }
+    case 'array':
+      return arrayConv(compile(schema.items, {}, nestedMode(mode), named, false, namespace), merged, mode)
+    case 'map':
+      return mapConv(compile(schema.values, {}, nestedMode(mode), named, false, namespace), mode)
+    case 'fixed':
+      throw new Error('schema: fixed is not supported by adgate event schemas')
+    default: {
+      const primitive = primitiveConv(t, merged, mode)
+      if (!primitive) throw new Error(`schema: unsupported type ${t}`)
+      if (schema.logicalType === 'timestamp-millis' && mode !== 'avro') return timestampConv(primitive, mode)
+      return primitive
+    }
+  }
+}
+
+function pickBounds(schema: Record<string, unknown>): Bounds {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(schema)) if (key.startsWith('adgate.')) out[key] = schema[key]
+  return out as Bounds
+}
+
+// In text mode a nested value (record, array, map) arrives as JSON text in one CSV cell, so
+// what is inside it is JSON-typed.
+function nestedMode(mode: Mode): Mode {
+  return mode === 'text' ? 'json' : mode
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+function primitiveConv(type: string, b: Bounds, mode: Mode): Conv | undefined {
+  const text = mode === 'text'
+  switch (type) {
+    case 'null':
+      return (v) => (v === null || v === undefined ? null : fail(`must be null, got ${describe(v)}`))
+    case 'boolean':
+      return (v) => {
+        if (typeof v === 'boolean') return v
+        if (text) {
+          if (v === 'true' || v === '1') return true
+          if (v === 'false' || v === '0') return false
+        }
+        return fail(`must be a boolean, got ${describe(v)}`)
+      }
+    case 'int':
+      return numberConv(
+        b,
+        text,
+        (n) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647,
+        'a 32-bit integer',
+      )
+    case 'long':
+      return numberConv(b, text, Number.isSafeInteger, 'an integer (within ±2^53)')
+    case 'float':
+    case 'double':
+      return numberConv(b, text, Number.isFinite, 'a finite number')
+    case 'string':
+      return b['adgate.json'] ? jsonTextConv(b) : stringConv(b)
+    case 'bytes':
+      return (v) => (Buffer.isBuffer(v) ? v : fail(`must be bytes, got ${describe(v)}`))
+    default:
+      return undefined
+  }
+}
+
+function numberConv(b: Bounds, text: boolean, ok: (n: number) => boolean, what: string): Conv {
+  const min = b['adgate.min']
+  const max = b['adgate.max']
+  return (v) => {
+    let n = v
+    if (typeof n !== 'number') {
+      if (!text || typeof n !== 'string' || !NUMBER_TEXT.test(n))
+        return fail(`must be ${what}, got ${describe(v)}`)
+      n = Number(n)
+    }
+    const num = n as number
+    if (!ok(num)) return fail(`must be ${what}, got ${describe(v)}`)
+    if (min !== undefined && num < min) return fail(`must be ≥ ${min}, got ${num}`)
+    if (max !== undefined && num > max) return fail(`must be ≤ ${max}, got ${num}`)
+    return num
+  }
+}
+
+const NUMBER_TEXT = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
+
+function stringConv(b: Bounds): Conv {
+  const min = b['adgate.minLength'] ?? 0
+  const max = b['adgate.maxLength'] ?? Number.POSITIVE_INFINITY
+  return (v) => {
+    if (typeof v !== 'string') return fail(`must be a string, got ${describe(v)}`)
+    if (v.length < min)
+      return fail(min === 1 ? 'must not be empty' : `must be at least ${min} characters, got ${v.length}`)
+    if (v.length > max) return fail(`must be at most ${max} characters, got ${v.length}`)
+    return v
+  }
+}
+
+// JSON text fields (OpenRTB ext) accept an object/array in JSON input and keep it as text.
+function jsonTextConv(b: Bounds): Conv {
+  const max = b['adgate.maxLength'] ?? 16384
+  return (v) => {
+    let s: string
+    if (typeof v === 'string') {
+      if (!simdjson.isValid(v)) return fail('must be JSON text')
+      s = v
+    } else if (v !== null && typeof v === 'object') {
+      if (depthExceeds(v, MAX_JSON_FIELD_DEPTH))
+        return fail(`is nested deeper than ${MAX_JSON_FIELD_DEPTH} levels`)
+      s = JSON.stringify(v)
+    } else {
+      return fail(`must be an object or JSON text, got ${describe(v)}`)
+    }
+    if (s.length > max) return fail(`must be at most ${max} characters of JSON, got ${s.length}`)
+    return s
+  }
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  if (limit < 0) return true
+  if (value === null || typeof value !== 'object') return false
+  const children = Array.isArray(value) ? value : Object.values(value)
+  for (const child of children) if (depthExceeds(child, limit - 1)) return true
+  return false
+}
+
+// ISO-8601 with a time zone, as ad servers write it; epoch milliseconds are the other accepted form.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/
+
+function timestampConv(inner: Conv, mode: Mode): Conv {
+  return (v) => {
+    if (typeof v === 'string' && (mode === 'json' || !/^-?\d+$/.test(v))) {
+      if (!ISO_TIME.test(v))
+        return fail(`must be epoch milliseconds or an ISO-8601 time with zone, got ${describe(v)}`)
+      const ms = Date.parse(v)
+      if (Number.isNaN(ms)) return fail(`is not a valid time: ${describe(v)}`)
+      return inner(ms)
+    }
+    return inner(v)
+  }
+}
+
+function enumConv(symbols: string[]): Conv {
+  const allowed = new Set(symbols)
+  const list = symbols.join(', ')
+  return (v) =>
+    typeof v === 'string' && allowed.has(v) ? v : fail(`must be one of ${list}, got ${describe(v)}`)
+}
+
+function parseJsonCell(v: unknown): unknown {
+  if (typeof v !== 'string') return v
+  try {
+    return JSON.parse(v)
+  } catch {
+    return FAIL
+  }
+}
+
+function arrayConv(item: Conv, b: Bounds, mode: Mode): Conv {
+  const min = b['adgate.minItems'] ?? 0
+  const max = b['adgate.maxItems'] ?? Number.POSITIVE_INFINITY
+  const avro = mode === 'avro'
+  return (input) => {
+    const v = mode === 'text' ? parseJsonCell(input) : input
+    if (v === FAIL) return fail('must be a JSON array')
+    if (!Array.isArray(v)) return fail(`must be an array, got ${describe(v)}`)
+    if (v.length < min) return fail(`must have at least ${min} item${min === 1 ? '' : 's'}, got ${v.length}`)
+    if (v.length > max) return fail(`must have at most ${max} items, got ${v.length}`)
+    const out = avro ? v : new Array(v.length)
+    for (let i = 0; i < v.length; i++) {
+      const x = item(v[i])
+      if (x === FAIL) {
+        failPath.push(`[${i}]`)
+        return FAIL
+      }
+      out[i] = x
+    }
+    return out
+  }
+}
+
+function mapConv(value: Conv, mode: Mode): Conv {
+  return (input) => {
+    const v = mode === 'text' ? parseJsonCell(input) : input
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      return fail(`must be an object, got ${describe(v)}`)
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) {
+      const y = value(x)
+      if (y === FAIL) {
+        failPath.push(k)
+        return FAIL
+      }
+      out[k] = y
+    }
+    return out
+  }
+}
+
+function unionConv(
+  branches: SchemaNode[],
+  bounds: Bounds,
+  mode: Mode,
+  named: Map<string, () => Conv>,
+  topLevel: boolean,
+  namespace: string,
+): Conv {
+  // Event schemas use only optional values: ["null", T]. avsc writes those unwrapped.
+  const nonNull = branches.filter((b) => b !== 'null')
+  if (branches.length !== 2 || branches[0] !== 'null' || nonNull.length !== 1) {
+    throw new Error('schema: only ["null", T] unions are supported in event schemas')
+  }
+  const inner = compile(nonNull[0], bounds, mode, named, topLevel, namespace)
+  return (v) => (v === null || v === undefined ? null : inner(v))
+}
+
+interface RecordSchema {
+  name: string
+  fields: { name: string; type: unknown; default?: unknown }[]
+}
+
+function recordConv(
+  schema: RecordSchema,
+  mode: Mode,
+  named: Map<string, () => Conv>,
+  topLevel: boolean,
+  ns: string,
+): Conv {
+  // Nested records in text mode are JSON text; their fields are then JSON-typed.
+  const fieldMode: Mode = topLevel ? mode : nestedMode(mode)
+  const convs = schema.fields.map((f) =>
+    compile(f.type, pickBounds(f as unknown as Record<string, unknown>), fieldMode, named, false, ns),
+  )
+  const defaults = schema.fields.map((f) => ('default' in f ? defaultFactory(f.default) : undefined))
+  const names = schema.fields.map((f) => f.name)
+
+  // Generated per record so every output object has one fixed shape (monomorphic for the
+  // Avro encoder) and field reads are property accesses V8 can cache.
+  const lines: string[] = []
+  lines.push(
+    mode === 'text' && !topLevel
+      ? 'if (typeof v === "string") { v = parseJsonCell(v); if (v === FAIL) return fail("must be a JSON object") }'
+      : '',
+  )
+  lines.push(
+    'if (v === null || typeof v !== "object" || Array.isArray(v)) return fail("must be an object, got " + describe(v))',
+  )
+  names.forEach((name, i) => {
+    const key = JSON.stringify(name)
+    lines.push(`let x${i} = v[${key}]`)
+    const missing = defaults[i] === undefined ? `return missing(${key})` : `x${i} = defaults[${i}]()`
+    lines.push(
+      `if (x${i} === undefined) { ${missing} } else { x${i} = convs[${i}](x${i}); if (x${i} === FAIL) { failPath.push(${key}); return FAIL } }`,
+    )
+  })
+  if (mode === 'avro') lines.push('return v')
+  else lines.push(`return { ${names.map((n, i) => `${JSON.stringify(n)}: x${i}`).join(', ')} }`)
+
+  const factory = new Function(
+    'convs',
+    'defaults',
+    'FAIL',
+    'fail',
+    'failPath',
+    'describe',
+    'parseJsonCell',
+    'missing',
+    `return function normalize_${schema.name.replace(/\W/g, '_')}(v) {\n${lines.join('\n')}\n}`,
+  )
+  return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing) as Conv
+}
+
+function missing(field: string): typeof FAIL {
+  fail('is required')
+  failPath.push(field)
+  return FAIL
+}
+
+function defaultFactory(value: unknown): () => unknown {
+  if (value === null || typeof value !== 'object') return () => value
+  const json = JSON.stringify(value)
+  return () => JSON.parse(json)
+}

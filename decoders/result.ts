@@ -1,0 +1,51 @@
+import type { EventType } from '../events/catalog.js'
+import { type BodyError, bodyError } from '../events/errors.js'
+
+export type Encoding = 'json' | 'ndjson' | 'csv' | 'avro'
+
+/** One invalid event: where it was in the body, which field, why, and its raw bytes for the dead-letter topic. */
+export interface Rejection {
+  readonly index: number
+  /** Dotted path such as imp[0].banner.w; null when the event failed as a whole (e.g. a broken NDJSON line). */
+  readonly field: string | null
+  readonly reason: string
+  readonly raw: Buffer
+}
+
+export interface Decoded {
+  readonly ok: true
+  /** Canonical event objects, valid against the event type's Avro schema. */
+  readonly events: object[]
+  readonly rejects: Rejection[]
+}
+
+export interface Undecodable {
+  readonly ok: false
+  readonly error: BodyError
+}
+
+export type DecodeResult = Decoded | Undecodable
+
+export interface DecodeOptions {
+  readonly type: EventType
+  /** Bodies holding more events than this are refused as a whole. */
+  readonly maxEvents: number
+  /** Stamped on every accepted event (epoch ms). */
+  readonly ingestTime: number
+  /** Name of the API key that sent the events; stamped on every accepted event. */
+  readonly source: string
+}
+
+/** Write the gateway-owned fields. Canonical events are fixed-shape objects, so this is two stores. */
+export function stamp(event: object, options: DecodeOptions): void {
+  const e = event as { ingest_time: number; source: string }
+  e.ingest_time = options.ingestTime
+  e.source = options.source
+}
+
+export function tooManyEvents(max: number): Undecodable {
+  return {
+    ok: false,
+    error: bodyError('TOO_MANY_EVENTS', `the body holds more than ${max} events, the limit`),
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Every rejection a client can see, in one table: a stable code, the HTTP status it maps to,
+ * a message, and whether retrying the same request can succeed. The README's status table and
+ * openapi.yaml are checked against this table by tests.
+ */
+export const ERRORS = {
+  // The body as a whole
+  MALFORMED_BODY: { status: 400, retryable: false, message: 'The body cannot be decoded' },
+  INVALID_UTF8: { status: 400, retryable: false, message: 'The body is not valid UTF-8' },
+  EMPTY_BODY: { status: 400, retryable: false, message: 'The body holds no events' },
+  ALL_EVENTS_INVALID: { status: 400, retryable: false, message: 'Every event in the body is invalid' },
+  MISSING_HEADER_ROW: { status: 400, retryable: false, message: 'CSV bodies need a header row' },
+  SCHEMA_MISMATCH: {
+    status: 400,
+    retryable: false,
+    message: "The Avro writer schema cannot be resolved against adgate's schema",
+  },
+  BODY_TOO_LARGE: { status: 413, retryable: false, message: 'The body is larger than the limit' },
+  TOO_MANY_EVENTS: { status: 413, retryable: false, message: 'The body holds more events than the limit' },
+  UNSUPPORTED_CONTENT_TYPE: { status: 415, retryable: false, message: 'Unsupported Content-Type' },
+  UNSUPPORTED_CONTENT_ENCODING: { status: 415, retryable: false, message: 'Unsupported Content-Encoding' },
+  UNSUPPORTED_AVRO_CODEC: { status: 415, retryable: false, message: 'Unsupported Avro container codec' },
+  // One event among others
+  INVALID_EVENT: { status: 207, retryable: false, message: 'The event does not match the schema' },
+  // Who is asking
+  MISSING_API_KEY: { status: 401, retryable: false, message: 'An API key is required' },
+  UNKNOWN_API_KEY: { status: 401, retryable: false, message: 'The API key is not known' },
+  EVENT_TYPE_NOT_ALLOWED: {
+    status: 403,
+    retryable: false,
+    message: 'The API key may not send this event type',
+  },
+  RATE_LIMITED: { status: 429, retryable: true, message: "Over the API key's rate limit" },
+  // Routing
+  NOT_FOUND: { status: 404, retryable: false, message: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'Method not allowed on this route' },
+  REQUEST_TIMEOUT: { status: 408, retryable: true, message: 'The body did not arrive in time' },
+  // Durability
+  NOT_DURABLE: {
+    status: 503,
+    retryable: true,
+    message: 'The events cannot be made durable right now; nothing from this request was accepted',
+  },
+  DRAINING: {
+    status: 503,
+    retryable: true,
+    message: 'The gateway is shutting down; retry on another instance',
+  },
+  WORKER_FAILED: {
+    status: 503,
+    retryable: true,
+    message: 'Decoding failed inside the gateway; nothing was accepted',
+  },
+} as const
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** A failure of a whole body (as opposed to one event in it). */
+export interface BodyError {
+  readonly code: ErrorCode
+  /** Specific detail for a human, e.g. the parser's message with its position. */
+  readonly detail: string
+}
+
+export function bodyError(code: ErrorCode, detail: string): BodyError {
+  return { code, detail }
+}

@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import avro from 'avsc'
+import { DLQ_TOPIC, EVENT_INFO, EVENT_TYPES, type EventType } from './catalog.js'
+
+/** The schema files live in <repo>/schemas; this module runs from the sources or from dist/. */
+export const SCHEMA_DIR = findSchemaDir(dirname(fileURLToPath(import.meta.url)))
+
+function findSchemaDir(from: string): string {
+  let dir = from
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'schemas')
+    try {
+      readFileSync(join(candidate, 'registry.json'))
+      return candidate
+    } catch {
+      dir = dirname(dir)
+    }
+  }
+  throw new Error(`adgate: cannot find schemas/registry.json above ${from}`)
+}
+
+export interface SchemaVersion {
+  readonly subject: string
+  readonly version: number
+  /** Id written after the magic byte in the Confluent wire format. */
+  readonly id: number
+  readonly file: string
+  /** The parsed .avsc JSON, with adgate's extra attributes (bounds) intact. */
+  readonly json: avro.Schema
+  readonly type: avro.Type
+}
+
+interface RegistryFile {
+  subjects: Record<string, { version: number; id: number; file: string }[]>
+}
+
+function load(): Map<string, SchemaVersion[]> {
+  const registry = JSON.parse(readFileSync(join(SCHEMA_DIR, 'registry.json'), 'utf8')) as RegistryFile
+  const subjects = new Map<string, SchemaVersion[]>()
+  for (const [subject, versions] of Object.entries(registry.subjects)) {
+    subjects.set(
+      subject,
+      versions.map((v) => {
+        const json = JSON.parse(readFileSync(join(SCHEMA_DIR, v.file), 'utf8')) as avro.Schema
+        return { subject, version: v.version, id: v.id, file: v.file, json, type: avro.Type.forSchema(json) }
+      }),
+    )
+  }
+  return subjects
+}
+
+export const SUBJECTS: ReadonlyMap<string, readonly SchemaVersion[]> = load()
+
+export function subjectOf(topic: string): string {
+  return `${topic}-value`
+}
+
+function latest(subject: string): SchemaVersion {
+  const versions = SUBJECTS.get(subject)
+  if (!versions || versions.length === 0) throw new Error(`adgate: no schema registered for ${subject}`)
+  return versions[versions.length - 1]!
+}
+
+/** The schema adgate writes (and validates input against) for each event type: the newest version. */
+export const EVENT_SCHEMAS: Readonly<Record<EventType, SchemaVersion>> = Object.freeze(
+  Object.fromEntries(EVENT_TYPES.map((t) => [t, latest(subjectOf(EVENT_INFO[t].topic))])) as Record<
+    EventType,
+    SchemaVersion
+  >,
+)
+
+export const DLQ_SCHEMA: SchemaVersion = latest(subjectOf(DLQ_TOPIC))
+
+const BY_ID = new Map<number, SchemaVersion>()
+for (const versions of SUBJECTS.values()) for (const v of versions) BY_ID.set(v.id, v)
+
+/** Lookup for readers of the wire format (the correlator, tests). */
+export function schemaById(id: number): SchemaVersion | undefined {
+  return BY_ID.get(id)
+}

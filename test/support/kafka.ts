@@ -1,0 +1,47 @@
+// Makes sure a local Kafka broker is reachable for the integration tests.
+// The broker itself is managed by scripts/kafka.mjs (KRaft, one node, 127.0.0.1).
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+const kafkaScript = fileURLToPath(new URL('../../scripts/kafka.mjs', import.meta.url))
+
+function runKafkaScript(command: 'start' | 'status', inheritOutput: boolean): boolean {
+  const result = spawnSync(process.execPath, [kafkaScript, command], {
+    cwd: repoRoot,
+    stdio: inheritOutput ? 'inherit' : 'ignore',
+  })
+  return result.status === 0
+}
+
+function javaAvailable(): boolean {
+  return !spawnSync('java', ['-version'], { stdio: 'ignore' }).error
+}
+
+function warnLoudly(message: string): void {
+  const bar = '!'.repeat(78)
+  console.warn(`\n${bar}\n!! ${message}\n${bar}\n`)
+}
+
+/**
+ * Returns the broker list when a broker answers (starting one if needed), or null when Kafka
+ * cannot run on this machine (no java) so Kafka tests can skip. In CI that is an error instead.
+ */
+export async function ensureKafka(): Promise<{ brokers: string[] } | null> {
+  const brokers = [`127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`]
+  if (runKafkaScript('status', false)) return { brokers }
+
+  if (!javaAvailable()) {
+    const reason = 'java is not on PATH, so no local Kafka broker can be started'
+    if (process.env.CI === 'true') {
+      throw new Error(`${reason}. Kafka tests must run in CI: install openjdk-17-jre-headless (see .ci/run).`)
+    }
+    warnLoudly(`${reason}: Kafka integration tests will be SKIPPED.`)
+    return null
+  }
+
+  if (!runKafkaScript('start', true)) {
+    throw new Error('scripts/kafka.mjs start failed; see the output above and data/kafka/broker.log')
+  }
+  return { brokers }
+}
