@@ -26,12 +26,15 @@ export function decodeCsv(body: Buffer, options: DecodeOptions): DecodeResult {
   if (!isUtf8(body)) return { ok: false, error: bodyError('INVALID_UTF8', 'the body is not valid UTF-8') }
   let text = body.toString('utf8')
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-  let rows: Row[]
+  let rows: Row[] | undefined
   if (text.includes('"')) {
-    try {
-      rows = quotedRows(text, options.maxEvents + 1)
-    } catch (err) {
-      return { ok: false, error: bodyError('MALFORMED_BODY', `invalid CSV: ${(err as Error).message}`) }
+    rows = wellQuotedRows(text, options.maxEvents + 1)
+    if (rows === undefined) {
+      try {
+        rows = quotedRows(text, options.maxEvents + 1)
+      } catch (err) {
+        return { ok: false, error: bodyError('MALFORMED_BODY', `invalid CSV: ${(err as Error).message}`) }
+      }
     }
   } else {
     rows = plainRows(text, options.maxEvents + 1)
@@ -89,6 +92,117 @@ export function plainRows(text: string, limit: number): Row[] {
     start = next
   }
   return rows
+}
+
+/**
+ * Records of a body with quotes, read the way quotedRows (csv-parse) reads them, for bodies whose
+ * quoting is well formed: a quoted cell starts at a cell start, "" inside it is one quote, and
+ * its closing quote is followed by a comma, a line end or the end. Anything else (a quote inside
+ * an unquoted cell, text after a closing quote, an unclosed quote, a second BOM) returns
+ * undefined and the caller hands the body to csv-parse, which owns those errors. Stops after
+ * `limit` rows, as csv-parse's `to` does, so text after them is not looked at by either.
+ * Measured ~10× faster than csv-parse with a cast function, which builds a context per cell.
+ */
+export function wellQuotedRows(text: string, limit: number): Row[] | undefined {
+  const n = text.length
+  if (text.charCodeAt(0) === 0xfeff) return undefined
+  const rows: Row[] = []
+  let pos = 0
+  // Next quote at or after pos (n when none): lines before it take the quote-free path.
+  let quote = -1
+  while (pos < n && rows.length <= limit) {
+    let lf = text.indexOf('\n', pos)
+    if (lf === -1) lf = n
+    if (quote < pos) {
+      quote = text.indexOf('"', pos)
+      if (quote === -1) quote = n
+    }
+    if (quote >= lf) {
+      // A line without quotes, as plainRows splits it.
+      let end = lf
+      if (lf < n && end > pos && text.charCodeAt(end - 1) === 13) end-- // CRLF
+      if (end > pos) {
+        const raw = text.slice(pos, end)
+        const cells: (string | undefined)[] = raw.split(',')
+        for (let i = 0; i < cells.length; i++) if (cells[i] === '') cells[i] = undefined
+        rows.push({ cells, raw: trimLineEnds(raw) })
+      }
+      pos = lf + 1
+      continue
+    }
+    // A record holding a quote: cell by cell. It may span lines (quoted line breaks).
+    const start = pos
+    const cells: (string | undefined)[] = []
+    let end: number // end of the record's text, before its delimiter
+    for (;;) {
+      if (text.charCodeAt(pos) === 34) {
+        let from = pos + 1
+        let value = ''
+        for (;;) {
+          const q = text.indexOf('"', from)
+          if (q === -1) return undefined // not closed
+          if (text.charCodeAt(q + 1) === 34) {
+            value += text.slice(from, q + 1) // "" is one quote
+            from = q + 2
+            continue
+          }
+          value += text.slice(from, q)
+          pos = q + 1
+          break
+        }
+        cells.push(value)
+        const c = text.charCodeAt(pos)
+        if (c === 44) {
+          pos++
+          continue
+        }
+        end = pos
+        if (pos >= n) break
+        if (c === 10) {
+          pos++
+          break
+        }
+        if (c === 13 && text.charCodeAt(pos + 1) === 10) {
+          pos += 2
+          break
+        }
+        return undefined // text after a closing quote
+      }
+      let comma = text.indexOf(',', pos)
+      if (comma === -1) comma = n
+      if (lf < pos) {
+        lf = text.indexOf('\n', pos)
+        if (lf === -1) lf = n
+      }
+      const cellEnd = comma < lf ? comma : lf
+      if (quote < pos) {
+        quote = text.indexOf('"', pos)
+        if (quote === -1) quote = n
+      }
+      if (quote < cellEnd) return undefined // a quote inside an unquoted cell
+      let valueEnd = cellEnd
+      if (cellEnd === lf && lf < n && valueEnd > pos && text.charCodeAt(valueEnd - 1) === 13) valueEnd-- // CRLF
+      cells.push(valueEnd > pos ? text.slice(pos, valueEnd) : undefined)
+      if (cellEnd === comma && comma < n) {
+        pos = comma + 1
+        continue
+      }
+      end = cellEnd
+      pos = cellEnd + 1
+      break
+    }
+    rows.push({ cells, raw: trimLineEnds(text.slice(start, end)) })
+  }
+  return rows
+}
+
+// csv-parse's raw record text can carry line-break characters at either end; quotedRows strips them.
+function trimLineEnds(raw: string): string {
+  if (raw === '') return raw
+  const first = raw.charCodeAt(0)
+  const last = raw.charCodeAt(raw.length - 1)
+  if (first !== 10 && first !== 13 && last !== 10 && last !== 13) return raw
+  return raw.replace(/^[\r\n]+|[\r\n]+$/g, '')
 }
 
 /** Records of a body with quotes, by csv-parse. Throws on text that is not CSV (caller reports it). */

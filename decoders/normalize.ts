@@ -22,7 +22,8 @@ export type Mode = 'json' | 'text' | 'avro'
 
 export class Violation {
   constructor(
-    readonly field: string,
+    /** Dotted path to the bad value; null when the event itself is the problem (e.g. not an object). */
+    readonly field: string | null,
     readonly reason: string,
   ) {}
 }
@@ -56,7 +57,7 @@ export function compileNormalizer(schema: unknown, mode: Mode): (value: unknown)
       const seg = failPath[i]!
       field += seg.charCodeAt(0) === 91 /* [ */ || field === '' ? seg : `.${seg}`
     }
-    return new Violation(field, failReason)
+    return new Violation(field === '' ? null : field, failReason)
   }
 }
 

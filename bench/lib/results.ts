@@ -1,0 +1,102 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * One figure of a benchmark. The results file (bench/results/<name>.json) is a contract other
+ * tools read: `{ name, commit, date, machine: { cpus, model }, results: BenchResult[] }`.
+ */
+export interface BenchResult {
+  readonly case: string
+  readonly metric: string
+  readonly value: number
+  readonly unit: string
+  /** The baseline's value of the same metric, measured in the same run. */
+  readonly baseline?: number
+  /** value / baseline. */
+  readonly ratio?: number
+}
+
+export interface ResultsFile {
+  readonly name: string
+  readonly commit: string
+  readonly date: string
+  readonly machine: { readonly cpus: number; readonly model: string }
+  readonly results: readonly BenchResult[]
+}
+
+/** The repository root: the first directory above this module holding package.json (sources or dist/). */
+export const REPO_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)))
+
+function findRoot(from: string): string {
+  let dir = from
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir
+    dir = dirname(dir)
+  }
+  throw new Error(`bench: cannot find package.json above ${from}`)
+}
+
+export const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results')
+
+/** Short commit id, with -dirty when tracked or new files differ from it (results files aside). */
+export function commitId(): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim()
+    const id = git('rev-parse', '--short', 'HEAD')
+    const changes = git('status', '--porcelain', '--', '.', ':(exclude)bench/results')
+    return changes === '' ? id : `${id}-dirty`
+  } catch {
+    return 'unknown'
+  }
+}
+
+export function machine(): { cpus: number; model: string } {
+  const list = cpus()
+  return { cpus: list.length, model: list[0]?.model.trim() ?? 'unknown' }
+}
+
+/** Write bench/results/<name>.json; returns its path. */
+export function writeResults(name: string, results: readonly BenchResult[]): string {
+  const file: ResultsFile = {
+    name,
+    commit: commitId(),
+    date: new Date().toISOString(),
+    machine: machine(),
+    results: results.map(rounded),
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  const path = join(RESULTS_DIR, `${name}.json`)
+  writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`)
+  return path
+}
+
+// Four significant digits: run-to-run noise is larger than that, and diffs stay readable.
+function rounded(r: BenchResult): BenchResult {
+  const out: BenchResult = { ...r, value: sig(r.value) }
+  if (r.baseline !== undefined) Object.assign(out, { baseline: sig(r.baseline) })
+  if (r.ratio !== undefined) Object.assign(out, { ratio: sig(r.ratio) })
+  return out
+}
+
+function sig(n: number): number {
+  return Number.isFinite(n) && n !== 0 ? Number(n.toPrecision(4)) : n
+}
+
+/** A candidate's figure beside its baseline's. */
+export function compared(
+  name: string,
+  metric: string,
+  unit: string,
+  value: number,
+  baseline: number,
+): BenchResult {
+  return { case: name, metric, value, unit, baseline, ratio: value / baseline }
+}

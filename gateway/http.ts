@@ -1,0 +1,190 @@
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
+import type { Config } from '../config/config.js'
+import type { Logger } from '../config/logger.js'
+import { parseContentEncoding } from '../decoders/content-encoding.js'
+import { ACCEPTED_CONTENT_TYPES, parseContentType } from '../decoders/content-type.js'
+import { EVENT_INFO, EVENT_TYPES, type EventType } from '../events/catalog.js'
+import type { ErrorCode } from '../events/errors.js'
+import type { Authenticator } from './auth.js'
+import { type BodyFailure, BodyReader } from './body-reader.js'
+import type { IngestService } from './ingest.js'
+import type { GatewayMetrics } from './metrics.js'
+import { requestIdFrom } from './request-id.js'
+import { errorReply, type Reply, writeReply } from './responses.js'
+
+export interface HttpDeps {
+  readonly config: Config
+  readonly auth: Authenticator
+  readonly ingest: IngestService
+  readonly metrics: GatewayMetrics
+  readonly logger: Logger
+}
+
+/**
+ * POST /v1/{bids,impressions,clicks,conversions}. Everything that can be refused from the headers
+ * (key, rate, type, encoding, declared size, readiness) is refused before a byte of body is read.
+ * Bodies that do not arrive within ADGATE_BODY_TIMEOUT_MS get 408 and the connection is closed.
+ */
+export class EventRoutes {
+  /** Bodies being received, swept for slow clients. */
+  private readonly reading = new Set<BodyReader>()
+  private readonly sweeper: NodeJS.Timeout
+  /** Requests received and not yet answered (graceful shutdown waits for these). */
+  inFlight = 0
+
+  constructor(private readonly deps: HttpDeps) {
+    this.sweeper = setInterval(this.sweep, 250)
+    this.sweeper.unref()
+  }
+
+  register(app: TemplatedApp): void {
+    for (const type of EVENT_TYPES) {
+      const path = `/v1/${EVENT_INFO[type].route}`
+      app.post(path, (res, req) => this.handle(type, path, res, req))
+      app.any(path, (res, req) => {
+        const id = requestIdFrom(req.getHeader('x-request-id'))
+        this.answer(
+          res,
+          path,
+          errorReply('METHOD_NOT_ALLOWED', `use POST on ${path}`, id, {}, { Allow: 'POST' }),
+          id,
+        )
+      })
+    }
+  }
+
+  private handle(type: EventType, route: string, res: HttpResponse, req: HttpRequest): void {
+    // uWS: headers must be read now (req dies when this returns) and onAborted attached now.
+    const requestId = requestIdFrom(req.getHeader('x-request-id'))
+    const contentType = req.getHeader('content-type')
+    const contentEncodingHeader = req.getHeader('content-encoding')
+    const lengthHeader = req.getHeader('content-length')
+    const apiKey = req.getHeader('x-api-key')
+    const authorization = req.getHeader('authorization')
+    const state = { aborted: false, reader: null as BodyReader | null }
+    res.onAborted(() => {
+      state.aborted = true
+      state.reader?.fail('aborted')
+    })
+    const { config, auth, ingest, metrics } = this.deps
+    const refuse = (
+      code: ErrorCode,
+      detail: string,
+      extra?: Record<string, unknown>,
+      headers?: Record<string, string>,
+    ) => {
+      // The body is unread: close the connection rather than leave its bytes in the stream.
+      const reply = { ...errorReply(code, detail, requestId, extra, headers), close: true }
+      this.answer(res, route, reply, requestId)
+    }
+
+    const principal = auth.check(apiKey, authorization, type)
+    if (typeof principal === 'string') {
+      const detail =
+        principal === 'EVENT_TYPE_NOT_ALLOWED' ? `this key may not send ${type} events` : 'send X-API-Key'
+      return refuse(principal, detail)
+    }
+    const wait = principal.bucket?.take() ?? 0
+    if (wait > 0)
+      return refuse(
+        'RATE_LIMITED',
+        `key ${principal.name} is over its rate`,
+        {},
+        { 'Retry-After': String(wait) },
+      )
+    const encoding = parseContentType(contentType)
+    if (encoding === undefined) {
+      return refuse(
+        'UNSUPPORTED_CONTENT_TYPE',
+        `got ${JSON.stringify(contentType)}; use one of ${ACCEPTED_CONTENT_TYPES.join(', ')}`,
+      )
+    }
+    const contentEncoding = parseContentEncoding(contentEncodingHeader)
+    if (contentEncoding === undefined) {
+      return refuse(
+        'UNSUPPORTED_CONTENT_ENCODING',
+        `got ${JSON.stringify(contentEncodingHeader)}; use gzip, lz4 or none`,
+      )
+    }
+    let declared: number | undefined
+    if (lengthHeader !== '') {
+      declared = /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : Number.NaN
+      if (Number.isNaN(declared)) return refuse('MALFORMED_BODY', 'Content-Length is not a number')
+      if (declared > config.maxBodyBytes) {
+        return refuse(
+          'BODY_TOO_LARGE',
+          `Content-Length ${declared} is over the limit of ${config.maxBodyBytes} bytes`,
+        )
+      }
+    }
+    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining')
+
+    this.inFlight++
+    const onBody = (body: Buffer) => {
+      this.reading.delete(reader)
+      metrics.bodyBytes.observe(body.length)
+      ingest
+        .ingest({
+          body,
+          type,
+          encoding,
+          contentEncoding,
+          source: principal.name,
+          requestId,
+          ingestTime: reader.startedAt,
+        })
+        .then((reply) => {
+          if (!state.aborted) res.cork(() => this.answer(res, route, reply, requestId))
+        })
+        .catch((err: Error) => {
+          this.deps.logger.error({ err: err.message, requestId }, 'ingest failed unexpectedly')
+          if (!state.aborted)
+            res.cork(() =>
+              this.answer(res, route, errorReply('NOT_DURABLE', 'internal error', requestId), requestId),
+            )
+        })
+        .finally(() => {
+          this.inFlight--
+          metrics.requestDuration.observe(
+            { route, status_class: 'all' },
+            (Date.now() - reader.startedAt) / 1000,
+          )
+        })
+    }
+    const onFailure = (why: BodyFailure) => {
+      this.reading.delete(reader)
+      this.inFlight--
+      if (why === 'aborted' || state.aborted) return
+      const reply =
+        why === 'too-large'
+          ? errorReply(
+              'BODY_TOO_LARGE',
+              `the body is over the limit of ${config.maxBodyBytes} bytes`,
+              requestId,
+            )
+          : errorReply(
+              'REQUEST_TIMEOUT',
+              `the body did not arrive within ${config.bodyTimeoutMs} ms`,
+              requestId,
+            )
+      res.cork(() => this.answer(res, route, { ...reply, close: true }, requestId))
+    }
+    const reader = new BodyReader(res, declared, config.maxBodyBytes, onBody, onFailure)
+    state.reader = reader
+    this.reading.add(reader)
+  }
+
+  private answer(res: HttpResponse, route: string, reply: Reply, requestId: string): void {
+    writeReply(res, reply, requestId)
+    this.deps.metrics.requests.inc({ route, status: reply.status })
+  }
+
+  private readonly sweep = (): void => {
+    const deadline = Date.now() - this.deps.config.bodyTimeoutMs
+    for (const reader of this.reading) if (reader.startedAt < deadline) reader.fail('timeout')
+  }
+
+  close(): void {
+    clearInterval(this.sweeper)
+  }
+}

@@ -1,0 +1,63 @@
+import type { HttpResponse } from 'uWebSockets.js'
+import { ERRORS, type ErrorCode } from '../events/errors.js'
+
+const STATUS_LINE: Readonly<Record<number, string>> = {
+  200: '200 OK',
+  207: '207 Multi-Status',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  408: '408 Request Timeout',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+}
+
+export interface Reply {
+  readonly status: number
+  readonly body: string
+  readonly headers?: Readonly<Record<string, string>>
+  /** Close the connection after answering (the client is still sending a body we will not read). */
+  readonly close?: boolean
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; detail: string; retryable: boolean }
+  request_id: string
+  [more: string]: unknown
+}
+
+/** A reply for one row of the error table; extra fields go beside `error` in the body. */
+export function errorReply(
+  code: ErrorCode,
+  detail: string,
+  requestId: string,
+  extra: Record<string, unknown> = {},
+  headers?: Record<string, string>,
+): Reply {
+  const e = ERRORS[code]
+  const body: ErrorBody = {
+    error: { code, message: e.message, detail, retryable: e.retryable },
+    request_id: requestId,
+    ...extra,
+  }
+  const retryAfter = e.status === 503 ? { 'Retry-After': '1' } : undefined
+  return { status: e.status, body: JSON.stringify(body), headers: { ...retryAfter, ...headers } }
+}
+
+export function jsonReply(status: number, body: unknown, headers?: Record<string, string>): Reply {
+  return { status, body: JSON.stringify(body), headers }
+}
+
+/** Write a reply; callers that awaited must call this inside res.cork() and only if not aborted. */
+export function writeReply(res: HttpResponse, reply: Reply, requestId?: string): void {
+  res.writeStatus(STATUS_LINE[reply.status] ?? `${reply.status} Status`)
+  res.writeHeader('Content-Type', 'application/json')
+  if (requestId) res.writeHeader('X-Request-Id', requestId)
+  if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!)
+  res.end(reply.body, reply.close === true)
+}

@@ -1,0 +1,169 @@
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js'
+import type { Config } from '../config/config.js'
+import type { Logger } from '../config/logger.js'
+import { CONTENT_ENCODINGS, type ContentEncoding } from '../decoders/content-encoding.js'
+import type { Encoding } from '../decoders/result.js'
+import { type EventType, isEventType } from '../events/catalog.js'
+import { type Authenticator, mayPost, type Principal } from './auth.js'
+import type { IngestService } from './ingest.js'
+import type { GatewayMetrics } from './metrics.js'
+import { requestIdFrom } from './request-id.js'
+import { errorReply, type Reply, writeReply } from './responses.js'
+
+/**
+ * GET /v1/stream: a long-lived WebSocket for high-rate producers. Each binary message is one batch:
+ *
+ *   {"seq":42,"type":"impression","encoding":"ndjson","content_encoding":"identity"}\n<body bytes>
+ *
+ * and the server answers each with a text message {"seq":42,"status":200,...} carrying the same
+ * body an HTTP request would get, once the batch's events are durable. Acks may arrive out of
+ * order. At most ADGATE_WS_MAX_IN_FLIGHT batches may wait for their ack; beyond that a batch is
+ * answered 503 at once. A client that does not read its acks is disconnected (backpressure limit).
+ */
+interface Session {
+  principal: Principal
+  inFlight: number
+  open: boolean
+  id: string
+}
+
+const ENCODINGS: readonly Encoding[] = ['json', 'ndjson', 'csv', 'avro']
+const NEWLINE = 10
+
+export interface StreamDeps {
+  readonly config: Config
+  readonly auth: Authenticator
+  readonly ingest: IngestService
+  readonly metrics: GatewayMetrics
+  readonly logger: Logger
+}
+
+export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
+  const { config, auth, ingest, metrics } = deps
+  app.ws<Session>('/v1/stream', {
+    maxPayloadLength: config.maxBodyBytes + 4096,
+    maxBackpressure: 1 << 20,
+    closeOnBackpressureLimit: 1,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const requestId = requestIdFrom(req.getHeader('x-request-id'))
+      const principal = auth.principal(req.getHeader('x-api-key'), req.getHeader('authorization'))
+      if (typeof principal === 'string') {
+        writeReply(res, errorReply(principal, 'send X-API-Key on the upgrade request', requestId), requestId)
+        return
+      }
+      if (!ingest.ready) {
+        writeReply(
+          res,
+          errorReply('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining', requestId),
+          requestId,
+        )
+        return
+      }
+      res.upgrade<Session>(
+        { principal, inFlight: 0, open: true, id: requestId },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      )
+    },
+    open: () => metrics.wsConnections.inc(),
+    close: (ws) => {
+      ws.getUserData().open = false
+      metrics.wsConnections.dec()
+    },
+    message: (ws, message) => {
+      const session = ws.getUserData()
+      // The ArrayBuffer is detached when this returns: parse the header and copy the body now.
+      const bytes = new Uint8Array(message)
+      const nl = bytes.indexOf(NEWLINE)
+      const header = parseHeader(nl === -1 ? null : Buffer.from(bytes.subarray(0, nl)).toString('utf8'))
+      const requestId = `${session.id}.${typeof header === 'string' ? 'x' : header.seq}`
+      if (typeof header === 'string') return ack(ws, null, errorReply('MALFORMED_BODY', header, requestId))
+      const { seq, type, encoding, contentEncoding } = header
+      if (!mayPost(session.principal, type)) {
+        return ack(
+          ws,
+          seq,
+          errorReply('EVENT_TYPE_NOT_ALLOWED', `this key may not send ${type} events`, requestId),
+        )
+      }
+      const wait = session.principal.bucket?.take() ?? 0
+      if (wait > 0)
+        return ack(
+          ws,
+          seq,
+          errorReply('RATE_LIMITED', 'over the rate', requestId, {}, { 'Retry-After': String(wait) }),
+        )
+      if (session.inFlight >= config.wsMaxInFlight) {
+        return ack(
+          ws,
+          seq,
+          errorReply(
+            'NOT_DURABLE',
+            `more than ${config.wsMaxInFlight} batches are waiting for their acks`,
+            requestId,
+          ),
+        )
+      }
+      const body = Buffer.allocUnsafeSlow(bytes.length - nl - 1)
+      body.set(bytes.subarray(nl + 1))
+      session.inFlight++
+      ingest
+        .ingest({
+          body,
+          type,
+          encoding,
+          contentEncoding,
+          source: session.principal.name,
+          requestId,
+          ingestTime: Date.now(),
+        })
+        .then((reply) => ack(ws, seq, reply))
+        .catch(() => ack(ws, seq, errorReply('NOT_DURABLE', 'internal error', requestId)))
+        .finally(() => {
+          session.inFlight--
+        })
+    },
+  })
+}
+
+function ack(ws: WebSocket<Session>, seq: number | null, reply: Reply): void {
+  if (!ws.getUserData().open) return
+  const body = JSON.parse(reply.body) as Record<string, unknown>
+  ws.cork(() => ws.send(JSON.stringify({ seq, status: reply.status, ...body }), false))
+}
+
+interface Header {
+  seq: number
+  type: EventType
+  encoding: Encoding
+  contentEncoding: ContentEncoding
+}
+
+/** The batch header, or why it is not one. */
+function parseHeader(line: string | null): Header | string {
+  if (line === null) return 'a message is a JSON header line, a newline, then the body'
+  let h: Record<string, unknown>
+  try {
+    h = JSON.parse(line)
+  } catch {
+    return 'the header line is not JSON'
+  }
+  if (h === null || typeof h !== 'object') return 'the header line must be a JSON object'
+  if (!Number.isSafeInteger(h.seq) || (h.seq as number) < 0) return 'seq must be a non-negative integer'
+  if (typeof h.type !== 'string' || !isEventType(h.type))
+    return 'type must be bid, impression, click or conversion'
+  if (!ENCODINGS.includes(h.encoding as Encoding)) return `encoding must be one of ${ENCODINGS.join(', ')}`
+  const ce = h.content_encoding ?? 'identity'
+  if (!(CONTENT_ENCODINGS as readonly unknown[]).includes(ce))
+    return `content_encoding must be one of ${CONTENT_ENCODINGS.join(', ')}`
+  return {
+    seq: h.seq as number,
+    type: h.type,
+    encoding: h.encoding as Encoding,
+    contentEncoding: ce as ContentEncoding,
+  }
+}

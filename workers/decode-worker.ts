@@ -1,0 +1,13 @@
+import { move, Piscina } from 'piscina'
+import { warmNormalizers } from '../decoders/normalizers.js'
+import { type DecodeTask, runDecodeTask } from './decode-task.js'
+
+// Compile every schema's normalizer when the thread starts, not on its first request.
+warmNormalizers()
+
+/** Piscina entry point: the result's buffer is transferred, not copied, back to the main thread. */
+export default function decode(task: DecodeTask): unknown {
+  const result = runDecodeTask(task)
+  // move() only unwraps objects it marked; this one says: send `result`, transfer its buffer.
+  return move({ [Piscina.transferableSymbol]: [result.buffer], [Piscina.valueSymbol]: result } as never)
+}
