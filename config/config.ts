@@ -146,6 +146,7 @@ export const SETTINGS = {
     'Largest request body, before and after decompression',
     bytes(1024, 1 << 30),
   ),
+  maxHeaderBytes: setting('ADGATE_MAX_HEADER_BYTES', '16KiB', 'Largest total of request header names and values', bytes(1024, 1 << 20)),
   maxEvents: setting(
     'ADGATE_MAX_EVENTS',
     '10000',
@@ -198,6 +199,18 @@ export const SETTINGS = {
     text,
   ),
   tlsKey: setting('ADGATE_TLS_KEY', undefined, 'PEM private key file', text),
+  decodeTimeoutMs: setting(
+    'ADGATE_DECODE_TIMEOUT_MS',
+    '5000',
+    'A decode task running longer is taken as hung: its worker is replaced, its requests get 503',
+    int(100, 600_000),
+  ),
+  faultInjection: setting(
+    'ADGATE_FAULT_INJECTION',
+    'off',
+    'on: POST /_faults/worker?mode=crash|hang breaks the next decode task (fault tests only)',
+    oneOf('off', 'on'),
+  ),
   logLevel: setting(
     'LOG_LEVEL',
     'info',

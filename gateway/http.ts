@@ -1,16 +1,24 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
-import { parseContentEncoding } from '../decoders/content-encoding.js'
+import { type ContentEncoding, parseContentEncoding } from '../decoders/content-encoding.js'
 import { ACCEPTED_CONTENT_TYPES, parseContentType } from '../decoders/content-type.js'
+import type { Encoding } from '../decoders/result.js'
 import { EVENT_INFO, EVENT_TYPES, type EventType } from '../events/catalog.js'
 import type { ErrorCode } from '../events/errors.js'
-import type { Authenticator } from './auth.js'
+import type { Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
+
+interface Admitted {
+  readonly principal: Principal
+  readonly encoding: Encoding
+  readonly contentEncoding: ContentEncoding
+  readonly declared: number | undefined
+}
 
 export interface HttpDeps {
   readonly config: Config
@@ -56,69 +64,19 @@ export class EventRoutes {
   private handle(type: EventType, route: string, res: HttpResponse, req: HttpRequest): void {
     // uWS: headers must be read now (req dies when this returns) and onAborted attached now.
     const requestId = requestIdFrom(req.getHeader('x-request-id'))
-    const contentType = req.getHeader('content-type')
-    const contentEncodingHeader = req.getHeader('content-encoding')
-    const lengthHeader = req.getHeader('content-length')
-    const apiKey = req.getHeader('x-api-key')
-    const authorization = req.getHeader('authorization')
+    const admitted = this.admit(type, req, requestId)
     const state = { aborted: false, reader: null as BodyReader | null }
     res.onAborted(() => {
       state.aborted = true
       state.reader?.fail('aborted')
     })
-    const { config, auth, ingest, metrics } = this.deps
-    const refuse = (
-      code: ErrorCode,
-      detail: string,
-      extra?: Record<string, unknown>,
-      headers?: Record<string, string>,
-    ) => {
+    if ('status' in admitted) {
       // The body is unread: close the connection rather than leave its bytes in the stream.
-      const reply = { ...errorReply(code, detail, requestId, extra, headers), close: true }
-      this.answer(res, route, reply, requestId)
+      this.answer(res, route, { ...admitted, close: true }, requestId)
+      return
     }
-
-    const principal = auth.check(apiKey, authorization, type)
-    if (typeof principal === 'string') {
-      const detail =
-        principal === 'EVENT_TYPE_NOT_ALLOWED' ? `this key may not send ${type} events` : 'send X-API-Key'
-      return refuse(principal, detail)
-    }
-    const wait = principal.bucket?.take() ?? 0
-    if (wait > 0)
-      return refuse(
-        'RATE_LIMITED',
-        `key ${principal.name} is over its rate`,
-        {},
-        { 'Retry-After': String(wait) },
-      )
-    const encoding = parseContentType(contentType)
-    if (encoding === undefined) {
-      return refuse(
-        'UNSUPPORTED_CONTENT_TYPE',
-        `got ${JSON.stringify(contentType)}; use one of ${ACCEPTED_CONTENT_TYPES.join(', ')}`,
-      )
-    }
-    const contentEncoding = parseContentEncoding(contentEncodingHeader)
-    if (contentEncoding === undefined) {
-      return refuse(
-        'UNSUPPORTED_CONTENT_ENCODING',
-        `got ${JSON.stringify(contentEncodingHeader)}; use gzip, lz4 or none`,
-      )
-    }
-    let declared: number | undefined
-    if (lengthHeader !== '') {
-      declared = /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : Number.NaN
-      if (Number.isNaN(declared)) return refuse('MALFORMED_BODY', 'Content-Length is not a number')
-      if (declared > config.maxBodyBytes) {
-        return refuse(
-          'BODY_TOO_LARGE',
-          `Content-Length ${declared} is over the limit of ${config.maxBodyBytes} bytes`,
-        )
-      }
-    }
-    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining')
-
+    const { principal, encoding, contentEncoding, declared } = admitted
+    const { config, ingest, metrics } = this.deps
     this.inFlight++
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)
@@ -172,6 +130,61 @@ export class EventRoutes {
     const reader = new BodyReader(res, declared, config.maxBodyBytes, onBody, onFailure)
     state.reader = reader
     this.reading.add(reader)
+  }
+
+  /** Everything that can be refused from the headers, before a byte of body is read. */
+  private admit(type: EventType, req: HttpRequest, requestId: string): Admitted | Reply {
+    const { config, auth, ingest } = this.deps
+    const refuse = (code: ErrorCode, detail: string, headers?: Record<string, string>) =>
+      errorReply(code, detail, requestId, {}, headers)
+    // uWS itself accepts very large header blocks; bound them here.
+    let headerBytes = 0
+    req.forEach((name, value) => {
+      headerBytes += name.length + value.length + 4
+    })
+    if (headerBytes > config.maxHeaderBytes) {
+      return refuse('HEADERS_TOO_LARGE', `${headerBytes} bytes of headers; the limit is ${config.maxHeaderBytes}`)
+    }
+    const principal = auth.check(req.getHeader('x-api-key'), req.getHeader('authorization'), type)
+    if (typeof principal === 'string') {
+      return refuse(
+        principal,
+        principal === 'EVENT_TYPE_NOT_ALLOWED' ? `this key may not send ${type} events` : 'send X-API-Key',
+      )
+    }
+    const wait = principal.bucket?.take() ?? 0
+    if (wait > 0)
+      return refuse('RATE_LIMITED', `key ${principal.name} is over its rate`, { 'Retry-After': String(wait) })
+    const contentType = req.getHeader('content-type')
+    const encoding = parseContentType(contentType)
+    if (encoding === undefined) {
+      return refuse(
+        'UNSUPPORTED_CONTENT_TYPE',
+        `got ${JSON.stringify(contentType)}; use one of ${ACCEPTED_CONTENT_TYPES.join(', ')}`,
+      )
+    }
+    const encodingHeader = req.getHeader('content-encoding')
+    const contentEncoding = parseContentEncoding(encodingHeader)
+    if (contentEncoding === undefined) {
+      return refuse(
+        'UNSUPPORTED_CONTENT_ENCODING',
+        `got ${JSON.stringify(encodingHeader)}; use gzip, lz4 or none`,
+      )
+    }
+    const lengthHeader = req.getHeader('content-length')
+    let declared: number | undefined
+    if (lengthHeader !== '') {
+      if (!/^\d+$/.test(lengthHeader)) return refuse('MALFORMED_BODY', 'Content-Length is not a number')
+      declared = Number(lengthHeader)
+      if (declared > config.maxBodyBytes) {
+        return refuse(
+          'BODY_TOO_LARGE',
+          `Content-Length ${declared} is over the limit of ${config.maxBodyBytes} bytes`,
+        )
+      }
+    }
+    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining')
+    return { principal, encoding, contentEncoding, declared }
   }
 
   private answer(res: HttpResponse, route: string, reply: Reply, requestId: string): void {

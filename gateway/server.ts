@@ -43,6 +43,7 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
     workers: config.workers,
     maxBytes: config.maxBodyBytes,
     maxEvents: config.maxEvents,
+    taskTimeoutMs: config.decodeTimeoutMs,
   })
   const ingest = new IngestService(pool, sink, metrics, logger)
   const deps = { config, auth, ingest, metrics, logger }
@@ -79,6 +80,15 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
       })
     })
   })
+  if (config.faultInjection === 'on') {
+    logger.warn('ADGATE_FAULT_INJECTION is on: POST /_faults/worker can break decode tasks')
+    app.post('/_faults/worker', (res, req) => {
+      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode')
+      if (mode !== 'crash' && mode !== 'hang') return void writeReply(res, jsonReply(400, { error: 'mode=crash|hang' }))
+      pool.injectFault(mode)
+      writeReply(res, jsonReply(200, { armed: mode }))
+    })
+  }
   app.any('/*', (res, req) =>
     writeReply(res, errorReply('NOT_FOUND', `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}`, '')),
   )

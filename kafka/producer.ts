@@ -160,7 +160,10 @@ export class KafkaSink implements EventSink {
     let bytes = 0
     for (const e of batch) {
       let messages = byTopic.get(e.topic)
-      if (!messages) byTopic.set(e.topic, (messages = []))
+      if (!messages) {
+        messages = []
+        byTopic.set(e.topic, messages)
+      }
       for (const r of e.records) messages.push(r as Message)
       records += e.records.length
       bytes += e.bytes

@@ -22,7 +22,11 @@ export interface BodyMeta {
   readonly ingestTime: number
 }
 
+export type Fault = 'crash' | 'hang'
+
 export interface DecodeTask {
+  /** Fault tests only: make this task kill or hang its worker thread. */
+  readonly fault?: Fault
   readonly buffer: ArrayBuffer
   readonly bodies: readonly BodyMeta[]
   readonly maxBytes: number

@@ -7,6 +7,8 @@ warmNormalizers()
 
 /** Piscina entry point: the result's buffer is transferred, not copied, back to the main thread. */
 export default function decode(task: DecodeTask): unknown {
+  if (task.fault === 'crash') process.exit(1) // in a worker thread this ends the thread only
+  if (task.fault === 'hang') for (;;) {}
   const result = runDecodeTask(task)
   // move() only unwraps objects it marked; this one says: send `result`, transfer its buffer.
   return move({ [Piscina.transferableSymbol]: [result.buffer], [Piscina.valueSymbol]: result } as never)

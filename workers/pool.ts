@@ -2,7 +2,7 @@ import { Piscina } from 'piscina'
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import type { Encoding } from '../decoders/result.js'
 import type { EventType } from '../events/catalog.js'
-import type { BodyMeta, BodyOutcome, DecodeTask, TaskResult } from './decode-task.js'
+import type { BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
 
 export interface DecodeRequest {
   readonly body: Buffer
@@ -52,6 +52,7 @@ export class DecodePool {
   private pending: Pending[] = []
   private pendingBytes = 0
   private scheduled = false
+  private nextFault: Fault | undefined
 
   constructor(private readonly options: PoolOptions) {
     this.maxTaskBytes = options.maxTaskBytes ?? 256 * 1024
@@ -107,7 +108,9 @@ export class DecodePool {
       bodies,
       maxBytes: this.options.maxBytes,
       maxEvents: this.options.maxEvents,
+      fault: this.nextFault,
     }
+    this.nextFault = undefined
     this.pool
       .run(task, { transferList: [buffer], signal: AbortSignal.timeout(this.taskTimeoutMs) })
       .then((result: TaskResult) => {
@@ -133,9 +136,9 @@ export class DecodePool {
     return this.pool.threads.length
   }
 
-  /** For fault tests: terminate one worker thread mid-task. */
-  killOneWorker(): void {
-    void this.pool.threads[0]?.terminate()
+  /** Fault tests: the next task kills (or hangs) the worker thread that runs it. */
+  injectFault(fault: Fault): void {
+    this.nextFault = fault
   }
 
   async close(): Promise<void> {
