@@ -28,18 +28,26 @@ describe.skipIf(brokers.length === 0)('gateway → Kafka round trip', () => {
         const events = generateEvents(type, 40, seed++)
         const from = await endOffsets(brokers, [topic])
         const before = Date.now()
-        const res = await post(`${gw.url}/v1/${EVENT_INFO[type].route}`, encodeEvents(type, events, encoding), {
-          'content-type': CONTENT_TYPE[encoding],
-          'x-request-id': `rt-${type}-${encoding}`,
-        })
+        const res = await post(
+          `${gw.url}/v1/${EVENT_INFO[type].route}`,
+          encodeEvents(type, events, encoding),
+          {
+            'content-type': CONTENT_TYPE[encoding],
+            'x-request-id': `rt-${type}-${encoding}`,
+          },
+        )
         const after = Date.now()
         expect(res.status, JSON.stringify(res.body)).toBe(200)
         expect(res.body).toMatchObject({ accepted: 40, rejected: 0, request_id: `rt-${type}-${encoding}` })
 
         const ids = new Set(events.map((e) => e.event_id))
-        const records = (await readFrom(brokers, new Map([[topic, from.get(topic)!]]), (rs) => rs.filter((r) => ids.has(r.value.event_id)).length >= 40)).filter((r) =>
-          ids.has(r.value.event_id),
-        )
+        const records = (
+          await readFrom(
+            brokers,
+            new Map([[topic, from.get(topic)!]]),
+            (rs) => rs.filter((r) => ids.has(r.value.event_id)).length >= 40,
+          )
+        ).filter((r) => ids.has(r.value.event_id))
         expect(records).toHaveLength(40)
         const byId = new Map(records.map((r) => [r.value.event_id, r]))
         for (const sent of events) {
@@ -50,7 +58,11 @@ describe.skipIf(brokers.length === 0)('gateway → Kafka round trip', () => {
           expect(ingest).toBeLessThanOrEqual(after + 1)
           expect(got.value).toEqual({ ...sent, ingest_time: ingest, source: 'anonymous' })
           expect(got.key).toBe(sent[EVENT_INFO[type].keyField])
-          expect(got.headers).toMatchObject({ 'adgate.request_id': `rt-${type}-${encoding}`, 'adgate.encoding': encoding, 'adgate.source': 'anonymous' })
+          expect(got.headers).toMatchObject({
+            'adgate.request_id': `rt-${type}-${encoding}`,
+            'adgate.encoding': encoding,
+            'adgate.source': 'anonymous',
+          })
         }
       })
     }
