@@ -146,7 +146,12 @@ export const SETTINGS = {
     'Largest request body, before and after decompression',
     bytes(1024, 1 << 30),
   ),
-  maxHeaderBytes: setting('ADGATE_MAX_HEADER_BYTES', '16KiB', 'Largest total of request header names and values', bytes(1024, 1 << 20)),
+  maxHeaderBytes: setting(
+    'ADGATE_MAX_HEADER_BYTES',
+    '16KiB',
+    'Largest total of request header names and values',
+    bytes(1024, 1 << 20),
+  ),
   maxEvents: setting(
     'ADGATE_MAX_EVENTS',
     '10000',

@@ -143,7 +143,10 @@ export class EventRoutes {
       headerBytes += name.length + value.length + 4
     })
     if (headerBytes > config.maxHeaderBytes) {
-      return refuse('HEADERS_TOO_LARGE', `${headerBytes} bytes of headers; the limit is ${config.maxHeaderBytes}`)
+      return refuse(
+        'HEADERS_TOO_LARGE',
+        `${headerBytes} bytes of headers; the limit is ${config.maxHeaderBytes}`,
+      )
     }
     const principal = auth.check(req.getHeader('x-api-key'), req.getHeader('authorization'), type)
     if (typeof principal === 'string') {

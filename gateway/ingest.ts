@@ -1,8 +1,7 @@
 import type { Logger } from '../config/logger.js'
-import { DLQ_TOPIC, EVENT_INFO } from '../events/catalog.js'
-import { type EventSink, NotDurableError, type OutRecord } from '../kafka/producer.js'
+import { type BatchSink, NotDurableError } from '../kafka/batch-sink.js'
 import type { BodyOutcome } from '../workers/decode-task.js'
-import type { DecodePool, DecodeRequest } from '../workers/pool.js'
+import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
 import type { GatewayMetrics } from './metrics.js'
 import { errorReply, jsonReply, type Reply } from './responses.js'
 
@@ -10,16 +9,17 @@ import { errorReply, jsonReply, type Reply } from './responses.js'
 export type IngestInput = DecodeRequest
 
 /**
- * One body in, one answer out, the same for HTTP and WebSocket: decode in a worker, write the
- * accepted events and the dead letters to Kafka, and answer only once Kafka has acknowledged them.
- * 200: all durable. 207: the valid ones durable, the rest listed and dead-lettered. 503: none accepted.
+ * One body in, one answer out, the same for HTTP and WebSocket: decode in a worker (which also
+ * encodes the Kafka batches), deliver the task's batches once, and answer only once Kafka has
+ * acknowledged them. 200: all durable. 207: the valid ones durable, the rest listed and
+ * dead-lettered. 503: none accepted.
  */
 export class IngestService {
   private draining = false
 
   constructor(
     private readonly pool: DecodePool,
-    private readonly sink: EventSink,
+    private readonly sink: BatchSink,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {}
@@ -39,9 +39,9 @@ export class IngestService {
       return errorReply('NOT_DURABLE', 'Kafka is unavailable or too far behind', requestId)
 
     let outcome: BodyOutcome
-    let values: Buffer
+    let task: TaskOutput
     try {
-      ;({ outcome, values } = await this.pool.decode(input))
+      ;({ outcome, task } = await this.pool.decode(input))
     } catch (err) {
       this.logger.error({ err: (err as Error).message, requestId }, 'decode failed in the worker pool')
       return errorReply(
@@ -50,27 +50,11 @@ export class IngestService {
         requestId,
       )
     }
-
-    const headers = {
-      'adgate.source': input.source,
-      'adgate.request_id': requestId,
-      'adgate.encoding': encoding,
-    }
-    const deadLetters: OutRecord[] = []
-    for (let i = outcome.events * 2; i < outcome.spans.length; i += 2) {
-      deadLetters.push({
-        key: null,
-        value: values.subarray(outcome.spans[i]!, outcome.spans[i + 1]!),
-        headers,
-      })
-    }
+    const delivery = this.deliver(task)
     const errors = outcome.rejects
 
     if (outcome.error !== null || outcome.events === 0) {
-      // Nothing to accept: answer now; the dead letters go to Kafka without holding the client.
-      this.sink.send(DLQ_TOPIC, deadLetters).catch((err) => {
-        this.logger.warn({ err: (err as Error).message, requestId }, 'dead letters not written')
-      })
+      // Nothing to accept: answer now; the dead letters ride with the task's batches.
       this.metrics.events.inc({ type, encoding, outcome: 'rejected' }, Math.max(1, errors.length))
       if (outcome.error !== null) return errorReply(outcome.error.code, outcome.error.detail, requestId)
       return errorReply('ALL_EVENTS_INVALID', `all ${errors.length} events are invalid`, requestId, {
@@ -79,24 +63,11 @@ export class IngestService {
         errors,
       })
     }
-
-    const records: OutRecord[] = new Array(outcome.events)
-    for (let i = 0; i < outcome.events; i++) {
-      records[i] = {
-        key: outcome.keys[i]!,
-        value: values.subarray(outcome.spans[2 * i]!, outcome.spans[2 * i + 1]!),
-        headers,
-      }
-    }
     try {
-      const topic = EVENT_INFO[type].topic
-      await (deadLetters.length === 0
-        ? this.sink.send(topic, records)
-        : Promise.all([this.sink.send(topic, records), this.sink.send(DLQ_TOPIC, deadLetters)]))
+      await delivery
     } catch (err) {
-      const detail = err instanceof NotDurableError ? err.message : `unexpected: ${(err as Error).message}`
       this.metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events)
-      return errorReply('NOT_DURABLE', detail, requestId)
+      return errorReply('NOT_DURABLE', (err as Error).message, requestId)
     }
     this.metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
     this.metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
@@ -109,5 +80,17 @@ export class IngestService {
       errors,
       request_id: requestId,
     })
+  }
+
+  /** The task's batches go to Kafka once, whichever of its requests gets here first. */
+  private deliver(task: TaskOutput): Promise<void> {
+    if (task.delivery === undefined) {
+      task.delivery = task.batches.length === 0 ? Promise.resolve() : this.sink.send(task)
+      task.delivery.catch((err: Error) => {
+        if (!(err instanceof NotDurableError))
+          this.logger.error({ err: err.message }, 'delivery failed unexpectedly')
+      })
+    }
+    return task.delivery
   }
 }

@@ -1,9 +1,10 @@
 import uWS from 'uWebSockets.js'
 import { readFileSync } from 'node:fs'
+import kafkajs from 'kafkajs'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
-import { KafkaSink } from '../kafka/producer.js'
-import { ensureTopics } from '../kafka/topics.js'
+import { BatchSink } from '../kafka/batch-sink.js'
+import { ALL_TOPICS, ensureTopics } from '../kafka/topics.js'
 import { DecodePool } from '../workers/pool.js'
 import { Authenticator } from './auth.js'
 import { EventRoutes } from './http.js'
@@ -23,26 +24,33 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
 
-  const sink = new KafkaSink({
+  // kafkajs' admin creates missing topics; the hot path writes through BatchSink.
+  const admin = new kafkajs.Kafka({
     brokers,
     clientId: config.kafkaClientId,
-    lingerMs: config.lingerMs,
-    batchBytes: config.batchBytes,
-    maxInFlight: config.maxInFlight,
-    maxPendingBytes: config.maxPendingBytes,
-    ackTimeoutMs: config.ackTimeoutMs,
-    logger,
-  })
-  const admin = sink.admin
+    logLevel: kafkajs.logLevel.NOTHING,
+  }).admin()
   await admin.connect()
   await ensureTopics(admin, 4)
   await admin.disconnect()
+  const sink = new BatchSink({
+    brokers,
+    clientId: config.kafkaClientId,
+    topics: ALL_TOPICS,
+    ackTimeoutMs: config.ackTimeoutMs,
+    maxInFlight: config.maxInFlight,
+    maxPendingBytes: config.maxPendingBytes,
+    logger,
+  })
   await sink.connect()
 
   const pool = new DecodePool({
     workers: config.workers,
     maxBytes: config.maxBodyBytes,
     maxEvents: config.maxEvents,
+    partitions: () => sink.partitionCounts(),
+    maxTaskBytes: config.batchBytes,
+    lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
   })
   const ingest = new IngestService(pool, sink, metrics, logger)
@@ -84,7 +92,8 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
     logger.warn('ADGATE_FAULT_INJECTION is on: POST /_faults/worker can break decode tasks')
     app.post('/_faults/worker', (res, req) => {
       const mode = new URLSearchParams(req.getQuery() ?? '').get('mode')
-      if (mode !== 'crash' && mode !== 'hang') return void writeReply(res, jsonReply(400, { error: 'mode=crash|hang' }))
+      if (mode !== 'crash' && mode !== 'hang')
+        return void writeReply(res, jsonReply(400, { error: 'mode=crash|hang' }))
       pool.injectFault(mode)
       writeReply(res, jsonReply(200, { armed: mode }))
     })

@@ -2,6 +2,7 @@ import { Piscina } from 'piscina'
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import type { Encoding } from '../decoders/result.js'
 import type { EventType } from '../events/catalog.js'
+import type { EncodedBatch } from '../kafka/protocol/record-batch.js'
 import type { BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
 
 export interface DecodeRequest {
@@ -14,10 +15,17 @@ export interface DecodeRequest {
   readonly ingestTime: number
 }
 
+/** What one task produced for Kafka; shared by the requests of the task. */
+export interface TaskOutput {
+  readonly buffer: Buffer
+  readonly batches: readonly EncodedBatch[]
+  /** Set by whoever delivers the batches first, so they are sent once per task. */
+  delivery?: Promise<void>
+}
+
 export interface DecodeReply {
   readonly outcome: BodyOutcome
-  /** Holds the wire-format values at outcome.spans (shared by the requests of one task). */
-  readonly values: Buffer
+  readonly task: TaskOutput
 }
 
 export class WorkerFailedError extends Error {}
@@ -26,10 +34,14 @@ export interface PoolOptions {
   readonly workers: number
   readonly maxBytes: number
   readonly maxEvents: number
-  /** A task is sent once its bodies reach this many bytes, or on the next turn of the event loop. */
-  readonly maxTaskBytes?: number
-  /** A task running longer than this is taken as hung: its worker is replaced, its requests fail. */
-  readonly taskTimeoutMs?: number
+  /** Partition count per topic, asked at each task (metadata can change). */
+  readonly partitions: () => Readonly<Record<string, number>>
+  /** Bodies of this many bytes close a task at once. */
+  readonly maxTaskBytes: number
+  /** While every worker is busy, how long new bodies wait to join the next task. */
+  readonly lingerMs: number
+  /** A task running longer is taken as hung: its worker is replaced, its requests fail. */
+  readonly taskTimeoutMs: number
   /** The compiled worker module (defaults to the one beside this file). */
   readonly filename?: string
 }
@@ -41,29 +53,27 @@ interface Pending {
 }
 
 /**
- * Decoding off the event loop, in piscina workers. Requests that arrive in the same turn of the
- * event loop are coalesced into one task (copied into one ArrayBuffer that is transferred, not
- * cloned), because a task costs tens of µs of messaging whatever its size.
+ * Decoding off the event loop, in piscina workers, batched adaptively: when a worker is idle the
+ * bodies of the current event-loop turn go at once (lowest latency); while all are busy, bodies
+ * collect until one frees up, `lingerMs` passes or `maxTaskBytes` is reached, so a loaded gateway
+ * writes fewer, larger Kafka batches. Each task's bodies are copied into one ArrayBuffer that is
+ * transferred, not cloned, and its output comes back the same way.
  */
 export class DecodePool {
   private readonly pool: Piscina
-  private readonly maxTaskBytes: number
-  private readonly taskTimeoutMs: number
   private pending: Pending[] = []
   private pendingBytes = 0
   private scheduled = false
+  private lingerTimer: NodeJS.Timeout | null = null
+  private running = 0
   private nextFault: Fault | undefined
 
   constructor(private readonly options: PoolOptions) {
-    this.maxTaskBytes = options.maxTaskBytes ?? 256 * 1024
-    this.taskTimeoutMs = options.taskTimeoutMs ?? 10_000
     this.pool = new Piscina({
       filename: options.filename ?? new URL('./decode-worker.js', import.meta.url).href,
       minThreads: options.workers,
       maxThreads: options.workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      // Bound the backlog: beyond it the gateway answers 503 instead of queueing without limit.
-      maxQueue: options.workers * 64,
     })
   }
 
@@ -71,16 +81,28 @@ export class DecodePool {
     return new Promise((resolve, reject) => {
       this.pending.push({ request, resolve, reject })
       this.pendingBytes += request.body.length
-      if (this.pendingBytes >= this.maxTaskBytes) this.flush()
-      else if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(this.flush)
+      if (this.pendingBytes >= this.options.maxTaskBytes) this.flush()
+      else if (this.running < this.options.workers) {
+        if (!this.scheduled) {
+          this.scheduled = true
+          setImmediate(this.flushScheduled)
+        }
+      } else if (this.lingerTimer === null) {
+        this.lingerTimer = setTimeout(this.flush, this.options.lingerMs)
       }
     })
   }
 
-  private readonly flush = (): void => {
+  private readonly flushScheduled = (): void => {
     this.scheduled = false
+    this.flush()
+  }
+
+  private readonly flush = (): void => {
+    if (this.lingerTimer !== null) {
+      clearTimeout(this.lingerTimer)
+      this.lingerTimer = null
+    }
     if (this.pending.length === 0) return
     const batch = this.pending
     this.pending = []
@@ -108,18 +130,29 @@ export class DecodePool {
       bodies,
       maxBytes: this.options.maxBytes,
       maxEvents: this.options.maxEvents,
+      partitions: this.options.partitions(),
       fault: this.nextFault,
     }
     this.nextFault = undefined
+    this.running++
     this.pool
-      .run(task, { transferList: [buffer], signal: AbortSignal.timeout(this.taskTimeoutMs) })
+      .run(task, { transferList: [buffer], signal: AbortSignal.timeout(this.options.taskTimeoutMs) })
       .then((result: TaskResult) => {
-        const values = Buffer.from(result.buffer)
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ outcome: result.outcomes[i]!, values })
+        const output: TaskOutput = { buffer: Buffer.from(result.buffer), batches: result.batches }
+        for (let i = 0; i < batch.length; i++)
+          batch[i]!.resolve({ outcome: result.outcomes[i]!, task: output })
       })
       .catch((err: Error) => {
         const failure = new WorkerFailedError(`decode task failed: ${err.message}`)
         for (const p of batch) p.reject(failure)
+      })
+      .finally(() => {
+        this.running--
+        // A worker is free: what collected while all were busy goes now.
+        if (this.pending.length > 0 && !this.scheduled) {
+          this.scheduled = true
+          setImmediate(this.flushScheduled)
+        }
       })
   }
 
@@ -130,10 +163,6 @@ export class DecodePool {
 
   get queueSize(): number {
     return this.pool.queueSize + this.pending.length
-  }
-
-  get threads(): number {
-    return this.pool.threads.length
   }
 
   /** Fault tests: the next task kills (or hangs) the worker thread that runs it. */

@@ -1,0 +1,124 @@
+import { compressFrameSync } from 'lz4-napi'
+import { crc32c } from './crc32c.js'
+import { Writer } from './writer.js'
+
+/**
+ * Kafka RecordBatch v2 (magic 2), written by the decoder workers so the main thread only moves
+ * bytes. One builder per worker thread, reused.
+ *
+ *   baseOffset int64 | batchLength int32 | partitionLeaderEpoch int32 | magic int8 = 2
+ *   crc uint32 = CRC-32C of everything below | attributes int16 (bits 0-2: codec, 3 = LZ4)
+ *   lastOffsetDelta int32 | firstTimestamp int64 | maxTimestamp int64
+ *   producerId int64 | producerEpoch int16 | baseSequence int32 | recordCount int32
+ *   records (LZ4 frame when compressed), each:
+ *     length varint | attributes int8 | timestampDelta varlong | offsetDelta varint
+ *     keyLength varint (-1 = null) | key | valueLength varint | value
+ *     headerCount varint | (keyLength varint | key | valueLength varint | value)*
+ */
+export const LZ4 = 3
+const HEADER_BYTES = 61
+
+export interface EncodedBatch {
+  readonly topic: string
+  readonly partition: number
+  readonly records: number
+  /** Offset and length of the batch in the builder's output. */
+  readonly offset: number
+  readonly length: number
+}
+
+/** Headers shared by many records, encoded once: count, then key/value pairs. */
+export function encodeHeaders(headers: Readonly<Record<string, string>>): Buffer {
+  const w = new Writer(256)
+  const entries = Object.entries(headers)
+  w.varint(entries.length)
+  for (const [k, v] of entries) {
+    const kb = Buffer.from(k)
+    const vb = Buffer.from(v)
+    w.varint(kb.length).bytes(kb).varint(vb.length).bytes(vb)
+  }
+  return Buffer.from(w.result())
+}
+
+class PartitionRecords {
+  readonly w = new Writer(16 * 1024)
+  count = 0
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {}
+}
+
+export class RecordBatchBuilder {
+  // Kept across tasks (bounded by the number of partitions), so their buffers are reused.
+  private readonly partitions = new Map<string, PartitionRecords>()
+  private readonly out = new Writer(1 << 20)
+  private readonly scratch = new Writer(1024)
+
+  /** Append one record (timestamps are per batch, so every record's delta is 0). */
+  add(
+    topic: string,
+    partition: number,
+    key: Uint8Array | null,
+    value: Uint8Array,
+    headers: Uint8Array,
+  ): void {
+    const id = `${topic}\u0000${partition}`
+    let p = this.partitions.get(id)
+    if (!p) {
+      p = new PartitionRecords(topic, partition)
+      this.partitions.set(id, p)
+    }
+    // The record's length prefix needs the body first: write the body to scratch, then both.
+    const s = this.scratch.reset()
+    s.int8(0).varint(0).varint(p.count)
+    if (key === null) s.varint(-1)
+    else s.varint(key.length).bytes(key)
+    s.varint(value.length).bytes(value).bytes(headers)
+    p.w.varint(s.pos).bytes(s.result())
+    p.count++
+  }
+
+  get pendingRecords(): number {
+    let n = 0
+    for (const p of this.partitions.values()) n += p.count
+    return n
+  }
+
+  /** Close every partition's batch (LZ4-compressed) into one output buffer; the builder is then empty. */
+  finish(timestamp: number): { buffer: Buffer; batches: EncodedBatch[] } {
+    const out = this.out.reset()
+    const batches: EncodedBatch[] = []
+    for (const p of this.partitions.values()) {
+      if (p.count === 0) continue
+      const start = out.pos
+      const compressed = compressFrameSync(p.w.result())
+      out.ensure(HEADER_BYTES + compressed.length)
+      out.int64(0)
+      out.int32(HEADER_BYTES - 12 + compressed.length) // batchLength: bytes after this field
+      out.int32(-1) // partitionLeaderEpoch: set by the broker
+      out.int8(2)
+      const crcAt = out.reserve32()
+      out.int16(LZ4)
+      out.int32(p.count - 1)
+      out.int64(timestamp)
+      out.int64(timestamp)
+      out.int64(-1) // producerId: not idempotent
+      out.int16(-1)
+      out.int32(-1)
+      out.int32(p.count)
+      out.bytes(compressed)
+      out.buf.writeUInt32BE(crc32c(out.buf, crcAt + 4, out.pos), crcAt)
+      batches.push({
+        topic: p.topic,
+        partition: p.partition,
+        records: p.count,
+        offset: start,
+        length: out.pos - start,
+      })
+      p.count = 0
+      p.w.reset()
+    }
+    return { buffer: out.result(), batches }
+  }
+}

@@ -1,0 +1,137 @@
+// The producer's wire pieces, checked against published vectors and kafkajs' own implementations.
+import { createRequire } from 'node:module'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { registerLz4Codec } from '../../kafka/lz4-codec.js'
+import { crc32c } from '../../kafka/protocol/crc32c.js'
+import { murmur2, partitionFor } from '../../kafka/protocol/murmur2.js'
+import { Reader } from '../../kafka/protocol/reader.js'
+import { encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import { Writer } from '../../kafka/protocol/writer.js'
+
+const require = createRequire(import.meta.url)
+const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (
+  key: Buffer,
+) => number
+const KafkaDecoder = require('kafkajs/src/protocol/decoder.js')
+const decodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (
+  d: unknown,
+) => Promise<{
+  records: { key: Buffer | null; value: Buffer; headers: Record<string, Buffer>; offset: string }[]
+}>
+
+describe('crc32c', () => {
+  it('matches the RFC 3720 check value and the bytewise definition', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283)
+    expect(crc32c(Buffer.alloc(32, 0))).toBe(0x8a9136aa) // RFC 3720 B.4: 32 bytes of zeros
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        let c = -1
+        for (const b of bytes) {
+          c ^= b
+          for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+        }
+        expect(crc32c(bytes)).toBe((c ^ -1) >>> 0)
+      }),
+    )
+  })
+})
+
+describe('murmur2 partitioner', () => {
+  it('agrees with kafkajs (which follows the Java client) on every key', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+        expect(murmur2(bytes)).toBe(kafkajsMurmur2(Buffer.from(bytes)))
+      }),
+      { numRuns: 2000 },
+    )
+    // Java: Utils.toPositive(Utils.murmur2("auc-1".getBytes())) % 4
+    expect(partitionFor(Buffer.from('auc-1'), 4)).toBe(
+      (kafkajsMurmur2(Buffer.from('auc-1')) & 0x7fffffff) % 4,
+    )
+  })
+})
+
+describe('writer and reader', () => {
+  it('writes Kafka zig-zag varints and varlongs', () => {
+    const cases: [number, number[]][] = [
+      [0, [0]],
+      [-1, [1]],
+      [1, [2]],
+      [63, [126]],
+      [-64, [127]],
+      [64, [128, 1]],
+      [300, [216, 4]],
+    ]
+    for (const [v, bytes] of cases) expect([...new Writer(8).varint(v).result()]).toEqual(bytes)
+    // zig-zag(2^40) = 2^41: five 7-bit groups of zeros, then 2^(41-35) = 64
+    expect([...new Writer(8).varlong(2 ** 40).result()]).toEqual([128, 128, 128, 128, 128, 64])
+    const KafkaEncoder = require('kafkajs/src/protocol/encoder.js')
+    const Long = require('kafkajs/src/utils/long.js')
+    fc.assert(
+      fc.property(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.maxSafeInteger(), (i, l) => {
+        expect(Buffer.from(new Writer(8).varint(i).result())).toEqual(
+          new KafkaEncoder().writeVarInt(i).buffer,
+        )
+        expect(Buffer.from(new Writer(8).varlong(l).result())).toEqual(
+          new KafkaEncoder().writeVarLong(Long.fromNumber(l)).buffer,
+        )
+      }),
+    )
+  })
+
+  it('reads what it writes and refuses to read past the end', () => {
+    const w = new Writer(4).int16(-2).int32(70000).int64(-5n).string('héllo').string(null)
+    const r = new Reader(Buffer.from(w.result()))
+    expect([r.int16(), r.int32(), r.int64(), r.string(), r.string()]).toEqual([-2, 70000, -5n, 'héllo', null])
+    expect(() => r.int8()).toThrow(RangeError)
+  })
+})
+
+describe('record batches', () => {
+  it('decode with kafkajs: keys, values, headers and offsets intact, CRC and LZ4 valid', async () => {
+    registerLz4Codec()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            key: fc.option(fc.string({ maxLength: 20 })),
+            value: fc.uint8Array({ maxLength: 400 }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 60,
+          },
+        ),
+        async (records) => {
+          const builder = new RecordBatchBuilder()
+          const headers = encodeHeaders({ 'adgate.source': 'src', 'adgate.request_id': 'r-1' })
+          for (const r of records)
+            builder.add('t', 0, r.key === null ? null : Buffer.from(r.key), r.value, headers)
+          const { buffer, batches } = builder.finish(1_700_000_000_000)
+          expect(batches).toHaveLength(1)
+          const decoded = await decodeRecordBatch(new KafkaDecoder(buffer.subarray(batches[0]!.offset)))
+          expect(
+            decoded.records.map((r) => [r.key?.toString() ?? null, Buffer.from(r.value), r.offset]),
+          ).toEqual(records.map((r, i) => [r.key, Buffer.from(r.value), String(i)]))
+          expect(decoded.records[0]!.headers['adgate.source']!.toString()).toBe('src')
+          const b = buffer.subarray(batches[0]!.offset, batches[0]!.offset + batches[0]!.length)
+          expect(b.readUInt32BE(17)).toBe(crc32c(b, 21))
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
+  it('keeps one batch per partition and reuses its buffers across finishes', () => {
+    const builder = new RecordBatchBuilder()
+    builder.add('a', 0, null, Buffer.from('x'), encodeHeaders({}))
+    builder.add('a', 1, null, Buffer.from('y'), encodeHeaders({}))
+    builder.add('a', 0, null, Buffer.from('z'), encodeHeaders({}))
+    expect(builder.finish(1).batches.map((b) => [b.partition, b.records])).toEqual([
+      [0, 2],
+      [1, 1],
+    ])
+    expect(builder.finish(1).batches).toEqual([])
+  })
+})
