@@ -213,7 +213,7 @@ export const SETTINGS = {
   faultInjection: setting(
     'ADGATE_FAULT_INJECTION',
     'off',
-    'on: POST /_faults/worker?mode=crash|hang breaks the next decode task (fault tests only)',
+    'on: POST /_faults/worker?mode=crash|hang and /_faults/kafka break the next decode task or Kafka delivery (fault tests only)',
     oneOf('off', 'on'),
   ),
   logLevel: setting(

@@ -1,7 +1,9 @@
 import type { ApiKey } from '../config/config.js'
 import type { EventType } from '../events/catalog.js'
-import type { ErrorCode } from '../events/errors.js'
 import { TokenBucket } from './rate-limit.js'
+
+/** Why a request was not authenticated (rows of events/errors.ts). */
+export type AuthError = 'MISSING_API_KEY' | 'UNKNOWN_API_KEY' | 'EVENT_TYPE_NOT_ALLOWED'
 
 export interface Principal {
   readonly name: string
@@ -35,14 +37,14 @@ export class Authenticator {
   }
 
   /** The principal, or the error code to answer with. */
-  check(apiKeyHeader: string, authorization: string, type: EventType): Principal | ErrorCode {
+  check(apiKeyHeader: string, authorization: string, type: EventType): Principal | AuthError {
     const p = this.principal(apiKeyHeader, authorization)
     if (typeof p === 'string') return p
     return mayPost(p, type) ? p : 'EVENT_TYPE_NOT_ALLOWED'
   }
 
   /** Who is asking, before knowing the event type (the WebSocket checks types per message). */
-  principal(apiKeyHeader: string, authorization: string): Principal | ErrorCode {
+  principal(apiKeyHeader: string, authorization: string): Principal | AuthError {
     if (!this.enabled) return ANONYMOUS
     let secret = apiKeyHeader
     if (secret === '' && authorization.startsWith('Bearer ')) secret = authorization.slice(7).trim()

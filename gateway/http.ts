@@ -6,12 +6,18 @@ import { ACCEPTED_CONTENT_TYPES, parseContentType } from '../decoders/content-ty
 import type { Encoding } from '../decoders/result.js'
 import { EVENT_INFO, EVENT_TYPES, type EventType } from '../events/catalog.js'
 import type { ErrorCode } from '../events/errors.js'
-import type { Authenticator, Principal } from './auth.js'
+import type { AuthError, Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
+
+export const AUTH_DETAIL: Readonly<Record<AuthError, (type: string) => string>> = {
+  MISSING_API_KEY: () => 'send X-API-Key: <secret> or Authorization: Bearer <secret>',
+  UNKNOWN_API_KEY: () => 'the API key is not one of ADGATE_API_KEYS',
+  EVENT_TYPE_NOT_ALLOWED: (type) => `this key may not send ${type} events`,
+}
 
 interface Admitted {
   readonly principal: Principal
@@ -186,7 +192,8 @@ export class EventRoutes {
         )
       }
     }
-    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining')
+    if (ingest.draining) return refuse('DRAINING', 'the gateway is shutting down; retry on another instance')
+    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or too far behind')
     return { principal, encoding, contentEncoding, declared }
   }
 

@@ -15,7 +15,7 @@ export type IngestInput = DecodeRequest
  * dead-lettered. 503: none accepted.
  */
 export class IngestService {
-  private draining = false
+  private isDraining = false
 
   constructor(
     private readonly pool: DecodePool,
@@ -25,16 +25,20 @@ export class IngestService {
   ) {}
 
   get ready(): boolean {
-    return !this.draining && this.sink.ready
+    return !this.isDraining && this.sink.ready
+  }
+
+  get draining(): boolean {
+    return this.isDraining
   }
 
   startDraining(): void {
-    this.draining = true
+    this.isDraining = true
   }
 
   async ingest(input: IngestInput): Promise<Reply> {
     const { type, encoding, requestId } = input
-    if (this.draining) return errorReply('DRAINING', 'the gateway is shutting down', requestId)
+    if (this.isDraining) return errorReply('DRAINING', 'the gateway is shutting down', requestId)
     if (!this.sink.ready)
       return errorReply('NOT_DURABLE', 'Kafka is unavailable or too far behind', requestId)
 

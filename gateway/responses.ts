@@ -18,6 +18,8 @@ const STATUS_LINE: Readonly<Record<number, string>> = {
   503: '503 Service Unavailable',
 }
 
+const WWW_AUTHENTICATE = { 'WWW-Authenticate': 'Bearer realm="adgate"' }
+
 export interface Reply {
   readonly status: number
   readonly body: string
@@ -46,8 +48,9 @@ export function errorReply(
     request_id: requestId,
     ...extra,
   }
-  const retryAfter = e.status === 503 ? { 'Retry-After': '1' } : undefined
-  return { status: e.status, body: JSON.stringify(body), headers: { ...retryAfter, ...headers } }
+  // RFC 9110 §15.5.2: a 401 says how to authenticate.
+  const standard = e.status === 503 ? { 'Retry-After': '1' } : e.status === 401 ? WWW_AUTHENTICATE : undefined
+  return { status: e.status, body: JSON.stringify(body), headers: { ...standard, ...headers } }
 }
 
 export function jsonReply(status: number, body: unknown, headers?: Record<string, string>): Reply {

@@ -10,6 +10,7 @@ import { Authenticator } from './auth.js'
 import { EventRoutes } from './http.js'
 import { IngestService } from './ingest.js'
 import { createGatewayMetrics } from './metrics.js'
+import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
 import { registerStream } from './stream.js'
 
@@ -89,7 +90,9 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
     })
   })
   if (config.faultInjection === 'on') {
-    logger.warn('ADGATE_FAULT_INJECTION is on: POST /_faults/worker can break decode tasks')
+    logger.warn(
+      'ADGATE_FAULT_INJECTION is on: POST /_faults/worker and /_faults/kafka break the next task or delivery',
+    )
     app.post('/_faults/worker', (res, req) => {
       const mode = new URLSearchParams(req.getQuery() ?? '').get('mode')
       if (mode !== 'crash' && mode !== 'hang')
@@ -97,10 +100,19 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
       pool.injectFault(mode)
       writeReply(res, jsonReply(200, { armed: mode }))
     })
+    app.post('/_faults/kafka', (res) => {
+      sink.injectFailure()
+      writeReply(res, jsonReply(200, { armed: 'kafka' }))
+    })
   }
-  app.any('/*', (res, req) =>
-    writeReply(res, errorReply('NOT_FOUND', `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}`, '')),
-  )
+  app.any('/*', (res, req) => {
+    const id = requestIdFrom(req.getHeader('x-request-id'))
+    writeReply(
+      res,
+      errorReply('NOT_FOUND', `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}`, id),
+      id,
+    )
+  })
 
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen(config.host, config.port, (socket) =>

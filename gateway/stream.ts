@@ -5,6 +5,7 @@ import { CONTENT_ENCODINGS, type ContentEncoding } from '../decoders/content-enc
 import type { Encoding } from '../decoders/result.js'
 import { type EventType, isEventType } from '../events/catalog.js'
 import { type Authenticator, mayPost, type Principal } from './auth.js'
+import { AUTH_DETAIL } from './http.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
@@ -50,7 +51,15 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       const requestId = requestIdFrom(req.getHeader('x-request-id'))
       const principal = auth.principal(req.getHeader('x-api-key'), req.getHeader('authorization'))
       if (typeof principal === 'string') {
-        writeReply(res, errorReply(principal, 'send X-API-Key on the upgrade request', requestId), requestId)
+        writeReply(res, errorReply(principal, AUTH_DETAIL[principal]('these'), requestId), requestId)
+        return
+      }
+      if (ingest.draining) {
+        writeReply(
+          res,
+          errorReply('DRAINING', 'the gateway is shutting down; retry on another instance', requestId),
+          requestId,
+        )
         return
       }
       if (!ingest.ready) {

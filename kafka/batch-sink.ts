@@ -57,6 +57,7 @@ export class BatchSink {
   private waiting: (() => void)[] = []
   private pendingBytes = 0
   private probe: NodeJS.Timeout | null = null
+  private failNext = false
   readonly stats: SinkStats = { requests: 0, batches: 0, records: 0, bytes: 0, errors: 0 }
 
   constructor(private readonly options: BatchSinkOptions) {}
@@ -86,8 +87,17 @@ export class BatchSink {
     return out
   }
 
+  /** Fault tests: the next send fails as if Kafka never acknowledged it. */
+  injectFailure(): void {
+    this.failNext = true
+  }
+
   async send(set: BatchSet): Promise<void> {
     if (this.closed) throw new NotDurableError('the producer is closed')
+    if (this.failNext) {
+      this.failNext = false
+      throw new NotDurableError('Kafka did not acknowledge the events (injected fault)')
+    }
     let bytes = 0
     for (const b of set.batches) bytes += b.length
     if (this.pendingBytes + bytes > this.options.maxPendingBytes) {
