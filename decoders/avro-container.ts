@@ -1,5 +1,6 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import avro from 'avsc'
+import { boundedType } from './avro-bounds.js'
 
 /**
  * Avro Object Container Files (Avro spec, "Object Container Files"):
@@ -11,7 +12,7 @@ import avro from 'avsc'
  * against what is left, so a hostile file can neither over-read nor make us allocate without bound.
  */
 const MAGIC = Buffer.from('Obj\x01', 'latin1')
-const HEADER = avro.Type.forSchema({
+const HEADER = boundedType({
   type: 'record',
   name: 'Header',
   fields: [
@@ -32,7 +33,7 @@ export interface ContainerHeader {
   end: number
 }
 
-export type ContainerError = { error: string; unsupportedCodec?: true }
+export type ContainerError = { error: string; unsupportedCodec?: true; tooLarge?: true }
 
 export function readHeader(buf: Buffer): ContainerHeader | ContainerError {
   if (buf.length < 4 || !buf.subarray(0, 4).equals(MAGIC))
@@ -71,10 +72,10 @@ export function readBlock(
   header: ContainerHeader,
   maxBytes: number,
 ): Block | ContainerError {
-  const count = LONG.decode(buf, pos)
-  if (count.offset < 0) return { error: `truncated block header at byte ${pos}` }
-  const size = LONG.decode(buf, count.offset)
-  if (size.offset < 0) return { error: `truncated block header at byte ${pos}` }
+  const count = decodeLong(buf, pos)
+  if (count.offset < 0) return { error: `truncated or corrupt block header at byte ${pos}` }
+  const size = decodeLong(buf, count.offset)
+  if (size.offset < 0) return { error: `truncated or corrupt block header at byte ${pos}` }
   const n = count.value as number
   const len = size.value as number
   if (n < 0 || len < 0 || size.offset + len + 16 > buf.length)
@@ -86,12 +87,27 @@ export function readBlock(
   let data = raw
   if (header.codec === 'deflate') {
     try {
-      data = inflateRawSync(raw, { maxOutputLength: maxBytes })
+      data = inflateRawSync(raw, { maxOutputLength: Math.max(1, maxBytes) })
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        return { error: `block at byte ${pos} inflates past the ${maxBytes}-byte limit`, tooLarge: true }
+      }
       return { error: `cannot inflate block at byte ${pos}: ${(err as Error).message}` }
+    }
+    if (data.length > maxBytes) {
+      return { error: `block at byte ${pos} inflates past the ${maxBytes}-byte limit`, tooLarge: true }
     }
   }
   return { count: n, data, end: size.offset + len + 16 }
+}
+
+// avsc throws on a varint beyond 2^53 ("potential precision loss"); corrupt input must not throw.
+function decodeLong(buf: Buffer, pos: number): { value: unknown; offset: number } {
+  try {
+    return LONG.decode(buf, pos)
+  } catch {
+    return { value: 0, offset: -1 }
+  }
 }
 
 /** Write a container file (generator, tests, benchmarks): blocks of `blockSize` records. */

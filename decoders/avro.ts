@@ -1,6 +1,8 @@
-import avro from 'avsc'
+import type avro from 'avsc'
+import type { EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
+import { boundedType } from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
@@ -31,7 +33,12 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
   let inflated = 0
   for (let pos = header.end; pos < body.length; ) {
     const block = readBlock(body, pos, header, maxInflatedBytes - inflated)
-    if ('error' in block) return { ok: false, error: bodyError('MALFORMED_BODY', block.error) }
+    if ('error' in block) {
+      return {
+        ok: false,
+        error: bodyError(block.tooLarge ? 'BODY_TOO_LARGE' : 'MALFORMED_BODY', block.error),
+      }
+    }
     inflated += block.data.length
     if (index + block.count > options.maxEvents) return tooManyEvents(options.maxEvents)
     let at = 0
@@ -83,16 +90,29 @@ function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | s
   const key = `${options.type}\n${writerSchema}`
   let entry = RESOLVERS.get(key)
   if (entry === undefined) {
-    entry = resolve(EVENT_SCHEMAS[options.type].type, writerSchema)
+    entry = resolve(readerFor(options.type), writerSchema)
     if (RESOLVERS.size >= MAX_RESOLVERS) RESOLVERS.delete(RESOLVERS.keys().next().value!)
     RESOLVERS.set(key, entry)
   }
   return entry
 }
 
+// adgate's schemas as avsc types of this module's own, so their array counts can be bounded
+// (see avro-bounds.ts) without touching the shared types in events/schemas.ts.
+const READERS = new Map<EventType, avro.Type>()
+
+function readerFor(type: EventType): avro.Type {
+  let reader = READERS.get(type)
+  if (!reader) {
+    reader = boundedType(EVENT_SCHEMAS[type].json)
+    READERS.set(type, reader)
+  }
+  return reader
+}
+
 function resolve(reader: avro.Type, writerSchema: string): Resolved | string {
   try {
-    const writer = avro.Type.forSchema(JSON.parse(writerSchema))
+    const writer = boundedType(JSON.parse(writerSchema))
     // Same schema: read directly, no resolver indirection.
     if (writer.equals(reader)) return { reader, resolver: undefined }
     return { reader, resolver: reader.createResolver(writer) }

@@ -13,9 +13,11 @@ import { stamp, tooManyEvents } from './result.js'
  * nested values such as OpenRTB imp[] as JSON text in one cell). An empty unquoted cell is
  * "absent" (the field's default or null); a quoted empty cell "" is the empty string.
  *
- * Two paths with one output: bodies without a double quote, which is what click and
- * conversion logs look like, are split directly (measured ≥3× csv-parse, see bench); bodies
- * with quotes go through csv-parse, which owns the quoting rules. Tests check both agree.
+ * Three paths with one output: bodies without a double quote are split directly; bodies with
+ * well-formed quoting (user agents hold commas, so click logs quote them) are split by
+ * wellQuotedRows; anything else goes through csv-parse, which owns the quoting rules and their
+ * error messages. The direct paths measured ~10× csv-parse (bench/results/decoders.json).
+ * Tests check the paths agree.
  */
 interface Row {
   cells: (string | undefined)[]
@@ -72,7 +74,7 @@ export function decodeCsv(body: Buffer, options: DecodeOptions): DecodeResult {
 /** Records of a body that holds no quote character: lines, then commas. Stops after `limit` rows. */
 export function plainRows(text: string, limit: number): Row[] {
   const rows: Row[] = []
-  let start = 0
+  let start = text.charCodeAt(0) === 0xfeff ? 1 : 0 // a BOM, as csv-parse's bom option
   while (start < text.length && rows.length <= limit) {
     let end = text.indexOf('\n', start)
     let next: number
@@ -87,7 +89,7 @@ export function plainRows(text: string, limit: number): Row[] {
       const raw = text.slice(start, end)
       const cells: (string | undefined)[] = raw.split(',')
       for (let i = 0; i < cells.length; i++) if (cells[i] === '') cells[i] = undefined
-      rows.push({ cells, raw })
+      rows.push({ cells, raw: trimLineEnds(raw) }) // stray CRs at either end, as quotedRows's raw
     }
     start = next
   }
@@ -174,7 +176,7 @@ export function wellQuotedRows(text: string, limit: number): Row[] | undefined {
         lf = text.indexOf('\n', pos)
         if (lf === -1) lf = n
       }
-      const cellEnd = comma < lf ? comma : lf
+      const cellEnd = Math.min(comma, lf)
       if (quote < pos) {
         quote = text.indexOf('"', pos)
         if (quote === -1) quote = n

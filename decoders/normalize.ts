@@ -251,11 +251,19 @@ function timestampConv(inner: Conv, mode: Mode): Conv {
       if (!ISO_TIME.test(v))
         return fail(`must be epoch milliseconds or an ISO-8601 time with zone, got ${describe(v)}`)
       const ms = Date.parse(v)
-      if (Number.isNaN(ms)) return fail(`is not a valid time: ${describe(v)}`)
+      if (Number.isNaN(ms) || !dayExists(v)) return fail(`is not a valid time: ${describe(v)}`)
       return inner(ms)
     }
     return inner(v)
   }
+}
+
+// V8's Date.parse rolls a day past the month's end over (2026-02-30 → March 2) instead of refusing it.
+function dayExists(iso: string): boolean {
+  const day = Number(iso.slice(8, 10))
+  return (
+    day <= 28 || day <= new Date(Date.UTC(Number(iso.slice(0, 4)), Number(iso.slice(5, 7)), 0)).getUTCDate()
+  )
 }
 
 function enumConv(symbols: string[]): Conv {
@@ -365,10 +373,21 @@ function recordConv(
   )
   names.forEach((name, i) => {
     const key = JSON.stringify(name)
-    lines.push(`let x${i} = v[${key}]`)
-    const missing = defaults[i] === undefined ? `return missing(${key})` : `x${i} = defaults[${i}]()`
+    const x = `x${i}`
+    const field = schema.fields[i]!
+    lines.push(`let ${x} = v[${key}]`)
+    const missing =
+      defaults[i] === undefined
+        ? `return missing(${key})`
+        : field.default === null || typeof field.default !== 'object'
+          ? `${x} = ${JSON.stringify(field.default)}`
+          : `${x} = defaults[${i}]()`
+    // A value the inline test accepts is one the field's converter returns unchanged; anything
+    // else (text to convert, a failure to describe) goes through the converter.
+    const quick = quickAccept(field.type, pickBounds(field as unknown as Record<string, unknown>), x)
+    const convert = `${x} = convs[${i}](${x}); if (${x} === FAIL) { failPath.push(${key}); return FAIL }`
     lines.push(
-      `if (x${i} === undefined) { ${missing} } else { x${i} = convs[${i}](x${i}); if (x${i} === FAIL) { failPath.push(${key}); return FAIL } }`,
+      `if (${x} === undefined) { ${missing} } else ${quick ? `if (!(${quick})) { ${convert} }` : `{ ${convert} }`}`,
     )
   })
   if (mode === 'avro') lines.push('return v')
@@ -386,6 +405,56 @@ function recordConv(
     `return function normalize_${schema.name.replace(/\W/g, '_')}(v) {\n${lines.join('\n')}\n}`,
   )
   return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing) as Conv
+}
+
+/**
+ * JS source of a test on `x` that holds only for values the compiled converter of `node` would
+ * return as they are (strings and numbers within bounds, null in an optional field), so the
+ * generated record function can skip the converter call for them. Undefined when there is no
+ * such cheap test (records, arrays, enums, JSON-text fields). Valid in every mode: text-mode
+ * converters also return strings and numbers unchanged.
+ */
+function quickAccept(node: unknown, bounds: Bounds, x: string): string | undefined {
+  if (Array.isArray(node)) {
+    if (node.length !== 2 || node[0] !== 'null') return undefined
+    const inner = quickAccept(node[1], bounds, x)
+    return inner && `${x} === null || (${inner})`
+  }
+  let type = node
+  let b = bounds
+  if (node !== null && typeof node === 'object') {
+    const n = node as { type: unknown }
+    b = { ...bounds, ...pickBounds(n as Record<string, unknown>) }
+    if (typeof n.type !== 'string') return quickAccept(n.type, b, x)
+    type = n.type
+  }
+  const range = (lo: number, hi: number) => {
+    const min = Math.max(lo, b['adgate.min'] ?? lo)
+    const max = Math.min(hi, b['adgate.max'] ?? hi)
+    return `${x} >= ${min} && ${x} <= ${max}`
+  }
+  switch (type) {
+    case 'boolean':
+      return `typeof ${x} === "boolean"`
+    case 'int':
+      return `typeof ${x} === "number" && (${x} | 0) === ${x} && ${range(-2147483648, 2147483647)}`
+    case 'long':
+      return `typeof ${x} === "number" && Math.floor(${x}) === ${x} && ${range(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)}`
+    case 'float':
+    case 'double': {
+      const min = b['adgate.min']
+      const max = b['adgate.max']
+      return `typeof ${x} === "number" && Number.isFinite(${x})${min === undefined ? '' : ` && ${x} >= ${min}`}${max === undefined ? '' : ` && ${x} <= ${max}`}`
+    }
+    case 'string': {
+      if (b['adgate.json']) return undefined
+      const min = b['adgate.minLength'] ?? 0
+      const max = b['adgate.maxLength']
+      return `typeof ${x} === "string"${min > 0 ? ` && ${x}.length >= ${min}` : ''}${max === undefined ? '' : ` && ${x}.length <= ${max}`}`
+    }
+    default:
+      return undefined
+  }
 }
 
 function missing(field: string): typeof FAIL {

@@ -16,7 +16,10 @@ export interface ReadRecord {
 }
 
 /** The next offset of every partition of the topics: read from here to see only what comes after. */
-export async function endOffsets(brokers: string[], topics: string[]): Promise<Map<string, Map<number, string>>> {
+export async function endOffsets(
+  brokers: string[],
+  topics: string[],
+): Promise<Map<string, Map<number, string>>> {
   const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin()
   await admin.connect()
   const out = new Map<string, Map<number, string>>()
@@ -24,7 +27,8 @@ export async function endOffsets(brokers: string[], topics: string[]): Promise<M
     const existing = new Set(await admin.listTopics())
     for (const topic of topics) {
       const parts = new Map<number, string>()
-      if (existing.has(topic)) for (const p of await admin.fetchTopicOffsets(topic)) parts.set(p.partition, p.offset)
+      if (existing.has(topic))
+        for (const p of await admin.fetchTopicOffsets(topic)) parts.set(p.partition, p.offset)
       out.set(topic, parts)
     }
   } finally {
@@ -56,11 +60,19 @@ export async function readFrom(
         const { schema, value } = decodeWire(message.value!)
         const headers: Record<string, string> = {}
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
-        records.push({ topic, partition, key: message.key?.toString() ?? null, value: value as Record<string, unknown>, schemaId: schema.id, headers })
+        records.push({
+          topic,
+          partition,
+          key: message.key?.toString() ?? null,
+          value: value as Record<string, unknown>,
+          schemaId: schema.id,
+          headers,
+        })
         if (done(records)) finish()
       },
     })
-    for (const [topic, parts] of from) for (const [partition, offset] of parts) consumer.seek({ topic, partition, offset })
+    for (const [topic, parts] of from)
+      for (const [partition, offset] of parts) consumer.seek({ topic, partition, offset })
     const timer = setTimeout(finish, timeoutMs)
     await finished
     clearTimeout(timer)

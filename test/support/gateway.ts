@@ -14,7 +14,10 @@ export interface RunningGateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-export async function startGateway(brokers: string[], env: Record<string, string> = {}): Promise<RunningGateway> {
+export async function startGateway(
+  brokers: string[],
+  env: Record<string, string> = {},
+): Promise<RunningGateway> {
   const child = spawn(process.execPath, [cli, 'gateway'], {
     env: {
       PATH: process.env.PATH,
@@ -68,7 +71,11 @@ export interface Posted {
   body: Record<string, unknown>
 }
 
-export async function post(url: string, body: Buffer | string, headers: Record<string, string>): Promise<Posted> {
+export async function post(
+  url: string,
+  body: Buffer | string,
+  headers: Record<string, string>,
+): Promise<Posted> {
   const res = await fetch(url, { method: 'POST', body, headers })
   const text = await res.text()
   let parsed: Record<string, unknown>

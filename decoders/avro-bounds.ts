@@ -1,0 +1,105 @@
+import avro from 'avsc'
+
+/**
+ * avsc reads an array or map block by looping over its item count, and only notices the input
+ * ran out after the loop: a few bytes claiming 2^40 items hang the thread (and an array count
+ * also allocates). Every item of an array or map in the schemas adgate reads takes at least one
+ * byte (map keys are strings), so a block count larger than the bytes left is corrupt; the types
+ * built here refuse it before looping. (A writer array of zero-byte items, such as nulls, with
+ * more items than bytes left is refused too; no event schema has one.)
+ *
+ * avsc's resolvers read arrays and maps with the reader type's `_read`, and skip fields the
+ * reader does not know with the writer type's `_skip`, so both are bounded.
+ */
+interface Tap {
+  buf: Buffer
+  pos: number
+  readLong(): number
+  skipLong(): void
+  readString(): string
+  skipString(): void
+}
+
+interface Inner {
+  _read(tap: Tap): unknown
+  _skip(tap: Tap): void
+}
+
+/** avsc's forSchema, with every array and map count bounded by the bytes left. */
+export function boundedType(schema: avro.Schema): avro.Type {
+  return avro.Type.forSchema(schema, { typeHook })
+}
+
+function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined
+  const type = (schema as { type?: unknown }).type
+  if (type === 'array') return new BoundedArrayType(schema, opts)
+  if (type === 'map') return new BoundedMapType(schema, opts)
+  return undefined
+}
+
+function checkCount(n: number, tap: Tap): void {
+  if (n > tap.buf.length - tap.pos) throw new Error(`a block of ${n} items runs past the end of the data`)
+}
+
+// A negative count is followed by the block's size in bytes (Avro spec, "Complex Types").
+function readCount(tap: Tap): number {
+  let n = tap.readLong()
+  if (n < 0) {
+    n = -n
+    tap.skipLong()
+  }
+  checkCount(n, tap)
+  return n
+}
+
+// When skipping, a block with a byte size is skipped whole (-1).
+function skipCount(tap: Tap): number {
+  const n = tap.readLong()
+  if (n >= 0) {
+    checkCount(n, tap)
+    return n
+  }
+  const size = tap.readLong()
+  if (size < 0 || size > tap.buf.length - tap.pos) throw new Error(`a block of ${size} bytes is out of range`)
+  tap.pos += size
+  return -1
+}
+
+class BoundedArrayType extends avro.types.ArrayType {
+  _read(tap: Tap): unknown[] {
+    const items = this.itemsType as unknown as Inner
+    const out: unknown[] = []
+    for (let n = readCount(tap); n !== 0; n = readCount(tap)) while (n--) out.push(items._read(tap))
+    return out
+  }
+
+  _skip(tap: Tap): void {
+    const items = this.itemsType as unknown as Inner
+    for (let n = skipCount(tap); n !== 0; n = skipCount(tap)) for (let i = 0; i < n; i++) items._skip(tap)
+  }
+}
+
+class BoundedMapType extends avro.types.MapType {
+  _read(tap: Tap): Record<string, unknown> {
+    const values = this.valuesType as Inner
+    const out: Record<string, unknown> = {}
+    for (let n = readCount(tap); n !== 0; n = readCount(tap)) {
+      while (n--) {
+        const key = tap.readString()
+        out[key] = values._read(tap)
+      }
+    }
+    return out
+  }
+
+  _skip(tap: Tap): void {
+    const values = this.valuesType as Inner
+    for (let n = skipCount(tap); n !== 0; n = skipCount(tap)) {
+      for (let i = 0; i < n; i++) {
+        tap.skipString()
+        values._skip(tap)
+      }
+    }
+  }
+}

@@ -1,0 +1,108 @@
+import avro from 'avsc'
+import { describe, expect, it } from 'vitest'
+import { boundedType } from '../../decoders/avro-bounds.js'
+import { writeContainer } from '../../decoders/avro-container.js'
+import { EVENT_SCHEMAS } from '../../events/schemas.js'
+import { generateEvents } from '../../generator/funnel.js'
+import { container, containerHeader, LONG, varint } from '../support/avro.js'
+import { decode, expectError, ok } from '../support/decode.js'
+import { stamped } from '../support/events.js'
+
+// These inputs used to make avsc loop for hours. The outcome is what is asserted; the per-test
+// timeout only turns a regression into a failure instead of a hung suite.
+const HANG_GUARD = { timeout: 20_000 }
+
+const BID = EVENT_SCHEMAS.bid.type
+const bid = () => ({ ...generateEvents('bid', 1, 11)[0]!, cur: [], ext: null, test: 0 })
+
+/** One bid record whose trailing `cur` array claims `count` items it does not have. */
+function bidClaiming(count: bigint): Buffer {
+  const rec = BID.toBuffer(bid())
+  // The record ends with cur (0: empty array), test (0) and ext (0: the null branch).
+  const body = Buffer.concat([rec.subarray(0, rec.length - 3), varint(count), Buffer.from([0, 0, 0])])
+  return container(BID.schema(), [{ count: 1, data: body }])
+}
+
+describe('regression: a few bytes claiming a huge array or map made avsc loop for hours', () => {
+  it('refuses a record whose array claims 2^40 items', HANG_GUARD, () => {
+    expectError(decode('bid', 'avro', bidClaiming(2n ** 40n)), 'MALFORMED_BODY')
+  })
+
+  it('refuses a record whose array claims 2^26 items (7 s and 1 GB before the fix)', HANG_GUARD, () => {
+    expectError(decode('bid', 'avro', bidClaiming(2n ** 26n)), 'MALFORMED_BODY')
+  })
+
+  it('refuses a container header whose metadata map claims 2^50 entries', HANG_GUARD, () => {
+    const body = Buffer.concat([Buffer.from('Obj\x01', 'latin1'), varint(2n ** 50n)])
+    expectError(decode('click', 'avro', body), 'MALFORMED_BODY')
+  })
+
+  it('refuses a block count beyond 2^53 instead of throwing', () => {
+    const type = EVENT_SCHEMAS.click.type
+    const body = Buffer.concat([containerHeader(type.schema()), varint(2n ** 60n), LONG.toBuffer(0)])
+    expectError(decode('click', 'avro', body), 'MALFORMED_BODY')
+  })
+
+  it('bounds arrays and maps a newer writer adds, which the reader skips', HANG_GUARD, () => {
+    const clickJson = EVENT_SCHEMAS.click.json as unknown as { fields: unknown[] }
+    for (const extra of [
+      { name: 'tags', type: { type: 'array', items: 'string' }, default: [] },
+      { name: 'attrs', type: { type: 'map', values: 'string' }, default: {} },
+    ]) {
+      const schema = { ...clickJson, fields: [...clickJson.fields, extra] }
+      const writer = avro.Type.forSchema(schema as avro.Schema)
+      const [event] = generateEvents('click', 1, 2)
+      const rec = writer.toBuffer({ ...event, tags: [], attrs: {} }) // ends with 0: the empty extra field
+      for (const tail of [
+        varint(2n ** 40n),
+        Buffer.concat([varint(-1n), varint(-5n)]),
+        Buffer.concat([varint(-1n), varint(2n ** 40n)]),
+      ]) {
+        const data = Buffer.concat([rec.subarray(0, rec.length - 1), tail, Buffer.alloc(4)])
+        const body = container(schema, [{ count: 1, data }])
+        expectError(decode('click', 'avro', body), 'MALFORMED_BODY')
+      }
+    }
+  })
+
+  it('still reads blocked arrays and maps (negative counts with byte sizes), read and skipped', () => {
+    const schema: avro.Schema = {
+      type: 'record',
+      name: 'R',
+      fields: [
+        { name: 'a', type: { type: 'array', items: 'string' } },
+        { name: 'm', type: { type: 'map', values: 'int' } },
+      ],
+    }
+    // a: one block of -2 items (6 bytes), one of 1 item, then the end; m: a block of -1 entry (3 bytes).
+    const str = (s: string) => Buffer.concat([LONG.toBuffer(s.length), Buffer.from(s)])
+    const bytes = Buffer.concat([
+      varint(-2n),
+      varint(6n),
+      str('ab'),
+      str('cd'),
+      varint(1n),
+      str('e'),
+      varint(0n),
+      varint(-1n),
+      varint(3n),
+      str('k'),
+      LONG.toBuffer(21),
+      varint(0n),
+    ])
+    const plain = avro.Type.forSchema(schema)
+    const bounded = boundedType(schema)
+    expect(plain.fromBuffer(bytes)).toEqual({ a: ['ab', 'cd', 'e'], m: { k: 21 } })
+    expect({ ...(bounded.fromBuffer(bytes) as object) }).toEqual({ a: ['ab', 'cd', 'e'], m: { k: 21 } })
+    // Skipped: a reader that knows neither field.
+    const reader = boundedType({ type: 'record', name: 'R', fields: [] })
+    const resolver = reader.createResolver(boundedType(schema))
+    expect(reader.decode(bytes, 0, resolver).offset).toBe(bytes.length)
+  })
+
+  it('decodes the generated bids exactly as before', () => {
+    const events = generateEvents('bid', 200, 3)
+    const r = ok(decode('bid', 'avro', writeContainer(BID, events, { blockSize: 64 })))
+    expect(r.events).toEqual(events.map(stamped))
+  })
+})
