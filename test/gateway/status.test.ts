@@ -263,6 +263,27 @@ describe.skipIf(brokers.length === 0)('status codes', () => {
     await stillServes()
   })
 
+  it('a client trickling its headers (slowloris) is disconnected by the server', {
+    timeout: 60_000,
+  }, async () => {
+    const socket = connect(gw.port, '127.0.0.1')
+    const head = `POST /v1/impressions HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}`
+    let sent = 0
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(head[sent++ % head.length]!)
+    }, 1000)
+    // uWS closes a connection whose request line and headers do not complete (about 10 s);
+    // the test only asserts that the server, not the client, ends it.
+    const closedBy = await new Promise<string>((resolve) => {
+      socket.on('close', () => resolve('server'))
+      setTimeout(() => resolve('nobody'), 45_000)
+    })
+    clearInterval(trickle)
+    socket.destroy()
+    expect(closedBy).toBe('server')
+    await stillServes()
+  })
+
   it('an upload aborted mid-body is dropped; the gateway keeps serving', async () => {
     for (let i = 0; i < 5; i++) {
       const socket = connect(gw.port, '127.0.0.1')
