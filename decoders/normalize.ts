@@ -411,14 +411,15 @@ function recordConv(
  * JS source of a test on `x` that holds only for values the compiled converter of `node` would
  * return as they are (strings and numbers within bounds, null in an optional field), so the
  * generated record function can skip the converter call for them. Undefined when there is no
- * such cheap test (records, arrays, enums, JSON-text fields). Valid in every mode: text-mode
- * converters also return strings and numbers unchanged.
+ * such cheap test (records, arrays, enums, JSON-text fields; for optional ones, null only).
+ * Valid in every mode: text-mode converters also return strings and numbers unchanged.
  */
 function quickAccept(node: unknown, bounds: Bounds, x: string): string | undefined {
   if (Array.isArray(node)) {
     if (node.length !== 2 || node[0] !== 'null') return undefined
+    // null is accepted as is whatever the other branch (saves a call per absent nested record).
     const inner = quickAccept(node[1], bounds, x)
-    return inner && `${x} === null || (${inner})`
+    return inner ? `${x} === null || (${inner})` : `${x} === null`
   }
   let type = node
   let b = bounds

@@ -9,8 +9,8 @@
  *   - int and long are integers within 32 bits and ±(2^53 − 1)
  *   - timestamp-millis also accepts an ISO-8601 string with a zone
  *   - adgate.json strings also accept an object or array
- * Not expressible, so not checked by the result: bounds on a time given as ISO text, and the
- * length and depth of a JSON-text field given as an object.
+ * Not expressible, so not checked by the result: bounds on a time given as ISO text, that a
+ * JSON-text field given as a string parses, and its length and depth given as an object.
  */
 export type JsonSchema = Record<string, unknown>
 

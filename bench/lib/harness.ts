@@ -1,9 +1,18 @@
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
 /**
  * Throughput of fixed workloads, measured side by side. Every workload is warmed up, its call
  * count per run is fixed from the warm-up, then the timed runs are interleaved (candidate,
  * baseline, candidate, …, rotating who goes first) so machine noise, GC and frequency changes
- * hit all of them alike. Reported figures are medians over the runs. Single-threaded: figures
- * are per core.
+ * hit all of them alike. Reported figures are medians over the runs. One workload runs at a
+ * time, on one thread: figures are per core.
+ *
+ * `measure` runs the workloads in this thread. `measureIsolated` gives each its own worker
+ * thread, so its own V8 isolate and JIT feedback, still interleaved in time: use it when the
+ * sides share library code whose call sites would turn polymorphic only because both run in one
+ * process (avsc's readers, say), which production does not do.
  */
 export interface Workload {
   /** Label, e.g. 'adgate decodeBody' or 'JSON.parse + ajv'. */
@@ -14,6 +23,15 @@ export interface Workload {
   readonly bytes: number
   /** One unit of work; may return a promise, which is awaited. */
   readonly fn: () => unknown
+}
+
+/** A workload built inside a worker: `(await import(module))[factory](arg)` returns it. */
+export interface IsolatedWorkload {
+  /** File URL of the module, e.g. import.meta.url. */
+  readonly module: string
+  readonly factory: string
+  /** Passed to the factory; must survive structured cloning. */
+  readonly arg?: unknown
 }
 
 export interface HarnessOptions {
@@ -37,57 +55,94 @@ export interface Measurement {
   readonly callsPerRun: number
 }
 
-export const DEFAULT_OPTIONS: Required<HarnessOptions> = { warmupMs: 500, runs: 9, runMs: 300 }
+export const DEFAULT_OPTIONS: Required<HarnessOptions> = { warmupMs: 500, runs: 15, runMs: 200 }
 
-// Results land here so no call's work can be optimised away.
-let sink: unknown
+/** What the scheduler needs of a workload, wherever it runs. */
+interface Runner {
+  readonly name: string
+  readonly events: number
+  readonly bytes: number
+  /** Runs calls for at least `ms`; returns the mean milliseconds per call. */
+  warmup(ms: number): Promise<number>
+  /** Runs `calls` calls; returns the seconds they took. */
+  timed(calls: number): Promise<number>
+  close(): Promise<void>
+}
 
-export async function measure(
+export function measure(
   workloads: readonly Workload[],
   options: HarnessOptions = {},
 ): Promise<Measurement[]> {
+  return schedule(workloads.map(localRunner), options)
+}
+
+export async function measureIsolated(
+  workloads: readonly IsolatedWorkload[],
+  options: HarnessOptions = {},
+): Promise<Measurement[]> {
+  const runners: Runner[] = []
+  try {
+    for (const w of workloads) runners.push(await workerRunner(w))
+    return await schedule(runners, options)
+  } finally {
+    await Promise.all(runners.map((r) => r.close()))
+  }
+}
+
+async function schedule(runners: readonly Runner[], options: HarnessOptions): Promise<Measurement[]> {
   const { warmupMs, runs, runMs } = { ...DEFAULT_OPTIONS, ...options }
   const calls: number[] = []
-  for (const w of workloads) {
-    let n = 0
-    const start = now()
-    while (now() - start < warmupMs || n < 2) {
-      const pending = call(w)
-      if (pending) await pending
-      n++
-    }
-    const perCall = (now() - start) / n
-    calls.push(Math.max(1, Math.round(runMs / perCall)))
-  }
-
-  const samples: number[][] = workloads.map(() => [])
-  for (let r = 0; r < runs; r++) {
-    for (let k = 0; k < workloads.length; k++) {
-      const i = (k + r) % workloads.length
-      const w = workloads[i]!
-      const n = calls[i]!
-      const start = now()
-      for (let c = 0; c < n; c++) {
-        const pending = call(w)
-        if (pending) await pending
-      }
-      const seconds = (now() - start) / 1000
-      samples[i]!.push((w.events * n) / seconds)
+  for (const r of runners) calls.push(Math.max(1, Math.round(runMs / (await r.warmup(warmupMs)))))
+  const samples: number[][] = runners.map(() => [])
+  for (let run = 0; run < runs; run++) {
+    for (let k = 0; k < runners.length; k++) {
+      const i = (k + run) % runners.length
+      const r = runners[i]!
+      const seconds = await r.timed(calls[i]!)
+      samples[i]!.push((r.events * calls[i]!) / seconds)
     }
   }
-
-  return workloads.map((w, i) => {
+  return runners.map((r, i) => {
     const s = samples[i]!
     const eventsPerSec = median(s)
     return {
-      name: w.name,
+      name: r.name,
       eventsPerSec,
-      mbPerSec: (eventsPerSec * (w.bytes / w.events)) / 1e6,
+      mbPerSec: (eventsPerSec * (r.bytes / r.events)) / 1e6,
       spread: (Math.max(...s) - Math.min(...s)) / eventsPerSec,
       runs,
       callsPerRun: calls[i]!,
     }
   })
+}
+
+// Results land here so no call's work can be optimised away.
+let sink: unknown
+
+/** The last result a workload returned (keeps every result observable). */
+export function lastResult(): unknown {
+  return sink
+}
+
+/** Warm-up and timed loops of one workload in the calling thread (the worker uses these too). */
+export async function warmupLoop(w: Workload, ms: number): Promise<number> {
+  let n = 0
+  const start = performance.now()
+  while (performance.now() - start < ms || n < 2) {
+    const pending = call(w)
+    if (pending) await pending
+    n++
+  }
+  return (performance.now() - start) / n
+}
+
+export async function timedLoop(w: Workload, calls: number): Promise<number> {
+  const start = performance.now()
+  for (let c = 0; c < calls; c++) {
+    const pending = call(w)
+    if (pending) await pending
+  }
+  return (performance.now() - start) / 1000
 }
 
 // Awaiting only real promises keeps synchronous workloads free of a microtask per call.
@@ -102,17 +157,61 @@ function call(w: Workload): Promise<void> | undefined {
   return undefined
 }
 
-function now(): number {
-  return performance.now()
+function localRunner(w: Workload): Runner {
+  return {
+    name: w.name,
+    events: w.events,
+    bytes: w.bytes,
+    warmup: (ms) => warmupLoop(w, ms),
+    timed: (calls) => timedLoop(w, calls),
+    close: async () => {},
+  }
+}
+
+// The worker's file, beside this one (.js from dist/, .ts under a TS loader).
+const WORKER = new URL(`./isolate-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+
+export type WorkerRequest = { op: 'warmup'; ms: number } | { op: 'timed'; calls: number }
+export type WorkerReply =
+  | { ok: true; name: string; events: number; bytes: number }
+  | { ok: true; value: number }
+  | { ok: false; error: string }
+
+async function workerRunner(spec: IsolatedWorkload): Promise<Runner> {
+  const worker = new Worker(WORKER, { workerData: spec })
+  let pending: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void } | undefined
+  worker.on('message', (reply: WorkerReply) => pending?.resolve(reply))
+  worker.on('error', (err) => pending?.reject(err))
+  worker.on('exit', (code) => pending?.reject(new Error(`bench worker ${spec.factory} exited (${code})`)))
+  const next = () =>
+    new Promise<WorkerReply>((resolve, reject) => {
+      pending = { resolve, reject }
+    })
+  const expect = async <T extends WorkerReply>(): Promise<T> => {
+    const reply = await next()
+    if (!reply.ok) throw new Error(`bench worker ${spec.factory}: ${reply.error}`)
+    return reply as T
+  }
+  const ask = async (request: WorkerRequest): Promise<number> => {
+    const reply = expect<{ ok: true; value: number }>()
+    worker.postMessage(request)
+    return (await reply).value
+  }
+  const ready = await expect<{ ok: true; name: string; events: number; bytes: number }>()
+  return {
+    name: ready.name,
+    events: ready.events,
+    bytes: ready.bytes,
+    warmup: (ms) => ask({ op: 'warmup', ms }),
+    timed: (calls) => ask({ op: 'timed', calls }),
+    close: async () => {
+      await worker.terminate()
+    },
+  }
 }
 
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b)
   const mid = s.length >> 1
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-/** Keeps `sink` observable (and the linter content). */
-export function lastResult(): unknown {
-  return sink
 }
