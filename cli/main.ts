@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { type Config, isConfigError, loadConfig, settingsHelp } from '../config/config.js'
 import { createLogger } from '../config/logger.js'
 import { assertNativeBindings } from '../decoders/native-bindings.js'
 import { startGateway } from '../gateway/server.js'
+import { CORRELATOR_HELP, runCorrelatorCommand } from './correlator.js'
 import { gen, UsageError } from './gen.js'
+import { query } from './query.js'
 
 const HELP = `adgate — ingestion gateway for ad-tech events
 
@@ -13,18 +12,16 @@ Usage: adgate <command> [options]
 
 Commands:
   gateway      HTTP/WebSocket edge on PORT, writing to Kafka (KAFKA_BROKERS)
-  all          the whole pipeline on one machine (today: the gateway, plus the local Kafka
-               broker when KAFKA_BROKERS is unset)
-  correlator   joins and aggregates to storage            (not built yet)
-  query        campaign stats from storage                (not built yet)
+  all          the whole pipeline on one machine: with KAFKA_BROKERS unset, the embedded mode
+               (no Kafka; events are durable in the local spool under ADGATE_DATA_DIR)
+  correlator   joins, attribution and campaign aggregates to storage (adgate correlator --help)
+  query        campaign performance from storage (adgate query --help)
   gen          generated events (adgate gen --help)
 
 Options:
   --help       this text; \`adgate gen --help\` for the generator
 
 ${settingsHelp()}`
-
-const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -44,39 +41,35 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig()
       assertNativeBindings()
       const logger = createLogger(config.logLevel, 'adgate-gateway')
-      const brokers = config.kafkaBrokers ?? (command === 'all' ? startLocalKafka(logger) : undefined)
-      if (!brokers)
-        throw new UsageError('KAFKA_BROKERS is required for `adgate gateway` (or run `adgate all`)')
+      // Without KAFKA_BROKERS, `all` is the embedded single-machine mode: the spool is the transport.
+      const brokers = config.kafkaBrokers ?? null
+      if (brokers === null && command === 'gateway') {
+        throw new UsageError(
+          'KAFKA_BROKERS is required for `adgate gateway` (`adgate all` runs without Kafka)',
+        )
+      }
       return runGateway(config, logger, brokers)
     }
-    case 'correlator':
+    case 'correlator': {
+      if (rest.includes('--help')) {
+        process.stdout.write(CORRELATOR_HELP)
+        return 0
+      }
+      const config = loadConfig()
+      return runCorrelatorCommand(config, createLogger(config.logLevel, 'adgate-correlator'))
+    }
     case 'query':
-      process.stderr.write(
-        `adgate ${command}: not built yet — the correlator and storage are the next milestone.\n`,
-      )
-      return 2
+      return query(rest, loadConfig())
     default:
       process.stderr.write(`adgate: unknown command ${JSON.stringify(command)}\n\n${HELP}`)
       return 2
   }
 }
 
-// The embedded single-machine transport is not built yet; until it is, `adgate all` without
-// KAFKA_BROKERS runs the same local broker the tests use (needs Java, as `npm run kafka:start`).
-function startLocalKafka(logger: ReturnType<typeof createLogger>): string[] {
-  logger.info('KAFKA_BROKERS is unset: starting the local Kafka broker (npm run kafka:start)')
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), 'start'], {
-    stdio: 'inherit',
-  })
-  if (result.status !== 0)
-    throw new UsageError('the local Kafka broker did not start; set KAFKA_BROKERS instead')
-  return [`127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`]
-}
-
 async function runGateway(
   config: Config,
   logger: ReturnType<typeof createLogger>,
-  brokers: string[],
+  brokers: string[] | null,
 ): Promise<number> {
   const gateway = await startGateway(config, logger, brokers)
   logger.info(

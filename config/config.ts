@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { DEFAULT_BOT_AGENTS } from '../correlator/rules.js'
 import { type EventType, isEventType } from '../events/catalog.js'
 
 /**
@@ -62,6 +63,20 @@ function oneOf<T extends string>(...values: T[]) {
 
 const text = (raw: string) => raw
 
+const DAY = 86_400_000
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY }
+
+/** 500ms, 30s, 30m, 7d, or plain milliseconds. */
+function duration(min: number, max: number) {
+  return (raw: string): number => {
+    const m = /^(\d+)\s*(ms|s|m|h|d)?$/.exec(raw.trim())
+    if (!m) throw new ConfigError('must be a duration such as 1500, 500ms, 30s, 30m, 2h or 7d')
+    const n = Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!
+    if (n < min || n > max) throw new ConfigError(`must be a duration from ${min} ms to ${max} ms`)
+    return n
+  }
+}
+
 export interface ApiKey {
   readonly name: string
   readonly secret: string
@@ -119,6 +134,12 @@ export const SETTINGS = {
         throw new ConfigError('must be host:port[,host:port…]')
       return list
     },
+  ),
+  topicPartitions: setting(
+    'ADGATE_TOPIC_PARTITIONS',
+    '4',
+    'Partitions of the topics adgate creates (and assumes while Kafka metadata is unknown)',
+    int(1, 10_000),
   ),
   kafkaClientId: setting('KAFKA_CLIENT_ID', 'adgate', 'Kafka client id', text),
   apiKeys: setting(
@@ -185,6 +206,18 @@ export const SETTINGS = {
     'Bytes waiting for Kafka before new requests get 503 (the memory bound)',
     bytes(1 << 20, 16 * 2 ** 30),
   ),
+  spoolMaxBytes: setting(
+    'ADGATE_SPOOL_MAX_BYTES',
+    '1GiB',
+    'Local spool size (under ADGATE_DATA_DIR/spool) for when Kafka is down or slow; 0 = no spool (503 instead)',
+    (raw) => (raw.trim() === '0' ? 0 : bytes(1 << 20, 2 ** 40)(raw)),
+  ),
+  spoolAfterMs: setting(
+    'ADGATE_SPOOL_AFTER_MS',
+    '2000',
+    'How long a batch waits for Kafka before it is made durable in the spool instead',
+    int(10, 600_000),
+  ),
   wsMaxInFlight: setting(
     'ADGATE_WS_MAX_IN_FLIGHT',
     '64',
@@ -221,6 +254,76 @@ export const SETTINGS = {
     'info',
     'trace, debug, info, warn, error, fatal or silent',
     oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'),
+  ),
+  correlatorPort: setting(
+    'ADGATE_CORRELATOR_PORT',
+    '8081',
+    'HTTP port of the correlator: GET /v1/campaigns/:id/stats, /v1/stats, /metrics, /healthz',
+    int(0, 65535),
+  ),
+  correlatorGroup: setting(
+    'ADGATE_CORRELATOR_GROUP',
+    'adgate-correlator',
+    'Kafka consumer group of the correlator instances (they split the partitions)',
+    text,
+  ),
+  correlatorRekey: setting(
+    'ADGATE_CORRELATOR_REKEY',
+    'kafka',
+    'kafka: stages exchange re-keyed records through adgate.correlator.* topics (several instances); local: in-process (one instance owns every partition)',
+    oneOf('kafka', 'local'),
+  ),
+  impressionWindow: setting(
+    'ADGATE_IMPRESSION_WINDOW',
+    '10m',
+    'An impression joins its bid request when it comes at most this long after it',
+    duration(0, 30 * DAY),
+  ),
+  clickWindow: setting(
+    'ADGATE_CLICK_WINDOW',
+    '30m',
+    'A click joins its impression when it comes at most this long after it',
+    duration(0, 30 * DAY),
+  ),
+  conversionWindow: setting(
+    'ADGATE_CONVERSION_WINDOW',
+    '7d',
+    'A conversion is attributed to its click when it comes at most this long after it',
+    duration(0, 90 * DAY),
+  ),
+  grace: setting(
+    'ADGATE_GRACE',
+    '5m',
+    'How far behind the newest event of its partition an event may be; older ones are late (kept aside, not counted)',
+    duration(0, 30 * DAY),
+  ),
+  minClickDelay: setting(
+    'ADGATE_MIN_CLICK_DELAY',
+    '1s',
+    'Clicks sooner than this after their impression are flagged too_soon (invalid)',
+    duration(0, DAY),
+  ),
+  botUserAgents: setting(
+    'ADGATE_BOT_USER_AGENTS',
+    DEFAULT_BOT_AGENTS.join(','),
+    'Comma-separated user-agent substrings (case-insensitive) whose clicks are flagged as bot / data-centre traffic',
+    (raw) =>
+      raw
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+  ),
+  checkpointInterval: setting(
+    'ADGATE_CHECKPOINT_INTERVAL',
+    '5s',
+    'How often the correlator checkpoints its join state with its positions (bounds replay after a crash)',
+    duration(0, DAY),
+  ),
+  idleTimeout: setting(
+    'ADGATE_IDLE_TIMEOUT',
+    '60s',
+    'An input partition quiet for this long (wall clock) stops holding back the expiry of join state',
+    duration(100, 30 * DAY),
   ),
 } as const
 

@@ -25,6 +25,15 @@ export function checkNativeBindings(): string[] {
   } catch (err) {
     problems.push(`lz4-napi: native binding did not load: ${(err as Error).message}`)
   }
+  try {
+    const Database = require('better-sqlite3') as new (path: string) => { close(): void }
+    new Database(':memory:').close()
+  } catch (err) {
+    problems.push(
+      `better-sqlite3 (the spool): native binding did not load: ${(err as Error).message}. ` +
+        'Run `npm_config_nodedir=/usr npm rebuild better-sqlite3` and check "allowScripts" in package.json.',
+    )
+  }
   return problems
 }
 

@@ -1,7 +1,8 @@
 import type { Logger } from '../config/logger.js'
-import { type BatchSink, NotDurableError } from '../kafka/batch-sink.js'
+import { NotDurableError } from '../kafka/batch-sink.js'
 import type { BodyOutcome } from '../workers/decode-task.js'
 import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
+import type { Delivery } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import { errorReply, jsonReply, type Reply } from './responses.js'
 
@@ -10,8 +11,8 @@ export type IngestInput = DecodeRequest
 
 /**
  * One body in, one answer out, the same for HTTP and WebSocket: decode in a worker (which also
- * encodes the Kafka batches), deliver the task's batches once, and answer only once Kafka has
- * acknowledged them. 200: all durable. 207: the valid ones durable, the rest listed and
+ * encodes the Kafka batches), deliver the task's batches once, and answer only once they are
+ * durable (acknowledged by Kafka, or fsynced to the local spool; see delivery.ts). 200: all durable. 207: the valid ones durable, the rest listed and
  * dead-lettered. 503: none accepted.
  */
 export class IngestService {
@@ -19,13 +20,13 @@ export class IngestService {
 
   constructor(
     private readonly pool: DecodePool,
-    private readonly sink: BatchSink,
+    private readonly delivery: Delivery,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {}
 
   get ready(): boolean {
-    return !this.isDraining && this.sink.ready
+    return !this.isDraining && this.delivery.ready
   }
 
   get draining(): boolean {
@@ -39,8 +40,9 @@ export class IngestService {
   async ingest(input: IngestInput): Promise<Reply> {
     const { type, encoding, requestId } = input
     if (this.isDraining) return errorReply('DRAINING', 'the gateway is shutting down', requestId)
-    if (!this.sink.ready)
-      return errorReply('NOT_DURABLE', 'Kafka is unavailable or too far behind', requestId)
+    if (!this.delivery.ready) {
+      return errorReply('NOT_DURABLE', 'Kafka is unavailable and the local spool is full', requestId)
+    }
 
     let outcome: BodyOutcome
     let task: TaskOutput
@@ -54,7 +56,7 @@ export class IngestService {
         requestId,
       )
     }
-    const delivery = this.deliver(task)
+    const delivered = this.deliver(task)
     const errors = outcome.rejects
 
     if (outcome.error !== null || outcome.events === 0) {
@@ -68,7 +70,7 @@ export class IngestService {
       })
     }
     try {
-      await delivery
+      await delivered
     } catch (err) {
       this.metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events)
       return errorReply('NOT_DURABLE', (err as Error).message, requestId)
@@ -89,7 +91,8 @@ export class IngestService {
   /** The task's batches go to Kafka once, whichever of its requests gets here first. */
   private deliver(task: TaskOutput): Promise<void> {
     if (task.delivery === undefined) {
-      task.delivery = task.batches.length === 0 ? Promise.resolve() : this.sink.send(task)
+      task.delivery =
+        task.batches.length === 0 ? Promise.resolve() : this.delivery.deliver(task).then(() => {})
       task.delivery.catch((err: Error) => {
         if (!(err instanceof NotDurableError))
           this.logger.error({ err: err.message }, 'delivery failed unexpectedly')

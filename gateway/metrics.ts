@@ -61,6 +61,32 @@ export function createGatewayMetrics() {
       help: 'Decode requests waiting for a thread',
       registers: [registry],
     }),
+    spoolBytes: new Gauge({
+      name: 'adgate_spool_bytes',
+      help: 'Bytes of batches in the local spool',
+      registers: [registry],
+    }),
+    spoolRecords: new Gauge({
+      name: 'adgate_spool_events',
+      help: 'Events in the local spool',
+      registers: [registry],
+    }),
+    spoolOldestAge: new Gauge({
+      name: 'adgate_spool_oldest_age_seconds',
+      help: 'Age of the oldest spooled batch (0 when empty)',
+      registers: [registry],
+    }),
+    spoolReplayed: new Counter({
+      name: 'adgate_spool_replayed_events_total',
+      help: 'Events replayed from the spool into Kafka',
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'adgate_deliveries_total',
+      help: 'Batches of requests made durable, by destination (kafka, spool)',
+      labelNames: ['destination'] as const,
+      registers: [registry],
+    }),
     wsConnections: new Gauge({
       name: 'adgate_websocket_connections',
       help: 'Open /v1/stream connections',
@@ -70,3 +96,22 @@ export function createGatewayMetrics() {
 }
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>
+
+/** Bring a counter up to a running total kept elsewhere (read at scrape time). */
+export function advanceTo(
+  counter: Counter<string>,
+  total: number,
+  labels: Record<string, string> = {},
+): void {
+  const key = JSON.stringify(labels)
+  const last = lastTotals.get(counter)?.get(key) ?? 0
+  if (total > last) counter.inc(labels, total - last)
+  let byLabels = lastTotals.get(counter)
+  if (!byLabels) {
+    byLabels = new Map()
+    lastTotals.set(counter, byLabels)
+  }
+  byLabels.set(key, total)
+}
+
+const lastTotals = new WeakMap<Counter<string>, Map<string, number>>()

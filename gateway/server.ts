@@ -1,60 +1,72 @@
 import uWS from 'uWebSockets.js'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import kafkajs from 'kafkajs'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { BatchSink } from '../kafka/batch-sink.js'
 import { ALL_TOPICS, ensureTopics } from '../kafka/topics.js'
+import { Replayer } from '../spool/replayer.js'
+import { Spool } from '../spool/spool.js'
 import { DecodePool } from '../workers/pool.js'
 import { Authenticator } from './auth.js'
+import { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
 import { IngestService } from './ingest.js'
-import { createGatewayMetrics } from './metrics.js'
+import { advanceTo, createGatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
 import { registerStream } from './stream.js'
 
 export interface Gateway {
   readonly port: number
-  /** Graceful: stop accepting, finish in-flight requests, flush Kafka, stop workers. */
+  /** The local spool (null when ADGATE_SPOOL_MAX_BYTES=0); in embedded mode the correlator reads it. */
+  readonly spool: Spool | null
+  /** Graceful: stop accepting, finish in-flight requests, flush to Kafka or the spool, stop workers. */
   close(): Promise<void>
 }
 
-export async function startGateway(config: Config, logger: Logger, brokers: string[]): Promise<Gateway> {
+/**
+ * Start the gateway. `brokers` null is the embedded single-machine mode: no Kafka, every batch is
+ * made durable in the spool and read from there by the in-process correlator.
+ */
+export async function startGateway(
+  config: Config,
+  logger: Logger,
+  brokers: string[] | null,
+): Promise<Gateway> {
   const metrics = createGatewayMetrics()
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
 
-  // kafkajs' admin creates missing topics; the hot path writes through BatchSink.
-  const admin = new kafkajs.Kafka({
-    brokers,
-    clientId: config.kafkaClientId,
-    logLevel: kafkajs.logLevel.NOTHING,
-  }).admin()
-  await admin.connect()
-  await ensureTopics(admin, 4)
-  await admin.disconnect()
-  const sink = new BatchSink({
-    brokers,
-    clientId: config.kafkaClientId,
-    topics: ALL_TOPICS,
-    ackTimeoutMs: config.ackTimeoutMs,
-    maxInFlight: config.maxInFlight,
-    maxPendingBytes: config.maxPendingBytes,
-    logger,
-  })
-  await sink.connect()
+  if (brokers === null && config.spoolMaxBytes === 0) {
+    throw new Error(
+      'embedded mode (no KAFKA_BROKERS) keeps events in the spool: ADGATE_SPOOL_MAX_BYTES must not be 0',
+    )
+  }
+  const spool =
+    config.spoolMaxBytes > 0 ? await Spool.open(join(config.dataDir, 'spool'), config.spoolMaxBytes) : null
+  if (spool && spool.entries > 0)
+    logger.info(
+      { entries: spool.entries, bytes: spool.bytes },
+      'spool holds batches from before; replaying when Kafka answers',
+    )
+  const sink = brokers === null ? null : await connectKafka(config, logger, brokers, spool !== null)
+  const replayer = sink && spool ? new Replayer(spool, sink, logger) : null
+  replayer?.start()
 
   const pool = new DecodePool({
     workers: config.workers,
     maxBytes: config.maxBodyBytes,
     maxEvents: config.maxEvents,
-    partitions: () => sink.partitionCounts(),
+    // Until Kafka's metadata is known (or without Kafka), topics have the configured partition count.
+    partitions: () => ({ ...defaultPartitions(config.topicPartitions), ...sink?.partitionCounts() }),
     maxTaskBytes: config.batchBytes,
     lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
   })
-  const ingest = new IngestService(pool, sink, metrics, logger)
+  const delivery = new Delivery(sink, spool, config.spoolAfterMs)
+  const ingest = new IngestService(pool, delivery, metrics, logger)
   const deps = { config, auth, ingest, metrics, logger }
 
   const app = config.tlsCert
@@ -68,18 +80,34 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
   app.get('/healthz', (res) => writeReply(res, jsonReply(200, { status: 'ok' })))
   app.get('/readyz', (res) => {
     const ready = ingest.ready
-    writeReply(
-      res,
-      jsonReply(ready ? 200 : 503, { ready, kafka: sink.ready, pending_bytes: sink.bufferedBytes }),
-    )
+    const body = {
+      ready,
+      kafka: sink?.ready ?? false,
+      pending_bytes: sink?.bufferedBytes ?? 0,
+      spool: spool && {
+        bytes: spool.bytes,
+        max_bytes: spool.maxBytes,
+        entries: spool.entries,
+        full: spool.full,
+      },
+    }
+    writeReply(res, jsonReply(ready ? 200 : 503, body))
   })
   app.get('/metrics', (res) => {
     let aborted = false
     res.onAborted(() => {
       aborted = true
     })
-    metrics.kafkaPendingBytes.set(sink.bufferedBytes)
-    metrics.kafkaErrors.set(sink.stats.errors)
+    metrics.kafkaPendingBytes.set(sink?.bufferedBytes ?? 0)
+    metrics.kafkaErrors.set(sink?.stats.errors ?? 0)
+    if (spool) {
+      metrics.spoolBytes.set(spool.bytes)
+      metrics.spoolRecords.set(spool.records)
+      metrics.spoolOldestAge.set(spool.oldest === null ? 0 : (Date.now() - spool.oldest) / 1000)
+    }
+    if (replayer) advanceTo(metrics.spoolReplayed, replayer.stats.records)
+    advanceTo(metrics.deliveries, delivery.counts.kafka, { destination: 'kafka' })
+    advanceTo(metrics.deliveries, delivery.counts.spool, { destination: 'spool' })
     metrics.workerUtilization.set(pool.utilization)
     metrics.workerQueue.set(pool.queueSize)
     void metrics.registry.metrics().then((text) => {
@@ -101,7 +129,7 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
       writeReply(res, jsonReply(200, { armed: mode }))
     })
     app.post('/_faults/kafka', (res) => {
-      sink.injectFailure()
+      sink?.injectFailure()
       writeReply(res, jsonReply(200, { armed: 'kafka' }))
     })
   }
@@ -121,13 +149,22 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
   })
   const port = uWS.us_socket_local_port(listenSocket)
   logger.info(
-    { port, host: config.host, brokers, workers: config.workers, tls: Boolean(config.tlsCert) },
+    {
+      port,
+      host: config.host,
+      mode: brokers === null ? 'embedded' : 'kafka',
+      brokers,
+      spool: spool ? join(config.dataDir, 'spool') : null,
+      workers: config.workers,
+      tls: Boolean(config.tlsCert),
+    },
     'gateway listening',
   )
 
   let closing: Promise<void> | null = null
   return {
     port,
+    spool,
     close: () => {
       closing ??= (async () => {
         logger.info({ inFlight: routes.inFlight }, 'draining')
@@ -136,11 +173,72 @@ export async function startGateway(config: Config, logger: Logger, brokers: stri
         const deadline = Date.now() + config.shutdownTimeoutMs
         while (routes.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
         routes.close()
-        await sink.close()
+        await replayer?.stop()
+        await sink?.close()
         await pool.close()
+        await spool?.close()
         logger.info({ unanswered: routes.inFlight }, 'gateway stopped')
       })()
       return closing
     },
   }
+}
+
+function defaultPartitions(n: number): Record<string, number> {
+  return Object.fromEntries(ALL_TOPICS.map((t) => [t, n]))
+}
+
+/**
+ * Create the topics and load metadata. With a spool, an unreachable Kafka does not stop start-up:
+ * the gateway spools and keeps trying in the background.
+ */
+async function connectKafka(
+  config: Config,
+  logger: Logger,
+  brokers: string[],
+  canWait: boolean,
+): Promise<BatchSink> {
+  const sink = new BatchSink({
+    brokers,
+    clientId: config.kafkaClientId,
+    topics: ALL_TOPICS,
+    ackTimeoutMs: config.ackTimeoutMs,
+    maxInFlight: config.maxInFlight,
+    maxPendingBytes: config.maxPendingBytes,
+    logger,
+  })
+  const attempt = async () => {
+    const admin = new kafkajs.Kafka({
+      brokers,
+      clientId: config.kafkaClientId,
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin()
+    await admin.connect()
+    try {
+      await ensureTopics(admin, config.topicPartitions)
+    } finally {
+      await admin.disconnect()
+    }
+    await sink.connect()
+  }
+  try {
+    await attempt()
+  } catch (err) {
+    if (!canWait) throw err
+    logger.warn(
+      { err: (err as Error).message },
+      'Kafka is unreachable at start-up; spooling until it answers',
+    )
+    const retry = setInterval(() => {
+      attempt().then(
+        () => {
+          clearInterval(retry)
+          logger.info('Kafka is reachable; the spool drains into it')
+        },
+        () => {},
+      )
+    }, 2000)
+    retry.unref()
+  }
+  return sink
 }

@@ -21,6 +21,9 @@ export interface BatchSet {
 
 export class NotDurableError extends Error {}
 
+/** Kafka answered with a non-retriable error: sending the same bytes again cannot succeed. */
+export class KafkaRefusedError extends NotDurableError {}
+
 export interface BatchSinkOptions {
   readonly brokers: readonly string[]
   readonly clientId: string

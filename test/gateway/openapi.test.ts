@@ -45,6 +45,8 @@ const ENV = {
   ADGATE_BODY_TIMEOUT_MS: '1000',
   ADGATE_FAULT_INJECTION: 'on',
   ADGATE_DECODE_TIMEOUT_MS: '1000',
+  // No spool: a Kafka failure must surface as 503 NOT_DURABLE (the spool path has its own tests).
+  ADGATE_SPOOL_MAX_BYTES: '0',
 }
 const SCHEMA_NAME: Readonly<Record<EventType, string>> = {
   bid: 'BidRequest',

@@ -1,5 +1,8 @@
 // Starts the real gateway (the compiled CLI) as a child process for integration tests.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
@@ -26,6 +29,8 @@ export async function startGateway(
       HOST: '127.0.0.1',
       ADGATE_WORKERS: '1',
       LOG_LEVEL: 'info',
+      // Each gateway gets its own spool, so parallel test files never share one.
+      ADGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'adgate-test-')),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

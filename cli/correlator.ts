@@ -1,0 +1,120 @@
+import type { Config } from '../config/config.js'
+import type { Logger } from '../config/logger.js'
+import { Correlator } from '../correlator/correlator.js'
+import { startCorrelatorHttp } from '../correlator/http.js'
+import { KafkaRekeyProducer, KafkaSource } from '../correlator/kafka-source.js'
+import { createCorrelatorMetrics } from '../correlator/metrics.js'
+import type { JoinRules } from '../correlator/rules.js'
+import type { EventSource } from '../correlator/source.js'
+import { inputTopics } from '../correlator/topics.js'
+import { openStorage, storageTarget } from '../storage/open.js'
+import type { Storage } from '../storage/storage.js'
+import { UsageError } from './gen.js'
+
+export const CORRELATOR_HELP = `adgate correlator — joins, attribution and campaign aggregates, to storage
+
+Usage: adgate correlator
+
+Reads adgate.{bids,impressions,clicks,conversions} from KAFKA_BROKERS as consumer group
+ADGATE_CORRELATOR_GROUP (run several to split the partitions), writes ADGATE_STORAGE
+(duckdb, postgres://…, parquet) and serves GET /v1/campaigns/:id/stats, /metrics and /healthz
+on ADGATE_CORRELATOR_PORT. Windows, grace and IVT rules: ADGATE_*_WINDOW, ADGATE_GRACE,
+ADGATE_MIN_CLICK_DELAY, ADGATE_BOT_USER_AGENTS (see adgate --help).
+`
+
+export function rulesFrom(config: Config): JoinRules {
+  return {
+    impressionWindowMs: config.impressionWindow,
+    clickWindowMs: config.clickWindow,
+    conversionWindowMs: config.conversionWindow,
+    graceMs: config.grace,
+    minClickDelayMs: config.minClickDelay,
+    botAgents: config.botUserAgents,
+  }
+}
+
+export interface RunningCorrelator {
+  correlator: Correlator
+  storage: Storage
+  port: number
+  close(): Promise<void>
+}
+
+/**
+ * Starts a correlator over `source` (Kafka here; the embedded mode passes its spool source) with
+ * its storage and HTTP API. `rekeyBrokers`: re-key through Kafka (several instances) or, when
+ * null, in-process.
+ */
+export async function startCorrelator(
+  config: Config,
+  logger: Logger,
+  source: EventSource,
+  rekeyBrokers: string[] | null,
+): Promise<RunningCorrelator> {
+  const storage = await openStorage(storageTarget(config.storage, config.dataDir), {
+    intervalMs: config.checkpointInterval,
+  })
+  const metrics = createCorrelatorMetrics()
+  const producer = rekeyBrokers ? new KafkaRekeyProducer(rekeyBrokers, config.kafkaClientId) : undefined
+  const partitions = await source.partitions()
+  const correlator = new Correlator(
+    {
+      rules: rulesFrom(config),
+      storage,
+      source,
+      producer,
+      checkpointMs: config.checkpointInterval,
+      idleMs: config.idleTimeout,
+      onBatch: (s) => metrics.observe(s),
+      onWarn: (msg, detail) => logger.warn({ detail }, msg),
+    },
+    partitions,
+  )
+  const http = await startCorrelatorHttp(storage, metrics.registry, config.host, config.correlatorPort)
+  logger.info(
+    { port: http.port, storage: storage.kind, partitions, rekey: producer ? 'kafka' : 'local' },
+    'correlator listening',
+  )
+  const running = correlator.start()
+  running.catch((err: unknown) => logger.error({ err }, 'correlator stopped on an error'))
+  return {
+    correlator,
+    storage,
+    port: http.port,
+    async close() {
+      await correlator.stop()
+      await new Promise<void>((resolve) => http.server.close(() => resolve()))
+      await producer?.close()
+      await storage.close()
+    },
+  }
+}
+
+export async function runCorrelatorCommand(config: Config, logger: Logger): Promise<number> {
+  if (!config.kafkaBrokers)
+    throw new UsageError('KAFKA_BROKERS is required for `adgate correlator` (`adgate all` runs it embedded)')
+  const rekeyThroughKafka = config.correlatorRekey === 'kafka'
+  const source = new KafkaSource({
+    brokers: config.kafkaBrokers,
+    clientId: `${config.kafkaClientId}-correlator`,
+    groupId: config.correlatorGroup,
+    topics: inputTopics(rekeyThroughKafka),
+    onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
+  })
+  const running = await startCorrelator(
+    config,
+    logger,
+    source,
+    rekeyThroughKafka ? config.kafkaBrokers : null,
+  )
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down')
+      process.once(signal, () => process.exit(1))
+      void running.close().then(resolve)
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+  return 0
+}

@@ -1,0 +1,67 @@
+import { type BatchSink, KafkaRefusedError, NotDurableError } from '../kafka/batch-sink.js'
+import { type Spool, SpoolFullError } from '../spool/spool.js'
+import type { TaskOutput } from '../workers/pool.js'
+
+export type Destination = 'kafka' | 'spool'
+
+/**
+ * Where a task's batches become durable, decided per task:
+ *   - no Kafka configured (embedded mode): the spool, which the in-process correlator reads;
+ *   - Kafka down, or the spool still holding older batches (they must reach Kafka first, to keep
+ *     each partition in order): the spool, which the replayer drains;
+ *   - otherwise Kafka; if it has not acknowledged within `spoolAfterMs` (or failed retriably), the
+ *     spool. The Kafka attempt may still land later: a duplicate, which consumers dedup by event_id.
+ * Resolves with where the batches are durable; rejects with NotDurableError (503) otherwise.
+ */
+export class Delivery {
+  readonly counts: Record<Destination, number> = { kafka: 0, spool: 0 }
+
+  constructor(
+    private readonly sink: BatchSink | null,
+    private readonly spool: Spool | null,
+    private readonly spoolAfterMs: number,
+  ) {}
+
+  get ready(): boolean {
+    return (this.sink?.ready ?? false) || (this.spool !== null && !this.spool.full)
+  }
+
+  async deliver(task: TaskOutput): Promise<Destination> {
+    const { sink, spool } = this
+    if (sink === null || (spool !== null && (spool.inUse || !sink.ready))) return this.toSpool(task)
+    if (spool === null) {
+      await sink.send(task)
+      return this.count('kafka')
+    }
+    const direct = sink.send(task)
+    let timer: NodeJS.Timeout | undefined
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), this.spoolAfterMs)
+    })
+    try {
+      if ((await Promise.race([direct, slow])) !== 'slow') return this.count('kafka')
+      direct.catch(() => {}) // it may still land; the spooled copy is the one we vouch for
+    } catch (err) {
+      if (err instanceof KafkaRefusedError) throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    return this.toSpool(task)
+  }
+
+  private async toSpool(task: TaskOutput): Promise<Destination> {
+    if (this.spool === null) throw new NotDurableError('Kafka is unavailable and there is no local spool')
+    try {
+      await this.spool.append(task)
+    } catch (err) {
+      if (err instanceof SpoolFullError) throw new NotDurableError(`Kafka is unavailable and ${err.message}`)
+      throw new NotDurableError(`the local spool could not write: ${(err as Error).message}`)
+    }
+    return this.count('spool')
+  }
+
+  private count(d: Destination): Destination {
+    this.counts[d]++
+    return d
+  }
+}

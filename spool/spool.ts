@@ -1,0 +1,172 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { SpoolEntry, SpoolStats } from './store.js'
+
+/** Batches to spool: the same shape the Kafka sink sends (one buffer, offsets of each batch). */
+export interface SpoolBatches {
+  readonly buffer: Buffer
+  readonly batches: readonly {
+    topic: string
+    partition: number
+    records: number
+    offset: number
+    length: number
+  }[]
+}
+
+export class SpoolFullError extends Error {}
+
+/**
+ * The local on-disk spool, seen from the main thread. Appends resolve once committed (fsynced) by
+ * the spool thread; the byte bound is enforced here, synchronously, so a full spool refuses at once.
+ */
+export class Spool {
+  private nextId = 1
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  private appending = 0
+  private bytesNow: number
+  private entriesNow: number
+  private recordsNow: number
+  private oldestNow: number | null
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly maxBytes: number,
+    stats: SpoolStats,
+  ) {
+    this.bytesNow = stats.bytes
+    this.entriesNow = stats.entries
+    this.recordsNow = stats.records
+    this.oldestNow = stats.oldest
+    worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+      const w = this.waiting.get(m.id)
+      if (!w) return
+      this.waiting.delete(m.id)
+      if (m.ok) w.resolve(m.result)
+      else w.reject(new Error(`spool: ${m.error}`))
+    })
+    worker.on('error', (err) => {
+      for (const w of this.waiting.values()) w.reject(err)
+      this.waiting.clear()
+    })
+  }
+
+  static async open(dir: string, maxBytes: number): Promise<Spool> {
+    mkdirSync(dir, { recursive: true })
+    const worker = new Worker(new URL('./thread.js', import.meta.url), {
+      workerData: { path: join(dir, 'spool.sqlite') },
+    })
+    const probe = new Spool(worker, maxBytes, { entries: 0, records: 0, bytes: 0, oldest: null })
+    const stats = (await probe.call({ op: 'stats' })) as SpoolStats
+    probe.bytesNow = stats.bytes
+    probe.entriesNow = stats.entries
+    probe.recordsNow = stats.records
+    probe.oldestNow = stats.oldest
+    return probe
+  }
+
+  private call(msg: Record<string, unknown>): Promise<unknown> {
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject })
+      this.worker.postMessage({ ...msg, id })
+    })
+  }
+
+  get bytes(): number {
+    return this.bytesNow
+  }
+
+  get entries(): number {
+    return this.entriesNow
+  }
+
+  get records(): number {
+    return this.recordsNow
+  }
+
+  get oldest(): number | null {
+    return this.oldestNow
+  }
+
+  /** Something is in the spool or on its way in: new batches must queue behind it to keep order. */
+  get inUse(): boolean {
+    return this.entriesNow > 0 || this.appending > 0
+  }
+
+  get full(): boolean {
+    return this.bytesNow >= this.maxBytes
+  }
+
+  /** Resolves once every batch is committed to disk; SpoolFullError when they do not fit. */
+  async append(set: SpoolBatches): Promise<void> {
+    let bytes = 0
+    let records = 0
+    for (const b of set.batches) {
+      bytes += b.length
+      records += b.records
+    }
+    if (this.bytesNow + bytes > this.maxBytes) {
+      throw new SpoolFullError(`the local spool is full (${this.bytesNow} of ${this.maxBytes} bytes)`)
+    }
+    this.bytesNow += bytes
+    this.appending++
+    const entries = set.batches.map((b) => ({
+      topic: b.topic,
+      partition: b.partition,
+      records: b.records,
+      bytes: set.buffer.subarray(b.offset, b.offset + b.length),
+    }))
+    try {
+      await this.call({ op: 'append', entries })
+      this.entriesNow += entries.length
+      this.recordsNow += records
+      this.oldestNow ??= Date.now()
+    } catch (err) {
+      this.bytesNow -= bytes
+      throw err
+    } finally {
+      this.appending--
+    }
+  }
+
+  read(afterId: number, maxBytes: number): Promise<SpoolEntry[]> {
+    return this.call({ op: 'read', afterId, maxBytes }) as Promise<SpoolEntry[]>
+  }
+
+  /** Forget entries that reached Kafka (or, in embedded mode, the correlator). */
+  async remove(entries: readonly SpoolEntry[]): Promise<void> {
+    await this.call({ op: 'remove', ids: entries.map((e) => e.id) })
+    for (const e of entries) {
+      this.bytesNow -= e.bytes.length
+      this.recordsNow -= e.records
+    }
+    this.entriesNow -= entries.length
+    await this.refreshOldest()
+  }
+
+  async removeThrough(id: number): Promise<void> {
+    await this.call({ op: 'removeThrough', through: id })
+    await this.refreshStats()
+  }
+
+  private async refreshOldest(): Promise<void> {
+    if (this.entriesNow === 0) this.oldestNow = null
+    else this.oldestNow = ((await this.call({ op: 'stats' })) as SpoolStats).oldest
+  }
+
+  private async refreshStats(): Promise<void> {
+    const s = (await this.call({ op: 'stats' })) as SpoolStats
+    // Appends in flight are counted already; the store's view is what is committed.
+    this.entriesNow = s.entries
+    this.recordsNow = s.records
+    this.oldestNow = s.oldest
+    if (this.appending === 0) this.bytesNow = s.bytes
+  }
+
+  async close(): Promise<void> {
+    await this.call({ op: 'close' })
+    await this.worker.terminate()
+  }
+}
