@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { SpoolStore } from '../../spool/store.js'
+
+const dir = () => mkdtempSync(join(tmpdir(), 'adgate-spool-'))
+const entry = (partition: number, fill: number, size = 100) => ({
+  topic: 'adgate.impressions',
+  partition,
+  records: 3,
+  bytes: Buffer.alloc(size, fill),
+})
+
+describe('SpoolStore', () => {
+  it('keeps appended entries across a reopen, in order, with their bytes intact', () => {
+    const path = join(dir(), 'spool.sqlite')
+    const a = new SpoolStore(path)
+    const ids = a.append([entry(0, 1), entry(1, 2)])
+    a.append([entry(0, 3)])
+    a.close()
+    const b = new SpoolStore(path)
+    const rows = b.read(0, 1 << 20)
+    expect(rows.map((r) => [r.id, r.partition, r.bytes[0]])).toEqual([
+      [ids[0], 0, 1],
+      [ids[1], 1, 2],
+      [ids[1]! + 1, 0, 3],
+    ])
+    expect(b.stats()).toMatchObject({ entries: 3, records: 9, bytes: 300 })
+    b.close()
+  })
+
+  it('reads a bounded amount (at least one entry), and removes by id or through an id', () => {
+    const s = new SpoolStore(join(dir(), 'spool.sqlite'))
+    const ids = s.append([entry(0, 1, 600), entry(0, 2, 600), entry(0, 3, 600)])
+    expect(s.read(0, 1000).map((r) => r.id)).toEqual([ids[0]])
+    expect(s.read(0, 10).map((r) => r.id)).toEqual([ids[0]])
+    expect(s.read(ids[0]!, 1300).map((r) => r.id)).toEqual([ids[1], ids[2]])
+    s.remove([ids[1]!])
+    expect(s.read(0, 1 << 20).map((r) => r.id)).toEqual([ids[0], ids[2]])
+    s.removeThrough(ids[2]!)
+    expect(s.stats()).toMatchObject({ entries: 0, bytes: 0, oldest: null })
+    s.close()
+  })
+
+  it('loses nothing it acknowledged when the writing process is killed with SIGKILL', async () => {
+    const path = join(dir(), 'spool.sqlite')
+    const store = new URL('../../dist/spool/store.js', import.meta.url).href
+    // A child appends one entry per commit and prints each acknowledged id; we kill it mid-stream.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { SpoolStore } from ${JSON.stringify(store)}
+         const s = new SpoolStore(${JSON.stringify(path)})
+         for (let i = 0; ; i++) {
+           const [id] = s.append([{ topic: 't', partition: 0, records: 1, bytes: Buffer.alloc(4096, i % 256) }])
+           process.stdout.write(id + '\\n')
+         }`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const acked: number[] = []
+    await new Promise<void>((resolve) => {
+      let buf = ''
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString()
+        const lines = buf.split('\n')
+        buf = lines.pop()!
+        for (const l of lines) acked.push(Number(l))
+        if (acked.length >= 300 && child.exitCode === null) child.kill('SIGKILL')
+      })
+      child.on('exit', () => resolve())
+    })
+    const s = new SpoolStore(path)
+    const ids = new Set(s.read(0, 1 << 30).map((r) => r.id))
+    for (const id of acked) expect(ids.has(id)).toBe(true)
+    for (const r of s.read(0, 1 << 30)) expect(r.bytes.length).toBe(4096)
+    s.close()
+  })
+})
