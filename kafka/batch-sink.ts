@@ -108,17 +108,26 @@ export class BatchSink {
     }
     this.pendingBytes += bytes
     const deadline = Date.now() + this.options.ackTimeoutMs
+    const sent = { any: false }
     try {
       let remaining: readonly EncodedBatch[] = set.batches
       for (let attempt = 0; ; attempt++) {
-        remaining = await this.produceOnce(set.buffer, remaining, deadline)
+        remaining = await this.produceOnce(set.buffer, remaining, deadline, sent)
         if (remaining.length === 0) {
           this.healthy = true
           return
         }
         const wait = Math.min(50 * 2 ** attempt, 1000, deadline - Date.now())
-        if (wait <= 0)
-          throw new NotDurableError(`Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms`)
+        if (wait <= 0) {
+          // Bytes already written to a broker that went quiet may still be appended when it
+          // recovers; say so rather than promise they were not (consumers dedup by event_id).
+          const maybe = sent.any
+            ? '; some of these events may still be written, so a retry can duplicate them'
+            : ''
+          throw new NotDurableError(
+            `Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms${maybe}`,
+          )
+        }
         await new Promise((r) => setTimeout(r, wait))
         await this.refreshMetadata().catch(() => {})
       }
@@ -135,6 +144,7 @@ export class BatchSink {
     buffer: Buffer,
     batches: readonly EncodedBatch[],
     deadline: number,
+    sent: { any: boolean },
   ): Promise<EncodedBatch[]> {
     const byLeader = new Map<number, EncodedBatch[]>()
     const retry: EncodedBatch[] = []
@@ -158,6 +168,7 @@ export class BatchSink {
         await this.acquire()
         try {
           const conn = this.connectionTo(leader)
+          sent.any = true
           const response = await conn.request(PRODUCE.key, PRODUCE.version, timeout, (w) =>
             writeProduceRequest(w, -1, timeout, data),
           )

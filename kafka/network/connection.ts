@@ -73,9 +73,10 @@ export class Connection {
     body(w)
     w.buf.writeInt32BE(w.pos - 4, size)
     return new Promise((resolve, reject) => {
+      // A broker that does not answer in time is taken as stuck: drop the connection (failing
+      // everything pending on it) so retries go out on a fresh one instead of queueing behind it.
       const timer = setTimeout(() => {
-        this.pending.delete(id)
-        reject(new ConnectionError(`${this.host}:${this.port}: no response within ${timeoutMs} ms`))
+        this.fail(new ConnectionError(`${this.host}:${this.port}: no response within ${timeoutMs} ms`))
       }, timeoutMs)
       this.pending.set(id, { resolve, reject, timer })
       this.socket.write(w.result())
