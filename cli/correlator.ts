@@ -10,6 +10,7 @@ import { inputTopics } from '../correlator/topics.js'
 import { openStorage, storageTarget } from '../storage/open.js'
 import type { Storage } from '../storage/storage.js'
 import { UsageError } from './gen.js'
+import { untilSignal } from './until-signal.js'
 
 export const CORRELATOR_HELP = `adgate correlator — joins, attribution and campaign aggregates, to storage
 
@@ -90,31 +91,23 @@ export async function startCorrelator(
   }
 }
 
+/** The Kafka consumer group a correlator reads the event topics through. */
+export function kafkaSourceFor(config: Config, logger: Logger, brokers: string[]): KafkaSource {
+  return new KafkaSource({
+    brokers,
+    clientId: `${config.kafkaClientId}-correlator`,
+    groupId: config.correlatorGroup,
+    topics: inputTopics(config.correlatorRekey === 'kafka'),
+    onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
+  })
+}
+
 export async function runCorrelatorCommand(config: Config, logger: Logger): Promise<number> {
   if (!config.kafkaBrokers)
     throw new UsageError('KAFKA_BROKERS is required for `adgate correlator` (`adgate all` runs it embedded)')
-  const rekeyThroughKafka = config.correlatorRekey === 'kafka'
-  const source = new KafkaSource({
-    brokers: config.kafkaBrokers,
-    clientId: `${config.kafkaClientId}-correlator`,
-    groupId: config.correlatorGroup,
-    topics: inputTopics(rekeyThroughKafka),
-    onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
-  })
-  const running = await startCorrelator(
-    config,
-    logger,
-    source,
-    rekeyThroughKafka ? config.kafkaBrokers : null,
-  )
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down')
-      process.once(signal, () => process.exit(1))
-      void running.close().then(resolve)
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  })
+  const source = kafkaSourceFor(config, logger, config.kafkaBrokers)
+  const rekey = config.correlatorRekey === 'kafka' ? config.kafkaBrokers : null
+  const running = await startCorrelator(config, logger, source, rekey)
+  await untilSignal(logger, () => running.close())
   return 0
 }

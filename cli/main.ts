@@ -1,10 +1,12 @@
 import { type Config, isConfigError, loadConfig, settingsHelp } from '../config/config.js'
-import { createLogger } from '../config/logger.js'
+import { createLogger, type Logger } from '../config/logger.js'
 import { assertNativeBindings } from '../decoders/native-bindings.js'
 import { startGateway } from '../gateway/server.js'
+import { runAll } from './all.js'
 import { CORRELATOR_HELP, runCorrelatorCommand } from './correlator.js'
 import { gen, UsageError } from './gen.js'
 import { query } from './query.js'
+import { untilSignal } from './until-signal.js'
 
 const HELP = `adgate — ingestion gateway for ad-tech events
 
@@ -40,15 +42,13 @@ async function main(argv: string[]): Promise<number> {
       }
       const config = loadConfig()
       assertNativeBindings()
-      const logger = createLogger(config.logLevel, 'adgate-gateway')
-      // Without KAFKA_BROKERS, `all` is the embedded single-machine mode: the spool is the transport.
-      const brokers = config.kafkaBrokers ?? null
-      if (brokers === null && command === 'gateway') {
+      if (command === 'all') return runAll(config, createLogger(config.logLevel, 'adgate'))
+      if (!config.kafkaBrokers) {
         throw new UsageError(
           'KAFKA_BROKERS is required for `adgate gateway` (`adgate all` runs without Kafka)',
         )
       }
-      return runGateway(config, logger, brokers)
+      return runGateway(config, createLogger(config.logLevel, 'adgate-gateway'), config.kafkaBrokers)
     }
     case 'correlator': {
       if (rest.includes('--help')) {
@@ -66,24 +66,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function runGateway(
-  config: Config,
-  logger: ReturnType<typeof createLogger>,
-  brokers: string[] | null,
-): Promise<number> {
+async function runGateway(config: Config, logger: Logger, brokers: string[]): Promise<number> {
   const gateway = await startGateway(config, logger, brokers)
-  logger.info(
-    `post events to http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${gateway.port}/v1/impressions`,
-  )
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down')
-      process.once(signal, () => process.exit(1)) // a second signal does not wait
-      void gateway.close().then(resolve)
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  })
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host
+  logger.info(`post events to http://${host}:${gateway.port}/v1/impressions`)
+  await untilSignal(logger, () => gateway.close())
   return 0
 }
 

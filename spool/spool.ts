@@ -131,8 +131,13 @@ export class Spool {
     }
   }
 
-  read(afterId: number, maxBytes: number): Promise<SpoolEntry[]> {
-    return this.call({ op: 'read', afterId, maxBytes }) as Promise<SpoolEntry[]>
+  async read(afterId: number, maxBytes: number): Promise<SpoolEntry[]> {
+    const rows = (await this.call({ op: 'read', afterId, maxBytes })) as SpoolEntry[]
+    // Structured clone turns Buffers into plain Uint8Arrays: view them as Buffers again (no copy).
+    return rows.map((r) => ({
+      ...r,
+      bytes: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength),
+    }))
   }
 
   /** Forget entries that reached Kafka (or, in embedded mode, the correlator). */

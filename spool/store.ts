@@ -11,10 +11,15 @@ import Database from 'better-sqlite3'
  * above what the gateway ingests, while deletion, ordering, size accounting and crash recovery come
  * from a proven engine instead of a hand-made log format.
  */
+/** Bumped when the tables change; a spool of another format is refused, never misread. */
+const FORMAT_VERSION = 1
+
 export interface SpoolEntry {
   readonly id: number
   readonly topic: string
   readonly partition: number
+  /** Offset of the entry's first record within its topic-partition, contiguous like Kafka's. */
+  readonly baseOffset: number
   readonly records: number
   readonly bytes: Buffer
   readonly createdAt: number
@@ -39,29 +44,66 @@ export class SpoolStore {
   private readonly db: Database.Database
   private readonly insert: Database.Statement
   private readonly appendMany: (entries: readonly NewEntry[], now: number) => number[]
+  private readonly next = new Map<string, number>()
 
   constructor(path: string) {
     this.db = new Database(path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
+    const version = this.db.pragma('user_version', { simple: true }) as number
+    const fresh = this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'batches'").get() as {
+      n: number
+    }
+    if (fresh.n > 0 && version !== FORMAT_VERSION) {
+      throw new Error(
+        `spool ${path} has format ${version}, this build reads ${FORMAT_VERSION}; drain it with the build that wrote it`,
+      )
+    }
+    this.db.pragma(`user_version = ${FORMAT_VERSION}`)
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS batches (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         topic TEXT NOT NULL,
         partition INTEGER NOT NULL,
+        base_offset INTEGER NOT NULL,
         records INTEGER NOT NULL,
         bytes BLOB NOT NULL,
         created_at INTEGER NOT NULL
+      );
+      -- Next offset per topic-partition, kept apart from the batches so offsets keep increasing
+      -- after entries are deleted (a reader's stored positions must never point past new data).
+      CREATE TABLE IF NOT EXISTS next_offsets (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        next INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition)
       )`)
     this.insert = this.db.prepare(
-      'INSERT INTO batches (topic, partition, records, bytes, created_at) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO batches (topic, partition, base_offset, records, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     )
+    const setNext = this.db.prepare(
+      'INSERT INTO next_offsets (topic, partition, next) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next',
+    )
+    const saved = this.db.prepare('SELECT topic, partition, next FROM next_offsets').all() as {
+      topic: string
+      partition: number
+      next: number
+    }[]
+    for (const r of saved) this.next.set(tpKey(r.topic, r.partition), r.next)
     // One transaction, one fsync, for every entry given: the group commit.
-    this.appendMany = this.db.transaction((entries: readonly NewEntry[], now: number) =>
-      entries.map((e) =>
-        Number(this.insert.run(e.topic, e.partition, e.records, e.bytes, now).lastInsertRowid),
-      ),
-    )
+    this.appendMany = this.db.transaction((entries: readonly NewEntry[], now: number) => {
+      const ids: number[] = []
+      const touched = new Map<string, NewEntry>()
+      for (const e of entries) {
+        const key = tpKey(e.topic, e.partition)
+        const base = this.next.get(key) ?? 0
+        ids.push(Number(this.insert.run(e.topic, e.partition, base, e.records, e.bytes, now).lastInsertRowid))
+        this.next.set(key, base + e.records)
+        touched.set(key, e)
+      }
+      for (const [key, e] of touched) setNext.run(e.topic, e.partition, this.next.get(key))
+      return ids
+    })
   }
 
   /** Durable when this returns: the ids of the new entries, in order. */
@@ -73,7 +115,7 @@ export class SpoolStore {
   read(afterId: number, maxBytes: number): SpoolEntry[] {
     const rows = this.db
       .prepare(
-        'SELECT id, topic, partition, records, bytes, created_at AS createdAt FROM batches WHERE id > ? ORDER BY id LIMIT 1000',
+        'SELECT id, topic, partition, base_offset AS baseOffset, records, bytes, created_at AS createdAt FROM batches WHERE id > ? ORDER BY id LIMIT 1000',
       )
       .all(afterId) as SpoolEntry[]
     const out: SpoolEntry[] = []
@@ -111,4 +153,8 @@ export class SpoolStore {
   close(): void {
     this.db.close()
   }
+}
+
+function tpKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`
 }

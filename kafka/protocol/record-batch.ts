@@ -1,4 +1,4 @@
-import { compressFrameSync } from 'lz4-napi'
+import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
 import { crc32c } from './crc32c.js'
 import { Writer } from './writer.js'
 
@@ -121,4 +121,56 @@ export class RecordBatchBuilder {
     }
     return { buffer: out.result(), batches }
   }
+}
+
+export interface DecodedRecord {
+  readonly offsetDelta: number
+  readonly key: Buffer | null
+  readonly value: Buffer
+}
+
+/** Read back a batch this module wrote (the spool hands them to the embedded correlator). */
+export function decodeRecordBatch(batch: Buffer): { firstTimestamp: number; records: DecodedRecord[] } {
+  if (batch.length < HEADER_BYTES || batch[16] !== 2) throw new Error('not a v2 record batch')
+  const attributes = batch.readInt16BE(21)
+  const firstTimestamp = Number(batch.readBigInt64BE(27))
+  const count = batch.readInt32BE(57)
+  let body = batch.subarray(HEADER_BYTES)
+  if ((attributes & 7) === LZ4) body = decompressFrameSync(body)
+  else if ((attributes & 7) !== 0) throw new Error(`unsupported codec ${attributes & 7}`)
+  const r = { buf: body, pos: 0 }
+  const records: DecodedRecord[] = []
+  for (let i = 0; i < count; i++) {
+    readVarint(r) // length
+    r.pos++ // attributes
+    readVarint(r) // timestamp delta (fits: batches span no time)
+    const offsetDelta = readVarint(r)
+    const keyLength = readVarint(r)
+    const key = keyLength < 0 ? null : body.subarray(r.pos, (r.pos += keyLength))
+    const valueLength = readVarint(r)
+    const value = body.subarray(r.pos, (r.pos += valueLength))
+    const headers = readVarint(r)
+    for (let h = 0; h < headers; h++) {
+      // Read each length first: `r.pos += readVarint(r)` would add to r.pos as it was before the read.
+      const keyLength = readVarint(r)
+      r.pos += keyLength
+      const valueLength = readVarint(r) // -1: null value
+      if (valueLength > 0) r.pos += valueLength
+    }
+    records.push({ offsetDelta, key, value })
+  }
+  return { firstTimestamp, records }
+}
+
+function readVarint(r: { buf: Buffer; pos: number }): number {
+  let z = 0
+  let shift = 0
+  for (;;) {
+    const b = r.buf[r.pos++]
+    if (b === undefined) throw new RangeError('truncated record batch')
+    z |= (b & 0x7f) << shift
+    if ((b & 0x80) === 0) break
+    shift += 7
+  }
+  return (z >>> 1) ^ -(z & 1)
 }

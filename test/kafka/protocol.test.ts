@@ -6,7 +6,7 @@ import { registerLz4Codec } from '../../kafka/lz4-codec.js'
 import { crc32c } from '../../kafka/protocol/crc32c.js'
 import { murmur2, partitionFor } from '../../kafka/protocol/murmur2.js'
 import { Reader } from '../../kafka/protocol/reader.js'
-import { encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import { decodeRecordBatch, encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { Writer } from '../../kafka/protocol/writer.js'
 
 const require = createRequire(import.meta.url)
@@ -14,7 +14,7 @@ const kafkajsMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur
   key: Buffer,
 ) => number
 const KafkaDecoder = require('kafkajs/src/protocol/decoder.js')
-const decodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (
+const kafkajsDecodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (
   d: unknown,
 ) => Promise<{
   records: { key: Buffer | null; value: Buffer; headers: Record<string, Buffer>; offset: string }[]
@@ -110,7 +110,9 @@ describe('record batches', () => {
             builder.add('t', 0, r.key === null ? null : Buffer.from(r.key), r.value, headers)
           const { buffer, batches } = builder.finish(1_700_000_000_000)
           expect(batches).toHaveLength(1)
-          const decoded = await decodeRecordBatch(new KafkaDecoder(buffer.subarray(batches[0]!.offset)))
+          const decoded = await kafkajsDecodeRecordBatch(
+            new KafkaDecoder(buffer.subarray(batches[0]!.offset)),
+          )
           expect(
             decoded.records.map((r) => [r.key?.toString() ?? null, Buffer.from(r.value), r.offset]),
           ).toEqual(records.map((r, i) => [r.key, Buffer.from(r.value), String(i)]))
@@ -120,6 +122,38 @@ describe('record batches', () => {
         },
       ),
       { numRuns: 100 },
+    )
+  })
+
+  it('reads back what it writes (the spool hands batches to the embedded correlator)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            key: fc.option(fc.string({ maxLength: 20 })),
+            value: fc.uint8Array({ maxLength: 400 }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 60,
+          },
+        ),
+        fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 30 }), { maxKeys: 4 }),
+        (records, headerMap) => {
+          const builder = new RecordBatchBuilder()
+          for (const r of records) {
+            builder.add('t', 3, r.key === null ? null : Buffer.from(r.key), r.value, encodeHeaders(headerMap))
+          }
+          const { buffer, batches } = builder.finish(1_700_000_000_000)
+          const decoded = decodeRecordBatch(
+            buffer.subarray(batches[0]!.offset, batches[0]!.offset + batches[0]!.length),
+          )
+          expect(decoded.firstTimestamp).toBe(1_700_000_000_000)
+          expect(
+            decoded.records.map((r) => [r.offsetDelta, r.key?.toString() ?? null, Buffer.from(r.value)]),
+          ).toEqual(records.map((r, i) => [i, r.key, Buffer.from(r.value)]))
+        },
+      ),
     )
   })
 

@@ -64,6 +64,7 @@ describe('replay rounds', () => {
     id,
     topic,
     partition,
+    baseOffset: 0,
     records: 1,
     bytes: Buffer.alloc(1),
     createdAt: 0,
