@@ -1,0 +1,187 @@
+import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import type { BidEvent, ForwardedImpression, ImpressionEvent, RecordRef } from './events.js'
+import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
+import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
+import { late } from './late.js'
+import type { BatchOutput } from './output.js'
+import { F_BIDS, F_IMPRESSIONS, F_SPEND, F_WINS, type ImpressionRow } from './rows.js'
+import type { JoinRules } from './rules.js'
+
+/**
+ * Stage 1, one partition of adgate.bids + adgate.impressions (both keyed by auction id, so a bid
+ * and its impressions meet here). Joins each impression to its bid, counts bids, wins,
+ * impressions and spend, and forwards each impression to the click join keyed by impression id.
+ *
+ * State: bids waiting for impressions until no impression inside the window can still come (the
+ * impressions watermark passed bid.time + window), and impressions waiting for a bid until the
+ * bids watermark passed their own time. An impression is written at once and restated when its
+ * bid arrives, so nothing waits on a quiet partition to be emitted.
+ */
+export interface AuctionState {
+  bidsClock: ClockState
+  impsClock: ClockState
+  bidIds: IdSetState
+  impIds: IdSetState
+  /** auction id → the bid, until impressionsWatermark > time + window. */
+  bids: Map<
+    string,
+    { event_id: string; time: number; campaign_id: string | null; price: number; won: boolean }
+  >
+  bidExpiry: ExpiryState
+  /** auction id → impressions that arrived before their bid, until bidsWatermark > their time. */
+  waiting: Map<string, ImpressionRow[]>
+  waitingExpiry: ExpiryState
+}
+
+export function newAuctionState(): AuctionState {
+  return {
+    bidsClock: newClock(),
+    impsClock: newClock(),
+    bidIds: newIdSet(),
+    impIds: newIdSet(),
+    bids: new Map(),
+    bidExpiry: newExpiry(),
+    waiting: new Map(),
+    waitingExpiry: newExpiry(),
+  }
+}
+
+export class AuctionJoin {
+  constructor(
+    readonly partition: number,
+    readonly rules: JoinRules,
+    readonly state: AuctionState,
+    private readonly forward: (imp: ForwardedImpression, out: BatchOutput) => void,
+  ) {}
+
+  onBid(e: BidEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
+    const s = this.state
+    const rules = this.rules
+    if (observe(s.bidsClock, e.event_time, rules.graceMs, wallNow)) {
+      late(out, ref, 'bid', e.event_id, e.event_time, watermark(s.bidsClock, rules.graceMs), e.campaign_id)
+      return
+    }
+    if (seen(s.bidIds, e.event_id, e.event_time)) {
+      out.duplicate()
+      return
+    }
+    if (e.campaign_id !== null) out.count(1, this.partition, e.campaign_id, e.event_time, F_BIDS, 1)
+    const bid = {
+      event_id: e.event_id,
+      time: e.event_time,
+      campaign_id: e.campaign_id,
+      price: e.bid_price_micros,
+      won: false,
+    }
+    s.bids.set(e.id, bid)
+    schedule(s.bidExpiry, e.id, e.event_time + rules.impressionWindowMs)
+    const waiting = s.waiting.get(e.id)
+    if (waiting !== undefined) {
+      s.waiting.delete(e.id)
+      for (const row of waiting) {
+        const d = row.impression_time - bid.time
+        if (d < 0 || d > rules.impressionWindowMs) continue
+        const joined = { ...row, bid_event_id: bid.event_id, bid_time: bid.time, bid_price_micros: bid.price }
+        out.impression(joined)
+        this.win(bid, out)
+      }
+    }
+  }
+
+  onImpression(e: ImpressionEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
+    const s = this.state
+    const rules = this.rules
+    if (observe(s.impsClock, e.event_time, rules.graceMs, wallNow)) {
+      late(
+        out,
+        ref,
+        'impression',
+        e.event_id,
+        e.event_time,
+        watermark(s.impsClock, rules.graceMs),
+        e.campaign_id,
+      )
+      return
+    }
+    if (seen(s.impIds, e.event_id, e.event_time)) {
+      out.duplicate()
+      return
+    }
+    const row: ImpressionRow = {
+      impression_id: e.impression_id,
+      event_id: e.event_id,
+      auction_id: e.auction_id,
+      campaign_id: e.campaign_id,
+      creative_id: e.creative_id ?? null,
+      publisher_id: e.publisher_id ?? null,
+      site_domain: e.site_domain ?? null,
+      device_type: e.device_type ?? null,
+      country: e.country ?? null,
+      impression_time: e.event_time,
+      cost_micros: e.cost_micros,
+      bid_event_id: null,
+      bid_time: null,
+      bid_price_micros: null,
+    }
+    const bid = s.bids.get(e.auction_id)
+    if (bid !== undefined) {
+      const d = e.event_time - bid.time
+      if (d >= 0 && d <= rules.impressionWindowMs) {
+        row.bid_event_id = bid.event_id
+        row.bid_time = bid.time
+        row.bid_price_micros = bid.price
+        this.win(bid, out)
+      }
+    } else {
+      let list = s.waiting.get(e.auction_id)
+      if (list === undefined) {
+        list = []
+        s.waiting.set(e.auction_id, list)
+        schedule(s.waitingExpiry, e.auction_id, e.event_time)
+      }
+      list.push(row)
+    }
+    out.impression(row)
+    out.count(1, this.partition, e.campaign_id, e.event_time, F_IMPRESSIONS, 1)
+    out.count(1, this.partition, e.campaign_id, e.event_time, F_SPEND, e.cost_micros)
+    this.forward({ impression_id: e.impression_id, time: e.event_time, campaign_id: e.campaign_id }, out)
+  }
+
+  private win(bid: { time: number; campaign_id: string | null; won: boolean }, out: BatchOutput): void {
+    if (bid.won) return
+    bid.won = true
+    if (bid.campaign_id !== null) out.count(1, this.partition, bid.campaign_id, bid.time, F_WINS, 1)
+  }
+
+  /** Drops state no future event can join; call after each batch. */
+  expire(): void {
+    const s = this.state
+    const g = this.rules.graceMs
+    const impsBound = expiryWatermark(s.impsClock, g)
+    const w = this.rules.impressionWindowMs
+    expireUpTo(s.bidExpiry, impsBound, (id) => {
+      const bid = s.bids.get(id)
+      if (bid !== undefined && bid.time + w < impsBound) s.bids.delete(id)
+    })
+    const bidsBound = expiryWatermark(s.bidsClock, g)
+    expireUpTo(s.waitingExpiry, bidsBound, (id) => {
+      const list = s.waiting.get(id)
+      if (list === undefined) return
+      let newest = Number.NEGATIVE_INFINITY
+      for (const r of list) if (r.impression_time > newest) newest = r.impression_time
+      if (newest < bidsBound) s.waiting.delete(id)
+      else schedule(s.waitingExpiry, id, newest)
+    })
+    forgetBelow(s.bidIds, watermark(s.bidsClock, g))
+    forgetBelow(s.impIds, watermark(s.impsClock, g))
+  }
+
+  /** The impressions input's progress, sent downstream after this partition's forwarded records. */
+  progress(): { watermark: number; idle: boolean } {
+    return { watermark: watermark(this.state.impsClock, this.rules.graceMs), idle: this.state.impsClock.idle }
+  }
+
+  openKeys(): number {
+    return this.state.bids.size + this.state.waiting.size
+  }
+}

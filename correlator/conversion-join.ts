@@ -1,0 +1,149 @@
+import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import type { ConversionEvent, ForwardedClick, ProgressMarker, RecordRef } from './events.js'
+import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
+import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
+import { late } from './late.js'
+import type { BatchOutput } from './output.js'
+import { bound, mark, newProgress, type ProgressState } from './progress.js'
+import { type ConversionRow, F_CONVERSION_VALUE, F_CONVERSIONS } from './rows.js'
+import type { JoinRules } from './rules.js'
+
+/**
+ * Stage 3, one partition of adgate.conversions + the re-keyed clicks (both keyed by click id).
+ * A conversion is attributed to its click when 0 ≤ conversion.time − click.time ≤ window
+ * (7 days by default); attributed conversions are counted with their value.
+ *
+ * The 7-day state is only what this join needs: click id → click time. Conversions that arrive
+ * before their click wait until the clicks' in-band watermark passed their time.
+ */
+export interface ConversionJoinState {
+  conversionsClock: ClockState
+  conversionIds: IdSetState
+  /** click id → click time, until the conversions watermark passed time + window. */
+  clicks: Map<string, number>
+  clickExpiry: ExpiryState
+  orphans: Map<string, ConversionRow[]>
+  orphanExpiry: ExpiryState
+  upstream: ProgressState
+}
+
+export function newConversionJoinState(): ConversionJoinState {
+  return {
+    conversionsClock: newClock(),
+    conversionIds: newIdSet(),
+    clicks: new Map(),
+    clickExpiry: newExpiry(),
+    orphans: new Map(),
+    orphanExpiry: newExpiry(),
+    upstream: newProgress(),
+  }
+}
+
+export class ConversionJoin {
+  constructor(
+    readonly partition: number,
+    readonly rules: JoinRules,
+    readonly state: ConversionJoinState,
+    private readonly upstreamPartitions: number,
+  ) {}
+
+  onClick(click: ForwardedClick, out: BatchOutput): void {
+    const s = this.state
+    if (s.clicks.has(click.click_id)) return
+    s.clicks.set(click.click_id, click.time)
+    schedule(s.clickExpiry, click.click_id, click.time + this.rules.conversionWindowMs)
+    const orphans = s.orphans.get(click.click_id)
+    if (orphans === undefined) return
+    s.orphans.delete(click.click_id)
+    for (const c of orphans) {
+      const d = c.conversion_time - click.time
+      if (d < 0 || d > this.rules.conversionWindowMs) continue
+      const next: ConversionRow = { ...c, click_time: click.time, attributed: true }
+      out.conversion(next)
+      this.count(next, out)
+    }
+  }
+
+  onMarker(m: ProgressMarker): void {
+    mark(this.state.upstream, m)
+  }
+
+  onConversion(e: ConversionEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
+    const s = this.state
+    const rules = this.rules
+    if (observe(s.conversionsClock, e.event_time, rules.graceMs, wallNow)) {
+      late(
+        out,
+        ref,
+        'conversion',
+        e.event_id,
+        e.event_time,
+        watermark(s.conversionsClock, rules.graceMs),
+        e.campaign_id,
+      )
+      return
+    }
+    if (seen(s.conversionIds, e.event_id, e.event_time)) {
+      out.duplicate()
+      return
+    }
+    const row: ConversionRow = {
+      conversion_id: e.conversion_id,
+      event_id: e.event_id,
+      click_id: e.click_id,
+      campaign_id: e.campaign_id,
+      conversion_time: e.event_time,
+      conversion_type: e.conversion_type,
+      value_micros: e.value_micros,
+      click_time: null,
+      attributed: false,
+    }
+    const clickTime = s.clicks.get(e.click_id)
+    if (clickTime !== undefined) {
+      const d = e.event_time - clickTime
+      if (d >= 0 && d <= rules.conversionWindowMs) {
+        row.click_time = clickTime
+        row.attributed = true
+        this.count(row, out)
+      }
+    } else {
+      let list = s.orphans.get(e.click_id)
+      if (list === undefined) {
+        list = []
+        s.orphans.set(e.click_id, list)
+        schedule(s.orphanExpiry, e.click_id, e.event_time)
+      }
+      list.push(row)
+    }
+    out.conversion(row)
+  }
+
+  private count(row: ConversionRow, out: BatchOutput): void {
+    out.count(3, this.partition, row.campaign_id, row.conversion_time, F_CONVERSIONS, 1)
+    out.count(3, this.partition, row.campaign_id, row.conversion_time, F_CONVERSION_VALUE, row.value_micros)
+  }
+
+  expire(): void {
+    const s = this.state
+    const convBound = expiryWatermark(s.conversionsClock, this.rules.graceMs)
+    const w = this.rules.conversionWindowMs
+    expireUpTo(s.clickExpiry, convBound, (id) => {
+      const t = s.clicks.get(id)
+      if (t !== undefined && t + w < convBound) s.clicks.delete(id)
+    })
+    const clicksBound = bound(s.upstream, this.upstreamPartitions)
+    expireUpTo(s.orphanExpiry, clicksBound, (id) => {
+      const list = s.orphans.get(id)
+      if (list === undefined) return
+      let newest = Number.NEGATIVE_INFINITY
+      for (const c of list) if (c.conversion_time > newest) newest = c.conversion_time
+      if (newest < clicksBound) s.orphans.delete(id)
+      else schedule(s.orphanExpiry, id, newest)
+    })
+    forgetBelow(s.conversionIds, watermark(s.conversionsClock, this.rules.graceMs))
+  }
+
+  openKeys(): number {
+    return this.state.clicks.size + this.state.orphans.size
+  }
+}

@@ -1,0 +1,284 @@
+import { type Checkpoint, StaleOwnerError, type Storage } from '../storage/storage.js'
+import { BatchOutput } from './output.js'
+import type { OutgoingRecord } from './pipeline.js'
+import { Pipeline, type RecordMode } from './pipeline.js'
+import type { JoinRules } from './rules.js'
+import type { EventSource, Position, SourceRecord } from './source.js'
+import { tpKey } from './source.js'
+import { inputTopics, type TopicNames } from './topics.js'
+
+/** Sends re-keyed records to the correlator's own topics and resolves once they are durable. */
+export interface RekeyProducer {
+  send(records: OutgoingRecord[]): Promise<void>
+}
+
+export interface CorrelatorOptions {
+  rules: JoinRules
+  storage: Storage
+  source: EventSource
+  /** Present: re-key through Kafka (several instances). Absent: in-process (one instance owns all). */
+  producer?: RekeyProducer
+  /** How often each partition's join state is checkpointed with its positions. */
+  checkpointMs: number
+  /** An input quiet for this long stops holding back state expiry (see clock.ts). */
+  idleMs: number
+  /** Per batch, for metrics. */
+  onBatch?: (stats: BatchStats) => void
+  onWarn?: (msg: string, detail?: unknown) => void
+  now?: () => number
+  /** Topic names (a prefix isolates test runs); default adgate's. */
+  names?: TopicNames
+}
+
+export interface BatchStats {
+  records: number
+  events: number
+  late: number
+  duplicates: number
+  undecodable: number
+  writeMs: number
+  openKeys: number
+  /** Wall ms from the oldest record's append to the commit of its effects; NaN when unknown. */
+  lagMs: number
+  checkpoints: number
+}
+
+interface TpState {
+  /** Next offset this instance will process. */
+  read: bigint
+  /** Next offset committed in storage (null: nothing stored yet). */
+  stored: bigint | null
+}
+
+/**
+ * The loop: records → joins → one atomic storage write (facts, counters, positions, state
+ * checkpoints) → positions handed back to the source. Offsets before a partition's checkpoint are
+ * skipped; offsets between its checkpoint and its stored position are replayed into state only
+ * (their effects are stored already); later ones are new. So a restart, a replay from offset 0
+ * or a takeover by another instance changes nothing that was written.
+ */
+export class Correlator {
+  readonly pipeline: Pipeline
+  private readonly tps = new Map<string, TpState>()
+  private readonly lastCheckpoint = new Map<number, number>()
+  /** Topic-partitions whose records up to their stored position are being re-read into state. */
+  private readonly replaying = new Set<string>()
+  /** New records held back while their gate (partition, or everything when local) replays. */
+  private readonly held = new Map<number, SourceRecord[]>()
+  private readonly topics: string[]
+  private idleTimer: NodeJS.Timeout | undefined
+  private chain: Promise<void> = Promise.resolve()
+
+  constructor(
+    private readonly o: CorrelatorOptions,
+    partitions: number,
+  ) {
+    this.pipeline = new Pipeline(o.rules, partitions, o.producer === undefined, o.names)
+    this.topics = inputTopics(o.producer !== undefined, this.pipeline.names)
+  }
+
+  private now(): number {
+    return this.o.now ? this.o.now() : Date.now()
+  }
+
+  async start(): Promise<void> {
+    if (this.pipeline.local) for (let p = 0; p < this.pipeline.partitions; p++) await this.initPartition(p)
+    this.idleTimer = setInterval(
+      () => {
+        this.chain = this.chain.then(() => this.pipeline.tick(this.now(), this.o.idleMs))
+      },
+      Math.max(100, Math.min(this.o.idleMs, 5000)),
+    )
+    this.idleTimer.unref()
+    await this.o.source.start({
+      onBatch: (records) => this.serialize(() => this.onBatch(records)),
+      onRevoke: (parts) => this.serialize(async () => this.revoke(parts.map((p) => p.partition))),
+    })
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.idleTimer)
+    await this.o.source.stop()
+    await this.chain
+  }
+
+  /** Batches and timer ticks run one at a time. */
+  private serialize(fn: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(fn)
+    this.chain = next.catch(() => {})
+    return next
+  }
+
+  private revoke(partitions: number[]): void {
+    if (this.pipeline.local) return
+    for (const p of new Set(partitions)) this.dropPartition(p)
+  }
+
+  private dropPartition(p: number): void {
+    this.pipeline.drop(p)
+    this.lastCheckpoint.delete(p)
+    for (const t of this.topics) {
+      this.tps.delete(tpKey(t, p))
+      this.replaying.delete(tpKey(t, p))
+    }
+    this.held.delete(this.gate(p))
+  }
+
+  /**
+   * New records wait until every record whose effects are already stored has been re-read into
+   * state: a replayed record may restate a row that a new one wrote (a replayed bid joining a new
+   * impression), and replayed effects are not written. Partitions are independent when re-keying
+   * goes through Kafka (the re-keyed topics have positions of their own); in-process, stages of
+   * one partition feed stages of all the others, so everything waits together.
+   */
+  private gate(p: number): number {
+    return this.pipeline.local ? -1 : p
+  }
+
+  private gateOpen(gate: number): boolean {
+    if (this.replaying.size === 0) return true
+    if (gate === -1) return false
+    for (const t of this.topics) if (this.replaying.has(tpKey(t, gate))) return false
+    return true
+  }
+
+  private async initPartition(p: number): Promise<void> {
+    const load = await this.o.storage.load(p, this.topics)
+    const snap = new Map<string, bigint>()
+    for (const pos of load.checkpoint?.positions ?? [])
+      snap.set(tpKey(pos.topic, pos.partition), BigInt(pos.offset))
+    for (const t of this.topics) {
+      const k = tpKey(t, p)
+      const stored = load.positions.get(k)
+      const tp = { read: snap.get(k) ?? 0n, stored: stored === undefined ? null : BigInt(stored) }
+      this.tps.set(k, tp)
+      if (tp.stored !== null && tp.read < tp.stored) this.replaying.add(k)
+    }
+    this.pipeline.init(p, load.checkpoint?.state ?? null, this.now())
+    // No checkpoint yet: write one with the first batch, so positions never exist without state.
+    if (load.checkpoint === null) this.lastCheckpoint.set(p, Number.NEGATIVE_INFINITY)
+    else this.lastCheckpoint.set(p, this.now())
+  }
+
+  private async onBatch(records: SourceRecord[]): Promise<void> {
+    const wallNow = this.now()
+    const out = new BatchOutput()
+    const pipeline = this.pipeline
+    pipeline.begin(out, wallNow)
+    const seeks = new Map<string, Position>()
+    let oldest = Number.POSITIVE_INFINITY
+    const handle = (r: SourceRecord): void => {
+      const k = tpKey(r.topic, r.partition)
+      const tp = this.tps.get(k)
+      if (tp === undefined) return // not an input topic of this instance
+      if (seeks.has(k)) return
+      const off = BigInt(r.offset)
+      let mode: RecordMode
+      if (off < tp.read) mode = 'skip'
+      else {
+        if (off > tp.read && tp.stored !== null && tp.read < tp.stored) {
+          // The source is ahead of the checkpoint the state was rebuilt from: re-read from there.
+          seeks.set(k, { topic: r.topic, partition: r.partition, offset: tp.read.toString() })
+          return
+        }
+        mode = tp.stored !== null && off < tp.stored ? 'replay' : 'live'
+        if (mode === 'live') {
+          const gate = this.gate(r.partition)
+          const held = this.held.get(gate)
+          if (held !== undefined || !this.gateOpen(gate)) {
+            if (held === undefined) this.held.set(gate, [r])
+            else held.push(r)
+            return
+          }
+        }
+        tp.read = off + 1n
+        if (tp.stored !== null && tp.read >= tp.stored) this.replaying.delete(k)
+      }
+      if (mode === 'live' && r.timestamp !== undefined && r.timestamp < oldest) oldest = r.timestamp
+      pipeline.process(r, mode)
+    }
+    for (const r of records) {
+      if (!pipeline.joins.has(r.partition)) await this.initPartition(r.partition)
+      handle(r)
+    }
+    // Gates that opened: their held records, in arrival order.
+    for (const [gate, held] of this.held) {
+      if (!this.gateOpen(gate)) continue
+      this.held.delete(gate)
+      for (const r of held) handle(r)
+    }
+    pipeline.end()
+
+    if (pipeline.outgoing.length > 0) await this.o.producer!.send(pipeline.outgoing)
+
+    const positions: Position[] = []
+    const expected = new Map<string, string | null>()
+    for (const [k, tp] of this.tps) {
+      if (tp.stored !== null && tp.read <= tp.stored) continue
+      if (tp.stored === null && tp.read === 0n) continue
+      const [topic, partition] = splitTp(k)
+      positions.push({ topic, partition, offset: tp.read.toString() })
+      expected.set(k, tp.stored === null ? null : tp.stored.toString())
+    }
+    const checkpoints: Checkpoint[] = []
+    for (const [p, last] of this.lastCheckpoint) {
+      if (wallNow - last < this.o.checkpointMs) continue
+      checkpoints.push({
+        partition: p,
+        state: pipeline.snapshot(p),
+        positions: this.topics.map((t) => ({
+          topic: t,
+          partition: p,
+          offset: this.tps.get(tpKey(t, p))!.read.toString(),
+        })),
+      })
+    }
+    const t0 = performance.now()
+    if (positions.length > 0 || checkpoints.length > 0 || !out.empty) {
+      try {
+        await this.o.storage.write({ output: out, positions, expected, checkpoints })
+      } catch (err) {
+        if (!(err instanceof StaleOwnerError)) throw err
+        // Another instance took a partition over and wrote past us: rebuild every partition
+        // from storage and re-read from its checkpoint.
+        this.o.onWarn?.('correlator: partition taken over, reloading from the checkpoint', err.message)
+        await this.reloadAll()
+        return
+      }
+      for (const p of positions) this.tps.get(tpKey(p.topic, p.partition))!.stored = BigInt(p.offset)
+      for (const c of checkpoints) this.lastCheckpoint.set(c.partition, wallNow)
+      if (checkpoints.length > 0) await this.o.source.commit(checkpoints.flatMap((c) => c.positions))
+    }
+    if (seeks.size > 0) await this.o.source.seek([...seeks.values()])
+    this.o.onBatch?.({
+      records: records.length,
+      events: out.events,
+      late: out.lateCount,
+      duplicates: out.duplicates,
+      undecodable: pipeline.undecodable,
+      writeMs: performance.now() - t0,
+      openKeys: pipeline.openKeys(),
+      lagMs: Number.isFinite(oldest) ? this.now() - oldest : Number.NaN,
+      checkpoints: checkpoints.length,
+    })
+    pipeline.undecodable = 0
+  }
+
+  private async reloadAll(): Promise<void> {
+    const owned = [...this.pipeline.joins.keys()]
+    for (const p of owned) this.dropPartition(p)
+    this.held.clear()
+    const seeks: Position[] = []
+    for (const p of owned) {
+      await this.initPartition(p)
+      for (const t of this.topics)
+        seeks.push({ topic: t, partition: p, offset: this.tps.get(tpKey(t, p))!.read.toString() })
+    }
+    await this.o.source.seek(seeks)
+  }
+}
+
+function splitTp(k: string): [string, number] {
+  const i = k.lastIndexOf(':')
+  return [k.slice(0, i), Number(k.slice(i + 1))]
+}

@@ -1,0 +1,90 @@
+import {
+  AGG_FIELDS,
+  type AggDelta,
+  type ClickRow,
+  type ConversionRow,
+  type ImpressionRow,
+  type LateRow,
+  type Stage,
+} from './rows.js'
+import { HOUR_MS, MINUTE_MS } from './rules.js'
+
+/**
+ * Collects what one batch produces. Facts are kept last-write-wins per key (a row restated twice
+ * in a batch is written once); counter deltas are summed per (stage, partition, campaign, bucket).
+ *
+ * `discard` is set while records are re-read to rebuild state after a restart: their effects are
+ * already in storage, so they change state but write nothing.
+ */
+export class BatchOutput {
+  discard = false
+  readonly impressions = new Map<string, ImpressionRow>()
+  readonly clicks = new Map<string, ClickRow>()
+  readonly conversions = new Map<string, ConversionRow>()
+  readonly late: LateRow[] = []
+  readonly minute = new Map<string, AggDelta>()
+  readonly hour = new Map<string, AggDelta>()
+  /** Events taken in (live, not replayed) and the subset found late or duplicate: for metrics. */
+  events = 0
+  lateCount = 0
+  duplicates = 0
+
+  impression(row: ImpressionRow): void {
+    if (!this.discard) this.impressions.set(row.impression_id, row)
+  }
+
+  click(row: ClickRow): void {
+    if (!this.discard) this.clicks.set(row.click_id, row)
+  }
+
+  conversion(row: ConversionRow): void {
+    if (!this.discard) this.conversions.set(row.conversion_id, row)
+  }
+
+  lateEvent(row: LateRow): void {
+    if (this.discard) return
+    this.late.push(row)
+    this.lateCount++
+  }
+
+  duplicate(): void {
+    if (!this.discard) this.duplicates++
+  }
+
+  /** Adds `delta` to counter `field` (an index into AGG_FIELDS) of the event's minute and hour. */
+  count(stage: Stage, partition: number, campaign: string, time: number, field: number, delta: number): void {
+    if (this.discard || delta === 0) return
+    const minute = time - (((time % MINUTE_MS) + MINUTE_MS) % MINUTE_MS)
+    const hour = time - (((time % HOUR_MS) + HOUR_MS) % HOUR_MS)
+    add(this.minute, stage, partition, campaign, minute, field, delta)
+    add(this.hour, stage, partition, campaign, hour, field, delta)
+  }
+
+  get empty(): boolean {
+    return (
+      this.impressions.size === 0 &&
+      this.clicks.size === 0 &&
+      this.conversions.size === 0 &&
+      this.late.length === 0 &&
+      this.minute.size === 0
+    )
+  }
+}
+
+function add(
+  map: Map<string, AggDelta>,
+  stage: Stage,
+  partition: number,
+  campaign: string,
+  bucket: number,
+  field: number,
+  delta: number,
+): void {
+  const key = `${stage}\u0000${partition}\u0000${bucket}\u0000${campaign}`
+  let row = map.get(key)
+  if (row === undefined) {
+    row = { stage, partition, campaign_id: campaign, bucket, values: new Array(AGG_FIELDS.length).fill(0) }
+    map.set(key, row)
+  }
+  row.values[field]! += delta
+}

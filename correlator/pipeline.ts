@@ -1,0 +1,244 @@
+import { deserialize, serialize } from 'node:v8'
+import { decodeWire } from '../events/wire.js'
+import { partitionFor } from '../kafka/protocol/murmur2.js'
+import { AuctionJoin, type AuctionState, newAuctionState } from './auction-join.js'
+import { ClickJoin, type ClickJoinState, newClickJoinState } from './click-join.js'
+import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
+import type {
+  BidEvent,
+  ClickEvent,
+  ConversionEvent,
+  ForwardedClick,
+  ForwardedImpression,
+  ImpressionEvent,
+  ProgressMarker,
+  RecordRef,
+} from './events.js'
+import type { BatchOutput } from './output.js'
+import type { JoinRules } from './rules.js'
+import type { SourceRecord } from './source.js'
+import { type TopicNames, topicNames } from './topics.js'
+
+/** A record for one of the correlator's own topics, to produce before the batch is committed. */
+export interface OutgoingRecord {
+  topic: string
+  partition: number
+  key: Buffer | null
+  value: Buffer
+}
+
+/** The three join stages of one partition number (Kafka mode assigns them to one instance). */
+interface PartitionJoins {
+  auction: AuctionJoin
+  click: ClickJoin
+  conversion: ConversionJoin
+  /** Last progress sent downstream, to send markers only when it moved. */
+  sentImps?: string
+  sentClicks?: string
+}
+
+interface PartitionSnapshot {
+  v: 1
+  auction: AuctionState
+  click: ClickJoinState
+  conversion: ConversionJoinState
+}
+
+export type RecordMode = 'skip' | 'replay' | 'live'
+
+/**
+ * Routes records to the join stages of their partition and carries re-keyed records between the
+ * stages: in-process (`local`, one instance owns every partition: the embedded mode and a
+ * single correlator) or through the correlator's Kafka topics (several instances).
+ *
+ * Kafka has no transactions here, so exactly-once is built from idempotence: a stage that
+ * restarts may re-send re-keyed records, and the next stage ignores a key it already holds.
+ */
+export class Pipeline {
+  readonly joins = new Map<number, PartitionJoins>()
+  outgoing: OutgoingRecord[] = []
+  undecodable = 0
+  private out!: BatchOutput
+  private wallNow = 0
+
+  constructor(
+    readonly rules: JoinRules,
+    /** Partitions of every input topic. */
+    readonly partitions: number,
+    /** true: stages exchange re-keyed records in-process; false: through Kafka. */
+    readonly local: boolean,
+    readonly names: TopicNames = topicNames(),
+  ) {}
+
+  /** Takes ownership of partition `p`, from a snapshot or empty. */
+  init(p: number, snapshot: Buffer | null, wallNow: number): void {
+    const s = snapshot ? (deserialize(snapshot) as PartitionSnapshot) : null
+    const auction = s?.auction ?? newAuctionState()
+    const click = s?.click ?? newClickJoinState()
+    const conversion = s?.conversion ?? newConversionJoinState()
+    // Idleness is wall-clock and not part of results: every input starts active again.
+    for (const c of [auction.bidsClock, auction.impsClock, click.clicksClock, conversion.conversionsClock]) {
+      c.lastSeenWall = wallNow
+      c.idle = false
+    }
+    this.joins.set(p, {
+      auction: new AuctionJoin(p, this.rules, auction, this.forwardImpression),
+      click: new ClickJoin(p, this.rules, click, this.partitions, this.forwardClick),
+      conversion: new ConversionJoin(p, this.rules, conversion, this.partitions),
+    })
+  }
+
+  drop(p: number): void {
+    this.joins.delete(p)
+  }
+
+  snapshot(p: number): Buffer {
+    const j = this.joins.get(p)
+    if (j === undefined) throw new Error(`partition ${p} is not owned`)
+    const s: PartitionSnapshot = {
+      v: 1,
+      auction: j.auction.state,
+      click: j.click.state,
+      conversion: j.conversion.state,
+    }
+    return serialize(s)
+  }
+
+  /** Starts a batch: everything produced goes to `out` (and `outgoing`). */
+  begin(out: BatchOutput, wallNow: number): void {
+    this.out = out
+    this.wallNow = wallNow
+    this.outgoing = []
+  }
+
+  /** One record; `mode` says whether its effects are new (`live`) or already stored (`replay`). */
+  process(r: SourceRecord, mode: RecordMode): void {
+    if (mode === 'skip') return
+    const j = this.joins.get(r.partition)
+    if (j === undefined) throw new Error(`record for unowned partition ${r.topic}:${r.partition}`)
+    const out = this.out
+    out.discard = mode === 'replay'
+    if (!out.discard) out.events++
+    try {
+      const n = this.names
+      if (r.topic === n.rekeyedImpressions || r.topic === n.rekeyedClicks) {
+        const v = JSON.parse(r.value.toString()) as Record<string, unknown>
+        if (v.m !== undefined) {
+          const marker = toMarker(v)
+          if (r.topic === n.rekeyedImpressions) j.click.onMarker(marker)
+          else j.conversion.onMarker(marker)
+        } else if (r.topic === n.rekeyedImpressions)
+          j.click.onImpression(v as unknown as ForwardedImpression, out)
+        else j.conversion.onClick(v as unknown as ForwardedClick, out)
+        return
+      }
+      let value: unknown
+      try {
+        value = decodeWire(r.value).value
+      } catch {
+        // The gateway writes only valid records; anything else is counted (metric), not fatal.
+        if (!out.discard) this.undecodable++
+        return
+      }
+      const ref: RecordRef = r
+      if (r.topic === n.bid) j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
+      else if (r.topic === n.impression)
+        j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)
+      else if (r.topic === n.click) j.click.onClick(value as ClickEvent, ref, out, this.wallNow)
+      else if (r.topic === n.conversion)
+        j.conversion.onConversion(value as ConversionEvent, ref, out, this.wallNow)
+      else throw new Error(`unexpected topic ${r.topic}`)
+    } finally {
+      out.discard = false
+    }
+  }
+
+  /** Ends a batch: progress markers downstream, then state no future event can join is dropped. */
+  end(): void {
+    for (const [p, j] of this.joins) {
+      const imps = j.auction.progress()
+      const impsKey = `${imps.watermark}/${imps.idle}`
+      if (impsKey !== j.sentImps) {
+        j.sentImps = impsKey
+        this.broadcast(this.names.rekeyedImpressions, { from: p, ...imps })
+      }
+      const clicks = j.click.progress()
+      const clicksKey = `${clicks.watermark}/${clicks.idle}`
+      if (clicksKey !== j.sentClicks) {
+        j.sentClicks = clicksKey
+        this.broadcast(this.names.rekeyedClicks, { from: p, ...clicks })
+      }
+    }
+    for (const j of this.joins.values()) {
+      j.auction.expire()
+      j.click.expire()
+      j.conversion.expire()
+    }
+  }
+
+  /** Marks inputs that have had no record for `idleMs` of wall time as idle (see clock.ts). */
+  tick(wallNow: number, idleMs: number): void {
+    for (const j of this.joins.values()) {
+      for (const c of [
+        j.auction.state.bidsClock,
+        j.auction.state.impsClock,
+        j.click.state.clicksClock,
+        j.conversion.state.conversionsClock,
+      ]) {
+        if (!c.idle && wallNow - c.lastSeenWall >= idleMs) c.idle = true
+      }
+    }
+  }
+
+  openKeys(): number {
+    let n = 0
+    for (const j of this.joins.values())
+      n += j.auction.openKeys() + j.click.openKeys() + j.conversion.openKeys()
+    return n
+  }
+
+  private readonly forwardImpression = (imp: ForwardedImpression, out: BatchOutput): void => {
+    const key = Buffer.from(imp.impression_id)
+    const p = partitionFor(key, this.partitions)
+    if (this.local) this.ownedForLocal(p).click.onImpression(imp, out)
+    else if (!out.discard)
+      this.outgoing.push({ topic: this.names.rekeyedImpressions, partition: p, key, value: json(imp) })
+  }
+
+  private readonly forwardClick = (click: ForwardedClick, out: BatchOutput): void => {
+    const key = Buffer.from(click.click_id)
+    const p = partitionFor(key, this.partitions)
+    if (this.local) this.ownedForLocal(p).conversion.onClick(click, out)
+    else if (!out.discard)
+      this.outgoing.push({ topic: this.names.rekeyedClicks, partition: p, key, value: json(click) })
+  }
+
+  private broadcast(topic: string, m: ProgressMarker): void {
+    const value = { m: m.from, w: Number.isFinite(m.watermark) ? m.watermark : null, i: m.idle }
+    for (let q = 0; q < this.partitions; q++) {
+      if (this.local) {
+        const j = this.ownedForLocal(q)
+        if (topic === this.names.rekeyedImpressions) j.click.onMarker(m)
+        else j.conversion.onMarker(m)
+      } else this.outgoing.push({ topic, partition: q, key: null, value: json(value) })
+    }
+  }
+
+  private ownedForLocal(p: number): PartitionJoins {
+    const j = this.joins.get(p)
+    if (j === undefined) throw new Error(`local re-keying needs every partition; ${p} is not owned`)
+    return j
+  }
+}
+
+function json(v: unknown): Buffer {
+  return Buffer.from(JSON.stringify(v))
+}
+
+function toMarker(v: Record<string, unknown>): ProgressMarker {
+  return {
+    from: v.m as number,
+    watermark: typeof v.w === 'number' ? v.w : Number.NEGATIVE_INFINITY,
+    idle: v.i === true,
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * What the correlator writes: fact rows keyed by their natural id (upserted, so a restatement
+ * replaces the row) and per-campaign counters. Times are epoch milliseconds.
+ */
+export interface ImpressionRow {
+  impression_id: string
+  event_id: string
+  auction_id: string
+  campaign_id: string
+  creative_id: string | null
+  publisher_id: string | null
+  site_domain: string | null
+  device_type: string | null
+  country: string | null
+  impression_time: number
+  cost_micros: number
+  /** The joined bid, when one arrived within the impression window. */
+  bid_event_id: string | null
+  bid_time: number | null
+  bid_price_micros: number | null
+}
+
+export interface ClickRow {
+  click_id: string
+  event_id: string
+  impression_id: string
+  campaign_id: string
+  click_time: number
+  /** The joined impression's time; null when none joined (is_no_impression). */
+  impression_time: number | null
+  is_bot: boolean
+  is_duplicate: boolean
+  is_no_impression: boolean
+  is_too_soon: boolean
+  valid: boolean
+}
+
+export interface ConversionRow {
+  conversion_id: string
+  event_id: string
+  click_id: string
+  campaign_id: string
+  conversion_time: number
+  conversion_type: string
+  value_micros: number
+  /** The joined click's time; null when none joined within the window. */
+  click_time: number | null
+  attributed: boolean
+}
+
+/** An event older than its partition's watermark: kept aside with its raw bytes, never counted. */
+export interface LateRow {
+  topic: string
+  partition: number
+  offset: string
+  event_type: string
+  event_id: string
+  event_time: number
+  watermark: number
+  campaign_id: string | null
+  value: Buffer
+}
+
+/** Counter columns of the aggregate tables, in storage column order. */
+export const AGG_FIELDS = [
+  'bids',
+  'wins',
+  'impressions',
+  'spend_micros',
+  'clicks',
+  'clicks_valid',
+  'clicks_invalid',
+  'conversions',
+  'conversion_value_micros',
+] as const
+export type AggField = (typeof AGG_FIELDS)[number]
+export const F_BIDS = 0
+export const F_WINS = 1
+export const F_IMPRESSIONS = 2
+export const F_SPEND = 3
+export const F_CLICKS = 4
+export const F_CLICKS_VALID = 5
+export const F_CLICKS_INVALID = 6
+export const F_CONVERSIONS = 7
+export const F_CONVERSION_VALUE = 8
+
+/** Which operator counted: aggregate rows are owned per (stage, partition) so owners never race. */
+export type Stage = 1 | 2 | 3
+
+export interface AggDelta {
+  stage: Stage
+  partition: number
+  campaign_id: string
+  /** Bucket start, epoch ms. */
+  bucket: number
+  values: number[]
+}

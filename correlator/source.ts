@@ -1,0 +1,45 @@
+/**
+ * What the correlator reads from: Kafka (kafka-source.ts) or, in the embedded single-machine mode,
+ * the local spool. The correlator owns its positions: it stores them with the data it writes and
+ * hands the source the positions a restart must read from (`commit`) only after that write.
+ */
+export interface SourceRecord {
+  topic: string
+  partition: number
+  /** Kafka offset as a decimal string (kafkajs's form); the spool uses the same. */
+  offset: string
+  key: Buffer | null
+  /** Confluent wire format for adgate's event topics; JSON for the correlator's own topics. */
+  value: Buffer
+  /** When the record was appended (Kafka timestamp, ms); for the lag metric only. */
+  timestamp?: number
+}
+
+export interface Position {
+  topic: string
+  partition: number
+  /** The next offset to read. */
+  offset: string
+}
+
+export interface SourceHandlers {
+  /** One batch of records, any mix of topics and partitions, in offset order per partition. */
+  onBatch(records: SourceRecord[]): Promise<void>
+  /** Partitions taken away (rebalance): drop their state, another instance now owns them. */
+  onRevoke?(partitions: { topic: string; partition: number }[]): Promise<void>
+}
+
+export interface EventSource {
+  /** Partitions per topic, the same for every topic the correlator reads. */
+  partitions(): Promise<number>
+  start(handlers: SourceHandlers): Promise<void>
+  /** Where a restart resumes: offsets the correlator has made durable (state included). */
+  commit(positions: Position[]): Promise<void>
+  /** Re-read from these offsets (after a takeover was detected, state is rebuilt from a checkpoint). */
+  seek(positions: Position[]): Promise<void>
+  stop(): Promise<void>
+}
+
+export function tpKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`
+}

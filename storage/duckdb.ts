@@ -1,0 +1,235 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
+import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
+import { tpKey } from '../correlator/source.js'
+import { aggUpsert, ddl, FACT_COLUMNS, type FactTable, factUpsert, LATE_COLUMNS } from './schema.js'
+import {
+  type PartitionLoad,
+  StaleOwnerError,
+  type StatsQuery,
+  type StatsRow,
+  type Storage,
+  statsRow,
+  type WriteBatch,
+} from './storage.js'
+
+/**
+ * The embedded default: one DuckDB file. A batch is staged into temporary tables with DuckDB's
+ * appender (column values straight into its vectors, no SQL text per row), then merged into
+ * the real tables by a few set-based upserts inside one transaction.
+ *
+ * DuckDB allows one writing process per file, so several correlator instances on DuckDB share
+ * one process and this object; writes are serialized here. Across machines, use PostgreSQL.
+ */
+export class DuckDbStorage implements Storage {
+  readonly kind = 'duckdb'
+  private chain: Promise<unknown> = Promise.resolve()
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    readonly conn: DuckDBConnection,
+    readonly path: string,
+  ) {}
+
+  static async open(path: string, options: { readOnly?: boolean } = {}): Promise<DuckDbStorage> {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    const instance = await DuckDBInstance.create(path, options.readOnly ? { access_mode: 'READ_ONLY' } : {})
+    const conn = await instance.connect()
+    const s = new DuckDbStorage(instance, conn, path)
+    if (!options.readOnly) {
+      for (const stmt of ddl('duckdb')) await conn.run(stmt)
+      for (const t of Object.keys(FACT_COLUMNS))
+        await conn.run(`CREATE TEMP TABLE s_${t} AS SELECT * FROM ${t} LIMIT 0`)
+      await conn.run('CREATE TEMP TABLE s_late AS SELECT * FROM late_events LIMIT 0')
+      for (const g of ['minute', 'hour'])
+        await conn.run(`CREATE TEMP TABLE s_agg_${g} AS SELECT * FROM agg_${g} LIMIT 0`)
+      await conn.run('CREATE TEMP TABLE s_positions AS SELECT * FROM positions LIMIT 0')
+    }
+    return s
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn)
+    this.chain = next.catch(() => {})
+    return next
+  }
+
+  load(partition: number, topics: readonly string[]): Promise<PartitionLoad> {
+    return this.exclusive(async () => {
+      const positions = new Map<string, string>()
+      const rows = await this.conn.runAndReadAll(
+        'SELECT topic, next_offset FROM positions WHERE kafka_partition = $1',
+        [partition],
+      )
+      for (const [topic, next] of rows.getRows() as [string, bigint][])
+        if (topics.includes(topic)) positions.set(tpKey(topic, partition), next.toString())
+      const cp = await this.conn.runAndReadAll('SELECT positions, state FROM checkpoints WHERE part = $1', [
+        partition,
+      ])
+      const row = cp.getRows()[0] as [string, { bytes: Uint8Array }] | undefined
+      return {
+        positions,
+        checkpoint: row
+          ? { partition, positions: JSON.parse(row[0]), state: Buffer.from(row[1].bytes) }
+          : null,
+      }
+    })
+  }
+
+  write(batch: WriteBatch): Promise<void> {
+    return this.exclusive(() => this.writeNow(batch))
+  }
+
+  private async writeNow(batch: WriteBatch): Promise<void> {
+    const c = this.conn
+    await c.run('BEGIN TRANSACTION')
+    try {
+      if (batch.expected.size > 0) {
+        const stored = new Map<string, string>()
+        const rows = await c.runAndReadAll('SELECT topic, kafka_partition, next_offset FROM positions')
+        for (const [t, p, o] of rows.getRows() as [string, number, bigint][])
+          stored.set(tpKey(t, p), o.toString())
+        for (const [tp, expected] of batch.expected)
+          if ((stored.get(tp) ?? null) !== expected) throw new StaleOwnerError(tp)
+      }
+      const o = batch.output
+      await this.stageFacts('impressions', o.impressions.values())
+      await this.stageFacts('clicks', o.clicks.values())
+      await this.stageFacts('conversions', o.conversions.values())
+      if (o.late.length > 0) {
+        const a = await c.createAppender('s_late', 'main', 'temp')
+        for (const r of o.late) {
+          a.appendVarchar(r.topic)
+          a.appendInteger(r.partition)
+          a.appendBigInt(BigInt(r.offset))
+          a.appendVarchar(r.event_type)
+          a.appendVarchar(r.event_id)
+          a.appendBigInt(BigInt(r.event_time))
+          a.appendBigInt(BigInt(r.watermark))
+          if (r.campaign_id === null) a.appendNull()
+          else a.appendVarchar(r.campaign_id)
+          a.appendBlob(r.value)
+          a.endRow()
+        }
+        a.closeSync()
+        await c.run(
+          `INSERT INTO late_events SELECT ${LATE_COLUMNS.map(([n]) => n).join(', ')} FROM s_late ON CONFLICT DO NOTHING`,
+        )
+        await c.run('DELETE FROM s_late')
+      }
+      await this.stageAgg('minute', o.minute.values(), o.minute.size)
+      await this.stageAgg('hour', o.hour.values(), o.hour.size)
+      if (batch.positions.length > 0) {
+        const a = await c.createAppender('s_positions', 'main', 'temp')
+        for (const p of batch.positions) {
+          a.appendVarchar(p.topic)
+          a.appendInteger(p.partition)
+          a.appendBigInt(BigInt(p.offset))
+          a.endRow()
+        }
+        a.closeSync()
+        await c.run(
+          'INSERT INTO positions SELECT * FROM s_positions ON CONFLICT (topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset',
+        )
+        await c.run('DELETE FROM s_positions')
+      }
+      for (const cp of batch.checkpoints) {
+        await c.run(
+          `INSERT INTO checkpoints VALUES ($1, $2, $3, $4)
+           ON CONFLICT (part) DO UPDATE SET positions = excluded.positions, state = excluded.state, written_at = excluded.written_at`,
+          [cp.partition, JSON.stringify(cp.positions), blobValue(cp.state), BigInt(Date.now())],
+        )
+      }
+      await c.run('COMMIT')
+    } catch (err) {
+      await c.run('ROLLBACK')
+      throw err
+    }
+  }
+
+  private async stageFacts(table: FactTable, rows: Iterable<object>): Promise<void> {
+    const cols = FACT_COLUMNS[table]
+    let a: DuckDBAppender | undefined
+    for (const row of rows as Iterable<Record<string, unknown>>) {
+      a ??= await this.conn.createAppender(`s_${table}`, 'main', 'temp')
+      for (const [name, type] of cols) appendValue(a, row[name], type)
+      a.endRow()
+    }
+    if (a === undefined) return
+    a.closeSync()
+    await this.conn.run(factUpsert(table, `SELECT * FROM s_${table}`))
+    await this.conn.run(`DELETE FROM s_${table}`)
+  }
+
+  private async stageAgg(g: 'minute' | 'hour', rows: Iterable<AggDelta>, size: number): Promise<void> {
+    if (size === 0) return
+    const a = await this.conn.createAppender(`s_agg_${g}`, 'main', 'temp')
+    for (const d of rows) {
+      a.appendVarchar(d.campaign_id)
+      a.appendBigInt(BigInt(d.bucket))
+      a.appendSmallInt(d.stage)
+      a.appendInteger(d.partition)
+      for (let i = 0; i < AGG_FIELDS.length; i++) a.appendBigInt(BigInt(d.values[i]!))
+      a.endRow()
+    }
+    a.closeSync()
+    await this.conn.run(aggUpsert(`agg_${g}`, `SELECT * FROM s_agg_${g}`))
+    await this.conn.run(`DELETE FROM s_agg_${g}`)
+  }
+
+  stats(q: StatsQuery): Promise<StatsRow[]> {
+    return this.exclusive(async () => {
+      const where: string[] = []
+      const params: (string | bigint)[] = []
+      if (q.campaign !== undefined) {
+        params.push(q.campaign)
+        where.push(`campaign_id = $${params.length}`)
+      }
+      if (q.from !== undefined) {
+        params.push(BigInt(q.from))
+        where.push(`bucket >= $${params.length}`)
+      }
+      if (q.to !== undefined) {
+        params.push(BigInt(q.to))
+        where.push(`bucket < $${params.length}`)
+      }
+      const sql = `SELECT * FROM campaign_stats_${q.granularity} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY bucket, campaign_id`
+      const r = await this.conn.runAndReadAll(sql, params)
+      return (r.getRowObjects() as Record<string, unknown>[]).map((row) =>
+        statsRow(
+          row.campaign_id as string,
+          Number(row.bucket),
+          Object.fromEntries(AGG_FIELDS.map((f) => [f, Number(row[f])])),
+        ),
+      )
+    })
+  }
+
+  /** Plain SQL for tests and tools; JSON-friendly rows. */
+  query(sql: string): Promise<Record<string, unknown>[]> {
+    return this.exclusive(
+      async () => (await this.conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[],
+    )
+  }
+
+  /** Runs statements in the write order (exports after the writes they follow). */
+  run(statements: string[]): Promise<void> {
+    return this.exclusive(async () => {
+      for (const sql of statements) await this.conn.run(sql)
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.chain
+    this.conn.closeSync()
+    this.instance.closeSync()
+  }
+}
+
+function appendValue(a: DuckDBAppender, v: unknown, type: string): void {
+  if (v === null || v === undefined) a.appendNull()
+  else if (type.startsWith('BIGINT')) a.appendBigInt(BigInt(v as number))
+  else if (type.startsWith('BOOLEAN')) a.appendBoolean(v as boolean)
+  else a.appendVarchar(v as string)
+}

@@ -1,0 +1,137 @@
+import { AGG_FIELDS } from '../correlator/rows.js'
+
+/**
+ * The correlator's tables, one definition for every SQL sink. Times are epoch milliseconds
+ * (BIGINT); money is integer micros.
+ *
+ *   impressions      one row per impression with its bid (stage 1)
+ *   clicks           one row per click with its impression time and IVT flags (stage 2)
+ *   conversions      one row per conversion with its click time, attributed or not (stage 3)
+ *   attributed_events  view: one row per impression with its bid, click and conversion facts
+ *   late_events      events beyond the grace period, with their raw bytes
+ *   agg_minute, agg_hour  counters per (campaign, bucket, stage, partition): each row has one
+ *                    owner, so instances never contend; campaign_stats_* views sum them
+ *   positions        next offset per input topic-partition, written with the data
+ *   checkpoints      join state per partition and the positions it reflects
+ */
+export type Dialect = 'duckdb' | 'postgres'
+
+export const FACT_COLUMNS = {
+  impressions: [
+    ['impression_id', 'TEXT PRIMARY KEY'],
+    ['event_id', 'TEXT NOT NULL'],
+    ['auction_id', 'TEXT NOT NULL'],
+    ['campaign_id', 'TEXT NOT NULL'],
+    ['creative_id', 'TEXT'],
+    ['publisher_id', 'TEXT'],
+    ['site_domain', 'TEXT'],
+    ['device_type', 'TEXT'],
+    ['country', 'TEXT'],
+    ['impression_time', 'BIGINT NOT NULL'],
+    ['cost_micros', 'BIGINT NOT NULL'],
+    ['bid_event_id', 'TEXT'],
+    ['bid_time', 'BIGINT'],
+    ['bid_price_micros', 'BIGINT'],
+  ],
+  clicks: [
+    ['click_id', 'TEXT PRIMARY KEY'],
+    ['event_id', 'TEXT NOT NULL'],
+    ['impression_id', 'TEXT NOT NULL'],
+    ['campaign_id', 'TEXT NOT NULL'],
+    ['click_time', 'BIGINT NOT NULL'],
+    ['impression_time', 'BIGINT'],
+    ['is_bot', 'BOOLEAN NOT NULL'],
+    ['is_duplicate', 'BOOLEAN NOT NULL'],
+    ['is_no_impression', 'BOOLEAN NOT NULL'],
+    ['is_too_soon', 'BOOLEAN NOT NULL'],
+    ['valid', 'BOOLEAN NOT NULL'],
+  ],
+  conversions: [
+    ['conversion_id', 'TEXT PRIMARY KEY'],
+    ['event_id', 'TEXT NOT NULL'],
+    ['click_id', 'TEXT NOT NULL'],
+    ['campaign_id', 'TEXT NOT NULL'],
+    ['conversion_time', 'BIGINT NOT NULL'],
+    ['conversion_type', 'TEXT NOT NULL'],
+    ['value_micros', 'BIGINT NOT NULL'],
+    ['click_time', 'BIGINT'],
+    ['attributed', 'BOOLEAN NOT NULL'],
+  ],
+} as const
+
+export type FactTable = keyof typeof FACT_COLUMNS
+
+export const LATE_COLUMNS = [
+  ['topic', 'TEXT NOT NULL'],
+  ['kafka_partition', 'INTEGER NOT NULL'],
+  ['kafka_offset', 'BIGINT NOT NULL'],
+  ['event_type', 'TEXT NOT NULL'],
+  ['event_id', 'TEXT NOT NULL'],
+  ['event_time', 'BIGINT NOT NULL'],
+  ['watermark', 'BIGINT NOT NULL'],
+  ['campaign_id', 'TEXT'],
+  ['value', 'BLOB'],
+] as const
+
+export function ddl(dialect: Dialect): string[] {
+  const blob = dialect === 'postgres' ? 'BYTEA' : 'BLOB'
+  const cols = (c: readonly (readonly [string, string])[]) =>
+    c.map(([n, t]) => `${n} ${t.replace('BLOB', blob)}`).join(', ')
+  const counters = AGG_FIELDS.map((f) => `${f} BIGINT NOT NULL DEFAULT 0`).join(', ')
+  const sums = AGG_FIELDS.map((f) => `sum(${f})::BIGINT AS ${f}`).join(', ')
+  const out: string[] = []
+  for (const [table, c] of Object.entries(FACT_COLUMNS))
+    out.push(`CREATE TABLE IF NOT EXISTS ${table} (${cols(c)})`)
+  out.push(
+    `CREATE TABLE IF NOT EXISTS late_events (${cols(LATE_COLUMNS)}, PRIMARY KEY (topic, kafka_partition, kafka_offset))`,
+  )
+  for (const g of ['minute', 'hour']) {
+    out.push(
+      `CREATE TABLE IF NOT EXISTS agg_${g} (campaign_id TEXT NOT NULL, bucket BIGINT NOT NULL, stage SMALLINT NOT NULL, part INTEGER NOT NULL, ${counters}, PRIMARY KEY (campaign_id, bucket, stage, part))`,
+    )
+    out.push(
+      `CREATE OR REPLACE VIEW campaign_stats_${g} AS SELECT campaign_id, bucket, ${sums} FROM agg_${g} GROUP BY campaign_id, bucket`,
+    )
+  }
+  out.push(
+    'CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, kafka_partition))',
+  )
+  out.push(
+    `CREATE TABLE IF NOT EXISTS checkpoints (part INTEGER PRIMARY KEY, positions TEXT NOT NULL, state ${blob} NOT NULL, written_at BIGINT NOT NULL)`,
+  )
+  out.push(`CREATE OR REPLACE VIEW attributed_events AS
+    SELECT i.*, k.click_id, k.click_time, k.clicks, k.valid_clicks, k.click_valid,
+           v.conversions, v.conversion_value_micros, v.first_conversion_time
+    FROM impressions i
+    LEFT JOIN (
+      SELECT impression_id, count(*) AS clicks, sum(CASE WHEN valid THEN 1 ELSE 0 END) AS valid_clicks,
+             min(click_time) AS click_time,
+             min(click_id) FILTER (WHERE NOT is_duplicate) AS click_id,
+             bool_or(valid) AS click_valid
+      FROM clicks WHERE NOT is_no_impression GROUP BY impression_id
+    ) k ON k.impression_id = i.impression_id
+    LEFT JOIN (
+      SELECT c.impression_id, count(*) AS conversions, sum(v.value_micros) AS conversion_value_micros,
+             min(v.conversion_time) AS first_conversion_time
+      FROM conversions v JOIN clicks c ON c.click_id = v.click_id
+      WHERE v.attributed AND NOT c.is_no_impression GROUP BY c.impression_id
+    ) v ON v.impression_id = i.impression_id`)
+  return out
+}
+
+/** Upsert of counter deltas: existing rows add, new rows insert. */
+export function aggUpsert(table: string, source: string): string {
+  const cols = ['campaign_id', 'bucket', 'stage', 'part', ...AGG_FIELDS]
+  const set = AGG_FIELDS.map((f) => `${f} = ${table}.${f} + excluded.${f}`).join(', ')
+  return `INSERT INTO ${table} (${cols.join(', ')}) ${source} ON CONFLICT (campaign_id, bucket, stage, part) DO UPDATE SET ${set}`
+}
+
+/** Upsert of fact rows: the newest statement of a row replaces the old one. */
+export function factUpsert(table: FactTable, source: string): string {
+  const cols = FACT_COLUMNS[table].map(([n]) => n)
+  const set = cols
+    .slice(1)
+    .map((n) => `${n} = excluded.${n}`)
+    .join(', ')
+  return `INSERT INTO ${table} (${cols.join(', ')}) ${source} ON CONFLICT (${cols[0]}) DO UPDATE SET ${set}`
+}

@@ -1,0 +1,150 @@
+// `adgate correlator` and `adgate query` as users run them (the compiled CLI from dist/), and the
+// correlator's HTTP API served over a correlator fed from generated logs.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import kafkajs from 'kafkajs'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { startCorrelator } from '../../cli/correlator.js'
+import { loadConfig } from '../../config/config.js'
+import { createLogger } from '../../config/logger.js'
+import type { StatsRow } from '../../storage/storage.js'
+import { ArraySource } from '../support/array-source.js'
+import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
+
+const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+const dir = mkdtempSync(join(tmpdir(), 'adgate-cli-'))
+const brokers = inject('kafkaBrokers')
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function adgate(args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, [cli, ...args], {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'silent', ...env },
+    encoding: 'utf8',
+  })
+}
+
+describe('correlator HTTP API and adgate query', () => {
+  it('serves campaign stats, metrics and health from storage; adgate query --json prints the same rows', async () => {
+    const file = join(dir, 'api.duckdb')
+    const config = loadConfig({
+      ADGATE_STORAGE: `duckdb:${file}`,
+      ADGATE_CORRELATOR_PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+    })
+    const logs = toLogs(funnelEvents({ seed: 51, bids: 4000, duplicates: 0.02 }))
+    const source = new ArraySource(logs, 5, PARTITIONS)
+    const running = await startCorrelator(config, createLogger('silent', 'test'), source, null)
+    try {
+      while (source.batches === 0 || (await running.storage.stats({ granularity: 'hour' })).length === 0)
+        await new Promise((r) => setTimeout(r, 50))
+      await running.correlator.stop() // drained: every batch written
+      const base = `http://127.0.0.1:${running.port}`
+      expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' })
+      const metrics = await (await fetch(`${base}/metrics`)).text()
+      expect(metrics).toMatch(/^adgate_correlator_events_total [1-9]\d*$/m)
+      expect(metrics).toMatch(/adgate_correlator_write_seconds_bucket/)
+
+      const res = await fetch(
+        `${base}/v1/campaigns/cmp-003/stats?granularity=minute&from=2026-11-01T00:00:00Z&to=${Date.UTC(2026, 10, 1, 0, 30)}`,
+      )
+      expect(res.status).toBe(200)
+      const body = (await res.json()) as { campaign_id: string; granularity: string; rows: StatsRow[] }
+      expect(body).toMatchObject({ campaign_id: 'cmp-003', granularity: 'minute' })
+      expect(body.rows.length).toBeGreaterThan(5)
+      expect(body.rows.length).toBeLessThanOrEqual(30)
+      for (const r of body.rows) {
+        expect(r.campaign_id).toBe('cmp-003')
+        expect(r.bucket < '2026-11-01T00:30').toBe(true)
+        if (r.impressions > 0) expect(r.ctr).toBeCloseTo(r.clicks_valid / r.impressions, 12)
+        if (r.bids > 0) expect(r.win_rate).toBeCloseTo(r.wins / r.bids, 12)
+      }
+      const bad = await fetch(`${base}/v1/campaigns/cmp-003/stats?granularity=week`)
+      expect(bad.status).toBe(400)
+      expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('BAD_QUERY')
+
+      // The file is held by the running process: adgate query asks its HTTP API.
+      const env = { ADGATE_STORAGE: `duckdb:${file}`, ADGATE_CORRELATOR_PORT: String(running.port) }
+      const viaApi = adgate(['query', '--json', '--granularity', 'hour'], env)
+      expect(viaApi.stderr).toBe('')
+      const hourly = JSON.parse(viaApi.stdout) as StatsRow[]
+      expect(hourly).toEqual(await running.storage.stats({ granularity: 'hour' }))
+      await running.close()
+
+      // Closed: adgate query opens the file itself, same answer.
+      const direct = adgate(['query', '--json', '--granularity', 'hour'], env)
+      expect(JSON.parse(direct.stdout)).toEqual(hourly)
+      for (const key of [
+        'campaign_id',
+        'bucket',
+        'bids',
+        'wins',
+        'impressions',
+        'clicks',
+        'conversions',
+        'spend_micros',
+        'ctr',
+        'cvr',
+        'win_rate',
+      ])
+        expect(hourly[0]).toHaveProperty(key)
+      const one = JSON.parse(adgate(['query', '--json', '--campaign', 'cmp-001'], env).stdout) as StatsRow[]
+      expect(one.length).toBeGreaterThan(0)
+      expect(new Set(one.map((r) => r.campaign_id))).toEqual(new Set(['cmp-001']))
+      const table = adgate(['query'], env)
+      expect(table.stdout.split('\n')[0]).toMatch(/^campaign_id\s+bucket\s+bids\s+wins/)
+      expect(adgate(['query', '--granularity', 'day'], env).status).toBe(2)
+    } finally {
+      await running.close().catch(() => {})
+    }
+  })
+})
+
+describe.skipIf(brokers.length === 0)('adgate correlator', () => {
+  it('starts against Kafka, answers /healthz, and stops cleanly on SIGTERM', async () => {
+    const group = `test-cli-${randomBytes(4).toString('hex')}`
+    const child: ChildProcess = spawn(process.execPath, [cli, 'correlator'], {
+      env: {
+        PATH: process.env.PATH,
+        KAFKA_BROKERS: brokers.join(','),
+        ADGATE_CORRELATOR_GROUP: group,
+        ADGATE_CORRELATOR_PORT: '0',
+        ADGATE_STORAGE: `duckdb:${join(dir, 'cli.duckdb')}`,
+        HOST: '127.0.0.1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const look = () => {
+          const m = /"port":(\d+)[^\n]*"msg":"correlator listening"/.exec(out)
+          if (m) resolve(Number(m[1]))
+        }
+        child.stdout!.on('data', look)
+        child.once('exit', () => reject(new Error(`correlator exited:\n${out}`)))
+      })
+      expect(out).toMatch(/"rekey":"kafka"/)
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+      const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
+      await admin.connect()
+      await admin.deleteGroups([group]).catch(() => {})
+      await admin.disconnect()
+    }
+  })
+})

@@ -1,0 +1,60 @@
+// An EventSource over in-memory logs: batches interleave partitions in a seeded random order,
+// like a consumer fetching several partitions at once. Honors commit and seek like Kafka.
+import type { EventSource, Position, SourceHandlers, SourceRecord } from '../../correlator/source.js'
+import { Random } from '../../generator/random.js'
+import type { Logs } from './funnel-records.js'
+
+export class ArraySource implements EventSource {
+  readonly committed = new Map<string, number>()
+  batches = 0
+  private readonly fetch = new Map<string, number>()
+  private stopped = false
+
+  constructor(
+    private readonly logs: Logs,
+    private readonly seed: number,
+    private readonly partitionCount: number,
+    /** Stop (as if the process died) after this many batches. */
+    private readonly stopAfter = Number.POSITIVE_INFINITY,
+    committed?: Map<string, number>,
+  ) {
+    if (committed) for (const [k, v] of committed) this.committed.set(k, v)
+  }
+
+  async partitions(): Promise<number> {
+    return this.partitionCount
+  }
+
+  async start(handlers: SourceHandlers): Promise<void> {
+    const rng = new Random(this.seed)
+    for (const k of this.logs.keys()) this.fetch.set(k, this.committed.get(k) ?? 0)
+    const keys = [...this.logs.keys()]
+    while (!this.stopped && this.batches < this.stopAfter) {
+      const open = keys.filter((k) => this.fetch.get(k)! < this.logs.get(k)!.length)
+      if (open.length === 0) break
+      const batch: SourceRecord[] = []
+      const take = open.filter(() => rng.chance(0.6))
+      for (const k of take.length > 0 ? take : [rng.pick(open)!]) {
+        const log = this.logs.get(k)!
+        const from = this.fetch.get(k)!
+        const n = rng.int(1, 40)
+        batch.push(...log.slice(from, from + n))
+        this.fetch.set(k, Math.min(log.length, from + n))
+      }
+      this.batches++
+      await handlers.onBatch(batch)
+    }
+  }
+
+  async commit(positions: Position[]): Promise<void> {
+    for (const p of positions) this.committed.set(`${p.topic}:${p.partition}`, Number(p.offset))
+  }
+
+  async seek(positions: Position[]): Promise<void> {
+    for (const p of positions) this.fetch.set(`${p.topic}:${p.partition}`, Number(p.offset))
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+  }
+}
