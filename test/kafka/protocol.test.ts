@@ -88,39 +88,31 @@ describe('writer and reader', () => {
   })
 })
 
+/** Records as the gateway writes them: optional string keys, binary values. */
+const recordsArb = fc.array(
+  fc.record({ key: fc.option(fc.string({ maxLength: 20 })), value: fc.uint8Array({ maxLength: 400 }) }),
+  { minLength: 1, maxLength: 60 },
+)
+
 describe('record batches', () => {
   it('decode with kafkajs: keys, values, headers and offsets intact, CRC and LZ4 valid', async () => {
     registerLz4Codec()
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(
-          fc.record({
-            key: fc.option(fc.string({ maxLength: 20 })),
-            value: fc.uint8Array({ maxLength: 400 }),
-          }),
-          {
-            minLength: 1,
-            maxLength: 60,
-          },
-        ),
-        async (records) => {
-          const builder = new RecordBatchBuilder()
-          const headers = encodeHeaders({ 'adgate.source': 'src', 'adgate.request_id': 'r-1' })
-          for (const r of records)
-            builder.add('t', 0, r.key === null ? null : Buffer.from(r.key), r.value, headers)
-          const { buffer, batches } = builder.finish(1_700_000_000_000)
-          expect(batches).toHaveLength(1)
-          const decoded = await kafkajsDecodeRecordBatch(
-            new KafkaDecoder(buffer.subarray(batches[0]!.offset)),
-          )
-          expect(
-            decoded.records.map((r) => [r.key?.toString() ?? null, Buffer.from(r.value), r.offset]),
-          ).toEqual(records.map((r, i) => [r.key, Buffer.from(r.value), String(i)]))
-          expect(decoded.records[0]!.headers['adgate.source']!.toString()).toBe('src')
-          const b = buffer.subarray(batches[0]!.offset, batches[0]!.offset + batches[0]!.length)
-          expect(b.readUInt32BE(17)).toBe(crc32c(b, 21))
-        },
-      ),
+      fc.asyncProperty(recordsArb, async (records) => {
+        const builder = new RecordBatchBuilder()
+        const headers = encodeHeaders({ 'adgate.source': 'src', 'adgate.request_id': 'r-1' })
+        for (const r of records)
+          builder.add('t', 0, r.key === null ? null : Buffer.from(r.key), r.value, headers)
+        const { buffer, batches } = builder.finish(1_700_000_000_000)
+        expect(batches).toHaveLength(1)
+        const decoded = await kafkajsDecodeRecordBatch(new KafkaDecoder(buffer.subarray(batches[0]!.offset)))
+        expect(
+          decoded.records.map((r) => [r.key?.toString() ?? null, Buffer.from(r.value), r.offset]),
+        ).toEqual(records.map((r, i) => [r.key, Buffer.from(r.value), String(i)]))
+        expect(decoded.records[0]!.headers['adgate.source']!.toString()).toBe('src')
+        const b = buffer.subarray(batches[0]!.offset, batches[0]!.offset + batches[0]!.length)
+        expect(b.readUInt32BE(17)).toBe(crc32c(b, 21))
+      }),
       { numRuns: 100 },
     )
   })
@@ -128,16 +120,7 @@ describe('record batches', () => {
   it('reads back what it writes (the spool hands batches to the embedded correlator)', () => {
     fc.assert(
       fc.property(
-        fc.array(
-          fc.record({
-            key: fc.option(fc.string({ maxLength: 20 })),
-            value: fc.uint8Array({ maxLength: 400 }),
-          }),
-          {
-            minLength: 1,
-            maxLength: 60,
-          },
-        ),
+        recordsArb,
         fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 30 }), { maxKeys: 4 }),
         (records, headerMap) => {
           const builder = new RecordBatchBuilder()
