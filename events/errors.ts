@@ -17,7 +17,11 @@ export const ERRORS = {
   },
   BODY_TOO_LARGE: { status: 413, retryable: false, message: 'The body is larger than the limit' },
   TOO_MANY_EVENTS: { status: 413, retryable: false, message: 'The body holds more events than the limit' },
-  HEADERS_TOO_LARGE: { status: 431, retryable: false, message: 'The request headers are larger than the limit' },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    retryable: false,
+    message: 'The request headers are larger than the limit',
+  },
   UNSUPPORTED_CONTENT_TYPE: { status: 415, retryable: false, message: 'Unsupported Content-Type' },
   UNSUPPORTED_CONTENT_ENCODING: { status: 415, retryable: false, message: 'Unsupported Content-Encoding' },
   UNSUPPORTED_AVRO_CODEC: { status: 415, retryable: false, message: 'Unsupported Avro container codec' },

@@ -146,9 +146,11 @@ export function decodeRecordBatch(batch: Buffer): { firstTimestamp: number; reco
     readVarint(r) // timestamp delta (fits: batches span no time)
     const offsetDelta = readVarint(r)
     const keyLength = readVarint(r)
-    const key = keyLength < 0 ? null : body.subarray(r.pos, (r.pos += keyLength))
+    const key = keyLength < 0 ? null : body.subarray(r.pos, r.pos + keyLength)
+    if (keyLength > 0) r.pos += keyLength
     const valueLength = readVarint(r)
-    const value = body.subarray(r.pos, (r.pos += valueLength))
+    const value = body.subarray(r.pos, r.pos + valueLength)
+    r.pos += valueLength
     const headers = readVarint(r)
     for (let h = 0; h < headers; h++) {
       // Read each length first: `r.pos += readVarint(r)` would add to r.pos as it was before the read.
