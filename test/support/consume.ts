@@ -55,6 +55,8 @@ export async function readFrom(
     const finished = new Promise<void>((resolve) => {
       finish = resolve
     })
+    // kafkajs refuses seek() until the group is joined, which run() does not wait for.
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()))
     await consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
         const { schema, value } = decodeWire(message.value!)
@@ -71,6 +73,7 @@ export async function readFrom(
         if (done(records)) finish()
       },
     })
+    await joined
     for (const [topic, parts] of from)
       for (const [partition, offset] of parts) consumer.seek({ topic, partition, offset })
     const timer = setTimeout(finish, timeoutMs)
