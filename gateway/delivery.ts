@@ -14,7 +14,9 @@ export type Destination = 'kafka' | 'spool'
  * Resolves with where the batches are durable; rejects with NotDurableError (503) otherwise.
  */
 export class Delivery {
+  /** Tasks, and their records (events and dead letters), made durable per destination: for metrics. */
   readonly counts: Record<Destination, number> = { kafka: 0, spool: 0 }
+  readonly records: Record<Destination, number> = { kafka: 0, spool: 0 }
 
   constructor(
     private readonly sink: BatchSink | null,
@@ -31,7 +33,7 @@ export class Delivery {
     if (sink === null || (spool !== null && (spool.inUse || !sink.ready))) return this.toSpool(task)
     if (spool === null) {
       await sink.send(task)
-      return this.count('kafka')
+      return this.count('kafka', task)
     }
     const direct = sink.send(task)
     let timer: NodeJS.Timeout | undefined
@@ -39,7 +41,7 @@ export class Delivery {
       timer = setTimeout(() => resolve('slow'), this.spoolAfterMs)
     })
     try {
-      if ((await Promise.race([direct, slow])) !== 'slow') return this.count('kafka')
+      if ((await Promise.race([direct, slow])) !== 'slow') return this.count('kafka', task)
       direct.catch(() => {}) // it may still land; the spooled copy is the one we vouch for
     } catch (err) {
       if (err instanceof KafkaRefusedError) throw err
@@ -57,11 +59,12 @@ export class Delivery {
       if (err instanceof SpoolFullError) throw new NotDurableError(`Kafka is unavailable and ${err.message}`)
       throw new NotDurableError(`the local spool could not write: ${(err as Error).message}`)
     }
-    return this.count('spool')
+    return this.count('spool', task)
   }
 
-  private count(d: Destination): Destination {
+  private count(d: Destination, task: TaskOutput): Destination {
     this.counts[d]++
+    for (const b of task.batches) this.records[d] += b.records
     return d
   }
 }

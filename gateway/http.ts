@@ -9,7 +9,7 @@ import type { ErrorCode } from '../events/errors.js'
 import type { AuthError, Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
 import type { IngestService } from './ingest.js'
-import type { GatewayMetrics } from './metrics.js'
+import { type GatewayMetrics, statusClass } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
 
@@ -87,6 +87,7 @@ export class EventRoutes {
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)
       metrics.bodyBytes.observe(body.length)
+      let status = 503
       ingest
         .ingest({
           body,
@@ -98,6 +99,7 @@ export class EventRoutes {
           ingestTime: reader.startedAt,
         })
         .then((reply) => {
+          status = reply.status
           if (!state.aborted) res.cork(() => this.answer(res, route, reply, requestId))
         })
         .catch((err: Error) => {
@@ -110,7 +112,7 @@ export class EventRoutes {
         .finally(() => {
           this.inFlight--
           metrics.requestDuration.observe(
-            { route, status_class: 'all' },
+            { route, status_class: statusClass(status) },
             (Date.now() - reader.startedAt) / 1000,
           )
         })

@@ -58,10 +58,18 @@ export class IngestService {
     }
     const delivered = this.deliver(task)
     const errors = outcome.rejects
+    const { metrics } = this
 
     if (outcome.error !== null || outcome.events === 0) {
       // Nothing to accept: answer now; the dead letters ride with the task's batches.
-      this.metrics.events.inc({ type, encoding, outcome: 'rejected' }, Math.max(1, errors.length))
+      const rejected = Math.max(1, errors.length)
+      const reason = outcome.error?.code ?? 'INVALID_EVENT'
+      metrics.events.inc({ type, encoding, outcome: 'rejected' }, rejected)
+      metrics.rejected.inc({ type, encoding, reason }, rejected)
+      delivered.then(
+        () => metrics.deadLetters.inc({ type, encoding }, rejected),
+        () => {},
+      )
       if (outcome.error !== null) return errorReply(outcome.error.code, outcome.error.detail, requestId)
       return errorReply('ALL_EVENTS_INVALID', `all ${errors.length} events are invalid`, requestId, {
         accepted: 0,
@@ -72,14 +80,17 @@ export class IngestService {
     try {
       await delivered
     } catch (err) {
-      this.metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events)
+      // The whole request is answered 503: its invalid events too.
+      metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + errors.length)
       return errorReply('NOT_DURABLE', (err as Error).message, requestId)
     }
-    this.metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
-    this.metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
+    metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
+    metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
     if (errors.length === 0)
       return jsonReply(200, { accepted: outcome.events, rejected: 0, request_id: requestId })
-    this.metrics.events.inc({ type, encoding, outcome: 'rejected' }, errors.length)
+    metrics.events.inc({ type, encoding, outcome: 'rejected' }, errors.length)
+    metrics.rejected.inc({ type, encoding, reason: 'INVALID_EVENT' }, errors.length)
+    metrics.deadLetters.inc({ type, encoding }, errors.length)
     return jsonReply(207, {
       accepted: outcome.events,
       rejected: errors.length,

@@ -5,15 +5,17 @@ import kafkajs from 'kafkajs'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { BatchSink } from '../kafka/batch-sink.js'
+import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics } from '../kafka/topics.js'
 import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
+import type { TaskResult } from '../workers/decode-task.js'
 import { DecodePool } from '../workers/pool.js'
 import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
 import { IngestService } from './ingest.js'
-import { advanceTo, createGatewayMetrics } from './metrics.js'
+import { advanceTo, createGatewayMetrics, type GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
 import { registerStream } from './stream.js'
@@ -26,6 +28,14 @@ export interface Gateway {
   close(): Promise<void>
 }
 
+export interface GatewayOptions {
+  /**
+   * false: no metrics at all (no-op observations, nothing collected). Only bench/metrics.ts uses
+   * it, to measure what the metrics cost; deliberately not a setting, metrics are always on.
+   */
+  readonly metrics?: boolean
+}
+
 /**
  * Start the gateway. `brokers` null is the embedded single-machine mode: no Kafka, every batch is
  * made durable in the spool and read from there by the in-process correlator.
@@ -34,8 +44,9 @@ export async function startGateway(
   config: Config,
   logger: Logger,
   brokers: string[] | null,
+  options: GatewayOptions = {},
 ): Promise<Gateway> {
-  const metrics = createGatewayMetrics()
+  const metrics = createGatewayMetrics({ kafka: brokers !== null, enabled: options.metrics !== false })
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
 
@@ -64,6 +75,7 @@ export async function startGateway(
     maxTaskBytes: config.batchBytes,
     lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
+    onTask: (result) => observeTask(metrics, result),
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
   const ingest = new IngestService(pool, delivery, metrics, logger)
@@ -98,18 +110,34 @@ export async function startGateway(
     res.onAborted(() => {
       aborted = true
     })
-    metrics.kafkaPendingBytes.set(sink?.bufferedBytes ?? 0)
-    metrics.kafkaErrors.set(sink?.stats.errors ?? 0)
+    // Totals kept by their owners are read here, at scrape time: nothing on the hot path.
+    if (sink) {
+      metrics.kafkaReady.set(sink.ready ? 1 : 0)
+      metrics.kafkaPendingBytes.set(sink.bufferedBytes)
+      metrics.kafkaInFlight.set(sink.inFlightRequests)
+      advanceTo(metrics.kafkaRequests, sink.stats.requests)
+      advanceTo(metrics.kafkaErrors, sink.stats.errors)
+      advanceTo(metrics.kafkaRecords, sink.stats.records)
+      advanceTo(metrics.kafkaBytes, sink.stats.bytes)
+    }
+    metrics.spoolMaxBytes.set(config.spoolMaxBytes)
     if (spool) {
       metrics.spoolBytes.set(spool.bytes)
       metrics.spoolRecords.set(spool.records)
       metrics.spoolOldestAge.set(spool.oldest === null ? 0 : (Date.now() - spool.oldest) / 1000)
     }
-    if (replayer) advanceTo(metrics.spoolReplayed, replayer.stats.records)
-    advanceTo(metrics.deliveries, delivery.counts.kafka, { destination: 'kafka' })
-    advanceTo(metrics.deliveries, delivery.counts.spool, { destination: 'spool' })
-    metrics.workerUtilization.set(pool.utilization)
+    if (replayer) {
+      advanceTo(metrics.spoolReplayed, replayer.stats.records)
+      advanceTo(metrics.spoolDropped, replayer.stats.dropped)
+    }
+    for (const destination of ['kafka', 'spool'] as const) {
+      advanceTo(metrics.deliveries, delivery.counts[destination], { destination })
+      advanceTo(metrics.deliveredRecords, delivery.records[destination], { destination })
+    }
+    metrics.workerThreads.set(config.workers)
     metrics.workerQueue.set(pool.queueSize)
+    metrics.requestsInFlight.set(routes.inFlight)
+    metrics.ready.set(ingest.ready ? 1 : 0)
     void metrics.registry.metrics().then((text) => {
       if (aborted) return
       res.cork(() => {
@@ -182,6 +210,25 @@ export async function startGateway(
       return closing
     },
   }
+}
+
+/** Per worker task, on the main thread: batch sizes, compression and thread time, aggregated. */
+function observeTask(metrics: GatewayMetrics, result: TaskResult | null): void {
+  if (result === null) {
+    metrics.workerTasks.inc({ result: 'failed' })
+    return
+  }
+  metrics.workerTasks.inc({ result: 'ok' })
+  metrics.workerBusy.inc(result.busyMs / 1000)
+  if (result.batches.length === 0) return
+  let compressed = 0
+  for (const b of result.batches) {
+    metrics.batchRecords.observe(b.records)
+    metrics.batchBytes.observe(b.length)
+    compressed += b.length - RECORD_BATCH_HEADER_BYTES
+  }
+  metrics.batchUncompressed.inc(result.rawBytes)
+  metrics.batchCompressed.inc(compressed)
 }
 
 function defaultPartitions(n: number): Record<string, number> {

@@ -7,7 +7,7 @@ import { type EventType, isEventType } from '../events/catalog.js'
 import { type Authenticator, mayPost, type Principal } from './auth.js'
 import { AUTH_DETAIL } from './http.js'
 import type { IngestService } from './ingest.js'
-import type { GatewayMetrics } from './metrics.js'
+import { type GatewayMetrics, statusClass } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
 
@@ -90,11 +90,13 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       const nl = bytes.indexOf(NEWLINE)
       const header = parseHeader(nl === -1 ? null : Buffer.from(bytes.subarray(0, nl)).toString('utf8'))
       const requestId = `${session.id}.${typeof header === 'string' ? 'x' : header.seq}`
-      if (typeof header === 'string') return ack(ws, null, errorReply('MALFORMED_BODY', header, requestId))
+      if (typeof header === 'string')
+        return ack(ws, metrics, null, errorReply('MALFORMED_BODY', header, requestId))
       const { seq, type, encoding, contentEncoding } = header
       if (!mayPost(session.principal, type)) {
         return ack(
           ws,
+          metrics,
           seq,
           errorReply('EVENT_TYPE_NOT_ALLOWED', `this key may not send ${type} events`, requestId),
         )
@@ -103,12 +105,14 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       if (wait > 0)
         return ack(
           ws,
+          metrics,
           seq,
           errorReply('RATE_LIMITED', 'over the rate', requestId, {}, { 'Retry-After': String(wait) }),
         )
       if (session.inFlight >= config.wsMaxInFlight) {
         return ack(
           ws,
+          metrics,
           seq,
           errorReply(
             'NOT_DURABLE',
@@ -120,6 +124,9 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       const body = Buffer.allocUnsafeSlow(bytes.length - nl - 1)
       body.set(bytes.subarray(nl + 1))
       session.inFlight++
+      metrics.bodyBytes.observe(body.length)
+      const receivedAt = Date.now()
+      let status = 503
       ingest
         .ingest({
           body,
@@ -128,18 +135,26 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
           contentEncoding,
           source: session.principal.name,
           requestId,
-          ingestTime: Date.now(),
+          ingestTime: receivedAt,
         })
-        .then((reply) => ack(ws, seq, reply))
-        .catch(() => ack(ws, seq, errorReply('NOT_DURABLE', 'internal error', requestId)))
+        .then((reply) => {
+          status = reply.status
+          ack(ws, metrics, seq, reply)
+        })
+        .catch(() => ack(ws, metrics, seq, errorReply('NOT_DURABLE', 'internal error', requestId)))
         .finally(() => {
           session.inFlight--
+          metrics.requestDuration.observe(
+            { route: '/v1/stream', status_class: statusClass(status) },
+            (Date.now() - receivedAt) / 1000,
+          )
         })
     },
   })
 }
 
-function ack(ws: WebSocket<Session>, seq: number | null, reply: Reply): void {
+function ack(ws: WebSocket<Session>, metrics: GatewayMetrics, seq: number | null, reply: Reply): void {
+  metrics.wsBatches.inc({ status: reply.status })
   if (!ws.getUserData().open) return
   const body = JSON.parse(reply.body) as Record<string, unknown>
   ws.cork(() => ws.send(JSON.stringify({ seq, status: reply.status, ...body }), false))

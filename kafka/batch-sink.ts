@@ -83,6 +83,11 @@ export class BatchSink {
     return this.pendingBytes
   }
 
+  /** Produce requests waiting for their response. */
+  get inFlightRequests(): number {
+    return this.inFlight
+  }
+
   /** Partition count per topic, for the workers' partitioner. */
   partitionCounts(): Record<string, number> {
     const out: Record<string, number> = {}
@@ -189,8 +194,11 @@ export class BatchSink {
           }
         } catch (err) {
           if (err instanceof NotDurableError) throw err
+          // One line when Kafka goes from healthy to not ('kafka metadata loaded' marks its return),
+          // not one per failed request; sends that fail for good count in the metrics.
+          if (this.healthy)
+            this.options.logger.warn({ err: (err as Error).message, leader }, 'produce request failed')
           this.healthy = false
-          this.options.logger.warn({ err: (err as Error).message, leader }, 'produce request failed')
           retry.push(...list)
         } finally {
           this.release()

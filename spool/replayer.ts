@@ -5,9 +5,12 @@ import type { Spool } from './spool.js'
 import type { SpoolEntry } from './store.js'
 
 export interface ReplayStats {
+  /** Batches and records replayed into Kafka and acknowledged. */
   batches: number
   records: number
+  /** Batches dropped without reaching Kafka (failed CRC, or refused by Kafka), and their records. */
   corrupt: number
+  dropped: number
 }
 
 /**
@@ -20,7 +23,7 @@ export class Replayer {
   private running = false
   private stopped = false
   private loop: Promise<void> | null = null
-  readonly stats: ReplayStats = { batches: 0, records: 0, corrupt: 0 }
+  readonly stats: ReplayStats = { batches: 0, records: 0, corrupt: 0, dropped: 0 }
 
   constructor(
     private readonly spool: Spool,
@@ -61,6 +64,7 @@ export class Replayer {
     if (bad.length > 0) {
       // SQLite's own checksums make this unreachable short of bit rot; never replay garbage.
       this.stats.corrupt += bad.length
+      for (const e of bad) this.stats.dropped += e.records
       this.logger.error(
         { ids: bad.map((e) => e.id) },
         'spooled batch failed its CRC; dropped instead of replayed',
@@ -75,20 +79,26 @@ export class Replayer {
       offset += e.bytes.length
       return b
     })
+    let refused = false
     try {
       await this.sink.send({ buffer, batches })
     } catch (err) {
       if (!(err instanceof KafkaRefusedError)) throw err
       // Kafka will never take these bytes; keeping them would block the partition forever.
-      this.stats.corrupt += good.length
+      refused = true
       this.logger.error(
         { err: err.message, ids: good.map((e) => e.id) },
         'Kafka refused spooled batches; dropped',
       )
     }
     await this.spool.remove(good)
-    for (const e of good) this.stats.records += e.records
-    this.stats.batches += good.length
+    if (refused) {
+      this.stats.corrupt += good.length
+      for (const e of good) this.stats.dropped += e.records
+    } else {
+      for (const e of good) this.stats.records += e.records
+      this.stats.batches += good.length
+    }
   }
 
   async stop(): Promise<void> {

@@ -56,6 +56,9 @@ export interface TaskResult {
   readonly buffer: ArrayBuffer
   readonly batches: EncodedBatch[]
   readonly outcomes: BodyOutcome[]
+  /** For metrics, aggregated per task: the records' bytes before LZ4, and the thread time spent. */
+  readonly rawBytes: number
+  readonly busyMs: number
 }
 
 /** Dead letters keep the raw bytes, up to what fits comfortably in one Kafka record. */
@@ -82,15 +85,16 @@ const builder = new RecordBatchBuilder()
 let deadLetterCounter = 0
 
 export function runDecodeTask(task: DecodeTask): TaskResult {
+  const started = performance.now()
   const outcomes: BodyOutcome[] = []
   const input = Buffer.from(task.buffer)
   for (const meta of task.bodies) {
     outcomes.push(decodeOne(input.subarray(meta.offset, meta.offset + meta.length), meta, task))
   }
-  const { buffer, batches } = builder.finish(Date.now())
+  const { buffer, batches, rawBytes } = builder.finish(Date.now())
   const out = new ArrayBuffer(buffer.length)
   new Uint8Array(out).set(buffer)
-  return { buffer: out, batches, outcomes }
+  return { buffer: out, batches, outcomes, rawBytes, busyMs: performance.now() - started }
 }
 
 function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome {

@@ -44,6 +44,8 @@ export interface PoolOptions {
   readonly taskTimeoutMs: number
   /** The compiled worker module (defaults to the one beside this file). */
   readonly filename?: string
+  /** Called once per task, before its requests are answered (metrics); null when the task failed. */
+  readonly onTask?: (result: TaskResult | null) => void
 }
 
 interface Pending {
@@ -138,11 +140,13 @@ export class DecodePool {
     this.pool
       .run(task, { transferList: [buffer], signal: AbortSignal.timeout(this.options.taskTimeoutMs) })
       .then((result: TaskResult) => {
+        this.options.onTask?.(result)
         const output: TaskOutput = { buffer: Buffer.from(result.buffer), batches: result.batches }
         for (let i = 0; i < batch.length; i++)
           batch[i]!.resolve({ outcome: result.outcomes[i]!, task: output })
       })
       .catch((err: Error) => {
+        this.options.onTask?.(null)
         const failure = new WorkerFailedError(`decode task failed: ${err.message}`)
         for (const p of batch) p.reject(failure)
       })
@@ -154,11 +158,6 @@ export class DecodePool {
           setImmediate(this.flushScheduled)
         }
       })
-  }
-
-  /** Busy share of the pool's threads since start (0..1). */
-  get utilization(): number {
-    return this.pool.utilization
   }
 
   get queueSize(): number {

@@ -16,7 +16,9 @@ import { Writer } from './writer.js'
  *     headerCount varint | (keyLength varint | key | valueLength varint | value)*
  */
 export const LZ4 = 3
-const HEADER_BYTES = 61
+/** Bytes of a v2 batch before its records. */
+export const RECORD_BATCH_HEADER_BYTES = 61
+const HEADER_BYTES = RECORD_BATCH_HEADER_BYTES
 
 export interface EncodedBatch {
   readonly topic: string
@@ -85,13 +87,18 @@ export class RecordBatchBuilder {
     return n
   }
 
-  /** Close every partition's batch (LZ4-compressed) into one output buffer; the builder is then empty. */
-  finish(timestamp: number): { buffer: Buffer; batches: EncodedBatch[] } {
+  /**
+   * Close every partition's batch (LZ4-compressed) into one output buffer; the builder is then
+   * empty. `rawBytes`: the records' bytes before compression (for the compression-ratio metric).
+   */
+  finish(timestamp: number): { buffer: Buffer; batches: EncodedBatch[]; rawBytes: number } {
     const out = this.out.reset()
     const batches: EncodedBatch[] = []
+    let rawBytes = 0
     for (const p of this.partitions.values()) {
       if (p.count === 0) continue
       const start = out.pos
+      rawBytes += p.w.pos
       const compressed = compressFrameSync(p.w.result())
       out.ensure(HEADER_BYTES + compressed.length)
       out.int64(0)
@@ -119,7 +126,7 @@ export class RecordBatchBuilder {
       p.count = 0
       p.w.reset()
     }
-    return { buffer: out.result(), batches }
+    return { buffer: out.result(), batches, rawBytes }
   }
 }
 
