@@ -10,7 +10,7 @@ import { checkNativeBindings } from '../decoders/native-bindings.js'
 import type { Encoding } from '../decoders/result.js'
 import type { EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
-import { encodeWire } from '../events/wire.js'
+import { encodeWire, frameWithStamps } from '../events/wire.js'
 import { encodeEvents } from '../generator/encode.js'
 import type { Event } from '../generator/events.js'
 import { generateEvents } from '../generator/funnel.js'
@@ -338,10 +338,18 @@ export function avroWorkload(side: AvroSide): Workload {
   const next = rotating(bodies)
   const fns: Record<AvroSide, () => unknown> = {
     decode: () => decodeAll(next(), options),
+    // What the gateway's workers do: splice the stamps into the writer's bytes when the schemas
+    // match (they do here), else encode the decoded object.
     frame: () => {
-      const events = decodeAll(next(), options)
+      const result = decodeBody(next(), options)
+      if (!result.ok) throw new Error(result.error.detail)
+      const { events, records } = result
       const out = new Array<Buffer>(events.length)
-      for (let i = 0; i < events.length; i++) out[i] = encodeWire(schema, events[i])
+      for (let i = 0; i < events.length; i++) {
+        out[i] = records
+          ? frameWithStamps(schema, records[i]!, options.ingestTime, options.source)
+          : encodeWire(schema, events[i])
+      }
       return out
     },
     avsc: () => avscDecodeFile(schema.type, next()),

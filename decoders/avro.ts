@@ -28,6 +28,8 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
 
   const normalize = normalizerFor(options.type, 'avro')
   const events: object[] = []
+  // Same schema as adgate's: the writer's bytes are already what Kafka gets, but for the stamps.
+  const records: Buffer[] | undefined = resolver === undefined ? [] : undefined
   const rejects: Rejection[] = []
   let index = 0
   let inflated = 0
@@ -58,6 +60,7 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
       } else {
         stamp(out as object, options)
         events.push(out as object)
+        records?.push(block.data.subarray(at, decoded.offset))
       }
       at = decoded.offset
     }
@@ -73,7 +76,7 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
     pos = block.end
   }
   if (index === 0) return { ok: false, error: bodyError('EMPTY_BODY', 'the container holds no records') }
-  return { ok: true, events, rejects }
+  return { ok: true, events, rejects, records }
 }
 
 interface Resolved {

@@ -17,6 +17,11 @@ export interface Decoded {
   /** Canonical event objects, valid against the event type's Avro schema. */
   readonly events: object[]
   readonly rejects: Rejection[]
+  /**
+   * Avro bodies written with adgate's own schema: each event's record bytes as received (parallel
+   * to `events`), so framing can splice in the gateway's fields instead of re-encoding.
+   */
+  readonly records?: Buffer[]
 }
 
 export interface Undecodable {

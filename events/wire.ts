@@ -37,3 +37,64 @@ export function decodeWire(buf: Buffer): WireDecoded {
   if (!schema) throw new Error(`unknown schema id ${id}`)
   return { schema, value: schema.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES)) }
 }
+
+/**
+ * Frame a record that is already Avro binary under `schema` (an Avro body written with adgate's
+ * own schema), replacing only the gateway-owned fields. Every event schema begins
+ *
+ *   event_id string | event_time long | ingest_time long | source string | …
+ *
+ * so the bytes before ingest_time and after source are copied as they are: far cheaper than
+ * decoding to objects and encoding again. Avro longs are zig-zag varints, strings a length then UTF-8.
+ */
+export function frameWithStamps(
+  schema: SchemaVersion,
+  record: Buffer,
+  ingestTime: number,
+  source: string,
+): Buffer {
+  let pos = skipVarint(record, skipString(record, 0)) // event_id, event_time
+  const stampsAt = pos
+  pos = skipString(record, skipVarint(record, pos)) // ingest_time, source
+  const sourceBytes = Buffer.byteLength(source)
+  const out = Buffer.allocUnsafe(WIRE_HEADER_BYTES + record.length + 20 + sourceBytes)
+  writeWireHeader(out, 0, schema.id)
+  let at = WIRE_HEADER_BYTES + record.copy(out, WIRE_HEADER_BYTES, 0, stampsAt)
+  at = writeLong(out, at, ingestTime)
+  at = writeLong(out, at, sourceBytes)
+  at += out.write(source, at)
+  at += record.copy(out, at, pos)
+  return out.subarray(0, at)
+}
+
+function readVarint(buf: Buffer, pos: number): { value: number; end: number } {
+  let n = 0
+  let scale = 1
+  for (let i = pos; ; i++) {
+    const b = buf[i]
+    if (b === undefined || i - pos > 9) throw new RangeError('truncated Avro record')
+    n += (b & 0x7f) * scale
+    if (b < 0x80) return { value: n % 2 === 0 ? n / 2 : -(n + 1) / 2, end: i + 1 }
+    scale *= 128
+  }
+}
+
+function skipVarint(buf: Buffer, pos: number): number {
+  return readVarint(buf, pos).end
+}
+
+function skipString(buf: Buffer, pos: number): number {
+  const { value, end } = readVarint(buf, pos)
+  return end + value
+}
+
+function writeLong(buf: Buffer, pos: number, value: number): number {
+  // Zig-zag without 32-bit operators: timestamps need more than 31 bits.
+  let z = value >= 0 ? value * 2 : -value * 2 - 1
+  while (z >= 0x80) {
+    buf[pos++] = (z % 128) | 0x80
+    z = Math.floor(z / 128)
+  }
+  buf[pos++] = z
+  return pos
+}

@@ -4,7 +4,7 @@ import type { Encoding } from '../decoders/result.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas.js'
-import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
+import { frameWithStamps, WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import { type EncodedBatch, encodeHeaders, RecordBatchBuilder } from '../kafka/protocol/record-batch.js'
 
@@ -123,10 +123,16 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome 
   const schema = EVENT_SCHEMAS[meta.type]
   const { topic, keyField } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
-  for (const event of result.events) {
-    const keyLength = keyBuf.write((event as Record<string, string>)[keyField]!, 0)
+  const { events, records } = result
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as Record<string, string>
+    const keyLength = keyBuf.write(event[keyField]!, 0)
     const key = keyBuf.subarray(0, keyLength)
-    builder.add(topic, partitionFor(key, partitions), key, scratch.encode(schema, event), headers)
+    // Avro written with adgate's schema: reuse the record's bytes; otherwise encode the object.
+    const value = records
+      ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
+      : scratch.encode(schema, event)
+    builder.add(topic, partitionFor(key, partitions), key, value, headers)
   }
   const rejects: RejectInfo[] = new Array(result.rejects.length)
   for (let i = 0; i < result.rejects.length; i++) {

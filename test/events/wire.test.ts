@@ -1,7 +1,14 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { EVENT_TYPES } from '../../events/catalog.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, SUBJECTS, schemaById } from '../../events/schemas.js'
-import { decodeWire, encodeWire, WIRE_HEADER_BYTES, writeWireHeader } from '../../events/wire.js'
+import {
+  decodeWire,
+  encodeWire,
+  frameWithStamps,
+  WIRE_HEADER_BYTES,
+  writeWireHeader,
+} from '../../events/wire.js'
 import { generateEvents } from '../../generator/funnel.js'
 
 describe('Confluent wire format', () => {
@@ -64,5 +71,32 @@ describe('Confluent wire format', () => {
   it('finds every registered schema by id', () => {
     for (const versions of SUBJECTS.values()) for (const v of versions) expect(schemaById(v.id)).toBe(v)
     expect(schemaById(0)).toBeUndefined()
+  })
+})
+
+describe('frameWithStamps (Avro bodies written with adgate schema)', () => {
+  it('gives the same bytes as encoding the stamped event, for every event type', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...EVENT_TYPES),
+        fc.integer({ min: 0, max: 1000 }),
+        fc.integer({ min: 0, max: 2 ** 52 }),
+        fc.string({ maxLength: 64 }),
+        (type, seed, ingestTime, source) => {
+          const [event] = generateEvents(type, 1, seed)
+          const schema = EVENT_SCHEMAS[type]
+          const record = schema.type.toBuffer(event)
+          const expected = encodeWire(schema, { ...event, ingest_time: ingestTime, source })
+          expect(frameWithStamps(schema, record, ingestTime, source)).toEqual(expected)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('refuses a record cut short instead of reading past it', () => {
+    const schema = EVENT_SCHEMAS.click
+    const record = schema.type.toBuffer(generateEvents('click', 1, 3)[0])
+    expect(() => frameWithStamps(schema, record.subarray(0, 5), 1, 's')).toThrow(RangeError)
   })
 })
