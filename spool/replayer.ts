@@ -23,6 +23,8 @@ export class Replayer {
   private running = false
   private stopped = false
   private loop: Promise<void> | null = null
+  /** Acknowledged by Kafka (or refused for good) and not yet deleted from the spool. */
+  private acked: SpoolEntry[] = []
   readonly stats: ReplayStats = { batches: 0, records: 0, corrupt: 0, dropped: 0 }
 
   constructor(
@@ -40,11 +42,16 @@ export class Replayer {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      if (this.spool.entries === 0 || !this.sink.ready) {
-        await sleep(100)
-        continue
-      }
       try {
+        // Entries Kafka already acknowledged whose delete failed: delete again, never re-send.
+        if (this.acked.length > 0) {
+          await this.spool.remove(this.acked)
+          this.acked = []
+        }
+        if (this.spool.entries === 0 || !this.sink.ready) {
+          await sleep(100)
+          continue
+        }
         const entries = await this.spool.read(0, this.readBytes)
         for (const round of rounds(entries)) {
           if (this.stopped) return
@@ -91,7 +98,9 @@ export class Replayer {
         'Kafka refused spooled batches; dropped',
       )
     }
+    this.acked = good
     await this.spool.remove(good)
+    this.acked = []
     if (refused) {
       this.stats.corrupt += good.length
       for (const e of good) this.stats.dropped += e.records

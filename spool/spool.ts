@@ -29,6 +29,8 @@ export class Spool {
   private entriesNow: number
   private recordsNow: number
   private oldestNow: number | null
+  /** bytesNow when an append last did not fit: full until something is added or removed */
+  private refusedAt = -1
 
   private constructor(
     private readonly worker: Worker,
@@ -96,7 +98,7 @@ export class Spool {
   }
 
   get full(): boolean {
-    return this.bytesNow >= this.maxBytes
+    return this.bytesNow >= this.maxBytes || this.bytesNow === this.refusedAt
   }
 
   /** Resolves once every batch is committed to disk; SpoolFullError when they do not fit. */
@@ -108,6 +110,7 @@ export class Spool {
       records += b.records
     }
     if (this.bytesNow + bytes > this.maxBytes) {
+      this.refusedAt = this.bytesNow
       throw new SpoolFullError(`the local spool is full (${this.bytesNow} of ${this.maxBytes} bytes)`)
     }
     this.bytesNow += bytes

@@ -1,3 +1,5 @@
+import { statfsSync } from 'node:fs'
+import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
 /**
@@ -45,11 +47,21 @@ export class SpoolStore {
   private readonly insert: Database.Statement
   private readonly appendMany: (entries: readonly NewEntry[], now: number) => number[]
   private readonly next = new Map<string, number>()
+  private readonly dir: string
+  private readonly pageSize: number
+  /** Disk space appends leave free, so deletes (the drain) and checkpoints can always be written. */
+  private readonly reserve: number
 
   constructor(path: string) {
     this.db = new Database(path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = FULL')
+    // A small WAL: its pages go back into the database, where the space of deleted rows is reused.
+    this.db.pragma('wal_autocheckpoint = 256')
+    this.pageSize = this.db.pragma('page_size', { simple: true }) as number
+    this.dir = dirname(path)
+    const disk = statfsSync(this.dir)
+    this.reserve = Math.min(64 * 2 ** 20, (disk.blocks * disk.bsize) / 4)
     const version = this.db.pragma('user_version', { simple: true }) as number
     const fresh = this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'batches'").get() as {
       n: number
@@ -108,6 +120,14 @@ export class SpoolStore {
 
   /** Durable when this returns: the ids of the new entries, in order. */
   append(entries: readonly NewEntry[], now = Date.now()): number[] {
+    let bytes = 0
+    for (const e of entries) bytes += e.bytes.length
+    // Once SQLite has hit a full disk it cannot even delete (the WAL cannot grow): never get there.
+    const fs = statfsSync(this.dir)
+    const room =
+      fs.bavail * fs.bsize + (this.db.pragma('freelist_count', { simple: true }) as number) * this.pageSize
+    if (room - bytes < this.reserve)
+      throw new Error(`the disk is full (${room} bytes left, ${this.reserve} kept so the spool can drain)`)
     return this.appendMany(entries, now)
   }
 

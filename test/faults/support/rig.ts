@@ -1,0 +1,130 @@
+// The test bench of one fault file: a private broker (never the shared one on 9092), gateways
+// started on it with their memory watched, their data dirs, and clean-up of everything.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { inject } from 'vitest'
+import { type RunningGateway, startGateway } from '../../support/gateway.js'
+import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
+import { RssWatch } from './observe.js'
+
+/** Empty when there is no Java on this machine: then no broker of our own can run either. */
+export const kafkaAvailable = inject('kafkaBrokers').length > 0
+
+/** Settings every fault scenario's gateway shares (each scenario adds its own). */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  ADGATE_ACK_TIMEOUT_MS: '5000',
+  ADGATE_SPOOL_AFTER_MS: '1000',
+  ADGATE_SHUTDOWN_TIMEOUT_MS: '8000',
+}
+
+export class Rig {
+  readonly rss = new RssWatch()
+  private readonly gateways: RunningGateway[] = []
+  private readonly dirs: string[] = []
+
+  private constructor(readonly broker: SecondBroker) {}
+
+  /** Claim a private broker and start it. */
+  static async acquire(): Promise<Rig> {
+    const broker = await acquireSecondBroker()
+    try {
+      await broker.start()
+    } catch (err) {
+      await broker.release()
+      throw err
+    }
+    return new Rig(broker)
+  }
+
+  get brokers(): string[] {
+    return this.broker.brokers
+  }
+
+  /** A fresh data dir, removed at release(). */
+  dataDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'adgate-fault-'))
+    this.dirs.push(dir)
+    return dir
+  }
+
+  /** Start a gateway on the private broker; pass ADGATE_DATA_DIR to restart on the same spool. */
+  async gateway(env: Record<string, string> = {}): Promise<RunningGateway> {
+    const gw = await startGateway(this.brokers, { ADGATE_DATA_DIR: this.dataDir(), ...BASE_ENV, ...env })
+    this.gateways.push(gw)
+    this.rss.watch(gw.process.pid)
+    return gw
+  }
+
+  /** SIGKILL the gateways still running (after a failure), so their files can be removed. */
+  async killGateways(): Promise<void> {
+    for (const gw of this.gateways)
+      if (gw.process.exitCode === null && gw.process.signalCode === null) await gw.stop('SIGKILL')
+  }
+
+  /** Kill what is still running, stop and give up the broker, remove data dirs. */
+  async release(): Promise<void> {
+    this.rss.stop()
+    await this.killGateways()
+    try {
+      await this.broker.release()
+    } finally {
+      for (const d of this.dirs) rmSync(d, { recursive: true, force: true })
+    }
+  }
+}
+
+/** A unique run prefix for event ids: `<scenario>-<time>`. */
+export function runId(scenario: string): string {
+  return `${scenario}-${Date.now().toString(36)}`
+}
+
+/** The gateway's log lines at warn and above (for failure messages). */
+export function logTail(gw: RunningGateway, n = 15): string {
+  return gw
+    .logs()
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('{"level":30'))
+    .slice(-n)
+    .join('\n')
+}
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+
+/**
+ * Run Kafka's own config tool (kafka.admin.ConfigCommand, from the broker jars) against the
+ * broker: e.g. client quotas to throttle producers. Asynchronous, so load keeps running meanwhile.
+ */
+export function kafkaConfigs(brokers: string[], args: string[]): Promise<string> {
+  const classpath = join(repoRoot, 'ops', 'kafka', 'target', 'libs', '*')
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'java',
+      [
+        '-Xmx256m',
+        '-cp',
+        classpath,
+        'kafka.admin.ConfigCommand',
+        '--bootstrap-server',
+        brokers.join(','),
+        ...args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    child.once('error', reject)
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`kafka-configs ${args.join(' ')} exited ${code}:\n${out}`)),
+    )
+  })
+}

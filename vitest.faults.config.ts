@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config'
+
+// `npm run test:faults`: the fault-injection scenarios (test/faults/). They stop and throttle a
+// private broker, kill gateways and fill disks, so they run one file at a time, after the main suite.
+export default defineConfig({
+  test: {
+    include: ['test/faults/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 240_000,
+    pool: 'forks',
+  },
+})
