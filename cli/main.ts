@@ -1,10 +1,10 @@
 import { type Config, isConfigError, loadConfig, settingsHelp } from '../config/config.js'
 import { createLogger, type Logger } from '../config/logger.js'
-import { assertNativeBindings } from '../decoders/native-bindings.js'
 import { startGateway } from '../gateway/server.js'
 import { runAll } from './all.js'
 import { CORRELATOR_HELP, runCorrelatorCommand } from './correlator.js'
 import { gen, UsageError } from './gen.js'
+import { assertNativeBindings } from './native-bindings.js'
 import { query } from './query.js'
 import { untilSignal } from './until-signal.js'
 

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib'
+import { decodeLz4Frames, Lz4Error } from '../codecs/lz4-frame.js'
 import { type BodyError, bodyError } from '../events/errors.js'
-import { decodeLz4Frames, Lz4Error } from './lz4-frame.js'
 
 /** Content-Encoding values accepted on request bodies. */
 export const CONTENT_ENCODINGS = ['identity', 'gzip', 'lz4'] as const

@@ -1,4 +1,4 @@
-import { compressFrameSync, decompressFrameSync } from 'lz4-napi'
+import { decodeLz4Frames, encodeLz4Frame } from '../../codecs/lz4-frame.js'
 import { crc32c } from './crc32c.js'
 import { Writer } from './writer.js'
 
@@ -99,10 +99,9 @@ export class RecordBatchBuilder {
       if (p.count === 0) continue
       const start = out.pos
       rawBytes += p.w.pos
-      const compressed = compressFrameSync(p.w.result())
-      out.ensure(HEADER_BYTES + compressed.length)
+      out.ensure(HEADER_BYTES)
       out.int64(0)
-      out.int32(HEADER_BYTES - 12 + compressed.length) // batchLength: bytes after this field
+      const lengthAt = out.reserve32() // batchLength: bytes after this field, known once compressed
       out.int32(-1) // partitionLeaderEpoch: set by the broker
       out.int8(2)
       const crcAt = out.reserve32()
@@ -114,7 +113,8 @@ export class RecordBatchBuilder {
       out.int16(-1)
       out.int32(-1)
       out.int32(p.count)
-      out.bytes(compressed)
+      encodeLz4Frame(p.w.result(), out) // straight into the output: no buffer per batch
+      out.buf.writeInt32BE(out.pos - lengthAt - 4, lengthAt)
       out.buf.writeUInt32BE(crc32c(out.buf, crcAt + 4, out.pos), crcAt)
       batches.push({
         topic: p.topic,
@@ -143,7 +143,7 @@ export function decodeRecordBatch(batch: Buffer): { firstTimestamp: number; reco
   const firstTimestamp = Number(batch.readBigInt64BE(27))
   const count = batch.readInt32BE(57)
   let body = batch.subarray(HEADER_BYTES)
-  if ((attributes & 7) === LZ4) body = decompressFrameSync(body)
+  if ((attributes & 7) === LZ4) body = decodeLz4Frames(body, 1 << 30)
   else if ((attributes & 7) !== 0) throw new Error(`unsupported codec ${attributes & 7}`)
   const r = { buf: body, pos: 0 }
   const records: DecodedRecord[] = []

@@ -4,7 +4,7 @@ const require = createRequire(import.meta.url)
 
 /**
  * The npm simdjson package silently falls back to JSON when its native build is missing (npm 11
- * skips unapproved install scripts), and lz4-napi ships per-platform binaries. Check both really
+ * skips unapproved install scripts); lz4 and better-sqlite3 are native builds too. Check they really
  * loaded, once at start-up, and say exactly what to do when not.
  */
 export function checkNativeBindings(): string[] {
@@ -18,12 +18,12 @@ export function checkNativeBindings(): string[] {
     )
   }
   try {
-    const lz4 = require('lz4-napi') as { compressSync(b: Buffer): Buffer; uncompressSync(b: Buffer): Buffer }
-    const probe = Buffer.from('adgate lz4 probe')
-    if (!lz4.uncompressSync(lz4.compressSync(probe)).equals(probe))
-      problems.push('lz4-napi: round trip failed')
+    require('lz4/build/Release/lz4.node')
   } catch (err) {
-    problems.push(`lz4-napi: native binding did not load: ${(err as Error).message}`)
+    problems.push(
+      `lz4: native binding not built: ${(err as Error).message}. ` +
+        'Run `npm_config_nodedir=/usr npm rebuild lz4` and check "allowScripts" in package.json.',
+    )
   }
   try {
     const Database = require('better-sqlite3') as new (path: string) => { close(): void }
