@@ -15,7 +15,7 @@ const ext = extname(fileURLToPath(import.meta.url)) // .js from dist/, .ts under
 
 function available(): string[] {
   return readdirSync(here)
-    .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`) && f !== `run${ext}`)
+    .filter((f) => f.endsWith(ext) && !f.endsWith(`.d${ext}`) && f !== `run${ext}` && f !== `compare${ext}`)
     .map((f) => basename(f, ext))
     .sort()
 }

@@ -1,0 +1,186 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import type { Encoding } from '../../decoders/result.js'
+import type { EventType } from '../../events/catalog.js'
+import { encodeEvents } from '../../generator/encode.js'
+import { generateEvents } from '../../generator/funnel.js'
+import { REPO_ROOT } from './results.js'
+
+/**
+ * Pieces shared by the end-to-end benches (bench/gateway.ts, bench/peers.ts) and the load tests
+ * (loadtest/): start a server process and learn its port, stop it, read its CPU and memory from
+ * /proc, build request bodies from the event generator, drive autocannon.
+ */
+export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'
+export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
+export const GATEWAY_PORT_LINE = /"port":(\d+)[^\n]*gateway listening/
+
+export interface Server {
+  port: number
+  child: ChildProcess
+}
+
+/** Make sure the shared local broker (127.0.0.1:9092) runs; starts it if not. */
+export function ensureKafka(): void {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), 'start'], {
+    stdio: 'inherit',
+  })
+  if (r.status !== 0) throw new Error('the local Kafka broker did not start')
+}
+
+/** Start a server process and wait for the line that gives its port. */
+export function startServer(
+  args: string[],
+  env: Record<string, string>,
+  portLine: RegExp,
+  command: string = process.execPath,
+): Promise<Server> {
+  const child = spawn(command, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      if (out.length > 1 << 20) out = out.slice(-(1 << 16))
+      const m = portLine.exec(out)
+      if (m) {
+        child.stdout!.off('data', onData)
+        child.stdout!.resume() // keep draining its log so it never blocks on a full pipe
+        resolve({ port: Number(m[1]), child })
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening:\n${out}`)))
+  })
+}
+
+/** Start adgate's gateway on a free port. */
+export function startGateway(env: Record<string, string> = {}): Promise<Server> {
+  return startServer(
+    [CLI, 'gateway'],
+    { KAFKA_BROKERS: BROKERS, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    GATEWAY_PORT_LINE,
+  )
+}
+
+export function stop(server: Server, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve()
+    const timer = setTimeout(() => server.child.kill('SIGKILL'), timeoutMs)
+    server.child.once('exit', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    server.child.kill('SIGTERM')
+  })
+}
+
+/** Peak resident set size of a process, from /proc (VmHWM). */
+export function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+
+/** Current resident set size of a process, from /proc (VmRSS). */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+
+const CLOCK_TICKS = 100 // USER_HZ on Linux
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // After "pid (comm) ", field 3 (state) is index 0: utime is field 14, stime 15.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/** Distinct generated bodies, so nothing downstream sees the same bytes over and over. */
+export function bodies(type: EventType, encoding: Encoding, count: number, eventsPerBody: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) =>
+    encodeEvents(type, generateEvents(type, eventsPerBody, 1000 + i), encoding),
+  )
+}
+
+export interface Load {
+  url: string
+  contentType: string
+  bodies: Buffer[]
+  eventsPerRequest: number
+  seconds: number
+  connections: number
+  /** Requests per second over all connections (open loop); undefined = as fast as possible. */
+  rate?: number
+  headers?: Record<string, string>
+}
+
+export interface LoadResult {
+  eventsPerSec: number
+  /** Requests per second that got any answer. */
+  requestsPerSec: number
+  p50: number
+  p99: number
+  p999: number
+  non2xx: number
+  errors: number
+  raw: autocannon.Result
+}
+
+export async function load(l: Load): Promise<LoadResult> {
+  const result = await autocannon({
+    url: l.url,
+    method: 'POST',
+    connections: l.connections,
+    duration: l.seconds,
+    overallRate: l.rate,
+    headers: { 'content-type': l.contentType, ...l.headers },
+    requests: l.bodies.map((body) => ({ method: 'POST', body })),
+  })
+  return summarise(result, l.eventsPerRequest, l.seconds)
+}
+
+export function summarise(result: autocannon.Result, eventsPerRequest: number, seconds: number): LoadResult {
+  return {
+    eventsPerSec: (result['2xx'] / seconds) * eventsPerRequest,
+    requestsPerSec: result.requests.total / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    p999: result.latency.p99_9 ?? result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    raw: result,
+  }
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+/** Nearest-rank percentile of unsorted values (q in 0..1). */
+export function percentile(values: number[], q: number): number {
+  if (values.length === 0) return Number.NaN
+  const s = Float64Array.from(values).sort()
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!
+}
+
+/** Least-squares slope of y over x. */
+export function slope(xs: number[], ys: number[]): number {
+  const n = xs.length
+  if (n < 2) return 0
+  const mx = xs.reduce((a, b) => a + b, 0) / n
+  const my = ys.reduce((a, b) => a + b, 0) / n
+  let num = 0
+  let den = 0
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my)
+    den += (xs[i]! - mx) ** 2
+  }
+  return den === 0 ? 0 : num / den
+}

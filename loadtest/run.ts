@@ -1,0 +1,598 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type autocannon from 'autocannon'
+import WebSocket from 'ws'
+import { REPO_ROOT } from '../bench/lib/results.js'
+import {
+  bodies,
+  ensureKafka,
+  percentile,
+  rssMb,
+  type Server,
+  startGateway,
+  stop,
+} from '../bench/lib/servers.js'
+import { CONTENT_TYPE } from '../generator/encode.js'
+import {
+  availability,
+  type Check,
+  contractFields,
+  GeneratorMeter,
+  generatorCheck,
+  MIX,
+  mixedRequests,
+  type Outcome,
+  printVerdict,
+  rateCheck,
+  slope,
+  startCannon,
+  Timeline,
+  writeOutcome,
+} from './lib.js'
+
+/**
+ * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N]`. Each starts its own gateway
+ * on 127.0.0.1 (port chosen by the OS) against the local broker, drives it with autocannon in rate
+ * mode (open loop) for latency, stops by itself, writes loadtest/results/<scenario>.json and
+ * prints an SLO verdict. The generator, the broker and the gateway share this machine's cores.
+ */
+const SLO_P99_MS = Number(process.env.LOADTEST_P99_MS ?? 50)
+const SLO_AVAILABILITY = 0.999
+/** Offered load of the steady mix, in events/s (≈ 30% of the measured closed-loop maximum here). */
+const STEADY_EVENTS = Number(process.env.LOADTEST_EVENTS_PER_S ?? 40_000)
+
+type Scenario = (args: Args) => Promise<Outcome>
+interface Args {
+  minutes?: number
+}
+
+const availabilityCheck = (r: autocannon.Result, min = SLO_AVAILABILITY): Check => ({
+  name: `availability ≥ ${(min * 100).toFixed(1)}% (non-5xx, no connection errors)`,
+  ok: availability(r) >= min,
+  detail: `${(availability(r) * 100).toFixed(3)}% of ${r.requests.total + r.errors} requests (5xx ${r['5xx']}, errors ${r.errors}, timeouts ${r.timeouts})`,
+})
+const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check => ({
+  name: `${what} ≤ ${limit} ms`,
+  ok: p99 <= limit,
+  detail: `${what} ${p99} ms`,
+})
+
+async function withGateway<T>(env: Record<string, string>, fn: (s: Server) => Promise<T>): Promise<T> {
+  const server = await startGateway(env)
+  try {
+    return await fn(server)
+  } finally {
+    await stop(server)
+  }
+}
+
+/** Open-loop mixed traffic at a fixed rate; returns the autocannon result and the timeline. */
+async function mixed(
+  port: number,
+  eventsPerS: number,
+  seconds: number,
+  onTick?: (elapsedS: number) => void,
+): Promise<{
+  r: autocannon.Result
+  timeline: Timeline
+  rate: number
+  eventsPerRequest: number
+  gen: number
+}> {
+  const { requests, eventsPerRequest } = mixedRequests(MIX)
+  const rate = Math.round(eventsPerS / eventsPerRequest)
+  const timeline = new Timeline()
+  const meter = new GeneratorMeter()
+  const { instance, done } = startCannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: Math.max(16, Math.ceil(rate / 20)),
+    duration: seconds,
+    overallRate: rate,
+    requests,
+  })
+  timeline.track(instance)
+  const tick = onTick ? setInterval(() => onTick((Date.now() - timeline.t0) / 1000), 1000) : undefined
+  const r = await done
+  if (tick) clearInterval(tick)
+  return { r, timeline, rate, eventsPerRequest, gen: meter.share() }
+}
+
+const steady: Scenario = async () =>
+  withGateway({}, async (gw) => {
+    const seconds = 20
+    const { r, rate, eventsPerRequest, gen } = await mixed(gw.port, STEADY_EVENTS, seconds)
+    const result = {
+      ...contractFields('steady', r, eventsPerRequest, seconds),
+      offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate, mix: MIX },
+      gateway_rss_mb: rssMb(gw.child.pid!),
+      generator_cpu_share: gen,
+    }
+    return {
+      scenario: 'steady',
+      result,
+      checks: [
+        availabilityCheck(r),
+        p99Check(r.latency.p99),
+        rateCheck(rate, r.requests.total / seconds),
+        generatorCheck(gen),
+      ],
+    }
+  })
+
+const spike: Scenario = async () =>
+  withGateway({}, async (gw) => {
+    // 10 s at the base rate, 10 s at 10× (a second generator adds 9×), 10 s back at the base.
+    const base = Number(process.env.LOADTEST_SPIKE_BASE ?? 8_000)
+    const { requests, eventsPerRequest } = mixedRequests(MIX)
+    const baseRate = Math.round(base / eventsPerRequest)
+    const timeline = new Timeline()
+    const meter = new GeneratorMeter()
+    const url = `http://127.0.0.1:${gw.port}`
+    const a = startCannon({ url, connections: 16, duration: 30, overallRate: baseRate, requests })
+    timeline.track(a.instance)
+    await new Promise((resolve) => setTimeout(resolve, 10_000))
+    const b = startCannon({
+      url,
+      connections: Math.max(32, Math.ceil((9 * baseRate) / 15)),
+      duration: 10,
+      overallRate: 9 * baseRate,
+      requests,
+    })
+    timeline.track(b.instance)
+    const [ra, rb] = await Promise.all([a.done, b.done])
+    const gen = meter.share()
+    const before = timeline.between(0, 10)
+    const during = timeline.between(10, 20)
+    const after = timeline.between(22, 30)
+    const phase = (ms: number[]) => ({
+      requests: ms.length,
+      p50_ms: percentile(ms, 0.5),
+      p99_ms: percentile(ms, 0.99),
+    })
+    const allErrors = ra.errors + rb.errors
+    const result = {
+      ...contractFields('spike', ra, eventsPerRequest, 30),
+      events_per_s: Math.round(((ra['2xx'] + rb['2xx']) * eventsPerRequest) / 30),
+      errors: allErrors,
+      non2xx: ra.non2xx + rb.non2xx,
+      p99_ms: Math.round(percentile(timeline.between(0, 30), 0.99) * 100) / 100,
+      offered: {
+        base_events_per_s: base,
+        spike_events_per_s: base * 10,
+        base_rps: baseRate,
+        spike_rps: 10 * baseRate,
+      },
+      phases: { before: phase(before), spike: phase(during), after: phase(after) },
+      spike_generator: {
+        requests: rb.requests.total,
+        '2xx': rb['2xx'],
+        non2xx: rb.non2xx,
+        errors: rb.errors,
+        latency: rb.latency,
+      },
+      timeline: timeline.windows(1),
+      gateway_peak_rss_mb: rssMb(gw.child.pid!),
+      generator_cpu_share: gen,
+    }
+    const spikeAchieved = (rb.requests.total / 10 + ra.requests.total / 30) / (10 * baseRate)
+    return {
+      scenario: 'spike',
+      result,
+      checks: [
+        availabilityCheck(ra),
+        availabilityCheck(rb),
+        p99Check(percentile(during, 0.99), 1000, 'p99 during the spike'),
+        p99Check(percentile(after, 0.99), SLO_P99_MS, 'p99 after the spike (recovered)'),
+        {
+          name: 'generator kept the 10× rate',
+          ok: spikeAchieved >= 0.9,
+          detail: `${(spikeAchieved * 100).toFixed(1)}% of ${10 * baseRate} req/s during the spike`,
+        },
+        generatorCheck(gen),
+      ],
+    }
+  })
+
+const soak: Scenario = async ({ minutes }) =>
+  withGateway({}, async (gw) => {
+    const seconds = Math.round((minutes ?? 2.5) * 60)
+    const samples: { t_s: number; rss_mb: number }[] = []
+    const { r, timeline, rate, eventsPerRequest, gen } = await mixed(gw.port, STEADY_EVENTS, seconds, (t) => {
+      if (Math.round(t) % 5 === 0) samples.push({ t_s: Math.round(t), rss_mb: rssMb(gw.child.pid!) })
+    })
+    const windows = timeline.windows(10).filter((w) => w.requests > 0)
+    // The first minute is warm-up (JIT, pools, buffers growing to size): slopes from then on.
+    const settled = samples.filter((s) => s.t_s >= Math.min(60, seconds / 3))
+    const settledW = windows.filter((w) => w.t_s >= Math.min(60, seconds / 3))
+    const rssSlope = slope(
+      settled.map((s) => s.t_s / 60),
+      settled.map((s) => s.rss_mb),
+    )
+    const p99Slope = slope(
+      settledW.map((w) => w.t_s / 60),
+      settledW.map((w) => w.p99_ms),
+    )
+    const result = {
+      ...contractFields('soak', r, eventsPerRequest, seconds),
+      duration_s: seconds,
+      offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate },
+      rss_samples: samples,
+      latency_windows: windows,
+      rss_slope_mb_per_min: rssSlope,
+      p99_slope_ms_per_min: p99Slope,
+      generator_cpu_share: gen,
+    }
+    return {
+      scenario: 'soak',
+      result,
+      checks: [
+        availabilityCheck(r),
+        p99Check(r.latency.p99),
+        {
+          name: 'RSS flat (slope ≤ 2 MB/min after warm-up)',
+          ok: rssSlope <= 2,
+          detail: `${rssSlope.toFixed(2)} MB/min`,
+        },
+        {
+          name: 'p99 flat (slope ≤ 2 ms/min after warm-up)',
+          ok: p99Slope <= 2,
+          detail: `${p99Slope.toFixed(2)} ms/min`,
+        },
+        rateCheck(rate, r.requests.total / seconds),
+        generatorCheck(gen),
+      ],
+    }
+  })
+
+const websocket: Scenario = async () =>
+  withGateway({}, async (gw) => {
+    // 8 streaming clients, each sending framed impression batches (NDJSON ×100) on a fixed
+    // schedule (open loop: sends never wait for acks); latency = send → ack.
+    const clients = 8
+    const perClientRate = Number(process.env.LOADTEST_WS_RATE ?? 40) // batches/s per client
+    const seconds = 20
+    const pool = bodies('impression', 'ndjson', 40, 100)
+    const latencies: number[] = []
+    const statuses: Record<string, number> = {}
+    let sent = 0
+    let lost = 0
+    const meter = new GeneratorMeter()
+    const runClient = (id: number) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/stream`)
+        const pending = new Map<number, number>()
+        let seq = 0
+        let timer: NodeJS.Timeout | undefined
+        ws.on('error', reject)
+        ws.on('message', (data, isBinary) => {
+          if (isBinary) return
+          const ack = JSON.parse(data.toString()) as { seq: number; status: number }
+          const t = pending.get(ack.seq)
+          if (t !== undefined) {
+            pending.delete(ack.seq)
+            latencies.push(performance.now() - t)
+          }
+          statuses[ack.status] = (statuses[ack.status] ?? 0) + 1
+        })
+        ws.on('open', () => {
+          const started = performance.now()
+          timer = setInterval(() => {
+            // Catch up to the schedule: how many should have been sent by now.
+            const due = Math.floor(((performance.now() - started) / 1000) * perClientRate)
+            while (seq < due) {
+              const header = Buffer.from(
+                `${JSON.stringify({ seq, type: 'impression', encoding: 'ndjson' })}\n`,
+              )
+              pending.set(seq, started + (seq / perClientRate) * 1000) // intended send time
+              ws.send(Buffer.concat([header, pool[(seq + id) % pool.length]!]), { binary: true })
+              seq++
+              sent++
+            }
+            if (performance.now() - started >= seconds * 1000) {
+              clearInterval(timer)
+              // Wait for the last acks (up to 10 s), then close.
+              const deadline = Date.now() + 10_000
+              const wait = setInterval(() => {
+                if (pending.size === 0 || Date.now() > deadline) {
+                  clearInterval(wait)
+                  lost += pending.size
+                  ws.close()
+                  resolve()
+                }
+              }, 50)
+            }
+          }, 5)
+        })
+      })
+    await Promise.all(Array.from({ length: clients }, (_, i) => runClient(i)))
+    const gen = meter.share()
+    const ok = statuses['200'] ?? 0
+    const p99 = Math.round(percentile(latencies, 0.99) * 100) / 100
+    const result = {
+      tool: 'ws (node), open loop: latency from the scheduled send time to the ack',
+      scenario: 'websocket',
+      clients,
+      batches_per_s_offered: clients * perClientRate,
+      sent,
+      acks: statuses,
+      unacknowledged: lost,
+      events_per_s: Math.round((ok * 100) / seconds),
+      p50_ms: Math.round(percentile(latencies, 0.5) * 100) / 100,
+      p99_ms: p99,
+      p999_ms: Math.round(percentile(latencies, 0.999) * 100) / 100,
+      errors: lost,
+      non2xx: sent - lost - ok,
+      gateway_rss_mb: rssMb(gw.child.pid!),
+      generator_cpu_share: gen,
+    }
+    return {
+      scenario: 'websocket',
+      result,
+      checks: [
+        {
+          name: 'every batch acked 200',
+          ok: ok === sent,
+          detail: `${ok} of ${sent} acked 200; ${lost} never acked; ${JSON.stringify(statuses)}`,
+        },
+        p99Check(p99, SLO_P99_MS, 'ack p99'),
+        generatorCheck(gen),
+      ],
+    }
+  })
+
+const badTraffic: Scenario = async () => {
+  const keys = 'good:s3cret-good:*,clicksonly:s3cret-clicks:click'
+  return withGateway({ ADGATE_API_KEYS: keys, ADGATE_MAX_BODY_BYTES: '256KiB' }, async (gw) => {
+    const seconds = 15
+    const url = `http://127.0.0.1:${gw.port}`
+    const meter = new GeneratorMeter()
+    const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
+    const goodRate = Math.round(20_000 / good.eventsPerRequest)
+    const impressions = bodies('impression', 'json', 4, 100)
+    const huge = bodies('impression', 'ndjson', 1, 1500)[0]! // ~700 KB > 256 KiB
+    const bad: { name: string; expect: number; requests: autocannon.Request[] }[] = [
+      {
+        name: 'malformed JSON',
+        expect: 400,
+        requests: impressions.map((b) => ({
+          method: 'POST',
+          path: '/v1/impressions',
+          headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-good' },
+          body: b.subarray(0, Math.floor(b.length / 2)),
+        })),
+      },
+      {
+        name: 'oversized body',
+        expect: 413,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/impressions',
+            headers: { 'content-type': CONTENT_TYPE.ndjson, 'x-api-key': 's3cret-good' },
+            body: huge,
+          },
+        ],
+      },
+      {
+        name: 'no API key',
+        expect: 401,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/impressions',
+            headers: { 'content-type': CONTENT_TYPE.json },
+            body: impressions[0]!,
+          },
+        ],
+      },
+      {
+        name: 'unknown API key',
+        expect: 401,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/impressions',
+            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 'nope' },
+            body: impressions[0]!,
+          },
+        ],
+      },
+      {
+        name: 'key not allowed for the type',
+        expect: 403,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/impressions',
+            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-clicks' },
+            body: impressions[0]!,
+          },
+        ],
+      },
+    ]
+    const g = startCannon({
+      url,
+      connections: 16,
+      duration: seconds,
+      overallRate: goodRate,
+      requests: good.requests,
+    })
+    const others = bad.map((b) => ({
+      ...b,
+      run: startCannon({ url, connections: 4, duration: seconds, overallRate: 40, requests: b.requests }),
+    }))
+    const rg = await g.done
+    const rbad = await Promise.all(others.map((o) => o.run.done))
+    const gen = meter.share()
+    const checks: Check[] = [
+      {
+        name: 'good traffic all 200 beside the bad',
+        ok: rg['2xx'] === rg.requests.total && rg.errors === 0,
+        detail: `${rg['2xx']} of ${rg.requests.total} 2xx, errors ${rg.errors}`,
+      },
+      p99Check(rg.latency.p99, SLO_P99_MS, 'good-traffic p99'),
+    ]
+    const classes = others.map((o, i) => {
+      const r = rbad[i]!
+      const codes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]))
+      const expected = codes[String(o.expect)] ?? 0
+      checks.push({
+        name: `${o.name} → ${o.expect}`,
+        ok: expected === r.requests.total && r['5xx'] === 0 && r.requests.total > 0,
+        detail: `${expected} of ${r.requests.total} answered ${o.expect}; codes ${JSON.stringify(codes)}; errors ${r.errors}`,
+      })
+      return {
+        name: o.name,
+        expect: o.expect,
+        requests: r.requests.total,
+        status_codes: codes,
+        errors: r.errors,
+      }
+    })
+    checks.push(rateCheck(goodRate, rg.requests.total / seconds), generatorCheck(gen))
+    const result = {
+      ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
+      errors: rg.errors + rbad.reduce((a, r) => a + r.errors, 0),
+      non2xx: rg.non2xx + rbad.reduce((a, r) => a + r.non2xx, 0),
+      bad_classes: classes,
+      generator_cpu_share: gen,
+    }
+    return { scenario: 'bad-traffic', result, checks }
+  })
+}
+
+/** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
+function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), command], {
+      env: { ...process.env, KAFKA_PORT: String(port), ADGATE_DATA_DIR: dataDir },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+    child.once('close', (code) =>
+      code === 0 ? resolve(code) : reject(new Error(`kafka.mjs ${command} → ${code}`)),
+    )
+  })
+}
+
+async function spoolBytes(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const m = /^adgate_spool_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(text)
+  return m ? Number(m[1]) : Number.NaN
+}
+
+const outage: Scenario = async () => {
+  // Never the shared broker on 9092: a private one on 20592 (the tests use 19092–19992).
+  const port = Number(process.env.LOADTEST_OUTAGE_PORT ?? 20592)
+  const brokerDir = join(REPO_ROOT, 'data', 'loadtest-broker')
+  const spoolDir = mkdtempSync(join(tmpdir(), 'adgate-outage-'))
+  await kafkaScript('start', port, brokerDir)
+  try {
+    return await withGateway(
+      { KAFKA_BROKERS: `127.0.0.1:${port}`, ADGATE_DATA_DIR: spoolDir, ADGATE_SPOOL_AFTER_MS: '500' },
+      async (gw) => {
+        const seconds = 40
+        const events: { t_s: number; what: string }[] = []
+        const spool: { t_s: number; bytes: number }[] = []
+        const t0 = Date.now()
+        const at = (what: string) => events.push({ t_s: (Date.now() - t0) / 1000, what })
+        const sampler = setInterval(() => {
+          spoolBytes(gw.port).then(
+            (bytes) => spool.push({ t_s: (Date.now() - t0) / 1000, bytes }),
+            () => {},
+          )
+        }, 1000)
+        const drill = (async () => {
+          await new Promise((r) => setTimeout(r, 10_000))
+          at('broker stop')
+          await kafkaScript('stop', port, brokerDir)
+          at('broker stopped')
+          await new Promise((r) => setTimeout(r, 12_000))
+          at('broker start')
+          await kafkaScript('start', port, brokerDir)
+          at('broker answering')
+        })()
+        const run = mixed(gw.port, 10_000, seconds)
+        const [{ r, timeline, rate, eventsPerRequest, gen }] = await Promise.all([run, drill])
+        // After the load: the spool must drain back to Kafka.
+        let drainedAt: number | undefined
+        const deadline = Date.now() + 90_000
+        while (Date.now() < deadline) {
+          const b = await spoolBytes(gw.port)
+          spool.push({ t_s: (Date.now() - t0) / 1000, bytes: b })
+          if (b === 0) {
+            drainedAt = (Date.now() - t0) / 1000
+            break
+          }
+          await new Promise((res) => setTimeout(res, 1000))
+        }
+        clearInterval(sampler)
+        const peak = Math.max(0, ...spool.map((s) => s.bytes).filter(Number.isFinite))
+        const result = {
+          ...contractFields('outage', r, eventsPerRequest, seconds),
+          offered: { events_per_s: 10_000, requests_per_s: rate },
+          drill: events,
+          spool_samples: spool,
+          spool_peak_bytes: peak,
+          spool_drained_at_s: drainedAt ?? null,
+          timeline: timeline.windows(1),
+          generator_cpu_share: gen,
+        }
+        return {
+          scenario: 'outage',
+          result,
+          checks: [
+            {
+              name: 'clients kept getting 200 through the outage',
+              ok: r.non2xx === 0 && r.errors === 0,
+              detail: `${r['2xx']} of ${r.requests.total} 2xx, non2xx ${r.non2xx}, errors ${r.errors}`,
+            },
+            { name: 'the spool was used', ok: peak > 0, detail: `peak ${(peak / 1e6).toFixed(1)} MB` },
+            {
+              name: 'the spool drained after the broker came back',
+              ok: drainedAt !== undefined,
+              detail:
+                drainedAt === undefined ? 'not drained within 90 s' : `empty at t=${drainedAt.toFixed(0)} s`,
+            },
+            p99Check(r.latency.p99, 2000, 'p99 (spool after 500 ms)'),
+            generatorCheck(gen),
+          ],
+        }
+      },
+    )
+  } finally {
+    await kafkaScript('stop', port, brokerDir).catch(() => {})
+    rmSync(spoolDir, { recursive: true, force: true })
+  }
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  steady,
+  spike,
+  soak,
+  websocket,
+  'bad-traffic': badTraffic,
+  outage,
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2)
+  const name = argv.find((a) => !a.startsWith('--'))
+  const mi = argv.indexOf('--minutes')
+  const minutes = argv.includes('--long') ? 10 : mi >= 0 ? Number(argv[mi + 1]) : undefined
+  const scenario = name ? SCENARIOS[name] : undefined
+  if (!scenario) {
+    process.stderr.write(
+      `usage: npm run loadtest -- <${Object.keys(SCENARIOS).join('|')}> [--minutes N | --long]\n`,
+    )
+    process.exit(2)
+  }
+  if (name !== 'outage') ensureKafka()
+  const outcome = await scenario({ minutes })
+  const file = writeOutcome(outcome)
+  printVerdict(outcome, file)
+  process.exitCode = outcome.checks.every((c) => c.ok) ? 0 : 1
+}
+
+await main()
