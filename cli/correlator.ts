@@ -38,6 +38,8 @@ export interface RunningCorrelator {
   correlator: Correlator
   storage: Storage
   port: number
+  /** Settles when the source ends (a finite source) or the correlator fails. */
+  done: Promise<void>
   close(): Promise<void>
 }
 
@@ -66,6 +68,9 @@ export async function startCorrelator(
       producer,
       checkpointMs: config.checkpointInterval,
       idleMs: config.idleTimeout,
+      // Group commit: one storage write per 20k records or 200 ms, whichever comes first.
+      writeEveryRecords: 20_000,
+      lingerMs: 200,
       onBatch: (s) => metrics.observe(s),
       onWarn: (msg, detail) => logger.warn({ detail }, msg),
     },
@@ -82,6 +87,7 @@ export async function startCorrelator(
     correlator,
     storage,
     port: http.port,
+    done: running,
     async close() {
       await correlator.stop()
       await new Promise<void>((resolve) => http.server.close(() => resolve()))
@@ -98,6 +104,7 @@ export function kafkaSourceFor(config: Config, logger: Logger, brokers: string[]
     clientId: `${config.kafkaClientId}-correlator`,
     groupId: config.correlatorGroup,
     topics: inputTopics(config.correlatorRekey === 'kafka'),
+    createPartitions: config.topicPartitions,
     onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
   })
 }

@@ -26,6 +26,13 @@ export interface CorrelatorOptions {
   onBatch?: (stats: BatchStats) => void
   onWarn?: (msg: string, detail?: unknown) => void
   now?: () => number
+  /**
+   * Group commit: batches are joined as they come, but written (and their positions committed)
+   * once this many records are pending or the oldest pending one has waited `lingerMs`.
+   * Defaults: every batch is written at once.
+   */
+  writeEveryRecords?: number
+  lingerMs?: number
   /** Topic names (a prefix isolates test runs); default adgate's. */
   names?: TopicNames
 }
@@ -61,6 +68,8 @@ export class Correlator {
   readonly pipeline: Pipeline
   private readonly tps = new Map<string, TpState>()
   private readonly lastCheckpoint = new Map<number, number>()
+  /** Positions of each partition's last checkpoint (checkpointKey), to skip unchanged ones. */
+  private readonly checkpointed = new Map<number, string>()
   /** Topic-partitions whose records up to their stored position are being re-read into state. */
   private readonly replaying = new Set<string>()
   /** New records held back while their gate (partition, or everything when local) replays. */
@@ -68,6 +77,13 @@ export class Correlator {
   private readonly topics: string[]
   private idleTimer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
+  private flushTimer: NodeJS.Timeout | undefined
+  /** What processed batches produced and is not written yet. */
+  private pending: BatchOutput | null = null
+  private dead = false
+  private pendingRecords = 0
+  private pendingSince = 0
+  private pendingOldest = Number.POSITIVE_INFINITY
 
   constructor(
     private readonly o: CorrelatorOptions,
@@ -90,33 +106,63 @@ export class Correlator {
       Math.max(100, Math.min(this.o.idleMs, 5000)),
     )
     this.idleTimer.unref()
+    // Writes what lingered, and checkpoints partitions whose positions moved without a write
+    // (records re-read or skipped), so the source's committed positions catch up when idle.
+    const linger = this.o.lingerMs ?? 0
+    this.flushTimer = setInterval(
+      () => {
+        void this.serialize(async () => {
+          if (this.pending !== null && this.now() - this.pendingSince >= linger) await this.flush()
+          else if (this.pending === null && this.checkpointsDue(this.now()).length > 0) await this.flush(true)
+        })
+      },
+      Math.max(
+        50,
+        Math.min(linger > 0 ? linger : 1000, this.o.checkpointMs > 0 ? this.o.checkpointMs : 1000),
+      ),
+    )
+    this.flushTimer.unref()
     await this.o.source.start({
       onBatch: (records) => this.serialize(() => this.onBatch(records)),
       onRevoke: (parts) => this.serialize(async () => this.revoke(parts.map((p) => p.partition))),
     })
+    // A finite source (a file, a test log) has ended: write what is pending.
+    await this.serialize(() => this.flush())
   }
 
   async stop(): Promise<void> {
     clearInterval(this.idleTimer)
+    clearInterval(this.flushTimer)
     await this.o.source.stop()
-    await this.chain
+    await this.serialize(() => this.flush())
+  }
+
+  /** Stops as kill -9 would, for tests: timers cleared, pending output dropped, nothing written. */
+  kill(): void {
+    clearInterval(this.idleTimer)
+    clearInterval(this.flushTimer)
+    this.pending = null
+    this.dead = true
   }
 
   /** Batches and timer ticks run one at a time. */
   private serialize(fn: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(fn)
+    const next = this.chain.then(() => (this.dead ? undefined : fn()))
     this.chain = next.catch(() => {})
     return next
   }
 
-  private revoke(partitions: number[]): void {
+  private async revoke(partitions: number[]): Promise<void> {
     if (this.pipeline.local) return
+    // What the revoked partitions produced is written while they are still ours (or fenced).
+    await this.flush()
     for (const p of new Set(partitions)) this.dropPartition(p)
   }
 
   private dropPartition(p: number): void {
     this.pipeline.drop(p)
     this.lastCheckpoint.delete(p)
+    this.checkpointed.delete(p)
     for (const t of this.topics) {
       this.tps.delete(tpKey(t, p))
       this.replaying.delete(tpKey(t, p))
@@ -157,16 +203,25 @@ export class Correlator {
     this.pipeline.init(p, load.checkpoint?.state ?? null, this.now())
     // No checkpoint yet: write one with the first batch, so positions never exist without state.
     if (load.checkpoint === null) this.lastCheckpoint.set(p, Number.NEGATIVE_INFINITY)
-    else this.lastCheckpoint.set(p, this.now())
+    else {
+      this.lastCheckpoint.set(p, this.now())
+      this.checkpointed.set(p, this.checkpointKey(p))
+    }
   }
 
   private async onBatch(records: SourceRecord[]): Promise<void> {
     const wallNow = this.now()
-    const out = new BatchOutput()
+    if (this.pending === null) {
+      this.pending = new BatchOutput()
+      this.pendingSince = wallNow
+      this.pendingRecords = 0
+      this.pendingOldest = Number.POSITIVE_INFINITY
+    }
+    const out = this.pending
     const pipeline = this.pipeline
     pipeline.begin(out, wallNow)
     const seeks = new Map<string, Position>()
-    let oldest = Number.POSITIVE_INFINITY
+    let oldest = this.pendingOldest
     const handle = (r: SourceRecord): void => {
       const k = tpKey(r.topic, r.partition)
       const tp = this.tps.get(k)
@@ -208,8 +263,45 @@ export class Correlator {
       for (const r of held) handle(r)
     }
     pipeline.end()
+    this.pendingRecords += records.length
+    this.pendingOldest = oldest
+    if (seeks.size > 0) await this.o.source.seek([...seeks.values()])
+    if (
+      this.pendingRecords >= (this.o.writeEveryRecords ?? 0) ||
+      wallNow - this.pendingSince >= (this.o.lingerMs ?? 0)
+    )
+      await this.flush()
+  }
 
-    if (pipeline.outgoing.length > 0) await this.o.producer!.send(pipeline.outgoing)
+  /** Partitions whose checkpoint is due: interval passed and positions moved since the last one. */
+  private checkpointsDue(wallNow: number): number[] {
+    const due: number[] = []
+    for (const [p, last] of this.lastCheckpoint) {
+      if (wallNow - last < this.o.checkpointMs) continue
+      if (this.checkpointKey(p) === this.checkpointed.get(p)) continue
+      due.push(p)
+    }
+    return due
+  }
+
+  private checkpointKey(p: number): string {
+    return this.topics.map((t) => this.tps.get(tpKey(t, p))!.read).join(',')
+  }
+
+  /** One atomic write of everything pending, then the positions a restart needs go to the source. */
+  private async flush(checkpointOnly = false): Promise<void> {
+    const pipeline = this.pipeline
+    const wallNow = this.now()
+    const records = this.pendingRecords
+    const oldest = this.pendingOldest
+    const out = this.pending ?? (checkpointOnly ? new BatchOutput() : null)
+    this.pending = null
+    this.pendingRecords = 0
+    if (out === null) return
+    if (pipeline.outgoing.length > 0) {
+      await this.o.producer!.send(pipeline.outgoing)
+      pipeline.outgoing = []
+    }
 
     const positions: Position[] = []
     const expected = new Map<string, string | null>()
@@ -221,8 +313,13 @@ export class Correlator {
       expected.set(k, tp.stored === null ? null : tp.stored.toString())
     }
     const checkpoints: Checkpoint[] = []
-    for (const [p, last] of this.lastCheckpoint) {
-      if (wallNow - last < this.o.checkpointMs) continue
+    for (const p of this.checkpointsDue(wallNow)) {
+      // A checkpoint is fenced like positions: only the owner of every input of `p` may write it.
+      for (const t of this.topics) {
+        const k = tpKey(t, p)
+        const stored = this.tps.get(k)!.stored
+        if (!expected.has(k)) expected.set(k, stored === null ? null : stored.toString())
+      }
       checkpoints.push({
         partition: p,
         state: pipeline.snapshot(p),
@@ -246,12 +343,14 @@ export class Correlator {
         return
       }
       for (const p of positions) this.tps.get(tpKey(p.topic, p.partition))!.stored = BigInt(p.offset)
-      for (const c of checkpoints) this.lastCheckpoint.set(c.partition, wallNow)
+      for (const c of checkpoints) {
+        this.lastCheckpoint.set(c.partition, wallNow)
+        this.checkpointed.set(c.partition, this.checkpointKey(c.partition))
+      }
       if (checkpoints.length > 0) await this.o.source.commit(checkpoints.flatMap((c) => c.positions))
     }
-    if (seeks.size > 0) await this.o.source.seek([...seeks.values()])
     this.o.onBatch?.({
-      records: records.length,
+      records,
       events: out.events,
       late: out.lateCount,
       duplicates: out.duplicates,

@@ -12,6 +12,8 @@ export interface KafkaSourceOptions {
   clientId: string
   groupId: string
   topics: string[]
+  /** Partitions of event topics this source creates when they do not exist yet (default 4). */
+  createPartitions?: number
   /** Names of the event topics and the re-keyed ones (default adgate's). */
   names?: TopicNames
   /** Records per partition fetched at once (kafkajs maxBytesPerPartition). */
@@ -89,7 +91,7 @@ export class KafkaSource implements EventSource {
       // The gateway creates the event topics; a correlator started first creates them the same way.
       await this.create(
         source.filter((t) => !existing.has(t)),
-        4,
+        this.o.createPartitions ?? 4,
       )
       const meta = await this.admin.fetchTopicMetadata({ topics: source })
       const counts = new Set(meta.topics.map((t) => t.partitions.length))

@@ -1,9 +1,9 @@
 import { deserialize, serialize } from 'node:v8'
-import { decodeWire } from '../events/wire.js'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import { AuctionJoin, type AuctionState, newAuctionState } from './auction-join.js'
 import { ClickJoin, type ClickJoinState, newClickJoinState } from './click-join.js'
 import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
+import { decodeForJoin } from './decode.js'
 import type {
   BidEvent,
   ClickEvent,
@@ -104,11 +104,10 @@ export class Pipeline {
     return serialize(s)
   }
 
-  /** Starts a batch: everything produced goes to `out` (and `outgoing`). */
+  /** Starts a batch: everything produced goes to `out` (and `outgoing`, until sent). */
   begin(out: BatchOutput, wallNow: number): void {
     this.out = out
     this.wallNow = wallNow
-    this.outgoing = []
   }
 
   /** One record; `mode` says whether its effects are new (`live`) or already stored (`replay`). */
@@ -132,22 +131,30 @@ export class Pipeline {
         else j.conversion.onClick(v as unknown as ForwardedClick, out)
         return
       }
+      const type =
+        r.topic === n.bid
+          ? 'bid'
+          : r.topic === n.impression
+            ? 'impression'
+            : r.topic === n.click
+              ? 'click'
+              : r.topic === n.conversion
+                ? 'conversion'
+                : undefined
+      if (type === undefined) throw new Error(`unexpected topic ${r.topic}`)
       let value: unknown
       try {
-        value = decodeWire(r.value).value
+        value = decodeForJoin(type, r.value)
       } catch {
         // The gateway writes only valid records; anything else is counted (metric), not fatal.
         if (!out.discard) this.undecodable++
         return
       }
       const ref: RecordRef = r
-      if (r.topic === n.bid) j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
-      else if (r.topic === n.impression)
-        j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)
-      else if (r.topic === n.click) j.click.onClick(value as ClickEvent, ref, out, this.wallNow)
-      else if (r.topic === n.conversion)
-        j.conversion.onConversion(value as ConversionEvent, ref, out, this.wallNow)
-      else throw new Error(`unexpected topic ${r.topic}`)
+      if (type === 'bid') j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
+      else if (type === 'impression') j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)
+      else if (type === 'click') j.click.onClick(value as ClickEvent, ref, out, this.wallNow)
+      else j.conversion.onConversion(value as ConversionEvent, ref, out, this.wallNow)
     } finally {
       out.discard = false
     }

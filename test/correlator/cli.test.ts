@@ -1,6 +1,6 @@
 // `adgate correlator` and `adgate query` as users run them (the compiled CLI from dist/), and the
 // correlator's HTTP API served over a correlator fed from generated logs.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,10 +20,18 @@ const dir = mkdtempSync(join(tmpdir(), 'adgate-cli-'))
 const brokers = inject('kafkaBrokers')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-function adgate(args: string[], env: Record<string, string>) {
-  return spawnSync(process.execPath, [cli, ...args], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'silent', ...env },
-    encoding: 'utf8',
+/** The CLI as a child process; async, so this process can answer the child's HTTP requests. */
+function adgate(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: { PATH: process.env.PATH, LOG_LEVEL: 'silent', ...env } },
+      (err, stdout, stderr) => resolve({ status: err ? ((err.code as number) ?? 1) : 0, stdout, stderr }),
+    )
   })
 }
 
@@ -40,9 +48,7 @@ describe('correlator HTTP API and adgate query', () => {
     const source = new ArraySource(logs, 5, PARTITIONS)
     const running = await startCorrelator(config, createLogger('silent', 'test'), source, null)
     try {
-      while (source.batches === 0 || (await running.storage.stats({ granularity: 'hour' })).length === 0)
-        await new Promise((r) => setTimeout(r, 50))
-      await running.correlator.stop() // drained: every batch written
+      await running.done // the generated logs are finite: every batch is written
       const base = `http://127.0.0.1:${running.port}`
       expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' })
       const metrics = await (await fetch(`${base}/metrics`)).text()
@@ -69,14 +75,14 @@ describe('correlator HTTP API and adgate query', () => {
 
       // The file is held by the running process: adgate query asks its HTTP API.
       const env = { ADGATE_STORAGE: `duckdb:${file}`, ADGATE_CORRELATOR_PORT: String(running.port) }
-      const viaApi = adgate(['query', '--json', '--granularity', 'hour'], env)
+      const viaApi = await adgate(['query', '--json', '--granularity', 'hour'], env)
       expect(viaApi.stderr).toBe('')
       const hourly = JSON.parse(viaApi.stdout) as StatsRow[]
       expect(hourly).toEqual(await running.storage.stats({ granularity: 'hour' }))
       await running.close()
 
       // Closed: adgate query opens the file itself, same answer.
-      const direct = adgate(['query', '--json', '--granularity', 'hour'], env)
+      const direct = await adgate(['query', '--json', '--granularity', 'hour'], env)
       expect(JSON.parse(direct.stdout)).toEqual(hourly)
       for (const key of [
         'campaign_id',
@@ -92,12 +98,14 @@ describe('correlator HTTP API and adgate query', () => {
         'win_rate',
       ])
         expect(hourly[0]).toHaveProperty(key)
-      const one = JSON.parse(adgate(['query', '--json', '--campaign', 'cmp-001'], env).stdout) as StatsRow[]
+      const one = JSON.parse(
+        (await adgate(['query', '--json', '--campaign', 'cmp-001'], env)).stdout,
+      ) as StatsRow[]
       expect(one.length).toBeGreaterThan(0)
       expect(new Set(one.map((r) => r.campaign_id))).toEqual(new Set(['cmp-001']))
-      const table = adgate(['query'], env)
+      const table = await adgate(['query'], env)
       expect(table.stdout.split('\n')[0]).toMatch(/^campaign_id\s+bucket\s+bids\s+wins/)
-      expect(adgate(['query', '--granularity', 'day'], env).status).toBe(2)
+      expect((await adgate(['query', '--granularity', 'day'], env)).status).toBe(2)
     } finally {
       await running.close().catch(() => {})
     }

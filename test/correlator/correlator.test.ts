@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
 import { MemoryStorage } from '../../storage/memory.js'
-import { ArraySource } from '../support/array-source.js'
+import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, type Logs, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { reference } from '../support/reference.js'
 import { memoryTables } from '../support/tables.js'
@@ -10,16 +10,30 @@ import { memoryTables } from '../support/tables.js'
 const RULES: JoinRules = { ...DEFAULT_RULES, graceMs: 2 * 60_000 }
 
 /** Runs a correlator to the end of the logs, "crashing" it after `crashAfter` batches each time. */
-async function run(logs: Logs, seed: number, crashAfter: number[] = [], storage = new MemoryStorage()) {
+async function run(
+  logs: Logs,
+  seed: number,
+  crashAfter: number[] = [],
+  storage = new MemoryStorage(),
+  writeEveryRecords = 0,
+) {
   let committed: Map<string, number> | undefined
   for (const [i, n] of [...crashAfter, Number.POSITIVE_INFINITY].entries()) {
     const source = new ArraySource(logs, seed * 31 + i, PARTITIONS, n, committed)
     const correlator = new Correlator(
-      { rules: RULES, storage, source, checkpointMs: 0 + (seed % 3) * 1, idleMs: 3_600_000, now: clock() },
+      {
+        rules: RULES,
+        storage,
+        source,
+        checkpointMs: 0 + (seed % 3) * 1,
+        idleMs: 3_600_000,
+        now: clock(),
+        writeEveryRecords,
+        lingerMs: writeEveryRecords > 0 ? 1e9 : 0,
+      },
       PARTITIONS,
     )
-    await correlator.start()
-    await correlator.stop()
+    await runToEnd(correlator)
     committed = source.committed
   }
   return storage
@@ -52,6 +66,13 @@ describe('correlator vs the SQL reference', () => {
     const logs = toLogs(funnelEvents({ seed: 7, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02 }))
     const expected = await reference(allRecords(logs), RULES)
     const storage = await run(logs, 7, [5, 3, 17, 1, 40])
+    expect(memoryTables(storage)).toEqual(expected)
+  })
+
+  it('is the same with group commit (several batches per write) across crashes', async () => {
+    const logs = toLogs(funnelEvents({ seed: 9, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02 }))
+    const expected = await reference(allRecords(logs), RULES)
+    const storage = await run(logs, 9, [12, 30, 7], new MemoryStorage(), 300)
     expect(memoryTables(storage)).toEqual(expected)
   })
 

@@ -7,7 +7,7 @@ import { BatchOutput } from '../../correlator/output.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { StaleOwnerError } from '../../storage/storage.js'
-import { ArraySource } from '../support/array-source.js'
+import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { reference } from '../support/reference.js'
 import { sqlTables } from '../support/tables.js'
@@ -33,8 +33,7 @@ describe('DuckDB storage', () => {
         { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
         PARTITIONS,
       )
-      await c.start()
-      await c.stop()
+      await runToEnd(c)
       await storage.close()
       committed = source.committed
     }

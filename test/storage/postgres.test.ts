@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
 import { PostgresStorage } from '../../storage/postgres.js'
-import { ArraySource } from '../support/array-source.js'
+import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { freshDatabase } from '../support/postgres.js'
 import { reference } from '../support/reference.js'
@@ -34,8 +34,7 @@ describe.skipIf(!url)('PostgreSQL storage (real server)', () => {
         { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
         PARTITIONS,
       )
-      await c.start()
-      await c.stop()
+      await runToEnd(c)
       await storage.close()
       committed = source.committed
     }

@@ -4,6 +4,28 @@ import type { EventSource, Position, SourceHandlers, SourceRecord } from '../../
 import { Random } from '../../generator/random.js'
 import type { Logs } from './funnel-records.js'
 
+export class CrashError extends Error {
+  constructor() {
+    super('simulated crash')
+  }
+}
+
+/** Runs a correlator to the end of its source, or to its simulated crash. */
+export async function runToEnd(c: {
+  start(): Promise<void>
+  stop(): Promise<void>
+  kill(): void
+}): Promise<void> {
+  try {
+    await c.start()
+  } catch (err) {
+    if (!(err instanceof CrashError)) throw err
+    c.kill() // dead: nothing pending is flushed
+    return
+  }
+  await c.stop()
+}
+
 export class ArraySource implements EventSource {
   readonly committed = new Map<string, number>()
   batches = 0
@@ -14,7 +36,10 @@ export class ArraySource implements EventSource {
     private readonly logs: Logs,
     private readonly seed: number,
     private readonly partitionCount: number,
-    /** Stop (as if the process died) after this many batches. */
+    /**
+     * Die after this many batches, as under kill -9: start() rejects with CrashError, so nothing
+     * pending is flushed; only what the correlator had written survives.
+     */
     private readonly stopAfter = Number.POSITIVE_INFINITY,
     committed?: Map<string, number>,
   ) {
@@ -29,7 +54,8 @@ export class ArraySource implements EventSource {
     const rng = new Random(this.seed)
     for (const k of this.logs.keys()) this.fetch.set(k, this.committed.get(k) ?? 0)
     const keys = [...this.logs.keys()]
-    while (!this.stopped && this.batches < this.stopAfter) {
+    while (!this.stopped) {
+      if (this.batches >= this.stopAfter) throw new CrashError()
       const open = keys.filter((k) => this.fetch.get(k)! < this.logs.get(k)!.length)
       if (open.length === 0) break
       const batch: SourceRecord[] = []

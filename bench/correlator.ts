@@ -1,0 +1,355 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import kafkajs from 'kafkajs'
+import { Correlator } from '../correlator/correlator.js'
+import { KafkaRekeyProducer, KafkaSource } from '../correlator/kafka-source.js'
+import { DEFAULT_RULES } from '../correlator/rules.js'
+import { inputTopics, sourceTopics, topicNames } from '../correlator/topics.js'
+import { registerLz4Codec } from '../kafka/lz4-codec.js'
+import { DuckDbStorage } from '../storage/duckdb.js'
+import { MemoryStorage } from '../storage/memory.js'
+import { PostgresStorage } from '../storage/postgres.js'
+import type { PartitionLoad, Storage } from '../storage/storage.js'
+import {
+  count,
+  funnelLogs,
+  LogSource,
+  type Logs,
+  openKeyLogs,
+  PARTITIONS,
+} from './lib/correlator-workload.js'
+import type { RunOptions } from './lib/module.js'
+import { type BenchResult, REPO_ROOT } from './lib/results.js'
+
+export const description =
+  'correlator: events/s per core through joins, aggregates and storage (memory, DuckDB, PostgreSQL); Kafka lag p99; state bytes per open key; recovery after kill -9'
+
+const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')
+
+/** Writes nothing: isolates the joins' own memory. */
+class NullStorage implements Storage {
+  readonly kind = 'null'
+  async load(): Promise<PartitionLoad> {
+    return { checkpoint: null, positions: new Map() }
+  }
+  async write(): Promise<void> {}
+  async stats() {
+    return []
+  }
+  async close(): Promise<void> {}
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+/** One pass of the funnel through a fresh correlator: wall events/s and events per CPU-second. */
+async function throughput(logs: Logs, storage: Storage): Promise<{ wall: number; perCore: number }> {
+  const n = count(logs)
+  const c = new Correlator(
+    {
+      rules: DEFAULT_RULES,
+      storage,
+      source: new LogSource(logs, 20_000),
+      checkpointMs: 5000,
+      idleMs: 3_600_000,
+      writeEveryRecords: 50_000,
+      lingerMs: 200,
+    },
+    PARTITIONS,
+  )
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await c.start()
+  await c.stop()
+  const s = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  await storage.close()
+  return { wall: n / s, perCore: n / ((cpu.user + cpu.system) / 1e6) }
+}
+
+/** A PostgreSQL database for the bench: BENCH_POSTGRES_URL, or a throw-away one on the local cluster. */
+function postgres(): { url: string; drop: () => void } | null {
+  if (process.env.BENCH_POSTGRES_URL) return { url: process.env.BENCH_POSTGRES_URL, drop: () => {} }
+  const psql = (sql: string) =>
+    spawnSync('runuser', ['-u', 'postgres', '--', 'psql', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
+      .status === 0
+  spawnSync('pg_ctlcluster', ['15', 'main', 'start'])
+  const name = `adgate_bench_${randomBytes(4).toString('hex')}`
+  const password = randomBytes(12).toString('hex')
+  if (!psql(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`)) return null
+  psql(`CREATE DATABASE ${name} OWNER ${name}`)
+  return {
+    url: `postgres://${name}:${password}@127.0.0.1:5432/${name}`,
+    drop: () => {
+      psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      psql(`DROP ROLE IF EXISTS ${name}`)
+    },
+  }
+}
+
+async function throughputCases(quick: boolean, dir: string): Promise<BenchResult[]> {
+  const bids = quick ? 30_000 : 150_000
+  const logs = funnelLogs(bids, 1)
+  const events = count(logs)
+  const pg = postgres()
+  const sinks: [string, () => Promise<Storage>][] = [
+    ['memory (joins + aggregates, no I/O)', async () => new MemoryStorage()],
+    ['DuckDB', async () => DuckDbStorage.open(join(dir, `t-${randomBytes(4).toString('hex')}.duckdb`))],
+  ]
+  if (pg)
+    sinks.push([
+      'PostgreSQL (this process only; server CPU is not counted)',
+      async () => PostgresStorage.open(await freshSchema(pg.url)),
+    ])
+  const runs = new Map<string, { wall: number; perCore: number }[]>()
+  try {
+    for (let round = 0; round < (quick ? 1 : 3); round++) {
+      for (const [name, open] of sinks) {
+        const r = await throughput(logs, await open())
+        runs.set(name, [...(runs.get(name) ?? []), r])
+      }
+    }
+  } finally {
+    pg?.drop()
+  }
+  const out: BenchResult[] = []
+  const base = median(runs.get(sinks[0]![0])!.map((r) => r.perCore))
+  for (const [name] of sinks) {
+    const rs = runs.get(name)!
+    const perCore = median(rs.map((r) => r.perCore))
+    const label = `funnel of ${events} events (${bids} bids, dups, disorder) → ${name}`
+    out.push({
+      case: label,
+      metric: 'events/s per core',
+      value: Math.round(perCore),
+      unit: 'events/CPU-s',
+      ...(name === sinks[0]![0] ? {} : { baseline: Math.round(base), ratio: round3(perCore / base) }),
+    })
+    out.push({
+      case: label,
+      metric: 'events/s wall',
+      value: Math.round(median(rs.map((r) => r.wall))),
+      unit: 'events/s',
+    })
+  }
+  return out
+}
+
+/** Each throughput run gets an empty database: a schema per run would do, a database is simpler. */
+async function freshSchema(url: string): Promise<string> {
+  const pg = (await import('pg')).default
+  const name = `run_${randomBytes(4).toString('hex')}`
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  await c.query(`CREATE SCHEMA ${name}`)
+  await c.end()
+  const u = new URL(url)
+  u.searchParams.set('options', `-c search_path=${name}`)
+  return u.toString()
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000
+}
+
+function gc(): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
+
+async function stateBytes(quick: boolean): Promise<BenchResult[]> {
+  const n = quick ? 100_000 : 1_000_000
+  const logs = openKeyLogs(n)
+  gc()
+  const before = process.memoryUsage().heapUsed
+  const c = new Correlator(
+    {
+      rules: DEFAULT_RULES,
+      storage: new NullStorage(),
+      source: new LogSource(logs, 20_000),
+      checkpointMs: 3_600_000,
+      idleMs: 3_600_000,
+    },
+    PARTITIONS,
+  )
+  await c.start()
+  gc()
+  const after = process.memoryUsage().heapUsed
+  const keys = c.pipeline.openKeys()
+  await c.stop()
+  return [
+    {
+      case: `${keys} open keys (impressions waiting for clicks, with their dedup ids)`,
+      metric: 'state per open key',
+      value: Math.round((after - before) / keys),
+      unit: 'bytes',
+    },
+  ]
+}
+
+function child(args: string[]): { proc: ChildProcess; lines: AsyncIterableIterator<string> } {
+  const proc = spawn(
+    process.execPath,
+    [join(REPO_ROOT, 'dist', 'bench', 'lib', 'correlator-child.js'), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  async function* lines() {
+    let buf = ''
+    for await (const chunk of proc.stdout!) {
+      buf += chunk.toString()
+      let i = buf.indexOf('\n')
+      while (i >= 0) {
+        yield buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        i = buf.indexOf('\n')
+      }
+    }
+  }
+  return { proc, lines: lines() }
+}
+
+async function recovery(quick: boolean, dir: string): Promise<BenchResult[]> {
+  const n = quick ? 100_000 : 1_000_000
+  const file = join(dir, 'recovery.duckdb')
+  const fill = child(['fill', file, String(n)])
+  let open = 0
+  for await (const line of fill.lines) {
+    if (line.startsWith('READY')) {
+      open = Number(line.split(' ')[1])
+      break
+    }
+  }
+  const exited = new Promise((r) => fill.proc.once('exit', r))
+  fill.proc.kill('SIGKILL')
+  await exited
+  const rec = child(['recover', file, String(n)])
+  let ms = Number.NaN
+  let restored = 0
+  for await (const line of rec.lines) {
+    if (line.startsWith('LIVE')) {
+      const [, t, k] = line.split(' ')
+      ms = Number(t)
+      restored = Number(k)
+    }
+  }
+  return [
+    {
+      case: `kill -9 with ${open} open keys, restart: open DuckDB, load checkpoint, first new batch written (${restored} keys after)`,
+      metric: 'recovery time',
+      value: Math.round(ms),
+      unit: 'ms',
+    },
+  ]
+}
+
+/** Events produced at a steady rate into Kafka while a correlator consumes: append → stored. */
+async function kafkaLag(quick: boolean, dir: string): Promise<BenchResult[]> {
+  registerLz4Codec()
+  const kafka = new kafkajs.Kafka({ brokers: BROKERS, logLevel: kafkajs.logLevel.NOTHING })
+  const admin = kafka.admin()
+  try {
+    await admin.connect()
+  } catch {
+    process.stderr.write(`bench correlator: no Kafka at ${BROKERS.join(',')}; lag not measured\n`)
+    return []
+  }
+  const prefix = `bench${randomBytes(3).toString('hex')}.`
+  const names = topicNames(prefix)
+  const group = `${prefix}group`
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: sourceTopics(names).map((topic) => ({ topic, numPartitions: PARTITIONS })),
+  })
+  const logs = funnelLogs(quick ? 20_000 : 80_000, 2)
+  const storage = await DuckDbStorage.open(join(dir, 'lag.duckdb'))
+  const lags: number[] = []
+  const source = new KafkaSource({
+    brokers: BROKERS,
+    clientId: 'bench',
+    groupId: group,
+    topics: inputTopics(true, names),
+    names,
+  })
+  const rekey = new KafkaRekeyProducer(BROKERS, 'bench')
+  const c = new Correlator(
+    {
+      rules: DEFAULT_RULES,
+      storage,
+      source,
+      producer: rekey,
+      names,
+      checkpointMs: 5000,
+      idleMs: 3_600_000,
+      writeEveryRecords: 20_000,
+      lingerMs: 100,
+      onBatch: (s) => {
+        if (!Number.isNaN(s.lagMs)) lags.push(s.lagMs)
+      },
+    },
+    await source.partitions(),
+  )
+  void c.start()
+  const producer = kafka.producer()
+  await producer.connect()
+  // Interleave the partitions' logs into one stream and send it in 50 ms slices at `rate`.
+  const all = [...logs.values()].flat().sort((a, b) => Number(a.offset) - Number(b.offset))
+  const rate = 20_000
+  const slice = rate / 20
+  const t0 = performance.now()
+  for (let i = 0; i < all.length; i += slice) {
+    const part = all.slice(i, i + slice)
+    const byTopic = new Map<string, { partition: number; key: Buffer | null; value: Buffer }[]>()
+    for (const r of part) {
+      const t = prefix + r.topic
+      byTopic.set(t, [...(byTopic.get(t) ?? []), { partition: r.partition, key: r.key, value: r.value }])
+    }
+    await producer.sendBatch({
+      acks: -1,
+      compression: kafkajs.CompressionTypes.LZ4,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    })
+    const due = t0 + ((i + slice) / rate) * 1000
+    const wait = due - performance.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
+  await new Promise((r) => setTimeout(r, 3000))
+  await producer.disconnect()
+  await c.stop()
+  await rekey.close()
+  await storage.close()
+  await admin
+    .deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(prefix)) })
+    .catch(() => {})
+  await admin.deleteGroups([group]).catch(() => {})
+  await admin.disconnect()
+  const sorted = lags.sort((a, b) => a - b)
+  const p = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+  const label = `Kafka → correlator (re-keyed through Kafka) → DuckDB, ${all.length} events at ${rate}/s`
+  return [
+    { case: label, metric: 'lag p50', value: Math.round(p(0.5)), unit: 'ms' },
+    { case: label, metric: 'lag p99', value: Math.round(p(0.99)), unit: 'ms' },
+  ]
+}
+
+export async function run(options: RunOptions): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'adgate-bench-correlator-'))
+  try {
+    return [
+      ...(await throughputCases(options.quick, dir)),
+      ...(await stateBytes(options.quick)),
+      ...(await recovery(options.quick, dir)),
+      ...(await kafkaLag(options.quick, dir)),
+    ]
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
