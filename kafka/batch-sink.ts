@@ -61,6 +61,8 @@ export class BatchSink {
   private pendingBytes = 0
   private probe: NodeJS.Timeout | null = null
   private failNext = false
+  /** When metadata was last loaded (epoch ms). */
+  private refreshedAt = 0
   readonly stats: SinkStats = { requests: 0, batches: 0, records: 0, bytes: 0, errors: 0 }
 
   constructor(private readonly options: BatchSinkOptions) {}
@@ -68,9 +70,10 @@ export class BatchSink {
   /** Load metadata (fails when no broker answers); then keep it fresh in the background. */
   async connect(): Promise<void> {
     await this.refreshMetadata()
-    this.probe = setInterval(() => {
-      // Unhealthy: probe often so readiness comes back quickly; healthy: refresh leaders now and then.
-      if (!this.healthy || Date.now() % 30_000 < 1000) this.refreshMetadata().catch(() => {})
+    // Unhealthy: probe every second so readiness comes back quickly; healthy: refresh leaders every 30 s.
+    // `??=`: the start-up retry may connect more than once; one probe is enough.
+    this.probe ??= setInterval(() => {
+      if (!this.healthy || Date.now() - this.refreshedAt >= 30_000) this.refreshMetadata().catch(() => {})
     }, 1000)
     this.probe.unref()
   }
@@ -239,6 +242,7 @@ export class BatchSink {
         this.leaders = new Map(meta.topics.filter((t) => t.error === 0).map((t) => [t.name, t.leaders]))
         const missing = this.options.topics.filter((t) => !this.leaders.has(t))
         if (missing.length > 0) throw new Error(`topics without metadata: ${missing.join(', ')}`)
+        this.refreshedAt = Date.now()
         if (!this.healthy) this.options.logger.info({ brokers: meta.brokers.length }, 'kafka metadata loaded')
         this.healthy = true
         return

@@ -25,22 +25,17 @@ export class Spool {
   private nextId = 1
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   private appending = 0
-  private bytesNow: number
-  private entriesNow: number
-  private recordsNow: number
-  private oldestNow: number | null
+  private bytesNow = 0
+  private entriesNow = 0
+  private recordsNow = 0
+  private oldestNow: number | null = null
   /** bytesNow when an append last did not fit: full until something is added or removed */
   private refusedAt = -1
 
   private constructor(
     private readonly worker: Worker,
     readonly maxBytes: number,
-    stats: SpoolStats,
   ) {
-    this.bytesNow = stats.bytes
-    this.entriesNow = stats.entries
-    this.recordsNow = stats.records
-    this.oldestNow = stats.oldest
     worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const w = this.waiting.get(m.id)
       if (!w) return
@@ -59,13 +54,9 @@ export class Spool {
     const worker = new Worker(new URL('./thread.js', import.meta.url), {
       workerData: { path: join(dir, 'spool.sqlite') },
     })
-    const probe = new Spool(worker, maxBytes, { entries: 0, records: 0, bytes: 0, oldest: null })
-    const stats = (await probe.call({ op: 'stats' })) as SpoolStats
-    probe.bytesNow = stats.bytes
-    probe.entriesNow = stats.entries
-    probe.recordsNow = stats.records
-    probe.oldestNow = stats.oldest
-    return probe
+    const spool = new Spool(worker, maxBytes)
+    await spool.refreshStats()
+    return spool
   }
 
   private call(msg: Record<string, unknown>): Promise<unknown> {
@@ -165,8 +156,11 @@ export class Spool {
   }
 
   private async refreshStats(): Promise<void> {
-    const s = (await this.call({ op: 'stats' })) as SpoolStats
-    // Appends in flight are counted already; the store's view is what is committed.
+    this.apply((await this.call({ op: 'stats' })) as SpoolStats)
+  }
+
+  /** Take the store's committed view; bytes of appends in flight are already counted here. */
+  private apply(s: SpoolStats): void {
     this.entriesNow = s.entries
     this.recordsNow = s.records
     this.oldestNow = s.oldest
