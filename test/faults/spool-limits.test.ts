@@ -70,8 +70,10 @@ async function fillDuringOutage(
   try {
     await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 20_000, detail)
     try {
-      await rig.broker.stop()
+      // The outage begins when the stop is asked for: requests sent while the broker shuts down
+      // (0.5-1.2 s) already meet a broker going away, and may be spooled and refused.
       t.down = Date.now()
+      await rig.broker.stop()
       load.pauseMs = 5
       await waitFor('a refusal (the spool is out of room)', () => load.answered(notDurable), 60_000, detail)
       t.firstRefusal = Math.min(...load.exchanges.filter(notDurable).map((e) => e.answeredAt))
