@@ -76,6 +76,7 @@ export async function startCorrelator(
     },
     partitions,
   )
+  metrics.lagFrom(() => correlator.lag())
   const http = await startCorrelatorHttp(storage, metrics.registry, config.host, config.correlatorPort)
   logger.info(
     { port: http.port, storage: storage.kind, partitions, rekey: producer ? 'kafka' : 'local' },

@@ -80,7 +80,11 @@ export class AuctionJoin {
       s.waiting.delete(e.id)
       for (const row of waiting) {
         const d = row.impression_time - bid.time
-        if (d < 0 || d > rules.impressionWindowMs) continue
+        if (d < 0 || d > rules.impressionWindowMs) {
+          out.joined('bid_impression', 'outside_window')
+          continue
+        }
+        out.joined('bid_impression', 'matched')
         const joined = { ...row, bid_event_id: bid.event_id, bid_time: bid.time, bid_price_micros: bid.price }
         out.impression(joined)
         this.win(bid, out)
@@ -131,7 +135,8 @@ export class AuctionJoin {
         row.bid_time = bid.time
         row.bid_price_micros = bid.price
         this.win(bid, out)
-      }
+        out.joined('bid_impression', 'matched')
+      } else out.joined('bid_impression', 'outside_window')
     } else {
       let list = s.waiting.get(e.auction_id)
       if (list === undefined) {
@@ -154,7 +159,7 @@ export class AuctionJoin {
   }
 
   /** Drops state no future event can join; call after each batch. */
-  expire(): void {
+  expire(out: BatchOutput): void {
     const s = this.state
     const g = this.rules.graceMs
     const impsBound = expiryWatermark(s.impsClock, g)
@@ -169,8 +174,10 @@ export class AuctionJoin {
       if (list === undefined) return
       let newest = Number.NEGATIVE_INFINITY
       for (const r of list) if (r.impression_time > newest) newest = r.impression_time
-      if (newest < bidsBound) s.waiting.delete(id)
-      else schedule(s.waitingExpiry, id, newest)
+      if (newest < bidsBound) {
+        s.waiting.delete(id)
+        out.joined('bid_impression', 'expired', list.length)
+      } else schedule(s.waitingExpiry, id, newest)
     })
     forgetBelow(s.bidIds, watermark(s.bidsClock, g))
     forgetBelow(s.impIds, watermark(s.impsClock, g))

@@ -73,7 +73,11 @@ export class ClickJoin {
     let joined = false
     for (const c of orphans) {
       const d = c.click_time - imp.time
-      if (d < 0 || d > this.rules.clickWindowMs) continue
+      if (d < 0 || d > this.rules.clickWindowMs) {
+        out.joined('impression_click', 'outside_window')
+        continue
+      }
+      out.joined('impression_click', 'matched')
       entry.clicks.push(c)
       joined = true
     }
@@ -128,7 +132,11 @@ export class ClickJoin {
       if (d >= 0 && d <= rules.clickWindowMs) {
         insertSorted(entry.clicks, row)
         this.reflag(entry, out, row)
-      } else out.click(row)
+        out.joined('impression_click', 'matched')
+      } else {
+        out.click(row)
+        out.joined('impression_click', 'outside_window')
+      }
     } else {
       let list = s.orphans.get(e.impression_id)
       if (list === undefined) {
@@ -173,7 +181,7 @@ export class ClickJoin {
     }
   }
 
-  expire(): void {
+  expire(out: BatchOutput): void {
     const s = this.state
     const g = this.rules.graceMs
     const clicksBound = expiryWatermark(s.clicksClock, g)
@@ -188,8 +196,10 @@ export class ClickJoin {
       if (list === undefined) return
       let newest = Number.NEGATIVE_INFINITY
       for (const c of list) if (c.click_time > newest) newest = c.click_time
-      if (newest < impsBound) s.orphans.delete(id)
-      else schedule(s.orphanExpiry, id, newest)
+      if (newest < impsBound) {
+        s.orphans.delete(id)
+        out.joined('impression_click', 'expired', list.length)
+      } else schedule(s.orphanExpiry, id, newest)
     })
     forgetBelow(s.clickIds, watermark(s.clicksClock, g))
   }

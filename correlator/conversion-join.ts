@@ -57,7 +57,11 @@ export class ConversionJoin {
     s.orphans.delete(click.click_id)
     for (const c of orphans) {
       const d = c.conversion_time - click.time
-      if (d < 0 || d > this.rules.conversionWindowMs) continue
+      if (d < 0 || d > this.rules.conversionWindowMs) {
+        out.joined('click_conversion', 'outside_window')
+        continue
+      }
+      out.joined('click_conversion', 'matched')
       const next: ConversionRow = { ...c, click_time: click.time, attributed: true }
       out.conversion(next)
       this.count(next, out)
@@ -105,7 +109,8 @@ export class ConversionJoin {
         row.click_time = clickTime
         row.attributed = true
         this.count(row, out)
-      }
+        out.joined('click_conversion', 'matched')
+      } else out.joined('click_conversion', 'outside_window')
     } else {
       let list = s.orphans.get(e.click_id)
       if (list === undefined) {
@@ -123,7 +128,7 @@ export class ConversionJoin {
     out.count(3, this.partition, row.campaign_id, row.conversion_time, F_CONVERSION_VALUE, row.value_micros)
   }
 
-  expire(): void {
+  expire(out: BatchOutput): void {
     const s = this.state
     const convBound = expiryWatermark(s.conversionsClock, this.rules.graceMs)
     const w = this.rules.conversionWindowMs
@@ -137,8 +142,10 @@ export class ConversionJoin {
       if (list === undefined) return
       let newest = Number.NEGATIVE_INFINITY
       for (const c of list) if (c.conversion_time > newest) newest = c.conversion_time
-      if (newest < clicksBound) s.orphans.delete(id)
-      else schedule(s.orphanExpiry, id, newest)
+      if (newest < clicksBound) {
+        s.orphans.delete(id)
+        out.joined('click_conversion', 'expired', list.length)
+      } else schedule(s.orphanExpiry, id, newest)
     })
     forgetBelow(s.conversionIds, watermark(s.conversionsClock, this.rules.graceMs))
   }

@@ -1,5 +1,5 @@
 import { type Checkpoint, StaleOwnerError, type Storage } from '../storage/storage.js'
-import { BatchOutput } from './output.js'
+import { BatchOutput, type JoinCounts } from './output.js'
 import type { OutgoingRecord } from './pipeline.js'
 import { Pipeline, type RecordMode } from './pipeline.js'
 import type { JoinRules } from './rules.js'
@@ -48,6 +48,17 @@ export interface BatchStats {
   /** Wall ms from the oldest record's append to the commit of its effects; NaN when unknown. */
   lagMs: number
   checkpoints: number
+  joins: JoinCounts
+}
+
+/** How far this instance is behind on one input partition, for the lag metrics. */
+export interface PartitionLag {
+  topic: string
+  partition: number
+  /** Records appended and not yet read. */
+  records: number
+  /** 0 when caught up; else how long ago the last record read was appended (or the partition taken). */
+  seconds: number
 }
 
 interface TpState {
@@ -55,6 +66,8 @@ interface TpState {
   read: bigint
   /** Next offset committed in storage (null: nothing stored yet). */
   stored: bigint | null
+  /** Append time of the last record read, or when this instance took the partition. */
+  readAt: number
 }
 
 /**
@@ -196,7 +209,11 @@ export class Correlator {
     for (const t of this.topics) {
       const k = tpKey(t, p)
       const stored = load.positions.get(k)
-      const tp = { read: snap.get(k) ?? 0n, stored: stored === undefined ? null : BigInt(stored) }
+      const tp = {
+        read: snap.get(k) ?? 0n,
+        stored: stored === undefined ? null : BigInt(stored),
+        readAt: this.now(),
+      }
       this.tps.set(k, tp)
       if (tp.stored !== null && tp.read < tp.stored) this.replaying.add(k)
     }
@@ -247,6 +264,7 @@ export class Correlator {
           }
         }
         tp.read = off + 1n
+        if (r.timestamp !== undefined) tp.readAt = r.timestamp
         if (tp.stored !== null && tp.read >= tp.stored) this.replaying.delete(k)
       }
       if (mode === 'live' && r.timestamp !== undefined && r.timestamp < oldest) oldest = r.timestamp
@@ -359,8 +377,24 @@ export class Correlator {
       openKeys: pipeline.openKeys(),
       lagMs: Number.isFinite(oldest) ? this.now() - oldest : Number.NaN,
       checkpoints: checkpoints.length,
+      joins: out.joins,
     })
     pipeline.undecodable = 0
+  }
+
+  /** Lag of every input partition this instance owns, against the source's partition ends. */
+  async lag(): Promise<PartitionLag[]> {
+    const ends = (await this.o.source.ends?.()) ?? []
+    const now = this.now()
+    const lags: PartitionLag[] = []
+    for (const e of ends) {
+      const tp = this.tps.get(tpKey(e.topic, e.partition))
+      if (tp === undefined) continue // another instance's
+      const records = e.end > tp.read ? Number(e.end - tp.read) : 0
+      const seconds = records === 0 ? 0 : Math.max(0, now - tp.readAt) / 1000
+      lags.push({ topic: e.topic, partition: e.partition, records, seconds })
+    }
+    return lags
   }
 
   private async reloadAll(): Promise<void> {

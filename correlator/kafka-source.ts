@@ -2,7 +2,7 @@ import kafkajs, { type Admin, type Consumer, type Producer } from 'kafkajs'
 import { registerLz4Codec } from '../kafka/lz4-codec.js'
 import type { RekeyProducer } from './correlator.js'
 import type { OutgoingRecord } from './pipeline.js'
-import type { EventSource, Position, SourceHandlers, SourceRecord } from './source.js'
+import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
 import { sourceTopics, type TopicNames, topicNames } from './topics.js'
 
 const { Kafka, logLevel, AssignerProtocol } = kafkajs
@@ -62,6 +62,8 @@ export class KafkaSource implements EventSource {
   private readonly consumer: Consumer
   private owned = new Set<number>()
   private admin: Admin | undefined
+  /** For the lag metrics' end offsets; apart from `admin`, which topic creation connects and closes. */
+  private offsetsAdmin: Promise<Admin> | undefined
 
   constructor(private readonly o: KafkaSourceOptions) {
     registerLz4Codec()
@@ -171,8 +173,28 @@ export class KafkaSource implements EventSource {
     for (const p of positions) this.consumer.seek(p)
   }
 
+  /** Each input partition's high watermark, asked of the brokers (not the last fetch: a stuck consumer fetches nothing). */
+  async ends(): Promise<PartitionEnd[]> {
+    this.offsetsAdmin ??= (async () => {
+      const admin = this.kafka.admin()
+      await admin.connect()
+      return admin
+    })()
+    const admin = await this.offsetsAdmin.catch((err: unknown) => {
+      this.offsetsAdmin = undefined
+      throw err
+    })
+    const ends: PartitionEnd[] = []
+    for (const topic of this.o.topics) {
+      for (const p of await admin.fetchTopicOffsets(topic))
+        ends.push({ topic, partition: p.partition, end: BigInt(p.high) })
+    }
+    return ends
+  }
+
   async stop(): Promise<void> {
     await this.consumer.disconnect()
+    if (this.offsetsAdmin) await (await this.offsetsAdmin.catch(() => null))?.disconnect()
   }
 }
 

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { BatchStats } from './correlator.js'
+import type { BatchStats, PartitionLag } from './correlator.js'
+import { JOIN_RESULTS, JOINS } from './output.js'
 
 /** The correlator's Prometheus metrics: observed once per batch, never per event. */
 export function createCorrelatorMetrics() {
@@ -48,9 +49,65 @@ export function createCorrelatorMetrics() {
     help: 'Partition state checkpoints written',
     registers,
   })
+  const joins = new Counter({
+    name: 'adgate_correlator_joins_total',
+    help: 'Events waiting in a join, by what became of them: matched, outside_window (the partner came too late or too early) or expired (no partner before the watermark)',
+    labelNames: ['join', 'result'] as const,
+    registers,
+  })
+  for (const join of JOINS) for (const result of JOIN_RESULTS) joins.inc({ join, result }, 0)
+
+  // Partition lag is read at scrape time: one call to the source for both gauges. When the brokers
+  // do not answer within 2 s the lag series are left out, so the rest of the scrape still works.
+  let lagOf: () => Promise<PartitionLag[]> = async () => []
+  let lagRead: { at: number; lags: Promise<PartitionLag[]> } | null = null
+  const lagNow = (): Promise<PartitionLag[]> => {
+    const now = Date.now()
+    if (lagRead === null || now - lagRead.at > 1000) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<PartitionLag[]>((resolve) => {
+        timer = setTimeout(() => resolve([]), 2000)
+      })
+      const lags = lagOf().catch(() => [])
+      lagRead = { at: now, lags: Promise.race([lags, timeout]).finally(() => clearTimeout(timer)) }
+    }
+    return lagRead.lags
+  }
+  const lagGauge = (name: string, help: string, pick: (l: PartitionLag) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic', 'partition'] as const,
+      registers,
+      async collect() {
+        this.reset()
+        for (const l of await lagNow()) this.set({ topic: l.topic, partition: String(l.partition) }, pick(l))
+      },
+    })
+  lagGauge(
+    'adgate_correlator_partition_lag_records',
+    'Records appended to an input partition this instance owns and not yet read',
+    (l) => l.records,
+  )
+  lagGauge(
+    'adgate_correlator_partition_lag_seconds',
+    'How long ago the last record read from a partition was appended, while records wait behind it (0 when caught up)',
+    (l) => l.seconds,
+  )
+
   return {
     registry,
+    /** Where the lag gauges read from (the running correlator). */
+    lagFrom(read: () => Promise<PartitionLag[]>): void {
+      lagOf = read
+      lagRead = null
+    },
     observe(s: BatchStats): void {
+      for (const join of JOINS)
+        for (const result of JOIN_RESULTS) {
+          const n = s.joins[join][result]
+          if (n > 0) joins.inc({ join, result }, n)
+        }
       events.inc(s.events)
       late.inc(s.late)
       duplicates.inc(s.duplicates)

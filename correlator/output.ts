@@ -9,6 +9,23 @@ import {
 } from './rows.js'
 import { HOUR_MS, MINUTE_MS } from './rules.js'
 
+/** The three joins, and what became of the events waiting in them, for the metrics. */
+export const JOINS = ['bid_impression', 'impression_click', 'click_conversion'] as const
+export type JoinName = (typeof JOINS)[number]
+/**
+ * matched: joined its partner; outside_window: the partner came, but outside the window;
+ * expired: no partner came before the watermark passed (an impression without its bid, a click
+ * without its impression, a conversion without its click).
+ */
+export const JOIN_RESULTS = ['matched', 'outside_window', 'expired'] as const
+export type JoinResult = (typeof JOIN_RESULTS)[number]
+export type JoinCounts = Record<JoinName, Record<JoinResult, number>>
+
+export function emptyJoinCounts(): JoinCounts {
+  const zero = () => ({ matched: 0, outside_window: 0, expired: 0 })
+  return { bid_impression: zero(), impression_click: zero(), click_conversion: zero() }
+}
+
 /**
  * Collects what one batch produces. Facts are kept last-write-wins per key (a row restated twice
  * in a batch is written once); counter deltas are summed per (stage, partition, campaign, bucket).
@@ -28,6 +45,7 @@ export class BatchOutput {
   events = 0
   lateCount = 0
   duplicates = 0
+  readonly joins = emptyJoinCounts()
 
   impression(row: ImpressionRow): void {
     if (!this.discard) this.impressions.set(row.impression_id, row)
@@ -49,6 +67,11 @@ export class BatchOutput {
 
   duplicate(): void {
     if (!this.discard) this.duplicates++
+  }
+
+  /** Not for replayed records; expiries (checked after every batch) count whatever the batch was. */
+  joined(join: JoinName, result: JoinResult, n = 1): void {
+    if (!this.discard) this.joins[join][result] += n
   }
 
   /** Adds `delta` to counter `field` (an index into AGG_FIELDS) of the event's minute and hour. */

@@ -177,9 +177,9 @@ export class Pipeline {
       }
     }
     for (const j of this.joins.values()) {
-      j.auction.expire()
-      j.click.expire()
-      j.conversion.expire()
+      j.auction.expire(this.out)
+      j.click.expire(this.out)
+      j.conversion.expire(this.out)
     }
   }
 

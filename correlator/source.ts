@@ -22,6 +22,13 @@ export interface Position {
   offset: string
 }
 
+/** Where a partition ends: the offset the next record appended to it will get. */
+export interface PartitionEnd {
+  topic: string
+  partition: number
+  end: bigint
+}
+
 export interface SourceHandlers {
   /** One batch of records, any mix of topics and partitions, in offset order per partition. */
   onBatch(records: SourceRecord[]): Promise<void>
@@ -38,6 +45,8 @@ export interface EventSource {
   /** Re-read from these offsets (after a takeover was detected, state is rebuilt from a checkpoint). */
   seek(positions: Position[]): Promise<void>
   stop(): Promise<void>
+  /** Every input partition's end, read at scrape time for the lag metrics (none: no lag metrics). */
+  ends?(): Promise<PartitionEnd[]>
 }
 
 export function tpKey(topic: string, partition: number): string {

@@ -1,7 +1,7 @@
 import { decodeRecordBatch } from '../kafka/protocol/record-batch.js'
 import type { Spool } from '../spool/spool.js'
 import type { SpoolEntry } from '../spool/store.js'
-import type { EventSource, Position, SourceHandlers, SourceRecord } from './source.js'
+import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
 import { tpKey } from './source.js'
 
 /**
@@ -92,6 +92,14 @@ export class SpoolSource implements EventSource {
   async seek(positions: Position[]): Promise<void> {
     for (const p of positions) this.floors.set(tpKey(p.topic, p.partition), BigInt(p.offset))
     this.cursor = 0
+  }
+
+  async ends(): Promise<PartitionEnd[]> {
+    return (await this.spool.ends()).map((e) => ({
+      topic: e.topic,
+      partition: e.partition,
+      end: BigInt(e.next),
+    }))
   }
 
   async stop(): Promise<void> {

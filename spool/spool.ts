@@ -150,6 +150,11 @@ export class Spool {
     await this.refreshStats()
   }
 
+  /** The next offset of each topic-partition, as a reader's lag needs it. */
+  async ends(): Promise<{ topic: string; partition: number; next: number }[]> {
+    return (await this.call({ op: 'ends' })) as { topic: string; partition: number; next: number }[]
+  }
+
   private async refreshOldest(): Promise<void> {
     if (this.entriesNow === 0) this.oldestNow = null
     else this.oldestNow = ((await this.call({ op: 'stats' })) as SpoolStats).oldest

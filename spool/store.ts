@@ -170,6 +170,14 @@ export class SpoolStore {
     return row
   }
 
+  /** The next offset of every topic-partition ever written. */
+  ends(): { topic: string; partition: number; next: number }[] {
+    return [...this.next].map(([key, next]) => {
+      const [topic, partition] = key.split('\u0000') as [string, string]
+      return { topic, partition: Number(partition), next }
+    })
+  }
+
   close(): void {
     this.db.close()
   }

@@ -12,6 +12,7 @@ type Request =
   | { op: 'remove'; id: number; ids: number[] }
   | { op: 'removeThrough'; id: number; through: number }
   | { op: 'stats'; id: number }
+  | { op: 'ends'; id: number }
   | { op: 'close'; id: number }
 
 const store = new SpoolStore((workerData as { path: string }).path)
@@ -63,6 +64,8 @@ port.on('message', (msg: Request) => {
         return reply(msg.id, null)
       case 'stats':
         return reply(msg.id, store.stats())
+      case 'ends':
+        return reply(msg.id, store.ends())
       case 'close':
         if (appends.length > 0) commitAppends()
         store.close()

@@ -54,6 +54,14 @@ describe('correlator HTTP API and adgate query', () => {
       const metrics = await (await fetch(`${base}/metrics`)).text()
       expect(metrics).toMatch(/^adgate_correlator_events_total [1-9]\d*$/m)
       expect(metrics).toMatch(/adgate_correlator_write_seconds_bucket/)
+      expect(metrics).toMatch(
+        /^adgate_correlator_joins_total\{join="impression_click",result="matched"\} [1-9]\d*$/m,
+      )
+      // Read to the end: every input partition that has records is listed, none behind.
+      const lags = [...metrics.matchAll(/^adgate_correlator_partition_lag_records\{(.*)\} (\d+)$/gm)]
+      expect(lags.length).toBe([...logs.values()].filter((log) => log.length > 0).length)
+      expect(lags.length).toBeGreaterThan(PARTITIONS)
+      expect(lags.filter((m) => m[2] !== '0')).toEqual([])
 
       const res = await fetch(
         `${base}/v1/campaigns/cmp-003/stats?granularity=minute&from=2026-11-01T00:00:00Z&to=${Date.UTC(2026, 10, 1, 0, 30)}`,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
+import { emptyJoinCounts, JOIN_RESULTS, JOINS } from '../../correlator/output.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
 import type { EventSource, Position, SourceHandlers, SourceRecord } from '../../correlator/source.js'
 import { EVENT_INFO, type EventType } from '../../events/catalog.js'
@@ -317,5 +318,94 @@ describe('restart', () => {
     await second.stop()
     expect(storage.impressions.get('i1')).toMatchObject({ bid_time: T0 + 10 })
     expect(totals(storage)).toMatchObject({ bids: 2, wins: 1, impressions: 1 })
+  })
+})
+
+describe('join outcome counts (adgate_correlator_joins_total)', () => {
+  async function counts(events: Ev[]) {
+    const total = emptyJoinCounts()
+    const c = new Correlator(
+      {
+        rules: RULES,
+        storage: new MemoryStorage(),
+        source: new ListSource(records(events), 1),
+        checkpointMs: 1e9,
+        idleMs: 1e9,
+        onBatch: (s) => {
+          for (const j of JOINS) for (const r of JOIN_RESULTS) total[j][r] += s.joins[j][r]
+        },
+      },
+      1,
+    )
+    await c.start()
+    await c.stop()
+    return total
+  }
+  const none = { matched: 0, outside_window: 0, expired: 0 }
+
+  it('a whole funnel in any order: one match per join, nothing else', async () => {
+    const chain = [
+      bid('a1', T0),
+      imp('i1', 'a1', T0 + 200),
+      click('k1', 'i1', T0 + 5000),
+      conversion('v1', 'k1', T0 + 3_600_000),
+    ]
+    for (const order of [chain, [...chain].reverse()]) {
+      const one = { ...none, matched: 1 }
+      expect(await counts(order)).toEqual({
+        bid_impression: one,
+        impression_click: one,
+        click_conversion: one,
+      })
+    }
+  })
+
+  it('partners outside the window, and waiters whose partner never comes before the watermark', async () => {
+    const got = await counts([
+      imp('i1', 'a-missing', T0), // waits for a bid that never comes
+      bid('a2', T0),
+      imp('i2', 'a2', T0 + 11 * MIN), // bid 11 min before: outside the 10 min window
+      click('k1', 'i2', T0 + 11 * MIN + 50 * MIN), // 50 min after its impression: outside 30 min
+      conversion('v1', 'k-missing', T0 + 12 * MIN), // waits for a click that never comes
+      bid('a3', T0 + 30 * MIN), // bids and clicks move on: the waiters above expire
+      click('k2', 'i-none', T0 + 90 * MIN),
+    ])
+    expect(got.bid_impression).toEqual({ matched: 0, outside_window: 1, expired: 1 })
+    expect(got.impression_click).toEqual({ matched: 0, outside_window: 1, expired: 0 })
+    expect(got.click_conversion).toEqual({ matched: 0, outside_window: 0, expired: 1 })
+  })
+})
+
+describe('partition lag (adgate_correlator_partition_lag_*)', () => {
+  it('counts the records not yet read and dates the last one read', async () => {
+    const events = [bid('a1', T0), imp('i1', 'a1', T0 + 200), bid('a2', T0 + 300), bid('a3', T0 + 400)]
+    // Appended one second apart; the first two are delivered, the other two wait.
+    const all = records(events).map((r, i) => ({ ...r, timestamp: T0 + i * 1000 }))
+    const source = new ListSource(all.slice(0, 2), 1)
+    const ends = new Map<string, number>()
+    for (const r of all) ends.set(r.topic, Number(r.offset) + 1)
+    const withEnds: EventSource = Object.assign(source, {
+      ends: async () => [...ends].map(([topic, end]) => ({ topic, partition: 0, end: BigInt(end) })),
+    })
+    const now = T0 + 60_000
+    const c = new Correlator(
+      {
+        rules: RULES,
+        storage: new MemoryStorage(),
+        source: withEnds,
+        checkpointMs: 1e9,
+        idleMs: 1e9,
+        now: () => now,
+      },
+      1,
+    )
+    await c.start()
+    const lag = new Map((await c.lag()).map((l) => [l.topic, l]))
+    const bids = EVENT_INFO.bid.topic
+    const imps = EVENT_INFO.impression.topic
+    // bids: a1 read (appended at T0), a2 and a3 wait; impressions: i1 read, nothing waits.
+    expect(lag.get(bids)).toEqual({ topic: bids, partition: 0, records: 2, seconds: 60 })
+    expect(lag.get(imps)).toEqual({ topic: imps, partition: 0, records: 0, seconds: 0 })
+    await c.stop()
   })
 })

@@ -157,10 +157,16 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
     const first = instance(storage, group, 2)
     await first.start()
     while (first.batches() < 2) await new Promise((r) => setTimeout(r, 50))
+    // The lag metrics' view, against the broker's high watermarks: most of the topics wait.
+    const behind = await first.correlator.lag()
+    expect(behind.reduce((n, l) => n + l.records, 0)).toBeGreaterThan(0)
     await first.stop()
     const second = instance(storage, group)
     await second.start()
     await caughtUp(storage)
+    const lags = await second.correlator.lag()
+    expect(lags.length).toBe(inputTopics(true, names).length * PARTITIONS)
+    expect(lags.filter((l) => l.records !== 0 || l.seconds !== 0)).toEqual([])
     await second.stop()
     expectTables(await sqlTables((sql) => storage.query(sql), prefix), expected)
 

@@ -44,6 +44,12 @@ describe('Spool (thread client)', () => {
     expect(rows.map((r) => r.bytes.length)).toEqual([100, 200, 300])
     await spool.remove(rows.slice(0, 2))
     expect({ bytes: spool.bytes, entries: spool.entries }).toEqual({ bytes: 300, entries: 1 })
+    // Partition ends (for a reader's lag) count every record ever written, removed ones too.
+    const ends = (await spool.ends()).sort((a, b) => a.partition - b.partition)
+    expect(ends).toEqual([
+      { topic: 'adgate.clicks', partition: 0, next: 20 },
+      { topic: 'adgate.clicks', partition: 1, next: 10 },
+    ])
     await spool.close()
   })
 

@@ -1,6 +1,12 @@
 // An EventSource over in-memory logs: batches interleave partitions in a seeded random order,
 // like a consumer fetching several partitions at once. Honors commit and seek like Kafka.
-import type { EventSource, Position, SourceHandlers, SourceRecord } from '../../correlator/source.js'
+import type {
+  EventSource,
+  PartitionEnd,
+  Position,
+  SourceHandlers,
+  SourceRecord,
+} from '../../correlator/source.js'
 import { Random } from '../../generator/random.js'
 import type { Logs } from './funnel-records.js'
 
@@ -78,6 +84,15 @@ export class ArraySource implements EventSource {
 
   async seek(positions: Position[]): Promise<void> {
     for (const p of positions) this.fetch.set(`${p.topic}:${p.partition}`, Number(p.offset))
+  }
+
+  async ends(): Promise<PartitionEnd[]> {
+    const ends: PartitionEnd[] = []
+    for (const log of this.logs.values()) {
+      const last = log.at(-1)
+      if (last) ends.push({ topic: last.topic, partition: last.partition, end: BigInt(last.offset) + 1n })
+    }
+    return ends
   }
 
   async stop(): Promise<void> {
