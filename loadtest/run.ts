@@ -5,15 +5,7 @@ import { join } from 'node:path'
 import type autocannon from 'autocannon'
 import WebSocket from 'ws'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import {
-  bodies,
-  ensureKafka,
-  percentile,
-  rssMb,
-  type Server,
-  startGateway,
-  stop,
-} from '../bench/lib/servers.js'
+import { bodies, ensureKafka, percentile, startGateway, stop } from '../bench/lib/servers.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import {
   availability,
@@ -33,10 +25,11 @@ import {
 } from './lib.js'
 
 /**
- * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N]`. Each starts its own gateway
- * on 127.0.0.1 (port chosen by the OS) against the local broker, drives it with autocannon in rate
- * mode (open loop) for latency, stops by itself, writes loadtest/results/<scenario>.json and
- * prints an SLO verdict. The generator, the broker and the gateway share this machine's cores.
+ * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N] [--target URL]`. Each drives a
+ * gateway with autocannon in rate mode (open loop) for latency, stops by itself, writes
+ * loadtest/results/<scenario>.json and prints an SLO verdict. Against a running gateway with
+ * `--target`; otherwise it starts its own on 127.0.0.1 (port chosen by the OS) against the local
+ * broker, where the generator, the broker and the gateway share this machine's cores.
  */
 const SLO_P99_MS = Number(process.env.LOADTEST_P99_MS ?? 50)
 const SLO_AVAILABILITY = 0.999
@@ -46,6 +39,15 @@ const STEADY_EVENTS = Number(process.env.LOADTEST_EVENTS_PER_S ?? 40_000)
 type Scenario = (args: Args) => Promise<Outcome>
 interface Args {
   minutes?: number
+  /** A running gateway's base URL; none: start one. */
+  target?: string
+}
+
+/** The gateway under load: its base URL, and its RSS as its own /metrics reports it. */
+interface Gateway {
+  url: string
+  wsUrl: string
+  rssMb(): Promise<number>
 }
 
 const availabilityCheck = (r: autocannon.Result, min = SLO_AVAILABILITY): Check => ({
@@ -59,18 +61,49 @@ const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check => ({
   detail: `${what} ${p99} ms`,
 })
 
-async function withGateway<T>(env: Record<string, string>, fn: (s: Server) => Promise<T>): Promise<T> {
+async function gatewayMetric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)`, 'm').exec(text)
+  return m ? Number(m[1]) : Number.NaN
+}
+
+function gatewayAt(url: string): Gateway {
+  const base = url.replace(/\/+$/, '')
+  return {
+    url: base,
+    wsUrl: `${base.replace(/^http/, 'ws')}/v1/stream`,
+    rssMb: async () => (await gatewayMetric(base, 'adgate_process_resident_memory_bytes')) / 2 ** 20,
+  }
+}
+
+/**
+ * Runs `fn` against `target`, or against a gateway of its own started with `env`. Scenarios that
+ * must configure the gateway (keys, limits, its broker) pass `ownOnly` and refuse a target.
+ */
+async function withGateway<T>(
+  args: Args,
+  env: Record<string, string>,
+  fn: (gw: Gateway) => Promise<T>,
+  ownOnly = false,
+): Promise<T> {
+  if (args.target !== undefined) {
+    if (ownOnly) throw new UsageError(OWN_ONLY)
+    return fn(gatewayAt(args.target))
+  }
   const server = await startGateway(env)
   try {
-    return await fn(server)
+    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`))
   } finally {
     await stop(server)
   }
 }
 
+class UsageError extends Error {}
+const OWN_ONLY = 'this scenario configures its own gateway (keys, limits, its broker): drop --target'
+
 /** Open-loop mixed traffic at a fixed rate; returns the autocannon result and the timeline. */
 async function mixed(
-  port: number,
+  url: string,
   eventsPerS: number,
   seconds: number,
   onTick?: (elapsedS: number) => void,
@@ -86,7 +119,7 @@ async function mixed(
   const timeline = new Timeline()
   const meter = new GeneratorMeter()
   const { instance, done } = startCannon({
-    url: `http://127.0.0.1:${port}`,
+    url,
     connections: Math.max(16, Math.ceil(rate / 20)),
     duration: seconds,
     overallRate: rate,
@@ -99,14 +132,14 @@ async function mixed(
   return { r, timeline, rate, eventsPerRequest, gen: meter.share() }
 }
 
-const steady: Scenario = async () =>
-  withGateway({}, async (gw) => {
+const steady: Scenario = async (args) =>
+  withGateway(args, {}, async (gw) => {
     const seconds = 20
-    const { r, rate, eventsPerRequest, gen } = await mixed(gw.port, STEADY_EVENTS, seconds)
+    const { r, rate, eventsPerRequest, gen } = await mixed(gw.url, STEADY_EVENTS, seconds)
     const result = {
       ...contractFields('steady', r, eventsPerRequest, seconds),
       offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate, mix: MIX },
-      gateway_rss_mb: rssMb(gw.child.pid!),
+      gateway_rss_mb: await gw.rssMb(),
       generator_cpu_share: gen,
     }
     return {
@@ -121,15 +154,15 @@ const steady: Scenario = async () =>
     }
   })
 
-const spike: Scenario = async () =>
-  withGateway({}, async (gw) => {
+const spike: Scenario = async (args) =>
+  withGateway(args, {}, async (gw) => {
     // 10 s at the base rate, 10 s at 10× (a second generator adds 9×), 10 s back at the base.
     const base = Number(process.env.LOADTEST_SPIKE_BASE ?? 8_000)
     const { requests, eventsPerRequest } = mixedRequests(MIX)
     const baseRate = Math.round(base / eventsPerRequest)
     const timeline = new Timeline()
     const meter = new GeneratorMeter()
-    const url = `http://127.0.0.1:${gw.port}`
+    const url = gw.url
     const a = startCannon({ url, connections: 16, duration: 30, overallRate: baseRate, requests })
     timeline.track(a.instance)
     await new Promise((resolve) => setTimeout(resolve, 10_000))
@@ -173,7 +206,7 @@ const spike: Scenario = async () =>
         latency: rb.latency,
       },
       timeline: timeline.windows(1),
-      gateway_peak_rss_mb: rssMb(gw.child.pid!),
+      gateway_rss_mb: await gw.rssMb(),
       generator_cpu_share: gen,
     }
     const spikeAchieved = (rb.requests.total / 10 + ra.requests.total / 30) / (10 * baseRate)
@@ -195,13 +228,19 @@ const spike: Scenario = async () =>
     }
   })
 
-const soak: Scenario = async ({ minutes }) =>
-  withGateway({}, async (gw) => {
-    const seconds = Math.round((minutes ?? 2.5) * 60)
+const soak: Scenario = async (args) =>
+  withGateway(args, {}, async (gw) => {
+    const seconds = Math.round((args.minutes ?? 2.5) * 60)
     const samples: { t_s: number; rss_mb: number }[] = []
-    const { r, timeline, rate, eventsPerRequest, gen } = await mixed(gw.port, STEADY_EVENTS, seconds, (t) => {
-      if (Math.round(t) % 5 === 0) samples.push({ t_s: Math.round(t), rss_mb: rssMb(gw.child.pid!) })
+    const { r, timeline, rate, eventsPerRequest, gen } = await mixed(gw.url, STEADY_EVENTS, seconds, (t) => {
+      const t_s = Math.round(t)
+      if (t_s % 5 === 0)
+        gw.rssMb().then(
+          (rss_mb) => samples.push({ t_s, rss_mb }),
+          () => {},
+        )
     })
+    samples.sort((a, b) => a.t_s - b.t_s)
     const windows = timeline.windows(10).filter((w) => w.requests > 0)
     // The first minute is warm-up (JIT, pools, buffers growing to size): slopes from then on.
     const settled = samples.filter((s) => s.t_s >= Math.min(60, seconds / 3))
@@ -246,8 +285,8 @@ const soak: Scenario = async ({ minutes }) =>
     }
   })
 
-const websocket: Scenario = async () =>
-  withGateway({}, async (gw) => {
+const websocket: Scenario = async (args) =>
+  withGateway(args, {}, async (gw) => {
     // 8 streaming clients, each sending framed impression batches (NDJSON ×100) on a fixed
     // schedule (open loop: sends never wait for acks); latency = send → ack.
     const clients = 8
@@ -261,7 +300,7 @@ const websocket: Scenario = async () =>
     const meter = new GeneratorMeter()
     const runClient = (id: number) =>
       new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/stream`)
+        const ws = new WebSocket(gw.wsUrl)
         const pending = new Map<number, number>()
         let seq = 0
         let timer: NodeJS.Timeout | undefined
@@ -324,7 +363,7 @@ const websocket: Scenario = async () =>
       p999_ms: Math.round(percentile(latencies, 0.999) * 100) / 100,
       errors: lost,
       non2xx: sent - lost - ok,
-      gateway_rss_mb: rssMb(gw.child.pid!),
+      gateway_rss_mb: await gw.rssMb(),
       generator_cpu_share: gen,
     }
     return {
@@ -342,125 +381,133 @@ const websocket: Scenario = async () =>
     }
   })
 
-const badTraffic: Scenario = async () => {
+const badTraffic: Scenario = async (args) => {
   const keys = 'good:s3cret-good:*,clicksonly:s3cret-clicks:click'
-  return withGateway({ ADGATE_API_KEYS: keys, ADGATE_MAX_BODY_BYTES: '256KiB' }, async (gw) => {
-    const seconds = 15
-    const url = `http://127.0.0.1:${gw.port}`
-    const meter = new GeneratorMeter()
-    const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
-    const goodRate = Math.round(20_000 / good.eventsPerRequest)
-    const impressions = bodies('impression', 'json', 4, 100)
-    const huge = bodies('impression', 'ndjson', 1, 1500)[0]! // ~700 KB > 256 KiB
-    const bad: { name: string; expect: number; requests: autocannon.Request[] }[] = [
-      {
-        name: 'malformed JSON',
-        expect: 400,
-        requests: impressions.map((b) => ({
-          method: 'POST',
-          path: '/v1/impressions',
-          headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-good' },
-          body: b.subarray(0, Math.floor(b.length / 2)),
-        })),
-      },
-      {
-        name: 'oversized body',
-        expect: 413,
-        requests: [
-          {
+  const env = { ADGATE_API_KEYS: keys, ADGATE_MAX_BODY_BYTES: '256KiB' }
+  return withGateway(
+    args,
+    env,
+    async (gw) => {
+      const seconds = 15
+      const url = gw.url
+      const meter = new GeneratorMeter()
+      const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
+      const goodRate = Math.round(20_000 / good.eventsPerRequest)
+      const impressions = bodies('impression', 'json', 4, 100)
+      const huge = bodies('impression', 'ndjson', 1, 1500)[0]! // ~700 KB > 256 KiB
+      const bad: { name: string; expect: number; requests: autocannon.Request[] }[] = [
+        {
+          name: 'malformed JSON',
+          expect: 400,
+          requests: impressions.map((b) => ({
             method: 'POST',
             path: '/v1/impressions',
-            headers: { 'content-type': CONTENT_TYPE.ndjson, 'x-api-key': 's3cret-good' },
-            body: huge,
-          },
-        ],
-      },
-      {
-        name: 'no API key',
-        expect: 401,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/impressions',
-            headers: { 'content-type': CONTENT_TYPE.json },
-            body: impressions[0]!,
-          },
-        ],
-      },
-      {
-        name: 'unknown API key',
-        expect: 401,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/impressions',
-            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 'nope' },
-            body: impressions[0]!,
-          },
-        ],
-      },
-      {
-        name: 'key not allowed for the type',
-        expect: 403,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/impressions',
-            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-clicks' },
-            body: impressions[0]!,
-          },
-        ],
-      },
-    ]
-    const g = startCannon({
-      url,
-      connections: 16,
-      duration: seconds,
-      overallRate: goodRate,
-      requests: good.requests,
-    })
-    const others = bad.map((b) => ({
-      ...b,
-      run: startCannon({ url, connections: 4, duration: seconds, overallRate: 40, requests: b.requests }),
-    }))
-    const rg = await g.done
-    const rbad = await Promise.all(others.map((o) => o.run.done))
-    const gen = meter.share()
-    const checks: Check[] = [
-      {
-        name: 'good traffic all 200 beside the bad',
-        ok: rg['2xx'] === rg.requests.total && rg.errors === 0,
-        detail: `${rg['2xx']} of ${rg.requests.total} 2xx, errors ${rg.errors}`,
-      },
-      p99Check(rg.latency.p99, SLO_P99_MS, 'good-traffic p99'),
-    ]
-    const classes = others.map((o, i) => {
-      const r = rbad[i]!
-      const codes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]))
-      const expected = codes[String(o.expect)] ?? 0
-      checks.push({
-        name: `${o.name} → ${o.expect}`,
-        ok: expected === r.requests.total && r['5xx'] === 0 && r.requests.total > 0,
-        detail: `${expected} of ${r.requests.total} answered ${o.expect}; codes ${JSON.stringify(codes)}; errors ${r.errors}`,
+            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-good' },
+            body: b.subarray(0, Math.floor(b.length / 2)),
+          })),
+        },
+        {
+          name: 'oversized body',
+          expect: 413,
+          requests: [
+            {
+              method: 'POST',
+              path: '/v1/impressions',
+              headers: { 'content-type': CONTENT_TYPE.ndjson, 'x-api-key': 's3cret-good' },
+              body: huge,
+            },
+          ],
+        },
+        {
+          name: 'no API key',
+          expect: 401,
+          requests: [
+            {
+              method: 'POST',
+              path: '/v1/impressions',
+              headers: { 'content-type': CONTENT_TYPE.json },
+              body: impressions[0]!,
+            },
+          ],
+        },
+        {
+          name: 'unknown API key',
+          expect: 401,
+          requests: [
+            {
+              method: 'POST',
+              path: '/v1/impressions',
+              headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 'nope' },
+              body: impressions[0]!,
+            },
+          ],
+        },
+        {
+          name: 'key not allowed for the type',
+          expect: 403,
+          requests: [
+            {
+              method: 'POST',
+              path: '/v1/impressions',
+              headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-clicks' },
+              body: impressions[0]!,
+            },
+          ],
+        },
+      ]
+      const g = startCannon({
+        url,
+        connections: 16,
+        duration: seconds,
+        overallRate: goodRate,
+        requests: good.requests,
       })
-      return {
-        name: o.name,
-        expect: o.expect,
-        requests: r.requests.total,
-        status_codes: codes,
-        errors: r.errors,
+      const others = bad.map((b) => ({
+        ...b,
+        run: startCannon({ url, connections: 4, duration: seconds, overallRate: 40, requests: b.requests }),
+      }))
+      const rg = await g.done
+      const rbad = await Promise.all(others.map((o) => o.run.done))
+      const gen = meter.share()
+      const checks: Check[] = [
+        {
+          name: 'good traffic all 200 beside the bad',
+          ok: rg['2xx'] === rg.requests.total && rg.errors === 0,
+          detail: `${rg['2xx']} of ${rg.requests.total} 2xx, errors ${rg.errors}`,
+        },
+        p99Check(rg.latency.p99, SLO_P99_MS, 'good-traffic p99'),
+      ]
+      const classes = others.map((o, i) => {
+        const r = rbad[i]!
+        const codes = Object.fromEntries(
+          Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]),
+        )
+        const expected = codes[String(o.expect)] ?? 0
+        checks.push({
+          name: `${o.name} → ${o.expect}`,
+          ok: expected === r.requests.total && r['5xx'] === 0 && r.requests.total > 0,
+          detail: `${expected} of ${r.requests.total} answered ${o.expect}; codes ${JSON.stringify(codes)}; errors ${r.errors}`,
+        })
+        return {
+          name: o.name,
+          expect: o.expect,
+          requests: r.requests.total,
+          status_codes: codes,
+          errors: r.errors,
+        }
+      })
+      checks.push(rateCheck(goodRate, rg.requests.total / seconds), generatorCheck(gen))
+      const result = {
+        ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
+        errors: rg.errors + rbad.reduce((a, r) => a + r.errors, 0),
+        non2xx: rg.non2xx + rbad.reduce((a, r) => a + r.non2xx, 0),
+        bad_classes: classes,
+        generator_cpu_share: gen,
       }
-    })
-    checks.push(rateCheck(goodRate, rg.requests.total / seconds), generatorCheck(gen))
-    const result = {
-      ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
-      errors: rg.errors + rbad.reduce((a, r) => a + r.errors, 0),
-      non2xx: rg.non2xx + rbad.reduce((a, r) => a + r.non2xx, 0),
-      bad_classes: classes,
-      generator_cpu_share: gen,
-    }
-    return { scenario: 'bad-traffic', result, checks }
-  })
+      return { scenario: 'bad-traffic', result, checks }
+    },
+    true,
+  )
 }
 
 /** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
@@ -476,13 +523,8 @@ function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): 
   })
 }
 
-async function spoolBytes(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const m = /^adgate_spool_bytes(?:\{[^}]*\})? ([\d.e+]+)/m.exec(text)
-  return m ? Number(m[1]) : Number.NaN
-}
-
-const outage: Scenario = async () => {
+const outage: Scenario = async (args) => {
+  if (args.target !== undefined) throw new UsageError(OWN_ONLY)
   // Never the shared broker on 9092: a private one on 20592 (the tests use 19092–19992).
   const port = Number(process.env.LOADTEST_OUTAGE_PORT ?? 20592)
   const brokerDir = join(REPO_ROOT, 'data', 'loadtest-broker')
@@ -490,6 +532,7 @@ const outage: Scenario = async () => {
   await kafkaScript('start', port, brokerDir)
   try {
     return await withGateway(
+      args,
       { KAFKA_BROKERS: `127.0.0.1:${port}`, ADGATE_DATA_DIR: spoolDir, ADGATE_SPOOL_AFTER_MS: '500' },
       async (gw) => {
         const seconds = 40
@@ -498,7 +541,7 @@ const outage: Scenario = async () => {
         const t0 = Date.now()
         const at = (what: string) => events.push({ t_s: (Date.now() - t0) / 1000, what })
         const sampler = setInterval(() => {
-          spoolBytes(gw.port).then(
+          gatewayMetric(gw.url, 'adgate_spool_bytes').then(
             (bytes) => spool.push({ t_s: (Date.now() - t0) / 1000, bytes }),
             () => {},
           )
@@ -513,13 +556,13 @@ const outage: Scenario = async () => {
           await kafkaScript('start', port, brokerDir)
           at('broker answering')
         })()
-        const run = mixed(gw.port, 10_000, seconds)
+        const run = mixed(gw.url, 10_000, seconds)
         const [{ r, timeline, rate, eventsPerRequest, gen }] = await Promise.all([run, drill])
         // After the load: the spool must drain back to Kafka.
         let drainedAt: number | undefined
         const deadline = Date.now() + 90_000
         while (Date.now() < deadline) {
-          const b = await spoolBytes(gw.port)
+          const b = await gatewayMetric(gw.url, 'adgate_spool_bytes')
           spool.push({ t_s: (Date.now() - t0) / 1000, bytes: b })
           if (b === 0) {
             drainedAt = (Date.now() - t0) / 1000
@@ -560,6 +603,7 @@ const outage: Scenario = async () => {
           ],
         }
       },
+      true,
     )
   } finally {
     await kafkaScript('stop', port, brokerDir).catch(() => {})
@@ -578,18 +622,31 @@ const SCENARIOS: Record<string, Scenario> = {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
-  const name = argv.find((a) => !a.startsWith('--'))
-  const mi = argv.indexOf('--minutes')
-  const minutes = argv.includes('--long') ? 10 : mi >= 0 ? Number(argv[mi + 1]) : undefined
+  const option = (flag: string) => {
+    const i = argv.indexOf(flag)
+    return i >= 0 ? argv[i + 1] : undefined
+  }
+  const minutes = argv.includes('--long') ? 10 : option('--minutes') ? Number(option('--minutes')) : undefined
+  const target = option('--target') ?? process.env.LOADTEST_TARGET
+  const name = argv.find(
+    (a, i) => !a.startsWith('--') && !['--minutes', '--target'].includes(argv[i - 1] ?? ''),
+  )
   const scenario = name ? SCENARIOS[name] : undefined
   if (!scenario) {
     process.stderr.write(
-      `usage: npm run loadtest -- <${Object.keys(SCENARIOS).join('|')}> [--minutes N | --long]\n`,
+      `usage: npm run loadtest -- <${Object.keys(SCENARIOS).join('|')}> [--minutes N | --long] [--target http://host:port]\n`,
     )
     process.exit(2)
   }
-  if (name !== 'outage') ensureKafka()
-  const outcome = await scenario({ minutes })
+  if (target === undefined && name !== 'outage') ensureKafka()
+  let outcome: Outcome
+  try {
+    outcome = await scenario({ minutes, target })
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`loadtest ${name}: ${err.message}\n`)
+    process.exit(2)
+  }
   const file = writeOutcome(outcome)
   printVerdict(outcome, file)
   process.exitCode = outcome.checks.every((c) => c.ok) ? 0 : 1
