@@ -4,6 +4,7 @@ import { type ContentEncoding, decompressBody } from './content-encoding.js'
 import { decodeCsv } from './csv.js'
 import { decodeJson } from './json.js'
 import type { DecodeOptions, DecodeResult, Encoding } from './result.js'
+import { type TranscodeResult, transcodeJson } from './transcode.js'
 
 export interface BodyOptions extends DecodeOptions {
   readonly encoding: Encoding
@@ -26,4 +27,19 @@ export function decodeBody(body: Buffer, options: BodyOptions): DecodeResult {
     case 'avro':
       return decodeAvro(plain, options, options.maxBytes)
   }
+}
+
+/**
+ * JSON and NDJSON bodies straight to wire-format values (natively when the addon is built, see
+ * transcode.ts); null for the other encodings, which go through decodeBody.
+ */
+export function transcodeBody(
+  body: Buffer,
+  options: BodyOptions,
+  projection?: readonly string[],
+): TranscodeResult | null {
+  if (options.encoding !== 'json' && options.encoding !== 'ndjson') return null
+  const plain = decompressBody(body, options.contentEncoding, options.maxBytes)
+  if (!Buffer.isBuffer(plain)) return { ok: false, error: plain as BodyError }
+  return transcodeJson(plain, options.encoding === 'ndjson', options, projection)
 }

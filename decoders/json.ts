@@ -93,7 +93,7 @@ function isBlank(line: string): boolean {
 }
 
 // An array element has no byte range of its own once parsed; its JSON text stands in for it.
-function rawOf(value: unknown): Buffer {
+export function rawOf(value: unknown): Buffer {
   try {
     return Buffer.from(JSON.stringify(value) ?? 'null')
   } catch {

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { compressFrameSync } from 'lz4-napi'
 import { describe, expect, it } from 'vitest'
 import { writeContainer } from '../../decoders/avro-container.js'
-import type { ContentEncoding } from '../../decoders/content-encoding.js'
+import { type ContentEncoding, decompressBody } from '../../decoders/content-encoding.js'
 import { decodeBody } from '../../decoders/decode.js'
 import type { DecodeResult, Encoding } from '../../decoders/result.js'
 import { EVENT_TYPES, type EventType } from '../../events/catalog.js'
@@ -12,7 +12,8 @@ import { ERRORS } from '../../events/errors.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents, generateFunnel } from '../../generator/funnel.js'
-import { INGEST_TIME, SOURCE, stamped } from '../support/events.js'
+import { INGEST_TIME, options, SOURCE, stamped } from '../support/events.js'
+import { samePaths } from '../support/transcode.js'
 
 /**
  * Whatever bytes arrive, decodeBody returns (never throws), promptly, and its result is well
@@ -60,6 +61,12 @@ function run(
   })
   const ms = performance.now() - start
   if (ms > PROMPT_MS) throw new Error(`decodeBody took ${Math.round(ms)} ms on ${body.length} bytes`)
+  // JSON bodies: the native transcoder must agree with the JS path on every fuzzed body too.
+  if (encoding === 'json' || encoding === 'ndjson') {
+    const plain = decompressBody(body, contentEncoding, MAX_BYTES)
+    if (Buffer.isBuffer(plain) && !samePaths(plain, encoding === 'ndjson', options(type, MAX_EVENTS)))
+      throw new Error(`native and JS transcoders disagree on ${JSON.stringify(plain.toString('latin1'))}`)
+  }
   return result
 }
 

@@ -6,6 +6,7 @@ import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateFunnel } from '../../generator/funnel.js'
 import { options, stamped } from '../support/events.js'
+import { expectSamePaths } from '../support/transcode.js'
 
 const ENCODINGS: Encoding[] = ['json', 'ndjson', 'csv', 'avro']
 
@@ -25,6 +26,8 @@ describe('every generated event round-trips exactly through every encoding', () 
             contentEncoding: 'identity',
             maxBytes: 1 << 30,
           })
+          if (encoding === 'json' || encoding === 'ndjson')
+            expectSamePaths(body, encoding === 'ndjson', options(type))
           if (!result.ok) throw new Error(`${result.error.code}: ${result.error.detail}`)
           expect(result.rejects).toEqual([])
           expect(result.events).toEqual(events.map(stamped))

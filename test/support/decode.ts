@@ -4,6 +4,7 @@ import type { Decoded, DecodeResult, Encoding } from '../../decoders/result.js'
 import type { EventType } from '../../events/catalog.js'
 import type { ErrorCode } from '../../events/errors.js'
 import { options } from './events.js'
+import { expectSamePaths } from './transcode.js'
 
 /** decodeBody with the test defaults: identity encoding, a 16 MiB limit, 100 000 events. */
 export function decode(
@@ -13,13 +14,17 @@ export function decode(
   extra: Partial<BodyOptions> = {},
 ): DecodeResult {
   const buf = typeof body === 'string' ? Buffer.from(body) : body
-  return decodeBody(buf, {
+  const bodyOptions: BodyOptions = {
     ...options(type),
     encoding,
     contentEncoding: 'identity',
     maxBytes: 1 << 24,
     ...extra,
-  })
+  }
+  // Every JSON decoder test runs on both paths: the native transcoder must agree with the JS one.
+  if ((encoding === 'json' || encoding === 'ndjson') && bodyOptions.contentEncoding === 'identity')
+    expectSamePaths(buf, encoding === 'ndjson', bodyOptions)
+  return decodeBody(buf, bodyOptions)
 }
 
 /** The decoded result, or a test failure naming the error code. */

@@ -1,0 +1,281 @@
+import type avro from 'avsc'
+import type { SchemaVersion } from '../events/schemas.js'
+
+/**
+ * The compact schema description the native transcoder (native/src/addon.cc) is built from, so
+ * the C++ side holds no knowledge of any event schema: a new schema version needs no C++ change.
+ *
+ * It mirrors what decoders/normalize.ts checks in 'json' mode, for the values the native side may
+ * accept on its own; everything else is "defer" and the JS normalizer decides (and words) it:
+ *   nodes[i] = { kind, min?, max?, minLength?, maxLength?, minItems?, maxItems?, inner?, symbols?, fields? }
+ *   fields[j] = { name, node, default?: Buffer (the default's Avro bytes, by avsc), stamp? }
+ */
+export const Kind = {
+  null: 0,
+  boolean: 1,
+  int: 2,
+  long: 3,
+  float: 4,
+  double: 5,
+  string: 6,
+  enum: 7,
+  array: 8,
+  record: 9,
+  optional: 10,
+  defer: 11,
+} as const
+
+export const Stamp = { none: 0, ingestTime: 1, source: 2 } as const
+
+export interface NodeDescription {
+  kind: number
+  min?: number
+  max?: number
+  minLength?: number
+  maxLength?: number
+  minItems?: number
+  maxItems?: number
+  inner?: number
+  symbols?: string[]
+  fields?: FieldDescription[]
+}
+
+export interface FieldDescription {
+  name: string
+  node: number
+  default?: Buffer
+  stamp?: number
+}
+
+export interface SchemaDescription {
+  schemaId: number
+  root: number
+  /** Index of the top-level field whose UTF-8 bytes are the Kafka key (a required string). */
+  keyField: number
+  nodes: NodeDescription[]
+  /** Top-level field indexes whose values are returned per event (for data-quality rules). */
+  projection?: number[]
+}
+
+type Bounds = Record<string, unknown>
+
+interface AvscField {
+  name: string
+  type: avro.Type
+  defaultValue(): unknown
+}
+
+/** Compile `schema` (an event schema version) for the native transcoder. */
+export function describeSchema(
+  schema: SchemaVersion,
+  keyField: string,
+  projection: readonly string[] = [],
+): SchemaDescription {
+  const nodes: NodeDescription[] = []
+  const named = new Map<string, number>()
+  // The avsc record type gives each field's default already encoded exactly as avsc writes it.
+  const avscFields = new Map<unknown, AvscField[]>()
+
+  function add(node: NodeDescription): number {
+    nodes.push(node)
+    return nodes.length - 1
+  }
+
+  function compile(node: unknown, bounds: Bounds, namespace: string, avscType: avro.Type | null): number {
+    if (typeof node === 'string') {
+      const primitive = primitive_(node, bounds)
+      if (primitive !== undefined) return add(primitive)
+      const ref = named.get(node) ?? named.get(`${namespace}.${node}`)
+      if (ref === undefined) throw new Error(`schema: unknown type ${node}`)
+      return ref
+    }
+    if (Array.isArray(node)) {
+      const nonNull = node.filter((b) => b !== 'null')
+      if (node.length !== 2 || node[0] !== 'null' || nonNull.length !== 1)
+        throw new Error('schema: only ["null", T] unions are supported in event schemas')
+      const branch = avscType ? ((avscType as unknown as { types: avro.Type[] }).types?.[1] ?? null) : null
+      const at = add({ kind: Kind.optional })
+      nodes[at]!.inner = compile(nonNull[0], bounds, namespace, branch)
+      return at
+    }
+    const schema = node as Record<string, unknown> & { type: unknown }
+    const merged = { ...bounds, ...pickBounds(schema) }
+    const t = schema.type
+    if (typeof t !== 'string') return compile(t, merged, namespace, avscType)
+    switch (t) {
+      case 'record': {
+        const ns = (schema.namespace as string | undefined) ?? namespace
+        const name = schema.name as string
+        const full = name.includes('.') ? name : ns ? `${ns}.${name}` : name
+        const at = add({ kind: Kind.record, fields: [] })
+        named.set(full, at)
+        const fields = schema.fields as (Record<string, unknown> & { name: string; type: unknown })[]
+        const avscRecordFields = avscType
+          ? ((avscType as unknown as { fields: AvscField[] }).fields ?? null)
+          : null
+        if (avscRecordFields) avscFields.set(schema, avscRecordFields)
+        const out: FieldDescription[] = []
+        fields.forEach((f, i) => {
+          const af = avscRecordFields?.[i] ?? null
+          const description: FieldDescription = {
+            name: f.name,
+            node: compile(f.type, pickBounds(f), ns, af ? af.type : null),
+          }
+          if ('default' in f) {
+            if (!af) throw new Error(`schema: no avsc type for the default of ${f.name}`)
+            description.default = af.type.toBuffer(af.defaultValue())
+          }
+          out.push(description)
+        })
+        nodes[at]!.fields = out
+        return at
+      }
+      case 'enum': {
+        const at = add({ kind: Kind.enum, symbols: schema.symbols as string[] })
+        const full = schema.namespace ? `${schema.namespace}.${schema.name}` : `${namespace}.${schema.name}`
+        named.set(full, at)
+        return at
+      }
+      case 'array': {
+        const items = (avscType as unknown as { itemsType?: avro.Type } | null)?.itemsType ?? null
+        const at = add({ kind: Kind.array })
+        const n = nodes[at]!
+        if (typeof merged['adgate.minItems'] === 'number') n.minItems = merged['adgate.minItems'] as number
+        if (typeof merged['adgate.maxItems'] === 'number') n.maxItems = merged['adgate.maxItems'] as number
+        n.inner = compile(schema.items, {}, namespace, items)
+        return at
+      }
+      case 'map':
+      case 'fixed':
+        return add({ kind: Kind.defer })
+      default: {
+        const primitive = primitive_(t, merged)
+        if (primitive === undefined) throw new Error(`schema: unsupported type ${t}`)
+        return add(primitive)
+      }
+    }
+  }
+
+  const rootSchema = schema.json as unknown as { fields: { name: string }[] }
+  const root = compile(schema.json, {}, '', schema.type)
+  const fieldNames = rootSchema.fields.map((f) => f.name)
+  const rootFields = nodes[root]!.fields!
+  // decoders/result.ts `stamp` overwrites these two after validation.
+  for (const f of rootFields) {
+    if (f.name === 'ingest_time') f.stamp = Stamp.ingestTime
+    if (f.name === 'source') f.stamp = Stamp.source
+  }
+  const keyIndex = fieldNames.indexOf(keyField)
+  if (keyIndex < 0) throw new Error(`schema: no key field ${keyField}`)
+  const description: SchemaDescription = { schemaId: schema.id, root, keyField: keyIndex, nodes }
+  if (projection.length > 0) {
+    description.projection = projection.map((name) => {
+      const i = fieldNames.indexOf(name)
+      if (i < 0) throw new Error(`projection: ${name} is not a field of ${schema.subject}`)
+      if (!isScalar(nodes, rootFields[i]!.node))
+        throw new Error(`projection: ${name} is not a scalar field (string, number, boolean, enum)`)
+      return i
+    })
+  }
+  return description
+}
+
+function primitive_(type: string, b: Bounds): NodeDescription | undefined {
+  const num = (key: string) => (typeof b[key] === 'number' ? (b[key] as number) : undefined)
+  const bounded = (kind: number): NodeDescription => {
+    const n: NodeDescription = { kind }
+    const min = num('adgate.min')
+    const max = num('adgate.max')
+    if (min !== undefined) n.min = min
+    if (max !== undefined) n.max = max
+    return n
+  }
+  switch (type) {
+    case 'null':
+      return { kind: Kind.null }
+    case 'boolean':
+      return { kind: Kind.boolean }
+    case 'int':
+      return bounded(Kind.int)
+    case 'long':
+      return bounded(Kind.long)
+    case 'float':
+      return bounded(Kind.float)
+    case 'double':
+      return bounded(Kind.double)
+    case 'string': {
+      // JSON-text fields (OpenRTB ext) are re-serialised by JSON.stringify: the JS side does that.
+      if (b['adgate.json']) return { kind: Kind.defer }
+      const n: NodeDescription = { kind: Kind.string }
+      const min = num('adgate.minLength')
+      const max = num('adgate.maxLength')
+      if (min !== undefined) n.minLength = min
+      if (max !== undefined) n.maxLength = max
+      return n
+    }
+    case 'bytes':
+      return { kind: Kind.defer }
+    default:
+      return undefined
+  }
+}
+
+function pickBounds(schema: Record<string, unknown>): Bounds {
+  const out: Bounds = {}
+  for (const key of Object.keys(schema)) if (key.startsWith('adgate.')) out[key] = schema[key]
+  return out
+}
+
+/** Scalars only in projections; float is left out (its Avro value is rounded to 32 bits). */
+export function isScalar(nodes: readonly NodeDescription[], at: number): boolean {
+  const n = nodes[at]!
+  if (n.kind === Kind.optional) return isScalar(nodes, n.inner!)
+  return (
+    n.kind === Kind.null ||
+    n.kind === Kind.boolean ||
+    n.kind === Kind.int ||
+    n.kind === Kind.long ||
+    n.kind === Kind.double ||
+    n.kind === Kind.string ||
+    n.kind === Kind.enum
+  )
+}
+
+/** Read the Avro value of a scalar node at `pos` (a projected field in the native output). */
+export function readScalar(nodes: readonly NodeDescription[], at: number, buf: Buffer, pos: number): unknown {
+  const n = nodes[at]!
+  switch (n.kind) {
+    case Kind.optional:
+      return buf[pos] === 0 ? null : readScalar(nodes, n.inner!, buf, pos + 1)
+    case Kind.null:
+      return null
+    case Kind.boolean:
+      return buf[pos] === 1
+    case Kind.int:
+    case Kind.long:
+      return readLong(buf, pos).value
+    case Kind.double:
+      return buf.readDoubleLE(pos)
+    case Kind.string: {
+      const { value: len, end } = readLong(buf, pos)
+      return buf.toString('utf8', end, end + len)
+    }
+    case Kind.enum:
+      return n.symbols![readLong(buf, pos).value]
+    default:
+      return undefined
+  }
+}
+
+function readLong(buf: Buffer, pos: number): { value: number; end: number } {
+  let n = 0
+  let scale = 1
+  let i = pos
+  for (;;) {
+    const b = buf[i++]!
+    n += (b & 0x7f) * scale
+    if (b < 0x80) break
+    scale *= 128
+  }
+  return { value: n % 2 === 0 ? n / 2 : -(n + 1) / 2, end: i }
+}

@@ -1,0 +1,362 @@
+import { isUtf8 } from 'node:buffer'
+import { createRequire } from 'node:module'
+import { EVENT_INFO, type EventType } from '../events/catalog.js'
+import { EVENT_SCHEMAS } from '../events/schemas.js'
+import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
+import { decodeJson, rawOf } from './json.js'
+import { describeSchema, type NodeDescription, readScalar } from './native-schema.js'
+import { Violation } from './normalize.js'
+import { normalizerFor } from './normalizers.js'
+import type { DecodeOptions, Rejection, Undecodable } from './result.js'
+import { stamp } from './result.js'
+
+/**
+ * JSON and NDJSON bodies straight to Confluent wire-format Avro values: what the workers need for
+ * Kafka, without building event objects when the native addon (native/, simdjson On-Demand) is
+ * built. The JS decoder (json.ts + normalize.ts, then avsc) is the reference and the fallback;
+ * both give byte-identical values and identical rejections (test/decoders/transcode.test.ts).
+ *
+ * The native side accepts only events it can prove valid exactly as the JS normalizer would, and
+ * hands every other event back ("deferred") with its NDJSON line or array index: the JS normalizer
+ * then decides it and words its rejection, so reasons are the JS decoder's by construction.
+ * Bodies it cannot read as a whole (malformed JSON — whose message comes from V8's JSON.parse —,
+ * not an object or array, empty, over the event limit, not UTF-8) go to the JS decoder whole.
+ */
+export interface Transcoded {
+  readonly ok: true
+  /** Every accepted event's wire-format value and Kafka key, back to back. */
+  readonly buffer: Buffer
+  /**
+   * SPAN numbers per accepted event, in body order: its body index, its value's start and end,
+   * its key's start and end (offsets in buffer; the key is the UTF-8 of its type's key field).
+   */
+  readonly spans: Uint32Array
+  readonly count: number
+  readonly rejects: Rejection[]
+  /** With a projection: per accepted event, the projected fields' canonical values by name. */
+  readonly views?: Record<string, unknown>[]
+}
+
+export const SPAN = 5
+
+export type TranscodeResult = Transcoded | Undecodable
+
+interface NativeResult {
+  out: Buffer
+  meta: Uint32Array
+  deferred: Uint32Array
+  projected?: Uint32Array
+}
+
+interface NativeTranscoder {
+  transcode(
+    body: Buffer,
+    ndjson: boolean,
+    maxEvents: number,
+    ingestTime: number,
+    source: string,
+  ): NativeResult | undefined
+}
+
+type NativeBinding = { Transcoder: new (description: unknown) => NativeTranscoder }
+
+function loadBinding(): { binding: NativeBinding | null; why: string } {
+  if (process.env.ADGATE_NATIVE === '0') return { binding: null, why: 'ADGATE_NATIVE=0' }
+  try {
+    const mod = createRequire(import.meta.url)('@adgate/native') as {
+      binding: NativeBinding | null
+      loadError: Error | null
+    }
+    return { binding: mod.binding, why: mod.loadError?.message ?? '' }
+  } catch (err) {
+    return { binding: null, why: (err as Error).message }
+  }
+}
+
+const loaded = loadBinding()
+
+/** True when JSON bodies take the native path in this thread. */
+export const nativeTranscoder: boolean = loaded.binding !== null
+
+/** Why the native path is off ('' when it is on), for the start-up log. */
+export const nativeUnavailableReason: string = loaded.binding ? '' : loaded.why.split('\n')[0] || 'not built'
+
+interface Compiled {
+  readonly transcoder: NativeTranscoder | null
+  readonly nodes: readonly NodeDescription[]
+  readonly fieldNodes: readonly number[]
+  readonly projection: readonly string[]
+}
+
+// Per thread: one transcoder per event type and projection (each holds its parser and buffers).
+const compiled = new Map<string, Compiled>()
+
+function compiledFor(type: EventType, projection: readonly string[]): Compiled {
+  const id = `${type}:${projection.join(',')}`
+  let c = compiled.get(id)
+  if (!c) {
+    const d = describeSchema(EVENT_SCHEMAS[type], EVENT_INFO[type].keyField, projection)
+    const fields = d.nodes[d.root]!.fields!
+    c = {
+      transcoder: loaded.binding ? new loaded.binding.Transcoder(d) : null,
+      nodes: d.nodes,
+      fieldNodes: (d.projection ?? []).map((i) => fields[i]!.node),
+      projection,
+    }
+    compiled.set(id, c)
+  }
+  return c
+}
+
+const NO_PROJECTION: readonly string[] = []
+
+/**
+ * This thread's native-path counts: events the addon encoded, events it deferred to the JS
+ * normalizer, and bodies it handed to the JS decoder whole. Deferring is correct but slower.
+ */
+export const nativeCounts = { encoded: 0, deferred: 0, wholeBodyFallbacks: 0 }
+
+/** Transcode a JSON (`ndjson` false) or NDJSON body, natively when the addon is built. */
+export function transcodeJson(
+  body: Buffer,
+  ndjson: boolean,
+  options: DecodeOptions,
+  projection: readonly string[] = NO_PROJECTION,
+): TranscodeResult {
+  const c = compiledFor(options.type, projection)
+  if (c.transcoder === null) return transcodeJsonJs(body, ndjson, options, projection)
+  return transcodeNative(c, body, ndjson, options)
+}
+
+/** The native path only (tests compare it with the JS path); null when the addon is not built. */
+export function transcodeJsonNative(
+  body: Buffer,
+  ndjson: boolean,
+  options: DecodeOptions,
+  projection: readonly string[] = NO_PROJECTION,
+): TranscodeResult | null {
+  const c = compiledFor(options.type, projection)
+  return c.transcoder === null ? null : transcodeNative(c, body, ndjson, options)
+}
+
+function transcodeNative(
+  c: Compiled,
+  body: Buffer,
+  ndjson: boolean,
+  options: DecodeOptions,
+): TranscodeResult {
+  // The JS decoder checks UTF-8 before anything else; so does this path (Node's simdutf check).
+  if (!isUtf8(body)) return fallBack(body, ndjson, options, c.projection)
+  const r = c.transcoder!.transcode(body, ndjson, options.maxEvents, options.ingestTime, options.source)
+  if (r === undefined) return fallBack(body, ndjson, options, c.projection)
+  const { out, meta, deferred, projected } = r
+  nativeCounts.encoded += meta.length / SPAN
+  nativeCounts.deferred += deferred.length / 3
+  let views: Record<string, unknown>[] | undefined
+  if (c.projection.length > 0) {
+    views = []
+    let at = 0
+    for (let e = 0; e < meta.length; e += SPAN) {
+      const view: Record<string, unknown> = {}
+      for (let p = 0; p < c.projection.length; p++)
+        view[c.projection[p]!] = readScalar(c.nodes, c.fieldNodes[p]!, out, projected![at++]!)
+      views.push(view)
+    }
+  }
+  if (deferred.length === 0)
+    return {
+      ok: true,
+      buffer: out,
+      spans: meta,
+      count: meta.length / SPAN,
+      rejects: [],
+      ...(views ? { views } : {}),
+    }
+
+  // Deferred events: the JS normalizer decides them, as decodeJson would.
+  const encoder = new JsEncoder(options.type, c.projection)
+  const rejects: Rejection[] = []
+  // Array bodies: the JS side takes the elements from its own parse of the document.
+  let items: unknown[] | null = null
+  if (!ndjson) {
+    try {
+      items = JSON.parse(body.toString('utf8')) as unknown[]
+    } catch {
+      // On-Demand reads lazily; JSON.parse is the judge of the whole document's syntax.
+      return fallBack(body, ndjson, options, c.projection)
+    }
+  }
+  for (let d = 0; d < deferred.length; d += 3) {
+    const index = deferred[d]!
+    let value: unknown
+    let raw: Buffer
+    if (items === null) {
+      raw = Buffer.from(body.subarray(deferred[d + 1]!, deferred[d + 2]!))
+      try {
+        value = JSON.parse(raw.toString('utf8'))
+      } catch (err) {
+        rejects.push({ index, field: null, reason: `invalid JSON: ${(err as Error).message}`, raw })
+        continue
+      }
+    } else {
+      value = items[index]
+      raw = rawOf(value)
+    }
+    encoder.add(value, index, raw, options, rejects)
+  }
+  return merge(out, meta, views, encoder, rejects)
+}
+
+function fallBack(
+  body: Buffer,
+  ndjson: boolean,
+  options: DecodeOptions,
+  projection: readonly string[],
+): TranscodeResult {
+  nativeCounts.wholeBodyFallbacks++
+  return transcodeJsonJs(body, ndjson, options, projection)
+}
+
+/** The native events and the JS-decided ones, in one buffer, in body order. */
+function merge(
+  out: Buffer,
+  meta: Uint32Array,
+  views: Record<string, unknown>[] | undefined,
+  encoder: JsEncoder,
+  rejects: Rejection[],
+): Transcoded {
+  const js = encoder.finish()
+  const buffer = js.count === 0 ? out : Buffer.concat([out, js.buffer])
+  const count = meta.length / SPAN + js.count
+  const spans = new Uint32Array(count * SPAN)
+  const merged: Record<string, unknown>[] | undefined = views ? [] : undefined
+  let a = 0
+  let b = 0
+  const shift = out.length
+  for (let e = 0; e < count; e++) {
+    const fromNative = b >= js.count || (a < meta.length / SPAN && meta[a * SPAN]! < js.spans[b * SPAN]!)
+    const to = e * SPAN
+    if (fromNative) {
+      spans.set(meta.subarray(a * SPAN, a * SPAN + SPAN), to)
+      merged?.push(views![a]!)
+      a++
+    } else {
+      const from = b * SPAN
+      spans[to] = js.spans[from]!
+      for (let k = 1; k < SPAN; k++) spans[to + k] = js.spans[from + k]! + shift
+      merged?.push(js.views![b]!)
+      b++
+    }
+  }
+  return { ok: true, buffer, spans, count, rejects, ...(merged ? { views: merged } : {}) }
+}
+
+/** The JS path: decodeJson builds the canonical objects, avsc encodes them. */
+export function transcodeJsonJs(
+  body: Buffer,
+  ndjson: boolean,
+  options: DecodeOptions,
+  projection: readonly string[] = NO_PROJECTION,
+): TranscodeResult {
+  const decoded = decodeJson(body, ndjson, options)
+  if (!decoded.ok) return decoded
+  const encoder = new JsEncoder(options.type, projection)
+  // decodeJson keeps body order; the index of each accepted event is the next one not rejected.
+  let r = 0
+  let index = 0
+  for (const event of decoded.events) {
+    while (r < decoded.rejects.length && decoded.rejects[r]!.index === index) {
+      r++
+      index++
+    }
+    encoder.push(event as Record<string, unknown>, index)
+    index++
+  }
+  const js = encoder.finish()
+  return {
+    ok: true,
+    buffer: js.buffer,
+    spans: js.spans,
+    count: js.count,
+    rejects: decoded.rejects,
+    ...(js.views ? { views: js.views } : {}),
+  }
+}
+
+/** avsc encoding of canonical events into one growing buffer, with their spans. */
+class JsEncoder {
+  private buf = Buffer.allocUnsafe(16 * 1024)
+  private at = 0
+  private spans = new Uint32Array(64 * SPAN)
+  private count = 0
+  private readonly views: Record<string, unknown>[] | undefined
+  private readonly schema
+  private readonly keyField: string
+  private readonly normalize
+
+  constructor(
+    type: EventType,
+    private readonly projection: readonly string[],
+  ) {
+    this.schema = EVENT_SCHEMAS[type]
+    this.keyField = EVENT_INFO[type].keyField
+    this.normalize = normalizerFor(type, 'json')
+    this.views = projection.length > 0 ? [] : undefined
+  }
+
+  /** A deferred event: normalize it as decodeJson does, then encode it or reject it. */
+  add(value: unknown, index: number, raw: Buffer, options: DecodeOptions, rejects: Rejection[]): void {
+    const out = this.normalize(value)
+    if (out instanceof Violation) {
+      rejects.push({ index, field: out.field, reason: out.reason, raw })
+      return
+    }
+    stamp(out as object, options)
+    this.push(out as Record<string, unknown>, index)
+  }
+
+  push(event: Record<string, unknown>, index: number): void {
+    const key = event[this.keyField] as string
+    const start = this.at
+    let end: number
+    for (;;) {
+      if (this.buf.length - start > WIRE_HEADER_BYTES + 3 * key.length) {
+        writeWireHeader(this.buf, start, this.schema.id)
+        // avsc returns a negative position when the value did not fit: grow and retry.
+        end = this.schema.type.encode(event, this.buf, start + WIRE_HEADER_BYTES)
+        if (end >= 0 && this.buf.length - end >= 3 * key.length) break
+      }
+      const bigger = Buffer.allocUnsafe(this.buf.length * 2)
+      this.buf.copy(bigger, 0, 0, start)
+      this.buf = bigger
+    }
+    const keyEnd = end + this.buf.write(key, end)
+    this.at = keyEnd
+    if ((this.count + 1) * SPAN > this.spans.length) {
+      const bigger = new Uint32Array(this.spans.length * 2)
+      bigger.set(this.spans)
+      this.spans = bigger
+    }
+    const s = this.count * SPAN
+    this.spans[s] = index
+    this.spans[s + 1] = start
+    this.spans[s + 2] = end
+    this.spans[s + 3] = end
+    this.spans[s + 4] = keyEnd
+    this.count++
+    if (this.views) {
+      const view: Record<string, unknown> = {}
+      for (const f of this.projection) view[f] = event[f]
+      this.views.push(view)
+    }
+  }
+
+  finish(): { buffer: Buffer; spans: Uint32Array; count: number; views?: Record<string, unknown>[] } {
+    return {
+      buffer: this.buf.subarray(0, this.at),
+      spans: this.spans.subarray(0, this.count * SPAN),
+      count: this.count,
+      ...(this.views ? { views: this.views } : {}),
+    }
+  }
+}

@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "adgate_native",
+      "sources": ["src/addon.cc", "src/simdjson.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!(node -p \"require('path').dirname(require.resolve('@nozbe/simdjson/package.json'))\")/src"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "SIMDJSON_EXCEPTIONS=0"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-exceptions", "-march=native", "-g"],
+      "cflags!": ["-O2"]
+    }
+  ]
+}

@@ -1,0 +1,10 @@
+// The addon is optional: when it was not built (install scripts not approved, no compiler), this
+// exports null and adgate uses its JS decoder, saying so once in its log.
+let binding = null
+let loadError = null
+try {
+  binding = require('./build/Release/adgate_native.node')
+} catch (err) {
+  loadError = err
+}
+module.exports = { binding, loadError }

@@ -1,0 +1,751 @@
+// adgate's native JSON → Avro transcoder.
+//
+// One Transcoder per (schema, projection), built from a compact schema description compiled on
+// the JS side (decoders/native-schema.ts): this file knows no event schema. transcode() reads a
+// JSON document (one object or an array of objects) or NDJSON from a Buffer with simdjson's
+// On-Demand API and writes each event it can prove valid straight as Avro binary in the
+// Confluent wire format (magic 0, big-endian schema id, then the record) into one output buffer.
+//
+// The JS decoder (decoders/json.ts + normalize.ts) is the reference. This side never words a
+// rejection: an event it cannot prove valid exactly as the JS normalizer would accept it
+// (invalid, a duplicate key, a number written as 1.0 or 1e3, an ISO time, a JSON-text field, …)
+// is handed back as "deferred" with its byte range, and the JS side decides it and words the
+// reason, so messages are the JS decoder's by construction (those from V8's JSON.parse included).
+// A body the parser cannot read as a whole (malformed, not an object/array, empty, over the event
+// limit) returns undefined: the JS decoder then handles the whole body and produces the error.
+//
+// Thread safety: everything mutable lives in the Transcoder instance (parser, buffers); the
+// module keeps its constructor per environment (Napi::Addon instance data), so every piscina
+// worker thread loads it independently.
+#include <napi.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "simdjson.h"
+
+namespace {
+
+using simdjson::ondemand::json_type;
+
+enum Kind : int32_t {
+  K_NULL = 0,
+  K_BOOLEAN = 1,
+  K_INT = 2,
+  K_LONG = 3,
+  K_FLOAT = 4,
+  K_DOUBLE = 5,
+  K_STRING = 6,
+  K_ENUM = 7,
+  K_ARRAY = 8,
+  K_RECORD = 9,
+  K_OPTIONAL = 10,  // ["null", T]
+  K_DEFER = 11,     // anything the JS side must decide (maps, bytes, JSON-text fields)
+};
+
+enum Stamp : int32_t { STAMP_NONE = 0, STAMP_INGEST_TIME = 1, STAMP_SOURCE = 2 };
+
+constexpr size_t MAX_RECORD_FIELDS = 64;
+constexpr size_t MAX_DEPTH = 64;
+
+struct Field {
+  std::string name;
+  int32_t node = 0;
+  bool hasDefault = false;
+  std::string defaultBytes;  // Avro encoding of the default, computed by avsc on the JS side
+  int32_t stamp = STAMP_NONE;
+};
+
+struct Node {
+  int32_t kind = K_DEFER;
+  bool hasMin = false, hasMax = false;
+  double min = 0, max = 0;
+  double minLength = 0, maxLength = 1e300;  // strings, in UTF-16 code units as JS counts them
+  double minItems = 0, maxItems = 1e300;
+  int32_t inner = -1;  // array items, optional branch
+  std::vector<std::string> symbols;
+  std::vector<Field> fields;
+};
+
+enum Status { OK = 0, DEFER = 1 };
+
+struct Slot {
+  size_t start = 0, len = 0;
+  bool set = false;
+};
+
+inline void putVarint(std::vector<uint8_t>& out, uint64_t z) {
+  while (z >= 0x80) {
+    out.push_back(static_cast<uint8_t>(z | 0x80));
+    z >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(z));
+}
+
+inline void putLong(std::vector<uint8_t>& out, int64_t n) {
+  putVarint(out, (static_cast<uint64_t>(n) << 1) ^ static_cast<uint64_t>(n >> 63));
+}
+
+inline void putString(std::vector<uint8_t>& out, std::string_view s) {
+  putLong(out, static_cast<int64_t>(s.size()));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+// Length as JS sees it (UTF-16 code units) of valid UTF-8: one per sequence, two for 4-byte ones.
+inline double utf16Length(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += ((c & 0xC0) != 0x80) + (c >= 0xF0);
+  return static_cast<double>(n);
+}
+
+constexpr int64_t MAX_SAFE = 9007199254740991LL;
+
+class Transcoder : public Napi::ObjectWrap<Transcoder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Transcoder", {InstanceMethod("transcode", &Transcoder::Transcode)});
+  }
+
+  explicit Transcoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Transcoder>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "Transcoder(description)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object d = info[0].As<Napi::Object>();
+    schemaId_ = d.Get("schemaId").As<Napi::Number>().Int32Value();
+    root_ = d.Get("root").As<Napi::Number>().Int32Value();
+    keyField_ = d.Get("keyField").As<Napi::Number>().Int32Value();
+    Napi::Array nodes = d.Get("nodes").As<Napi::Array>();
+    for (uint32_t i = 0; i < nodes.Length(); i++) {
+      Napi::Object n = nodes.Get(i).As<Napi::Object>();
+      Node node;
+      node.kind = n.Get("kind").As<Napi::Number>().Int32Value();
+      auto num = [&](const char* key, double& target) -> bool {
+        Napi::Value v = n.Get(key);
+        if (!v.IsNumber()) return false;
+        target = v.As<Napi::Number>().DoubleValue();
+        return true;
+      };
+      node.hasMin = num("min", node.min);
+      node.hasMax = num("max", node.max);
+      num("minLength", node.minLength);
+      num("maxLength", node.maxLength);
+      num("minItems", node.minItems);
+      num("maxItems", node.maxItems);
+      Napi::Value inner = n.Get("inner");
+      if (inner.IsNumber()) node.inner = inner.As<Napi::Number>().Int32Value();
+      Napi::Value symbols = n.Get("symbols");
+      if (symbols.IsArray()) {
+        Napi::Array s = symbols.As<Napi::Array>();
+        for (uint32_t j = 0; j < s.Length(); j++) node.symbols.push_back(s.Get(j).As<Napi::String>().Utf8Value());
+      }
+      Napi::Value fields = n.Get("fields");
+      if (fields.IsArray()) {
+        Napi::Array fs = fields.As<Napi::Array>();
+        if (fs.Length() > MAX_RECORD_FIELDS) node.kind = K_DEFER;
+        for (uint32_t j = 0; j < fs.Length(); j++) {
+          Napi::Object f = fs.Get(j).As<Napi::Object>();
+          Field field;
+          field.name = f.Get("name").As<Napi::String>().Utf8Value();
+          field.node = f.Get("node").As<Napi::Number>().Int32Value();
+          Napi::Value def = f.Get("default");
+          if (def.IsBuffer()) {
+            Napi::Buffer<uint8_t> b = def.As<Napi::Buffer<uint8_t>>();
+            field.hasDefault = true;
+            field.defaultBytes.assign(reinterpret_cast<const char*>(b.Data()), b.Length());
+          }
+          Napi::Value st = f.Get("stamp");
+          if (st.IsNumber()) field.stamp = st.As<Napi::Number>().Int32Value();
+          node.fields.push_back(std::move(field));
+        }
+      }
+      nodes_.push_back(std::move(node));
+    }
+    Napi::Value proj = d.Get("projection");
+    if (proj.IsArray()) {
+      Napi::Array p = proj.As<Napi::Array>();
+      for (uint32_t i = 0; i < p.Length(); i++) projection_.push_back(p.Get(i).As<Napi::Number>().Int32Value());
+    }
+    // Check the description once, so transcode() can index without bounds checks.
+    bool okDesc = root_ >= 0 && static_cast<size_t>(root_) < nodes_.size() && nodes_[root_].kind == K_RECORD;
+    for (const Node& n : nodes_) {
+      if ((n.kind == K_ARRAY || n.kind == K_OPTIONAL) && (n.inner < 0 || static_cast<size_t>(n.inner) >= nodes_.size()))
+        okDesc = false;
+      for (const Field& f : n.fields)
+        if (f.node < 0 || static_cast<size_t>(f.node) >= nodes_.size()) okDesc = false;
+    }
+    if (okDesc) {
+      const Node& r = nodes_[root_];
+      if (keyField_ < 0 || static_cast<size_t>(keyField_) >= r.fields.size() ||
+          nodes_[r.fields[keyField_].node].kind != K_STRING)
+        okDesc = false;
+      for (int32_t p : projection_)
+        if (p < 0 || static_cast<size_t>(p) >= r.fields.size()) okDesc = false;
+    }
+    if (!okDesc) {
+      Napi::Error::New(env, "Transcoder: inconsistent schema description").ThrowAsJavaScriptException();
+      return;
+    }
+    tmp_.resize(MAX_DEPTH + 1);
+  }
+
+ private:
+  int32_t schemaId_ = 0;
+  int32_t root_ = 0;
+  int32_t keyField_ = 0;
+  std::vector<Node> nodes_;
+  std::vector<int32_t> projection_;
+
+  simdjson::ondemand::parser parser_;
+  std::vector<uint8_t> input_;  // the body, copied with simdjson's padding after it
+  std::vector<uint8_t> out_;    // wire-format values back to back
+  std::vector<uint8_t> arena_;  // field values of records being assembled
+  std::vector<std::vector<uint8_t>> tmp_;  // per nesting depth, to reorder fields
+  std::vector<uint32_t> meta_;
+  std::vector<uint32_t> deferred_;
+  std::vector<uint32_t> projMeta_;  // per accepted event and projected field: offset of the value in out_
+  std::vector<uint8_t> stampIngest_;
+  std::vector<uint8_t> stampSource_;
+
+  // Per event of the top-level record.
+  uint32_t keyStart_ = 0, keyEnd_ = 0;
+
+  // Every value of an accepted event is read through a checking getter: On-Demand skips what is
+  // not read without fully validating it, and the JS side must be able to trust accepted events.
+  Status Walk(simdjson::ondemand::value v, size_t depth) {
+    if (depth > MAX_DEPTH) return DEFER;
+    json_type t;
+    if (v.type().get(t)) return DEFER;
+    switch (t) {
+      case json_type::object: {
+        simdjson::ondemand::object o;
+        if (v.get_object().get(o)) return DEFER;
+        for (auto field : o) {
+          simdjson::ondemand::field f;
+          if (std::move(field).get(f)) return DEFER;
+          std::string_view key;
+          if (f.unescaped_key(false).get(key)) return DEFER;
+          if (Walk(f.value(), depth + 1) != OK) return DEFER;
+        }
+        return OK;
+      }
+      case json_type::array: {
+        simdjson::ondemand::array a;
+        if (v.get_array().get(a)) return DEFER;
+        for (auto item : a) {
+          simdjson::ondemand::value x;
+          if (std::move(item).get(x)) return DEFER;
+          if (Walk(x, depth + 1) != OK) return DEFER;
+        }
+        return OK;
+      }
+      case json_type::string: {
+        std::string_view s;
+        return v.get_string().get(s) ? DEFER : OK;
+      }
+      case json_type::number: {
+        double d;
+        return v.get_double().get(d) ? DEFER : OK;
+      }
+      case json_type::boolean: {
+        bool b;
+        return v.get_bool().get(b) ? DEFER : OK;
+      }
+      case json_type::null: {
+        bool isNull = false;
+        return v.is_null().get(isNull) || !isNull ? DEFER : OK;
+      }
+      default:
+        return DEFER;
+    }
+  }
+
+  // Encode one value under node `n` onto the end of `dst`.
+  Status Encode(simdjson::ondemand::value v, int32_t n, std::vector<uint8_t>& dst, size_t depth) {
+    const Node& node = nodes_[n];
+    if (depth > MAX_DEPTH) return DEFER;
+    json_type t;
+    if (v.type().get(t)) return DEFER;
+    switch (node.kind) {
+      case K_OPTIONAL: {
+        if (t == json_type::null) {
+          bool isNull = false;
+          if (v.is_null().get(isNull) || !isNull) return DEFER;
+          dst.push_back(0);
+          return OK;
+        }
+        dst.push_back(2);
+        return Encode(v, node.inner, dst, depth);
+      }
+      case K_NULL: {
+        bool isNull = false;
+        if (t != json_type::null || v.is_null().get(isNull) || !isNull) return DEFER;
+        return OK;
+      }
+      case K_BOOLEAN: {
+        bool b;
+        if (t != json_type::boolean || v.get_bool().get(b)) return DEFER;
+        dst.push_back(b ? 1 : 0);
+        return OK;
+      }
+      case K_INT:
+      case K_LONG: {
+        // Only plain integer tokens: 1.0, 1e3 or out-of-range values go to the JS side.
+        int64_t i;
+        if (t != json_type::number || v.get_int64().get(i)) return DEFER;
+        if (node.kind == K_INT ? (i < INT32_MIN || i > INT32_MAX) : (i < -MAX_SAFE || i > MAX_SAFE)) return DEFER;
+        double d = static_cast<double>(i);
+        if ((node.hasMin && d < node.min) || (node.hasMax && d > node.max)) return DEFER;
+        putLong(dst, i);
+        return OK;
+      }
+      case K_FLOAT:
+      case K_DOUBLE: {
+        double d;
+        if (t != json_type::number || v.get_double().get(d)) return DEFER;
+        if (!(d - d == 0)) return DEFER;  // not finite
+        if ((node.hasMin && d < node.min) || (node.hasMax && d > node.max)) return DEFER;
+        if (node.kind == K_FLOAT) {
+          float f = static_cast<float>(d);
+          uint8_t b[4];
+          std::memcpy(b, &f, 4);
+          dst.insert(dst.end(), b, b + 4);
+        } else {
+          uint8_t b[8];
+          std::memcpy(b, &d, 8);
+          dst.insert(dst.end(), b, b + 8);
+        }
+        return OK;
+      }
+      case K_STRING: {
+        std::string_view s;
+        if (t != json_type::string || v.get_string().get(s)) return DEFER;
+        // A UTF-16 length lies between bytes/3 and bytes: count only when the bounds are that close.
+        const double bytes = static_cast<double>(s.size());
+        if (bytes > node.maxLength || bytes < 3 * node.minLength) {
+          double len = utf16Length(s);
+          if (len < node.minLength || len > node.maxLength) return DEFER;
+        }
+        putString(dst, s);
+        return OK;
+      }
+      case K_ENUM: {
+        std::string_view s;
+        if (t != json_type::string || v.get_string().get(s)) return DEFER;
+        for (size_t i = 0; i < node.symbols.size(); i++) {
+          if (node.symbols[i] == s) {
+            putLong(dst, static_cast<int64_t>(i));
+            return OK;
+          }
+        }
+        return DEFER;
+      }
+      case K_ARRAY: {
+        simdjson::ondemand::array a;
+        if (t != json_type::array || v.get_array().get(a)) return DEFER;
+        // Items are encoded after a placeholder-free count: count first into tmp, then copy.
+        std::vector<uint8_t>& items = tmp_[depth];
+        size_t base = items.size();
+        int64_t count = 0;
+        for (auto item : a) {
+          simdjson::ondemand::value x;
+          if (std::move(item).get(x)) return DEFER;
+          if (Encode(x, node.inner, items, depth + 1) != OK) {
+            items.resize(base);
+            return DEFER;
+          }
+          count++;
+        }
+        if (static_cast<double>(count) < node.minItems || static_cast<double>(count) > node.maxItems) {
+          items.resize(base);
+          return DEFER;
+        }
+        if (count > 0) {
+          putLong(dst, count);
+          dst.insert(dst.end(), items.begin() + base, items.end());
+        }
+        items.resize(base);
+        dst.push_back(0);
+        return OK;
+      }
+      case K_RECORD: {
+        simdjson::ondemand::object o;
+        if (t != json_type::object || v.get_object().get(o)) return DEFER;
+        return EncodeRecord(o, n, dst, depth, false);
+      }
+      default:
+        return DEFER;
+    }
+  }
+
+  // Write field i's gateway stamp, remembering where the key and projected fields land.
+  void Note(size_t i, const std::vector<uint8_t>& dst, bool top) {
+    if (!top) return;
+    for (size_t p = 0; p < projection_.size(); p++)
+      if (projection_[p] == static_cast<int32_t>(i))
+        projMeta_[projMeta_.size() - projection_.size() + p] = static_cast<uint32_t>(dst.size());
+  }
+
+  void NoteKey(size_t i, const std::vector<uint8_t>& dst, size_t at, bool top) {
+    if (!top || static_cast<int32_t>(i) != keyField_) return;
+    // A required string: its bytes follow the length varint.
+    size_t skip = 0;
+    while (dst[at + skip] & 0x80) skip++;
+    keyStart_ = static_cast<uint32_t>(at + skip + 1);
+    keyEnd_ = static_cast<uint32_t>(dst.size());
+  }
+
+  // A field the input did not give: its default (or, at the top level, the gateway's stamp).
+  bool Absent(size_t i, const Field& field, std::vector<uint8_t>& dst, bool top) {
+    if (top && field.stamp == STAMP_INGEST_TIME) {
+      Note(i, dst, top);
+      dst.insert(dst.end(), stampIngest_.begin(), stampIngest_.end());
+      return true;
+    }
+    if (top && field.stamp == STAMP_SOURCE) {
+      Note(i, dst, top);
+      dst.insert(dst.end(), stampSource_.begin(), stampSource_.end());
+      return true;
+    }
+    if (!field.hasDefault) return false;
+    Note(i, dst, top);
+    dst.insert(dst.end(), field.defaultBytes.begin(), field.defaultBytes.end());
+    return true;
+  }
+
+  // A field the input gave: checked and encoded onto dst (stamped fields are checked, then
+  // replaced by the stamp, as decoders/result.ts `stamp` overwrites them after normalizing).
+  Status Present(size_t i, const Field& field, simdjson::ondemand::value v, std::vector<uint8_t>& dst,
+                 size_t depth, bool top) {
+    if (top && field.stamp != STAMP_NONE) {
+      std::vector<uint8_t>& scratch = tmp_[depth];
+      size_t sbase = scratch.size();
+      Status s = Encode(v, field.node, scratch, depth + 1);
+      scratch.resize(sbase);
+      if (s != OK) return DEFER;
+      Absent(i, field, dst, top);
+      return OK;
+    }
+    Note(i, dst, top);
+    size_t at = dst.size();
+    if (Encode(v, field.node, dst, depth + 1) != OK) return DEFER;
+    NoteKey(i, dst, at, top);
+    return OK;
+  }
+
+  enum Order { IN_ORDER_OK, IN_ORDER_DEFER, OUT_OF_ORDER };
+
+  // The common case: fields in schema order, some left out. Each is encoded straight onto dst;
+  // a left-out field gets its default as soon as a later one arrives. A field arriving after its
+  // default was written means another order: the caller starts again in slot mode.
+  Order EncodeInOrder(simdjson::ondemand::object& o, const Node& node, std::vector<uint8_t>& dst, size_t depth,
+                      bool top) {
+    const size_t nf = node.fields.size();
+    uint64_t seen = 0;
+    size_t next = 0;
+    for (auto field : o) {
+      simdjson::ondemand::field f;
+      if (std::move(field).get(f)) return IN_ORDER_DEFER;
+      std::string_view key;
+      if (f.unescaped_key(false).get(key)) return IN_ORDER_DEFER;
+      size_t i = next;
+      if (i >= nf || node.fields[i].name != key) {
+        i = 0;
+        while (i < nf && node.fields[i].name != key) i++;
+      }
+      if (i == nf) {
+        if (Walk(f.value(), depth + 1) != OK) return IN_ORDER_DEFER;
+        continue;
+      }
+      // JSON.parse keeps the last of duplicate keys; leave such events to the JS side.
+      if (seen & (1ull << i)) return IN_ORDER_DEFER;
+      if (i < next) return OUT_OF_ORDER;
+      for (; next < i; next++)
+        if (!Absent(next, node.fields[next], dst, top)) return OUT_OF_ORDER;  // may come later
+      seen |= 1ull << i;
+      if (Present(i, node.fields[i], f.value(), dst, depth, top) != OK) return IN_ORDER_DEFER;
+      next = i + 1;
+    }
+    for (; next < nf; next++)
+      if (!Absent(next, node.fields[next], dst, top)) return IN_ORDER_DEFER;  // required, missing
+    return IN_ORDER_OK;
+  }
+
+  Status EncodeRecord(simdjson::ondemand::object o, int32_t n, std::vector<uint8_t>& dst, size_t depth, bool top) {
+    const Node& node = nodes_[n];
+    const size_t start = dst.size();
+    Order order = EncodeInOrder(o, node, dst, depth, top);
+    if (order == IN_ORDER_OK) return OK;
+    dst.resize(start);
+    if (order == IN_ORDER_DEFER) return DEFER;
+    bool rewound = false;
+    if (o.reset().get(rewound)) return DEFER;
+    return EncodeAnyOrder(o, node, dst, depth, top);
+  }
+
+  // Fields in any order: each field's bytes go to the arena, then the record is assembled in
+  // schema order (defaults for absent fields, stamps at the top level).
+  Status EncodeAnyOrder(simdjson::ondemand::object& o, const Node& node, std::vector<uint8_t>& dst, size_t depth,
+                        bool top) {
+    const size_t nf = node.fields.size();
+    Slot slots[MAX_RECORD_FIELDS];
+    const size_t base = arena_.size();
+    Status status = OK;
+    for (auto field : o) {
+      simdjson::ondemand::field f;
+      if (std::move(field).get(f)) {
+        status = DEFER;
+        break;
+      }
+      std::string_view key;
+      if (f.unescaped_key(false).get(key)) {
+        status = DEFER;
+        break;
+      }
+      size_t i = 0;
+      while (i < nf && node.fields[i].name != key) i++;
+      if (i == nf) {
+        if (Walk(f.value(), depth + 1) != OK) {
+          status = DEFER;
+          break;
+        }
+        continue;
+      }
+      if (slots[i].set) {
+        status = DEFER;
+        break;
+      }
+      // Encode into a scratch of this depth, then append to the arena (Encode of nested records
+      // uses the arena too, so it cannot be the direct target).
+      std::vector<uint8_t>& scratch = tmp_[depth];
+      size_t sbase = scratch.size();
+      if (Encode(f.value(), node.fields[i].node, scratch, depth + 1) != OK) {
+        scratch.resize(sbase);
+        status = DEFER;
+        break;
+      }
+      slots[i].start = arena_.size();
+      slots[i].len = scratch.size() - sbase;
+      slots[i].set = true;
+      arena_.insert(arena_.end(), scratch.begin() + sbase, scratch.end());
+      scratch.resize(sbase);
+    }
+    if (status == OK) {
+      for (size_t i = 0; i < nf; i++) {
+        const Field& field = node.fields[i];
+        if (!slots[i].set || (top && field.stamp != STAMP_NONE)) {
+          if (!Absent(i, field, dst, top)) {
+            status = DEFER;  // required field missing
+            break;
+          }
+          continue;
+        }
+        Note(i, dst, top);
+        size_t at = dst.size();
+        dst.insert(dst.end(), arena_.begin() + slots[i].start, arena_.begin() + slots[i].start + slots[i].len);
+        NoteKey(i, dst, at, top);
+      }
+    }
+    arena_.resize(base);
+    return status;
+  }
+
+  // One top-level event: on success its wire-format value is appended to out_.
+  Status EncodeEvent(simdjson::ondemand::value v) {
+    json_type t;
+    if (v.type().get(t) || t != json_type::object) return DEFER;
+    simdjson::ondemand::object o;
+    if (v.get_object().get(o)) return DEFER;
+    const size_t start = out_.size();
+    const size_t projBase = projMeta_.size();
+    projMeta_.resize(projBase + projection_.size(), 0);
+    out_.push_back(0);
+    out_.push_back(static_cast<uint8_t>(schemaId_ >> 24));
+    out_.push_back(static_cast<uint8_t>(schemaId_ >> 16));
+    out_.push_back(static_cast<uint8_t>(schemaId_ >> 8));
+    out_.push_back(static_cast<uint8_t>(schemaId_));
+    if (EncodeRecord(o, root_, out_, 0, true) != OK) {
+      out_.resize(start);
+      projMeta_.resize(projBase);
+      return DEFER;
+    }
+    return OK;
+  }
+
+  void Accepted(uint32_t index, size_t start) {
+    meta_.insert(meta_.end(), {index, static_cast<uint32_t>(start), static_cast<uint32_t>(out_.size()), keyStart_, keyEnd_});
+  }
+
+  void Deferred(uint32_t index, size_t start, size_t end) {
+    deferred_.insert(deferred_.end(), {index, static_cast<uint32_t>(start), static_cast<uint32_t>(end)});
+  }
+
+  static bool HasBom(const uint8_t* p, size_t len) {
+    return len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF;
+  }
+
+  // false: the JS decoder must take the whole body.
+  bool Document(size_t len, uint32_t maxEvents) {
+    // simdjson skips a UTF-8 byte-order mark; JSON.parse refuses it.
+    if (HasBom(input_.data(), len)) return false;
+    simdjson::ondemand::document doc;
+    if (parser_.iterate(input_.data(), len, input_.size()).get(doc)) return false;
+    json_type t;
+    if (doc.type().get(t)) return false;
+    if (t == json_type::object) {
+      simdjson::ondemand::object o;
+      if (doc.get_object().get(o)) return false;
+      const size_t start = out_.size();
+      const size_t projBase = projMeta_.size();
+      projMeta_.resize(projBase + projection_.size(), 0);
+      out_.insert(out_.end(), {0, static_cast<uint8_t>(schemaId_ >> 24), static_cast<uint8_t>(schemaId_ >> 16),
+                               static_cast<uint8_t>(schemaId_ >> 8), static_cast<uint8_t>(schemaId_)});
+      if (EncodeRecord(o, root_, out_, 0, true) != OK) {
+        // Whatever made it invalid, the JS decoder words it; one event, so take the whole body.
+        return false;
+      }
+      if (!doc.is_alive() || !doc.at_end()) return false;
+      Accepted(0, start);
+      return true;
+    }
+    if (t != json_type::array) return false;
+    simdjson::ondemand::array a;
+    if (doc.get_array().get(a)) return false;
+    uint32_t index = 0;
+    for (auto item : a) {
+      simdjson::ondemand::value v;
+      if (std::move(item).get(v)) return false;
+      if (index == maxEvents) return false;
+      const size_t start = out_.size();
+      if (EncodeEvent(v) == OK)
+        Accepted(index, start);
+      else
+        Deferred(index, 0, 0);  // the JS side finds the element in its own parse of the document
+      // A syntax error abandons the iterator (simdjson then must not be asked anything more).
+      if (!doc.is_alive()) return false;
+      index++;
+    }
+    if (index == 0 || !doc.is_alive() || !doc.at_end()) return false;
+    return true;
+  }
+
+  // NDJSON: each non-blank line one event, split as the JS decoder splits (on \n; blank = only
+  // spaces, tabs and \r).
+  bool Lines(size_t len, uint32_t maxEvents) {
+    const uint8_t* data = input_.data();
+    uint32_t index = 0;
+    size_t pos = 0;
+    while (pos < len) {
+      const void* nl = std::memchr(data + pos, '\n', len - pos);
+      size_t end = nl ? static_cast<size_t>(static_cast<const uint8_t*>(nl) - data) : len;
+      size_t lineStart = pos;
+      pos = end + 1;
+      bool blank = true;
+      for (size_t i = lineStart; i < end; i++) {
+        uint8_t c = data[i];
+        if (c != ' ' && c != '\t' && c != '\r') {
+          blank = false;
+          break;
+        }
+      }
+      if (blank) continue;
+      if (index == maxEvents) return false;
+      const size_t start = out_.size();
+      Status s = DEFER;
+      simdjson::ondemand::document doc;
+      if (!HasBom(data + lineStart, end - lineStart) &&
+          !parser_.iterate(data + lineStart, end - lineStart, input_.size() - lineStart).get(doc)) {
+        simdjson::ondemand::value v;
+        if (!doc.get_value().get(v)) {
+          s = EncodeEvent(v);
+          if (s == OK && (!doc.is_alive() || !doc.at_end())) {
+            out_.resize(start);
+            projMeta_.resize(projMeta_.size() - projection_.size());
+            s = DEFER;
+          }
+        }
+      }
+      if (s == OK)
+        Accepted(index, start);
+      else
+        Deferred(index, lineStart, end);
+      index++;
+    }
+    return index > 0;
+  }
+
+  // transcode(body: Buffer, ndjson: boolean, maxEvents: number, ingestTime: number, source: string)
+  //   → undefined (the JS decoder takes the whole body)
+  //   | { out: Buffer, meta: Uint32Array, deferred: Uint32Array, projected?: Uint32Array }
+  // meta: 5 numbers per accepted event, in body order: its index, its value's start and end in
+  // out, its key's start and end in out. deferred: 3 per deferred event: its index, then for
+  // NDJSON the line's start and end in the body. projected: per accepted event and projected
+  // field, the offset of the field's Avro value in out.
+  Napi::Value Transcode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsBuffer() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
+      Napi::TypeError::New(env, "transcode(body, ndjson, maxEvents, ingestTime, source)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> body = info[0].As<Napi::Buffer<uint8_t>>();
+    const bool ndjson = info[1].ToBoolean().Value();
+    const double maxEventsD = info[2].As<Napi::Number>().DoubleValue();
+    const uint32_t maxEvents = maxEventsD >= 4294967295.0 ? 4294967295u : maxEventsD <= 0 ? 0u : static_cast<uint32_t>(maxEventsD);
+    const int64_t ingestTime = info[3].As<Napi::Number>().Int64Value();
+    const std::string source = info[4].As<Napi::String>().Utf8Value();
+    const size_t len = body.Length();
+    // Offsets are 32-bit; such bodies are far over any configured limit anyway.
+    if (len >= 0xFFFFFFF0u) return env.Undefined();
+
+    stampIngest_.clear();
+    putLong(stampIngest_, ingestTime);
+    stampSource_.clear();
+    putString(stampSource_, source);
+
+    input_.resize(len + simdjson::SIMDJSON_PADDING);
+    if (len > 0) std::memcpy(input_.data(), body.Data(), len);
+    std::memset(input_.data() + len, 0, simdjson::SIMDJSON_PADDING);
+    out_.clear();
+    meta_.clear();
+    deferred_.clear();
+    projMeta_.clear();
+    arena_.clear();
+    for (auto& t : tmp_) t.clear();
+
+    const bool handled = ndjson ? Lines(len, maxEvents) : Document(len, maxEvents);
+    if (!handled || out_.size() >= 0xFFFFFFF0u) return env.Undefined();
+
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("out", Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size()));
+    Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, meta_.size() * sizeof(uint32_t));
+    if (!meta_.empty()) std::memcpy(metaBuf.Data(), meta_.data(), meta_.size() * sizeof(uint32_t));
+    result.Set("meta", Napi::Uint32Array::New(env, meta_.size(), metaBuf, 0));
+    Napi::ArrayBuffer deferredBuf = Napi::ArrayBuffer::New(env, deferred_.size() * sizeof(uint32_t));
+    if (!deferred_.empty()) std::memcpy(deferredBuf.Data(), deferred_.data(), deferred_.size() * sizeof(uint32_t));
+    result.Set("deferred", Napi::Uint32Array::New(env, deferred_.size(), deferredBuf, 0));
+    if (!projection_.empty()) {
+      Napi::ArrayBuffer pb = Napi::ArrayBuffer::New(env, projMeta_.size() * sizeof(uint32_t));
+      if (!projMeta_.empty()) std::memcpy(pb.Data(), projMeta_.data(), projMeta_.size() * sizeof(uint32_t));
+      result.Set("projected", Napi::Uint32Array::New(env, projMeta_.size(), pb, 0));
+    }
+    // Keep the buffers from growing without bound after one huge body.
+    if (input_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(input_);
+    if (out_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(out_);
+    return result;
+  }
+};
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {InstanceValue("Transcoder", Transcoder::Define(env), napi_enumerable)});
+  }
+};
+
+}  // namespace
+
+NODE_API_ADDON(Addon)

@@ -1,0 +1,442 @@
+import { createHash } from 'node:crypto'
+import { Worker } from 'node:worker_threads'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  nativeCounts,
+  nativeTranscoder,
+  nativeUnavailableReason,
+  SPAN,
+  type TranscodeResult,
+  transcodeJson,
+  transcodeJsonJs,
+  transcodeJsonNative,
+} from '../../decoders/transcode.js'
+import { EVENT_TYPES, type EventType } from '../../events/catalog.js'
+import { decodeWire } from '../../events/wire.js'
+import { encodeEvents } from '../../generator/encode.js'
+import { generateEvents, generateFunnel } from '../../generator/funnel.js'
+import { options, stamped } from '../support/events.js'
+import { expectSamePaths, samePaths } from '../support/transcode.js'
+
+/**
+ * The native JSON → Avro transcoder (native/) against the JS reference (decodeJson + avsc):
+ * byte-identical values and keys, identical rejections and whole-body errors, on generated,
+ * mutated and hostile input. Every test in test/decoders/json.test.ts runs on both paths too
+ * (test/support/decode.ts).
+ */
+const RUNS = Number(process.env.ADGATE_FUZZ_RUNS ?? 1500)
+
+describe('native transcoder', () => {
+  it('is built and loaded (npm ci builds it; the JS path is only the fallback)', () => {
+    expect(nativeUnavailableReason).toBe('')
+    expect(nativeTranscoder).toBe(true)
+  })
+
+  it('agrees with the JS path on whole generated funnels, every type, JSON and NDJSON', () => {
+    const funnel = generateFunnel({ seed: 7, bids: 3000 })
+    for (const type of EVENT_TYPES) {
+      const events = type === 'bid' ? funnel.bid.slice(0, 500) : funnel[type]
+      if (events.length === 0) continue
+      for (const encoding of ['json', 'ndjson'] as const) {
+        const body = encodeEvents(type, events, encoding)
+        const r = expectSamePaths(body, encoding === 'ndjson', options(type))
+        if (!r.ok) throw new Error(r.error.detail)
+        expect(r.count).toBe(events.length)
+        // And the values are the generated events, stamped.
+        const decoded = valuesOf(r).map((v) => decodeWire(v).value)
+        expect(decoded).toEqual(events.map(stamped))
+      }
+    }
+  })
+
+  it('encodes impressions natively without deferring any to the JS side', () => {
+    // Deferring is correct but slow: the generated traffic must take the fast path whole.
+    const body = encodeEvents('impression', generateEvents('impression', 200, 3), 'json')
+    const r = transcodeJsonNative(body, false, options('impression'))
+    expect(r).not.toBeNull()
+    expect(r!.ok && r!.count).toBe(200)
+    expect(nativeOnlyCount(body)).toBe(200)
+  })
+
+  it('returns projected fields as values for data-quality rules, equal on both paths', () => {
+    const events = generateEvents('impression', 50, 5)
+    events[3]!.cost_micros = 1.0e3 // JSON.stringify writes 1000: still native
+    const body = Buffer.from(
+      `[${events.map((e, i) => (i === 7 ? JSON.stringify({ ...e, country: 'Germany' }) : JSON.stringify(e))).join(',')}]`,
+    )
+    const projection = ['country', 'cost_micros', 'device_type', 'source', 'creative_id']
+    const r = expectSamePaths(body, false, options('impression'), projection)
+    if (!r.ok) throw new Error(r.error.detail)
+    expect(r.rejects.map((x) => x.index)).toEqual([7])
+    expect(r.views![0]).toEqual({
+      country: events[0]!.country,
+      cost_micros: events[0]!.cost_micros,
+      device_type: events[0]!.device_type,
+      source: 'test-source',
+      creative_id: events[0]!.creative_id,
+    })
+    expect(() => transcodeJson(body, false, options('bid'), ['imp'])).toThrow(/not a scalar/)
+  })
+
+  it('agrees on generated events with mutated values, keys, order and duplicates (property)', () => {
+    fc.assert(
+      fc.property(eventsBody(), ({ type, body, ndjson, maxEvents }) =>
+        samePaths(body, ndjson, options(type, maxEvents)),
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('agrees on mutated JSON text: number spellings, escapes, truncation, byte flips (property)', () => {
+    fc.assert(
+      fc.property(textMutatedBody(), ({ type, body, ndjson }) => samePaths(body, ndjson, options(type, 40))),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('never crashes and agrees on arbitrary bytes and JSON values (fuzz)', () => {
+    const types = fc.constantFrom(...EVENT_TYPES)
+    fc.assert(
+      fc.property(types, fc.uint8Array({ maxLength: 600 }), fc.boolean(), (type, bytes, ndjson) =>
+        samePaths(Buffer.from(bytes), ndjson, options(type, 40)),
+      ),
+      { numRuns: RUNS },
+    )
+    fc.assert(
+      fc.property(types, fc.jsonValue({ maxDepth: 6 }), fc.boolean(), (type, value, ndjson) =>
+        samePaths(Buffer.from(JSON.stringify(value) ?? 'null'), ndjson, options(type, 40)),
+      ),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('agrees on hostile bodies: deep nesting, huge numbers, NUL bytes, bad UTF-8, BOM, empty', () => {
+    const imp = JSON.stringify(generateEvents('impression', 1, 1)[0])
+    const withField = (raw: string) => `${imp.slice(0, -1)},"x":${raw}}`
+    const bodies = [
+      '',
+      ' ',
+      '[]',
+      '{}',
+      'null',
+      '5',
+      '[1,2]',
+      `\uFEFF${imp}`,
+      `${imp}\u0000`,
+      `[${imp},${imp}`,
+      `[${imp}]]`,
+      `${imp} ${imp}`,
+      imp.replace('"cost_micros":', '"cost_micros":1e400,"y":'),
+      imp.replace(/"cost_micros":\d+/, '"cost_micros":123456789012345678901234567890'),
+      imp.replace(/"cost_micros":\d+/, '"cost_micros":-0'),
+      imp.replace(/"cost_micros":\d+/, '"cost_micros":9007199254740993'),
+      withField('['.repeat(5000) + ']'.repeat(5000)),
+      withField('['.repeat(100_000)),
+      withField('{"a":'.repeat(2000) + '1' + '}'.repeat(2000)),
+      withField(`"${'\\u0000'.repeat(50)}"`),
+      withField('"\\ud800"'),
+      withField('"\\udc00\\ud800"'),
+      withField('1.7976931348623157e309'),
+      withField('-'),
+      withField('01'),
+      withField('tru'),
+      withField('nul'),
+      withField(`"${'é'.repeat(5000)}"`),
+      `${imp}\n\n${imp}\r\n   \n${imp}`,
+    ]
+    for (const text of bodies)
+      for (const ndjson of [false, true]) {
+        expectSamePaths(Buffer.from(text), ndjson, options('impression', 40))
+        expectSamePaths(Buffer.from(text), ndjson, options('impression', 1))
+      }
+    // Not UTF-8: overlong, lone continuation, truncated sequence, surrogate encoded in UTF-8.
+    for (const bad of [[0xc0, 0xaf], [0x80], [0xe2, 0x82], [0xed, 0xa0, 0x80]]) {
+      const body = Buffer.concat([
+        Buffer.from(imp.slice(0, 20)),
+        Buffer.from(bad),
+        Buffer.from(imp.slice(20)),
+      ])
+      for (const ndjson of [false, true]) expectSamePaths(body, ndjson, options('impression'))
+    }
+  })
+
+  it('loads and runs in several worker threads at once, and again after they exit', async () => {
+    const body = encodeEvents('impression', generateEvents('impression', 300, 9), 'ndjson')
+    const expected = digest(transcodeJsonJs(body, true, options('impression')))
+    const moduleUrl = new URL('../../dist/decoders/transcode.js', import.meta.url).href
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const { createHash } = require('node:crypto')
+      import(workerData.moduleUrl).then(({ transcodeJsonNative, SPAN }) => {
+        let last = ''
+        for (let i = 0; i < 200; i++) {
+          const r = transcodeJsonNative(Buffer.from(workerData.body), true, workerData.options)
+          const h = createHash('sha256')
+          for (let e = 0; e < r.count; e++) {
+            const s = e * SPAN
+            h.update(r.buffer.subarray(r.spans[s + 1], r.spans[s + 2]))
+            h.update(r.buffer.subarray(r.spans[s + 3], r.spans[s + 4]))
+          }
+          last = h.digest('hex')
+        }
+        parentPort.postMessage(last)
+      })`
+    for (let round = 0; round < 2; round++) {
+      const results = await Promise.all(
+        Array.from(
+          { length: 4 },
+          () =>
+            new Promise<string>((resolve, reject) => {
+              const w = new Worker(source, {
+                eval: true,
+                workerData: { moduleUrl, body, options: options('impression') },
+              })
+              w.once('message', (m) => {
+                resolve(m as string)
+                void w.terminate()
+              })
+              w.once('error', reject)
+            }),
+        ),
+      )
+      expect(results).toEqual([expected, expected, expected, expected])
+    }
+  })
+})
+
+function valuesOf(r: TranscodeResult): Buffer[] {
+  if (!r.ok) return []
+  const out: Buffer[] = []
+  for (let i = 0; i < r.count; i++)
+    out.push(r.buffer.subarray(r.spans[i * SPAN + 1]!, r.spans[i * SPAN + 2]!))
+  return out
+}
+
+function digest(r: TranscodeResult): string {
+  const h = createHash('sha256')
+  if (!r.ok) return ''
+  for (let e = 0; e < r.count; e++) {
+    const s = e * SPAN
+    h.update(r.buffer.subarray(r.spans[s + 1]!, r.spans[s + 2]!))
+    h.update(r.buffer.subarray(r.spans[s + 3]!, r.spans[s + 4]!))
+  }
+  return h.digest('hex')
+}
+
+// How many events the addon encoded itself: the JS side must not have been needed.
+function nativeOnlyCount(body: Buffer): number {
+  const before = { ...nativeCounts }
+  const r = transcodeJsonNative(body, false, options('impression'))
+  if (
+    nativeCounts.deferred !== before.deferred ||
+    nativeCounts.wholeBodyFallbacks !== before.wholeBodyFallbacks
+  )
+    return -1
+  return r?.ok ? nativeCounts.encoded - before.encoded : -1
+}
+
+const SPECIAL_VALUES: unknown[] = [
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  2 ** 31,
+  2 ** 53,
+  -(2 ** 53) + 1,
+  2 ** 60,
+  -0,
+  '',
+  'x',
+  'a'.repeat(64),
+  'a'.repeat(65),
+  'é'.repeat(64),
+  '😀'.repeat(32),
+  '😀'.repeat(33),
+  '\ud800',
+  'US',
+  'USA',
+  'MOBILE',
+  'mobile',
+  '2026-11-21T10:00:00Z',
+  '2026-02-30T10:00:00Z',
+  '1795000000000',
+  [],
+  [1],
+  {},
+  { a: [1, { b: null }] },
+]
+
+interface Body {
+  type: EventType
+  body: Buffer
+  ndjson: boolean
+  maxEvents: number
+}
+
+/** Generated events with object-level mutations, as an object, an array or NDJSON. */
+function eventsBody(): fc.Arbitrary<Body> {
+  const mutation = fc.oneof(
+    fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
+    fc.record({ op: fc.constant('set' as const), at: fc.nat(), value: fc.constantFrom(...SPECIAL_VALUES) }),
+    fc.record({ op: fc.constant('setAny' as const), at: fc.nat(), value: fc.jsonValue({ maxDepth: 3 }) }),
+    fc.record({
+      op: fc.constant('extra' as const),
+      name: fc.string({ maxLength: 8 }),
+      value: fc.jsonValue({ maxDepth: 3 }),
+    }),
+    fc.record({ op: fc.constant('shuffle' as const), seed: fc.nat() }),
+    fc.record({
+      op: fc.constant('duplicate' as const),
+      at: fc.nat(),
+      value: fc.constantFrom(...SPECIAL_VALUES),
+    }),
+  )
+  return fc
+    .record({
+      type: fc.constantFrom<EventType>('impression', 'impression', 'click', 'conversion', 'bid'),
+      seed: fc.nat(1000),
+      count: fc.integer({ min: 1, max: 6 }),
+      mutations: fc.array(fc.array(mutation, { maxLength: 3 }), { maxLength: 6 }),
+      shape: fc.constantFrom('object', 'array', 'ndjson'),
+      maxEvents: fc.constantFrom(3, 40),
+    })
+    .map(({ type, seed, count, mutations, shape, maxEvents }) => {
+      const events = generateEvents(type, shape === 'object' ? 1 : count, seed)
+      const texts = events.map((e, i) => {
+        let entries = Object.entries(e)
+        const extra: string[] = []
+        for (const m of mutations[i] ?? []) {
+          if (entries.length === 0) break
+          const at = 'at' in m ? m.at % entries.length : 0
+          if (m.op === 'delete') entries.splice(at, 1)
+          else if (m.op === 'set' || m.op === 'setAny') entries[at] = [entries[at]![0], m.value]
+          else if (m.op === 'extra') entries.push([m.name, m.value])
+          else if (m.op === 'shuffle') entries = shuffle(entries, m.seed)
+          else if (m.op === 'duplicate')
+            extra.push(`${JSON.stringify(entries[at]![0])}:${JSON.stringify(m.value)}`)
+        }
+        const text = JSON.stringify(Object.fromEntries(entries))
+        return extra.length === 0
+          ? text
+          : `${text.slice(0, -1)}${text.length > 2 ? ',' : ''}${extra.join(',')}}`
+      })
+      const ndjson = shape === 'ndjson'
+      const body = shape === 'object' ? texts[0]! : ndjson ? texts.join('\n') : `[${texts.join(',')}]`
+      return { type, body: Buffer.from(body), ndjson, maxEvents }
+    })
+}
+
+function shuffle<T>(items: T[], seed: number): T[] {
+  const out = items.slice()
+  let s = seed + 1
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) % 2147483648
+    const j = s % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+const NUMBER_SPELLINGS = [
+  '1.0',
+  '1e3',
+  '1E+2',
+  '-0',
+  '-0.0',
+  '0.5e1',
+  '1e400',
+  '-1e400',
+  '18446744073709551616',
+  '00',
+  '1.',
+  '.5',
+]
+const STRING_SPELLINGS = [
+  '"\\u00e9"',
+  '"\\ud83d\\ude00"',
+  '"\\ud800"',
+  '"\\/"',
+  '"\\n"',
+  '"\\x"',
+  '"a\u0001b"',
+  '""',
+]
+
+/** Generated bodies with text-level mutations: number and string spellings, truncation, bytes. */
+function textMutatedBody(): fc.Arbitrary<Body> {
+  const mutation = fc.oneof(
+    fc.record({
+      op: fc.constant('number' as const),
+      at: fc.nat(),
+      with: fc.constantFrom(...NUMBER_SPELLINGS),
+    }),
+    fc.record({
+      op: fc.constant('string' as const),
+      at: fc.nat(),
+      with: fc.constantFrom(...STRING_SPELLINGS),
+    }),
+    fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
+    fc.record({
+      op: fc.constant('byte' as const),
+      at: fc.nat(),
+      byte: fc.constantFrom(
+        0x00,
+        0x22,
+        0x2c,
+        0x3a,
+        0x5b,
+        0x5d,
+        0x7b,
+        0x7d,
+        0x5c,
+        0x0a,
+        0x20,
+        0x80,
+        0xff,
+        0x31,
+      ),
+    }),
+    fc.record({
+      op: fc.constant('insert' as const),
+      at: fc.nat(),
+      text: fc.constantFrom(' ', '\n', ',', '\r\n', '\uFEFF', '\t'),
+    }),
+  )
+  return fc
+    .record({
+      type: fc.constantFrom<EventType>('impression', 'click', 'conversion', 'bid'),
+      seed: fc.nat(1000),
+      count: fc.integer({ min: 1, max: 4 }),
+      ndjson: fc.boolean(),
+      mutations: fc.array(mutation, { minLength: 1, maxLength: 4 }),
+    })
+    .map(({ type, seed, count, ndjson, mutations }) => {
+      const events = generateEvents(type, count, seed)
+      let body = encodeEvents(type, events, ndjson ? 'ndjson' : 'json')
+      for (const m of mutations) {
+        const text = body.toString('latin1')
+        if (m.op === 'number' || m.op === 'string') {
+          const re = m.op === 'number' ? /-?\d+(\.\d+)?/g : /"(?:[^"\\]|\\.)*"/g
+          const spots = [...text.matchAll(re)]
+          if (spots.length === 0) continue
+          const spot = spots[m.at % spots.length]!
+          body = Buffer.concat([
+            body.subarray(0, spot.index),
+            Buffer.from(m.with),
+            body.subarray(spot.index! + spot[0].length),
+          ])
+        } else if (m.op === 'truncate') body = body.subarray(0, m.at % (body.length + 1))
+        else if (m.op === 'byte' && body.length > 0) {
+          body = Buffer.from(body)
+          body[m.at % body.length] = m.byte
+        } else if (m.op === 'insert') {
+          const at = m.at % (body.length + 1)
+          body = Buffer.concat([body.subarray(0, at), Buffer.from(m.text), body.subarray(at)])
+        }
+      }
+      return { type, body, ndjson, maxEvents: 40 }
+    })
+}
