@@ -8,6 +8,13 @@ import simdjson from 'simdjson'
 import { checkNativeBindings } from '../cli/native-bindings.js'
 import { type BodyOptions, decodeBody } from '../decoders/decode.js'
 import type { Encoding } from '../decoders/result.js'
+import {
+  nativeStatus,
+  SPAN,
+  type TranscodeResult,
+  transcodeJsonJs,
+  transcodeJsonNative,
+} from '../decoders/transcode.js'
 import type { EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { encodeWire, frameWithStamps } from '../events/wire.js'
@@ -201,6 +208,110 @@ async function jsonCases(h: HarnessOptions): Promise<BenchResult[]> {
   for (const m of parsed.slice(1)) results.push(...pair(title, m, jsonParse, false))
   if (!simd) process.stdout.write('  simdjson native binding missing: simdjson cases skipped\n')
   return results
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON impressions → Avro (what the workers hand to Kafka): validated and encoded, per core
+
+/**
+ * The native transcoder (native/, simdjson On-Demand → Avro, no JS objects) and the JS path
+ * (decodeJson + avsc) against the baseline a Node service would write: JSON.parse + the ajv
+ * validator of jsonCases + avsc encoding each valid event (stamped) in the Confluent wire format.
+ */
+async function jsonAvroCases(h: HarnessOptions): Promise<BenchResult[]> {
+  if (!nativeStatus().native) {
+    process.stdout.write(
+      `  native transcoder not loaded (${nativeStatus().reason}): json→avro cases skipped\n`,
+    )
+    return []
+  }
+  const events = generate('impression')
+  const validate = ajvValidator('impression')
+  const schema = EVENT_SCHEMAS.impression
+  const ajvAvsc = (items: unknown[]): Buffer[] => {
+    const out: Buffer[] = []
+    for (const item of items) {
+      if (!validate(item)) continue
+      const e = item as Record<string, unknown>
+      e.ingest_time = INGEST_TIME
+      e.source = SOURCE
+      out.push(encodeWire(schema, e))
+    }
+    return out
+  }
+  const encoded = (r: TranscodeResult): number => {
+    if (!r.ok) throw new Error(`${r.error.code}: ${r.error.detail}`)
+    if (r.rejects.length > 0) throw new Error(`rejected: ${r.rejects[0]!.reason}`)
+    return r.count
+  }
+  const results: BenchResult[] = []
+  for (const [label, encoding] of [
+    ['array', 'json'],
+    ['ndjson', 'ndjson'],
+  ] as const) {
+    const bodies = events.map((e) => encodeEvents('impression', e, encoding))
+    const options = bodyOptions('impression', encoding)
+    const ndjson = encoding === 'ndjson'
+    const baseline = (body: Buffer): Buffer[] =>
+      ajvAvsc(
+        ndjson
+          ? body
+              .toString('utf8')
+              .split('\n')
+              .filter((l) => l !== '')
+              .map((l) => JSON.parse(l) as unknown)
+          : (JSON.parse(body.toString('utf8')) as unknown[]),
+      )
+    // Sanity: the three sides write the same bytes for every generated body.
+    for (const body of bodies) {
+      const native = transcodeJsonNative(body, ndjson, options)!
+      const js = transcodeJsonJs(body, ndjson, options)
+      const base = baseline(body)
+      if (
+        encoded(native) !== EVENTS_PER_BODY ||
+        encoded(js) !== EVENTS_PER_BODY ||
+        base.length !== EVENTS_PER_BODY
+      )
+        throw new Error(`json→avro ${label}: not every event encoded`)
+      if (!valuesOf(native).equals(valuesOf(js)))
+        throw new Error(`json→avro ${label}: native and JS values differ`)
+      if (!valuesOf(native).equals(Buffer.concat(base)))
+        throw new Error(`json→avro ${label}: native and baseline values differ`)
+    }
+    const next = rotating(bodies)
+    const bytes = totalBytes(bodies)
+    const [native, js, base] = await measure(
+      [
+        {
+          name: 'native transcoder',
+          events: EVENTS_PER_BODY,
+          bytes,
+          fn: () => encoded(transcodeJsonNative(next(), ndjson, options)!),
+        },
+        {
+          name: 'JS path (decodeJson + avsc)',
+          events: EVENTS_PER_BODY,
+          bytes,
+          fn: () => encoded(transcodeJsonJs(next(), ndjson, options)),
+        },
+        { name: 'JSON.parse + ajv + avsc', events: EVENTS_PER_BODY, bytes, fn: () => baseline(next()) },
+      ],
+      h,
+    )
+    const title = `json→avro ${label} impressions ×${EVENTS_PER_BODY}, validate+encode`
+    results.push(...pair(title, native!, base!, false), ...pair(title, js!, base!))
+    results.push(...pair(title, native!, js!, false))
+  }
+  return results
+}
+
+/** The accepted events' values, back to back (what Kafka gets). */
+function valuesOf(r: TranscodeResult): Buffer {
+  if (!r.ok) return Buffer.alloc(0)
+  const parts: Buffer[] = []
+  for (let i = 0; i < r.count; i++)
+    parts.push(r.buffer.subarray(r.spans[i * SPAN + 1]!, r.spans[i * SPAN + 2]!))
+  return Buffer.concat(parts)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,6 +552,18 @@ const TARGETS: { label: string; case: string; metric: string; ok: (v: number) =>
     metric: 'ratio',
     ok: (v) => v >= 1.5,
   },
+  {
+    label: 'JSON→Avro native ≥ 5× JSON.parse + ajv + avsc',
+    case: 'json→avro array impressions',
+    metric: 'ratio',
+    ok: (v) => v >= 5,
+  },
+  {
+    label: 'NDJSON→Avro native ≥ 5× JSON.parse + ajv + avsc',
+    case: 'json→avro ndjson impressions',
+    metric: 'ratio',
+    ok: (v) => v >= 5,
+  },
   { label: 'CSV ≥ 3× csv-parse', case: 'csv clicks', metric: 'ratio', ok: (v) => v >= 3 },
   { label: 'Avro: validation adds ≤ 20%', case: 'avro OCF bids', metric: 'overhead', ok: (v) => v <= 20 },
   {
@@ -479,7 +602,12 @@ function printTargets(results: readonly BenchResult[]): void {
 export async function run(options: RunOptions = { quick: false }): Promise<BenchResult[]> {
   const h: HarnessOptions = options.quick ? { warmupMs: 100, runs: 3, runMs: 100 } : {}
   process.stdout.write('  single-threaded: every figure is per core\n')
-  const results = [...(await jsonCases(h)), ...(await csvCases(h)), ...(await avroCases(h))]
+  const results = [
+    ...(await jsonCases(h)),
+    ...(await jsonAvroCases(h)),
+    ...(await csvCases(h)),
+    ...(await avroCases(h)),
+  ]
   printTargets(results)
   return results
 }

@@ -180,6 +180,12 @@ export const SETTINGS = {
     int(1, 1_000_000),
   ),
   workers: setting('ADGATE_WORKERS', String(Math.max(1, cpus - 1)), 'Decoder worker threads', int(1, 256)),
+  native: setting(
+    'ADGATE_NATIVE',
+    '1',
+    'JSON bodies through the native transcoder when it is built (0: always the JS decoder)',
+    oneOf('0', '1'),
+  ),
   bodyTimeoutMs: setting(
     'ADGATE_BODY_TIMEOUT_MS',
     '10000',

@@ -4,7 +4,7 @@ import { EVENT_INFO, type EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { decodeJson, rawOf } from './json.js'
-import { describeSchema, type NodeDescription, readScalar } from './native-schema.js'
+import { describeSchema, type NodeDescription, readScalar, type SchemaDescription } from './native-schema.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, Rejection, Undecodable } from './result.js'
@@ -73,13 +73,19 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
   }
 }
 
-const loaded = loadBinding()
+// Loaded on first use, so the gateway can set ADGATE_NATIVE from its validated config first.
+let loaded: { binding: NativeBinding | null; why: string } | null = null
 
-/** True when JSON bodies take the native path in this thread. */
-export const nativeTranscoder: boolean = loaded.binding !== null
+function binding(): NativeBinding | null {
+  loaded ??= loadBinding()
+  return loaded.binding
+}
 
-/** Why the native path is off ('' when it is on), for the start-up log. */
-export const nativeUnavailableReason: string = loaded.binding ? '' : loaded.why.split('\n')[0] || 'not built'
+/** Whether JSON bodies take the native path in this thread, and why not (for the start-up log). */
+export function nativeStatus(): { readonly native: boolean; readonly reason: string } {
+  const b = binding()
+  return { native: b !== null, reason: b ? '' : loaded!.why.split('\n')[0] || 'not built' }
+}
 
 interface Compiled {
   readonly transcoder: NativeTranscoder | null
@@ -95,12 +101,18 @@ function compiledFor(type: EventType, projection: readonly string[]): Compiled {
   const id = `${type}:${projection.join(',')}`
   let c = compiled.get(id)
   if (!c) {
-    const d = describeSchema(EVENT_SCHEMAS[type], EVENT_INFO[type].keyField, projection)
-    const fields = d.nodes[d.root]!.fields!
+    let d: SchemaDescription | null = null
+    try {
+      d = describeSchema(EVENT_SCHEMAS[type], EVENT_INFO[type].keyField, projection)
+    } catch {
+      // A projection the addon cannot return (a nested field): such bodies take the JS path.
+    }
+    const b = binding()
+    const fields = d ? d.nodes[d.root]!.fields! : []
     c = {
-      transcoder: loaded.binding ? new loaded.binding.Transcoder(d) : null,
-      nodes: d.nodes,
-      fieldNodes: (d.projection ?? []).map((i) => fields[i]!.node),
+      transcoder: b && d ? new b.Transcoder(d) : null,
+      nodes: d?.nodes ?? [],
+      fieldNodes: (d?.projection ?? []).map((i) => fields[i]!.node),
       projection,
     }
     compiled.set(id, c)

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import kafkajs from 'kafkajs'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
+import { nativeStatus } from '../decoders/transcode.js'
 import { BatchSink } from '../kafka/batch-sink.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics } from '../kafka/topics.js'
@@ -49,6 +50,15 @@ export async function startGateway(
   const metrics = createGatewayMetrics({ kafka: brokers !== null, enabled: options.metrics !== false })
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
+  // The decoder threads inherit the environment: the validated setting decides their JSON path.
+  process.env.ADGATE_NATIVE = config.native
+  const native = nativeStatus()
+  if (native.native) logger.info('JSON bodies: native transcoder (simdjson → Avro)')
+  else
+    logger.warn(
+      { reason: native.reason },
+      'JSON bodies: native transcoder NOT loaded, using the slower JS decoder (see native/ in the README)',
+    )
 
   if (brokers === null && config.spoolMaxBytes === 0) {
     throw new Error(

@@ -1,6 +1,7 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
-import { decodeBody } from '../decoders/decode.js'
+import { decodeBody, transcodeBody } from '../decoders/decode.js'
 import type { Encoding } from '../decoders/result.js'
+import { SPAN } from '../decoders/transcode.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas.js'
@@ -98,6 +99,7 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
 }
 
 function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome {
+  if (meta.encoding === 'json' || meta.encoding === 'ndjson') return transcodeOne(body, meta, task)
   const result = decodeBody(body, {
     type: meta.type,
     encoding: meta.encoding,
@@ -141,6 +143,56 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome 
     addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
   }
   return { error: null, events: result.events.length, rejects }
+}
+
+/**
+ * JSON and NDJSON bodies go straight to wire-format values (decoders/transcode.ts: the native
+ * addon when built, else the JS decoder), with no event objects.
+ */
+function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome {
+  const result = transcodeBody(body, {
+    type: meta.type,
+    encoding: meta.encoding,
+    contentEncoding: meta.contentEncoding,
+    maxBytes: task.maxBytes,
+    maxEvents: task.maxEvents,
+    ingestTime: meta.ingestTime,
+    source: meta.source,
+  })!
+  const headers = encodeHeaders({
+    'adgate.source': meta.source,
+    'adgate.request_id': meta.requestId,
+    'adgate.encoding': meta.encoding,
+  })
+  if (!result.ok) {
+    addDeadLetter(
+      task,
+      headers,
+      deadLetter(meta, -1, null, `${result.error.code}: ${result.error.detail}`, body),
+    )
+    return { error: result.error, events: 0, rejects: [] }
+  }
+  const { topic } = EVENT_INFO[meta.type]
+  const partitions = task.partitions[topic] ?? 1
+  const { buffer, spans } = result
+  for (let i = 0; i < result.count; i++) {
+    const s = i * SPAN
+    const key = buffer.subarray(spans[s + 3]!, spans[s + 4]!)
+    builder.add(
+      topic,
+      partitionFor(key, partitions),
+      key,
+      buffer.subarray(spans[s + 1]!, spans[s + 2]!),
+      headers,
+    )
+  }
+  const rejects: RejectInfo[] = new Array(result.rejects.length)
+  for (let i = 0; i < result.rejects.length; i++) {
+    const r = result.rejects[i]!
+    rejects[i] = { index: r.index, field: r.field, reason: r.reason }
+    addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
+  }
+  return { error: null, events: result.count, rejects }
 }
 
 // Dead letters have no key; spread them over the partitions in turn.
