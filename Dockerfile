@@ -17,6 +17,7 @@ COPY events ./events
 COPY gateway ./gateway
 COPY generator ./generator
 COPY kafka ./kafka
+COPY quality ./quality
 COPY schemas ./schemas
 COPY workers ./workers
 RUN npm run build && npm prune --omit=dev
@@ -29,6 +30,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/schemas ./schemas
+# The shipped data-quality rules (ADGATE_QUALITY_RULES=default) are read at start-up.
+COPY --from=build /app/quality/default-rules.yaml ./quality/default-rules.yaml
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 8080

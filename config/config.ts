@@ -63,6 +63,14 @@ function oneOf<T extends string>(...values: T[]) {
 
 const text = (raw: string) => raw
 
+/** A share such as 0.95 (or 95%). */
+function fraction(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(%)?$/.exec(raw.trim())
+  const n = m ? Number(m[1]) / (m[2] ? 100 : 1) : Number.NaN
+  if (!(n >= 0 && n <= 1)) throw new ConfigError('must be a share from 0 to 1 (or 0% to 100%)')
+  return n
+}
+
 const DAY = 86_400_000
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY }
 
@@ -325,6 +333,24 @@ export const SETTINGS = {
     'How often the correlator checkpoints its join state with its positions (bounds replay after a crash)',
     duration(0, DAY),
   ),
+  qualityRules: setting(
+    'ADGATE_QUALITY_RULES',
+    'default',
+    'Data-quality rules file (YAML or JSON), re-read when it changes; default: the shipped quality/default-rules.yaml; off: no rules',
+    text,
+  ),
+  qualityHealthy: setting(
+    'ADGATE_QUALITY_HEALTHY',
+    '0.95',
+    'Quality score (share of events passing every rule) at or above which a source or campaign is healthy',
+    fraction,
+  ),
+  qualityMinimum: setting(
+    'ADGATE_QUALITY_MINIMUM',
+    '0.80',
+    'Quality score below which a source is alerted on (AdgateSourceQualityLow)',
+    fraction,
+  ),
   idleTimeout: setting(
     'ADGATE_IDLE_TIMEOUT',
     '60s',
@@ -372,6 +398,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!(err instanceof ConfigError)) throw err
       throw new ConfigError(`${s.env}=${JSON.stringify(raw)}: ${err.message}`)
     }
+  }
+  if ((out.qualityMinimum as number) > (out.qualityHealthy as number)) {
+    throw new ConfigError('ADGATE_QUALITY_MINIMUM must not be above ADGATE_QUALITY_HEALTHY')
   }
   if ((out.tlsCert === undefined) !== (out.tlsKey === undefined)) {
     throw new ConfigError('ADGATE_TLS_CERT and ADGATE_TLS_KEY must be set together')

@@ -4,7 +4,15 @@ import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
 import { late } from './late.js'
 import type { BatchOutput } from './output.js'
-import { F_BIDS, F_IMPRESSIONS, F_SPEND, F_WINS, type ImpressionRow } from './rows.js'
+import {
+  F_BIDS,
+  F_IMPRESSIONS,
+  F_QUALITY_EVENTS,
+  F_QUALITY_FLAGGED,
+  F_SPEND,
+  F_WINS,
+  type ImpressionRow,
+} from './rows.js'
 import type { JoinRules } from './rules.js'
 
 /**
@@ -65,7 +73,11 @@ export class AuctionJoin {
       out.duplicate()
       return
     }
-    if (e.campaign_id !== null) out.count(1, this.partition, e.campaign_id, e.event_time, F_BIDS, 1)
+    if (e.campaign_id !== null) {
+      out.count(1, this.partition, e.campaign_id, e.event_time, F_BIDS, 1)
+      out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_EVENTS, 1)
+      if (e.quality_flags) out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_FLAGGED, 1)
+    }
     const bid = {
       event_id: e.event_id,
       time: e.event_time,
@@ -126,6 +138,7 @@ export class AuctionJoin {
       bid_event_id: null,
       bid_time: null,
       bid_price_micros: null,
+      quality_flags: e.quality_flags ?? null,
     }
     const bid = s.bids.get(e.auction_id)
     if (bid !== undefined) {
@@ -149,6 +162,8 @@ export class AuctionJoin {
     out.impression(row)
     out.count(1, this.partition, e.campaign_id, e.event_time, F_IMPRESSIONS, 1)
     out.count(1, this.partition, e.campaign_id, e.event_time, F_SPEND, e.cost_micros)
+    out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_EVENTS, 1)
+    if (e.quality_flags) out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_FLAGGED, 1)
     this.forward({ impression_id: e.impression_id, time: e.event_time, campaign_id: e.campaign_id }, out)
   }
 

@@ -5,7 +5,14 @@ import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
 import { late } from './late.js'
 import type { BatchOutput } from './output.js'
 import { bound, mark, newProgress, type ProgressState } from './progress.js'
-import { type ClickRow, F_CLICKS, F_CLICKS_INVALID, F_CLICKS_VALID } from './rows.js'
+import {
+  type ClickRow,
+  F_CLICKS,
+  F_CLICKS_INVALID,
+  F_CLICKS_VALID,
+  F_QUALITY_EVENTS,
+  F_QUALITY_FLAGGED,
+} from './rows.js'
 import { isBotAgent, type JoinRules } from './rules.js'
 
 /**
@@ -122,8 +129,11 @@ export class ClickJoin {
       is_no_impression: true,
       is_too_soon: false,
       valid: false,
+      quality_flags: e.quality_flags ?? null,
     }
     out.count(2, this.partition, row.campaign_id, row.click_time, F_CLICKS, 1)
+    out.count(2, this.partition, row.campaign_id, row.click_time, F_QUALITY_EVENTS, 1)
+    if (row.quality_flags) out.count(2, this.partition, row.campaign_id, row.click_time, F_QUALITY_FLAGGED, 1)
     // Counted invalid (no impression) first; reflag moves it when it joins.
     out.count(2, this.partition, row.campaign_id, row.click_time, F_CLICKS_INVALID, 1)
     const entry = s.impressions.get(e.impression_id)

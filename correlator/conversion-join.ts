@@ -5,7 +5,13 @@ import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
 import { late } from './late.js'
 import type { BatchOutput } from './output.js'
 import { bound, mark, newProgress, type ProgressState } from './progress.js'
-import { type ConversionRow, F_CONVERSION_VALUE, F_CONVERSIONS } from './rows.js'
+import {
+  type ConversionRow,
+  F_CONVERSION_VALUE,
+  F_CONVERSIONS,
+  F_QUALITY_EVENTS,
+  F_QUALITY_FLAGGED,
+} from './rows.js'
 import type { JoinRules } from './rules.js'
 
 /**
@@ -101,7 +107,11 @@ export class ConversionJoin {
       value_micros: e.value_micros,
       click_time: null,
       attributed: false,
+      quality_flags: e.quality_flags ?? null,
     }
+    out.count(3, this.partition, row.campaign_id, row.conversion_time, F_QUALITY_EVENTS, 1)
+    if (row.quality_flags)
+      out.count(3, this.partition, row.campaign_id, row.conversion_time, F_QUALITY_FLAGGED, 1)
     const clickTime = s.clicks.get(e.click_id)
     if (clickTime !== undefined) {
       const d = e.event_time - clickTime

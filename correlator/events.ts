@@ -5,6 +5,8 @@ export interface BidEvent {
   id: string
   campaign_id: string | null
   bid_price_micros: number
+  /** From the record's adgate.quality_flags header (set by the pipeline, not in the Avro value). */
+  quality_flags?: string | null
 }
 
 export interface ImpressionEvent {
@@ -19,6 +21,8 @@ export interface ImpressionEvent {
   device_type: string | null
   country: string | null
   cost_micros: number
+  /** From the record's adgate.quality_flags header (set by the pipeline, not in the Avro value). */
+  quality_flags?: string | null
 }
 
 export interface ClickEvent {
@@ -28,6 +32,8 @@ export interface ClickEvent {
   impression_id: string
   campaign_id: string
   user_agent: string | null
+  /** From the record's adgate.quality_flags header (set by the pipeline, not in the Avro value). */
+  quality_flags?: string | null
 }
 
 export interface ConversionEvent {
@@ -38,6 +44,8 @@ export interface ConversionEvent {
   campaign_id: string
   conversion_type: string
   value_micros: number
+  /** From the record's adgate.quality_flags header (set by the pipeline, not in the Avro value). */
+  quality_flags?: string | null
 }
 
 /** Where a record came from; late rows keep it, replay decisions use it. */

@@ -1,5 +1,6 @@
 import kafkajs, { type Admin, type Consumer, type Producer } from 'kafkajs'
 import { registerLz4Codec } from '../kafka/lz4-codec.js'
+import { QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
 import type { RekeyProducer } from './correlator.js'
 import type { OutgoingRecord } from './pipeline.js'
 import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
@@ -151,6 +152,7 @@ export class KafkaSource implements EventSource {
             key: m.key,
             value: m.value ?? Buffer.alloc(0),
             timestamp: Number(m.timestamp),
+            flags: m.headers?.[QUALITY_FLAGS_HEADER]?.toString() ?? null,
           }
         }
         await h.onBatch(records)

@@ -150,6 +150,7 @@ export class Pipeline {
         if (!out.discard) this.undecodable++
         return
       }
+      if (r.flags) (value as { quality_flags?: string }).quality_flags = r.flags
       const ref: RecordRef = r
       if (type === 'bid') j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
       else if (type === 'impression') j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)

@@ -18,6 +18,8 @@ export interface ImpressionRow {
   bid_event_id: string | null
   bid_time: number | null
   bid_price_micros: number | null
+  /** Data-quality flag rules the event failed (comma separated), from its adgate.quality_flags header. */
+  quality_flags: string | null
 }
 
 export interface ClickRow {
@@ -33,6 +35,7 @@ export interface ClickRow {
   is_no_impression: boolean
   is_too_soon: boolean
   valid: boolean
+  quality_flags: string | null
 }
 
 export interface ConversionRow {
@@ -46,6 +49,7 @@ export interface ConversionRow {
   /** The joined click's time; null when none joined within the window. */
   click_time: number | null
   attributed: boolean
+  quality_flags: string | null
 }
 
 /** An event older than its partition's watermark: kept aside with its raw bytes, never counted. */
@@ -72,6 +76,10 @@ export const AGG_FIELDS = [
   'clicks_invalid',
   'conversions',
   'conversion_value_micros',
+  // Data quality: events taken in (bids with a campaign, impressions, clicks, conversions) and
+  // those among them that carried quality flags; the campaign's score is 1 - flagged / events.
+  'quality_events',
+  'quality_flagged',
 ] as const
 export type AggField = (typeof AGG_FIELDS)[number]
 export const F_BIDS = 0
@@ -83,6 +91,8 @@ export const F_CLICKS_VALID = 5
 export const F_CLICKS_INVALID = 6
 export const F_CONVERSIONS = 7
 export const F_CONVERSION_VALUE = 8
+export const F_QUALITY_EVENTS = 9
+export const F_QUALITY_FLAGGED = 10
 
 /** Which operator counted: aggregate rows are owned per (stage, partition) so owners never race. */
 export type Stage = 1 | 2 | 3

@@ -13,6 +13,8 @@ export interface SourceRecord {
   value: Buffer
   /** When the record was appended (Kafka timestamp, ms); for the lag metric only. */
   timestamp?: number
+  /** The adgate.quality_flags header: data-quality flag rules the event failed (quality/rules.ts). */
+  flags?: string | null
 }
 
 export interface Position {

@@ -1,4 +1,4 @@
-import { decodeRecordBatch } from '../kafka/protocol/record-batch.js'
+import { decodeRecordBatch, QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
 import type { Spool } from '../spool/spool.js'
 import type { SpoolEntry } from '../spool/store.js'
 import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
@@ -59,7 +59,7 @@ export class SpoolSource implements EventSource {
       this.cursor = e.id
       this.delivered.set(e.id, e)
       const floor = this.floors.get(tpKey(e.topic, e.partition)) ?? 0n
-      const { firstTimestamp, records: batch } = decodeRecordBatch(e.bytes)
+      const { firstTimestamp, records: batch } = decodeRecordBatch(e.bytes, QUALITY_FLAGS_HEADER)
       for (const r of batch) {
         const offset = BigInt(e.baseOffset + r.offsetDelta)
         if (offset < floor) continue
@@ -70,6 +70,7 @@ export class SpoolSource implements EventSource {
           key: r.key,
           value: r.value,
           timestamp: firstTimestamp,
+          flags: r.header,
         })
       }
     }

@@ -4,6 +4,7 @@ import type { BodyOutcome } from '../workers/decode-task.js'
 import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
 import type { Delivery } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
+import type { GatewayQuality } from './quality.js'
 import { errorReply, jsonReply, type Reply } from './responses.js'
 
 /** A body to ingest; its ingestTime (receipt, epoch ms) is stamped on every event. */
@@ -23,6 +24,7 @@ export class IngestService {
     private readonly delivery: Delivery,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
+    private readonly quality: GatewayQuality | null = null,
   ) {}
 
   get ready(): boolean {
@@ -57,6 +59,7 @@ export class IngestService {
       )
     }
     const delivered = this.deliver(task)
+    this.quality?.observe(input.source, type, outcome)
     const errors = outcome.rejects
     const { metrics } = this
 

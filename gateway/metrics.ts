@@ -119,6 +119,43 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
+    // ---- data quality (quality/): per request; source is an API key name (a bounded set from config)
+    qualityEvents: m(
+      () =>
+        new Counter({
+          name: 'adgate_quality_events_total',
+          help: 'Schema-valid events checked by the data-quality rules, by source (API key name), type and verdict: passed, flagged, rejected',
+          labelNames: ['source', 'type', 'verdict'] as const,
+          registers,
+        }),
+    ),
+    qualityScore: m(
+      () =>
+        new Gauge({
+          name: 'adgate_quality_score',
+          help: 'Share of checked events that passed every rule over the window (1m, 1h), by source and type; absent without events in the window',
+          labelNames: ['source', 'type', 'window'] as const,
+          registers,
+        }),
+    ),
+    qualityThreshold: m(
+      () =>
+        new Gauge({
+          name: 'adgate_quality_threshold',
+          help: 'The configured quality score thresholds: healthy (ADGATE_QUALITY_HEALTHY), minimum (ADGATE_QUALITY_MINIMUM)',
+          labelNames: ['level'] as const,
+          registers,
+        }),
+    ),
+    qualityReloads: m(
+      () =>
+        new Counter({
+          name: 'adgate_quality_rules_reloads_total',
+          help: 'Changes of the rules file: ok (the new version is in force) or failed (invalid, the old one stays)',
+          labelNames: ['result'] as const,
+          registers,
+        }),
+    ),
     // ---- decoder workers (observed once per task)
     workerThreads: m(
       () =>
@@ -331,6 +368,7 @@ const NOOP: unknown = {
   dec() {},
   set() {},
   observe() {},
+  remove() {},
   labels: () => NOOP,
 }
 

@@ -17,6 +17,7 @@ import { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
 import { IngestService } from './ingest.js'
 import { advanceTo, createGatewayMetrics, type GatewayMetrics } from './metrics.js'
+import { GatewayQuality } from './quality.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
 import { registerStream } from './stream.js'
@@ -59,6 +60,12 @@ export async function startGateway(
       { reason: native.reason },
       'JSON bodies: native transcoder NOT loaded, using the slower JS decoder (see native/ in the README)',
     )
+  // Before anything is opened: a bad rules file stops the start naming the file, rule and field.
+  const quality = new GatewayQuality(config, metrics, logger)
+  logger.info(
+    { file: quality.path, rules: quality.ruleCount },
+    quality.path === null ? 'data-quality rules are off' : 'data-quality rules loaded',
+  )
 
   if (brokers === null && config.spoolMaxBytes === 0) {
     throw new Error(
@@ -86,9 +93,10 @@ export async function startGateway(
     lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
     onTask: (result) => observeTask(metrics, result),
+    rules: quality.channel.buffer,
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
-  const ingest = new IngestService(pool, delivery, metrics, logger)
+  const ingest = new IngestService(pool, delivery, metrics, logger, quality)
   const deps = { config, auth, ingest, metrics, logger }
 
   const app = config.tlsCert
@@ -148,6 +156,7 @@ export async function startGateway(
     metrics.workerQueue.set(pool.queueSize)
     metrics.requestsInFlight.set(routes.inFlight)
     metrics.ready.set(ingest.ready ? 1 : 0)
+    quality.collect()
     void metrics.registry.metrics().then((text) => {
       if (aborted) return
       res.cork(() => {
@@ -214,6 +223,7 @@ export async function startGateway(
         await replayer?.stop()
         await sink?.close()
         await pool.close()
+        quality.close()
         await spool?.close()
         logger.info({ unanswered: routes.inFlight }, 'gateway stopped')
       })()

@@ -12,6 +12,8 @@ const EXPORTS: readonly [string, string][] = [
   ['late_events', 'event_time'],
   ['campaign_stats_minute', 'bucket'],
   ['campaign_stats_hour', 'bucket'],
+  ['campaign_quality_minute', 'bucket'],
+  ['campaign_quality_hour', 'bucket'],
 ]
 
 /**
@@ -62,6 +64,8 @@ export class ParquetStorage implements Storage {
     for (const r of o.late) touch('late_events', r.event_time)
     for (const d of o.minute.values()) touch('campaign_stats_minute', d.bucket)
     for (const d of o.hour.values()) touch('campaign_stats_hour', d.bucket)
+    for (const d of o.minute.values()) touch('campaign_quality_minute', d.bucket)
+    for (const d of o.hour.values()) touch('campaign_quality_hour', d.bucket)
     if (Date.now() - this.lastExport >= this.intervalMs) await this.export()
   }
 

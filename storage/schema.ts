@@ -11,6 +11,8 @@ import { AGG_FIELDS } from '../correlator/rows.js'
  *   late_events      events beyond the grace period, with their raw bytes
  *   agg_minute, agg_hour  counters per (campaign, bucket, stage, partition): each row has one
  *                    owner, so instances never contend; campaign_stats_* views sum them
+ *   campaign_quality_minute, campaign_quality_hour  views: per campaign, events taken, those
+ *                    with data-quality flags, and the score (share without flags)
  *   positions        next offset per input topic-partition, written with the data
  *   checkpoints      join state per partition and the positions it reflects
  */
@@ -32,6 +34,7 @@ export const FACT_COLUMNS = {
     ['bid_event_id', 'TEXT'],
     ['bid_time', 'BIGINT'],
     ['bid_price_micros', 'BIGINT'],
+    ['quality_flags', 'TEXT'],
   ],
   clicks: [
     ['click_id', 'TEXT PRIMARY KEY'],
@@ -45,6 +48,7 @@ export const FACT_COLUMNS = {
     ['is_no_impression', 'BOOLEAN NOT NULL'],
     ['is_too_soon', 'BOOLEAN NOT NULL'],
     ['valid', 'BOOLEAN NOT NULL'],
+    ['quality_flags', 'TEXT'],
   ],
   conversions: [
     ['conversion_id', 'TEXT PRIMARY KEY'],
@@ -56,6 +60,7 @@ export const FACT_COLUMNS = {
     ['value_micros', 'BIGINT NOT NULL'],
     ['click_time', 'BIGINT'],
     ['attributed', 'BOOLEAN NOT NULL'],
+    ['quality_flags', 'TEXT'],
   ],
 } as const
 
@@ -82,6 +87,10 @@ export function ddl(dialect: Dialect): string[] {
   const out: string[] = []
   for (const [table, c] of Object.entries(FACT_COLUMNS))
     out.push(`CREATE TABLE IF NOT EXISTS ${table} (${cols(c)})`)
+  // Migrations: columns added since a table was first created, appended so that column order
+  // stays the declared one (the DuckDB appenders rely on it).
+  for (const table of Object.keys(FACT_COLUMNS))
+    out.push(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS quality_flags TEXT`)
   out.push(
     `CREATE TABLE IF NOT EXISTS late_events (${cols(LATE_COLUMNS)}, PRIMARY KEY (topic, kafka_partition, kafka_offset))`,
   )
@@ -89,8 +98,13 @@ export function ddl(dialect: Dialect): string[] {
     out.push(
       `CREATE TABLE IF NOT EXISTS agg_${g} (campaign_id TEXT NOT NULL, bucket BIGINT NOT NULL, stage SMALLINT NOT NULL, part INTEGER NOT NULL, ${counters}, PRIMARY KEY (campaign_id, bucket, stage, part))`,
     )
+    for (const f of ['quality_events', 'quality_flagged'])
+      out.push(`ALTER TABLE agg_${g} ADD COLUMN IF NOT EXISTS ${f} BIGINT DEFAULT 0`)
     out.push(
       `CREATE OR REPLACE VIEW campaign_stats_${g} AS SELECT campaign_id, bucket, ${sums} FROM agg_${g} GROUP BY campaign_id, bucket`,
+    )
+    out.push(
+      `CREATE OR REPLACE VIEW campaign_quality_${g} AS SELECT campaign_id, bucket, sum(quality_events)::BIGINT AS events, sum(quality_flagged)::BIGINT AS flagged, 1 - sum(quality_flagged)::DOUBLE PRECISION / sum(quality_events) AS score FROM agg_${g} GROUP BY campaign_id, bucket HAVING sum(quality_events) > 0`,
     )
   }
   out.push(
@@ -99,7 +113,9 @@ export function ddl(dialect: Dialect): string[] {
   out.push(
     `CREATE TABLE IF NOT EXISTS checkpoints (part INTEGER PRIMARY KEY, positions TEXT NOT NULL, state ${blob} NOT NULL, written_at BIGINT NOT NULL)`,
   )
-  out.push(`CREATE OR REPLACE VIEW attributed_events AS
+  // Dropped first: PostgreSQL cannot replace a view whose i.* gained a column in the middle.
+  out.push('DROP VIEW IF EXISTS attributed_events')
+  out.push(`CREATE VIEW attributed_events AS
     SELECT i.*, k.click_id, k.click_time, k.clicks, k.valid_clicks, k.click_valid,
            v.conversions, v.conversion_value_micros, v.first_conversion_time
     FROM impressions i

@@ -1,6 +1,6 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import { decodeBody, transcodeBody } from '../decoders/decode.js'
-import type { Encoding } from '../decoders/result.js'
+import type { Encoding, Rejection } from '../decoders/result.js'
 import { SPAN } from '../decoders/transcode.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
@@ -8,6 +8,8 @@ import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas
 import { frameWithStamps, WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import { type EncodedBatch, encodeHeaders, RecordBatchBuilder } from '../kafka/protocol/record-batch.js'
+import type { RuleSet } from '../quality/rules.js'
+import { activeRules } from '../quality/rules-channel.js'
 
 /**
  * One worker task: the request bodies that arrived together, decoded, validated, encoded in the
@@ -50,6 +52,9 @@ export interface BodyOutcome {
   readonly error: BodyError | null
   readonly events: number
   readonly rejects: RejectInfo[]
+  /** Data-quality rules: accepted events carrying flags, and events rejected by a rule (in `rejects`). */
+  readonly flagged: number
+  readonly ruleRejects: number
 }
 
 export interface TaskResult {
@@ -89,8 +94,10 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   const started = performance.now()
   const outcomes: BodyOutcome[] = []
   const input = Buffer.from(task.buffer)
+  // Once per task: the rules version in force (recompiled only when the main thread published one).
+  const rules = activeRules()
   for (const meta of task.bodies) {
-    outcomes.push(decodeOne(input.subarray(meta.offset, meta.offset + meta.length), meta, task))
+    outcomes.push(decodeOne(input.subarray(meta.offset, meta.offset + meta.length), meta, task, rules))
   }
   const { buffer, batches, rawBytes } = builder.finish(Date.now())
   const out = new ArrayBuffer(buffer.length)
@@ -98,8 +105,8 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   return { buffer: out, batches, outcomes, rawBytes, busyMs: performance.now() - started }
 }
 
-function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome {
-  if (meta.encoding === 'json' || meta.encoding === 'ndjson') return transcodeOne(body, meta, task)
+function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
+  if (meta.encoding === 'json' || meta.encoding === 'ndjson') return transcodeOne(body, meta, task, rules)
   const result = decodeBody(body, {
     type: meta.type,
     encoding: meta.encoding,
@@ -120,45 +127,97 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome 
       headers,
       deadLetter(meta, -1, null, `${result.error.code}: ${result.error.detail}`, body),
     )
-    return { error: result.error, events: 0, rejects: [] }
+    return { error: result.error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
   }
   const schema = EVENT_SCHEMAS[meta.type]
   const { topic, keyField } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
   const { events, records } = result
+  const quality = rules?.byType[meta.type] ?? null
+  let ruleRejects: Rejection[] | null = null
+  let flagged = 0
+  // Flagged records carry one more header; its buffer is shared by the records with the same flags.
+  let flagHeaders: Map<string, Buffer> | null = null
   for (let i = 0; i < events.length; i++) {
     const event = events[i] as Record<string, string>
+    let recordHeaders = headers
+    if (quality !== null) {
+      const q = quality.evaluate(event)
+      if (q !== null) {
+        if (q.reject !== null) {
+          ruleRejects ??= []
+          ruleRejects.push({
+            index: indexInBody(i, result.rejects),
+            field: q.reject.field,
+            reason: q.reject.reason,
+            // Accepted events keep no byte range (JSON, CSV): the canonical event stands in for them.
+            raw: records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event)),
+          })
+          continue
+        }
+        flagged++
+        flagHeaders ??= new Map()
+        let h = flagHeaders.get(q.flags!)
+        if (h === undefined) {
+          h = encodeHeaders({
+            'adgate.source': meta.source,
+            'adgate.request_id': meta.requestId,
+            'adgate.encoding': meta.encoding,
+            'adgate.quality_flags': q.flags!,
+          })
+          flagHeaders.set(q.flags!, h)
+        }
+        recordHeaders = h
+      }
+    }
     const keyLength = keyBuf.write(event[keyField]!, 0)
     const key = keyBuf.subarray(0, keyLength)
     // Avro written with adgate's schema: reuse the record's bytes; otherwise encode the object.
     const value = records
       ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
       : scratch.encode(schema, event)
-    builder.add(topic, partitionFor(key, partitions), key, value, headers)
+    builder.add(topic, partitionFor(key, partitions), key, value, recordHeaders)
   }
-  const rejects: RejectInfo[] = new Array(result.rejects.length)
-  for (let i = 0; i < result.rejects.length; i++) {
-    const r = result.rejects[i]!
+  const all =
+    ruleRejects === null
+      ? result.rejects
+      : result.rejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
+  const rejects: RejectInfo[] = new Array(all.length)
+  for (let i = 0; i < all.length; i++) {
+    const r = all[i]!
     rejects[i] = { index: r.index, field: r.field, reason: r.reason }
     addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
   }
-  return { error: null, events: result.events.length, rejects }
+  const ruleRejected = ruleRejects?.length ?? 0
+  return {
+    error: null,
+    events: events.length - ruleRejected,
+    rejects,
+    flagged,
+    ruleRejects: ruleRejected,
+  }
 }
 
 /**
  * JSON and NDJSON bodies go straight to wire-format values (decoders/transcode.ts: the native
- * addon when built, else the JS decoder), with no event objects.
+ * addon when built, else the JS decoder), with no event objects; data-quality rules read a
+ * projection of each event to the fields they use.
  */
-function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutcome {
-  const result = transcodeBody(body, {
-    type: meta.type,
-    encoding: meta.encoding,
-    contentEncoding: meta.contentEncoding,
-    maxBytes: task.maxBytes,
-    maxEvents: task.maxEvents,
-    ingestTime: meta.ingestTime,
-    source: meta.source,
-  })!
+function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
+  const quality = rules?.byType[meta.type] ?? null
+  const result = transcodeBody(
+    body,
+    {
+      type: meta.type,
+      encoding: meta.encoding,
+      contentEncoding: meta.contentEncoding,
+      maxBytes: task.maxBytes,
+      maxEvents: task.maxEvents,
+      ingestTime: meta.ingestTime,
+      source: meta.source,
+    },
+    quality?.fields,
+  )!
   const headers = encodeHeaders({
     'adgate.source': meta.source,
     'adgate.request_id': meta.requestId,
@@ -170,29 +229,74 @@ function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask): BodyOutco
       headers,
       deadLetter(meta, -1, null, `${result.error.code}: ${result.error.detail}`, body),
     )
-    return { error: result.error, events: 0, rejects: [] }
+    return { error: result.error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
   }
   const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
-  const { buffer, spans } = result
+  const { buffer, spans, views } = result
+  let ruleRejects: Rejection[] | null = null
+  let flagged = 0
+  let flagHeaders: Map<string, Buffer> | null = null
   for (let i = 0; i < result.count; i++) {
     const s = i * SPAN
+    const value = buffer.subarray(spans[s + 1]!, spans[s + 2]!)
+    let recordHeaders = headers
+    if (quality !== null) {
+      const q = quality.evaluate(views![i]!)
+      if (q !== null) {
+        if (q.reject !== null) {
+          ruleRejects ??= []
+          ruleRejects.push({
+            index: spans[s]!,
+            field: q.reject.field,
+            reason: q.reject.reason,
+            // As decodeOne: the canonical event's JSON stands in for its bytes.
+            raw: Buffer.from(
+              JSON.stringify(EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))),
+            ),
+          })
+          continue
+        }
+        flagged++
+        flagHeaders ??= new Map()
+        let h = flagHeaders.get(q.flags!)
+        if (h === undefined) {
+          h = encodeHeaders({
+            'adgate.source': meta.source,
+            'adgate.request_id': meta.requestId,
+            'adgate.encoding': meta.encoding,
+            'adgate.quality_flags': q.flags!,
+          })
+          flagHeaders.set(q.flags!, h)
+        }
+        recordHeaders = h
+      }
+    }
     const key = buffer.subarray(spans[s + 3]!, spans[s + 4]!)
-    builder.add(
-      topic,
-      partitionFor(key, partitions),
-      key,
-      buffer.subarray(spans[s + 1]!, spans[s + 2]!),
-      headers,
-    )
+    builder.add(topic, partitionFor(key, partitions), key, value, recordHeaders)
   }
-  const rejects: RejectInfo[] = new Array(result.rejects.length)
-  for (let i = 0; i < result.rejects.length; i++) {
-    const r = result.rejects[i]!
+  const all =
+    ruleRejects === null
+      ? result.rejects
+      : result.rejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
+  const rejects: RejectInfo[] = new Array(all.length)
+  for (let i = 0; i < all.length; i++) {
+    const r = all[i]!
     rejects[i] = { index: r.index, field: r.field, reason: r.reason }
     addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
   }
-  return { error: null, events: result.count, rejects }
+  const ruleRejected = ruleRejects?.length ?? 0
+  return { error: null, events: result.count - ruleRejected, rejects, flagged, ruleRejects: ruleRejected }
+}
+
+/** Position in the body of the i-th accepted event: i plus the decoder's rejections before it. */
+function indexInBody(i: number, rejects: readonly Rejection[]): number {
+  let index = i
+  for (const r of rejects) {
+    if (r.index > index) break
+    index++
+  }
+  return index
 }
 
 // Dead letters have no key; spread them over the partitions in turn.

@@ -1,9 +1,11 @@
-import { move, Piscina } from 'piscina'
+import { move, Piscina, workerData } from 'piscina'
 import { warmNormalizers } from '../decoders/normalizers.js'
+import { attachRulesChannel } from '../quality/rules-channel.js'
 import { type DecodeTask, runDecodeTask } from './decode-task.js'
 
 // Compile every schema's normalizer when the thread starts, not on its first request.
 warmNormalizers()
+attachRulesChannel((workerData as { rules?: SharedArrayBuffer } | undefined)?.rules)
 
 /** Piscina entry point: the result's buffer is transferred, not copied, back to the main thread. */
 export default function decode(task: DecodeTask): unknown {

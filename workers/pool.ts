@@ -44,6 +44,8 @@ export interface PoolOptions {
   readonly taskTimeoutMs: number
   /** The compiled worker module (defaults to the one beside this file). */
   readonly filename?: string
+  /** The data-quality rules channel (quality/rules-channel.ts) the workers read each task's rules from. */
+  readonly rules?: SharedArrayBuffer
   /** Called once per task, before its requests are answered (metrics); null when the task failed. */
   readonly onTask?: (result: TaskResult | null) => void
 }
@@ -76,6 +78,7 @@ export class DecodePool {
       minThreads: options.workers,
       maxThreads: options.workers,
       idleTimeout: Number.POSITIVE_INFINITY,
+      workerData: { rules: options.rules },
     })
   }
 

@@ -29,6 +29,9 @@ export interface EncodedBatch {
   readonly length: number
 }
 
+/** Record header naming the data-quality flag rules an event failed (comma separated). */
+export const QUALITY_FLAGS_HEADER = 'adgate.quality_flags'
+
 /** Headers shared by many records, encoded once: count, then key/value pairs. */
 export function encodeHeaders(headers: Readonly<Record<string, string>>): Buffer {
   const w = new Writer(256)
@@ -134,10 +137,19 @@ export interface DecodedRecord {
   readonly offsetDelta: number
   readonly key: Buffer | null
   readonly value: Buffer
+  /** The value of the header asked for, when asked for and present. */
+  readonly header: string | null
 }
 
-/** Read back a batch this module wrote (the spool hands them to the embedded correlator). */
-export function decodeRecordBatch(batch: Buffer): { firstTimestamp: number; records: DecodedRecord[] } {
+/**
+ * Read back a batch this module wrote (the spool hands them to the embedded correlator);
+ * `header`: the name of one header whose value to return with each record.
+ */
+export function decodeRecordBatch(
+  batch: Buffer,
+  header?: string,
+): { firstTimestamp: number; records: DecodedRecord[] } {
+  const wanted = header === undefined ? null : Buffer.from(header)
   if (batch.length < HEADER_BYTES || batch[16] !== 2) throw new Error('not a v2 record batch')
   const attributes = batch.readInt16BE(21)
   const firstTimestamp = Number(batch.readBigInt64BE(27))
@@ -159,14 +171,17 @@ export function decodeRecordBatch(batch: Buffer): { firstTimestamp: number; reco
     const value = body.subarray(r.pos, r.pos + valueLength)
     r.pos += valueLength
     const headers = readVarint(r)
+    let found: string | null = null
     for (let h = 0; h < headers; h++) {
       // Read each length first: `r.pos += readVarint(r)` would add to r.pos as it was before the read.
       const keyLength = readVarint(r)
+      const match = wanted !== null && wanted.equals(body.subarray(r.pos, r.pos + keyLength))
       r.pos += keyLength
       const valueLength = readVarint(r) // -1: null value
+      if (match && valueLength >= 0) found = body.toString('utf8', r.pos, r.pos + valueLength)
       if (valueLength > 0) r.pos += valueLength
     }
-    records.push({ offsetDelta, key, value })
+    records.push({ offsetDelta, key, value, header: found })
   }
   return { firstTimestamp, records }
 }

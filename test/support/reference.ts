@@ -79,7 +79,7 @@ export async function reference(records: SourceRecord[], rules: JoinRules): Prom
       CREATE TABLE e_impressions AS
         SELECT I.impression_id, I.event_id, I.auction_id, I.campaign_id, I.creative_id, I.publisher_id,
                I.site_domain, I.device_type, I.country, I.t AS impression_time, I.cost_micros,
-               B.event_id AS bid_event_id, B.t AS bid_time, B.bid_price_micros
+               B.event_id AS bid_event_id, B.t AS bid_time, B.bid_price_micros, NULL::VARCHAR AS quality_flags
         FROM I LEFT JOIN B ON B.id = I.auction_id AND I.t - B.t BETWEEN 0 AND ${rules.impressionWindowMs};
       CREATE TABLE e_clicks AS
         WITH m AS (
@@ -95,33 +95,37 @@ export async function reference(records: SourceRecord[], rules: JoinRules): Prom
                imp_t IS NOT NULL AND rn > 1 AS is_duplicate,
                imp_t IS NULL AS is_no_impression,
                imp_t IS NOT NULL AND t - imp_t < ${rules.minClickDelayMs} AS is_too_soon,
-               imp_t IS NOT NULL AND rn = 1 AND NOT bot AND t - imp_t >= ${rules.minClickDelayMs} AS valid
+               imp_t IS NOT NULL AND rn = 1 AND NOT bot AND t - imp_t >= ${rules.minClickDelayMs} AS valid,
+               NULL::VARCHAR AS quality_flags
         FROM r;
       CREATE TABLE e_conversions AS
         SELECT V.conversion_id, V.event_id, V.click_id, V.campaign_id, V.t AS conversion_time, V.conversion_type,
-               V.value_micros, C.t AS click_time, C.t IS NOT NULL AS attributed
+               V.value_micros, C.t AS click_time, C.t IS NOT NULL AS attributed, NULL::VARCHAR AS quality_flags
         FROM V LEFT JOIN C ON C.click_id = V.click_id AND V.t - C.t BETWEEN 0 AND ${rules.conversionWindowMs};
       CREATE TABLE contributions AS
         SELECT campaign_id, t, 1 AS bids, 0 AS wins, 0 AS impressions, 0 AS spend_micros, 0 AS clicks,
-               0 AS clicks_valid, 0 AS clicks_invalid, 0 AS conversions, 0 AS conversion_value_micros
+               0 AS clicks_valid, 0 AS clicks_invalid, 0 AS conversions, 0 AS conversion_value_micros,
+               1 AS quality_events, 0 AS quality_flagged
           FROM B WHERE campaign_id IS NOT NULL
         UNION ALL
-        SELECT campaign_id, t, 0, 1, 0, 0, 0, 0, 0, 0, 0 FROM B
+        SELECT campaign_id, t, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM B
           WHERE campaign_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM I WHERE I.auction_id = B.id AND I.t - B.t BETWEEN 0 AND ${rules.impressionWindowMs})
         UNION ALL
-        SELECT campaign_id, impression_time, 0, 0, 1, cost_micros, 0, 0, 0, 0, 0 FROM e_impressions
+        SELECT campaign_id, impression_time, 0, 0, 1, cost_micros, 0, 0, 0, 0, 0, 1, 0 FROM e_impressions
         UNION ALL
-        SELECT campaign_id, click_time, 0, 0, 0, 0, 1, valid::INT, (NOT valid)::INT, 0, 0 FROM e_clicks
+        SELECT campaign_id, click_time, 0, 0, 0, 0, 1, valid::INT, (NOT valid)::INT, 0, 0, 1, 0 FROM e_clicks
         UNION ALL
-        SELECT campaign_id, conversion_time, 0, 0, 0, 0, 0, 0, 0, 1, value_micros FROM e_conversions WHERE attributed;
+        SELECT campaign_id, conversion_time, 0, 0, 0, 0, 0, 0, 0, attributed::INT,
+               CASE WHEN attributed THEN value_micros ELSE 0 END, 1, 0 FROM e_conversions;
     `
     for (const stmt of sql.split(';').filter((s) => s.trim())) await c.run(stmt)
     const agg = (size: number) => `
       SELECT campaign_id, t - (t % ${size}) AS bucket, sum(bids) AS bids, sum(wins) AS wins,
              sum(impressions) AS impressions, sum(spend_micros) AS spend_micros, sum(clicks) AS clicks,
              sum(clicks_valid) AS clicks_valid, sum(clicks_invalid) AS clicks_invalid,
-             sum(conversions) AS conversions, sum(conversion_value_micros) AS conversion_value_micros
+             sum(conversions) AS conversions, sum(conversion_value_micros) AS conversion_value_micros,
+             sum(quality_events) AS quality_events, sum(quality_flagged) AS quality_flagged
       FROM contributions GROUP BY ALL ORDER BY bucket, campaign_id`
     const rows = async (q: string) => normalize((await c.runAndReadAll(q)).getRowObjectsJson())
     return {
