@@ -34,6 +34,8 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const naive = join(REPO_ROOT, 'dist', 'bench', 'peers', 'naive-gateway.js')
 
   const adgate = await startGateway({ ADGATE_WORKERS: '1' })
+  // The same gateway with JSON through the JS decoder: what the native transcoder changes end to end.
+  const adgateJs = await startGateway({ ADGATE_WORKERS: '1', ADGATE_NATIVE: '0' })
   const baseline = await startServer([naive, '0', BROKERS], {}, /listening (\d+)/)
   const results: BenchResult[] = []
   try {
@@ -41,17 +43,17 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     const url = (s: Server, type: EventType) => `http://127.0.0.1:${s.port}/v1/${EVENT_INFO[type].route}`
     // Closed loop, interleaved runs: the most each can sustain on this machine, medians.
     const ours: number[] = []
+    const oursJs: number[] = []
     const theirs: number[] = []
+    const sides = [
+      [adgate, ours],
+      [adgateJs, oursJs],
+      [baseline, theirs],
+    ] as const
     for (let i = 0; i < runs; i++) {
-      for (const [server, into] of i % 2 === 0
-        ? ([
-            [adgate, ours],
-            [baseline, theirs],
-          ] as const)
-        : ([
-            [baseline, theirs],
-            [adgate, ours],
-          ] as const)) {
+      // Each run starts with a different side, so no side always goes first.
+      for (let k = 0; k < sides.length; k++) {
+        const [server, into] = sides[(i + k) % sides.length]!
         const r = await load({
           url: url(server, 'impression'),
           contentType: CONTENT_TYPE.json,
@@ -72,6 +74,14 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       unit: 'events/s',
       baseline: median(theirs),
       ratio: max / median(theirs),
+    })
+    results.push({
+      case: 'impressions json ×100/request, closed loop: native transcoder vs JS decoder (ADGATE_NATIVE=0)',
+      metric: 'events_per_s',
+      value: max,
+      unit: 'events/s',
+      baseline: median(oursJs),
+      ratio: max / median(oursJs),
     })
 
     for (const [type, encoding] of [
@@ -115,7 +125,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       baseline: peakRssMb(baseline.child.pid!),
     })
   } finally {
-    await Promise.all([stop(adgate), stop(baseline)])
+    await Promise.all([stop(adgate), stop(adgateJs), stop(baseline)])
   }
   return results
 }

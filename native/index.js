@@ -3,7 +3,8 @@
 let binding = null
 let loadError = null
 try {
-  binding = require('./build/Release/adgate_native.node')
+  // LEAKCHECK_ADDON: scripts/native-leakcheck.mjs loads a build valgrind can run (no AVX-512).
+  binding = require(process.env.LEAKCHECK_ADDON || './build/Release/adgate_native.node')
 } catch (err) {
   loadError = err
 }

@@ -24,7 +24,7 @@ import { expectSamePaths, samePaths } from '../support/transcode.js'
  * mutated and hostile input. Every test in test/decoders/json.test.ts runs on both paths too
  * (test/support/decode.ts).
  */
-const RUNS = Number(process.env.ADGATE_FUZZ_RUNS ?? 1500)
+const RUNS = Number(process.env.NATIVE_FUZZ_RUNS ?? 1500)
 
 describe('native transcoder', () => {
   it('is built and loaded (npm ci builds it; the JS path is only the fallback)', () => {
