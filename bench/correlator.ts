@@ -25,9 +25,10 @@ import {
 } from './lib/correlator-workload.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { correlatorVsStreams } from './lib/streams-peer.js'
 
 export const description =
-  'correlator: events/s per core through joins, aggregates and storage (memory, DuckDB, PostgreSQL); Kafka lag p99; state bytes per open key; recovery after kill -9'
+  'correlator: events/s per core through joins, aggregates and storage (memory, DuckDB, PostgreSQL); Kafka lag p99; state bytes per open key; recovery after kill -9; the same joins against a Kafka Streams application on the same topics'
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')
 
@@ -348,6 +349,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       ...(await stateBytes(options.quick)),
       ...(await recovery(options.quick, dir)),
       ...(await kafkaLag(options.quick, dir)),
+      ...(await correlatorVsStreams(options.quick, dir)),
     ]
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -1,0 +1,120 @@
+// adgate's correlator as the bench runs it against the Kafka Streams peer (bench/lib/streams-peer.ts):
+// `<brokers> <prefix> <run> <duckdb file>` reads the event topics `<prefix>adgate.*` from offset 0
+// as consumer group `<prefix><run>`, re-keys through its own topics (`<prefix><run>.adgate.correlator.*`)
+// and writes DuckDB, with `adgate correlator`'s settings. Prints FIRST when the first batch is
+// handed to the correlator and DONE {json} once every input record is stored (positions at the
+// ends, re-keyed topics included) and the correlator has stopped; then waits for stdin to close,
+// so the bench can read its CPU and peak RSS from /proc.
+
+import kafkajs from 'kafkajs'
+import { Correlator } from '../../correlator/correlator.js'
+import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
+import { DEFAULT_RULES } from '../../correlator/rules.js'
+import type { SourceHandlers } from '../../correlator/source.js'
+import { inputTopics, sourceTopics, type TopicNames, topicNames } from '../../correlator/topics.js'
+import { DuckDbStorage } from '../../storage/duckdb.js'
+import type { Storage, WriteBatch } from '../../storage/storage.js'
+
+const [brokerList, prefix, run, file] = process.argv.slice(2) as [string, string, string, string]
+const brokers = brokerList.split(',')
+const source0 = topicNames(prefix)
+// Fresh re-keyed topics per run: several runs read the same event topics.
+const names: TopicNames = {
+  ...source0,
+  rekeyedImpressions: `${prefix}${run}.adgate.correlator.impressions`,
+  rekeyedClicks: `${prefix}${run}.adgate.correlator.clicks`,
+}
+const topics = inputTopics(true, names)
+
+/** Next offsets the correlator has stored, by topic:partition. */
+const stored = new Map<string, bigint>()
+
+/** DuckDB, watched: every atomic write carries the input positions it makes durable. */
+class Watched implements Storage {
+  readonly kind: string
+  constructor(private readonly inner: Storage) {
+    this.kind = inner.kind
+  }
+  load: Storage['load'] = (p, t) => this.inner.load(p, t)
+  stats: Storage['stats'] = (q) => this.inner.stats(q)
+  close: Storage['close'] = () => this.inner.close()
+  async write(batch: WriteBatch): Promise<void> {
+    await this.inner.write(batch)
+    for (const p of batch.positions) stored.set(`${p.topic}:${p.partition}`, BigInt(p.offset))
+  }
+}
+
+let first = true
+class Source extends KafkaSource {
+  override start(h: SourceHandlers): Promise<void> {
+    return super.start({
+      ...h,
+      onBatch: (records) => {
+        if (first) {
+          first = false
+          process.stdout.write('FIRST\n')
+        }
+        return h.onBatch(records)
+      },
+    })
+  }
+}
+
+const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
+await admin.connect()
+async function ends(list: string[]): Promise<Map<string, bigint>> {
+  const m = new Map<string, bigint>()
+  for (const t of list)
+    for (const p of await admin.fetchTopicOffsets(t)) m.set(`${t}:${p.partition}`, BigInt(p.high))
+  return m
+}
+function reached(e: Map<string, bigint>): boolean {
+  for (const [k, end] of e) if (end > 0n && (stored.get(k) ?? 0n) < end) return false
+  return true
+}
+// The event topics are written before this starts: their ends are fixed.
+const sourceEnds = await ends(sourceTopics(names))
+let records = 0n
+for (const e of sourceEnds.values()) records += e
+
+const storage = new Watched(await DuckDbStorage.open(file))
+const source = new Source({ brokers, clientId: 'bench', groupId: `${prefix}${run}`, topics, names })
+const producer = new KafkaRekeyProducer(brokers, 'bench')
+const c = new Correlator(
+  {
+    rules: DEFAULT_RULES,
+    storage,
+    source,
+    producer,
+    names,
+    // As `adgate correlator` runs (cli/correlator.ts, config defaults).
+    checkpointMs: 5000,
+    idleMs: 60_000,
+    writeEveryRecords: 20_000,
+    lingerMs: 200,
+  },
+  await source.partitions(),
+)
+const running = c.start()
+running.catch((err: unknown) => {
+  process.stderr.write(`correlator-peer-child: ${(err as Error).stack}\n`)
+  process.exit(1)
+})
+// Done: every event record stored, then every re-keyed record appended so far stored too (the
+// forwarded records of a batch are durable before its write, so nothing can still come).
+for (;;) {
+  await new Promise((r) => setTimeout(r, 20))
+  if (!reached(sourceEnds)) continue
+  if (reached(await ends([names.rekeyedImpressions, names.rekeyedClicks]))) break
+}
+const totals: Record<string, number> = {}
+for (const row of await storage.stats({ granularity: 'hour' }))
+  for (const k of ['bids', 'wins', 'impressions', 'clicks', 'clicks_valid', 'conversions'] as const)
+    totals[k] = (totals[k] ?? 0) + row[k]
+await c.stop()
+await producer.close()
+await storage.close()
+await admin.disconnect()
+process.stdout.write(`DONE ${JSON.stringify({ records: Number(records), ...totals })}\n`)
+process.stdin.resume()
+process.stdin.on('end', () => process.exit(0))
