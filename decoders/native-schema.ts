@@ -241,41 +241,75 @@ export function isScalar(nodes: readonly NodeDescription[], at: number): boolean
   )
 }
 
-/** Read the Avro value of a scalar node at `pos` (a projected field in the native output). */
-export function readScalar(nodes: readonly NodeDescription[], at: number, buf: Buffer, pos: number): unknown {
+type Reader = (buf: Buffer, pos: number) => unknown
+
+// Buffer's own slice decoder, without toString's argument handling (hot: once per projected field).
+const utf8Slice = (
+  Buffer.prototype as unknown as { utf8Slice: (this: Buffer, s: number, e: number) => string }
+).utf8Slice
+
+/** A reader of the Avro value of scalar node `at` (a projected field in the native output). */
+export function scalarReader(nodes: readonly NodeDescription[], at: number): Reader {
   const n = nodes[at]!
   switch (n.kind) {
-    case Kind.optional:
-      return buf[pos] === 0 ? null : readScalar(nodes, n.inner!, buf, pos + 1)
+    case Kind.optional: {
+      const inner = scalarReader(nodes, n.inner!)
+      return (buf, pos) => (buf[pos] === 0 ? null : inner(buf, pos + 1))
+    }
     case Kind.null:
-      return null
+      return () => null
     case Kind.boolean:
-      return buf[pos] === 1
+      return (buf, pos) => buf[pos] === 1
     case Kind.int:
     case Kind.long:
-      return readLong(buf, pos).value
+      return readLong
     case Kind.double:
-      return buf.readDoubleLE(pos)
-    case Kind.string: {
-      const { value: len, end } = readLong(buf, pos)
-      return buf.toString('utf8', end, end + len)
+      return (buf, pos) => buf.readDoubleLE(pos)
+    case Kind.string:
+      return readString
+    case Kind.enum: {
+      const symbols = n.symbols!
+      return (buf, pos) => symbols[readLong(buf, pos) as number]
     }
-    case Kind.enum:
-      return n.symbols![readLong(buf, pos).value]
     default:
-      return undefined
+      return () => undefined
   }
 }
 
-function readLong(buf: Buffer, pos: number): { value: number; end: number } {
+/**
+ * One view per accepted event: the projected fields by name, read from the native output at the
+ * offsets the addon returned. Generated per projection so every view has one fixed shape.
+ */
+export function viewReader(
+  names: readonly string[],
+  readers: readonly Reader[],
+): (buf: Buffer, offsets: Uint32Array, at: number) => Record<string, unknown> {
+  const fields = names.map((name, i) => `${JSON.stringify(name)}: r[${i}](buf, offsets[at + ${i}])`)
+  return new Function('r', `return function view(buf, offsets, at) { return { ${fields.join(', ')} } }`)(
+    readers,
+  ) as (buf: Buffer, offsets: Uint32Array, at: number) => Record<string, unknown>
+}
+
+function readLong(buf: Buffer, pos: number): number {
   let n = 0
   let scale = 1
-  let i = pos
   for (;;) {
-    const b = buf[i++]!
+    const b = buf[pos++]!
     n += (b & 0x7f) * scale
     if (b < 0x80) break
     scale *= 128
   }
-  return { value: n % 2 === 0 ? n / 2 : -(n + 1) / 2, end: i }
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2
+}
+
+function readString(buf: Buffer, pos: number): string {
+  let n = 0
+  let scale = 1
+  for (;;) {
+    const b = buf[pos++]!
+    n += (b & 0x7f) * scale
+    if (b < 0x80) break
+    scale *= 128
+  }
+  return utf8Slice.call(buf, pos, pos + n / 2)
 }

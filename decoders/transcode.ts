@@ -4,7 +4,7 @@ import { EVENT_INFO, type EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { decodeJson, rawOf } from './json.js'
-import { describeSchema, type NodeDescription, readScalar, type SchemaDescription } from './native-schema.js'
+import { describeSchema, type SchemaDescription, scalarReader, viewReader } from './native-schema.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, Rejection, Undecodable } from './result.js'
@@ -89,9 +89,9 @@ export function nativeStatus(): { readonly native: boolean; readonly reason: str
 
 interface Compiled {
   readonly transcoder: NativeTranscoder | null
-  readonly nodes: readonly NodeDescription[]
-  readonly fieldNodes: readonly number[]
   readonly projection: readonly string[]
+  /** Builds one event's view from the native output (with a projection). */
+  readonly view: ((buf: Buffer, offsets: Uint32Array, at: number) => Record<string, unknown>) | null
 }
 
 // Per thread: one transcoder per event type and projection (each holds its parser and buffers).
@@ -109,11 +109,11 @@ function compiledFor(type: EventType, projection: readonly string[]): Compiled {
     }
     const b = binding()
     const fields = d ? d.nodes[d.root]!.fields! : []
+    const readers = d?.projection?.map((i) => scalarReader(d.nodes, fields[i]!.node)) ?? []
     c = {
       transcoder: b && d ? new b.Transcoder(d) : null,
-      nodes: d?.nodes ?? [],
-      fieldNodes: (d?.projection ?? []).map((i) => fields[i]!.node),
       projection,
+      view: projection.length > 0 && d ? viewReader(projection, readers) : null,
     }
     compiled.set(id, c)
   }
@@ -165,15 +165,11 @@ function transcodeNative(
   nativeCounts.encoded += meta.length / SPAN
   nativeCounts.deferred += deferred.length / 3
   let views: Record<string, unknown>[] | undefined
-  if (c.projection.length > 0) {
-    views = []
-    let at = 0
-    for (let e = 0; e < meta.length; e += SPAN) {
-      const view: Record<string, unknown> = {}
-      for (let p = 0; p < c.projection.length; p++)
-        view[c.projection[p]!] = readScalar(c.nodes, c.fieldNodes[p]!, out, projected![at++]!)
-      views.push(view)
-    }
+  if (c.view !== null) {
+    const count = meta.length / SPAN
+    const width = c.projection.length
+    views = new Array(count)
+    for (let e = 0; e < count; e++) views[e] = c.view(out, projected!, e * width)
   }
   if (deferred.length === 0)
     return {
