@@ -115,6 +115,8 @@ function compiledFor(type: EventType, projection: readonly string[]): Compiled {
       projection,
       view: projection.length > 0 && d ? viewReader(projection, readers) : null,
     }
+    // Projections change with the rules version: keep the cache bounded across hot reloads.
+    if (compiled.size >= 64) compiled.clear()
     compiled.set(id, c)
   }
   return c

@@ -200,6 +200,26 @@ describe('native transcoder', () => {
     }
   })
 
+  it('ADGATE_NATIVE=0 makes a thread use the JS decoder, saying why', async () => {
+    const moduleUrl = new URL('../../dist/decoders/transcode.js', import.meta.url).href
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      import(workerData.moduleUrl).then(({ nativeStatus }) => parentPort.postMessage(nativeStatus()))`
+    const status = await new Promise((resolve, reject) => {
+      const w = new Worker(source, {
+        eval: true,
+        workerData: { moduleUrl },
+        env: { ...process.env, ADGATE_NATIVE: '0' },
+      })
+      w.once('message', (m) => {
+        resolve(m)
+        void w.terminate()
+      })
+      w.once('error', reject)
+    })
+    expect(status).toEqual({ native: false, reason: 'ADGATE_NATIVE=0' })
+  })
+
   it('loads and runs in several worker threads at once, and again after they exit', async () => {
     const body = encodeEvents('impression', generateEvents('impression', 300, 9), 'ndjson')
     const expected = digest(transcodeJsonJs(body, true, options('impression')))
