@@ -30,6 +30,7 @@ import {
   type Workload,
 } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
+import { qualityCostCases } from './lib/quality-cost.js'
 import { type BenchResult, compared } from './lib/results.js'
 
 /**
@@ -607,6 +608,8 @@ export async function run(options: RunOptions = { quick: false }): Promise<Bench
     ...(await jsonAvroCases(h)),
     ...(await csvCases(h)),
     ...(await avroCases(h)),
+    // Data-quality rules on the workers' task path (issue 9): target < 15 % of throughput.
+    ...(await qualityCostCases(h)),
   ]
   printTargets(results)
   return results

@@ -72,6 +72,9 @@ export async function startCorrelator(
       writeEveryRecords: 20_000,
       lingerMs: 200,
       onBatch: (s) => metrics.observe(s),
+      ...(config.anomalies === 'on'
+        ? { anomalies: { bucketMs: config.anomalyBucket, closeAfterMs: 2 * config.anomalyBucket } }
+        : {}),
       onWarn: (msg, detail) => logger.warn({ detail }, msg),
     },
     partitions,

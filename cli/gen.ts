@@ -3,8 +3,9 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Encoding } from '../decoders/result.js'
 import { EVENT_TYPES, isEventType } from '../events/catalog.js'
+import { type AnomalyKind, generateSourcedTraffic } from '../generator/anomalies.js'
 import { CONTENT_TYPE, encodeEvents } from '../generator/encode.js'
-import { generateEvents, generateFunnel } from '../generator/funnel.js'
+import { DEFAULT_START, generateEvents, generateFunnel } from '../generator/funnel.js'
 
 export const GEN_HELP = `adgate gen — write generated events
 
@@ -15,6 +16,11 @@ export const GEN_HELP = `adgate gen — write generated events
       a consistent funnel (bids → wins → impressions → clicks → conversions), one file per type;
       R are shares in [0, 1]. Each type is written in the given format (default: its primary one:
       bids avro, impressions json, clicks and conversions csv).
+  adgate gen --traffic DIR --bids N --sources a,b,… [--anomalies click_flood,ctr_spike,stale_source]
+             [--span-hours H] [--seed S]
+      traffic from several sources with labelled anomalies injected (generator/anomalies.ts): one
+      NDJSON file per source and type (post each with that source's API key) in arrival order,
+      each event with its ingest time, and labels.json naming each anomaly's subject and window
 `
 
 const PRIMARY: Readonly<Record<string, Encoding>> = {
@@ -45,6 +51,10 @@ export function gen(argv: string[]): number {
       late: { type: 'string' },
       invalid: { type: 'string' },
       'bot-clicks': { type: 'string' },
+      traffic: { type: 'string' },
+      sources: { type: 'string' },
+      anomalies: { type: 'string' },
+      'span-hours': { type: 'string' },
       help: { type: 'boolean' },
     },
   })
@@ -54,6 +64,40 @@ export function gen(argv: string[]): number {
   }
   const seed = wholeNumber('--seed', values.seed)
   const format = values.format === undefined ? undefined : encodingOf(values.format)
+
+  if (values.traffic !== undefined) {
+    const kinds = (values.anomalies ?? '').split(',').filter(Boolean)
+    for (const k of kinds)
+      if (!['click_flood', 'ctr_spike', 'stale_source'].includes(k))
+        throw new UsageError(`--anomalies: ${k} is not click_flood, ctr_spike or stale_source`)
+    const sources = (values.sources ?? 'ssp-a,ssp-b,ssp-c,ssp-d').split(',').filter(Boolean)
+    if (sources.length < 3) throw new UsageError('--sources needs at least 3 names')
+    const { events, labels } = generateSourcedTraffic({
+      seed,
+      bids: wholeNumber('--bids', values.bids ?? '200000'),
+      spanMs: wholeNumber('--span-hours', values['span-hours'] ?? '4') * 3_600_000,
+      start: DEFAULT_START,
+      sources,
+      anomalies: kinds as AnomalyKind[],
+    })
+    mkdirSync(values.traffic, { recursive: true })
+    const files = new Map<string, string[]>()
+    for (const { type, event } of events) {
+      const name = `${event.source}.${type}s.ndjson`
+      let lines = files.get(name)
+      if (lines === undefined) {
+        lines = []
+        files.set(name, lines)
+      }
+      lines.push(JSON.stringify(event))
+    }
+    for (const [name, lines] of files) writeFileSync(join(values.traffic, name), `${lines.join('\n')}\n`)
+    writeFileSync(join(values.traffic, 'labels.json'), `${JSON.stringify(labels, null, 2)}\n`)
+    process.stderr.write(
+      `${values.traffic}: ${events.length} events in ${files.size} files, ${labels.length} labels\n`,
+    )
+    return 0
+  }
 
   if (values.funnel !== undefined) {
     const funnel = generateFunnel({

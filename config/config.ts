@@ -351,6 +351,18 @@ export const SETTINGS = {
     'Quality score below which a source is alerted on (AdgateSourceQualityLow)',
     fraction,
   ),
+  anomalies: setting(
+    'ADGATE_ANOMALIES',
+    'on',
+    'on: the correlator flags anomalies (campaign and source baselines, source clustering) into the anomalies table; off: no detection',
+    oneOf('on', 'off'),
+  ),
+  anomalyBucket: setting(
+    'ADGATE_ANOMALY_BUCKET',
+    '1m',
+    'Bucket of ingest time the anomaly detector judges at once (longer: steadier baselines for small traffic, later flags)',
+    duration(10_000, DAY),
+  ),
   idleTimeout: setting(
     'ADGATE_IDLE_TIMEOUT',
     '60s',

@@ -1,4 +1,5 @@
 import { type Checkpoint, StaleOwnerError, type Storage } from '../storage/storage.js'
+import { AnomalyDetector, type AnomalyOptions } from './anomaly.js'
 import { BatchOutput, type JoinCounts } from './output.js'
 import type { OutgoingRecord } from './pipeline.js'
 import { Pipeline, type RecordMode } from './pipeline.js'
@@ -35,6 +36,8 @@ export interface CorrelatorOptions {
   lingerMs?: number
   /** Topic names (a prefix isolates test runs); default adgate's. */
   names?: TopicNames
+  /** Anomaly detection (correlator/anomaly.ts) with these options; absent: off. */
+  anomalies?: Partial<AnomalyOptions>
 }
 
 export interface BatchStats {
@@ -49,6 +52,8 @@ export interface BatchStats {
   lagMs: number
   checkpoints: number
   joins: JoinCounts
+  /** Metric of each anomaly written by the batch. */
+  anomalies: string[]
 }
 
 /** How far this instance is behind on one input partition, for the lag metrics. */
@@ -103,6 +108,7 @@ export class Correlator {
     partitions: number,
   ) {
     this.pipeline = new Pipeline(o.rules, partitions, o.producer === undefined, o.names)
+    if (o.anomalies !== undefined) this.pipeline.detector = new AnomalyDetector(o.anomalies)
     this.topics = inputTopics(o.producer !== undefined, this.pipeline.names)
   }
 
@@ -378,6 +384,7 @@ export class Correlator {
       lagMs: Number.isFinite(oldest) ? this.now() - oldest : Number.NaN,
       checkpoints: checkpoints.length,
       joins: out.joins,
+      anomalies: out.anomalies.map((a) => a.metric),
     })
     pipeline.undecodable = 0
   }

@@ -9,11 +9,14 @@ import { WIRE_HEADER_BYTES } from '../events/wire.js'
  * objects) instead of building them: decoding a bid is several times cheaper. One resolver per
  * writer schema id, compiled once.
  */
+// source and ingest_time: for the anomaly detector (correlator/anomaly.ts).
 const NEEDED: Readonly<Record<EventType, readonly string[]>> = {
-  bid: ['event_id', 'event_time', 'id', 'campaign_id', 'bid_price_micros'],
+  bid: ['event_id', 'event_time', 'ingest_time', 'source', 'id', 'campaign_id', 'bid_price_micros'],
   impression: [
     'event_id',
     'event_time',
+    'ingest_time',
+    'source',
     'impression_id',
     'auction_id',
     'campaign_id',
@@ -24,10 +27,21 @@ const NEEDED: Readonly<Record<EventType, readonly string[]>> = {
     'country',
     'cost_micros',
   ],
-  click: ['event_id', 'event_time', 'click_id', 'impression_id', 'campaign_id', 'user_agent'],
+  click: [
+    'event_id',
+    'event_time',
+    'ingest_time',
+    'source',
+    'click_id',
+    'impression_id',
+    'campaign_id',
+    'user_agent',
+  ],
   conversion: [
     'event_id',
     'event_time',
+    'ingest_time',
+    'source',
     'conversion_id',
     'click_id',
     'campaign_id',

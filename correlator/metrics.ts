@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { ANOMALY_METRICS } from './anomaly.js'
 import type { BatchStats, PartitionLag } from './correlator.js'
 import { JOIN_RESULTS, JOINS } from './output.js'
 
@@ -95,6 +96,14 @@ export function createCorrelatorMetrics() {
     (l) => l.seconds,
   )
 
+  const anomalies = new Counter({
+    name: 'adgate_correlator_anomalies_total',
+    help: 'Anomalies flagged by the detector (campaign and source baselines, source clustering), by metric',
+    labelNames: ['metric'] as const,
+    registers,
+  })
+  // Every metric's series exists from the start (a bounded set), so increase() sees the first.
+  for (const metric of ANOMALY_METRICS) anomalies.inc({ metric }, 0)
   return {
     registry,
     /** Where the lag gauges read from (the running correlator). */
@@ -103,6 +112,7 @@ export function createCorrelatorMetrics() {
       lagRead = null
     },
     observe(s: BatchStats): void {
+      for (const metric of s.anomalies) anomalies.inc({ metric })
       for (const join of JOINS)
         for (const result of JOIN_RESULTS) {
           const n = s.joins[join][result]

@@ -1,3 +1,4 @@
+import type { AnomalyRow } from './anomaly.js'
 import {
   AGG_FIELDS,
   type AggDelta,
@@ -39,6 +40,8 @@ export class BatchOutput {
   readonly clicks = new Map<string, ClickRow>()
   readonly conversions = new Map<string, ConversionRow>()
   readonly late: LateRow[] = []
+  /** Flagged by the anomaly detector when buckets closed during this batch. */
+  readonly anomalies: AnomalyRow[] = []
   readonly minute = new Map<string, AggDelta>()
   readonly hour = new Map<string, AggDelta>()
   /** Events taken in (live, not replayed) and the subset found late or duplicate: for metrics. */
@@ -89,6 +92,7 @@ export class BatchOutput {
       this.clicks.size === 0 &&
       this.conversions.size === 0 &&
       this.late.length === 0 &&
+      this.anomalies.length === 0 &&
       this.minute.size === 0
     )
   }

@@ -1,5 +1,6 @@
 import { deserialize, serialize } from 'node:v8'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
+import type { AnomalyDetector } from './anomaly.js'
 import { AuctionJoin, type AuctionState, newAuctionState } from './auction-join.js'
 import { ClickJoin, type ClickJoinState, newClickJoinState } from './click-join.js'
 import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
@@ -58,6 +59,8 @@ export class Pipeline {
   readonly joins = new Map<number, PartitionJoins>()
   outgoing: OutgoingRecord[] = []
   undecodable = 0
+  /** Sees every decoded event (replays included: its baselines are not checkpointed). */
+  detector: AnomalyDetector | null = null
   private out!: BatchOutput
   private wallNow = 0
 
@@ -151,6 +154,7 @@ export class Pipeline {
         return
       }
       if (r.flags) (value as { quality_flags?: string }).quality_flags = r.flags
+      this.detector?.observe(type, value as BidEvent)
       const ref: RecordRef = r
       if (type === 'bid') j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
       else if (type === 'impression') j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)
@@ -163,6 +167,7 @@ export class Pipeline {
 
   /** Ends a batch: progress markers downstream, then state no future event can join is dropped. */
   end(): void {
+    if (this.detector !== null) for (const a of this.detector.advance()) this.out.anomalies.push(a)
     for (const [p, j] of this.joins) {
       const imps = j.auction.progress()
       const impsKey = `${imps.watermark}/${imps.idle}`

@@ -3,7 +3,15 @@ import { dirname } from 'node:path'
 import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
 import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
 import { tpKey } from '../correlator/source.js'
-import { aggUpsert, ddl, FACT_COLUMNS, type FactTable, factUpsert, LATE_COLUMNS } from './schema.js'
+import {
+  aggUpsert,
+  anomalyUpsert,
+  ddl,
+  FACT_COLUMNS,
+  type FactTable,
+  factUpsert,
+  LATE_COLUMNS,
+} from './schema.js'
 import {
   type PartitionLoad,
   StaleOwnerError,
@@ -120,6 +128,20 @@ export class DuckDbStorage implements Storage {
       }
       await this.stageAgg('minute', o.minute.values(), o.minute.size)
       await this.stageAgg('hour', o.hour.values(), o.hour.size)
+      // Anomalies are few (a handful per closed bucket at most): a statement each.
+      for (const r of o.anomalies) {
+        await c.run(anomalyUpsert('VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)'), [
+          r.metric,
+          r.subject,
+          BigInt(r.bucket),
+          BigInt(r.window_ms),
+          r.expected_low,
+          r.expected_high,
+          r.observed,
+          r.detail,
+          BigInt(Date.now()),
+        ])
+      }
       if (batch.positions.length > 0) {
         const a = await c.createAppender('s_positions', 'main', 'temp')
         for (const p of batch.positions) {

@@ -1,3 +1,4 @@
+import type { AnomalyRow } from '../correlator/anomaly.js'
 import type { ClickRow, ConversionRow, ImpressionRow, LateRow } from '../correlator/rows.js'
 import { AGG_FIELDS } from '../correlator/rows.js'
 import { tpKey } from '../correlator/source.js'
@@ -22,6 +23,8 @@ export class MemoryStorage implements Storage {
   readonly clicks = new Map<string, ClickRow>()
   readonly conversions = new Map<string, ConversionRow>()
   readonly late = new Map<string, LateRow>()
+  /** By metric, subject and bucket. */
+  readonly anomalies = new Map<string, AnomalyRow>()
   /** (campaign, bucket) → counters summed over stages and partitions. */
   readonly minute = new Map<string, number[]>()
   readonly hour = new Map<string, number[]>()
@@ -45,6 +48,7 @@ export class MemoryStorage implements Storage {
     for (const r of o.clicks.values()) this.clicks.set(r.click_id, r)
     for (const r of o.conversions.values()) this.conversions.set(r.conversion_id, r)
     for (const r of o.late) this.late.set(`${r.topic}:${r.partition}:${r.offset}`, r)
+    for (const a of o.anomalies) this.anomalies.set(`${a.metric}\u0000${a.subject}\u0000${a.bucket}`, a)
     for (const [target, deltas] of [
       [this.minute, o.minute],
       [this.hour, o.hour],

@@ -14,6 +14,7 @@ const EXPORTS: readonly [string, string][] = [
   ['campaign_stats_hour', 'bucket'],
   ['campaign_quality_minute', 'bucket'],
   ['campaign_quality_hour', 'bucket'],
+  ['anomalies', 'bucket'],
 ]
 
 /**
@@ -66,6 +67,7 @@ export class ParquetStorage implements Storage {
     for (const d of o.hour.values()) touch('campaign_stats_hour', d.bucket)
     for (const d of o.minute.values()) touch('campaign_quality_minute', d.bucket)
     for (const d of o.hour.values()) touch('campaign_quality_hour', d.bucket)
+    for (const a of o.anomalies) touch('anomalies', a.bucket)
     if (Date.now() - this.lastExport >= this.intervalMs) await this.export()
   }
 

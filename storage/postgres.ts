@@ -1,7 +1,15 @@
 import pg from 'pg'
 import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
 import { tpKey } from '../correlator/source.js'
-import { aggUpsert, ddl, FACT_COLUMNS, type FactTable, factUpsert, LATE_COLUMNS } from './schema.js'
+import {
+  aggUpsert,
+  anomalyUpsert,
+  ddl,
+  FACT_COLUMNS,
+  type FactTable,
+  factUpsert,
+  LATE_COLUMNS,
+} from './schema.js'
 import {
   type PartitionLoad,
   StaleOwnerError,
@@ -111,6 +119,26 @@ export class PostgresStorage implements Storage {
       }
       await this.agg(c, 'minute', [...o.minute.values()])
       await this.agg(c, 'hour', [...o.hour.values()])
+      if (o.anomalies.length > 0) {
+        const a = o.anomalies
+        const now = Date.now()
+        await c.query(
+          anomalyUpsert(
+            'SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::bigint[])',
+          ),
+          [
+            a.map((r) => r.metric),
+            a.map((r) => r.subject),
+            a.map((r) => r.bucket),
+            a.map((r) => r.window_ms),
+            a.map((r) => r.expected_low),
+            a.map((r) => r.expected_high),
+            a.map((r) => r.observed),
+            a.map((r) => r.detail),
+            a.map(() => now),
+          ],
+        )
+      }
       if (batch.positions.length > 0) {
         await c.query(
           `INSERT INTO positions (topic, kafka_partition, next_offset)

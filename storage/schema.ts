@@ -13,6 +13,9 @@ import { AGG_FIELDS } from '../correlator/rows.js'
  *                    owner, so instances never contend; campaign_stats_* views sum them
  *   campaign_quality_minute, campaign_quality_hour  views: per campaign, events taken, those
  *                    with data-quality flags, and the score (share without flags)
+ *   anomalies        flags of the anomaly detector (correlator/anomaly.ts): metric, subject,
+ *                    bucket, the expected band and the observed value; one row per
+ *                    (metric, subject, bucket), rewritten if detected again after a replay
  *   positions        next offset per input topic-partition, written with the data
  *   checkpoints      join state per partition and the positions it reflects
  */
@@ -78,6 +81,28 @@ export const LATE_COLUMNS = [
   ['value', 'BLOB'],
 ] as const
 
+export const ANOMALY_COLUMNS = [
+  ['metric', 'TEXT NOT NULL'],
+  ['subject', 'TEXT NOT NULL'],
+  ['bucket', 'BIGINT NOT NULL'],
+  ['window_ms', 'BIGINT NOT NULL'],
+  ['expected_low', 'DOUBLE PRECISION NOT NULL'],
+  ['expected_high', 'DOUBLE PRECISION NOT NULL'],
+  ['observed', 'DOUBLE PRECISION NOT NULL'],
+  ['detail', 'TEXT'],
+  ['detected_at', 'BIGINT NOT NULL'],
+] as const
+
+/** Upsert of anomaly rows from `source` (columns in ANOMALY_COLUMNS order). */
+export function anomalyUpsert(source: string): string {
+  const cols = ANOMALY_COLUMNS.map(([n]) => n)
+  const set = cols
+    .slice(3)
+    .map((n) => `${n} = excluded.${n}`)
+    .join(', ')
+  return `INSERT INTO anomalies (${cols.join(', ')}) ${source} ON CONFLICT (metric, subject, bucket) DO UPDATE SET ${set}`
+}
+
 export function ddl(dialect: Dialect): string[] {
   const blob = dialect === 'postgres' ? 'BYTEA' : 'BLOB'
   const cols = (c: readonly (readonly [string, string])[]) =>
@@ -107,6 +132,9 @@ export function ddl(dialect: Dialect): string[] {
       `CREATE OR REPLACE VIEW campaign_quality_${g} AS SELECT campaign_id, bucket, sum(quality_events)::BIGINT AS events, sum(quality_flagged)::BIGINT AS flagged, 1 - sum(quality_flagged)::DOUBLE PRECISION / sum(quality_events) AS score FROM agg_${g} GROUP BY campaign_id, bucket HAVING sum(quality_events) > 0`,
     )
   }
+  out.push(
+    `CREATE TABLE IF NOT EXISTS anomalies (${cols(ANOMALY_COLUMNS)}, PRIMARY KEY (metric, subject, bucket))`,
+  )
   out.push(
     'CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, kafka_partition))',
   )
