@@ -5,6 +5,7 @@ import { encodeEvents } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
 import { MIX } from '../loadtest/lib.js'
 import { type BenchResult, commitId, REPO_ROOT, RESULTS_DIR, type ResultsFile } from './lib/results.js'
+import { OURS, STREAMS_WORKLOAD } from './lib/streams-peer.js'
 
 export const description =
   'capacity-planning report: reads bench/results and loadtest/results, writes bench/REPORT.md and bench/plots/*.svg (runs last)'
@@ -127,6 +128,44 @@ function mdTable(head: string[], rows: string[][]): string {
 const num = (v: unknown) => (typeof v === 'number' ? String(Math.round(v * 100) / 100) : String(v))
 
 // ---- report ----------------------------------------------------------------------------------
+/** The correlator against the Kafka Streams peer (bench/lib/streams-peer.ts), from correlator.json. */
+function streamsSection(): string {
+  const rs = readResults('correlator')
+  const w = STREAMS_WORKLOAD
+  const run = rs.find((r) => r.case.startsWith(`${w}: input records`))
+  const skipped = rs.find((r) => r.case.startsWith('kafka streams peer: not run'))
+  if (!run)
+    return skipped ? `Not run: ${skipped.case}.` : 'Not run yet (`node dist/bench/run.js correlator`).'
+  const peers = rs
+    .filter((r) => r.case.endsWith(`: ${w}, first record → all committed`) && r.metric === 'events_per_s')
+    .map((r) => r.case.slice(0, r.case.indexOf(':')))
+  const v = (peer: string, part: string, metric: string) => find(rs, `${peer}: ${w}, ${part}`, metric)
+  const rows = peers.map((p) => [
+    p,
+    num(v(p, 'first record', 'events_per_s') ?? '—'),
+    num(v(p, 'first record', 'cpu_s_per_M') ?? '—'),
+    num(v(p, 'whole process', 'cpu_s_per_M') ?? '—'),
+    num(v(p, 'broker', 'cpu_s_per_M') ?? '—'),
+    num(v(p, 'first record', 'peak_rss') ?? '—'),
+    ['wins', 'clicks_valid', 'conversions'].map((m) => num(v(p, 'join outputs', m) ?? '—')).join(' / '),
+  ])
+  const ratios = rs
+    .filter((r) => r.case.startsWith(`${OURS} / `) && r.ratio !== undefined)
+    .map((r) => `${r.case.slice(OURS.length + 3, r.case.lastIndexOf(':'))} ${r.metric} ×${r.ratio}`)
+  return `${run.value.toLocaleString('en')} records: ${run.case.slice(run.case.indexOf('(') + 1, -1)}. Produced once to
+fresh topics; each peer reads them from offset 0 in its own process, one at a time, in rounds with the order
+alternated. Timed from the peer's first input record to every record processed and committed and the peer
+stopped cleanly (JVM start-up, Streams' rebalance and DuckDB opening excluded; JIT warm-up included for both);
+CPU = the peer process's user+system, all threads (/proc); the broker's apart. adgate runs with
+\`adgate correlator\`'s settings (DuckDB, re-keyed through Kafka, exactly-once into storage); the Kafka Streams
+app (bench/peers/kafka-streams) with its defaults: one stream thread, RocksDB, commits every 100 ms
+(exactly_once_v2) or 30 s (at_least_once).
+
+${mdTable(['peer', 'events/s', 'CPU-s / M events', 'CPU-s / M, whole process', 'broker CPU-s / M', 'peak RSS MB', 'wins / valid clicks / conversions'], rows)}
+
+adgate / Kafka Streams: ${ratios.join('; ')} (events/s: higher is better for adgate; CPU and RSS: lower).`
+}
+
 /** Mean Avro bytes per event of the steady mix, as it lands in Kafka (OCF overhead included: an upper bound). */
 function bytesPerEvent(): number {
   let bytes = 0
@@ -265,6 +304,10 @@ ${strimziNote ? `Strimzi Kafka Bridge: ${strimziNote.replace('strimzi kafka brid
 ![throughput vs workers](plots/throughput-vs-workers.svg)
 ![latency vs load](plots/latency-vs-load.svg)
 ![CPU per million events](plots/cpu-per-million.svg)
+
+## Correlator vs Kafka Streams (bench/results/correlator.json)
+
+${streamsSection()}
 
 ## Throughput vs cores
 

@@ -78,7 +78,15 @@ let records = 0n
 for (const e of sourceEnds.values()) records += e
 
 const storage = new Watched(await DuckDbStorage.open(file))
-const source = new Source({ brokers, clientId: 'bench', groupId: `${prefix}${run}`, topics, names })
+const log = (msg: string) => process.stderr.write(`correlator-peer-child: ${msg}\n`)
+const source = new Source({
+  brokers,
+  clientId: 'bench',
+  groupId: `${prefix}${run}`,
+  topics,
+  names,
+  onLog: (level, msg) => log(`kafka ${level}: ${msg}`),
+})
 const producer = new KafkaRekeyProducer(brokers, 'bench')
 const c = new Correlator(
   {
@@ -92,6 +100,7 @@ const c = new Correlator(
     idleMs: 60_000,
     writeEveryRecords: 20_000,
     lingerMs: 200,
+    onWarn: (msg) => log(msg),
   },
   await source.partitions(),
 )
@@ -102,11 +111,17 @@ running.catch((err: unknown) => {
 })
 // Done: every event record stored, then every re-keyed record appended so far stored too (the
 // forwarded records of a batch are durable before its write, so nothing can still come).
+const progress = setInterval(() => {
+  let n = 0n
+  for (const v of stored.values()) n += v
+  log(`${n} of ${records} event and re-keyed records stored`)
+}, 10_000)
 for (;;) {
   await new Promise((r) => setTimeout(r, 20))
   if (!reached(sourceEnds)) continue
   if (reached(await ends([names.rekeyedImpressions, names.rekeyedClicks]))) break
 }
+clearInterval(progress)
 const totals: Record<string, number> = {}
 for (const row of await storage.stats({ granularity: 'hour' }))
   for (const k of ['bids', 'wins', 'impressions', 'clicks', 'clicks_valid', 'conversions'] as const)

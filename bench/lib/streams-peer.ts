@@ -95,6 +95,12 @@ async function measure(command: string, args: string[], records: number, broker?
     err = (err + d.toString()).slice(-8000)
   })
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+  // A peer that stalls is killed (and reported as such), never waited for forever.
+  const limitS = Math.max(120, records / 2000)
+  const timer = setTimeout(() => {
+    err += `\n(killed: no DONE after ${limitS} s)`
+    child.kill('SIGKILL')
+  }, limitS * 1000)
   let t1 = 0
   let cpu1 = 0
   let b1 = 0
@@ -115,6 +121,7 @@ async function measure(command: string, args: string[], records: number, broker?
         const cpu2 = cpuSeconds(child.pid!)
         const b2 = broker ? cpuSeconds(broker) : Number.NaN
         const rss = peakRssMb(child.pid!)
+        clearTimeout(timer)
         child.stdin!.end()
         await exited
         const s = (t2 - t1) / 1000
@@ -131,6 +138,7 @@ async function measure(command: string, args: string[], records: number, broker?
     }
   }
   const code = await exited
+  clearTimeout(timer)
   throw new Error(`${command} exited (${code}) before DONE:\n${err}`)
 }
 
@@ -231,6 +239,7 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
       ),
     ]
     const runs = new Map<string, Run[]>()
+    const failures: BenchResult[] = []
     for (let r = 0; r < rounds; r++) {
       // Alternate the order, so drift on the shared machine does not favour one peer.
       const order = r % 2 === 0 ? peers : [...peers].reverse()
@@ -238,14 +247,27 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
         const run = `r${r}-${randomBytes(2).toString('hex')}`
         const [cmd, args] = command(run)
         process.stderr.write(`bench correlator: ${name}, round ${r + 1}/${rounds}, ${records} records\n`)
-        const m = await measure(cmd, args, records, broker)
+        let m: Run
+        try {
+          m = await measure(cmd, args, records, broker)
+        } catch (err) {
+          const why = (err as Error).message
+          process.stderr.write(`  failed: ${why}\n`)
+          failures.push({
+            case: `${name}: ${STREAMS_WORKLOAD}, round ${r + 1} did not finish (${why.split('\n')[0]})`,
+            metric: 'finished',
+            value: 0,
+            unit: 'bool',
+          })
+          continue
+        }
         process.stderr.write(
           `  ${Math.round(m.eventsPerS)} events/s, ${m.cpuPerM.toFixed(2)} CPU-s/M, ${Math.round(m.peakRssMb)} MB; ${JSON.stringify(m.done)}\n`,
         )
         runs.set(name, [...(runs.get(name) ?? []), m])
       }
     }
-    return summarise(runs, records, bids, rounds)
+    return [...summarise(runs, records, bids, rounds), ...failures]
   } finally {
     const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
     await admin.deleteTopics({ topics: mine }).catch(() => {})
@@ -305,6 +327,7 @@ function summarise(runs: Map<string, Run[]>, records: number, bids: number, roun
       if (typeof d[key] === 'number')
         out.push({ case: `${name}: ${w}, join outputs`, metric, value: d[key], unit: 'count' })
   }
+  if (!runs.has(OURS)) return out
   for (const theirs of [...runs.keys()].filter((n) => n !== OURS)) {
     const c = `${OURS} / ${theirs}: ${w}`
     const pair = (metric: string, unit: string, f: (r: Run) => number) => {
