@@ -175,7 +175,7 @@ export function decodeRecordBatch(
     for (let h = 0; h < headers; h++) {
       // Read each length first: `r.pos += readVarint(r)` would add to r.pos as it was before the read.
       const keyLength = readVarint(r)
-      const match = wanted !== null && wanted.equals(body.subarray(r.pos, r.pos + keyLength))
+      const match = wanted?.equals(body.subarray(r.pos, r.pos + keyLength)) === true
       r.pos += keyLength
       const valueLength = readVarint(r) // -1: null value
       if (match && valueLength >= 0) found = body.toString('utf8', r.pos, r.pos + valueLength)
