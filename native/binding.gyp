@@ -9,7 +9,7 @@
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "SIMDJSON_EXCEPTIONS=0"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-exceptions", "-march=native", "-g"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-exceptions", "-g", "<!@(node scripts/march.js)"],
       "cflags!": ["-O2"]
     }
   ]
