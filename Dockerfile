@@ -7,6 +7,8 @@ WORKDIR /app
 # node-gyp builds simdjson against the headers shipped in the image instead of downloading them.
 ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
+# The native JSON → Avro addon is a file: dependency that npm ci builds (see native/).
+COPY native ./native
 RUN npm ci
 COPY tsconfig.json ./
 COPY bin ./bin
@@ -27,6 +29,9 @@ WORKDIR /app
 ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0 ADGATE_DATA_DIR=/app/data
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
+# node_modules/@adgate/native links to native/: its loader and the built addon.
+COPY --from=build /app/native/package.json /app/native/index.js ./native/
+COPY --from=build /app/native/build/Release/adgate_native.node ./native/build/Release/
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/schemas ./schemas
