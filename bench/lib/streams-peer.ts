@@ -7,7 +7,7 @@ import { sourceTopics, topicNames } from '../../correlator/topics.js'
 import { registerLz4Codec } from '../../kafka/lz4-codec.js'
 import { count, funnelLogs, PARTITIONS } from './correlator-workload.js'
 import { type BenchResult, REPO_ROOT } from './results.js'
-import { BROKERS, cpuSeconds, ensureKafka, median, peakRssMb } from './servers.js'
+import { BROKERS, cpuSeconds, ensureKafka, peakRssMb } from './servers.js'
 
 /**
  * The correlator against a Kafka Streams application doing the same joins (bench/peers/kafka-streams),
@@ -166,13 +166,20 @@ async function produce(admin: kafkajs.Admin, kafka: kafkajs.Kafka, prefix: strin
   return count(logs)
 }
 
+/** The median, the mean of the middle two for an even count. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
 function round(x: number): number {
   return Math.round(x * 1000) / 1000
 }
 
 export async function correlatorVsStreams(quick: boolean, dir: string): Promise<BenchResult[]> {
   const bids = quick ? 30_000 : 500_000
-  const rounds = quick ? 1 : 2
+  const rounds = quick ? 1 : 3
   const build = buildStreamsPeer()
   if ('reason' in build) {
     process.stderr.write(`bench correlator: the Kafka Streams peer cannot run here: ${build.reason}\n`)
