@@ -149,9 +149,17 @@ function streamsSection(): string {
     num(v(p, 'first record', 'peak_rss') ?? '—'),
     ['wins', 'clicks_valid', 'conversions'].map((m) => num(v(p, 'join outputs', m) ?? '—')).join(' / '),
   ])
-  const ratios = rs
-    .filter((r) => r.case.startsWith(`${OURS} / `) && r.ratio !== undefined)
-    .map((r) => `${r.case.slice(OURS.length + 3, r.case.lastIndexOf(':'))} ${r.metric} ×${r.ratio}`)
+  const label: Record<string, string> = {
+    events_per_s: 'events/s',
+    cpu_s_per_M: 'CPU-s / M',
+    peak_rss: 'peak RSS',
+  }
+  const ratios = peers
+    .filter((p) => p !== OURS)
+    .map((p) => {
+      const of = rs.filter((r) => r.case === `${OURS} / ${p}: ${w}` && r.ratio !== undefined)
+      return `vs ${p}: ${of.map((r) => `${label[r.metric] ?? r.metric} ×${r.ratio}`).join(', ')}`
+    })
   return `${run.value.toLocaleString('en')} records: ${run.case.slice(run.case.indexOf('(') + 1, -1)}. Produced once to
 fresh topics; each peer reads them from offset 0 in its own process, one at a time, in rounds with the order
 alternated. Timed from the peer's first input record to every record processed and committed and the peer
@@ -163,7 +171,7 @@ app (bench/peers/kafka-streams) with its defaults: one stream thread, RocksDB, c
 
 ${mdTable(['peer', 'events/s', 'CPU-s / M events', 'CPU-s / M, whole process', 'broker CPU-s / M', 'peak RSS MB', 'wins / valid clicks / conversions'], rows)}
 
-adgate / Kafka Streams: ${ratios.join('; ')} (events/s: higher is better for adgate; CPU and RSS: lower).`
+adgate / Kafka Streams (events/s: higher is better for adgate; CPU and RSS: lower): ${ratios.join('; ')}.`
 }
 
 /** Mean Avro bytes per event of the steady mix, as it lands in Kafka (OCF overhead included: an upper bound). */
