@@ -8,7 +8,7 @@ import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas
 import { frameWithStamps, WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import { type EncodedBatch, encodeHeaders, RecordBatchBuilder } from '../kafka/protocol/record-batch.js'
-import type { RuleSet } from '../quality/rules.js'
+import type { RuleReject, RuleResult, RuleSet } from '../quality/rules.js'
 import { activeRules } from '../quality/rules-channel.js'
 
 /**
@@ -107,68 +107,22 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
 
 function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
   if (meta.encoding === 'json' || meta.encoding === 'ndjson') return transcodeOne(body, meta, task, rules)
-  const result = decodeBody(body, {
-    type: meta.type,
-    encoding: meta.encoding,
-    contentEncoding: meta.contentEncoding,
-    maxBytes: task.maxBytes,
-    maxEvents: task.maxEvents,
-    ingestTime: meta.ingestTime,
-    source: meta.source,
-  })
-  const headers = encodeHeaders({
-    'adgate.source': meta.source,
-    'adgate.request_id': meta.requestId,
-    'adgate.encoding': meta.encoding,
-  })
-  if (!result.ok) {
-    addDeadLetter(
-      task,
-      headers,
-      deadLetter(meta, -1, null, `${result.error.code}: ${result.error.detail}`, body),
-    )
-    return { error: result.error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
-  }
+  const out = new BodyRecords(meta, task)
+  const result = decodeBody(body, decodeOptions(meta, task))
+  if (!result.ok) return out.failed(result.error, body)
   const schema = EVENT_SCHEMAS[meta.type]
   const { topic, keyField } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
   const { events, records } = result
   const quality = rules?.byType[meta.type] ?? null
-  let ruleRejects: Rejection[] | null = null
-  let flagged = 0
-  // Flagged records carry one more header; its buffer is shared by the records with the same flags.
-  let flagHeaders: Map<string, Buffer> | null = null
   for (let i = 0; i < events.length; i++) {
     const event = events[i] as Record<string, string>
-    let recordHeaders = headers
-    if (quality !== null) {
-      const q = quality.evaluate(event)
-      if (q !== null) {
-        if (q.reject !== null) {
-          ruleRejects ??= []
-          ruleRejects.push({
-            index: indexInBody(i, result.rejects),
-            field: q.reject.field,
-            reason: q.reject.reason,
-            // Accepted events keep no byte range (JSON, CSV): the canonical event stands in for them.
-            raw: records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event)),
-          })
-          continue
-        }
-        flagged++
-        flagHeaders ??= new Map()
-        let h = flagHeaders.get(q.flags!)
-        if (h === undefined) {
-          h = encodeHeaders({
-            'adgate.source': meta.source,
-            'adgate.request_id': meta.requestId,
-            'adgate.encoding': meta.encoding,
-            'adgate.quality_flags': q.flags!,
-          })
-          flagHeaders.set(q.flags!, h)
-        }
-        recordHeaders = h
-      }
+    const verdict = quality?.evaluate(event) ?? null
+    if (verdict?.reject) {
+      // Accepted events keep no byte range (JSON, CSV): the canonical event stands in for them.
+      const raw = records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event))
+      out.reject(verdict.reject, indexInBody(i, result.rejects), raw)
+      continue
     }
     const keyLength = keyBuf.write(event[keyField]!, 0)
     const key = keyBuf.subarray(0, keyLength)
@@ -176,26 +130,9 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
     const value = records
       ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
       : scratch.encode(schema, event)
-    builder.add(topic, partitionFor(key, partitions), key, value, recordHeaders)
+    builder.add(topic, partitionFor(key, partitions), key, value, out.headersFor(verdict))
   }
-  const all =
-    ruleRejects === null
-      ? result.rejects
-      : result.rejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
-  const rejects: RejectInfo[] = new Array(all.length)
-  for (let i = 0; i < all.length; i++) {
-    const r = all[i]!
-    rejects[i] = { index: r.index, field: r.field, reason: r.reason }
-    addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
-  }
-  const ruleRejected = ruleRejects?.length ?? 0
-  return {
-    error: null,
-    events: events.length - ruleRejected,
-    rejects,
-    flagged,
-    ruleRejects: ruleRejected,
-  }
+  return out.finish(events.length, result.rejects)
 }
 
 /**
@@ -205,88 +142,120 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
  */
 function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
   const quality = rules?.byType[meta.type] ?? null
-  const result = transcodeBody(
-    body,
-    {
-      type: meta.type,
-      encoding: meta.encoding,
-      contentEncoding: meta.contentEncoding,
-      maxBytes: task.maxBytes,
-      maxEvents: task.maxEvents,
-      ingestTime: meta.ingestTime,
-      source: meta.source,
-    },
-    quality?.fields,
-  )!
-  const headers = encodeHeaders({
-    'adgate.source': meta.source,
-    'adgate.request_id': meta.requestId,
-    'adgate.encoding': meta.encoding,
-  })
-  if (!result.ok) {
-    addDeadLetter(
-      task,
-      headers,
-      deadLetter(meta, -1, null, `${result.error.code}: ${result.error.detail}`, body),
-    )
-    return { error: result.error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
-  }
+  const out = new BodyRecords(meta, task)
+  const result = transcodeBody(body, decodeOptions(meta, task), quality?.fields)!
+  if (!result.ok) return out.failed(result.error, body)
   const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
   const { buffer, spans, views } = result
-  let ruleRejects: Rejection[] | null = null
-  let flagged = 0
-  let flagHeaders: Map<string, Buffer> | null = null
   for (let i = 0; i < result.count; i++) {
     const s = i * SPAN
     const value = buffer.subarray(spans[s + 1]!, spans[s + 2]!)
-    let recordHeaders = headers
-    if (quality !== null) {
-      const q = quality.evaluate(views![i]!)
-      if (q !== null) {
-        if (q.reject !== null) {
-          ruleRejects ??= []
-          ruleRejects.push({
-            index: spans[s]!,
-            field: q.reject.field,
-            reason: q.reject.reason,
-            // As decodeOne: the canonical event's JSON stands in for its bytes.
-            raw: Buffer.from(
-              JSON.stringify(EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))),
-            ),
-          })
-          continue
-        }
-        flagged++
-        flagHeaders ??= new Map()
-        let h = flagHeaders.get(q.flags!)
-        if (h === undefined) {
-          h = encodeHeaders({
-            'adgate.source': meta.source,
-            'adgate.request_id': meta.requestId,
-            'adgate.encoding': meta.encoding,
-            'adgate.quality_flags': q.flags!,
-          })
-          flagHeaders.set(q.flags!, h)
-        }
-        recordHeaders = h
-      }
+    const verdict = quality?.evaluate(views![i]!) ?? null
+    if (verdict?.reject) {
+      // As decodeOne: the canonical event's JSON stands in for its bytes.
+      const event = EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))
+      out.reject(verdict.reject, spans[s]!, Buffer.from(JSON.stringify(event)))
+      continue
     }
     const key = buffer.subarray(spans[s + 3]!, spans[s + 4]!)
-    builder.add(topic, partitionFor(key, partitions), key, value, recordHeaders)
+    builder.add(topic, partitionFor(key, partitions), key, value, out.headersFor(verdict))
   }
-  const all =
-    ruleRejects === null
-      ? result.rejects
-      : result.rejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
-  const rejects: RejectInfo[] = new Array(all.length)
-  for (let i = 0; i < all.length; i++) {
-    const r = all[i]!
-    rejects[i] = { index: r.index, field: r.field, reason: r.reason }
-    addDeadLetter(task, headers, deadLetter(meta, r.index, r.field, r.reason, r.raw))
+  return out.finish(result.count, result.rejects)
+}
+
+function decodeOptions(meta: BodyMeta, task: DecodeTask) {
+  return {
+    type: meta.type,
+    encoding: meta.encoding,
+    contentEncoding: meta.contentEncoding,
+    maxBytes: task.maxBytes,
+    maxEvents: task.maxEvents,
+    ingestTime: meta.ingestTime,
+    source: meta.source,
   }
-  const ruleRejected = ruleRejects?.length ?? 0
-  return { error: null, events: result.count - ruleRejected, rejects, flagged, ruleRejects: ruleRejected }
+}
+
+/**
+ * The records of one body, as the data-quality rules judge them: flagged records carry one more
+ * header (its buffer shared by the records with the same flags), rejected ones join the decoder's
+ * rejections; every rejection goes to the response and, with its bytes, to the dead-letter topic.
+ */
+class BodyRecords {
+  private readonly headers: Buffer
+  private flagHeaders: Map<string, Buffer> | null = null
+  private ruleRejects: Rejection[] | null = null
+  private flagged = 0
+
+  constructor(
+    private readonly meta: BodyMeta,
+    private readonly task: DecodeTask,
+  ) {
+    this.headers = recordHeaders(meta, null)
+  }
+
+  /** A body that cannot be decoded at all: one dead letter with its bytes. */
+  failed(error: BodyError, body: Buffer): BodyOutcome {
+    addDeadLetter(
+      this.task,
+      this.headers,
+      deadLetter(this.meta, -1, null, `${error.code}: ${error.detail}`, body),
+    )
+    return { error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
+  }
+
+  /** An event a rule rejects: kept for the response and, with its bytes, the dead-letter topic. */
+  reject(rule: RuleReject, index: number, raw: Buffer): void {
+    this.ruleRejects ??= []
+    this.ruleRejects.push({ index, field: rule.field, reason: rule.reason, raw })
+  }
+
+  /** The headers of an accepted event's record: with its flags, if the rules flagged it. */
+  headersFor(verdict: RuleResult | null): Buffer {
+    if (verdict === null) return this.headers
+    this.flagged++
+    const flags = verdict.flags!
+    this.flagHeaders ??= new Map()
+    let h = this.flagHeaders.get(flags)
+    if (h === undefined) {
+      h = recordHeaders(this.meta, flags)
+      this.flagHeaders.set(flags, h)
+    }
+    return h
+  }
+
+  /** `decoded` events passed the schema; the decoder's and the rules' rejections, in body order. */
+  finish(decoded: number, decoderRejects: readonly Rejection[]): BodyOutcome {
+    const ruleRejects = this.ruleRejects
+    const all =
+      ruleRejects === null
+        ? decoderRejects
+        : decoderRejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
+    const rejects: RejectInfo[] = new Array(all.length)
+    for (let i = 0; i < all.length; i++) {
+      const r = all[i]!
+      rejects[i] = { index: r.index, field: r.field, reason: r.reason }
+      addDeadLetter(this.task, this.headers, deadLetter(this.meta, r.index, r.field, r.reason, r.raw))
+    }
+    const ruleRejected = ruleRejects?.length ?? 0
+    return {
+      error: null,
+      events: decoded - ruleRejected,
+      rejects,
+      flagged: this.flagged,
+      ruleRejects: ruleRejected,
+    }
+  }
+}
+
+function recordHeaders(meta: BodyMeta, flags: string | null): Buffer {
+  const headers: Record<string, string> = {
+    'adgate.source': meta.source,
+    'adgate.request_id': meta.requestId,
+    'adgate.encoding': meta.encoding,
+  }
+  if (flags !== null) headers['adgate.quality_flags'] = flags
+  return encodeHeaders(headers)
 }
 
 /** Position in the body of the i-th accepted event: i plus the decoder's rejections before it. */
