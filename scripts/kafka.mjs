@@ -217,7 +217,11 @@ function writeConfig() {
 function formatStorageOnce() {
   if (fs.existsSync(path.join(paths.logDirs, 'meta.properties'))) return
   // Static quorum (controller.quorum.voters): Kafka 4.1 rejects --standalone in that case.
-  const clusterId = randomBytes(16).toString('base64url') // Kafka Uuid: 22-char base64url
+  // Kafka Uuid: 22-char base64url. One starting with '-' reads as an option to the tool's argument
+  // parser (a 1-in-64 flake), so draw again, as Kafka's own Uuid.randomUuid() does.
+  let clusterId
+  do clusterId = randomBytes(16).toString('base64url')
+  while (clusterId.startsWith('-'))
   const r = spawnSync(
     'java',
     [...javaLogArgs(), '-cp', classpath(), 'kafka.tools.StorageTool', 'format'].concat([
