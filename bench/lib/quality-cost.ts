@@ -121,13 +121,9 @@ export async function qualityCostCases(h: HarnessOptions): Promise<BenchResult[]
   return results
 }
 
-/**
- * JSON bodies take the transcoder, which has no event objects: the rules read a projection of
- * each event that the transcoder materializes. How much of the rule cost that is, apart from
- * evaluating the rules.
- */
-async function projectionCase(fields: readonly string[], h: HarnessOptions): Promise<BenchResult[]> {
-  const events = generateEvents('impression', EVENTS, 4100)
+/** A JSON body of fresh impressions and the decode options for it, as a worker task has them. */
+function impressionsBody(seed: number) {
+  const events = generateEvents('impression', EVENTS, seed)
   const body = encodeEvents('impression', events, 'json')
   const options = {
     type: 'impression' as const,
@@ -138,6 +134,16 @@ async function projectionCase(fields: readonly string[], h: HarnessOptions): Pro
     ingestTime: (events[EVENTS - 1]!.event_time as number) + 1000,
     source: 'bench',
   }
+  return { body, options }
+}
+
+/**
+ * JSON bodies take the transcoder, which has no event objects: the rules read a projection of
+ * each event that the transcoder materializes. How much of the rule cost that is, apart from
+ * evaluating the rules.
+ */
+async function projectionCase(fields: readonly string[], h: HarnessOptions): Promise<BenchResult[]> {
+  const { body, options } = impressionsBody(4100)
   const path = nativeStatus().native ? 'native transcoder' : 'JS transcoder'
   const [projected, plain] = await measure(
     [
@@ -168,17 +174,7 @@ async function jsPathCase(
   rules: ReturnType<typeof compileRules>['byType']['impression'] & object,
   h: HarnessOptions,
 ) {
-  const events = generateEvents('impression', EVENTS, 4200)
-  const body = encodeEvents('impression', events, 'json')
-  const options = {
-    type: 'impression' as const,
-    encoding: 'json' as const,
-    contentEncoding: 'identity' as const,
-    maxBytes: 1 << 26,
-    maxEvents: EVENTS,
-    ingestTime: (events[EVENTS - 1]!.event_time as number) + 1000,
-    source: 'bench',
-  }
+  const { body, options } = impressionsBody(4200)
   const decode = () => {
     const r = decodeBody(body, options)
     if (!r.ok) throw new Error(r.error.detail)
