@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type autocannon from 'autocannon'
 import WebSocket from 'ws'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { bodies, ensureKafka, percentile, startGateway, stop } from '../bench/lib/servers.js'
+import { bodies, ensureKafka, metric, percentile, startGateway, stop } from '../bench/lib/servers.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import {
   availability,
@@ -61,18 +61,12 @@ const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check => ({
   detail: `${what} ${p99} ms`,
 })
 
-async function gatewayMetric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)`, 'm').exec(text)
-  return m ? Number(m[1]) : Number.NaN
-}
-
 function gatewayAt(url: string): Gateway {
   const base = url.replace(/\/+$/, '')
   return {
     url: base,
     wsUrl: `${base.replace(/^http/, 'ws')}/v1/stream`,
-    rssMb: async () => (await gatewayMetric(base, 'adgate_process_resident_memory_bytes')) / 2 ** 20,
+    rssMb: async () => (await metric(base, 'adgate_process_resident_memory_bytes', Number.NaN)) / 2 ** 20,
   }
 }
 
@@ -541,7 +535,7 @@ const outage: Scenario = async (args) => {
         const t0 = Date.now()
         const at = (what: string) => events.push({ t_s: (Date.now() - t0) / 1000, what })
         const sampler = setInterval(() => {
-          gatewayMetric(gw.url, 'adgate_spool_bytes').then(
+          metric(gw.url, 'adgate_spool_bytes', Number.NaN).then(
             (bytes) => spool.push({ t_s: (Date.now() - t0) / 1000, bytes }),
             () => {},
           )
@@ -562,7 +556,7 @@ const outage: Scenario = async (args) => {
         let drainedAt: number | undefined
         const deadline = Date.now() + 90_000
         while (Date.now() < deadline) {
-          const b = await gatewayMetric(gw.url, 'adgate_spool_bytes')
+          const b = await metric(gw.url, 'adgate_spool_bytes', Number.NaN)
           spool.push({ t_s: (Date.now() - t0) / 1000, bytes: b })
           if (b === 0) {
             drainedAt = (Date.now() - t0) / 1000

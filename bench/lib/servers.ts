@@ -11,7 +11,8 @@ import { REPO_ROOT } from './results.js'
 /**
  * Pieces shared by the end-to-end benches (bench/gateway.ts, bench/peers.ts) and the load tests
  * (loadtest/): start a server process and learn its port, stop it, read its CPU and memory from
- * /proc, build request bodies from the event generator, drive autocannon.
+ * /proc and its metrics from /metrics, build request bodies from the event generator, drive
+ * autocannon.
  */
 export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'
 export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
@@ -183,4 +184,24 @@ export function slope(xs: number[], ys: number[]): number {
     den += (xs[i]! - mx) ** 2
   }
   return den === 0 ? 0 : num / den
+}
+
+/**
+ * The value of a metric from /metrics: `name` alone sums every series, `name{labels}` picks one.
+ * A series not created yet (a counter never incremented) is `absent` when given, else an error.
+ */
+export async function metric(url: string, name: string, absent?: number): Promise<number> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })
+  const text = await res.text()
+  let sum = 0
+  let found = false
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1))
+      found = true
+    }
+  }
+  if (!found && absent !== undefined) return absent
+  if (!found) throw new Error(`no metric ${name} in /metrics`)
+  return sum
 }

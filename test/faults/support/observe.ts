@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs'
 import { sleep, waitFor } from './load.js'
 
+export { metric } from '../../../bench/lib/servers.js'
+
 /** Peak resident memory of each process watched, from /proc/<pid>/status VmHWM (kB). */
 export class RssWatch {
   private readonly peakKb = new Map<number, number>()
@@ -90,26 +92,6 @@ export class ReadyPoller {
     this.on = false
     await this.loop
   }
-}
-
-/**
- * The value of a metric from /metrics: `name` alone sums every series, `name{labels}` picks one.
- * A series not created yet (a counter never incremented) is `absent` when given, else an error.
- */
-export async function metric(url: string, name: string, absent?: number): Promise<number> {
-  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })
-  const text = await res.text()
-  let sum = 0
-  let found = false
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1))
-      found = true
-    }
-  }
-  if (!found && absent !== undefined) return absent
-  if (!found) throw new Error(`no metric ${name} in /metrics`)
-  return sum
 }
 
 /** Wait until the spool is empty and Kafka is connected (the replayer drained everything). */
