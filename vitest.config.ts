@@ -6,6 +6,8 @@ export default defineConfig({
     // The fault-injection scenarios run on their own, one file at a time: npm run test:faults.
     exclude: ['test/faults/**', '**/node_modules/**'],
     globalSetup: ['test/global-setup.ts'],
+    // skipped tests (services missing outside CI) are counted loudly at the end
+    reporters: ['default', './test/support/skip-summary.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/faults/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    // skipped tests (services missing outside CI) are counted loudly at the end
+    reporters: ['default', './test/support/skip-summary.ts'],
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 240_000,

@@ -17,7 +17,7 @@ export async function runAll(config: Config, logger: Logger): Promise<number> {
   const source =
     brokers === null
       ? new SpoolSource(gateway.spool!, config.topicPartitions, (err) =>
-          correlatorLogger.error({ err: err.message }, 'reading the spool failed; retrying'),
+          correlatorLogger.error({ err }, 'reading the spool failed; retrying'),
         )
       : kafkaSourceFor(config, correlatorLogger, brokers)
   const rekey = brokers !== null && config.correlatorRekey === 'kafka' ? brokers : null

@@ -132,7 +132,7 @@ export const SETTINGS = {
   kafkaBrokers: setting(
     'KAFKA_BROKERS',
     undefined,
-    'Comma-separated host:port list. Unset: `adgate all` starts the local broker (npm run kafka:start)',
+    'Comma-separated host:port list. Unset: `adgate all` runs embedded, without Kafka (events durable in the spool); `adgate gateway` refuses to start',
     (raw) => {
       const list = raw
         .split(',')
@@ -168,7 +168,12 @@ export const SETTINGS = {
     'Where local state lives (spool, embedded storage, local Kafka)',
     text,
   ),
-  storage: setting('ADGATE_STORAGE', 'duckdb', 'Correlator storage: duckdb (embedded) or postgres://…', text),
+  storage: setting(
+    'ADGATE_STORAGE',
+    'duckdb',
+    'Correlator storage: duckdb (embedded), duckdb:/file, postgres://… or parquet[:/dir]',
+    text,
+  ),
   maxBodyBytes: setting(
     'ADGATE_MAX_BODY_BYTES',
     '5MiB',
@@ -206,11 +211,16 @@ export const SETTINGS = {
     'How long a request waits for Kafka to acknowledge its events before a 503',
     int(100, 600_000),
   ),
-  lingerMs: setting('ADGATE_LINGER_MS', '2', 'How long the producer waits to fill a batch', int(0, 1000)),
+  lingerMs: setting(
+    'ADGATE_LINGER_MS',
+    '2',
+    'While every decode worker is busy, how long new request bodies wait to join the next decode task',
+    int(0, 1000),
+  ),
   batchBytes: setting(
     'ADGATE_BATCH_BYTES',
     '1MiB',
-    'Producer batch size that triggers a send',
+    'Request bodies of this many bytes close a decode task at once (a task becomes one Kafka batch per partition)',
     bytes(1024, 64 * 2 ** 20),
   ),
   maxInFlight: setting('ADGATE_MAX_IN_FLIGHT', '8', 'Concurrent produce requests to Kafka', int(1, 64)),

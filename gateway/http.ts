@@ -103,7 +103,7 @@ export class EventRoutes {
           if (!state.aborted) res.cork(() => this.answer(res, route, reply, requestId))
         })
         .catch((err: Error) => {
-          this.deps.logger.error({ err: err.message, requestId }, 'ingest failed unexpectedly')
+          this.deps.logger.error({ err, requestId }, 'ingest failed unexpectedly')
           if (!state.aborted)
             res.cork(() =>
               this.answer(res, route, errorReply('NOT_DURABLE', 'internal error', requestId), requestId),

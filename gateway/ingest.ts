@@ -51,7 +51,7 @@ export class IngestService {
     try {
       ;({ outcome, task } = await this.pool.decode(input))
     } catch (err) {
-      this.logger.error({ err: (err as Error).message, requestId }, 'decode failed in the worker pool')
+      this.logger.error({ err, requestId }, 'decode failed in the worker pool')
       return errorReply(
         'WORKER_FAILED',
         'the request could not be decoded inside the gateway; retry',
@@ -108,8 +108,7 @@ export class IngestService {
       task.delivery =
         task.batches.length === 0 ? Promise.resolve() : this.delivery.deliver(task).then(() => {})
       task.delivery.catch((err: Error) => {
-        if (!(err instanceof NotDurableError))
-          this.logger.error({ err: err.message }, 'delivery failed unexpectedly')
+        if (!(err instanceof NotDurableError)) this.logger.error({ err }, 'delivery failed unexpectedly')
       })
     }
     return task.delivery

@@ -292,10 +292,7 @@ async function connectKafka(
     await attempt()
   } catch (err) {
     if (!canWait) throw err
-    logger.warn(
-      { err: (err as Error).message },
-      'Kafka is unreachable at start-up; spooling until it answers',
-    )
+    logger.warn({ err }, 'Kafka is unreachable at start-up; spooling until it answers')
     const retry = setInterval(() => {
       attempt().then(
         () => {

@@ -58,7 +58,7 @@ export class Replayer {
           await this.replay(round)
         }
       } catch (err) {
-        this.logger.warn({ err: (err as Error).message, spooled: this.spool.entries }, 'spool replay paused')
+        this.logger.warn({ err, spooled: this.spool.entries }, 'spool replay paused')
         await sleep(1000)
       }
     }
@@ -93,10 +93,7 @@ export class Replayer {
       if (!(err instanceof KafkaRefusedError)) throw err
       // Kafka will never take these bytes; keeping them would block the partition forever.
       refused = true
-      this.logger.error(
-        { err: err.message, ids: good.map((e) => e.id) },
-        'Kafka refused spooled batches; dropped',
-      )
+      this.logger.error({ err, ids: good.map((e) => e.id) }, 'Kafka refused spooled batches; dropped')
     }
     this.acked = good
     await this.spool.remove(good)

@@ -1,0 +1,43 @@
+// The machine's services and tools that integration tests need, and how to get each: the global
+// setup and the test files decide from these whether a suite runs, and the skip summary
+// (test/support/skip-summary.ts) names the missing ones.
+import { spawnSync } from 'node:child_process'
+
+export interface Service {
+  readonly name: string
+  /** what the tests that need it cover, and how to install it */
+  readonly needed: string
+  readonly present: () => boolean
+}
+
+function runs(command: string, ...args: string[]): boolean {
+  return spawnSync(command, args, { stdio: 'ignore' }).status === 0
+}
+
+export const SERVICES: readonly Service[] = [
+  {
+    name: 'java',
+    needed:
+      'the local Kafka broker, so every gateway, correlator and fault test (apt-get install openjdk-17-jre-headless)',
+    present: () => runs('java', '-version'),
+  },
+  {
+    name: 'PostgreSQL',
+    needed: 'the PostgreSQL storage tests (apt-get install postgresql)',
+    present: () => runs('pg_lsclusters', '-h'),
+  },
+  {
+    name: 'prometheus',
+    needed: 'the real-Prometheus scrape test (apt-get install prometheus)',
+    present: () => runs('prometheus', '--version'),
+  },
+  {
+    name: 'promtool',
+    needed: 'the Prometheus rule tests (apt-get install prometheus)',
+    present: () => runs('promtool', '--version'),
+  },
+]
+
+export function missingServices(): Service[] {
+  return SERVICES.filter((s) => !s.present())
+}
