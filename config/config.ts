@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { DEFAULT_BOT_AGENTS } from '../correlator/rules.js'
 import { type EventType, isEventType } from '../events/catalog.js'
@@ -14,6 +14,8 @@ interface Setting<T, D extends string | undefined = string | undefined> {
   readonly doc: string
   readonly default: D
   readonly parse: (raw: string) => T
+  /** Never echoed (config errors print the variable name only). */
+  readonly secret?: boolean
 }
 
 class ConfigError extends Error {}
@@ -62,6 +64,21 @@ function oneOf<T extends string>(...values: T[]) {
 }
 
 const text = (raw: string) => raw
+
+/** A file that must exist and be readable at start-up (its content is read where it is used). */
+function readableFile(raw: string): string {
+  try {
+    accessSync(raw, constants.R_OK)
+  } catch {
+    throw new ConfigError('must name a readable file')
+  }
+  return raw
+}
+
+/** A secret: its value is never echoed, in errors or anywhere else. */
+function secret(env: string, doc: string): Setting<string, undefined> {
+  return { env, default: undefined, doc, parse: text, secret: true }
+}
 
 /** A share such as 0.95 (or 95%). */
 function fraction(raw: string): number {
@@ -150,6 +167,66 @@ export const SETTINGS = {
     int(1, 10_000),
   ),
   kafkaClientId: setting('KAFKA_CLIENT_ID', 'adgate', 'Kafka client id', text),
+  kafkaSecurityProtocol: setting(
+    'KAFKA_SECURITY_PROTOCOL',
+    'PLAINTEXT',
+    'How every Kafka connection is secured: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL',
+    oneOf('PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'),
+  ),
+  kafkaSaslMechanism: setting(
+    'KAFKA_SASL_MECHANISM',
+    undefined,
+    'With SASL_*: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER',
+    oneOf('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER'),
+  ),
+  kafkaSaslUsername: setting('KAFKA_SASL_USERNAME', undefined, 'SASL user (PLAIN, SCRAM)', text),
+  kafkaSaslPassword: secret(
+    'KAFKA_SASL_PASSWORD',
+    'SASL password (PLAIN, SCRAM); prefer KAFKA_SASL_PASSWORD_FILE',
+  ),
+  kafkaSaslPasswordFile: setting(
+    'KAFKA_SASL_PASSWORD_FILE',
+    undefined,
+    'File holding the SASL password (read at each authentication, so it can be rotated)',
+    readableFile,
+  ),
+  kafkaSaslOauthbearerTokenFile: setting(
+    'KAFKA_SASL_OAUTHBEARER_TOKEN_FILE',
+    undefined,
+    'OAUTHBEARER: file holding the token (re-read when it changes)',
+    readableFile,
+  ),
+  kafkaSaslOauthbearerTokenCommand: setting(
+    'KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND',
+    undefined,
+    'OAUTHBEARER: shell command printing a token (run again before the token expires)',
+    text,
+  ),
+  kafkaSslCaFile: setting(
+    'KAFKA_SSL_CA_FILE',
+    undefined,
+    'PEM CA bundle the brokers are verified against (unset: the system CAs); hostnames are always verified',
+    readableFile,
+  ),
+  kafkaSslCertFile: setting(
+    'KAFKA_SSL_CERT_FILE',
+    undefined,
+    'PEM client certificate for mTLS (with KAFKA_SSL_KEY_FILE)',
+    readableFile,
+  ),
+  kafkaSslKeyFile: setting('KAFKA_SSL_KEY_FILE', undefined, 'PEM client private key for mTLS', readableFile),
+  topicReplication: setting(
+    'ADGATE_TOPIC_REPLICATION',
+    undefined,
+    'Replication factor of the topics adgate creates (unset: min(3, brokers))',
+    int(1, 32),
+  ),
+  topicMinIsr: setting(
+    'ADGATE_TOPIC_MIN_ISR',
+    undefined,
+    'min.insync.replicas of the topics adgate creates (unset: replication factor - 1, at least 1)',
+    int(1, 32),
+  ),
   apiKeys: setting(
     'ADGATE_API_KEYS',
     undefined,
@@ -418,9 +495,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       out[key] = s.parse(raw)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
-      throw new ConfigError(`${s.env}=${JSON.stringify(raw)}: ${err.message}`)
+      throw new ConfigError(`${s.env}${s.secret ? '' : `=${JSON.stringify(raw)}`}: ${err.message}`)
     }
   }
+  checkKafkaSecurity(out as Partial<Config>)
   if ((out.qualityMinimum as number) > (out.qualityHealthy as number)) {
     throw new ConfigError('ADGATE_QUALITY_MINIMUM must not be above ADGATE_QUALITY_HEALTHY')
   }
@@ -428,6 +506,67 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('ADGATE_TLS_CERT and ADGATE_TLS_KEY must be set together')
   }
   return Object.freeze(out) as Config
+}
+
+/** The Kafka security settings that only make sense together. */
+function checkKafkaSecurity(c: Partial<Config>): void {
+  const sasl = c.kafkaSecurityProtocol === 'SASL_SSL' || c.kafkaSecurityProtocol === 'SASL_PLAINTEXT'
+  const tls = c.kafkaSecurityProtocol === 'SSL' || c.kafkaSecurityProtocol === 'SASL_SSL'
+  const needs = (cond: boolean, message: string) => {
+    if (!cond) throw new ConfigError(message)
+  }
+  needs(
+    sasl === (c.kafkaSaslMechanism !== undefined),
+    sasl
+      ? `KAFKA_SASL_MECHANISM must be set with KAFKA_SECURITY_PROTOCOL=${c.kafkaSecurityProtocol} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)`
+      : 'KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT',
+  )
+  const password = c.kafkaSaslPassword !== undefined
+  const passwordFile = c.kafkaSaslPasswordFile !== undefined
+  const tokenFile = c.kafkaSaslOauthbearerTokenFile !== undefined
+  const tokenCommand = c.kafkaSaslOauthbearerTokenCommand !== undefined
+  needs(!(password && passwordFile), 'set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both')
+  needs(
+    !(tokenFile && tokenCommand),
+    'set KAFKA_SASL_OAUTHBEARER_TOKEN_FILE or KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND, not both',
+  )
+  if (c.kafkaSaslMechanism === 'OAUTHBEARER') {
+    needs(
+      tokenFile || tokenCommand,
+      'KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SASL_OAUTHBEARER_TOKEN_FILE or KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND',
+    )
+    needs(
+      c.kafkaSaslUsername === undefined && !password && !passwordFile,
+      'KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE) are not used with OAUTHBEARER',
+    )
+  } else if (c.kafkaSaslMechanism !== undefined) {
+    needs(
+      c.kafkaSaslUsername !== undefined && (password || passwordFile),
+      `KAFKA_SASL_MECHANISM=${c.kafkaSaslMechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE`,
+    )
+    needs(
+      !tokenFile && !tokenCommand,
+      'KAFKA_SASL_OAUTHBEARER_TOKEN_* are only used with KAFKA_SASL_MECHANISM=OAUTHBEARER',
+    )
+  } else {
+    needs(
+      c.kafkaSaslUsername === undefined && !password && !passwordFile && !tokenFile && !tokenCommand,
+      'KAFKA_SASL_* credentials need KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT',
+    )
+  }
+  needs(
+    tls ||
+      (c.kafkaSslCaFile === undefined && c.kafkaSslCertFile === undefined && c.kafkaSslKeyFile === undefined),
+    'KAFKA_SSL_* files need KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL',
+  )
+  needs(
+    (c.kafkaSslCertFile === undefined) === (c.kafkaSslKeyFile === undefined),
+    'KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE must be set together (mTLS)',
+  )
+  needs(
+    c.topicReplication === undefined || c.topicMinIsr === undefined || c.topicMinIsr <= c.topicReplication,
+    'ADGATE_TOPIC_MIN_ISR must not be above ADGATE_TOPIC_REPLICATION',
+  )
 }
 
 function readConfigFile(path: string): Record<string, string> {

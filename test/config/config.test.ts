@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { isConfigError, loadConfig, parseApiKeys, SETTINGS } from '../../config/config.js'
+import { isConfigError, loadConfig, parseApiKeys, SETTINGS, settingsHelp } from '../../config/config.js'
 
 describe('configuration', () => {
   it('defaults load and are frozen', () => {
@@ -23,6 +23,38 @@ describe('configuration', () => {
     [{ ADGATE_TLS_CERT: '/x.pem' }, /ADGATE_TLS_CERT and ADGATE_TLS_KEY must be set together/],
     [{ ADGATE_API_KEYS: 'a:short:bid' }, /at least 8 characters/],
     [{ ADGATE_API_KEYS: 'a:longenough:pizza' }, /unknown event type "pizza"/],
+    [{ KAFKA_SECURITY_PROTOCOL: 'TLS' }, /KAFKA_SECURITY_PROTOCOL="TLS": must be one of PLAINTEXT, SSL/],
+    [
+      { KAFKA_SECURITY_PROTOCOL: 'SASL_SSL' },
+      /KAFKA_SASL_MECHANISM must be set with KAFKA_SECURITY_PROTOCOL=SASL_SSL/,
+    ],
+    [{ KAFKA_SASL_MECHANISM: 'PLAIN' }, /KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL/],
+    [
+      {
+        KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+        KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+        KAFKA_SASL_USERNAME: 'u',
+      },
+      /SCRAM-SHA-512 needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD/,
+    ],
+    [
+      { KAFKA_SECURITY_PROTOCOL: 'SASL_SSL', KAFKA_SASL_MECHANISM: 'OAUTHBEARER' },
+      /OAUTHBEARER needs KAFKA_SASL_OAUTHBEARER_TOKEN_FILE or KAFKA_SASL_OAUTHBEARER_TOKEN_COMMAND/,
+    ],
+    [
+      { KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' },
+      /KAFKA_SSL_CA_FILE="\/nonexistent\/ca.pem": must name a readable file/,
+    ],
+    [
+      { KAFKA_SECURITY_PROTOCOL: 'SSL', KAFKA_SSL_CERT_FILE: '/etc/hostname' },
+      /KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE must be set together/,
+    ],
+    [
+      { KAFKA_SSL_CA_FILE: '/etc/hostname' },
+      /KAFKA_SSL_\* files need KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL/,
+    ],
+    [{ KAFKA_SASL_PASSWORD: 'hunter2-secret' }, /credentials need KAFKA_SECURITY_PROTOCOL=SASL_SSL/],
+    [{ ADGATE_TOPIC_REPLICATION: '2', ADGATE_TOPIC_MIN_ISR: '3' }, /ADGATE_TOPIC_MIN_ISR must not be above/],
   ])('a bad value stops start-up naming the variable: %j', (env, message) => {
     let err: unknown
     try {
@@ -32,6 +64,26 @@ describe('configuration', () => {
     }
     expect(isConfigError(err)).toBe(true)
     expect((err as Error).message).toMatch(message)
+  })
+
+  it('accepts a complete SASL_SSL/SCRAM setting and never echoes the password', () => {
+    const c = loadConfig({
+      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+      KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      KAFKA_SASL_USERNAME: 'adgate',
+      KAFKA_SASL_PASSWORD: 'hunter2-secret',
+      KAFKA_SSL_CA_FILE: '/etc/hostname',
+    })
+    expect(c).toMatchObject({ kafkaSecurityProtocol: 'SASL_SSL', kafkaSaslMechanism: 'SCRAM-SHA-512' })
+    expect(settingsHelp()).not.toMatch(/hunter2/)
+    let message = ''
+    try {
+      loadConfig({ KAFKA_SASL_PASSWORD: 'hunter2-secret', KAFKA_SASL_PASSWORD_FILE: '/etc/hostname' })
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(message).toMatch(/KAFKA_SASL_PASSWORD/)
+    expect(message).not.toMatch(/hunter2/)
   })
 
   it('reads a JSON config file, with the environment taking precedence, and rejects unknown keys', () => {
