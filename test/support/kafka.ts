@@ -18,7 +18,7 @@ function javaAvailable(): boolean {
   return !spawnSync('java', ['-version'], { stdio: 'ignore' }).error
 }
 
-function warnLoudly(message: string): void {
+export function warnLoudly(message: string): void {
   const bar = '!'.repeat(78)
   console.warn(`\n${bar}\n!! ${message}\n${bar}\n`)
 }

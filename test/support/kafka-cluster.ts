@@ -1,0 +1,115 @@
+// The secured three-node cluster (scripts/kafka-cluster.mjs) for the tests that need TLS, SASL,
+// ACLs or replication: started by test/global-setup.ts, described by the cluster.json it writes.
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Admin, type SASLMechanismValue } from '@platformatic/kafka'
+import { warnLoudly } from './kafka.js'
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+const clusterScript = path.join(repoRoot, 'scripts/kafka-cluster.mjs')
+const NODES = 3
+const BROKERS_TIMEOUT_MS = 60_000
+
+export interface KafkaClusterUser {
+  username: string
+  password: string
+}
+
+/** cluster.json as the script writes it. */
+export interface KafkaCluster {
+  /** SASL_SSL listeners (SCRAM-SHA-512/256, PLAIN, OAUTHBEARER with unsigned tokens) */
+  brokers: string[]
+  /** SSL listeners requiring a client certificate (mTLS) */
+  mtlsBrokers: string[]
+  saslMechanisms: string[]
+  caFile: string
+  /** CN=adgate, which the brokers map to the user adgate */
+  clientCertFile: string
+  clientKeyFile: string
+  /** topics, groups and transactional ids the adgate user may use start with this */
+  aclPrefix: string
+  users: { admin: KafkaClusterUser; adgate: KafkaClusterUser; noacl: KafkaClusterUser }
+  nodes: { id: number; broker: string; pidFile: string; log: string }[]
+}
+
+export type ClusterUserName = keyof KafkaCluster['users']
+
+function clusterInfoFile(): string {
+  return path.resolve(repoRoot, process.env.ADGATE_DATA_DIR ?? 'data', 'kafka-cluster', 'cluster.json')
+}
+
+export function readKafkaCluster(): KafkaCluster {
+  return JSON.parse(fs.readFileSync(clusterInfoFile(), 'utf8')) as KafkaCluster
+}
+
+/** @platformatic/kafka connection options: TLS verified against the cluster CA, SASL as `user`. */
+export function clusterClientOptions(
+  cluster: KafkaCluster,
+  user: ClusterUserName = 'adgate',
+  mechanism: SASLMechanismValue = 'SCRAM-SHA-512',
+) {
+  const { username, password } = cluster.users[user]
+  return {
+    bootstrapBrokers: cluster.brokers,
+    tls: { ca: fs.readFileSync(cluster.caFile) },
+    sasl: { mechanism, username, password },
+  }
+}
+
+function runClusterScript(command: 'start'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [clusterScript, command], { cwd: repoRoot, stdio: 'inherit' })
+    child.on('error', () => resolve(false))
+    child.on('close', (code) => resolve(code === 0))
+  })
+}
+
+/** A node answers before it has registered with the controllers: wait until metadata lists all three. */
+async function waitForAllBrokers(cluster: KafkaCluster): Promise<void> {
+  const admin = new Admin({ clientId: 'adgate-test-setup', ...clusterClientOptions(cluster, 'admin') })
+  const deadline = Date.now() + BROKERS_TIMEOUT_MS
+  let seen = 0
+  try {
+    while (Date.now() < deadline) {
+      seen = await admin
+        .metadata({ forceUpdate: true })
+        .then((m) => m.brokers.size)
+        .catch(() => 0)
+      if (seen === NODES) return
+      await new Promise((r) => setTimeout(r, 500))
+    }
+  } finally {
+    await admin.close()
+  }
+  throw new Error(
+    `the secured cluster lists ${seen} of ${NODES} brokers after ${BROKERS_TIMEOUT_MS / 1000} s`,
+  )
+}
+
+/**
+ * Starts the secured cluster (or finds it running) and returns its coordinates. Without java it
+ * returns null so its tests skip, loudly; in CI that, or a failed start, is an error.
+ */
+export async function ensureKafkaCluster(): Promise<KafkaCluster | null> {
+  const ci = process.env.CI === 'true'
+  if (spawnSync('java', ['-version'], { stdio: 'ignore' }).error) {
+    const reason = 'java is not on PATH, so the secured 3-node Kafka cluster cannot be started'
+    if (ci) throw new Error(`${reason}. The secured-cluster tests must run in CI (see .ci/run).`)
+    warnLoudly(`${reason}: secured-cluster tests (TLS, SASL, ACLs, replication faults) will be SKIPPED.`)
+    return null
+  }
+  if (!(await runClusterScript('start'))) {
+    const reason = 'scripts/kafka-cluster.mjs start failed (see the output above)'
+    if (ci) throw new Error(reason)
+    // Locally the usual cause is another checkout's cluster on the same ports.
+    warnLoudly(
+      `${reason}: secured-cluster tests will be SKIPPED. Another checkout's cluster? Set KAFKA_CLUSTER_BASE_PORT.`,
+    )
+    return null
+  }
+  const cluster = readKafkaCluster()
+  await waitForAllBrokers(cluster)
+  return cluster
+}
