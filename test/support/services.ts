@@ -18,7 +18,7 @@ export const SERVICES: readonly Service[] = [
   {
     name: 'java',
     needed:
-      'the local Kafka broker, so every gateway, correlator and fault test (apt-get install openjdk-17-jre-headless)',
+      'the local Kafka broker and the secured 3-node cluster, so every gateway, correlator, TLS/SASL and fault test (apt-get install openjdk-17-jre-headless)',
     present: () => runs('java', '-version'),
   },
   {
