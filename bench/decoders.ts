@@ -93,7 +93,7 @@ function ajvValidator(type: EventType): (value: unknown) => boolean {
   // unicode: false counts string lengths in UTF-16 units, as the normalizer does (ajv logs that
   // option as deprecated, hence no logger).
   const ajv = new Ajv({ unicode: false, allowUnionTypes: true, logger: false })
-  return ajv.compile(avroToJsonSchema(EVENT_SCHEMAS[type].json))
+  return ajv.compile(avroToJsonSchema(EVENT_SCHEMAS[type].model))
 }
 
 const IMPRESSION_JSON_FIELDS = (

@@ -1,4 +1,4 @@
-import type avro from 'avsc'
+import type { RecordNode, SchemaNode } from '../events/schema-model.js'
 import type { SchemaVersion } from '../events/schemas.js'
 
 /**
@@ -57,14 +57,6 @@ export interface SchemaDescription {
   projection?: number[]
 }
 
-type Bounds = Record<string, unknown>
-
-interface AvscField {
-  name: string
-  type: avro.Type
-  defaultValue(): unknown
-}
-
 /** Compile `schema` (an event schema version) for the native transcoder. */
 export function describeSchema(
   schema: SchemaVersion,
@@ -72,93 +64,68 @@ export function describeSchema(
   projection: readonly string[] = [],
 ): SchemaDescription {
   const nodes: NodeDescription[] = []
-  const named = new Map<string, number>()
-  // The avsc record type gives each field's default already encoded exactly as avsc writes it.
-  const avscFields = new Map<unknown, AvscField[]>()
+  const records = new Map<RecordNode, number>()
 
   function add(node: NodeDescription): number {
     nodes.push(node)
     return nodes.length - 1
   }
 
-  function compile(node: unknown, bounds: Bounds, namespace: string, avscType: avro.Type | null): number {
-    if (typeof node === 'string') {
-      const primitive = primitive_(node, bounds)
-      if (primitive !== undefined) return add(primitive)
-      const ref = named.get(node) ?? named.get(`${namespace}.${node}`)
-      if (ref === undefined) throw new Error(`schema: unknown type ${node}`)
-      return ref
-    }
-    if (Array.isArray(node)) {
-      const nonNull = node.filter((b) => b !== 'null')
-      if (node.length !== 2 || node[0] !== 'null' || nonNull.length !== 1)
-        throw new Error('schema: only ["null", T] unions are supported in event schemas')
-      const branch = avscType ? ((avscType as unknown as { types: avro.Type[] }).types?.[1] ?? null) : null
-      const at = add({ kind: Kind.optional })
-      nodes[at]!.inner = compile(nonNull[0], bounds, namespace, branch)
-      return at
-    }
-    const schema = node as Record<string, unknown> & { type: unknown }
-    const merged = { ...bounds, ...pickBounds(schema) }
-    const t = schema.type
-    if (typeof t !== 'string') return compile(t, merged, namespace, avscType)
-    switch (t) {
+  function compile(node: SchemaNode): number {
+    switch (node.kind) {
+      case 'optional': {
+        const at = add({ kind: Kind.optional })
+        nodes[at]!.inner = compile(node.inner)
+        return at
+      }
       case 'record': {
-        const ns = (schema.namespace as string | undefined) ?? namespace
-        const name = schema.name as string
-        const full = name.includes('.') ? name : ns ? `${ns}.${name}` : name
+        const known = records.get(node)
+        if (known !== undefined) return known
         const at = add({ kind: Kind.record, fields: [] })
-        named.set(full, at)
-        const fields = schema.fields as (Record<string, unknown> & { name: string; type: unknown })[]
-        const avscRecordFields = avscType
-          ? ((avscType as unknown as { fields: AvscField[] }).fields ?? null)
-          : null
-        if (avscRecordFields) avscFields.set(schema, avscRecordFields)
-        const out: FieldDescription[] = []
-        fields.forEach((f, i) => {
-          const af = avscRecordFields?.[i] ?? null
-          const description: FieldDescription = {
-            name: f.name,
-            node: compile(f.type, pickBounds(f), ns, af ? af.type : null),
-          }
-          if ('default' in f) {
-            if (!af) throw new Error(`schema: no avsc type for the default of ${f.name}`)
-            description.default = af.type.toBuffer(af.defaultValue())
-          }
-          out.push(description)
+        records.set(node, at)
+        nodes[at]!.fields = node.fields.map((f) => {
+          const description: FieldDescription = { name: f.name, node: compile(f.node) }
+          if (f.defaultBytes) description.default = f.defaultBytes
+          return description
         })
-        nodes[at]!.fields = out
         return at
       }
-      case 'enum': {
-        const at = add({ kind: Kind.enum, symbols: schema.symbols as string[] })
-        const full = schema.namespace ? `${schema.namespace}.${schema.name}` : `${namespace}.${schema.name}`
-        named.set(full, at)
-        return at
-      }
+      case 'enum':
+        return add({ kind: Kind.enum, symbols: [...node.symbols] })
       case 'array': {
-        const items = (avscType as unknown as { itemsType?: avro.Type } | null)?.itemsType ?? null
         const at = add({ kind: Kind.array })
         const n = nodes[at]!
-        if (typeof merged['adgate.minItems'] === 'number') n.minItems = merged['adgate.minItems'] as number
-        if (typeof merged['adgate.maxItems'] === 'number') n.maxItems = merged['adgate.maxItems'] as number
-        n.inner = compile(schema.items, {}, namespace, items)
+        if (node.minItems !== undefined) n.minItems = node.minItems
+        if (node.maxItems !== undefined) n.maxItems = node.maxItems
+        n.inner = compile(node.items)
         return at
       }
       case 'map':
-      case 'fixed':
+      case 'bytes':
         return add({ kind: Kind.defer })
-      default: {
-        const primitive = primitive_(t, merged)
-        if (primitive === undefined) throw new Error(`schema: unsupported type ${t}`)
-        return add(primitive)
-      }
+      case 'string':
+        // JSON-text fields (OpenRTB ext) are re-serialised by JSON.stringify: the JS side does that.
+        if (node.json) return add({ kind: Kind.defer })
+        return add({
+          kind: Kind.string,
+          ...(node.minLength === undefined ? {} : { minLength: node.minLength }),
+          ...(node.maxLength === undefined ? {} : { maxLength: node.maxLength }),
+        })
+      case 'null':
+        return add({ kind: Kind.null })
+      case 'boolean':
+        return add({ kind: Kind.boolean })
+      default:
+        return add({
+          kind: Kind[node.kind],
+          ...(node.min === undefined ? {} : { min: node.min }),
+          ...(node.max === undefined ? {} : { max: node.max }),
+        })
     }
   }
 
-  const rootSchema = schema.json as unknown as { fields: { name: string }[] }
-  const root = compile(schema.json, {}, '', schema.type)
-  const fieldNames = rootSchema.fields.map((f) => f.name)
+  const root = compile(schema.model)
+  const fieldNames = schema.model.fields.map((f) => f.name)
   const rootFields = nodes[root]!.fields!
   // decoders/result.ts `stamp` overwrites these two after validation.
   for (const f of rootFields) {
@@ -178,52 +145,6 @@ export function describeSchema(
     })
   }
   return description
-}
-
-function primitive_(type: string, b: Bounds): NodeDescription | undefined {
-  const num = (key: string) => (typeof b[key] === 'number' ? (b[key] as number) : undefined)
-  const bounded = (kind: number): NodeDescription => {
-    const n: NodeDescription = { kind }
-    const min = num('adgate.min')
-    const max = num('adgate.max')
-    if (min !== undefined) n.min = min
-    if (max !== undefined) n.max = max
-    return n
-  }
-  switch (type) {
-    case 'null':
-      return { kind: Kind.null }
-    case 'boolean':
-      return { kind: Kind.boolean }
-    case 'int':
-      return bounded(Kind.int)
-    case 'long':
-      return bounded(Kind.long)
-    case 'float':
-      return bounded(Kind.float)
-    case 'double':
-      return bounded(Kind.double)
-    case 'string': {
-      // JSON-text fields (OpenRTB ext) are re-serialised by JSON.stringify: the JS side does that.
-      if (b['adgate.json']) return { kind: Kind.defer }
-      const n: NodeDescription = { kind: Kind.string }
-      const min = num('adgate.minLength')
-      const max = num('adgate.maxLength')
-      if (min !== undefined) n.minLength = min
-      if (max !== undefined) n.maxLength = max
-      return n
-    }
-    case 'bytes':
-      return { kind: Kind.defer }
-    default:
-      return undefined
-  }
-}
-
-function pickBounds(schema: Record<string, unknown>): Bounds {
-  const out: Bounds = {}
-  for (const key of Object.keys(schema)) if (key.startsWith('adgate.')) out[key] = schema[key]
-  return out
 }
 
 /** Scalars only in projections; float is left out (its Avro value is rounded to 32 bits). */

@@ -1,15 +1,20 @@
 import simdjson from 'simdjson'
+import type {
+  ArrayNode,
+  BooleanNode,
+  BytesNode,
+  NullNode,
+  NumberNode,
+  RecordNode,
+  SchemaNode,
+  StringNode,
+} from '../events/schema-model.js'
 
 /**
- * Compiles an Avro schema (with adgate's bound attributes) into a function that checks and
- * coerces one input value into the canonical event object the Avro encoder writes.
- *
- * The schema is the single source of truth: JSON, CSV and Avro input all pass through a
- * normalizer compiled from the same .avsc. Bounds are extra attributes on fields:
- *   adgate.minLength / adgate.maxLength   strings (UTF-16 code units)
- *   adgate.min / adgate.max               numbers
- *   adgate.minItems / adgate.maxItems     arrays
- *   adgate.json                           string field holding JSON text; JSON input may give an object
+ * Compiles an event schema's model (events/schema-model.ts: the .avsc with adgate's bounds) into
+ * a function that checks and coerces one input value into the canonical event object the Avro
+ * encoder writes. JSON, CSV and Avro input all pass through a normalizer compiled from the same
+ * model.
  *
  * Modes:
  *   json  values as JSON.parse gives them; builds a new object of fixed shape (fast to encode)
@@ -47,8 +52,9 @@ function fail(reason: string): typeof FAIL {
 
 type Conv = (value: unknown) => unknown
 
-export function compileNormalizer(schema: unknown, mode: Mode): (value: unknown) => unknown | Violation {
-  const conv = compile(schema, {}, mode, new Map(), true)
+/** `model` is an event schema's model (events/schema-model.ts), bounds included. */
+export function compileNormalizer(model: RecordNode, mode: Mode): (value: unknown) => unknown | Violation {
+  const conv = compile(model, mode, new Map(), true)
   return (value) => {
     const out = conv(value)
     if (out !== FAIL) return out
@@ -61,75 +67,36 @@ export function compileNormalizer(schema: unknown, mode: Mode): (value: unknown)
   }
 }
 
-interface Bounds {
-  'adgate.minLength'?: number
-  'adgate.maxLength'?: number
-  'adgate.min'?: number
-  'adgate.max'?: number
-  'adgate.minItems'?: number
-  'adgate.maxItems'?: number
-  'adgate.json'?: boolean
-}
+// One converter per record node and level: a named record used twice is compiled once (and a
+// reference inside its own fields resolves through the thunk).
+type Records = Map<RecordNode, () => Conv>
 
-type SchemaNode =
-  | string
-  | SchemaNode[]
-  | ({ type: SchemaNode; name?: string; namespace?: string } & Record<string, unknown>)
-
-function compile(
-  node: unknown,
-  bounds: Bounds,
-  mode: Mode,
-  named: Map<string, () => Conv>,
-  topLevel: boolean,
-  namespace = '',
-): Conv {
-  const schema = node as SchemaNode
-  if (typeof schema === 'string') {
-    const primitive = primitiveConv(schema, bounds, mode)
-    if (primitive) return primitive
-    const ref = named.get(schema) ?? named.get(`${namespace}.${schema}`)
-    if (!ref) throw new Error(`schema: unknown type ${schema}`)
-    return (v) => ref()(v)
-  }
-  if (Array.isArray(schema)) return unionConv(schema, bounds, mode, named, topLevel, namespace)
-  const merged = { ...bounds, ...pickBounds(schema) }
-  const t = schema.type
-  if (typeof t !== 'string') return compile(t, merged, mode, named, topLevel, namespace)
-  switch (t) {
+function compile(node: SchemaNode, mode: Mode, records: Records, topLevel: boolean): Conv {
+  switch (node.kind) {
     case 'record': {
-      const ns = schema.namespace ?? namespace
-      const full = schema.name!.includes('.') ? schema.name! : ns ? `${ns}.${schema.name}` : schema.name!
+      const known = topLevel ? undefined : records.get(node)
+      if (known) return (v) => known()(v)
       let compiled: Conv | undefined
-      named.set(full, () => compiled!)
-      compiled = recordConv(schema as unknown as RecordSchema, mode, named, topLevel, ns)
+      if (!topLevel) records.set(node, () => compiled!)
+      compiled = recordConv(node, mode, records, topLevel)
       return compiled
     }
-    case 'enum': {
-      const conv = enumConv(schema.symbols as string[])
-      const full = schema.namespace ? `${schema.namespace}.${schema.name}` : `${namespace}.${schema.name}`
-      named.set(full, () => conv)
-      return conv
+    case 'optional': {
+      const inner = compile(node.inner, mode, records, topLevel)
+      return (v) => (v === null || v === undefined ? null : inner(v))
     }
+    case 'enum':
+      return enumConv(node.symbols)
     case 'array':
-      return arrayConv(compile(schema.items, {}, nestedMode(mode), named, false, namespace), merged, mode)
+      return arrayConv(compile(node.items, nestedMode(mode), records, false), node, mode)
     case 'map':
-      return mapConv(compile(schema.values, {}, nestedMode(mode), named, false, namespace), mode)
-    case 'fixed':
-      throw new Error('schema: fixed is not supported by adgate event schemas')
+      return mapConv(compile(node.values, nestedMode(mode), records, false), mode)
     default: {
-      const primitive = primitiveConv(t, merged, mode)
-      if (!primitive) throw new Error(`schema: unsupported type ${t}`)
-      if (schema.logicalType === 'timestamp-millis' && mode !== 'avro') return timestampConv(primitive, mode)
+      const primitive = primitiveConv(node, mode)
+      if (node.kind === 'long' && node.timestamp && mode !== 'avro') return timestampConv(primitive, mode)
       return primitive
     }
   }
-}
-
-function pickBounds(schema: Record<string, unknown>): Bounds {
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(schema)) if (key.startsWith('adgate.')) out[key] = schema[key]
-  return out as Bounds
 }
 
 // In text mode a nested value (record, array, map) arrives as JSON text in one CSV cell, so
@@ -147,9 +114,9 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`
 }
 
-function primitiveConv(type: string, b: Bounds, mode: Mode): Conv | undefined {
+function primitiveConv(node: NullNode | BooleanNode | NumberNode | StringNode | BytesNode, mode: Mode): Conv {
   const text = mode === 'text'
-  switch (type) {
+  switch (node.kind) {
     case 'null':
       return (v) => (v === null || v === undefined ? null : fail(`must be null, got ${describe(v)}`))
     case 'boolean':
@@ -163,28 +130,26 @@ function primitiveConv(type: string, b: Bounds, mode: Mode): Conv | undefined {
       }
     case 'int':
       return numberConv(
-        b,
+        node,
         text,
         (n) => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647,
         'a 32-bit integer',
       )
     case 'long':
-      return numberConv(b, text, Number.isSafeInteger, 'an integer (within ±2^53)')
+      return numberConv(node, text, Number.isSafeInteger, 'an integer (within ±2^53)')
     case 'float':
     case 'double':
-      return numberConv(b, text, Number.isFinite, 'a finite number')
+      return numberConv(node, text, Number.isFinite, 'a finite number')
     case 'string':
-      return b['adgate.json'] ? jsonTextConv(b) : stringConv(b)
+      return node.json ? jsonTextConv(node) : stringConv(node)
     case 'bytes':
       return (v) => (Buffer.isBuffer(v) ? v : fail(`must be bytes, got ${describe(v)}`))
-    default:
-      return undefined
   }
 }
 
-function numberConv(b: Bounds, text: boolean, ok: (n: number) => boolean, what: string): Conv {
-  const min = b['adgate.min']
-  const max = b['adgate.max']
+function numberConv(b: NumberNode, text: boolean, ok: (n: number) => boolean, what: string): Conv {
+  const min = b.min
+  const max = b.max
   return (v) => {
     let n = v
     if (typeof n !== 'number') {
@@ -202,9 +167,9 @@ function numberConv(b: Bounds, text: boolean, ok: (n: number) => boolean, what: 
 
 const NUMBER_TEXT = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
 
-function stringConv(b: Bounds): Conv {
-  const min = b['adgate.minLength'] ?? 0
-  const max = b['adgate.maxLength'] ?? Number.POSITIVE_INFINITY
+function stringConv(b: StringNode): Conv {
+  const min = b.minLength ?? 0
+  const max = b.maxLength ?? Number.POSITIVE_INFINITY
   return (v) => {
     if (typeof v !== 'string') return fail(`must be a string, got ${describe(v)}`)
     if (v.length < min)
@@ -215,8 +180,8 @@ function stringConv(b: Bounds): Conv {
 }
 
 // JSON text fields (OpenRTB ext) accept an object/array in JSON input and keep it as text.
-function jsonTextConv(b: Bounds): Conv {
-  const max = b['adgate.maxLength'] ?? 16384
+function jsonTextConv(b: StringNode): Conv {
+  const max = b.maxLength ?? 16384
   return (v) => {
     let s: string
     if (typeof v === 'string') {
@@ -266,7 +231,7 @@ function dayExists(iso: string): boolean {
   )
 }
 
-function enumConv(symbols: string[]): Conv {
+function enumConv(symbols: readonly string[]): Conv {
   const allowed = new Set(symbols)
   const list = symbols.join(', ')
   return (v) =>
@@ -282,9 +247,9 @@ function parseJsonCell(v: unknown): unknown {
   }
 }
 
-function arrayConv(item: Conv, b: Bounds, mode: Mode): Conv {
-  const min = b['adgate.minItems'] ?? 0
-  const max = b['adgate.maxItems'] ?? Number.POSITIVE_INFINITY
+function arrayConv(item: Conv, b: ArrayNode, mode: Mode): Conv {
+  const min = b.minItems ?? 0
+  const max = b.maxItems ?? Number.POSITIVE_INFINITY
   const avro = mode === 'avro'
   return (input) => {
     const v = mode === 'text' ? parseJsonCell(input) : input
@@ -323,41 +288,11 @@ function mapConv(value: Conv, mode: Mode): Conv {
   }
 }
 
-function unionConv(
-  branches: SchemaNode[],
-  bounds: Bounds,
-  mode: Mode,
-  named: Map<string, () => Conv>,
-  topLevel: boolean,
-  namespace: string,
-): Conv {
-  // Event schemas use only optional values: ["null", T]. avsc writes those unwrapped.
-  const nonNull = branches.filter((b) => b !== 'null')
-  if (branches.length !== 2 || branches[0] !== 'null' || nonNull.length !== 1) {
-    throw new Error('schema: only ["null", T] unions are supported in event schemas')
-  }
-  const inner = compile(nonNull[0], bounds, mode, named, topLevel, namespace)
-  return (v) => (v === null || v === undefined ? null : inner(v))
-}
-
-interface RecordSchema {
-  name: string
-  fields: { name: string; type: unknown; default?: unknown }[]
-}
-
-function recordConv(
-  schema: RecordSchema,
-  mode: Mode,
-  named: Map<string, () => Conv>,
-  topLevel: boolean,
-  ns: string,
-): Conv {
+function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: boolean): Conv {
   // Nested records in text mode are JSON text; their fields are then JSON-typed.
   const fieldMode: Mode = topLevel ? mode : nestedMode(mode)
-  const convs = schema.fields.map((f) =>
-    compile(f.type, pickBounds(f as unknown as Record<string, unknown>), fieldMode, named, false, ns),
-  )
-  const defaults = schema.fields.map((f) => ('default' in f ? defaultFactory(f.default) : undefined))
+  const convs = schema.fields.map((f) => compile(f.node, fieldMode, records, false))
+  const defaults = schema.fields.map((f) => (f.hasDefault ? defaultFactory(f.default) : undefined))
   const names = schema.fields.map((f) => f.name)
 
   // Generated per record so every output object has one fixed shape (monomorphic for the
@@ -384,7 +319,7 @@ function recordConv(
           : `${x} = defaults[${i}]()`
     // A value the inline test accepts is one the field's converter returns unchanged; anything
     // else (text to convert, a failure to describe) goes through the converter.
-    const quick = quickAccept(field.type, pickBounds(field as unknown as Record<string, unknown>), x)
+    const quick = quickAccept(field.node, x)
     const convert = `${x} = convs[${i}](${x}); if (${x} === FAIL) { failPath.push(${key}); return FAIL }`
     lines.push(
       `if (${x} === undefined) { ${missing} } else ${quick ? `if (!(${quick})) { ${convert} }` : `{ ${convert} }`}`,
@@ -414,44 +349,28 @@ function recordConv(
  * such cheap test (records, arrays, enums, JSON-text fields; for optional ones, null only).
  * Valid in every mode: text-mode converters also return strings and numbers unchanged.
  */
-function quickAccept(node: unknown, bounds: Bounds, x: string): string | undefined {
-  if (Array.isArray(node)) {
-    if (node.length !== 2 || node[0] !== 'null') return undefined
-    // null is accepted as is whatever the other branch (saves a call per absent nested record).
-    const inner = quickAccept(node[1], bounds, x)
-    return inner ? `${x} === null || (${inner})` : `${x} === null`
-  }
-  let type = node
-  let b = bounds
-  if (node !== null && typeof node === 'object') {
-    const n = node as { type: unknown }
-    b = { ...bounds, ...pickBounds(n as Record<string, unknown>) }
-    if (typeof n.type !== 'string') return quickAccept(n.type, b, x)
-    type = n.type
-  }
-  const range = (lo: number, hi: number) => {
-    const min = Math.max(lo, b['adgate.min'] ?? lo)
-    const max = Math.min(hi, b['adgate.max'] ?? hi)
-    return `${x} >= ${min} && ${x} <= ${max}`
-  }
-  switch (type) {
+function quickAccept(node: SchemaNode, x: string): string | undefined {
+  const range = (b: NumberNode, lo: number, hi: number) =>
+    `${x} >= ${Math.max(lo, b.min ?? lo)} && ${x} <= ${Math.min(hi, b.max ?? hi)}`
+  switch (node.kind) {
+    case 'optional': {
+      // null is accepted as is whatever the other branch (saves a call per absent nested record).
+      const inner = quickAccept(node.inner, x)
+      return inner ? `${x} === null || (${inner})` : `${x} === null`
+    }
     case 'boolean':
       return `typeof ${x} === "boolean"`
     case 'int':
-      return `typeof ${x} === "number" && (${x} | 0) === ${x} && ${range(-2147483648, 2147483647)}`
+      return `typeof ${x} === "number" && (${x} | 0) === ${x} && ${range(node, -2147483648, 2147483647)}`
     case 'long':
-      return `typeof ${x} === "number" && Math.floor(${x}) === ${x} && ${range(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)}`
+      return `typeof ${x} === "number" && Math.floor(${x}) === ${x} && ${range(node, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)}`
     case 'float':
-    case 'double': {
-      const min = b['adgate.min']
-      const max = b['adgate.max']
-      return `typeof ${x} === "number" && Number.isFinite(${x})${min === undefined ? '' : ` && ${x} >= ${min}`}${max === undefined ? '' : ` && ${x} <= ${max}`}`
-    }
+    case 'double':
+      return `typeof ${x} === "number" && Number.isFinite(${x})${node.min === undefined ? '' : ` && ${x} >= ${node.min}`}${node.max === undefined ? '' : ` && ${x} <= ${node.max}`}`
     case 'string': {
-      if (b['adgate.json']) return undefined
-      const min = b['adgate.minLength'] ?? 0
-      const max = b['adgate.maxLength']
-      return `typeof ${x} === "string"${min > 0 ? ` && ${x}.length >= ${min}` : ''}${max === undefined ? '' : ` && ${x}.length <= ${max}`}`
+      if (node.json) return undefined
+      const min = node.minLength ?? 0
+      return `typeof ${x} === "string"${min > 0 ? ` && ${x}.length >= ${min}` : ''}${node.maxLength === undefined ? '' : ` && ${x}.length <= ${node.maxLength}`}`
     }
     default:
       return undefined

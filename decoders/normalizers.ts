@@ -11,7 +11,7 @@ export function normalizerFor(type: EventType, mode: Mode): Normalize {
   const key = `${type}:${mode}`
   let n = cache.get(key)
   if (!n) {
-    n = compileNormalizer(EVENT_SCHEMAS[type].json, mode)
+    n = compileNormalizer(EVENT_SCHEMAS[type].model, mode)
     cache.set(key, n)
   }
   return n

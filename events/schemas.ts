@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import avro from 'avsc'
 import { DLQ_TOPIC, EVENT_INFO, EVENT_TYPES, type EventType } from './catalog.js'
+import { type RecordNode, schemaModel } from './schema-model.js'
 
 /** The schema files live in <repo>/schemas; this module runs from the sources or from dist/. */
 export const SCHEMA_DIR = findSchemaDir(dirname(fileURLToPath(import.meta.url)))
@@ -30,6 +31,8 @@ export interface SchemaVersion {
   /** The parsed .avsc JSON, with adgate's extra attributes (bounds) intact. */
   readonly json: avro.Schema
   readonly type: avro.Type
+  /** The one description every schema walk reads (events/schema-model.ts). */
+  readonly model: RecordNode
 }
 
 interface RegistryFile {
@@ -44,7 +47,16 @@ function load(): Map<string, SchemaVersion[]> {
       subject,
       versions.map((v) => {
         const json = JSON.parse(readFileSync(join(SCHEMA_DIR, v.file), 'utf8')) as avro.Schema
-        return { subject, version: v.version, id: v.id, file: v.file, json, type: avro.Type.forSchema(json) }
+        const type = avro.Type.forSchema(json)
+        return {
+          subject,
+          version: v.version,
+          id: v.id,
+          file: v.file,
+          json,
+          type,
+          model: schemaModel(json, type),
+        }
       }),
     )
   }

@@ -1,4 +1,5 @@
 import { EVENT_TYPES, type EventType, isEventType } from '../events/catalog.js'
+import { type FieldModel, recordOf, type SchemaNode } from '../events/schema-model.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { ISO3166_ALPHA2, ISO3166_ALPHA3, ISO4217 } from './iso-codes.js'
 
@@ -112,55 +113,31 @@ function durationMs(raw: unknown): number | null {
 type FieldKind = 'number' | 'string' | 'enum' | 'boolean' | 'other'
 
 function fieldKind(type: EventType, path: string): FieldKind | null {
-  let node: unknown = EVENT_SCHEMAS[type].json
+  let node: SchemaNode = EVENT_SCHEMAS[type].model
   for (const seg of path.split('.')) {
-    const record = recordOf(node)
-    if (record === null) return null
-    const f = record.fields.find((x) => x.name === seg)
+    const f: FieldModel | undefined = recordOf(node)?.fields.find((x) => x.name === seg)
     if (f === undefined) return null
-    node = f.type
+    node = f.node
   }
   return primitiveKind(node)
 }
 
-interface RecordNode {
-  type: 'record'
-  fields: { name: string; type: unknown }[]
-}
-
-function recordOf(node: unknown): RecordNode | null {
-  if (Array.isArray(node)) {
-    for (const n of node) {
-      const r = recordOf(n)
-      if (r !== null) return r
-    }
-    return null
+function primitiveKind(node: SchemaNode): FieldKind {
+  switch (node.kind) {
+    case 'optional':
+      return primitiveKind(node.inner)
+    case 'int':
+    case 'long':
+    case 'float':
+    case 'double':
+      return 'number'
+    case 'string':
+    case 'enum':
+    case 'boolean':
+      return node.kind
+    default:
+      return 'other'
   }
-  if (node !== null && typeof node === 'object') {
-    const n = node as { type: unknown }
-    if (n.type === 'record') return node as RecordNode
-    if (typeof n.type === 'object') return recordOf(n.type)
-  }
-  return null
-}
-
-function primitiveKind(node: unknown): FieldKind {
-  if (Array.isArray(node)) {
-    const kinds = node.filter((n) => n !== 'null').map(primitiveKind)
-    return kinds.length === 1 ? kinds[0]! : 'other'
-  }
-  if (typeof node === 'string') {
-    if (['int', 'long', 'float', 'double'].includes(node)) return 'number'
-    if (node === 'string') return 'string'
-    if (node === 'boolean') return 'boolean'
-    return 'other'
-  }
-  if (node !== null && typeof node === 'object') {
-    const t = (node as { type: unknown }).type
-    if (t === 'enum') return 'enum'
-    return primitiveKind(t)
-  }
-  return 'other'
 }
 
 /**

@@ -5,6 +5,7 @@ import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
 import { compileNormalizer } from '../../decoders/normalize.js'
 import { DLQ_TOPIC, EVENT_INFO, EVENT_TYPES } from '../../events/catalog.js'
+import { schemaModel } from '../../events/schema-model.js'
 import { SCHEMA_DIR, SUBJECTS, subjectOf } from '../../events/schemas.js'
 import {
   attributeProblems,
@@ -83,7 +84,7 @@ describe('schema registry', () => {
       join(SCHEMA_DIR, registry.subjects[subjectOf(EVENT_INFO[type].topic)]!.at(-1)!.file),
     )
     for (const mode of ['json', 'text', 'avro'] as const)
-      expect(() => compileNormalizer(json, mode)).not.toThrow()
+      expect(() => compileNormalizer(schemaModel(json), mode)).not.toThrow()
   })
 })
 
