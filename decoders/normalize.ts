@@ -337,7 +337,7 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
     'describe',
     'parseJsonCell',
     'missing',
-    `return function normalize_${schema.name.replace(/\W/g, '_')}(v) {\n${lines.join('\n')}\n}`,
+    `return function normalize_${schema.name.slice(schema.name.lastIndexOf('.') + 1)}(v) {\n${lines.join('\n')}\n}`,
   )
   return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing) as Conv
 }
