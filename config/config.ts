@@ -141,6 +141,33 @@ export function parseApiKeys(raw: string): ApiKey[] {
   return keys
 }
 
+/** A secret from a file (Docker/Kubernetes secrets): the file's text without surrounding whitespace. */
+function readSecretFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+}
+
+function secret(raw: string): string {
+  if (raw.length < 16) throw new ConfigError('must be at least 16 characters')
+  return raw
+}
+
+/** example.com or *.example.com, comma separated, lower-cased (host names are case-insensitive). */
+export function parseHostPatterns(raw: string): string[] {
+  const hosts = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)
+  for (const h of hosts) {
+    if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))
+      throw new ConfigError(`${JSON.stringify(h)} is not a host name or *.host pattern`)
+  }
+  return hosts
+}
+
 const cpus = availableParallelism()
 
 export const SETTINGS = {
@@ -338,6 +365,30 @@ export const SETTINGS = {
     text,
   ),
   tlsKey: setting('ADGATE_TLS_KEY', undefined, 'PEM private key file', text),
+  trackerHmacKey: setting(
+    'ADGATE_TRACKER_HMAC_KEY',
+    undefined,
+    'Secret that signs click-tracker landing URLs (sig = hex HMAC-SHA256 of the query before &sig=); at least 16 characters',
+    secret,
+  ),
+  trackerHmacKeyFile: setting(
+    'ADGATE_TRACKER_HMAC_KEY_FILE',
+    undefined,
+    'File holding ADGATE_TRACKER_HMAC_KEY (read once at start-up; surrounding whitespace ignored)',
+    (raw) => secret(readSecretFile(raw)),
+  ),
+  redirectAllowlist: setting(
+    'ADGATE_REDIRECT_ALLOWLIST',
+    undefined,
+    'Comma-separated hosts the click tracker may redirect to unsigned; *.example.com matches its subdomains',
+    parseHostPatterns,
+  ),
+  trackerRateLimitRps: setting(
+    'ADGATE_TRACKER_RATE_LIMIT_RPS',
+    '0',
+    'Requests/s over all pixel and click trackers (unauthenticated; 0 = unlimited)',
+    int(0, 10_000_000),
+  ),
   decodeTimeoutMs: setting(
     'ADGATE_DECODE_TIMEOUT_MS',
     '5000',
@@ -501,6 +552,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkKafkaSecurity(out as Partial<Config>)
   if ((out.qualityMinimum as number) > (out.qualityHealthy as number)) {
     throw new ConfigError('ADGATE_QUALITY_MINIMUM must not be above ADGATE_QUALITY_HEALTHY')
+  }
+  if (out.trackerHmacKey !== undefined && out.trackerHmacKeyFile !== undefined) {
+    throw new ConfigError('set ADGATE_TRACKER_HMAC_KEY or ADGATE_TRACKER_HMAC_KEY_FILE, not both')
   }
   if ((out.tlsCert === undefined) !== (out.tlsKey === undefined)) {
     throw new ConfigError('ADGATE_TLS_CERT and ADGATE_TLS_KEY must be set together')

@@ -27,6 +27,13 @@ export const ERRORS = {
   UNSUPPORTED_AVRO_CODEC: { status: 415, retryable: false, message: 'Unsupported Avro container codec' },
   // One event among others
   INVALID_EVENT: { status: 207, retryable: false, message: 'The event does not match the schema' },
+  // Trackers (GET /v1/t/…)
+  INVALID_QUERY: { status: 400, retryable: false, message: 'The query string cannot be read as one event' },
+  REDIRECT_NOT_ALLOWED: {
+    status: 400,
+    retryable: false,
+    message: 'The landing URL is neither signed nor on the redirect allow-list',
+  },
   // Who is asking
   MISSING_API_KEY: { status: 401, retryable: false, message: 'An API key is required' },
   UNKNOWN_API_KEY: { status: 401, retryable: false, message: 'The API key is not known' },

@@ -3,7 +3,9 @@ import { ERRORS, type ErrorCode } from '../events/errors.js'
 
 const STATUS_LINE: Readonly<Record<number, string>> = {
   200: '200 OK',
+  204: '204 No Content',
   207: '207 Multi-Status',
+  302: '302 Found',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   403: '403 Forbidden',
@@ -23,6 +25,10 @@ const WWW_AUTHENTICATE = { 'WWW-Authenticate': 'Bearer realm="adgate"' }
 export interface Reply {
   readonly status: number
   readonly body: string
+  /** A binary body (the tracking pixel), written instead of `body`. */
+  readonly bytes?: Uint8Array
+  /** Default application/json; null: no Content-Type (204, 302). */
+  readonly contentType?: string | null
   readonly headers?: Readonly<Record<string, string>>
   /** Close the connection after answering (the client is still sending a body we will not read). */
   readonly close?: boolean
@@ -60,8 +66,10 @@ export function jsonReply(status: number, body: unknown, headers?: Record<string
 /** Write a reply; callers that awaited must call this inside res.cork() and only if not aborted. */
 export function writeReply(res: HttpResponse, reply: Reply, requestId?: string): void {
   res.writeStatus(STATUS_LINE[reply.status] ?? `${reply.status} Status`)
-  res.writeHeader('Content-Type', 'application/json')
+  if (reply.contentType !== null) res.writeHeader('Content-Type', reply.contentType ?? 'application/json')
   if (requestId) res.writeHeader('X-Request-Id', requestId)
   if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!)
-  res.end(reply.body, reply.close === true)
+  // RFC 9110 §8.6: no Content-Length on a 204.
+  if (reply.status === 204) res.endWithoutBody(undefined, reply.close === true)
+  else res.end(reply.bytes ?? reply.body, reply.close === true)
 }

@@ -21,6 +21,7 @@ import { GatewayQuality } from './quality.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
 import { registerStream } from './stream.js'
+import { TrackerRoutes } from './trackers.js'
 
 export interface Gateway {
   readonly port: number
@@ -105,6 +106,8 @@ export async function startGateway(
   if (config.tlsCert) readFileSync(config.tlsCert) // fail loudly at start-up on an unreadable file
   const routes = new EventRoutes(deps)
   routes.register(app)
+  const trackers = new TrackerRoutes(deps)
+  trackers.register(app)
   registerStream(app, deps)
 
   app.get('/healthz', (res) => writeReply(res, jsonReply(200, { status: 'ok' })))
@@ -218,7 +221,8 @@ export async function startGateway(
         ingest.startDraining()
         uWS.us_listen_socket_close(listenSocket)
         const deadline = Date.now() + config.shutdownTimeoutMs
-        while (routes.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+        while (routes.inFlight + trackers.inFlight > 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 10))
         routes.close()
         await replayer?.stop()
         await sink?.close()

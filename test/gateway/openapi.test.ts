@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { EVENT_INFO, EVENT_TYPES, type EventType } from '../../events/catalog.js'
 import { ERRORS, type ErrorCode } from '../../events/errors.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
+import { signClickQuery } from '../../gateway/redirect-guard.js'
 import { CONTENT_TYPE, encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { type RunningGateway, startGateway } from '../support/gateway.js'
@@ -47,6 +48,9 @@ const ENV = {
   ADGATE_DECODE_TIMEOUT_MS: '1000',
   // No spool: a Kafka failure must surface as 503 NOT_DURABLE (the spool path has its own tests).
   ADGATE_SPOOL_MAX_BYTES: '0',
+  ADGATE_TRACKER_HMAC_KEY: 'openapi-tracker-key-01',
+  ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com',
+  ADGATE_TRACKER_RATE_LIMIT_RPS: '50',
 }
 const SCHEMA_NAME: Readonly<Record<EventType, string>> = {
   bid: 'BidRequest',
@@ -75,12 +79,14 @@ async function send(
   path: string,
   body?: string | Buffer,
   headers: Record<string, string> = {},
+  redirect: 'follow' | 'manual' = 'follow',
 ): Promise<Resp> {
   const sentRequestId = headers['x-request-id'] ?? `oa-${++requestCounter}`
   const res = await fetch(`${gw.url}${path}`, {
     method,
     body,
     headers: { 'x-request-id': sentRequestId, ...headers },
+    redirect,
   })
   const out: Record<string, string> = {}
   res.headers.forEach((value, name) => {
@@ -311,6 +317,78 @@ recipes['GET /v1/stream 401'] = async () => [
 ]
 recipes['GET /v1/stream 404'] = () => send('GET', '/v1/stream')
 recipes['GET /v1/stream 503'] = async () => (await drain()).stream
+// Trackers: GET with the event in the query; redirects are not followed.
+const tracker = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+  send(method, path, undefined, headers, 'manual')
+const PIXEL = '/v1/t/impression.gif'
+const pixelQuery = () => {
+  const e = events('impression', 1)[0]!
+  return `impression_id=${e.impression_id}&auction_id=${e.auction_id}&campaign_id=${e.campaign_id}&cost_micros=${e.cost_micros}`
+}
+const clickQuery = (url: string) =>
+  `click_id=oa-k${seed++}&impression_id=oa-i&campaign_id=oa-c&url=${encodeURIComponent(url)}`
+const conversionQuery = () =>
+  `conversion_id=oa-v${seed++}&click_id=oa-k&campaign_id=oa-c&conversion_type=SIGNUP`
+const CONVERSION = '/v1/t/conversion'
+recipes[`GET ${PIXEL} 200`] = async () => [
+  await tracker(`${PIXEL}?${pixelQuery()}`),
+  await (async () => {
+    expect((await fetch(`${gw.url}/_faults/kafka`, { method: 'POST' })).status).toBe(200)
+    const notDurable = await tracker(`${PIXEL}?${pixelQuery()}`)
+    expect(notDurable.headers['x-adgate-event']).toBe('not-durable')
+    return notDurable
+  })(),
+]
+recipes[`GET ${PIXEL} 204`] = () => tracker(`${PIXEL}?${pixelQuery()}&r=204`)
+recipes[`GET ${PIXEL} 400`] = async () => [
+  await tracker(`${PIXEL}?impression_id=x`),
+  await tracker(`${PIXEL}?${pixelQuery()}&impression_id=twice`),
+]
+recipes[`GET ${PIXEL} 429`] = async () => {
+  const burst = await Promise.all(Array.from({ length: 80 }, () => tracker(`${PIXEL}?${pixelQuery()}`)))
+  await sleep(1100) // the bucket refills for the recipes after this one
+  return burst.find((r) => r.status === 429) ?? burst[0]!
+}
+recipes[`GET ${PIXEL} 431`] = () => tracker(`${PIXEL}?${pixelQuery()}`, { 'x-padding': 'p'.repeat(20_000) })
+recipes[`HEAD ${PIXEL} 200`] = () => tracker(PIXEL, {}, 'HEAD')
+recipes['GET /v1/t/click 302'] = async () => [
+  await tracker(`/v1/t/click?${clickQuery('https://shop.example.com/p')}`),
+  await tracker(
+    `/v1/t/click?${signClickQuery(ENV.ADGATE_TRACKER_HMAC_KEY, clickQuery('https://elsewhere.test/'))}`,
+  ),
+]
+recipes['GET /v1/t/click 400'] = async () => [
+  await tracker(`/v1/t/click?${clickQuery('https://evil.test/')}`),
+  await tracker(`/v1/t/click?${clickQuery('javascript:alert(1)')}&sig=${'0'.repeat(64)}`),
+]
+recipes['GET /v1/t/click 431'] = () => tracker('/v1/t/click?url=x', { 'x-padding': 'p'.repeat(20_000) })
+recipes[`GET ${CONVERSION} 200`] = () =>
+  tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': TRACKER })
+recipes[`GET ${CONVERSION} 204`] = () =>
+  tracker(`${CONVERSION}?${conversionQuery()}&r=204`, { 'x-api-key': TRACKER })
+recipes[`GET ${CONVERSION} 400`] = async () => [
+  await tracker(`${CONVERSION}?conversion_id=x`, { 'x-api-key': TRACKER }),
+  await tracker(`${CONVERSION}?${conversionQuery()}&r=1&r=2&campaign_id=again`, { 'x-api-key': TRACKER }),
+]
+recipes[`GET ${CONVERSION} 401`] = () => tracker(`${CONVERSION}?${conversionQuery()}`)
+recipes[`GET ${CONVERSION} 403`] = () => tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': SSP })
+recipes[`GET ${CONVERSION} 429`] = async () => {
+  for (let i = 0; i < 5; i++) {
+    const res = await tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': SLOW })
+    if (res.status === 429) return res
+  }
+  throw new Error('the 1 request/s key was never limited')
+}
+recipes[`GET ${CONVERSION} 431`] = () =>
+  tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': TRACKER, 'x-padding': 'p'.repeat(20_000) })
+recipes[`GET ${CONVERSION} 503`] = async () => {
+  expect((await fetch(`${gw.url}/_faults/kafka`, { method: 'POST' })).status).toBe(200)
+  return tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': TRACKER })
+}
+for (const path of [PIXEL, '/v1/t/click', CONVERSION])
+  for (const method of ['POST', 'PUT', 'DELETE'])
+    recipes[`${method} ${path} 405`] = () => tracker(path, {}, method)
+
 recipes['GET /healthz 200'] = () => send('GET', '/healthz')
 recipes['GET /readyz 200'] = () => send('GET', '/readyz')
 recipes['GET /readyz 503'] = async () => (await drain()).readyz
