@@ -76,8 +76,8 @@ function readableFile(raw: string): string {
 }
 
 /** A secret: its value is never echoed, in errors or anywhere else. */
-function secret(env: string, doc: string): Setting<string, undefined> {
-  return { env, default: undefined, doc, parse: text, secret: true }
+function secret(env: string, doc: string, parse: (raw: string) => string = text): Setting<string, undefined> {
+  return { env, default: undefined, doc, parse, secret: true }
 }
 
 /** A share such as 0.95 (or 95%). */
@@ -141,16 +141,8 @@ export function parseApiKeys(raw: string): ApiKey[] {
   return keys
 }
 
-/** A secret from a file (Docker/Kubernetes secrets): the file's text without surrounding whitespace. */
-function readSecretFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8').trim()
-  } catch (err) {
-    throw new ConfigError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
-  }
-}
-
-function secret(raw: string): string {
+/** An HMAC key: long enough that guessing it is not the easy way in. */
+function hmacKey(raw: string): string {
   if (raw.length < 16) throw new ConfigError('must be at least 16 characters')
   return raw
 }
@@ -365,17 +357,16 @@ export const SETTINGS = {
     text,
   ),
   tlsKey: setting('ADGATE_TLS_KEY', undefined, 'PEM private key file', text),
-  trackerHmacKey: setting(
+  trackerHmacKey: secret(
     'ADGATE_TRACKER_HMAC_KEY',
-    undefined,
     'Secret that signs click-tracker landing URLs (sig = hex HMAC-SHA256 of the query before &sig=); at least 16 characters',
-    secret,
+    hmacKey,
   ),
   trackerHmacKeyFile: setting(
     'ADGATE_TRACKER_HMAC_KEY_FILE',
     undefined,
     'File holding ADGATE_TRACKER_HMAC_KEY (read once at start-up; surrounding whitespace ignored)',
-    (raw) => secret(readSecretFile(raw)),
+    (raw) => hmacKey(readFileSync(readableFile(raw), 'utf8').trim()),
   ),
   redirectAllowlist: setting(
     'ADGATE_REDIRECT_ALLOWLIST',
