@@ -1,279 +1,467 @@
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Kafka, logLevel } from 'kafkajs'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import { type OpenLoopResult, openLoop } from '../loadtest/open-loop.js'
 import type { RunOptions } from './lib/module.js'
-import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { type Built, buildCamel, buildGo, PEERS_DIR, startPeer } from './lib/peer-servers.js'
+import type { BenchResult } from './lib/results.js'
+import { REPO_ROOT } from './lib/results.js'
 import {
-  BROKERS,
   bodies,
   cpuSeconds,
-  ensureKafka,
-  type Load,
   load,
   median,
   peakRssMb,
   type Server,
   startGateway,
-  startServer,
   stop,
 } from './lib/servers.js'
 
 export const description =
-  'peers, same workload and broker, acks=all: adgate (1 and 2 workers) vs Strimzi Kafka Bridge vs the naive node:http + kafkajs baseline'
+  'peers on one private broker, interleaved: adgate vs Apache Camel 4.22, Benthos 4.27, OpenTelemetry Collector 0.165 (saturation, CPU-s per million events of server and broker, open-loop p50/p99/p99.9, peak RSS)'
 
+/**
+ * Every peer takes the same generated impressions, 100 per request, and answers only when they are
+ * durable in Kafka (acks=all, idempotent, LZ4), all on one private broker (scripts/kafka.mjs on
+ * port 20900, data under data/bench-peers-kafka) so its CPU is attributable to the run. All peers
+ * run side by side and are measured one at a time in rotating order, round after round, so the
+ * machine's noise lands on all of them alike; figures are medians over rounds.
+ *
+ * - saturation: autocannon, closed loop, 64 connections (throughput only; see loadtest/open-loop.ts
+ *   for why no latency from it);
+ * - fixed rates of 25/50/75 % of the slowest peer's saturation, and 50 % of adgate's own: the
+ *   open-loop generator (latency from the intended send time), with the server's and the
+ *   broker's CPU seconds over the run from /proc, per million events answered 2xx.
+ */
 const EVENTS = 100
-const STRIMZI_DIR = join(REPO_ROOT, 'bench', 'peers', 'strimzi')
-/** Fixed offered loads for the latency comparison, events/s (open loop). */
-const RATES = [5_000, 20_000, 50_000]
+const BROKER_PORT = 20_900
+const BROKERS = `127.0.0.1:${BROKER_PORT}`
+const KAFKA_DATA = join(REPO_ROOT, 'data', 'bench-peers-kafka')
+const PORTS = { adgate: 20_810, camel: 20_820, benthos: 20_830, otel: 20_840 }
 
 interface Peer {
   name: string
-  server: Server
-  url: string
+  /** What the client sends: the same JSON array, or the same events as OTLP log records. */
+  contract: 'JSON array' | 'OTLP/JSON logs'
+  path: string
   contentType: string
   bodies: Buffer[]
+  start(): Promise<Server>
 }
 
-/** The broker JVM's pid (scripts/kafka.mjs writes it), to charge its CPU too. */
-function brokerPid(): number | undefined {
+interface Running extends Peer {
+  server: Server
+}
+
+function kafkaScript(command: 'start' | 'stop'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), command], {
+      env: { ...process.env, KAFKA_PORT: String(BROKER_PORT), ADGATE_DATA_DIR: KAFKA_DATA },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`kafka.mjs ${command} → ${code}`)),
+    )
+  })
+}
+
+function brokerPid(): number {
+  return Number(readFileSync(join(KAFKA_DATA, 'kafka', 'broker.pid'), 'utf8').trim())
+}
+
+/** The same events as OTLP/JSON logs: one log record per event, its body the event's JSON bytes. */
+function otlpLogs(body: Buffer): Buffer {
+  const events = JSON.parse(body.toString()) as unknown[]
+  const now = `${Date.now()}000000`
+  return Buffer.from(
+    JSON.stringify({
+      resourceLogs: [
+        {
+          resource: { attributes: [{ key: 'service.name', value: { stringValue: 'adserver' } }] },
+          scopeLogs: [
+            {
+              scope: { name: 'adgate.bench' },
+              logRecords: events.map((e) => ({
+                timeUnixNano: now,
+                body: { bytesValue: Buffer.from(JSON.stringify(e)).toString('base64') },
+              })),
+            },
+          ],
+        },
+      ],
+    }),
+  )
+}
+
+function peers(json: Buffer[], only?: string[]): (Peer | { name: string; reason: string })[] {
+  const skip = { ok: false, reason: 'not selected' } as const
+  const wanted = (name: string) => !only || only.includes(name)
+  const built = (name: string, b: () => Built, make: (run: string[]) => Peer) => {
+    const r = wanted(name) ? b() : skip
+    return r.ok ? make(r.run) : { name, reason: r.reason }
+  }
+  const camelDir = join(PEERS_DIR, 'camel')
+  return [
+    {
+      name: 'adgate',
+      contract: 'JSON array',
+      path: '/v1/impressions',
+      contentType: CONTENT_TYPE.json,
+      bodies: json,
+      start: () =>
+        startGateway({
+          KAFKA_BROKERS: BROKERS,
+          PORT: String(PORTS.adgate),
+          ADGATE_DATA_DIR: join(REPO_ROOT, 'data', 'bench-peers-adgate'),
+        }),
+    },
+    built('camel', buildCamel, (run) => ({
+      name: 'camel',
+      contract: 'JSON array',
+      path: '/v1/impressions',
+      contentType: CONTENT_TYPE.json,
+      bodies: json,
+      start: () =>
+        startPeer(
+          'camel',
+          [
+            run[0]!,
+            `-Dcamel.main.routesIncludePattern=file:${join(camelDir, 'route.yaml')}`,
+            '-Dpeer.topic=peers.camel',
+            `-Dpeer.brokers=${BROKERS}`,
+            ...run.slice(1),
+            'adgate.bench.CamelPeer',
+          ],
+          { PORT: String(PORTS.camel) },
+          PORTS.camel,
+        ),
+    })),
+    built(
+      'benthos',
+      () => buildGo('benthos', 'benthos'),
+      (run) => ({
+        name: 'benthos',
+        contract: 'JSON array',
+        path: '/v1/impressions',
+        contentType: CONTENT_TYPE.json,
+        bodies: json,
+        start: () =>
+          startPeer(
+            'benthos',
+            [...run, '-c', join(PEERS_DIR, 'benthos', 'config.yaml')],
+            {
+              PORT: String(PORTS.benthos),
+              ADMIN_PORT: String(PORTS.benthos + 1),
+              BROKERS,
+              TOPIC: 'peers.benthos',
+            },
+            PORTS.benthos,
+          ),
+      }),
+    ),
+    built(
+      'otel collector',
+      () => buildGo('otelcol', 'otelcol'),
+      (run) => ({
+        name: 'otel collector',
+        contract: 'OTLP/JSON logs',
+        path: '/v1/logs',
+        contentType: 'application/json',
+        bodies: json.map(otlpLogs),
+        start: () =>
+          startPeer(
+            'otel collector',
+            [...run, '--config', join(PEERS_DIR, 'otelcol', 'config.yaml')],
+            { PORT: String(PORTS.otel), BROKERS, TOPIC: 'peers.otel' },
+            PORTS.otel,
+          ),
+      }),
+    ),
+  ]
+}
+
+/** Records in a topic (sum of the partitions' end offsets): what a peer really made durable. */
+async function records(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin()
+  await admin.connect()
   try {
-    return Number(readFileSync(join(REPO_ROOT, 'data', 'kafka', 'broker.pid'), 'utf8').trim())
+    const offsets = await admin.fetchTopicOffsets(topic)
+    return offsets.reduce((a, o) => a + Number(o.high), 0)
   } catch {
-    return undefined
+    return 0
+  } finally {
+    await admin.disconnect()
   }
 }
 
-/**
- * Fetch the Strimzi Kafka Bridge with Maven (bench/peers/strimzi/pom.xml). Returns the classpath
- * directory, or why it cannot run here.
- */
-function fetchStrimzi(): { dir: string } | { reason: string } {
-  const dir = join(STRIMZI_DIR, 'target', 'dependency')
-  if (existsSync(dir) && readdirSync(dir).some((f) => f.startsWith('kafka-bridge'))) return { dir }
-  const r = spawnSync(
-    'mvn',
-    ['-q', '-B', '-f', join(STRIMZI_DIR, 'pom.xml'), 'dependency:copy-dependencies'],
-    {
-      encoding: 'utf8',
-    },
-  )
-  if (r.status === 0) return { dir }
-  const why =
-    `${r.stdout}${r.stderr}`.split('\n').find((l) => l.includes('ERROR')) ?? `mvn exited ${r.status}`
-  return { reason: why.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '').trim() }
+const TOPIC: Record<string, string> = {
+  adgate: 'adgate.impressions',
+  camel: 'peers.camel',
+  benthos: 'peers.benthos',
+  'otel collector': 'peers.otel',
 }
 
-/** Start the bridge: HTTP on a fixed local port, producer batching + LZ4, acks=all. */
-async function startStrimzi(dir: string): Promise<Server> {
-  const port = 18_480
-  const config = join(STRIMZI_DIR, 'target', 'application.properties')
-  mkdirSync(join(STRIMZI_DIR, 'target'), { recursive: true })
-  writeFileSync(
-    config,
-    [
-      'bridge.id=adgate-bench',
-      `kafka.bootstrap.servers=${BROKERS}`,
-      'kafka.producer.acks=all',
-      'kafka.producer.linger.ms=5',
-      'kafka.producer.batch.size=262144',
-      'kafka.producer.compression.type=lz4',
-      'http.host=127.0.0.1',
-      `http.port=${port}`,
-      '',
-    ].join('\n'),
-  )
-  const server = await startServer(
-    ['-cp', `${dir}/*`, 'io.strimzi.kafka.bridge.Application', `--config-file=${config}`],
-    {},
-    /(listening on port (\d+))|(HTTP[- ]Kafka Bridge started)/,
-    'java',
-  )
-  return { ...server, port }
+interface Sample {
+  eventsPerS: number
+  cpuPerM: number
+  brokerPerM: number
+  open?: OpenLoopResult
 }
+
+/** Run `work` against a peer and charge the server's and the broker's CPU to the events it got 2xx for. */
+async function charged(
+  peer: Running,
+  work: () => Promise<{ events: number; seconds: number; open?: OpenLoopResult }>,
+): Promise<Sample> {
+  const pid = peer.server.child.pid!
+  const c0 = cpuSeconds(pid)
+  const b0 = cpuSeconds(brokerPid())
+  const { events, seconds, open } = await work()
+  const cpu = cpuSeconds(pid) - c0
+  const broker = cpuSeconds(brokerPid()) - b0
+  return {
+    eventsPerS: events / seconds,
+    cpuPerM: events > 0 ? (cpu / events) * 1e6 : Number.NaN,
+    brokerPerM: events > 0 ? (broker / events) * 1e6 : Number.NaN,
+    open,
+  }
+}
+
+function saturation(peer: Running, seconds: number): Promise<Sample> {
+  return charged(peer, async () => {
+    const r = await load({
+      url: `http://127.0.0.1:${peer.server.port}${peer.path}`,
+      contentType: peer.contentType,
+      bodies: peer.bodies,
+      eventsPerRequest: EVENTS,
+      seconds,
+      connections: 64,
+    })
+    if (r.errors + r.non2xx > 0)
+      process.stderr.write(`peers: ${peer.name}: ${r.errors} errors, ${r.non2xx} non-2xx at saturation\n`)
+    return { events: r.eventsPerSec * seconds, seconds }
+  })
+}
+
+function fixedRate(peer: Running, eventsPerS: number, seconds: number): Promise<Sample> {
+  return charged(peer, async () => {
+    const open = await openLoop({
+      url: `http://127.0.0.1:${peer.server.port}`,
+      requests: peer.bodies.map((body) => ({
+        path: peer.path,
+        headers: { 'content-type': peer.contentType },
+        body,
+      })),
+      rate: eventsPerS / EVENTS,
+      seconds,
+      maxConnections: 512,
+    })
+    return { events: open.requests['2xx'] * EVENTS, seconds, open }
+  })
+}
+
+/** Each round visits every peer once, starting one further along, so no peer always goes first. */
+async function rounds<T>(
+  list: Running[],
+  n: number,
+  fn: (p: Running) => Promise<T>,
+): Promise<Map<string, T[]>> {
+  const out = new Map<string, T[]>(list.map((p) => [p.name, []]))
+  for (let r = 0; r < n; r++)
+    for (let i = 0; i < list.length; i++) {
+      const p = list[(i + r) % list.length]!
+      out.get(p.name)!.push(await fn(p))
+    }
+  return out
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000
 
 export async function run(options: RunOptions): Promise<BenchResult[]> {
-  ensureKafka()
   const seconds = options.quick ? 3 : 8
-  const impressions = bodies('impression', 'json', 50, EVENTS)
-  const naive = join(REPO_ROOT, 'dist', 'bench', 'peers', 'naive-gateway.js')
+  const n = options.quick ? 1 : 3
   const results: BenchResult[] = []
-  const broker = brokerPid()
-
-  const strimzi = fetchStrimzi()
-  if ('reason' in strimzi) {
-    process.stderr.write(`peers: Strimzi Kafka Bridge cannot run here: ${strimzi.reason}\n`)
-    results.push({
-      case: `strimzi kafka bridge: not run (${strimzi.reason})`,
-      metric: 'available',
-      value: 0,
-      unit: 'bool',
-    })
-  }
-
-  const peers: Peer[] = []
-  const starters: [string, () => Promise<Peer>][] = [
-    [
-      'adgate 1 worker',
-      async () => {
-        const server = await startGateway({ ADGATE_WORKERS: '1' })
-        return adgatePeer('adgate 1 worker', server, impressions)
-      },
-    ],
-    [
-      'adgate 2 workers',
-      async () => {
-        const server = await startGateway({ ADGATE_WORKERS: '2' })
-        return adgatePeer('adgate 2 workers', server, impressions)
-      },
-    ],
-    [
-      'naive node:http + kafkajs',
-      async () => {
-        const server = await startServer([naive, '0', BROKERS], {}, /listening (\d+)/)
-        return {
-          name: 'naive node:http + kafkajs',
-          server,
-          url: `http://127.0.0.1:${server.port}/v1/impressions`,
-          contentType: CONTENT_TYPE.json,
-          bodies: impressions,
-        }
-      },
-    ],
-  ]
-  if ('dir' in strimzi) {
-    // The bridge's own envelope around the same generated events (it does not validate them).
-    const wrapped = impressions.map((b) =>
-      Buffer.from(
-        JSON.stringify({
-          records: (JSON.parse(b.toString()) as { auction_id?: string }[]).map((e) => ({
-            key: e.auction_id ?? null,
-            value: e,
-          })),
-        }),
-      ),
-    )
-    starters.push([
-      'strimzi kafka bridge',
-      async () => {
-        const server = await startStrimzi(strimzi.dir)
-        return {
-          name: 'strimzi kafka bridge',
-          server,
-          url: `http://127.0.0.1:${server.port}/topics/adgate.impressions`,
-          contentType: 'application/vnd.kafka.json.v2+json',
-          bodies: wrapped,
-        }
-      },
-    ])
-  }
-
-  // One peer at a time on the machine, so none competes with another for the 2 cores.
-  const maxOf = new Map<string, number>()
-  for (const [name, start] of starters) {
-    let peer: Peer
-    try {
-      peer = await start()
-    } catch (err) {
-      results.push({
-        case: `${name}: did not start (${(err as Error).message.split('\n')[0]})`,
-        metric: 'available',
-        value: 0,
-        unit: 'bool',
-      })
-      continue
+  await kafkaScript('start')
+  const kafka = new Kafka({ brokers: [BROKERS], clientId: 'bench-peers', logLevel: logLevel.NOTHING })
+  const running: Running[] = []
+  try {
+    const json = bodies('impression', 'json', 50, EVENTS)
+    // BENCH_PEERS=adgate,camel runs a subset (the rest are not built either).
+    const only = process.env.BENCH_PEERS?.split(',')
+    for (const p of peers(json, only)) {
+      if ('reason' in p && p.reason === 'not selected') continue
+      if ('reason' in p) {
+        process.stderr.write(`peers: ${p.name} not built: ${p.reason}\n`)
+        results.push({
+          case: `${p.name}: not built (${p.reason})`,
+          metric: 'available',
+          value: 0,
+          unit: 'bool',
+        })
+        continue
+      }
+      try {
+        running.push({ ...p, server: await p.start() })
+      } catch (err) {
+        const why = (err as Error).message.split('\n')[0]!
+        process.stderr.write(`peers: ${p.name} did not start: ${why}\n`)
+        results.push({
+          case: `${p.name}: did not start (${why})`,
+          metric: 'available',
+          value: 0,
+          unit: 'bool',
+        })
+      }
     }
-    peers.push(peer)
-    try {
-      const base: Omit<Load, 'seconds' | 'connections'> = {
-        url: peer.url,
-        contentType: peer.contentType,
-        bodies: peer.bodies,
-        eventsPerRequest: EVENTS,
-      }
-      await load({ ...base, seconds: 2, connections: 16 }) // warm-up
-      // Saturation: closed loop, 64 connections; CPU of the server and of the broker over the run.
-      const maxima: number[] = []
-      let cpuPerM = 0
-      let brokerPerM = 0
-      for (let i = 0; i < (options.quick ? 1 : 2); i++) {
-        const c0 = cpuSeconds(peer.server.child.pid!)
-        const b0 = broker ? cpuSeconds(broker) : 0
-        const r = await load({ ...base, seconds, connections: 64 })
-        const events = r.eventsPerSec * seconds
-        cpuPerM = ((cpuSeconds(peer.server.child.pid!) - c0) / events) * 1e6
-        brokerPerM = broker ? ((cpuSeconds(broker) - b0) / events) * 1e6 : Number.NaN
-        maxima.push(r.eventsPerSec)
-        if (r.errors > 0)
-          process.stderr.write(`peers: ${name}: ${r.errors} errors, ${r.non2xx} non-2xx at saturation\n`)
-      }
-      const max = median(maxima)
-      maxOf.set(name, max)
+    const before = new Map<string, number>()
+    for (const p of running) before.set(p.name, await records(kafka, TOPIC[p.name]!))
+
+    // Warm-up (JIT, connection pools, topic metadata), then saturation rounds.
+    await rounds(running, 1, (p) => saturation(p, 2))
+    const sat = await rounds(running, n, (p) => saturation(p, seconds))
+    const max = new Map(running.map((p) => [p.name, median(sat.get(p.name)!.map((s) => s.eventsPerS))]))
+    for (const p of running) {
+      const s = sat.get(p.name)!
+      const c = `${p.name} (${p.contract}): saturation, closed loop, 64 connections`
+      results.push({ case: c, metric: 'events_per_s', value: Math.round(max.get(p.name)!), unit: 'events/s' })
       results.push({
-        case: `${name}: saturation (closed loop, 64 conns)`,
-        metric: 'events_per_s',
-        value: Math.round(max),
-        unit: 'events/s',
-      })
-      results.push({
-        case: `${name}: server CPU per million events`,
+        case: c,
         metric: 'cpu_s_per_M',
-        value: round(cpuPerM),
+        value: r3(median(s.map((x) => x.cpuPerM))),
         unit: 'CPU-s',
       })
       results.push({
-        case: `${name}: broker CPU per million events`,
-        metric: 'cpu_s_per_M',
-        value: round(brokerPerM),
+        case: c,
+        metric: 'broker_cpu_s_per_M',
+        value: r3(median(s.map((x) => x.brokerPerM))),
         unit: 'CPU-s',
       })
-      // Latency at fixed offered loads (open loop), up to 90% of its own maximum, plus 50% of it.
-      const rates = [...RATES.filter((x) => x <= max * 0.9), Math.round(max / 2 / 1000) * 1000]
-      for (const eventsPerS of [...new Set(rates)].sort((a, b) => a - b)) {
-        const rate = Math.max(1, Math.round(eventsPerS / EVENTS))
-        const r = await load({ ...base, seconds, connections: 32, rate })
-        const achieved = (r.requestsPerSec / rate) * 100
-        const c = `${name}: ${eventsPerS} events/s offered (open loop, achieved ${achieved.toFixed(0)}%)`
-        results.push({ case: c, metric: 'p50', value: r.p50, unit: 'ms' })
-        results.push({ case: c, metric: 'p99', value: r.p99, unit: 'ms' })
-        results.push({ case: c, metric: 'p99.9', value: r.p999, unit: 'ms' })
-      }
+    }
+
+    // Fixed rates: shares of the slowest peer's saturation, every peer at the same offered load.
+    const slowest = Math.min(...max.values())
+    const fixed = new Map<number, Map<string, Sample[]>>()
+    for (const share of [0.25, 0.5, 0.75]) {
+      const rate = Math.max(EVENTS, Math.round((slowest * share) / EVENTS) * EVENTS)
+      const got = await rounds(running, options.quick ? 1 : 2, (p) => fixedRate(p, rate, seconds))
+      fixed.set(share, got)
+      for (const p of running)
+        pushFixed(results, p, `${share * 100}% of the slowest peer's max`, rate, got.get(p.name)!)
+    }
+    // adgate at half its own maximum: the latency target's operating point.
+    const ours = running.find((p) => p.name === 'adgate')
+    if (ours) {
+      const rate = Math.round(max.get('adgate')! / 2 / EVENTS) * EVENTS
+      const got = await rounds([ours], options.quick ? 1 : 2, (p) => fixedRate(p, rate, seconds))
+      pushFixed(results, ours, "50% of adgate's own max", rate, got.get('adgate')!)
+    }
+
+    for (const p of running) {
       results.push({
-        case: `${name}: process`,
+        case: `${p.name}: process`,
         metric: 'peak_rss',
-        value: round(peakRssMb(peer.server.child.pid!)),
+        value: r3(peakRssMb(p.server.child.pid!)),
         unit: 'MB',
       })
-    } finally {
-      await stop(peer.server)
-    }
-  }
-  const ours = maxOf.get('adgate 1 worker')
-  for (const other of ['naive node:http + kafkajs', 'strimzi kafka bridge']) {
-    const theirs = maxOf.get(other)
-    if (ours && theirs)
+      const durable = (await records(kafka, TOPIC[p.name]!)) - before.get(p.name)!
       results.push({
-        case: `adgate 1 worker vs ${other}: saturation`,
-        metric: 'events_per_s',
-        value: Math.round(ours),
-        unit: 'events/s',
-        baseline: Math.round(theirs),
-        ratio: round(ours / theirs),
+        case: `${p.name}: records written to Kafka during the run`,
+        metric: 'records',
+        value: durable,
+        unit: 'records',
       })
+    }
+    results.push(...ratios(running, max, fixed.get(0.5)!))
+  } finally {
+    for (const p of running) await stop(p.server)
+    await kafkaScript('stop').catch(() => {})
   }
   return results
 }
 
-function adgatePeer(name: string, server: Server, impressions: Buffer[]): Peer {
-  return {
-    name,
-    server,
-    url: `http://127.0.0.1:${server.port}/v1/impressions`,
-    contentType: CONTENT_TYPE.json,
-    bodies: impressions,
-  }
+function pushFixed(results: BenchResult[], p: Running, what: string, rate: number, s: Sample[]): void {
+  const c = `${p.name} (${p.contract}): ${rate} events/s offered, open loop (${what})`
+  const m = (f: (x: Sample) => number) => r3(median(s.map(f)))
+  const open = s.map((x) => x.open!)
+  results.push({
+    case: c,
+    metric: 'events_per_s',
+    value: Math.round(m((x) => x.eventsPerS)),
+    unit: 'events/s',
+  })
+  results.push({ case: c, metric: 'cpu_s_per_M', value: m((x) => x.cpuPerM), unit: 'CPU-s' })
+  results.push({ case: c, metric: 'broker_cpu_s_per_M', value: m((x) => x.brokerPerM), unit: 'CPU-s' })
+  results.push({
+    case: c,
+    metric: 'p50_ms',
+    value: r3(median(open.map((o) => o.latency_ms.p50))),
+    unit: 'ms',
+  })
+  results.push({
+    case: c,
+    metric: 'p99_ms',
+    value: r3(median(open.map((o) => o.latency_ms.p99))),
+    unit: 'ms',
+  })
+  results.push({
+    case: c,
+    metric: 'p999_ms',
+    value: r3(median(open.map((o) => o.latency_ms.p999))),
+    unit: 'ms',
+  })
+  results.push({
+    case: c,
+    metric: 'schedule_kept',
+    value: open.filter((o) => o.schedule.kept).length / open.length,
+    unit: 'share of rounds',
+  })
+  for (const o of open)
+    if (!o.schedule.kept)
+      process.stderr.write(`peers: ${p.name} at ${rate}/s: schedule not kept (${o.schedule.why})\n`)
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000
+/**
+ * adgate ÷ each peer: saturation events/s, and CPU, broker CPU and p99 at 50 % of the slowest
+ * peer's maximum. The best peer is the one with the least server CPU per million events there.
+ */
+function ratios(running: Running[], max: Map<string, number>, half: Map<string, Sample[]>): BenchResult[] {
+  const out: BenchResult[] = []
+  const ours = half.get('adgate')
+  if (!ours) return out
+  const figures = (s: Sample[]) => ({
+    cpu: median(s.map((x) => x.cpuPerM)),
+    broker: median(s.map((x) => x.brokerPerM)),
+    p99: median(s.map((x) => x.open!.latency_ms.p99)),
+  })
+  const a = figures(ours)
+  const others = running.filter((p) => p.name !== 'adgate')
+  const row = (c: string, metric: string, unit: string, value: number, baseline: number): BenchResult => ({
+    case: c,
+    metric,
+    value: r3(value),
+    unit,
+    baseline: r3(baseline),
+    ratio: r3(value / baseline),
+  })
+  let best: { name: string; cpu: number } | undefined
+  for (const p of others) {
+    const f = figures(half.get(p.name)!)
+    if (!best || f.cpu < best.cpu) best = { name: p.name, cpu: f.cpu }
+    const c = `adgate ÷ ${p.name}`
+    out.push(row(`${c}: saturation`, 'events_per_s', 'events/s', max.get('adgate')!, max.get(p.name)!))
+    out.push(row(`${c}: at 50% of the slowest max`, 'cpu_s_per_M', 'CPU-s', a.cpu, f.cpu))
+    out.push(row(`${c}: at 50% of the slowest max`, 'broker_cpu_s_per_M', 'CPU-s', a.broker, f.broker))
+    out.push(row(`${c}: at 50% of the slowest max`, 'p99', 'ms', a.p99, f.p99))
+  }
+  if (best) {
+    const f = figures(half.get(best.name)!)
+    const c = `adgate ÷ best peer (${best.name})`
+    out.push(row(`${c}: saturation`, 'events_per_s', 'events/s', max.get('adgate')!, max.get(best.name)!))
+    out.push(row(`${c}: at 50% of the slowest max`, 'cpu_s_per_M', 'CPU-s', a.cpu, f.cpu))
+    out.push(row(`${c}: at 50% of the slowest max`, 'broker_cpu_s_per_M', 'CPU-s', a.broker, f.broker))
+    out.push(row(`${c}: at 50% of the slowest max`, 'p99', 'ms', a.p99, f.p99))
+  }
+  return out
 }
