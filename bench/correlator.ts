@@ -25,6 +25,7 @@ import {
 } from './lib/correlator-workload.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { median } from './lib/stats.js'
 import { correlatorVsStreams } from './lib/streams-peer.js'
 
 export const description =
@@ -43,11 +44,6 @@ class NullStorage implements Storage {
     return []
   }
   async close(): Promise<void> {}
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
 }
 
 /** One pass of the funnel through a fresh correlator: wall events/s and events per CPU-second. */

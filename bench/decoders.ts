@@ -6,6 +6,7 @@ import { parse as parseCsvStream } from 'csv-parse'
 import { parse as parseCsvSync } from 'csv-parse/sync'
 import simdjson from 'simdjson'
 import { checkNativeBindings } from '../cli/native-bindings.js'
+import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
 import { type BodyOptions, decodeBody } from '../decoders/decode.js'
 import type { Encoding } from '../decoders/result.js'
 import {
@@ -389,15 +390,7 @@ async function csvCases(h: HarnessOptions): Promise<BenchResult[]> {
 // ---------------------------------------------------------------------------------------------
 // Avro OCF bid requests
 
-const OCF_HEADER = avro.Type.forSchema({
-  type: 'record',
-  name: 'Header',
-  fields: [
-    { name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } },
-    { name: 'meta', type: { type: 'map', values: 'bytes' } },
-    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
-  ],
-})
+const OCF_HEADER = avro.Type.forSchema(CONTAINER_HEADER_SCHEMA)
 const LONG = avro.Type.forSchema('long')
 
 /**

@@ -10,13 +10,13 @@ import {
   ensureKafka,
   type Load,
   bodies as makeBodies,
-  median,
   peakRssMb,
   type Server,
   startGateway,
   startServer,
   stop,
 } from './lib/servers.js'
+import { median } from './lib/stats.js'
 
 export const description =
   'end to end: HTTP → decode → Kafka acks=all; adgate vs a naive node:http + kafkajs gateway, same broker'

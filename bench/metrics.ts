@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { createGatewayMetrics, statusClass } from '../gateway/metrics.js'
@@ -6,6 +6,8 @@ import { CONTENT_TYPE, encodeEvents } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { ensureKafka } from './lib/servers.js'
+import { median } from './lib/stats.js'
 
 export const description =
   'what the metrics cost: gateway throughput with metrics on (scraped every second) vs off, same broker, interleaved'
@@ -79,11 +81,6 @@ async function load(port: number, bodies: Buffer[], seconds: number, scrape: boo
   }
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
 /**
  * The observations one HTTP request costs on the main thread, in-process: five per request, and a
  * task's (here one task per request, the worst case; under load a task carries many requests).
@@ -118,10 +115,7 @@ function observationNs(iterations: number): number {
 }
 
 export async function run(options: RunOptions): Promise<BenchResult[]> {
-  const ensure = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), 'start'], {
-    stdio: 'inherit',
-  })
-  if (ensure.status !== 0) throw new Error('the local Kafka broker did not start')
+  ensureKafka()
   const seconds = options.quick ? 2 : 6
   const rounds = options.quick ? 1 : 5
   const bodies = Array.from({ length: 50 }, (_, i) =>

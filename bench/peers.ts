@@ -12,12 +12,12 @@ import {
   bodies,
   cpuSeconds,
   load,
-  median,
   peakRssMb,
   type Server,
   startGateway,
   stop,
 } from './lib/servers.js'
+import { median } from './lib/stats.js'
 
 export const description =
   'peers on one private broker, interleaved: adgate vs Apache Camel 4.22, Benthos 4.27, OpenTelemetry Collector 0.165 (saturation, CPU-s per million events of server and broker, open-loop p50/p99/p99.9, peak RSS)'

@@ -1,9 +1,9 @@
 import { AnomalyDetector, type AnomalyRow, type ObservedEvent } from '../correlator/anomaly.js'
 import { generateSourcedTraffic, scoreFlags } from '../generator/anomalies.js'
-import { median } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
 import { qualityCostCases } from './lib/quality-cost.js'
 import type { BenchResult } from './lib/results.js'
+import { median } from './lib/stats.js'
 
 /**
  * Anomaly detection (correlator/anomaly.ts) against labelled anomalies the generator injects

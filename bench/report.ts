@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { EventType } from '../events/catalog.js'
 import { encodeEvents } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
-import { MIX } from '../loadtest/lib.js'
+import { MIX } from './lib/mix.js'
 import { type BenchResult, commitId, REPO_ROOT, RESULTS_DIR, type ResultsFile } from './lib/results.js'
 import { OURS, STREAMS_WORKLOAD } from './lib/streams-peer.js'
 

@@ -12,7 +12,8 @@ import { boundedType } from './avro-bounds.js'
  * against what is left, so a hostile file can neither over-read nor make us allocate without bound.
  */
 const MAGIC = Buffer.from('Obj\x01', 'latin1')
-const HEADER = boundedType({
+/** The header as an Avro record, as the spec declares it (the bench's avsc baseline reads it too). */
+export const CONTAINER_HEADER_SCHEMA: avro.Schema = {
   type: 'record',
   name: 'Header',
   fields: [
@@ -20,7 +21,8 @@ const HEADER = boundedType({
     { name: 'meta', type: { type: 'map', values: 'bytes' } },
     { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
   ],
-})
+}
+const HEADER = boundedType(CONTAINER_HEADER_SCHEMA)
 const LONG = avro.Type.forSchema('long')
 
 export const SUPPORTED_CODECS = ['null', 'deflate'] as const

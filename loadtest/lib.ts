@@ -1,34 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import type { Kind } from '../bench/lib/mix.js'
 import { commitId, machine, REPO_ROOT } from '../bench/lib/results.js'
-import { bodies, percentile, slope } from '../bench/lib/servers.js'
-import type { Encoding } from '../decoders/result.js'
-import { EVENT_INFO, type EventType } from '../events/catalog.js'
+import { bodies } from '../bench/lib/servers.js'
+import { percentile } from '../bench/lib/stats.js'
+import { EVENT_INFO } from '../events/catalog.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 
 export const RESULTS = join(REPO_ROOT, 'loadtest', 'results')
-
-/** One kind of request in a mix: `weight` requests of it per cycle of the mix. */
-export interface Kind {
-  type: EventType
-  encoding: Encoding
-  eventsPerRequest: number
-  weight: number
-}
-
-/**
- * The realistic mix (bids ≫ impressions ≫ clicks ≫ conversions), each in its primary encoding
- * and batched as ad servers send them. Per cycle of 50 requests: 30 bid batches of 100 (Avro),
- * 12 impression batches of 100 (JSON), 6 click batches of 20 (CSV), 2 conversion batches of 5
- * (CSV) = 3000 : 1200 : 120 : 10 events.
- */
-export const MIX: Kind[] = [
-  { type: 'bid', encoding: 'avro', eventsPerRequest: 100, weight: 30 },
-  { type: 'impression', encoding: 'json', eventsPerRequest: 100, weight: 12 },
-  { type: 'click', encoding: 'csv', eventsPerRequest: 20, weight: 6 },
-  { type: 'conversion', encoding: 'csv', eventsPerRequest: 5, weight: 2 },
-]
 
 /** autocannon request list interleaving the kinds by weight, bodies from the generator. */
 export function mixedRequests(
@@ -214,5 +194,3 @@ export function printVerdict(o: Outcome, file: string): void {
     `SLO verdict: ${o.checks.every((c) => c.ok) ? 'PASS' : 'FAIL'}  (written to ${file}; generator, broker and gateway share ${machine().cpus} cores)\n`,
   )
 }
-
-export { slope }

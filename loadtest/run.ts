@@ -1,11 +1,13 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type autocannon from 'autocannon'
 import WebSocket from 'ws'
+import { kafkaScript as runKafkaScript } from '../bench/lib/broker.js'
+import { MIX } from '../bench/lib/mix.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { bodies, ensureKafka, metric, percentile, startGateway, stop } from '../bench/lib/servers.js'
+import { bodies, ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
+import { percentile, slope } from '../bench/lib/stats.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import {
   availability,
@@ -13,12 +15,10 @@ import {
   contractFields,
   GeneratorMeter,
   generatorCheck,
-  MIX,
   mixedRequests,
   type Outcome,
   printVerdict,
   rateCheck,
-  slope,
   startCannon,
   Timeline,
   writeOutcome,
@@ -505,16 +505,9 @@ const badTraffic: Scenario = async (args) => {
 }
 
 /** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
-function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), command], {
-      env: { ...process.env, KAFKA_PORT: String(port), ADGATE_DATA_DIR: dataDir },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    })
-    child.once('close', (code) =>
-      code === 0 ? resolve(code) : reject(new Error(`kafka.mjs ${command} → ${code}`)),
-    )
-  })
+async function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<void> {
+  const r = await runKafkaScript(command, { port, dataDir })
+  if (r.code !== 0) throw new Error(`kafka.mjs ${command} → ${r.code}\n${r.output}`)
 }
 
 const outage: Scenario = async (args) => {

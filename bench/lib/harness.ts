@@ -1,6 +1,7 @@
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { median } from './stats.js'
 
 /**
  * Throughput of fixed workloads, measured side by side. Every workload is warmed up, its call
@@ -208,10 +209,4 @@ async function workerRunner(spec: IsolatedWorkload): Promise<Runner> {
       await worker.terminate()
     },
   }
-}
-
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }

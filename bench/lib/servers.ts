@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -6,6 +6,7 @@ import type { Encoding } from '../../decoders/result.js'
 import type { EventType } from '../../events/catalog.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
+import { kafkaScriptSync } from './broker.js'
 import { REPO_ROOT } from './results.js'
 
 /**
@@ -25,10 +26,7 @@ export interface Server {
 
 /** Make sure the shared local broker (127.0.0.1:9092) runs; starts it if not. */
 export function ensureKafka(): void {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), 'start'], {
-    stdio: 'inherit',
-  })
-  if (r.status !== 0) throw new Error('the local Kafka broker did not start')
+  if (!kafkaScriptSync('start')) throw new Error('the local Kafka broker did not start')
 }
 
 /** Start a server process and wait for the line that gives its port. */
@@ -157,33 +155,6 @@ export function summarise(result: autocannon.Result, eventsPerRequest: number, s
     errors: result.errors,
     raw: result,
   }
-}
-
-export function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
-/** Nearest-rank percentile of unsorted values (q in 0..1). */
-export function percentile(values: number[], q: number): number {
-  if (values.length === 0) return Number.NaN
-  const s = Float64Array.from(values).sort()
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!
-}
-
-/** Least-squares slope of y over x. */
-export function slope(xs: number[], ys: number[]): number {
-  const n = xs.length
-  if (n < 2) return 0
-  const mx = xs.reduce((a, b) => a + b, 0) / n
-  const my = ys.reduce((a, b) => a + b, 0) / n
-  let num = 0
-  let den = 0
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my)
-    den += (xs[i]! - mx) ** 2
-  }
-  return den === 0 ? 0 : num / den
 }
 
 /**

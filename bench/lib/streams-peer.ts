@@ -8,6 +8,7 @@ import { registerLz4Codec } from '../../kafka/lz4-codec.js'
 import { count, funnelLogs, PARTITIONS } from './correlator-workload.js'
 import { type BenchResult, REPO_ROOT } from './results.js'
 import { BROKERS, cpuSeconds, ensureKafka, peakRssMb } from './servers.js'
+import { median } from './stats.js'
 
 /**
  * The correlator against a Kafka Streams application doing the same joins (bench/peers/kafka-streams),
@@ -164,13 +165,6 @@ async function produce(admin: kafkajs.Admin, kafka: kafkajs.Kafka, prefix: strin
   }
   await producer.disconnect()
   return count(logs)
-}
-
-/** The median, the mean of the middle two for an even count. */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 function round(x: number): number {

@@ -2,8 +2,8 @@ import avro from 'avsc'
 
 /**
  * Hand-built Avro object container files, for bodies writeContainer cannot make (other codecs,
- * arbitrary writer schemas, corrupt blocks). Written with avsc's own types, independently of
- * decoders/avro-container.ts.
+ * arbitrary writer schemas, corrupt blocks). Written with avsc's own types and its own copy of the
+ * spec's header schema, on purpose: an independent oracle for decoders/avro-container.ts.
  */
 const HEADER = avro.Type.forSchema({
   type: 'record',

@@ -1,17 +1,10 @@
 // Makes sure a local Kafka broker is reachable for the integration tests.
 // The broker itself is managed by scripts/kafka.mjs (KRaft, one node, 127.0.0.1).
 import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
-const kafkaScript = fileURLToPath(new URL('../../scripts/kafka.mjs', import.meta.url))
+import { kafkaScriptSync } from '../../bench/lib/broker.js'
 
 function runKafkaScript(command: 'start' | 'status', inheritOutput: boolean): boolean {
-  const result = spawnSync(process.execPath, [kafkaScript, command], {
-    cwd: repoRoot,
-    stdio: inheritOutput ? 'inherit' : 'ignore',
-  })
-  return result.status === 0
+  return kafkaScriptSync(command, {}, inheritOutput ? 'inherit' : 'ignore')
 }
 
 function javaAvailable(): boolean {

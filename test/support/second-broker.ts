@@ -7,14 +7,13 @@
 // their own broker; a lock left by a dead run is taken over and its broker stopped.
 // Measured here: the first start (formats storage) 3.5–6 s, a stop 0.5–1.2 s, a restart 2.5–11 s.
 // freeze()/thaw() SIGSTOP/SIGCONT the JVM: a broker that hangs instead of going away.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { kafkaScript } from '../../bench/lib/broker.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
-const kafkaScript = path.join(repoRoot, 'scripts', 'kafka.mjs')
 const baseDir = path.join(repoRoot, 'data', 'outage-broker')
 const FIRST_PORT = 19092
 const PORT_STEP = 100
@@ -101,27 +100,8 @@ function makeBroker(port: number, dataDir: string, owner: string): SecondBroker 
 }
 
 /** Asynchronous on purpose: the caller keeps its own load running while the broker stops or starts. */
-function runScript(
-  command: 'start' | 'stop',
-  port: number,
-  dataDir: string,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [kafkaScript, command], {
-      cwd: repoRoot,
-      env: { ...process.env, KAFKA_PORT: String(port), ADGATE_DATA_DIR: dataDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d: Buffer) => {
-      output += d.toString()
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      output += d.toString()
-    })
-    child.once('error', (err) => resolve({ code: null, output: `${output}${err.message}` }))
-    child.once('close', (code) => resolve({ code, output }))
-  })
+function runScript(command: 'start' | 'stop', port: number, dataDir: string) {
+  return kafkaScript(command, { port, dataDir })
 }
 
 /** Exclusive ownership of a port through a pid file; a file left by a dead process is taken over. */
