@@ -4,8 +4,10 @@
 // and writes DuckDB, with `adgate correlator`'s settings. Prints FIRST when the first batch is
 // handed to the correlator and DONE {json} once every input record is stored (positions at the
 // ends, re-keyed topics included) and the correlator has stopped; then waits for stdin to close,
-// so the bench can read its CPU and peak RSS from /proc.
+// so the bench can read its CPU and peak RSS from /proc. With a fifth argument, writes the event id
+// of every attributed conversion to that file (`conversion <id>` lines, as the Streams peer's dump).
 
+import { writeFileSync } from 'node:fs'
 import kafkajs from 'kafkajs'
 import { Correlator } from '../../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
@@ -15,7 +17,13 @@ import { inputTopics, sourceTopics, type TopicNames, topicNames } from '../../co
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import type { Storage, WriteBatch } from '../../storage/storage.js'
 
-const [brokerList, prefix, run, file] = process.argv.slice(2) as [string, string, string, string]
+const [brokerList, prefix, run, file, dump] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string | undefined,
+]
 const brokers = brokerList.split(',')
 const source0 = topicNames(prefix)
 // Fresh re-keyed topics per run: several runs read the same event topics.
@@ -77,7 +85,8 @@ const sourceEnds = await ends(sourceTopics(names))
 let records = 0n
 for (const e of sourceEnds.values()) records += e
 
-const storage = new Watched(await DuckDbStorage.open(file))
+const duckdb = await DuckDbStorage.open(file)
+const storage = new Watched(duckdb)
 const log = (msg: string) => process.stderr.write(`correlator-peer-child: ${msg}\n`)
 const source = new Source({
   brokers,
@@ -127,6 +136,10 @@ for (const row of await storage.stats({ granularity: 'hour' }))
   for (const k of ['bids', 'wins', 'impressions', 'clicks', 'clicks_valid', 'conversions'] as const)
     totals[k] = (totals[k] ?? 0) + row[k]
 await c.stop()
+if (dump !== undefined) {
+  const rows = await duckdb.query('SELECT event_id FROM conversions WHERE attributed ORDER BY event_id')
+  writeFileSync(dump, rows.map((r) => `conversion ${r.event_id}\n`).join(''))
+}
 await producer.close()
 await storage.close()
 await admin.disconnect()

@@ -202,51 +202,56 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
   const broker = brokerPid()
   try {
     const records = await produce(admin, kafka, prefix, bids)
-    const peers: [string, (run: string) => [string, string[]]][] = [
+    // Each command gets a dump file (attributed conversion ids) in the first round.
+    type Command = (run: string, dump?: string) => [string, string[]]
+    const peers: [string, Command][] = [
       [
         OURS,
-        (run) => {
+        (run, dump) => {
           groups.push(`${prefix}${run}`)
-          return [process.execPath, [CHILD, BROKERS, prefix, run, join(dir, `${run}.duckdb`)]]
+          const args = [CHILD, BROKERS, prefix, run, join(dir, `${run}.duckdb`)]
+          return [process.execPath, dump === undefined ? args : [...args, dump]]
         },
       ],
-      ...(['exactly_once_v2', 'at_least_once'] as const).map(
-        (g): [string, (run: string) => [string, string[]]] => [
-          `kafka streams (${g})`,
-          (run) => {
-            const app = `${prefix}${run}`
-            groups.push(app)
-            const state = join(dir, run)
-            mkdirSync(state, { recursive: true })
-            return [
-              'java',
-              [
-                '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
-                '-cp',
-                build.classpath,
-                'adgate.bench.StreamsJoin',
-                BROKERS,
-                prefix,
-                app,
-                join(REPO_ROOT, 'schemas'),
-                String(records),
-                g,
-                state,
-                `${app}.campaign-minute`,
-              ],
-            ]
-          },
-        ],
-      ),
+      ...(['exactly_once_v2', 'at_least_once'] as const).map((g): [string, Command] => [
+        `kafka streams (${g})`,
+        (run, dump) => {
+          const app = `${prefix}${run}`
+          groups.push(app)
+          const state = join(dir, run)
+          mkdirSync(state, { recursive: true })
+          return [
+            'java',
+            [
+              ...(dump === undefined ? [] : [`-Dadgate.dump=${dump}`]),
+              '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
+              '-cp',
+              build.classpath,
+              'adgate.bench.StreamsJoin',
+              BROKERS,
+              prefix,
+              app,
+              join(REPO_ROOT, 'schemas'),
+              String(records),
+              g,
+              state,
+              `${app}.campaign-minute`,
+            ],
+          ]
+        },
+      ]),
     ]
     const runs = new Map<string, Run[]>()
+    const dumps = new Map<string, string>()
     const failures: BenchResult[] = []
     for (let r = 0; r < rounds; r++) {
       // Alternate the order, so drift on the shared machine does not favour one peer.
       const order = r % 2 === 0 ? peers : [...peers].reverse()
       for (const [name, command] of order) {
         const run = `r${r}-${randomBytes(2).toString('hex')}`
-        const [cmd, args] = command(run)
+        const dump = r === 0 ? join(dir, `${run}.conversions.txt`) : undefined
+        if (dump !== undefined) dumps.set(name, dump)
+        const [cmd, args] = command(run, dump)
         process.stderr.write(`bench correlator: ${name}, round ${r + 1}/${rounds}, ${records} records\n`)
         let m: Run
         try {
@@ -268,7 +273,7 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
         runs.set(name, [...(runs.get(name) ?? []), m])
       }
     }
-    return [...summarise(runs, records, bids, rounds), ...failures]
+    return [...summarise(runs, records, bids, rounds), ...conversionDiff(dumps), ...failures]
   } finally {
     const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
     await admin.deleteTopics({ topics: mine }).catch(() => {})
@@ -276,6 +281,44 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
     await admin.disconnect()
     for (const g of groups) rmSync(join(dir, g.slice(prefix.length)), { recursive: true, force: true })
   }
+}
+
+/**
+ * adgate's attributed conversions against each peer's, by event id (first round): how many only
+ * one side has, and how many the peer output more than once. The differing ids go to stderr.
+ */
+function conversionDiff(dumps: Map<string, string>): BenchResult[] {
+  const read = (name: string) => {
+    const file = dumps.get(name)
+    if (file === undefined || !existsSync(file)) return null
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('conversion '))
+      .map((l) => l.split(' ')[1]!)
+  }
+  const ours = read(OURS)
+  if (ours === null) return []
+  const mine = new Set(ours)
+  const out: BenchResult[] = []
+  for (const name of dumps.keys()) {
+    const theirs = name === OURS ? null : read(name)
+    if (theirs === null) continue
+    const set = new Set(theirs)
+    const onlyOurs = [...mine].filter((id) => !set.has(id))
+    const onlyTheirs = [...set].filter((id) => !mine.has(id))
+    const repeated = theirs.length - set.size
+    const c = `${OURS} vs ${name}: ${STREAMS_WORKLOAD}, attributed conversions by event id`
+    out.push(
+      { case: c, metric: 'only_adgate', value: onlyOurs.length, unit: 'count' },
+      { case: c, metric: 'only_peer', value: onlyTheirs.length, unit: 'count' },
+      { case: c, metric: 'peer_repeated', value: repeated, unit: 'count' },
+    )
+    if (onlyOurs.length + onlyTheirs.length + repeated > 0)
+      process.stderr.write(
+        `bench correlator: conversions differ from ${name}: only adgate ${onlyOurs.join(' ')}; only peer ${onlyTheirs.join(' ')}; peer repeated ${repeated}\n`,
+      )
+  }
+  return out
 }
 
 function summarise(runs: Map<string, Run[]>, records: number, bids: number, rounds: number): BenchResult[] {

@@ -1,10 +1,52 @@
-// The correctness reference: the correlator's rules (correlator/rules.ts) written as plain SQL
-// over the raw records, in DuckDB. Tests compare the correlator's tables with these, exactly.
+// The correctness reference: adgate's attribution rules as the README states them ("The rules"
+// under "Correlator"), written as plain SQL over the raw records, in DuckDB. Tests compare the
+// correlator's tables with these, exactly. It imports nothing from correlator/ (only the events'
+// Avro wire decoding), so a mistake in the correlator cannot hide in a helper both would share.
 import { DuckDBInstance } from '@duckdb/node-api'
-import type { JoinRules } from '../../correlator/rules.js'
-import type { SourceRecord } from '../../correlator/source.js'
-import { SOURCE_TOPICS } from '../../correlator/topics.js'
 import { decodeWire } from '../../events/wire.js'
+
+/** The README's rules table, as numbers. */
+export interface ReferenceRules {
+  readonly impressionWindowMs: number
+  readonly clickWindowMs: number
+  readonly conversionWindowMs: number
+  readonly graceMs: number
+  readonly minClickDelayMs: number
+  readonly botAgents: readonly string[]
+}
+
+/** The defaults the README documents (and `ADGATE_BOT_USER_AGENTS`'s default in the configuration table). */
+export const DOCUMENTED_RULES: ReferenceRules = {
+  impressionWindowMs: 10 * 60_000,
+  clickWindowMs: 30 * 60_000,
+  conversionWindowMs: 7 * 24 * 3_600_000,
+  graceMs: 5 * 60_000,
+  minClickDelayMs: 1000,
+  botAgents: [
+    'bot',
+    'crawler',
+    'spider',
+    'python-requests',
+    'curl/',
+    'wget/',
+    'headlesschrome',
+    'phantomjs',
+    'go-http-client',
+    'java/',
+    'okhttp',
+  ],
+}
+
+/** A record as stored in a topic-partition: topic name without any test prefix. */
+export interface RawRecord {
+  readonly topic: string
+  readonly partition: number
+  /** Decimal string, as Kafka clients give it. */
+  readonly offset: string
+  readonly value: Buffer
+}
+
+const EVENT_TOPICS = ['adgate.bids', 'adgate.impressions', 'adgate.clicks', 'adgate.conversions']
 
 export interface Expected {
   impressions: Record<string, unknown>[]
@@ -39,7 +81,7 @@ const COLUMNS = [
   'value_micros BIGINT',
 ]
 
-export async function reference(records: SourceRecord[], rules: JoinRules): Promise<Expected> {
+export async function reference(records: readonly RawRecord[], rules: ReferenceRules): Promise<Expected> {
   const db = await DuckDBInstance.create(':memory:')
   const c = await db.connect()
   try {
@@ -48,7 +90,7 @@ export async function reference(records: SourceRecord[], rules: JoinRules): Prom
     for (const b of rules.botAgents) await c.run('INSERT INTO bots VALUES ($1)', [b])
     const a = await c.createAppender('raw')
     for (const r of records) {
-      if (!(SOURCE_TOPICS as readonly string[]).includes(r.topic)) continue
+      if (!EVENT_TOPICS.includes(r.topic)) continue
       const v = decodeWire(r.value).value as Record<string, unknown>
       a.appendVarchar(r.topic)
       a.appendInteger(r.partition)

@@ -1,7 +1,10 @@
 package adgate.bench;
 
 import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -50,7 +53,8 @@ import org.apache.kafka.streams.state.WindowStoreIterator;
 /**
  * adgate's correlator joins, as a small Kafka Streams application: the peer of the correlator in
  * the bench (bench/lib/streams-peer.ts). Reads the four event topics (Confluent wire format: a
- * 5-byte header, then Avro binary of schemas/*.avsc), drops duplicate event ids, joins
+ * 5-byte header, then Avro binary of schemas/*.avsc), sets late events aside and drops duplicate
+ * event ids by adgate's rules (see DecodeDedup), joins
  * impression→bid by auction id (0 ≤ Δ ≤ 10 min), click→impression by impression id (0 ≤ Δ ≤ 30 min)
  * and conversion→click by click id (0 ≤ Δ ≤ 7 days), all with 5 min grace, by event time, and
  * counts per campaign and event-time minute (bids, wins, impressions, spend, clicks, valid clicks,
@@ -62,7 +66,9 @@ import org.apache.kafka.streams.state.WindowStoreIterator;
  * its CPU and peak RSS from /proc.
  *
  * <p>Usage: StreamsJoin bootstrap prefix applicationId schemasDir expectedRecords
- * exactly_once_v2|at_least_once stateDir outputTopic [streams.property=value…]
+ * exactly_once_v2|at_least_once stateDir outputTopic [streams.property=value…]; with
+ * -Dadgate.dump=FILE it also writes each attributed conversion's event id there (the bench diffs
+ * them with adgate's).
  */
 public final class StreamsJoin {
   static final long MINUTE = 60_000L;
@@ -91,6 +97,7 @@ public final class StreamsJoin {
   // atomics keep it right with more).
   static final AtomicLong consumed = new AtomicLong();
   static final AtomicLong duplicates = new AtomicLong();
+  static final AtomicLong late = new AtomicLong();
   static final AtomicLong wins = new AtomicLong();
   static final AtomicLong clicksJoined = new AtomicLong();
   static final AtomicLong clicksValid = new AtomicLong();
@@ -196,7 +203,16 @@ public final class StreamsJoin {
     }
   }
 
-  /** Decodes the join fields (Avro schema resolution skips the rest) and drops duplicate event ids. */
+  /**
+   * Decodes the join fields (Avro schema resolution skips the rest), sets late events aside and
+   * drops duplicate event ids, by adgate's rules: an event more than GRACE older than the newest
+   * event before it on its input partition is late (never joined or counted); a duplicate is
+   * dropped. Lateness first: Kafka Streams' own join would take a conversion hours behind (it only
+   * drops what is older than stream time − window − grace, 7 days for conversions), and the dedup
+   * store forgets ids older than stream time − DEDUP, so a late duplicate would count twice.
+   * One instance per task, so `newest` is per input partition; it is not restored after a crash
+   * (the bench never crashes the peer; a KeyValueStore written per record would cost it CPU).
+   */
   static final class DecodeDedup implements FixedKeyProcessor<String, byte[], Ev> {
     private final byte type;
     private final String store;
@@ -205,6 +221,7 @@ public final class StreamsJoin {
     private GenericRecord reuse;
     private FixedKeyProcessorContext<String, Ev> context;
     private WindowStore<String, Long> seen;
+    private long newest = Long.MIN_VALUE;
 
     DecodeDedup(byte type, Schema writer, Schema reader) {
       this.type = type;
@@ -235,6 +252,11 @@ public final class StreamsJoin {
       }
       Ev e = event(reuse);
       long t = r.timestamp();
+      if (newest != Long.MIN_VALUE && t < newest - GRACE.toMillis()) {
+        late.incrementAndGet();
+        return;
+      }
+      if (t > newest) newest = t;
       try (WindowStoreIterator<Long> it = seen.fetch(e.eventId(), t - DEDUP.toMillis(), t + DEDUP.toMillis())) {
         if (it.hasNext()) {
           duplicates.incrementAndGet();
@@ -261,6 +283,23 @@ public final class StreamsJoin {
           return new Ev(type, id, null, g.get("campaign_id").toString(), time, (Long) g.get("value_micros"), false);
       }
     }
+  }
+
+  /** With -Dadgate.dump=FILE: one line per join output (kind, event id, its time, partner time), for diffs. */
+  static final PrintStream DUMP = openDump();
+
+  static PrintStream openDump() {
+    String f = System.getProperty("adgate.dump");
+    if (f == null) return null;
+    try {
+      return new PrintStream(new FileOutputStream(f), true, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  static void dump(String kind, Ev e, Ev partner) {
+    if (DUMP != null) DUMP.println(kind + " " + e.eventId() + " " + e.time() + " " + partner.time());
   }
 
   static String str(Object o) {
@@ -359,7 +398,10 @@ public final class StreamsJoin {
 
     // 3. conversion → click by click id (clicks re-keyed; conversions are keyed by it).
     KStream<String, Ev> clicksById = rekey(clicks, 1, "clicks-by-id", (k, v) -> v.ref());
-    KStream<String, Ev> attributed = convs.join(clicksById, (conv, click) -> conv, window(Duration.ofDays(7)),
+    KStream<String, Ev> attributed = convs.join(clicksById, (conv, click) -> {
+              dump("conversion", conv, click);
+              return conv;
+            }, window(Duration.ofDays(7)),
             StreamJoined.with(Serdes.String(), EV, EV).withName("conversion-join").withStoreName("conversion-join"))
         .peek((k, v) -> conversionsJoined.incrementAndGet());
 
@@ -428,6 +470,7 @@ public final class StreamsJoin {
     out.put("guarantee", guarantee);
     out.put("records", consumed.get());
     out.put("duplicates", duplicates.get());
+    out.put("late", late.get());
     out.put("wins", wins.get());
     out.put("clicks_joined", clicksJoined.get());
     out.put("clicks_valid", clicksValid.get());

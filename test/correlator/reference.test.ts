@@ -1,0 +1,159 @@
+// The correlator against the independent SQL reference (test/support/reference.ts: the README's
+// rules as plain SQL, no correlator code) on the workloads the other suites do not cover: the
+// correlator bench's own workload at the documented defaults, and the embedded mode's path —
+// record batches as the gateway spools them, read by the SpoolSource, a correlator killed mid-run
+// and restarted over the same spool and DuckDB file. (Several seeds with crashes:
+// correlator.test.ts; a real broker with a restart: kafka.test.ts.)
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { funnelLogs } from '../../bench/lib/correlator-workload.js'
+import { Correlator } from '../../correlator/correlator.js'
+import { DEFAULT_RULES } from '../../correlator/rules.js'
+import type { SourceRecord } from '../../correlator/source.js'
+import { SpoolSource } from '../../correlator/spool-source.js'
+import { encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import type { Spool } from '../../spool/spool.js'
+import { DuckDbStorage } from '../../storage/duckdb.js'
+import { MemoryStorage } from '../../storage/memory.js'
+import { ArraySource, runToEnd } from '../support/array-source.js'
+import { allRecords, funnelEvents, type Logs, PARTITIONS, toLogs } from '../support/funnel-records.js'
+import { DOCUMENTED_RULES, reference } from '../support/reference.js'
+import { expectTables, memoryTables, sqlTables } from '../support/tables.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'adgate-reference-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('correlator vs the independent SQL reference', () => {
+  it('the correlator’s default rules are the documented ones the reference uses', () => {
+    expect({ ...DEFAULT_RULES, botAgents: [...DEFAULT_RULES.botAgents] }).toEqual(DOCUMENTED_RULES)
+  })
+
+  it('the correlator bench workload (seed 7), default rules: every table equals the reference', async () => {
+    const logs = funnelLogs(20_000, 7)
+    const expected = await reference(allRecords(logs), DOCUMENTED_RULES)
+    expect(expected.conversions.some((c) => c.attributed)).toBe(true)
+    expect(expected.late.length).toBeGreaterThan(0)
+    const storage = new MemoryStorage()
+    let t = 0
+    const c = new Correlator(
+      {
+        rules: DEFAULT_RULES,
+        storage,
+        source: new ArraySource(logs, 7, PARTITIONS),
+        checkpointMs: 50,
+        idleMs: 1e9,
+        now: () => t++,
+      },
+      PARTITIONS,
+    )
+    await runToEnd(c)
+    expect(memoryTables(storage)).toEqual(expected)
+  }, 120_000)
+
+  it('embedded spool mode, correlator killed mid-run and restarted: DuckDB equals the reference', async () => {
+    const rules = { ...DEFAULT_RULES, graceMs: 2 * 60_000 }
+    const logs = toLogs(
+      funnelEvents({ seed: 23, bids: 6000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02, botClicks: 0.2 }),
+    )
+    // The spool runs a thread from its compiled file.
+    const { Spool: Compiled } = (await import(
+      new URL('../../dist/spool/spool.js', import.meta.url).href
+    )) as {
+      Spool: typeof Spool
+    }
+    const spool = await Compiled.open(join(dir, 'spool'), 1 << 28)
+    const storage = await DuckDbStorage.open(join(dir, 'spool.duckdb'))
+    try {
+      await spoolLogs(spool, logs)
+      const stored = await readSpool(spool, allRecords(logs).length)
+      const expected = await reference(stored, { ...DOCUMENTED_RULES, graceMs: rules.graceMs })
+      expect(expected.late.length).toBeGreaterThan(0)
+
+      const correlator = (stopAfterBatches: number) => {
+        let batches = 0
+        // Small reads: many batches, so the kill lands mid-run.
+        const source = new SpoolSource(
+          spool,
+          PARTITIONS,
+          (err) => {
+            throw err
+          },
+          64 * 1024,
+        )
+        const c: Correlator = new Correlator(
+          {
+            rules,
+            storage,
+            source,
+            checkpointMs: 100,
+            idleMs: 3_600_000,
+            writeEveryRecords: 2000,
+            lingerMs: 50,
+            onBatch: () => {
+              if (++batches === stopAfterBatches) c.kill() // as kill -9: nothing pending is written
+            },
+          },
+          PARTITIONS,
+        )
+        c.start().catch((err: unknown) => console.error('correlator failed', err))
+        return { c, batches: () => batches }
+      }
+      const first = correlator(3)
+      while (first.batches() < 3) await sleep(20)
+      await first.c.stop()
+      expect(spool.entries).toBeGreaterThan(0)
+      const second = correlator(Number.POSITIVE_INFINITY)
+      // The spool deletes an entry once positions past it are stored: empty means all is in DuckDB.
+      for (let i = 0; spool.entries > 0; i++) {
+        if (i > 3000)
+          throw new Error(`the correlator did not drain the spool (${spool.entries} entries left)`)
+        await sleep(20)
+      }
+      await second.c.stop()
+      expectTables(await sqlTables((sql) => storage.query(sql)), expected)
+    } finally {
+      await storage.close()
+      await spool.close()
+    }
+  }, 120_000)
+})
+
+/** The logs as the gateway spools them: record batches of up to 500 records, partitions interleaved. */
+async function spoolLogs(spool: Spool, logs: Logs): Promise<void> {
+  const noHeaders = encodeHeaders({})
+  const builder = new RecordBatchBuilder()
+  const at = new Map<string, number>()
+  for (let more = true; more; ) {
+    more = false
+    for (const [k, log] of logs) {
+      const from = at.get(k) ?? 0
+      if (from >= log.length) continue
+      more = true
+      for (const r of log.slice(from, from + 500))
+        builder.add(r.topic, r.partition, r.key, r.value, noHeaders)
+      at.set(k, from + 500)
+      const { buffer, batches } = builder.finish(Date.now())
+      await spool.append({ buffer: Buffer.from(buffer), batches })
+    }
+  }
+}
+
+/** Every spooled record with the offset the spool gave it, read without committing anything. */
+async function readSpool(spool: Spool, total: number): Promise<SourceRecord[]> {
+  const records: SourceRecord[] = []
+  const source = new SpoolSource(spool, PARTITIONS, (err) => {
+    throw err
+  })
+  await source.start({
+    onBatch: async (batch) => {
+      records.push(...batch)
+    },
+  })
+  while (records.length < total) await sleep(10)
+  await source.stop()
+  return records
+}
