@@ -8,15 +8,7 @@ import type { RunOptions } from './lib/module.js'
 import { type Built, buildCamel, buildGo, PEERS_DIR, startPeer } from './lib/peer-servers.js'
 import type { BenchResult } from './lib/results.js'
 import { REPO_ROOT } from './lib/results.js'
-import {
-  bodies,
-  cpuSeconds,
-  load,
-  peakRssMb,
-  type Server,
-  startGateway,
-  stop,
-} from './lib/servers.js'
+import { bodies, cpuSeconds, load, peakRssMb, type Server, startGateway, stop } from './lib/servers.js'
 import { median } from './lib/stats.js'
 
 export const description =
