@@ -246,6 +246,12 @@ export const SETTINGS = {
     'min.insync.replicas of the topics adgate creates (unset: replication factor - 1, at least 1)',
     int(1, 32),
   ),
+  topicRetentionMs: setting(
+    'ADGATE_TOPIC_RETENTION_MS',
+    undefined,
+    'retention.ms of the topics adgate creates (unset: the broker default)',
+    int(60_000, Number.MAX_SAFE_INTEGER),
+  ),
   apiKeys: setting(
     'ADGATE_API_KEYS',
     undefined,

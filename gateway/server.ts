@@ -1,13 +1,14 @@
 import uWS from 'uWebSockets.js'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import kafkajs from 'kafkajs'
+import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { nativeStatus } from '../decoders/transcode.js'
 import { BatchSink } from '../kafka/batch-sink.js'
+import { kafkaClientOptions } from '../kafka/client-options.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
-import { ALL_TOPICS, ensureTopics } from '../kafka/topics.js'
+import { ALL_TOPICS, ensureTopics, topicSettings } from '../kafka/topics.js'
 import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
 import type { TaskResult } from '../workers/decode-task.js'
@@ -279,16 +280,11 @@ async function connectKafka(
     logger,
   })
   const attempt = async () => {
-    const admin = new kafkajs.Kafka({
-      brokers,
-      clientId: config.kafkaClientId,
-      logLevel: kafkajs.logLevel.NOTHING,
-    }).admin()
-    await admin.connect()
+    const admin = new Admin(kafkaClientOptions(config, brokers))
     try {
-      await ensureTopics(admin, config.topicPartitions)
+      await ensureTopics(admin, ALL_TOPICS, topicSettings(config), logger)
     } finally {
-      await admin.disconnect()
+      await admin.close()
     }
     await sink.connect()
   }

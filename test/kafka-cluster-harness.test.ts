@@ -12,6 +12,7 @@ import {
   stringSerializers,
 } from '@platformatic/kafka'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { kafkaApiCodes } from '../kafka/api-codes.js'
 import { clusterClientOptions, type KafkaCluster } from './support/kafka-cluster.js'
 
 const cluster = inject('kafkaCluster')
@@ -102,10 +103,3 @@ describe.skipIf(!cluster)(cluster ? 'secured kafka cluster harness' : skipReason
     await expect(produce({ bootstrapBrokers: c.brokers }, 'plain')).rejects.toThrow()
   })
 })
-
-/** The Kafka error codes in a @platformatic/kafka error and the errors it wraps. */
-function kafkaApiCodes(err: unknown): number[] {
-  if (typeof err !== 'object' || err === null) return []
-  const { apiCode, errors } = err as { apiCode?: number; errors?: unknown[] }
-  return [...(apiCode === undefined ? [] : [apiCode]), ...(errors ?? []).flatMap(kafkaApiCodes)]
-}
