@@ -7,6 +7,9 @@ import { createCorrelatorMetrics } from '../correlator/metrics.js'
 import type { JoinRules } from '../correlator/rules.js'
 import type { EventSource } from '../correlator/source.js'
 import { inputTopics } from '../correlator/topics.js'
+import { withWriterSchemas } from '../correlator/writer-schemas-source.js'
+import { registryClientFor, syncSubjects, WriterSchemas } from '../events/schema-registry.js'
+import { assignSchemaIds } from '../events/schemas.js'
 import { openStorage, storageTarget } from '../storage/open.js'
 import type { Storage } from '../storage/storage.js'
 import { UsageError } from './gen.js'
@@ -54,6 +57,12 @@ export async function startCorrelator(
   source: EventSource,
   rekeyBrokers: string[] | null,
 ): Promise<RunningCorrelator> {
+  // With a schema registry: its ids for adgate's schemas, and other writers' schemas fetched by id.
+  const registry = registryClientFor(config)
+  if (registry !== null) {
+    assignSchemaIds(await syncSubjects(registry))
+    source = withWriterSchemas(source, new WriterSchemas(registry))
+  }
   const storage = await openStorage(storageTarget(config.storage, config.dataDir), {
     intervalMs: config.checkpointInterval,
   })
@@ -97,6 +106,7 @@ export async function startCorrelator(
       await new Promise<void>((resolve) => http.server.close(() => resolve()))
       await producer?.close()
       await storage.close()
+      registry?.close()
     },
   }
 }

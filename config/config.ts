@@ -147,6 +147,16 @@ function hmacKey(raw: string): string {
   return raw
 }
 
+function httpUrl(raw: string): URL {
+  let url: URL | undefined
+  try {
+    url = new URL(raw.trim())
+  } catch {}
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:')
+    throw new ConfigError('must be an http:// or https:// URL')
+  return url
+}
+
 /** example.com or *.example.com, comma separated, lower-cased (host names are case-insensitive). */
 export function parseHostPatterns(raw: string): string[] {
   const hosts = raw
@@ -386,6 +396,34 @@ export const SETTINGS = {
     'Requests/s over all pixel and click trackers (unauthenticated; 0 = unlimited)',
     int(0, 10_000_000),
   ),
+  schemaRegistryUrl: setting(
+    'ADGATE_SCHEMA_REGISTRY_URL',
+    undefined,
+    'Confluent-compatible schema registry (Confluent, Apicurio …/apis/ccompat/v7): subjects are registered there at start-up and its ids written. Unset: the ids of schemas/registry.json',
+    httpUrl,
+  ),
+  schemaRegistryUser: setting(
+    'ADGATE_SCHEMA_REGISTRY_USER',
+    undefined,
+    'Basic-auth user for the schema registry',
+    text,
+  ),
+  schemaRegistryPassword: secret(
+    'ADGATE_SCHEMA_REGISTRY_PASSWORD',
+    'Basic-auth password for the schema registry; prefer ADGATE_SCHEMA_REGISTRY_PASSWORD_FILE',
+  ),
+  schemaRegistryPasswordFile: setting(
+    'ADGATE_SCHEMA_REGISTRY_PASSWORD_FILE',
+    undefined,
+    'File holding the schema registry password (read at start-up)',
+    readableFile,
+  ),
+  schemaRegistryCaFile: setting(
+    'ADGATE_SCHEMA_REGISTRY_CA_FILE',
+    undefined,
+    'PEM CA bundle an https schema registry is verified against (unset: the system CAs)',
+    readableFile,
+  ),
   decodeTimeoutMs: setting(
     'ADGATE_DECODE_TIMEOUT_MS',
     '5000',
@@ -552,6 +590,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (out.trackerHmacKey !== undefined && out.trackerHmacKeyFile !== undefined) {
     throw new ConfigError('set ADGATE_TRACKER_HMAC_KEY or ADGATE_TRACKER_HMAC_KEY_FILE, not both')
+  }
+  const registryPassword = out.schemaRegistryPassword ?? out.schemaRegistryPasswordFile
+  if (out.schemaRegistryPassword !== undefined && out.schemaRegistryPasswordFile !== undefined) {
+    throw new ConfigError(
+      'set ADGATE_SCHEMA_REGISTRY_PASSWORD or ADGATE_SCHEMA_REGISTRY_PASSWORD_FILE, not both',
+    )
+  }
+  if ((out.schemaRegistryUser === undefined) !== (registryPassword === undefined)) {
+    throw new ConfigError('ADGATE_SCHEMA_REGISTRY_USER and a password must be set together')
+  }
+  if (out.schemaRegistryUrl === undefined && (registryPassword ?? out.schemaRegistryCaFile) !== undefined) {
+    throw new ConfigError(
+      'ADGATE_SCHEMA_REGISTRY_USER / _PASSWORD / _CA_FILE need ADGATE_SCHEMA_REGISTRY_URL',
+    )
   }
   if ((out.tlsCert === undefined) !== (out.tlsKey === undefined)) {
     throw new ConfigError('ADGATE_TLS_CERT and ADGATE_TLS_KEY must be set together')

@@ -90,5 +90,43 @@ for (const versions of SUBJECTS.values()) for (const v of versions) BY_ID.set(v.
 
 /** Lookup for readers of the wire format (the correlator, tests). */
 export function schemaById(id: number): SchemaVersion | undefined {
-  return BY_ID.get(id)
+  return BY_ID.get(id) ?? WRITERS.get(id)
+}
+
+/**
+ * With a schema registry (ADGATE_SCHEMA_REGISTRY_URL) the ids in the wire format are the
+ * registry's, by schema file. Set once at start-up, in every thread (the decode workers get them
+ * at pool creation), before any record is encoded: encoders read `schema.id` when they frame.
+ */
+export function assignSchemaIds(ids: Readonly<Record<string, number>>): void {
+  BY_ID.clear()
+  for (const versions of SUBJECTS.values())
+    for (const v of versions) {
+      const id = ids[v.file]
+      if (id === undefined) throw new Error(`adgate: the schema registry gave no id for ${v.file}`)
+      ;(v as { id: number }).id = id
+      BY_ID.set(id, v)
+    }
+}
+
+/** Writer schemas of other producers (or newer adgate versions) met by readers: bounded, oldest out. */
+const WRITERS = new Map<number, SchemaVersion>()
+const MAX_WRITERS = 256
+
+/** Keep a writer schema fetched from the registry by id, so wire-format records under it decode. */
+export function addWriterSchema(id: number, text: string): SchemaVersion {
+  const json = JSON.parse(text) as avro.Schema
+  const type = avro.Type.forSchema(json)
+  const schema: SchemaVersion = {
+    subject: '',
+    version: 0,
+    id,
+    file: '',
+    json,
+    type,
+    model: schemaModel(json, type),
+  }
+  if (WRITERS.size >= MAX_WRITERS) WRITERS.delete(WRITERS.keys().next().value!)
+  WRITERS.set(id, schema)
+  return schema
 }

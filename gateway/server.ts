@@ -5,6 +5,7 @@ import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { nativeStatus } from '../decoders/transcode.js'
+import { adoptRegistryIds } from '../events/schema-registry.js'
 import { BatchSink } from '../kafka/batch-sink.js'
 import { kafkaClientOptions } from '../kafka/client-options.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
@@ -85,6 +86,8 @@ export async function startGateway(
   const replayer = sink && spool ? new Replayer(spool, sink, logger) : null
   replayer?.start()
 
+  // Before the decode threads start: they are handed the registry's ids.
+  const schemaIds = await adoptRegistryIds(config, logger)
   const pool = new DecodePool({
     workers: config.workers,
     maxBytes: config.maxBodyBytes,
@@ -96,6 +99,7 @@ export async function startGateway(
     taskTimeoutMs: config.decodeTimeoutMs,
     onTask: (result) => observeTask(metrics, result),
     rules: quality.channel.buffer,
+    schemaIds,
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
   const ingest = new IngestService(pool, delivery, metrics, logger, quality)

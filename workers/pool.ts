@@ -46,6 +46,8 @@ export interface PoolOptions {
   readonly filename?: string
   /** The data-quality rules channel (quality/rules-channel.ts) the workers read each task's rules from. */
   readonly rules?: SharedArrayBuffer
+  /** Schema ids from the schema registry (events/schema-registry.ts); unset: the built-in ids. */
+  readonly schemaIds?: Readonly<Record<string, number>> | null
   /** Called once per task, before its requests are answered (metrics); null when the task failed. */
   readonly onTask?: (result: TaskResult | null) => void
 }
@@ -78,7 +80,7 @@ export class DecodePool {
       minThreads: options.workers,
       maxThreads: options.workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: { rules: options.rules },
+      workerData: { rules: options.rules, schemaIds: options.schemaIds ?? null },
     })
   }
 

@@ -102,24 +102,25 @@ function readPid(pidFile) {
   }
 }
 
-export function isAlive(pid) {
+/** `marker`: a string of the process's command line (the JVM's main class or jar). */
+export function isAlive(pid, marker = 'kafka.Kafka') {
   try {
     process.kill(pid, 0)
   } catch (err) {
     return err.code === 'EPERM'
   }
-  // Guard against pid reuse after a reboot: on Linux check that it is really our broker.
+  // Guard against pid reuse after a reboot: on Linux check that it is really our process.
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('kafka.Kafka')
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)
   } catch {
     return true // no /proc (not Linux): trust kill(0)
   }
 }
 
 /** Pid of the broker recorded in pidFile if it still runs, or null (removing a stale pid file). */
-export function livePid(pidFile) {
+export function livePid(pidFile, marker) {
   const pid = readPid(pidFile)
-  if (pid !== null && isAlive(pid)) return pid
+  if (pid !== null && isAlive(pid, marker)) return pid
   fs.rmSync(pidFile, { force: true })
   return null
 }
@@ -317,13 +318,13 @@ export async function waitUntil(answers, keepWaiting, started = Date.now()) {
 
 /** SIGTERM (controlled shutdown), SIGKILL after timeoutMs; removes the pid file. */
 export async function stopNode(files, label, timeoutMs = STOP_TIMEOUT_MS) {
-  const pid = livePid(files.pidFile)
+  const pid = livePid(files.pidFile, files.marker)
   if (pid === null) return false
   process.kill(pid, 'SIGCONT') // a node a fault test left SIGSTOPped would never act on SIGTERM
   process.kill(pid, 'SIGTERM')
   const deadline = Date.now() + timeoutMs
-  while (isAlive(pid) && Date.now() < deadline) await sleep(200)
-  if (isAlive(pid)) {
+  while (isAlive(pid, files.marker) && Date.now() < deadline) await sleep(200)
+  if (isAlive(pid, files.marker)) {
     console.warn(`${label}: pid ${pid} ignored SIGTERM for ${timeoutMs / 1000} s, sending SIGKILL`)
     process.kill(pid, 'SIGKILL')
   }
