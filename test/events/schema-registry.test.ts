@@ -3,9 +3,14 @@
 // of what the gateway writes to Kafka, the correlator's decode path resolving them, and an
 // incompatible version refused. Basic auth is checked against a local HTTP server: Apicurio's
 // authentication needs an OIDC provider, which is not cheap to stand up here.
+import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import avro from 'avsc'
 import kafkajs from 'kafkajs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -218,3 +223,80 @@ async function readRaw(
   }
   return out
 }
+
+describe('the registry client over https with a private CA', () => {
+  it('verifies the registry against ADGATE_SCHEMA_REGISTRY_CA_FILE, and refuses it without', async ({
+    skip,
+  }) => {
+    const dir = mkdtempSync(join(tmpdir(), 'adgate-registry-ca-'))
+    const openssl = (...args: string[]) =>
+      spawnSync('openssl', args, { cwd: dir, stdio: 'ignore' }).status === 0
+    const made =
+      openssl(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.crt',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=test-ca',
+      ) &&
+      openssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'srv.key',
+        '-out',
+        'srv.csr',
+        '-subj',
+        '/CN=127.0.0.1',
+      ) &&
+      (writeFileSync(join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n'), true) &&
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        'srv.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'srv.crt',
+        '-days',
+        '1',
+        '-extfile',
+        'ext',
+      )
+    if (!made) return skip()
+    const server = createHttpsServer(
+      { key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.crt')) },
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{"schema":"\\"int\\""}')
+      },
+    )
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    const trusted = new SchemaRegistryClient({ url, caFile: join(dir, 'ca.crt') })
+    const untrusted = new SchemaRegistryClient({ url })
+    try {
+      expect(await trusted.schemaById(1)).toBe('"int"')
+      await expect(untrusted.schemaById(1)).rejects.toThrow(/self-signed|unable to verify|certificate/i)
+    } finally {
+      trusted.close()
+      untrusted.close()
+      server.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
