@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Kafka, logLevel } from 'kafkajs'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import { type OpenLoopResult, openLoop } from '../loadtest/open-loop.js'
+import { kafkaScriptOrThrow } from './lib/broker.js'
 import type { RunOptions } from './lib/module.js'
 import { type Built, buildCamel, buildGo, PEERS_DIR, startPeer } from './lib/peer-servers.js'
 import type { BenchResult } from './lib/results.js'
@@ -47,16 +47,9 @@ interface Running extends Peer {
   server: Server
 }
 
+/** The peers' private broker (scripts/kafka.mjs on BROKER_PORT, data in KAFKA_DATA). */
 function kafkaScript(command: 'start' | 'stop'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'kafka.mjs'), command], {
-      env: { ...process.env, KAFKA_PORT: String(BROKER_PORT), ADGATE_DATA_DIR: KAFKA_DATA },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    })
-    child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`kafka.mjs ${command} → ${code}`)),
-    )
-  })
+  return kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
 }
 
 function brokerPid(): number {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type autocannon from 'autocannon'
 import WebSocket from 'ws'
-import { kafkaScript as runKafkaScript } from '../bench/lib/broker.js'
+import { kafkaScriptOrThrow } from '../bench/lib/broker.js'
 import { MIX } from '../bench/lib/mix.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
 import { bodies, ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
@@ -505,9 +505,8 @@ const badTraffic: Scenario = async (args) => {
 }
 
 /** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
-async function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<void> {
-  const r = await runKafkaScript(command, { port, dataDir })
-  if (r.code !== 0) throw new Error(`kafka.mjs ${command} → ${r.code}\n${r.output}`)
+function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<void> {
+  return kafkaScriptOrThrow(command, { port, dataDir })
 }
 
 const outage: Scenario = async (args) => {

@@ -55,3 +55,9 @@ export function kafkaScript(
     child.once('close', (code) => resolve({ code, output }))
   })
 }
+
+/** Runs the script without blocking and fails with its output unless it exits 0. */
+export async function kafkaScriptOrThrow(command: BrokerCommand, place: BrokerPlace = {}): Promise<void> {
+  const r = await kafkaScript(command, place)
+  if (r.code !== 0) throw new Error(`scripts/kafka.mjs ${command} → ${r.code}\n${r.output}`)
+}
