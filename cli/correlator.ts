@@ -4,7 +4,7 @@ import { Correlator } from '../correlator/correlator.js'
 import { startCorrelatorHttp } from '../correlator/http.js'
 import { KafkaRekeyProducer, KafkaSource } from '../correlator/kafka-source.js'
 import { createCorrelatorMetrics } from '../correlator/metrics.js'
-import type { JoinRules } from '../correlator/rules.js'
+import { rulesFrom } from '../correlator/rules.js'
 import type { EventSource } from '../correlator/source.js'
 import { inputTopics } from '../correlator/topics.js'
 import { withWriterSchemas } from '../correlator/writer-schemas-source.js'
@@ -25,17 +25,6 @@ ADGATE_CORRELATOR_GROUP (run several to split the partitions), writes ADGATE_STO
 on ADGATE_CORRELATOR_PORT. Windows, grace and IVT rules: ADGATE_*_WINDOW, ADGATE_GRACE,
 ADGATE_MIN_CLICK_DELAY, ADGATE_BOT_USER_AGENTS (see adgate --help).
 `
-
-export function rulesFrom(config: Config): JoinRules {
-  return {
-    impressionWindowMs: config.impressionWindow,
-    clickWindowMs: config.clickWindow,
-    conversionWindowMs: config.conversionWindow,
-    graceMs: config.grace,
-    minClickDelayMs: config.minClickDelay,
-    botAgents: config.botUserAgents,
-  }
-}
 
 export interface RunningCorrelator {
   correlator: Correlator

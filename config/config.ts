@@ -1,6 +1,5 @@
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { DEFAULT_BOT_AGENTS } from '../correlator/rules.js'
 import { type EventType, isEventType } from '../events/catalog.js'
 
 /**
@@ -492,7 +491,7 @@ export const SETTINGS = {
   ),
   botUserAgents: setting(
     'ADGATE_BOT_USER_AGENTS',
-    DEFAULT_BOT_AGENTS.join(','),
+    'bot,crawler,spider,python-requests,curl/,wget/,headlesschrome,phantomjs,go-http-client,java/,okhttp',
     'Comma-separated user-agent substrings (case-insensitive) whose clicks are flagged as bot / data-centre traffic',
     (raw) =>
       raw

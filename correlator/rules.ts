@@ -1,3 +1,5 @@
+import { type Config, loadConfig } from '../config/config.js'
+
 /**
  * The rules every join and flag follows. The correlator and the plain-SQL reference in the tests
  * implement exactly these; the README's "How the correlator works" states them for users.
@@ -17,28 +19,20 @@ export interface JoinRules {
   readonly botAgents: readonly string[]
 }
 
-export const DEFAULT_BOT_AGENTS = [
-  'bot',
-  'crawler',
-  'spider',
-  'python-requests',
-  'curl/',
-  'wget/',
-  'headlesschrome',
-  'phantomjs',
-  'go-http-client',
-  'java/',
-  'okhttp',
-] as const
+/** The rules a configuration asks for (ADGATE_*_WINDOW, ADGATE_GRACE, ADGATE_MIN_CLICK_DELAY, ADGATE_BOT_USER_AGENTS). */
+export function rulesFrom(config: Config): JoinRules {
+  return {
+    impressionWindowMs: config.impressionWindow,
+    clickWindowMs: config.clickWindow,
+    conversionWindowMs: config.conversionWindow,
+    graceMs: config.grace,
+    minClickDelayMs: config.minClickDelay,
+    botAgents: config.botUserAgents,
+  }
+}
 
-export const DEFAULT_RULES: JoinRules = Object.freeze({
-  impressionWindowMs: 10 * 60_000,
-  clickWindowMs: 30 * 60_000,
-  conversionWindowMs: 7 * 24 * 3_600_000,
-  graceMs: 5 * 60_000,
-  minClickDelayMs: 1000,
-  botAgents: DEFAULT_BOT_AGENTS,
-})
+/** The defaults are the settings' defaults, declared once in config/config.ts. */
+export const DEFAULT_RULES: JoinRules = Object.freeze(rulesFrom(loadConfig({})))
 
 export function isBotAgent(rules: JoinRules, userAgent: string | null | undefined): boolean {
   if (!userAgent) return false

@@ -60,8 +60,11 @@ interface NativeTranscoder {
 
 type NativeBinding = { Transcoder: new (description: unknown) => NativeTranscoder }
 
+// ADGATE_NATIVE, handed to each thread as a value (setNativeEnabled), never read from the environment.
+let enabled = true
+
 function loadBinding(): { binding: NativeBinding | null; why: string } {
-  if (process.env.ADGATE_NATIVE === '0') return { binding: null, why: 'ADGATE_NATIVE=0' }
+  if (!enabled) return { binding: null, why: 'ADGATE_NATIVE=0' }
   try {
     const mod = createRequire(import.meta.url)('@adgate/native') as {
       binding: NativeBinding | null
@@ -73,8 +76,16 @@ function loadBinding(): { binding: NativeBinding | null; why: string } {
   }
 }
 
-// Loaded on first use, so the gateway can set ADGATE_NATIVE from its validated config first.
+// Loaded on first use, after the thread's owner had its say through setNativeEnabled.
 let loaded: { binding: NativeBinding | null; why: string } | null = null
+
+/** Whether JSON bodies in this thread may take the native path (ADGATE_NATIVE); call before the first body. */
+export function setNativeEnabled(on: boolean): void {
+  if (on === enabled) return
+  enabled = on
+  loaded = null
+  compiled.clear()
+}
 
 function binding(): NativeBinding | null {
   loaded ??= loadBinding()

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
-import { nativeStatus } from '../decoders/transcode.js'
+import { nativeStatus, setNativeEnabled } from '../decoders/transcode.js'
 import { adoptRegistryIds } from '../events/schema-registry.js'
 import { BatchSink } from '../kafka/batch-sink.js'
 import { kafkaClientOptions } from '../kafka/client-options.js'
@@ -54,8 +54,8 @@ export async function startGateway(
   const metrics = createGatewayMetrics({ kafka: brokers !== null, enabled: options.metrics !== false })
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
-  // The decoder threads inherit the environment: the validated setting decides their JSON path.
-  process.env.ADGATE_NATIVE = config.native
+  // The decode threads get the validated setting as an option (the pool's `native`); this thread asks too.
+  setNativeEnabled(config.native === '1')
   const native = nativeStatus()
   if (native.native) logger.info('JSON bodies: native transcoder (simdjson → Avro)')
   else
@@ -100,6 +100,7 @@ export async function startGateway(
     onTask: (result) => observeTask(metrics, result),
     rules: quality.channel.buffer,
     schemaIds,
+    native: config.native === '1',
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
   const ingest = new IngestService(pool, delivery, metrics, logger, quality)

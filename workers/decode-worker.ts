@@ -1,16 +1,17 @@
 import { move, Piscina, workerData } from 'piscina'
 import { warmNormalizers } from '../decoders/normalizers.js'
+import { setNativeEnabled } from '../decoders/transcode.js'
 import { assignSchemaIds } from '../events/schemas.js'
 import { attachRulesChannel } from '../quality/rules-channel.js'
 import { type DecodeTask, runDecodeTask } from './decode-task.js'
+import type { WorkerData } from './pool.js'
 
-const data = workerData as
-  | { rules?: SharedArrayBuffer; schemaIds?: Record<string, number> | null }
-  | undefined
+const data = workerData as WorkerData | undefined
 // The schema registry's ids, before anything is encoded (events/schema-registry.ts).
 if (data?.schemaIds) assignSchemaIds(data.schemaIds)
 // Compile every schema's normalizer when the thread starts, not on its first request.
 warmNormalizers()
+setNativeEnabled(data?.native !== false)
 attachRulesChannel(data?.rules)
 
 /** Piscina entry point: the result's buffer is transferred, not copied, back to the main thread. */

@@ -44,12 +44,47 @@ export interface PoolOptions {
   readonly taskTimeoutMs: number
   /** The compiled worker module (defaults to the one beside this file). */
   readonly filename?: string
+  /** JSON bodies through the native transcoder when it is built (ADGATE_NATIVE); default true. */
+  readonly native?: boolean
   /** The data-quality rules channel (quality/rules-channel.ts) the workers read each task's rules from. */
   readonly rules?: SharedArrayBuffer
   /** Schema ids from the schema registry (events/schema-registry.ts); unset: the built-in ids. */
   readonly schemaIds?: Readonly<Record<string, number>> | null
   /** Called once per task, before its requests are answered (metrics); null when the task failed. */
   readonly onTask?: (result: TaskResult | null) => void
+  /** Starts the threads that run tasks; the default is piscina. Unit tests pass a fake. */
+  readonly startRunner?: (threads: RunnerThreads) => TaskRunner
+}
+
+/** What the threads are started from. */
+export interface RunnerThreads {
+  readonly filename: string
+  readonly workers: number
+  readonly workerData: WorkerData
+}
+
+/** What the pool needs of piscina: run a task with its buffer transferred, report the queue, stop. */
+export interface TaskRunner {
+  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: AbortSignal }): Promise<TaskResult>
+  readonly queueSize: number
+  destroy(): Promise<void>
+}
+
+function startPiscina(threads: RunnerThreads): TaskRunner {
+  return new Piscina({
+    filename: threads.filename,
+    minThreads: threads.workers,
+    maxThreads: threads.workers,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData: threads.workerData,
+  })
+}
+
+/** What each decode thread is started with (workers/decode-worker.ts reads it). */
+export interface WorkerData {
+  readonly rules?: SharedArrayBuffer
+  readonly schemaIds?: Readonly<Record<string, number>> | null
+  readonly native: boolean
 }
 
 interface Pending {
@@ -66,7 +101,7 @@ interface Pending {
  * transferred, not cloned, and its output comes back the same way.
  */
 export class DecodePool {
-  private readonly pool: Piscina
+  private readonly pool: TaskRunner
   private pending: Pending[] = []
   private pendingBytes = 0
   private scheduled = false
@@ -75,12 +110,14 @@ export class DecodePool {
   private nextFault: Fault | undefined
 
   constructor(private readonly options: PoolOptions) {
-    this.pool = new Piscina({
+    this.pool = (options.startRunner ?? startPiscina)({
       filename: options.filename ?? new URL('./decode-worker.js', import.meta.url).href,
-      minThreads: options.workers,
-      maxThreads: options.workers,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: { rules: options.rules, schemaIds: options.schemaIds ?? null },
+      workers: options.workers,
+      workerData: {
+        rules: options.rules,
+        schemaIds: options.schemaIds ?? null,
+        native: options.native ?? true,
+      },
     })
   }
 

@@ -200,24 +200,25 @@ describe('native transcoder', () => {
     }
   })
 
-  it('ADGATE_NATIVE=0 makes a thread use the JS decoder, saying why', async () => {
+  it('setNativeEnabled(false) (ADGATE_NATIVE=0) makes a thread use the JS decoder, saying why; the environment plays no part', async () => {
     const moduleUrl = new URL('../../dist/decoders/transcode.js', import.meta.url).href
     const source = `
       const { parentPort, workerData } = require('node:worker_threads')
-      import(workerData.moduleUrl).then(({ nativeStatus }) => parentPort.postMessage(nativeStatus()))`
-    const status = await new Promise((resolve, reject) => {
-      const w = new Worker(source, {
-        eval: true,
-        workerData: { moduleUrl },
-        env: { ...process.env, ADGATE_NATIVE: '0' },
+      import(workerData.moduleUrl).then(({ nativeStatus, setNativeEnabled }) => {
+        setNativeEnabled(workerData.native)
+        parentPort.postMessage(nativeStatus())
+      })`
+    const statusIn = (native: boolean, env: NodeJS.ProcessEnv) =>
+      new Promise((resolve, reject) => {
+        const w = new Worker(source, { eval: true, workerData: { moduleUrl, native }, env })
+        w.once('message', (m) => {
+          resolve(m)
+          void w.terminate()
+        })
+        w.once('error', reject)
       })
-      w.once('message', (m) => {
-        resolve(m)
-        void w.terminate()
-      })
-      w.once('error', reject)
-    })
-    expect(status).toEqual({ native: false, reason: 'ADGATE_NATIVE=0' })
+    expect(await statusIn(false, process.env)).toEqual({ native: false, reason: 'ADGATE_NATIVE=0' })
+    expect(await statusIn(true, { ...process.env, ADGATE_NATIVE: '0' })).toEqual({ native: true, reason: '' })
   })
 
   it('loads and runs in several worker threads at once, and again after they exit', async () => {

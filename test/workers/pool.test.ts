@@ -1,0 +1,240 @@
+// workers/pool.ts against the TypeScript source, with a fake in place of piscina: no threads, no
+// Kafka. The fake records each task and lets the test decide when (and how) it finishes.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { encodeEvents } from '../../generator/encode.js'
+import { generateEvents } from '../../generator/funnel.js'
+import {
+  type BodyOutcome,
+  type DecodeTask,
+  runDecodeTask,
+  type TaskResult,
+} from '../../workers/decode-task.js'
+import {
+  DecodePool,
+  type DecodeRequest,
+  type PoolOptions,
+  type RunnerThreads,
+  type TaskRunner,
+  WorkerFailedError,
+} from '../../workers/pool.js'
+
+interface Call {
+  readonly task: DecodeTask
+  readonly transferList: ArrayBuffer[]
+  readonly signal: AbortSignal
+  /** The bodies as the task carried them (copied before the fake gives the buffer back). */
+  readonly bodies: string[]
+  finish(result?: TaskResult): void
+  fail(err: Error): void
+}
+
+class FakeRunner implements TaskRunner {
+  readonly calls: Call[] = []
+  queueSize = 0
+  destroyed = false
+  constructor(readonly threads: RunnerThreads) {}
+
+  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: AbortSignal }): Promise<TaskResult> {
+    return new Promise((resolve, reject) => {
+      const bytes = Buffer.from(task.buffer)
+      this.calls.push({
+        task,
+        ...options,
+        bodies: task.bodies.map((b) => bytes.subarray(b.offset, b.offset + b.length).toString()),
+        finish: (result = resultFor(task)) => resolve(result),
+        fail: reject,
+      })
+    })
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true
+  }
+}
+
+function outcome(events: number): BodyOutcome {
+  return { error: null, events, rejects: [], flagged: 0, ruleRejects: 0 }
+}
+
+/** A result whose outcome i counts the bytes of body i, so each request can be told apart. */
+function resultFor(task: DecodeTask): TaskResult {
+  return {
+    buffer: new ArrayBuffer(3),
+    batches: [],
+    outcomes: task.bodies.map((b) => outcome(b.length)),
+    rawBytes: 0,
+    busyMs: 1,
+  }
+}
+
+function request(body: string): DecodeRequest {
+  return {
+    body: Buffer.from(body),
+    type: 'click',
+    encoding: 'csv',
+    contentEncoding: 'identity',
+    source: 'test',
+    requestId: `r-${body}`,
+    ingestTime: 1_700_000_000_000,
+  }
+}
+
+const turn = () => new Promise((r) => setImmediate(r))
+
+function pool(options: Partial<PoolOptions> = {}): { pool: DecodePool; runner: () => FakeRunner } {
+  let runner: FakeRunner | undefined
+  const p = new DecodePool({
+    workers: 1,
+    maxBytes: 1 << 20,
+    maxEvents: 1000,
+    partitions: () => ({ 'adgate.clicks': 4 }),
+    maxTaskBytes: 1 << 20,
+    lingerMs: 50,
+    taskTimeoutMs: 5000,
+    ...options,
+    startRunner: (threads) => {
+      runner = new FakeRunner(threads)
+      return runner
+    },
+  })
+  return { pool: p, runner: () => runner! }
+}
+
+describe('DecodePool', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('starts its threads with the rules channel and the native setting, and stops them on close', async () => {
+    const rules = new SharedArrayBuffer(8)
+    const { pool: p, runner } = pool({ workers: 3, rules, native: false })
+    expect(runner().threads).toMatchObject({ workers: 3, workerData: { rules, native: false } })
+    expect(runner().threads.filename).toMatch(/decode-worker\.js$/)
+    await p.close()
+    expect(runner().destroyed).toBe(true)
+    expect(pool().runner().threads.workerData.native).toBe(true)
+  })
+
+  it('with a worker idle, sends the bodies of one event-loop turn as one task, copied into one transferred buffer', async () => {
+    const { pool: p, runner } = pool()
+    const replies = [p.decode(request('aa')), p.decode(request('bbbb')), p.decode(request('c'))]
+    expect(runner().calls).toHaveLength(0) // not yet: the rest of this turn may add bodies
+    await turn()
+    expect(runner().calls).toHaveLength(1)
+    const call = runner().calls[0]!
+    expect(call.bodies).toEqual(['aa', 'bbbb', 'c'])
+    expect(call.transferList).toEqual([call.task.buffer])
+    expect(call.task.bodies.map((b) => [b.offset, b.length, b.requestId])).toEqual([
+      [0, 2, 'r-aa'],
+      [2, 4, 'r-bbbb'],
+      [6, 1, 'r-c'],
+    ])
+    expect(call.task.partitions).toEqual({ 'adgate.clicks': 4 })
+    expect(call.signal.aborted).toBe(false)
+    call.finish()
+    const answered = await Promise.all(replies)
+    // Each request gets its own body's outcome; they share the task's output (delivered once).
+    expect(answered.map((r) => r.outcome.events)).toEqual([2, 4, 1])
+    expect(new Set(answered.map((r) => r.task)).size).toBe(1)
+  })
+
+  it('while every worker is busy, collects bodies until one frees up', async () => {
+    const { pool: p, runner } = pool({ lingerMs: 60_000 })
+    const first = p.decode(request('one'))
+    await turn()
+    const later = [p.decode(request('two')), p.decode(request('three'))]
+    await turn()
+    expect(runner().calls).toHaveLength(1)
+    expect(p.queueSize).toBe(2)
+    runner().calls[0]!.finish()
+    await first
+    await turn() // the freed worker's flush is queued after the reply
+    await turn()
+    expect(runner().calls).toHaveLength(2)
+    expect(runner().calls[1]!.bodies).toEqual(['two', 'three'])
+    runner().calls[1]!.finish()
+    expect((await Promise.all(later)).map((r) => r.outcome.events)).toEqual([3, 5])
+  })
+
+  it('while every worker is busy, sends what collected after lingerMs', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate'] })
+    const { pool: p, runner } = pool({ lingerMs: 20 })
+    void p.decode(request('one'))
+    vi.advanceTimersToNextTimer() // the idle-worker flush (setImmediate)
+    expect(runner().calls).toHaveLength(1)
+    void p.decode(request('two'))
+    vi.advanceTimersByTime(19)
+    expect(runner().calls).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(runner().calls).toHaveLength(2)
+    expect(runner().calls[1]!.bodies).toEqual(['two'])
+  })
+
+  it('closes a task at once when its bodies reach maxTaskBytes', () => {
+    const { pool: p, runner } = pool({ maxTaskBytes: 6 })
+    void p.decode(request('abc'))
+    expect(runner().calls).toHaveLength(0)
+    void p.decode(request('def'))
+    expect(runner().calls).toHaveLength(1) // synchronously, in decode()
+    expect(runner().calls[0]!.bodies).toEqual(['abc', 'def'])
+  })
+
+  it('fails every request of a task whose worker failed, and reports the task as failed', async () => {
+    const onTask = vi.fn()
+    const { pool: p, runner } = pool({ onTask })
+    const replies = [p.decode(request('x')), p.decode(request('y'))]
+    await turn()
+    runner().calls[0]!.fail(new Error('worker exited'))
+    for (const r of replies) {
+      await expect(r).rejects.toBeInstanceOf(WorkerFailedError)
+      await expect(r).rejects.toThrow(/decode task failed: worker exited/)
+    }
+    expect(onTask).toHaveBeenCalledWith(null)
+  })
+
+  it('gives every task the decode timeout as an abort signal', async () => {
+    const { pool: p, runner } = pool({ taskTimeoutMs: 30 })
+    void p.decode(request('x'))
+    await turn()
+    const { signal } = runner().calls[0]!
+    await new Promise((r) => signal.addEventListener('abort', r))
+    expect((signal.reason as Error).name).toBe('TimeoutError')
+  })
+
+  it('hands an injected fault to the next task only', async () => {
+    const { pool: p, runner } = pool({ workers: 2 })
+    p.injectFault('crash')
+    void p.decode(request('x'))
+    await turn()
+    void p.decode(request('y'))
+    await turn()
+    expect(runner().calls.map((c) => c.task.fault)).toEqual(['crash', undefined])
+  })
+
+  it('returns what a real decode task returns, in-process (the fake runs runDecodeTask)', async () => {
+    const p = new DecodePool({
+      workers: 1,
+      maxBytes: 1 << 20,
+      maxEvents: 1000,
+      partitions: () => ({ 'adgate.clicks': 4, 'adgate.dlq': 4 }),
+      maxTaskBytes: 1 << 20,
+      lingerMs: 1,
+      taskTimeoutMs: 5000,
+      startRunner: () => ({
+        queueSize: 0,
+        run: async (task) => runDecodeTask(task),
+        destroy: async () => {},
+      }),
+    })
+    const body = encodeEvents('click', generateEvents('click', 25, 7), 'csv')
+    const [good, bad] = await Promise.all([
+      p.decode({ ...request(''), body }),
+      p.decode({ ...request(''), body: Buffer.from('not,a,click\n1,2,3\n') }),
+    ])
+    expect(good.outcome).toMatchObject({ error: null, events: 25, rejects: [] })
+    expect(bad.outcome).toMatchObject({ events: 0, error: { code: 'MISSING_HEADER_ROW' } })
+    // Both bodies' records (the events and the bad body's dead letter) are in the task's batches.
+    expect(good.task.batches.length).toBeGreaterThan(0)
+    await p.close()
+  })
+})

@@ -1,0 +1,23 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { defineConfig } from 'vitest/config'
+
+// `npm run test:unit`: the fast loop (no Kafka, no PostgreSQL, no build) — every test file that runs
+// in-process against the TypeScript source. A file is left to the full suite (`npm test`) when it
+// asks the global setup for a service (inject), runs the compiled dist/, starts a gateway or a
+// broker, spawns a process, or opens an embedded database (test/storage/); that is read from the
+// file itself, so a new test lands on the right side without a list to keep.
+const NEEDS_MORE =
+  /\binject\(|dist\/|support\/(gateway|postgres|kafka|second-broker)|\bspawn(Sync)?\(|\bexecFile/
+
+const unitFiles = readdirSync('test', { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.test.ts') && !f.startsWith('faults/') && !f.startsWith('storage/'))
+  .filter((f) => !NEEDS_MORE.test(readFileSync(`test/${f}`, 'utf8')))
+  .map((f) => `test/${f}`)
+
+export default defineConfig({
+  test: {
+    include: unitFiles,
+    testTimeout: 60_000,
+    pool: 'forks',
+  },
+})
