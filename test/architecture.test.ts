@@ -35,6 +35,11 @@ const SIDEWAYS = new Set([
   'bench -> loadtest', // known debt: bench/peers.ts uses loadtest/open-loop.ts
 ])
 
+/** Single files that break the rule, named as debts on the page until they move. */
+const DEBTS = new Set([
+  'events/schema-registry.ts -> config', // a registry client (HTTP, settings, logs) in the contract layer
+])
+
 interface Import {
   readonly file: string
   readonly from: string
@@ -49,7 +54,7 @@ function importsOf(folder: string): Import[] {
     const text = readFileSync(join(ROOT, file), 'utf8')
     for (const m of text.matchAll(/^(?:import|export)\b[^'"]*?\bfrom\s+'(\.{1,2}\/[^']+)'/gm)) {
       const to = normalize(join(dirname(file), m[1]!)).split('/')[0]!
-      if (to !== folder) out.push({ file, from: folder, to })
+      if (to !== folder && !DEBTS.has(`${file} -> ${to}`)) out.push({ file, from: folder, to })
     }
   }
   return out
