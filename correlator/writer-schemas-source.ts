@@ -1,4 +1,4 @@
-import type { WriterSchemas } from '../events/schema-registry.js'
+import type { WriterSchemas } from '../registry/subjects.js'
 import type { EventSource } from './source.js'
 
 /**

@@ -7,7 +7,7 @@ import { type DecodeTask, runDecodeTask } from './decode-task.js'
 import type { WorkerData } from './pool.js'
 
 const data = workerData as WorkerData | undefined
-// The schema registry's ids, before anything is encoded (events/schema-registry.ts).
+// The schema registry's ids, before anything is encoded (registry/subjects.ts).
 if (data?.schemaIds) assignSchemaIds(data.schemaIds)
 // Compile every schema's normalizer when the thread starts, not on its first request.
 warmNormalizers()

@@ -48,7 +48,7 @@ export interface PoolOptions {
   readonly native?: boolean
   /** The data-quality rules channel (quality/rules-channel.ts) the workers read each task's rules from. */
   readonly rules?: SharedArrayBuffer
-  /** Schema ids from the schema registry (events/schema-registry.ts); unset: the built-in ids. */
+  /** Schema ids from the schema registry (registry/subjects.ts); unset: the built-in ids. */
   readonly schemaIds?: Readonly<Record<string, number>> | null
   /** Called once per task, before its requests are answered (metrics); null when the task failed. */
   readonly onTask?: (result: TaskResult | null) => void

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { EventSource, SourceRecord } from '../../correlator/source.js'
 import { withWriterSchemas } from '../../correlator/writer-schemas-source.js'
-import type { WriterSchemas } from '../../events/schema-registry.js'
+import type { WriterSchemas } from '../../registry/subjects.js'
 
 describe('withWriterSchemas', () => {
   it('resolves the writer schemas of each batch before the correlator sees it', async () => {

@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
-import { RegistryError, SchemaRegistryClient } from './registry-client.js'
-import { addWriterSchema, assignSchemaIds, type SchemaVersion, SUBJECTS, schemaById } from './schemas.js'
-import { WIRE_HEADER_BYTES } from './wire.js'
+import {
+  addWriterSchema,
+  assignSchemaIds,
+  type SchemaVersion,
+  SUBJECTS,
+  schemaById,
+} from '../events/schemas.js'
+import { WIRE_HEADER_BYTES } from '../events/wire.js'
+import { RegistryError, SchemaRegistryClient } from './client.js'
 
 /** Registry ids by schema file (a plain object: it crosses into the worker threads). */
 export type SchemaIds = Readonly<Record<string, number>>
