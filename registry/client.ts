@@ -126,7 +126,9 @@ export class SchemaRegistryClient {
         },
       )
       req.on('timeout', () => req.destroy(new Error(`schema registry: ${method} ${path} timed out`)))
-      req.on('error', reject)
+      req.on('error', (err) =>
+        reject(new Error(`schema registry ${this.base}: ${method} ${path}: ${err.message}`, { cause: err })),
+      )
       req.end(data)
     })
   }

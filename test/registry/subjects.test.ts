@@ -58,6 +58,18 @@ describe('the registry client (local HTTP server)', () => {
     }
   })
 
+  it('an unreachable registry is named in the error that stops the start', async () => {
+    const server = createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const { port } = server.address() as AddressInfo
+    await new Promise((r) => server.close(r))
+    const client = new SchemaRegistryClient({ url: new URL(`http://127.0.0.1:${port}`) })
+    await expect(syncSubjects(client)).rejects.toThrow(
+      `schema registry http://127.0.0.1:${port}: POST /subjects/adgate.bids-value: connect ECONNREFUSED`,
+    )
+    client.close()
+  })
+
   it('is configured only as a whole, and never echoes the password', () => {
     const base = { ADGATE_SCHEMA_REGISTRY_URL: 'http://r:8081' }
     expect(() => loadConfig({ ...base, ADGATE_SCHEMA_REGISTRY_USER: 'u' })).toThrow(/USER and a password/)
