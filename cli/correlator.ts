@@ -9,6 +9,8 @@ import type { EventSource } from '../correlator/source.js'
 import { inputTopics } from '../correlator/topics.js'
 import { withWriterSchemas } from '../correlator/writer-schemas-source.js'
 import { assignSchemaIds } from '../events/schemas.js'
+import { kafkaConnectionOptions } from '../kafka/client-options.js'
+import { topicSettings } from '../kafka/topics.js'
 import { registryClientFor, syncSubjects, WriterSchemas } from '../registry/subjects.js'
 import { openStorage, storageTarget } from '../storage/open.js'
 import type { Storage } from '../storage/storage.js'
@@ -56,7 +58,9 @@ export async function startCorrelator(
     intervalMs: config.checkpointInterval,
   })
   const metrics = createCorrelatorMetrics()
-  const producer = rekeyBrokers ? new KafkaRekeyProducer(rekeyBrokers, config.kafkaClientId) : undefined
+  const producer = rekeyBrokers
+    ? new KafkaRekeyProducer(rekeyBrokers, config.kafkaClientId, kafkaConnectionOptions(config, rekeyBrokers))
+    : undefined
   const partitions = await source.partitions()
   const correlator = new Correlator(
     {
@@ -108,6 +112,8 @@ export function kafkaSourceFor(config: Config, logger: Logger, brokers: string[]
     groupId: config.correlatorGroup,
     topics: inputTopics(config.correlatorRekey === 'kafka'),
     createPartitions: config.topicPartitions,
+    connection: kafkaConnectionOptions(config, brokers),
+    topicSettings: topicSettings(config),
     onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
   })
 }

@@ -1,6 +1,20 @@
-import kafkajs, { type Admin, type Consumer, type Producer } from 'kafkajs'
+import {
+  Admin,
+  type CredentialProvider,
+  type MessageToProduce,
+  ProduceAcks,
+  Producer,
+} from '@platformatic/kafka'
+import kafkajs, {
+  type Consumer,
+  type KafkaConfig,
+  type Admin as KafkajsAdmin,
+  type SASLOptions,
+} from 'kafkajs'
+import type { KafkaConnectionOptions } from '../kafka/client-options.js'
 import { registerLz4Codec } from '../kafka/lz4-codec.js'
 import { QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
+import { ensureTopics, type TopicSettings } from '../kafka/topics.js'
 import type { RekeyProducer } from './correlator.js'
 import type { OutgoingRecord } from './pipeline.js'
 import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
@@ -19,6 +33,10 @@ export interface KafkaSourceOptions {
   names?: TopicNames
   /** Records per partition fetched at once (kafkajs maxBytesPerPartition). */
   maxBytesPerPartition?: number
+  /** TLS and SASL (kafka/client-options.ts), the same for every adgate Kafka client */
+  connection?: KafkaConnectionOptions
+  /** replication, min.insync.replicas and retention of the topics it creates (ADGATE_TOPIC_*) */
+  topicSettings?: Omit<TopicSettings, 'partitions'>
   onLog?: (level: string, msg: string) => void
 }
 
@@ -62,15 +80,15 @@ export class KafkaSource implements EventSource {
   private readonly kafka: kafkajs.Kafka
   private readonly consumer: Consumer
   private owned = new Set<number>()
-  private admin: Admin | undefined
-  /** For the lag metrics' end offsets; apart from `admin`, which topic creation connects and closes. */
-  private offsetsAdmin: Promise<Admin> | undefined
+  /** For the lag metrics' end offsets, connected once (topic creation uses an Admin of its own). */
+  private offsetsAdmin: Promise<KafkajsAdmin> | undefined
 
   constructor(private readonly o: KafkaSourceOptions) {
     registerLz4Codec()
     this.kafka = new Kafka({
       brokers: o.brokers,
       clientId: o.clientId,
+      ...kafkajsSecurity(o.connection ?? {}),
       logLevel: logLevel.WARN,
       logCreator: () => (entry) => o.onLog?.(String(entry.level), entry.log.message),
     })
@@ -83,46 +101,39 @@ export class KafkaSource implements EventSource {
     })
   }
 
-  /** Creates missing topics (event topics with `partitions`, re-keyed ones with the same count). */
+  /**
+   * Creates missing topics (event topics with `partitions`, re-keyed ones with the same count) as
+   * the gateway does (kafka/topics.ts: replication and min.insync.replicas for the cluster size).
+   */
   async partitions(): Promise<number> {
-    this.admin ??= this.kafka.admin()
-    await this.admin.connect()
+    const admin = new Admin({
+      clientId: this.o.clientId,
+      bootstrapBrokers: this.o.brokers,
+      ...this.o.connection,
+    })
     try {
       const names = this.o.names ?? topicNames()
       const source = sourceTopics(names)
-      const existing = new Set(await this.admin.listTopics())
       // The gateway creates the event topics; a correlator started first creates them the same way.
-      await this.create(
-        source.filter((t) => !existing.has(t)),
-        this.o.createPartitions ?? 4,
-      )
-      const meta = await this.admin.fetchTopicMetadata({ topics: source })
-      const counts = new Set(meta.topics.map((t) => t.partitions.length))
+      const settings = { ...this.o.topicSettings, partitions: this.o.createPartitions ?? 4 }
+      await ensureTopics(admin, source, settings)
+      const meta = await admin.metadata({ topics: source, forceUpdate: true })
+      const counts = new Set(source.map((t) => meta.topics.get(t)?.partitionsCount))
       if (counts.size !== 1)
         throw new Error(
           `adgate's event topics must have equal partition counts, got ${[...counts].join(', ')}`,
         )
       const n = [...counts][0]!
       const rekeyed = [names.rekeyedImpressions, names.rekeyedClicks]
-      await this.create(
-        rekeyed.filter((t) => this.o.topics.includes(t) && !existing.has(t)),
-        n,
+      await ensureTopics(
+        admin,
+        rekeyed.filter((t) => this.o.topics.includes(t)),
+        { ...settings, partitions: n },
       )
       return n
     } finally {
-      await this.admin.disconnect()
+      await admin.close()
     }
-  }
-
-  private async create(topics: string[], partitions: number): Promise<void> {
-    if (topics.length === 0) return
-    await this.admin!.createTopics({
-      waitForLeaders: true,
-      topics: topics.map((topic) => ({ topic, numPartitions: partitions })),
-    }).catch((err: Error) => {
-      // Another instance created it first.
-      if (!/already exists/i.test(err.message)) throw err
-    })
   }
 
   async start(h: SourceHandlers): Promise<void> {
@@ -200,35 +211,66 @@ export class KafkaSource implements EventSource {
   }
 }
 
-/** Produces re-keyed records to the correlator's own topics, acks=all. */
+/**
+ * The shared security options in kafkajs's form (the consumer group still runs on kafkajs).
+ * Credentials stay providers: kafkajs reads `password` at each authentication, so a getter
+ * re-reads a rotated password file, and an OAUTHBEARER token is asked for each time.
+ */
+export function kafkajsSecurity(c: KafkaConnectionOptions): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {}
+  if (c.tls) out.ssl = c.tls
+  const sasl = c.sasl
+  if (!sasl) return out
+  const read = (v: string | CredentialProvider | undefined) => (typeof v === 'function' ? v() : (v ?? ''))
+  if (sasl.mechanism === 'OAUTHBEARER') {
+    out.sasl = {
+      mechanism: 'oauthbearer',
+      oauthBearerProvider: async () => ({ value: await read(sasl.token) }),
+    }
+    return out
+  }
+  const mechanism = (
+    { PLAIN: 'plain', 'SCRAM-SHA-256': 'scram-sha-256', 'SCRAM-SHA-512': 'scram-sha-512' } as const
+  )[sasl.mechanism as 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512']
+  const username = String(read(sasl.username))
+  // A getter, not a value: kafkajs reads it at each authentication (the union type needs the cast).
+  out.sasl = {
+    mechanism,
+    username,
+    get password(): string {
+      const password = read(sasl.password)
+      if (typeof password !== 'string')
+        throw new Error('an asynchronous SASL password provider is not supported here')
+      return password
+    },
+  } as SASLOptions
+  return out
+}
+
+/** Produces re-keyed records to the correlator's own topics, acks=all, on @platformatic/kafka. */
 export class KafkaRekeyProducer implements RekeyProducer {
   private readonly producer: Producer
-  private connected: Promise<void> | undefined
 
-  constructor(brokers: string[], clientId: string) {
-    const kafka = new Kafka({ brokers, clientId, logLevel: logLevel.NOTHING })
-    this.producer = kafka.producer({ allowAutoTopicCreation: false })
-  }
-
-  async send(records: OutgoingRecord[]): Promise<void> {
-    this.connected ??= this.producer.connect()
-    await this.connected
-    const byTopic = new Map<string, { partition: number; key: Buffer | null; value: Buffer }[]>()
-    for (const r of records) {
-      let list = byTopic.get(r.topic)
-      if (list === undefined) {
-        list = []
-        byTopic.set(r.topic, list)
-      }
-      list.push({ partition: r.partition, key: r.key, value: r.value })
-    }
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+  constructor(brokers: string[], clientId: string, connection: KafkaConnectionOptions = {}) {
+    this.producer = new Producer({
+      clientId,
+      bootstrapBrokers: brokers,
+      acks: ProduceAcks.ALL,
+      autocreateTopics: false,
+      ...connection,
     })
   }
 
+  async send(records: OutgoingRecord[]): Promise<void> {
+    const messages = new Array<MessageToProduce>(records.length)
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      messages[i] = { topic: r.topic, partition: r.partition, key: r.key ?? undefined, value: r.value }
+    }
+    await this.producer.send({ messages })
+  }
+
   async close(): Promise<void> {
-    if (this.connected) await this.producer.disconnect()
+    await this.producer.close()
   }
 }

@@ -170,6 +170,11 @@ function clusterInfo() {
     adgate: { username: 'adgate', password: password() },
     noacl: { username: 'noacl', password: password() },
   }
+  // The same passwords in files too, for settings such as KAFKA_SASL_PASSWORD_FILE.
+  for (const user of Object.values(users)) {
+    user.passwordFile = path.join(dir, `${user.username}.password`)
+    fs.writeFileSync(user.passwordFile, `${user.password}\n`, { mode: 0o600 })
+  }
   return {
     brokers: nodes.map((n) => `${host}:${n.port}`),
     mtlsBrokers: nodes.map((n) => `${host}:${n.sslPort}`),
@@ -188,6 +193,12 @@ function clusterInfo() {
   }
 }
 
+function writeClusterInfo() {
+  const info = clusterInfo()
+  fs.writeFileSync(files.info, `${JSON.stringify(info, null, 2)}\n`)
+  return info
+}
+
 // ---------------------------------------------------------------------------
 // Node configuration
 
@@ -197,7 +208,7 @@ const jaas = (module, options) =>
     .join(' ')};`
 
 function serverProperties(node, info) {
-  const { admin } = info.users
+  const admin = { username: info.users.admin.username, password: info.users.admin.password }
   const plainUsers = Object.fromEntries(
     Object.values(info.users).map((u) => [`user_${u.username}`, u.password]),
   )
@@ -245,7 +256,7 @@ group.initial.rebalance.delay.ms=0
 function adminClientProperties(info) {
   return `security.protocol=SASL_SSL
 sasl.mechanism=SCRAM-SHA-512
-sasl.jaas.config=${jaas('org.apache.kafka.common.security.scram.ScramLoginModule', info.users.admin)}
+sasl.jaas.config=${jaas('org.apache.kafka.common.security.scram.ScramLoginModule', { username: info.users.admin.username, password: info.users.admin.password })}
 ssl.truststore.type=PEM
 ssl.truststore.location=${files.caCert}
 `
@@ -302,8 +313,7 @@ async function grantAcls(node) {
 async function launchAndWait(started) {
   ensureJars()
   ensureCertificates()
-  const info = clusterInfo()
-  fs.writeFileSync(files.info, `${JSON.stringify(info, null, 2)}\n`)
+  const info = writeClusterInfo()
   fs.writeFileSync(files.adminConfig, adminClientProperties(info))
   const fresh = nodes.every((n) => !isFormatted(n.files))
   const clusterId = fresh ? newClusterId() : null
@@ -351,6 +361,7 @@ async function allAnswer() {
 
 async function start() {
   if (fs.existsSync(files.aclsDone) && (await allAnswer())) {
+    writeClusterInfo() // a cluster started by an older version of this script gets today's fields
     console.log(`${label}: already running on ${host}:${nodes[0].port}-${nodes[2].port}`)
     return
   }

@@ -1,86 +1,137 @@
-// Reads back what the gateway wrote, from given offsets, with a real kafkajs consumer.
+// Reads back what the gateway wrote, from given offsets, with a real @platformatic/kafka consumer
+// (the client every adgate role uses), over any security settings.
 import { randomUUID } from 'node:crypto'
-import kafkajs from 'kafkajs'
+import { Admin, Consumer, type MessagesStream } from '@platformatic/kafka'
 import { decodeWire } from '../../events/wire.js'
-import { registerLz4Codec } from '../../kafka/lz4-codec.js'
-
-const { Kafka, logLevel } = kafkajs
+import type { KafkaConnectionOptions } from '../../kafka/client-options.js'
 
 export interface ReadRecord {
   topic: string
   partition: number
+  offset: string
   key: string | null
   value: Record<string, unknown>
   schemaId: number
   headers: Record<string, string>
 }
 
+/** Offsets per topic and partition, as decimal strings. */
+export type Offsets = Map<string, Map<number, string>>
+
+/** Group ids start with "adgate" so the secured cluster's adgate user may use them. */
+function consumer(brokers: string[], connection: KafkaConnectionOptions): Consumer {
+  return new Consumer({
+    clientId: 'adgate-test-reader',
+    groupId: `adgate-test-${randomUUID()}`,
+    bootstrapBrokers: brokers,
+    ...connection,
+  })
+}
+
 /** The next offset of every partition of the topics: read from here to see only what comes after. */
 export async function endOffsets(
   brokers: string[],
   topics: string[],
-): Promise<Map<string, Map<number, string>>> {
-  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin()
-  await admin.connect()
-  const out = new Map<string, Map<number, string>>()
+  connection: KafkaConnectionOptions = {},
+): Promise<Offsets> {
+  const admin = new Admin({ clientId: 'adgate-test-reader', bootstrapBrokers: brokers, ...connection })
+  const c = consumer(brokers, connection)
+  const out: Offsets = new Map()
   try {
     const existing = new Set(await admin.listTopics())
-    for (const topic of topics) {
-      const parts = new Map<number, string>()
-      if (existing.has(topic))
-        for (const p of await admin.fetchTopicOffsets(topic)) parts.set(p.partition, p.offset)
-      out.set(topic, parts)
-    }
+    const present = topics.filter((t) => existing.has(t))
+    const offsets =
+      present.length > 0 ? await c.listOffsets({ topics: present }) : new Map<string, bigint[]>()
+    for (const topic of topics)
+      out.set(topic, new Map((offsets.get(topic) ?? []).map((o, p) => [p, String(o)])))
   } finally {
-    await admin.disconnect()
+    await c.close(true)
+    await admin.close()
   }
   return out
 }
 
-/** Consume from `from` until `done(records)` holds or the timeout passes; returns what was read. */
+/**
+ * Consume from `from` until `done(records)` holds or the timeout passes; returns what was read.
+ * A read that fails (a broker just restarted answers NOT_LEADER for a while) resumes where it was,
+ * with a fresh consumer, as kafkajs's consumer did by itself.
+ */
 export async function readFrom(
   brokers: string[],
-  from: Map<string, Map<number, string>>,
+  from: Offsets,
   done: (records: ReadRecord[]) => boolean,
   timeoutMs = 30_000,
+  connection: KafkaConnectionOptions = {},
 ): Promise<ReadRecord[]> {
-  registerLz4Codec()
-  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING })
-  const consumer = kafka.consumer({ groupId: `test-${randomUUID()}` })
   const records: ReadRecord[] = []
-  await consumer.connect()
-  try {
-    for (const topic of from.keys()) await consumer.subscribe({ topic, fromBeginning: true })
-    let finish!: () => void
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve
-    })
-    // kafkajs refuses seek() until the group is joined, which run() does not wait for.
-    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()))
-    await consumer.run({
-      eachMessage: async ({ topic, partition, message }) => {
-        const { schema, value } = decodeWire(message.value!)
-        const headers: Record<string, string> = {}
-        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
-        records.push({
-          topic,
-          partition,
-          key: message.key?.toString() ?? null,
-          value: value as Record<string, unknown>,
-          schemaId: schema.id,
-          headers,
-        })
-        if (done(records)) finish()
-      },
-    })
-    await joined
-    for (const [topic, parts] of from)
-      for (const [partition, offset] of parts) consumer.seek({ topic, partition, offset })
-    const timer = setTimeout(finish, timeoutMs)
-    await finished
-    clearTimeout(timer)
-  } finally {
-    await consumer.disconnect()
+  const next: Offsets = new Map([...from].map(([topic, parts]) => [topic, new Map(parts)]))
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      if (await readSome(brokers, next, records, done, deadline, connection)) return records
+    } catch (err) {
+      lastError = err
+      await new Promise((r) => setTimeout(r, 500))
+    }
   }
+  if (lastError !== undefined && records.length === 0) throw lastError
   return records
+}
+
+/** One consumer's read from `next` (advanced as records arrive); true once `done` holds or time is up. */
+async function readSome(
+  brokers: string[],
+  next: Offsets,
+  records: ReadRecord[],
+  done: (records: ReadRecord[]) => boolean,
+  deadline: number,
+  connection: KafkaConnectionOptions,
+): Promise<boolean> {
+  const c = consumer(brokers, connection)
+  let timedOut = false
+  let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined
+  const timer = setTimeout(
+    () => {
+      timedOut = true
+      stream?.destroy()
+    },
+    Math.max(0, deadline - Date.now()),
+  )
+  try {
+    // A partition missing from `next` (its topic did not exist yet) is read from its start.
+    const meta = await c.metadata({ topics: [...next.keys()], forceUpdate: true })
+    const offsets = [...next].flatMap(([topic, parts]) =>
+      Array.from({ length: meta.topics.get(topic)?.partitionsCount ?? 0 }, (_, partition) => ({
+        topic,
+        partition,
+        offset: BigInt(parts.get(partition) ?? '0'),
+      })),
+    )
+    if (offsets.length === 0) return true
+    stream = await c.consume({ topics: [...next.keys()], mode: 'manual', offsets, autocommit: false })
+    for await (const m of stream) {
+      const { schema, value } = decodeWire(m.value)
+      const headers: Record<string, string> = {}
+      for (const [k, v] of m.headers) headers[String(k)] = String(v)
+      records.push({
+        topic: m.topic,
+        partition: m.partition,
+        offset: String(m.offset),
+        key: m.key?.length ? m.key.toString() : null,
+        value: value as Record<string, unknown>,
+        schemaId: schema.id,
+        headers,
+      })
+      next.get(m.topic)?.set(m.partition, String(m.offset + 1n))
+      if (done(records)) return true
+    }
+    return timedOut
+  } catch (err) {
+    if (timedOut) return true
+    throw err
+  } finally {
+    clearTimeout(timer)
+    await c.close(true)
+  }
 }

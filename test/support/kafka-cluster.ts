@@ -15,6 +15,8 @@ const BROKERS_TIMEOUT_MS = 60_000
 export interface KafkaClusterUser {
   username: string
   password: string
+  /** the password alone in a file (KAFKA_SASL_PASSWORD_FILE) */
+  passwordFile: string
 }
 
 /** cluster.json as the script writes it. */
@@ -42,6 +44,18 @@ function clusterInfoFile(): string {
 
 export function readKafkaCluster(): KafkaCluster {
   return JSON.parse(fs.readFileSync(clusterInfoFile(), 'utf8')) as KafkaCluster
+}
+
+/** The gateway's (or correlator's) settings for this cluster: SASL_SSL with SCRAM-SHA-512 as `user`. */
+export function clusterEnv(cluster: KafkaCluster, user: ClusterUserName = 'adgate'): Record<string, string> {
+  return {
+    KAFKA_BROKERS: cluster.brokers.join(','),
+    KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+    KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+    KAFKA_SASL_USERNAME: cluster.users[user].username,
+    KAFKA_SASL_PASSWORD_FILE: cluster.users[user].passwordFile,
+    KAFKA_SSL_CA_FILE: cluster.caFile,
+  }
 }
 
 /** @platformatic/kafka connection options: TLS verified against the cluster CA, SASL as `user`. */

@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { inject } from 'vitest'
 import { type RunningGateway, startGateway } from '../../support/gateway.js'
+import { clusterEnv, type KafkaCluster } from '../../support/kafka-cluster.js'
 import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
+import { ClusterNodes } from './cluster-nodes.js'
 import { RssWatch } from './observe.js'
 
 /** Empty when there is no Java on this machine: then no broker of our own can run either. */
@@ -20,12 +22,22 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
   ADGATE_SHUTDOWN_TIMEOUT_MS: '8000',
 }
 
-export class Rig {
+/** What a rig's gateways write to: a private broker, or the secured cluster's nodes. */
+interface Kafka {
+  readonly brokers: string[]
+  release(): Promise<void>
+}
+
+export class Rig<K extends Kafka = SecondBroker> {
   readonly rss = new RssWatch()
   private readonly gateways: RunningGateway[] = []
   private readonly dirs: string[] = []
 
-  private constructor(readonly broker: SecondBroker) {}
+  private constructor(
+    readonly broker: K,
+    /** settings every gateway of this rig gets to reach the brokers (security) */
+    private readonly kafkaEnv: Record<string, string> = {},
+  ) {}
 
   /** Claim a private broker and start it. */
   static async acquire(): Promise<Rig> {
@@ -39,6 +51,11 @@ export class Rig {
     return new Rig(broker)
   }
 
+  /** Gateways on the secured three-node cluster, as the adgate user (SASL_SSL, SCRAM-SHA-512). */
+  static onCluster(cluster: KafkaCluster): Rig<ClusterNodes> {
+    return new Rig(new ClusterNodes(cluster), clusterEnv(cluster))
+  }
+
   get brokers(): string[] {
     return this.broker.brokers
   }
@@ -50,9 +67,14 @@ export class Rig {
     return dir
   }
 
-  /** Start a gateway on the private broker; pass ADGATE_DATA_DIR to restart on the same spool. */
+  /** Start a gateway on the rig's brokers; pass ADGATE_DATA_DIR to restart on the same spool. */
   async gateway(env: Record<string, string> = {}): Promise<RunningGateway> {
-    const gw = await startGateway(this.brokers, { ADGATE_DATA_DIR: this.dataDir(), ...BASE_ENV, ...env })
+    const gw = await startGateway(this.brokers, {
+      ADGATE_DATA_DIR: this.dataDir(),
+      ...BASE_ENV,
+      ...this.kafkaEnv,
+      ...env,
+    })
     this.gateways.push(gw)
     this.rss.watch(gw.process.pid)
     return gw

@@ -5,8 +5,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { beforeEach, expect } from 'vitest'
 import { EVENT_INFO } from '../../../events/catalog.js'
+import type { KafkaConnectionOptions } from '../../../kafka/client-options.js'
 import { ALL_TOPICS } from '../../../kafka/topics.js'
-import { endOffsets, readFrom } from '../../support/consume.js'
+import { endOffsets, type ReadRecord, readFrom } from '../../support/consume.js'
 import { ackedOf, type Exchange, type Load, outcomeOf, sleep } from './load.js'
 
 export type Offsets = Map<string, Map<number, string>>
@@ -14,10 +15,13 @@ export type Offsets = Map<string, Map<number, string>>
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
 
 /** End offsets of every adgate topic, retried: a broker just restarted answers NOT_LEADER for a while. */
-export async function offsetsNow(brokers: string[]): Promise<Offsets> {
+export async function offsetsNow(
+  brokers: string[],
+  connection: KafkaConnectionOptions = {},
+): Promise<Offsets> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await endOffsets(brokers, ALL_TOPICS)
+      return await endOffsets(brokers, ALL_TOPICS, connection)
     } catch (err) {
       if (attempt >= 40) throw err
       await sleep(500)
@@ -33,6 +37,15 @@ export interface Downstream {
   /** every record read (all runs), to show the read was complete */
   readonly records: number
   readonly expected: number
+  /** the first copy of each of this run's event ids: where it landed */
+  readonly placements: readonly Placement[]
+}
+
+export interface Placement {
+  readonly id: string
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
 }
 
 /**
@@ -40,8 +53,13 @@ export interface Downstream {
  * broker and one file runs at a time, so exactly `end - from` records are expected; the run's
  * own ids are picked out by their prefix.
  */
-export async function readBack(brokers: string[], from: Offsets, run: string): Promise<Downstream> {
-  const to = await offsetsNow(brokers)
+export async function readBack(
+  brokers: string[],
+  from: Offsets,
+  run: string,
+  connection: KafkaConnectionOptions = {},
+): Promise<Downstream> {
+  const to = await offsetsNow(brokers, connection)
   let expected = 0
   for (const [topic, parts] of to)
     for (const [p, end] of parts) expected += Number(end) - Number(from.get(topic)?.get(p) ?? 0)
@@ -52,29 +70,37 @@ export async function readBack(brokers: string[], from: Offsets, run: string): P
       new Map([...parts.keys()].map((p) => [p, from.get(topic)?.get(p) ?? '0'])),
     ]),
   )
-  const records = expected === 0 ? [] : await readRetrying(brokers, start, expected)
+  const records = expected === 0 ? [] : await readRetrying(brokers, start, expected, connection)
   const copies = new Map<string, number>()
   const topics = new Map<string, Set<string>>()
+  const placements: Placement[] = []
   const prefix = `${run}-`
   for (const r of records) {
     const id = String(r.value.event_id)
     if (!id.startsWith(prefix)) continue
+    if (!copies.has(id))
+      placements.push({ id, topic: r.topic, partition: r.partition, offset: BigInt(r.offset) })
     copies.set(id, (copies.get(id) ?? 0) + 1)
     const t = topics.get(id) ?? new Set<string>()
     t.add(r.topic)
     topics.set(id, t)
   }
-  return { copies, topics, records: records.length, expected }
+  return { copies, topics, records: records.length, expected, placements }
 }
 
 /**
  * readFrom with a fresh consumer per attempt: right after a broker restart the group coordinator
  * may not be ready, and kafkajs then fails the consumer (e.g. "Consumer group was not initialized").
  */
-async function readRetrying(brokers: string[], start: Offsets, expected: number) {
+async function readRetrying(
+  brokers: string[],
+  start: Offsets,
+  expected: number,
+  connection: KafkaConnectionOptions,
+): Promise<ReadRecord[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await readFrom(brokers, start, (rs) => rs.length >= expected, 60_000)
+      return await readFrom(brokers, start, (rs) => rs.length >= expected, 60_000, connection)
     } catch (err) {
       if (attempt >= 4) throw err
       await sleep(2000)
@@ -94,6 +120,8 @@ export interface Figures {
   duplicates: number
   /** events of requests that got an error but reached Kafka anyway (allowed: a retry dedups) */
   unacked_downstream: number
+  /** acknowledged events of one client found in a partition before an event that client sent earlier: must be 0 */
+  order_violations: number
   gateway_rss_peak_mb: number
   requests: number
   outcomes: Record<string, number>
@@ -127,11 +155,43 @@ export function figures(
     missing: acked.length - found,
     duplicates,
     unacked_downstream: unacked.length,
+    order_violations: orderViolations(load, down, ackedSet),
     gateway_rss_peak_mb: rssPeakMb,
     requests: load.exchanges.length,
     outcomes: load.outcomes(),
     ...extra,
   }
+}
+
+/**
+ * Each load client sends its requests one after another and numbers its events in sending order
+ * (event ids end in that number), so within a partition a client's acknowledged events must appear
+ * in increasing number; one that appears after a higher-numbered one of its client is a violation
+ * (a retry or a replay that reordered). Only each event's first copy counts (copies are duplicates).
+ */
+export function orderViolations(load: Load, down: Downstream, acked: ReadonlySet<string>): number {
+  const clientOf = new Map<string, number>()
+  for (const e of load.exchanges) for (const id of e.ids) clientOf.set(id, e.client)
+  const byPartition = new Map<string, Placement[]>()
+  for (const p of down.placements) {
+    if (!acked.has(p.id)) continue
+    const key = `${p.topic}:${p.partition}`
+    const list = byPartition.get(key) ?? []
+    list.push(p)
+    byPartition.set(key, list)
+  }
+  let violations = 0
+  for (const list of byPartition.values()) {
+    list.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0))
+    const highest = new Map<number, number>()
+    for (const p of list) {
+      const client = clientOf.get(p.id) ?? -1
+      const seq = Number(p.id.slice(p.id.lastIndexOf('-') + 1))
+      if (seq < (highest.get(client) ?? -1)) violations++
+      else highest.set(client, seq)
+    }
+  }
+  return violations
 }
 
 /** The core promise: every acknowledged event id is downstream, in its type's topic. */
