@@ -1,24 +1,24 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import autocannon from 'autocannon'
 import type { Kind } from '../bench/lib/mix.js'
 import { commitId, machine, REPO_ROOT } from '../bench/lib/results.js'
 import { bodies } from '../bench/lib/servers.js'
 import { percentile } from '../bench/lib/stats.js'
 import { EVENT_INFO } from '../events/catalog.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import type { OpenLoopRequest, OpenLoopResult } from './open-loop.js'
 
 export const RESULTS = join(REPO_ROOT, 'loadtest', 'results')
 
-/** autocannon request list interleaving the kinds by weight, bodies from the generator. */
+/** Open-loop request list interleaving the kinds by weight, bodies from the generator. */
 export function mixedRequests(
   mix: Kind[],
   headers: Record<string, string> = {},
-): { requests: autocannon.Request[]; eventsPerRequest: number } {
+): { requests: OpenLoopRequest[]; eventsPerRequest: number } {
   const total = mix.reduce((a, k) => a + k.weight, 0)
   const pools = mix.map((k) => bodies(k.type, k.encoding, k.weight * 4, k.eventsPerRequest))
   const used = mix.map(() => 0)
-  const requests: autocannon.Request[] = []
+  const requests: OpenLoopRequest[] = []
   let events = 0
   // Smooth weighted round robin over 4 cycles, so types interleave instead of arriving in runs.
   const credit = mix.map(() => 0)
@@ -29,26 +29,27 @@ export function mixedRequests(
     credit[best]! -= total
     const k = mix[best]!
     requests.push({
-      method: 'POST',
       path: `/v1/${EVENT_INFO[k.type].route}`,
       headers: { 'content-type': CONTENT_TYPE[k.encoding], ...headers },
-      body: pools[best]![used[best]!++ % pools[best]!.length],
+      body: pools[best]![used[best]!++ % pools[best]!.length]!,
     })
     events += k.eventsPerRequest
   }
   return { requests, eventsPerRequest: events / requests.length }
 }
 
-/** Response times bucketed by second since `t0`, from autocannon's 'response' events. */
+/**
+ * Latencies bucketed by the second of their INTENDED send time (the open-loop generator's
+ * onResponse), so a stall shows in the seconds it happened, not in the ones its answers came.
+ */
 export class Timeline {
-  readonly t0 = Date.now()
   readonly buckets = new Map<number, { ms: number[]; fail: number; n: number }>()
-  track(instance: autocannon.Instance): void {
-    instance.on('response', (_client, status: number, _bytes: number, ms: number) => this.add(status, ms))
-    instance.on('reqError', () => this.add(0, 0))
+  /** A generator's onResponse; `offsetMs` = when that generator started, from the run's start. */
+  recorder(offsetMs = 0): (intendedMs: number, latencyMs: number, status: number) => void {
+    return (intendedMs, latencyMs, status) =>
+      this.add(Math.floor((offsetMs + intendedMs) / 1000), status, latencyMs)
   }
-  add(status: number, ms: number): void {
-    const s = Math.floor((Date.now() - this.t0) / 1000)
+  add(s: number, status: number, ms: number): void {
     let b = this.buckets.get(s)
     if (!b) {
       b = { ms: [], fail: 0, n: 0 }
@@ -79,8 +80,8 @@ export class Timeline {
         t_s: start,
         requests: n,
         failures: fail,
-        p50_ms: percentile(ms, 0.5),
-        p99_ms: percentile(ms, 0.99),
+        p50_ms: round2(percentile(ms, 0.5)),
+        p99_ms: round2(percentile(ms, 0.99)),
       })
     }
     return out
@@ -92,15 +93,8 @@ export class Timeline {
   }
 }
 
-export function startCannon(opts: autocannon.Options): {
-  instance: autocannon.Instance
-  done: Promise<autocannon.Result>
-} {
-  let instance!: autocannon.Instance
-  const done = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)))
-  })
-  return { instance, done }
+export function round2(x: number): number {
+  return Math.round(x * 100) / 100
 }
 
 /** The load generator's own CPU use over a run: ≥ 0.9 of a core means it may have saturated. */
@@ -110,6 +104,14 @@ export class GeneratorMeter {
   share(): number {
     const d = process.cpuUsage(this.cpu0)
     return (d.user + d.system) / 1000 / (performance.now() - this.t0)
+  }
+}
+
+export function generatorCheck(share: number): Check {
+  return {
+    name: 'generator CPU below saturation',
+    ok: share < 0.9,
+    detail: `load generator used ${(share * 100).toFixed(0)}% of one core`,
   }
 }
 
@@ -125,46 +127,45 @@ export interface Outcome {
   checks: Check[]
 }
 
+/** 5xx answers in an open-loop result. */
+export function fivexx(r: OpenLoopResult): number {
+  return Object.entries(r.requests.status_codes).reduce(
+    (a, [code, n]) => (Number(code) >= 500 ? a + n : a),
+    0,
+  )
+}
+
 /** Availability: share of requests answered with anything but a 5xx or a connection error. */
-export function availability(r: autocannon.Result): number {
-  const total = r.requests.total + r.errors
-  if (total === 0) return 0
-  return (total - r['5xx'] - r.errors) / total
+export function availability(r: OpenLoopResult): number {
+  if (r.requests.sent === 0) return 0
+  return (r.requests.sent - fivexx(r) - r.requests.errors) / r.requests.sent
 }
 
-export function rateCheck(requested: number, achieved: number): Check {
-  const ratio = achieved / requested
+/** The generator kept its schedule (offered rate and dispatch lag): else the run measured less than asked. */
+export function scheduleCheck(r: OpenLoopResult, what = 'generator kept its schedule'): Check {
   return {
-    name: 'generator kept the offered rate',
-    ok: ratio >= 0.95,
-    detail: `achieved ${achieved.toFixed(0)} of ${requested.toFixed(0)} req/s requested (${(ratio * 100).toFixed(1)}%)`,
+    name: what,
+    ok: r.schedule.kept,
+    detail: `${r.achieved_rate.toFixed(0)} of ${r.intended_rate.toFixed(0)} req/s sent on time, dispatch lag p99 ${r.schedule.lag_ms.p99} ms${r.schedule.why ? ` (${r.schedule.why})` : ''}; generator used ${(r.generator_cpu_share * 100).toFixed(0)}% of a core`,
   }
 }
 
-export function generatorCheck(share: number): Check {
-  return {
-    name: 'generator CPU below saturation',
-    ok: share < 0.9,
-    detail: `load generator used ${(share * 100).toFixed(0)}% of one core (autocannon runs on one thread)`,
-  }
-}
-
-/** The contract fields, computed from an autocannon result. */
+/** The contract fields, computed from an open-loop result (latency from the intended send time). */
 export function contractFields(
   scenario: string,
-  r: autocannon.Result,
+  r: OpenLoopResult,
   eventsPerRequest: number,
   seconds: number,
 ): Record<string, unknown> {
   return {
     ...r,
     scenario,
-    events_per_s: Math.round((r['2xx'] / seconds) * eventsPerRequest),
-    p50_ms: r.latency.p50,
-    p99_ms: r.latency.p99,
-    p999_ms: r.latency.p99_9 ?? r.latency.p99,
-    errors: r.errors,
-    non2xx: r.non2xx,
+    events_per_s: Math.round((r.requests['2xx'] / seconds) * eventsPerRequest),
+    p50_ms: r.latency_ms.p50,
+    p99_ms: r.latency_ms.p99,
+    p999_ms: r.latency_ms.p999,
+    errors: r.requests.errors,
+    non2xx: r.requests.non2xx,
   }
 }
 
