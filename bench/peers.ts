@@ -1,11 +1,18 @@
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Kafka, logLevel } from 'kafkajs'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import { type OpenLoopResult, openLoop } from '../loadtest/open-loop.js'
-import { kafkaScriptOrThrow } from './lib/broker.js'
 import type { RunOptions } from './lib/module.js'
-import { type Built, buildCamel, buildGo, PEERS_DIR, startPeer } from './lib/peer-servers.js'
+import {
+  BENCH_BROKERS as BROKERS,
+  type Built,
+  benchBroker,
+  brokerPid,
+  buildCamel,
+  buildGo,
+  PEERS_DIR,
+  startPeer,
+} from './lib/peer-servers.js'
 import type { BenchResult } from './lib/results.js'
 import { REPO_ROOT } from './lib/results.js'
 import { bodies, cpuSeconds, load, peakRssMb, type Server, startGateway, stop } from './lib/servers.js'
@@ -28,9 +35,6 @@ export const description =
  *   broker's CPU seconds over the run from /proc, per million events answered 2xx.
  */
 const EVENTS = 100
-const BROKER_PORT = 20_900
-const BROKERS = `127.0.0.1:${BROKER_PORT}`
-const KAFKA_DATA = join(REPO_ROOT, 'data', 'bench-peers-kafka')
 const PORTS = { adgate: 20_810, camel: 20_820, benthos: 20_830, otel: 20_840 }
 
 interface Peer {
@@ -45,15 +49,6 @@ interface Peer {
 
 interface Running extends Peer {
   server: Server
-}
-
-/** The peers' private broker (scripts/kafka.mjs on BROKER_PORT, data in KAFKA_DATA). */
-function kafkaScript(command: 'start' | 'stop'): Promise<void> {
-  return kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
-}
-
-function brokerPid(): number {
-  return Number(readFileSync(join(KAFKA_DATA, 'kafka', 'broker.pid'), 'utf8').trim())
 }
 
 /** The same events as OTLP/JSON logs: one log record per event, its body the event's JSON bytes. */
@@ -268,7 +263,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const seconds = options.quick ? 3 : 8
   const n = options.quick ? 1 : 3
   const results: BenchResult[] = []
-  await kafkaScript('start')
+  await benchBroker('start')
   const kafka = new Kafka({ brokers: [BROKERS], clientId: 'bench-peers', logLevel: logLevel.NOTHING })
   const running: Running[] = []
   try {
@@ -361,7 +356,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     results.push(...ratios(running, max, fixed.get(0.5)!))
   } finally {
     for (const p of running) await stop(p.server)
-    await kafkaScript('stop').catch(() => {})
+    await benchBroker('stop').catch(() => {})
   }
   return results
 }

@@ -70,6 +70,7 @@ export interface OpenLoopResult {
     '2xx': number
     non2xx: number
     errors: number
+    /** Not answered within timeoutMs of the connection going quiet, or still unanswered timeoutMs after the last was due. */
     timeouts: number
     status_codes: Record<string, number>
   }
@@ -187,6 +188,10 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     const finish = () => {
       if (finished) return
       finished = true
+      // Whatever is still unanswered (waiting for a connection or for the server) is a timeout.
+      const unanswered = inFlight
+      errors += unanswered
+      timeouts += unanswered
       agent.destroy()
       const cpu = process.cpuUsage(cpu0)
       const lagP = percentiles(lag)
@@ -227,7 +232,7 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       let written = now // until the request is flushed to a connection (it may wait for one)
       let settled = false
       const done = (status: number, timedOut = false) => {
-        if (settled) return
+        if (settled || finished) return
         settled = true
         const end = performance.now()
         inFlight--
@@ -277,7 +282,7 @@ export function openLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
         // Sleep until the next arrival; timers fire ≥ 1 ms late at worst, which the lag records.
         setTimeout(tick, Math.max(0, times[next]! - (performance.now() - t0) - 0.5))
       } else if (inFlight === 0) finish()
-      else setTimeout(() => finish(), timeoutMs + 1000).unref()
+      else setTimeout(finish, timeoutMs) // the last requests get timeoutMs to answer, then count as timeouts
     }
     setTimeout(tick, t0 - performance.now())
   })

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
+import { kafkaScriptOrThrow } from './broker.js'
 import { REPO_ROOT } from './results.js'
 import type { Server } from './servers.js'
 
@@ -13,6 +14,19 @@ import type { Server } from './servers.js'
  */
 export const PEERS_DIR = join(REPO_ROOT, 'bench', 'peers')
 const LOGS = join(REPO_ROOT, 'data', 'bench-peers')
+
+const BROKER_PORT = 20_900
+export const BENCH_BROKERS = `127.0.0.1:${BROKER_PORT}`
+const KAFKA_DATA = join(REPO_ROOT, 'data', 'bench-peers-kafka')
+
+/** The benches' own broker (scripts/kafka.mjs on port 20900), so its CPU is attributable to a run. */
+export function benchBroker(command: 'start' | 'stop'): Promise<void> {
+  return kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
+}
+
+export function brokerPid(): number {
+  return Number(readFileSync(join(KAFKA_DATA, 'kafka', 'broker.pid'), 'utf8').trim())
+}
 
 export type Built = { ok: true; run: string[] } | { ok: false; reason: string }
 

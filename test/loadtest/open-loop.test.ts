@@ -79,6 +79,26 @@ describe('open-loop generator against a local server', () => {
     expect(r.latency_ms.p50).toBeGreaterThan(0)
   })
 
+  it('counts requests never answered as timeouts and still finishes', async () => {
+    const server = http.createServer(() => {}) // reads nothing, answers nothing
+    open = server
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const r = await openLoop({
+      url,
+      requests: [request],
+      rate: 50,
+      seconds: 0.2,
+      maxConnections: 2,
+      timeoutMs: 300,
+    })
+    expect(r.requests.sent).toBe(10)
+    expect(r.requests.answered).toBe(0)
+    expect(r.requests.timeouts).toBe(10)
+    expect(r.requests.errors).toBe(10)
+    server.closeAllConnections()
+  })
+
   it('flags the run when its own event loop is blocked and it falls behind the schedule', async () => {
     const s = await fakeServer()
     open = s.server

@@ -1,0 +1,111 @@
+import { mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { CONTENT_TYPE } from '../generator/encode.js'
+import { openLoop } from '../loadtest/open-loop.js'
+import { byArea, type SelfTime, selfTimes } from './lib/cpu-profile.js'
+import type { RunOptions } from './lib/module.js'
+import { BENCH_BROKERS, benchBroker } from './lib/peer-servers.js'
+import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { bodies, CLI, cpuSeconds, GATEWAY_PORT_LINE, startServer, stop } from './lib/servers.js'
+
+export const description =
+  'where the gateway CPU goes per request: --cpu-prof on the main thread and the decode workers at a fixed open-loop rate (impressions JSON, 100 per request), µs per request by area and by function'
+
+/** Offered load: well under saturation on this box, so the profile shows cost, not queueing. */
+const EVENTS_PER_S = Number(process.env.BENCH_PROFILE_EVENTS_PER_S ?? 20_000)
+const EVENTS = 100
+const PROFILES = join(REPO_ROOT, 'data', 'bench-profile')
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
+
+export async function run(options: RunOptions): Promise<BenchResult[]> {
+  const seconds = options.quick ? 4 : 15
+  rmSync(PROFILES, { recursive: true, force: true })
+  mkdirSync(PROFILES, { recursive: true })
+  await benchBroker('start')
+  const server = await startServer(
+    ['--cpu-prof', '--cpu-prof-dir', PROFILES, CLI, 'gateway'],
+    {
+      KAFKA_BROKERS: BENCH_BROKERS,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ADGATE_DATA_DIR: join(REPO_ROOT, 'data', 'bench-profile-spool'),
+    },
+    GATEWAY_PORT_LINE,
+  )
+  let answered = 0
+  let from = 0
+  let to = 0
+  let cpu = 0
+  try {
+    const requests = bodies('impression', 'json', 50, EVENTS).map((body) => ({
+      path: '/v1/impressions',
+      headers: { 'content-type': CONTENT_TYPE.json },
+      body,
+    }))
+    const url = `http://127.0.0.1:${server.port}`
+    const rate = EVENTS_PER_S / EVENTS
+    await openLoop({ url, requests, rate, seconds: 3 }) // warm-up: JIT, pools, topic metadata
+    from = monotonicUs()
+    const c0 = cpuSeconds(server.child.pid!)
+    const r = await openLoop({ url, requests, rate, seconds })
+    cpu = cpuSeconds(server.child.pid!) - c0
+    to = monotonicUs()
+    answered = r.requests['2xx']
+  } finally {
+    await stop(server) // the profiles are written as the threads exit
+  }
+  await benchBroker('stop').catch(() => {})
+
+  // V8 samples wall time: a thread blocked in a wait or descheduled by a busy machine still
+  // collects samples. So the profile gives each function's SHARE, and the process's measured CPU
+  // (/proc, user+system, every thread) gives the µs: µs per request = share × CPU per request.
+  // piscina's atomicsWaitLoop is an idle worker blocked in Atomics.wait: left out, like (idle).
+  const files = readdirSync(PROFILES).filter((f) => f.endsWith('.cpuprofile'))
+  const threads = files.map((f) => {
+    const times = selfTimes(join(PROFILES, f), from, to).filter((t) => !t.name.startsWith('atomicsWaitLoop '))
+    const main = times.some((t) => t.area.startsWith('adgate gateway/'))
+    const spool = times.some((t) => t.area.startsWith('adgate spool/'))
+    return { times, thread: main ? 'main thread' : spool ? 'spool thread' : 'decode worker' }
+  })
+  const sampled = threads.reduce((a, t) => a + t.times.reduce((b, x) => b + x.us, 0), 0)
+  const cpuPerRequestUs = (cpu * 1e6) / Math.max(1, answered)
+  const perRequest = (us: number) => Math.round((us / sampled) * cpuPerRequestUs * 10) / 10
+  const results: BenchResult[] = [
+    {
+      case: `gateway at ${EVENTS_PER_S} events/s offered (open loop, ${seconds} s): process CPU per request`,
+      metric: 'cpu_us_per_request',
+      value: Math.round(cpuPerRequestUs),
+      unit: 'µs',
+    },
+    { case: 'requests answered 2xx in the window', metric: 'requests', value: answered, unit: 'requests' },
+  ]
+  const all: SelfTime[] = []
+  for (const { times, thread } of threads) {
+    const total = times.reduce((a, t) => a + t.us, 0)
+    results.push({
+      case: `${thread}: all`,
+      metric: 'cpu_us_per_request',
+      value: perRequest(total),
+      unit: 'µs',
+    })
+    for (const a of byArea(times).slice(0, 12))
+      results.push({
+        case: `${thread}: ${a.area}`,
+        metric: 'cpu_us_per_request',
+        value: perRequest(a.us),
+        unit: 'µs',
+      })
+    all.push(...times)
+  }
+  all.sort((a, b) => b.us - a.us)
+  for (const t of all.slice(0, 25))
+    results.push({
+      case: `function ${t.name} [${t.area}]`,
+      metric: 'cpu_us_per_request',
+      value: perRequest(t.us),
+      unit: 'µs',
+    })
+  return results
+}
