@@ -157,7 +157,7 @@ export class Spool {
 
   private async refreshOldest(): Promise<void> {
     if (this.entriesNow === 0) this.oldestNow = null
-    else this.oldestNow = ((await this.call({ op: 'stats' })) as SpoolStats).oldest
+    else this.oldestNow = (await this.call({ op: 'oldest' })) as number | null
   }
 
   private async refreshStats(): Promise<void> {

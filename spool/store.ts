@@ -161,6 +161,18 @@ export class SpoolStore {
     this.db.prepare('DELETE FROM batches WHERE id <= ?').run(id)
   }
 
+  /**
+   * created_at of the first entry waiting, or null. Entries are appended in time order, so the
+   * first by id is the oldest: an index lookup, where MIN(created_at) in stats() scans every row
+   * (the spool calls this after each removal while it drains, so a scan made draining quadratic).
+   */
+  oldest(): number | null {
+    const row = this.db.prepare('SELECT created_at AS oldest FROM batches ORDER BY id LIMIT 1').get() as
+      | { oldest: number }
+      | undefined
+    return row?.oldest ?? null
+  }
+
   stats(): SpoolStats {
     const row = this.db
       .prepare(

@@ -12,6 +12,7 @@ type Request =
   | { op: 'remove'; id: number; ids: number[] }
   | { op: 'removeThrough'; id: number; through: number }
   | { op: 'stats'; id: number }
+  | { op: 'oldest'; id: number }
   | { op: 'ends'; id: number }
   | { op: 'close'; id: number }
 
@@ -64,6 +65,8 @@ port.on('message', (msg: Request) => {
         return reply(msg.id, null)
       case 'stats':
         return reply(msg.id, store.stats())
+      case 'oldest':
+        return reply(msg.id, store.oldest())
       case 'ends':
         return reply(msg.id, store.ends())
       case 'close':

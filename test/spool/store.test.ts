@@ -44,6 +44,22 @@ describe('SpoolStore', () => {
     s.close()
   })
 
+  it('gives the oldest waiting entry by an index lookup, the same as stats() while the spool drains', () => {
+    const s = new SpoolStore(join(dir(), 'spool.sqlite'))
+    const ids = [
+      ...s.append([entry(0, 1)], 1000),
+      ...s.append([entry(1, 2)], 2000),
+      ...s.append([entry(0, 3)], 3000),
+    ]
+    expect(s.oldest()).toBe(1000)
+    s.remove([ids[0]!])
+    expect(s.oldest()).toBe(2000)
+    expect(s.oldest()).toBe(s.stats().oldest)
+    s.removeThrough(ids[2]!)
+    expect(s.oldest()).toBeNull()
+    s.close()
+  })
+
   it('loses nothing it acknowledged when the writing process is killed with SIGKILL', async () => {
     const path = join(dir(), 'spool.sqlite')
     const store = new URL('../../dist/spool/store.js', import.meta.url).href
