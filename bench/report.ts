@@ -400,9 +400,7 @@ per million events answered 2xx. Medians over interleaved rounds.
 
 ${mdTable(['peer', 'client sends', 'events/s at saturation', 'server CPU-s / M @25%', '@50%', '@75%', 'broker CPU-s / M @50%', 'p50 / p99 / p99.9 ms @50%', 'peak RSS MB'], peerRows)}
 
-${unavailable.length ? `Not run: ${unavailable.join('; ')}.` : ''}
-
-Ratios (adgate ÷ peer; events/s: higher is better for adgate, CPU and p99: lower):
+${unavailable.length ? `Not run: ${unavailable.join('; ')}.\n\n` : ''}Ratios (adgate ÷ peer; events/s: higher is better for adgate, CPU and p99: lower):
 
 ${ratioRows.length ? mdTable(['case', 'metric', 'adgate', 'peer', 'ratio'], ratioRows) : 'No ratios: adgate or the peers did not run.'}
 
