@@ -21,9 +21,10 @@ import densityClustering from 'density-clustering'
  * (CTR, click delay, staleness, share of clicks without a known impression, over the last hour):
  * sources in no cluster are flagged `cluster` — the shape of click farms.
  *
- * State is in memory and not checkpointed: after a restart the baselines learn again (no flags
- * during `warmup` buckets). Rows are keyed by (metric, subject, bucket), so re-detection after a
- * replay rewrites, not duplicates.
+ * State (`snapshot()` / `restore()`) is checkpointed with the correlator's join state, so the
+ * baselines survive a restart; the correlator feeds it only records past the positions the
+ * snapshot reflects. Rows are keyed by (metric, subject, bucket), so re-detection after a replay
+ * rewrites, not duplicates.
  */
 export interface AnomalyRow {
   /** volume.<type>, ctr, cvr, win_rate, click_delay, staleness or cluster. */
@@ -99,7 +100,7 @@ const KINDS: readonly EventKind[] = ['bid', 'impression', 'click', 'conversion']
 const SAMPLE_CAP = 512
 const QUIET_AFTER = 50_000
 
-class Acc {
+export class Acc {
   readonly counts = [0, 0, 0, 0]
   clicksNoImpression = 0
   delays: number[] = []
@@ -107,7 +108,7 @@ class Acc {
 }
 
 /** Past values of one series: what its band is computed from. */
-class Series {
+export class Series {
   n = 0
   level = 0
   num = 0
@@ -146,36 +147,96 @@ function sample(list: number[], v: number, seen: number): void {
   if (seen <= SAMPLE_CAP) list.push(v)
 }
 
+/** Everything the detector has learnt, as plain data (a structured clone of it restores it). */
+export interface AnomalyState {
+  buckets: Map<number, Map<string, Acc>>
+  series: Map<string, Series>
+  subjects: Set<string>
+  impressions: Map<string, number>
+  impressionOrder: [string, number][]
+  maxIngest: number
+  maxByKind: number[]
+  lastSeen: number[]
+  observed: number
+  closedThrough: number
+  closedCount: number
+  sourceHistory: Map<string, { bucket: number; acc: Acc }[]>
+}
+
 export class AnomalyDetector {
   readonly o: AnomalyOptions
-  private readonly buckets = new Map<number, Map<string, Acc>>()
-  private readonly series = new Map<string, Series>()
+  private buckets = new Map<number, Map<string, Acc>>()
+  private series = new Map<string, Series>()
   /** Subjects seen, so a silent bucket counts as 0 for their volumes. */
-  private readonly subjects = new Set<string>()
+  private subjects = new Set<string>()
   /** Recent impressions: id → (ingest time, source), for click delays and clicks without one. */
-  private readonly impressions = new Map<string, number>()
-  private readonly impressionOrder: [string, number][] = []
+  private impressions = new Map<string, number>()
+  private impressionOrder: [string, number][] = []
   private maxIngest = Number.NEGATIVE_INFINITY
   /**
    * Newest arrival per event type: topics are read at their own pace, so a bucket closes only when
    * every type has moved past it; a type absent from the last QUIET_AFTER events (conversions are
    * rare; a topic may be empty) no longer holds it back.
    */
-  private readonly maxByKind = [
+  private maxByKind = [
     Number.NEGATIVE_INFINITY,
     Number.NEGATIVE_INFINITY,
     Number.NEGATIVE_INFINITY,
     Number.NEGATIVE_INFINITY,
   ]
-  private readonly lastSeen = [0, 0, 0, 0]
+  private lastSeen = [0, 0, 0, 0]
   private observed = 0
   private closedThrough = Number.NEGATIVE_INFINITY
   private closedCount = 0
   /** Per source, per closed bucket: the features' raw sums, for clustering over the last hour. */
-  private readonly sourceHistory = new Map<string, { bucket: number; acc: Acc }[]>()
+  private sourceHistory = new Map<string, { bucket: number; acc: Acc }[]>()
 
   constructor(options: Partial<AnomalyOptions> = {}) {
     this.o = { ...DEFAULT_ANOMALY_OPTIONS, ...options }
+  }
+
+  /** Events observed since the state began (restored ones included): the newer of two snapshots has more. */
+  get observedCount(): number {
+    return this.observed
+  }
+
+  /** The live state, for serializing at once (v8.serialize copies it). */
+  snapshot(): AnomalyState {
+    return {
+      buckets: this.buckets,
+      series: this.series,
+      subjects: this.subjects,
+      impressions: this.impressions,
+      impressionOrder: this.impressionOrder,
+      maxIngest: this.maxIngest,
+      maxByKind: this.maxByKind,
+      lastSeen: this.lastSeen,
+      observed: this.observed,
+      closedThrough: this.closedThrough,
+      closedCount: this.closedCount,
+      sourceHistory: this.sourceHistory,
+    }
+  }
+
+  /** Takes over a deserialized snapshot (its Series and Acc are plain objects again). */
+  restore(s: AnomalyState): void {
+    const acc = (a: Acc) => Object.assign(new Acc(), a)
+    this.buckets = new Map(
+      [...s.buckets].map(([b, accs]) => [b, new Map([...accs].map(([k, a]) => [k, acc(a)]))]),
+    )
+    this.series = new Map([...s.series].map(([k, v]) => [k, Object.assign(new Series(), v)]))
+    this.subjects = s.subjects
+    this.impressions = s.impressions
+    this.impressionOrder = s.impressionOrder
+    this.maxIngest = s.maxIngest
+    this.maxByKind = s.maxByKind
+    this.lastSeen = s.lastSeen
+    this.observed = s.observed
+    this.closedThrough = s.closedThrough
+    this.closedCount = s.closedCount
+    this.sourceHistory = new Map(
+      [...s.sourceHistory].map(([k, h]) => [k, h.map((e) => ({ bucket: e.bucket, acc: acc(e.acc) }))]),
+    )
   }
 
   observe(kind: EventKind, e: ObservedEvent): void {

@@ -337,6 +337,9 @@ export class Correlator {
       expected.set(k, tp.stored === null ? null : tp.stored.toString())
     }
     const checkpoints: Checkpoint[] = []
+    // The anomaly detector rides in the first checkpoint of the write, with every input's position.
+    let detectorAt =
+      pipeline.detector === null ? undefined : new Map([...this.tps].map(([k, tp]) => [k, tp.read]))
     for (const p of this.checkpointsDue(wallNow)) {
       // A checkpoint is fenced like positions: only the owner of every input of `p` may write it.
       for (const t of this.topics) {
@@ -346,13 +349,14 @@ export class Correlator {
       }
       checkpoints.push({
         partition: p,
-        state: pipeline.snapshot(p),
+        state: pipeline.snapshot(p, detectorAt),
         positions: this.topics.map((t) => ({
           topic: t,
           partition: p,
           offset: this.tps.get(tpKey(t, p))!.read.toString(),
         })),
       })
+      detectorAt = undefined
     }
     const t0 = performance.now()
     if (positions.length > 0 || checkpoints.length > 0 || !out.empty) {

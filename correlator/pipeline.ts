@@ -1,6 +1,6 @@
 import { deserialize, serialize } from 'node:v8'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
-import type { AnomalyDetector } from './anomaly.js'
+import type { AnomalyDetector, AnomalyState } from './anomaly.js'
 import { AuctionJoin, type AuctionState, newAuctionState } from './auction-join.js'
 import { ClickJoin, type ClickJoinState, newClickJoinState } from './click-join.js'
 import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
@@ -17,7 +17,7 @@ import type {
 } from './events.js'
 import type { BatchOutput } from './output.js'
 import type { JoinRules } from './rules.js'
-import type { SourceRecord } from './source.js'
+import { type SourceRecord, tpKey } from './source.js'
 import { type TopicNames, topicNames } from './topics.js'
 
 /** A record for one of the correlator's own topics, to produce before the batch is committed. */
@@ -43,6 +43,14 @@ interface PartitionSnapshot {
   auction: AuctionState
   click: ClickJoinState
   conversion: ConversionJoinState
+  /** The instance's anomaly detector, in one partition's checkpoint per write. */
+  anomaly?: DetectorSnapshot
+}
+
+interface DetectorSnapshot {
+  state: AnomalyState
+  /** Next offset per input topic-partition (tpKey) when it was taken: what the state has seen. */
+  positions: Map<string, bigint>
 }
 
 export type RecordMode = 'skip' | 'replay' | 'live'
@@ -59,8 +67,12 @@ export class Pipeline {
   readonly joins = new Map<number, PartitionJoins>()
   outgoing: OutgoingRecord[] = []
   undecodable = 0
-  /** Sees every decoded event (replays included: its baselines are not checkpointed). */
+  /** Sees every decoded event once: replayed records only past its snapshot's positions. */
   detector: AnomalyDetector | null = null
+  /** Positions the restored detector state reflects; empty: it learns from every replayed record. */
+  private detectorSeen = new Map<string, bigint>()
+  /** An event reached the detector: no snapshot may replace its state any more. */
+  private detectorFed = false
   private out!: BatchOutput
   private wallNow = 0
 
@@ -76,6 +88,18 @@ export class Pipeline {
   /** Takes ownership of partition `p`, from a snapshot or empty. */
   init(p: number, snapshot: Buffer | null, wallNow: number): void {
     const s = snapshot ? (deserialize(snapshot) as PartitionSnapshot) : null
+    // Each write's first checkpoint carries the detector: the newest loaded before any event wins.
+    // (Every partition's checkpoint is from that write or older, so its replay covers the gap.)
+    const d = this.detector
+    if (
+      s?.anomaly !== undefined &&
+      d !== null &&
+      !this.detectorFed &&
+      s.anomaly.state.observed > d.observedCount
+    ) {
+      d.restore(s.anomaly.state)
+      this.detectorSeen = s.anomaly.positions
+    }
     const auction = s?.auction ?? newAuctionState()
     const click = s?.click ?? newClickJoinState()
     const conversion = s?.conversion ?? newConversionJoinState()
@@ -95,7 +119,8 @@ export class Pipeline {
     this.joins.delete(p)
   }
 
-  snapshot(p: number): Buffer {
+  /** Partition `p`'s state; with `positions` (every input's next offset), the detector's too. */
+  snapshot(p: number, positions?: Map<string, bigint>): Buffer {
     const j = this.joins.get(p)
     if (j === undefined) throw new Error(`partition ${p} is not owned`)
     const s: PartitionSnapshot = {
@@ -103,6 +128,9 @@ export class Pipeline {
       auction: j.auction.state,
       click: j.click.state,
       conversion: j.conversion.state,
+      ...(positions !== undefined && this.detector !== null
+        ? { anomaly: { state: this.detector.snapshot(), positions } }
+        : {}),
     }
     return serialize(s)
   }
@@ -154,7 +182,13 @@ export class Pipeline {
         return
       }
       if (r.flags) (value as { quality_flags?: string }).quality_flags = r.flags
-      this.detector?.observe(type, value as BidEvent)
+      if (
+        this.detector !== null &&
+        (mode === 'live' || BigInt(r.offset) >= (this.detectorSeen.get(tpKey(r.topic, r.partition)) ?? 0n))
+      ) {
+        this.detectorFed = true
+        this.detector.observe(type, value as BidEvent)
+      }
       const ref: RecordRef = r
       if (type === 'bid') j.auction.onBid(value as BidEvent, ref, out, this.wallNow)
       else if (type === 'impression') j.auction.onImpression(value as ImpressionEvent, ref, out, this.wallNow)
