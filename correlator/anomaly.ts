@@ -105,7 +105,12 @@ export class Acc {
   clicksNoImpression = 0
   delays: number[] = []
   ages: number[] = []
+  /** A campaign's counts per source, to tell whether a flagged source explains its flag. */
+  bySource: Map<string, number[]> | null = null
 }
+
+/** Says whether a flag (its band) is explained away; see AnomalyDetector.judge. */
+type Explain = (low: number, high: number) => boolean
 
 /** Past values of one series: what its band is computed from. */
 export class Series {
@@ -271,6 +276,15 @@ export class AnomalyDetector {
         accs.set(s, acc)
       }
       acc.counts[k]!++
+      if (e.source && s.startsWith('campaign:')) {
+        if (acc.bySource === null) acc.bySource = new Map()
+        let c = acc.bySource.get(e.source)
+        if (c === undefined) {
+          c = [0, 0, 0, 0]
+          acc.bySource.set(e.source, c)
+        }
+        c[k]!++
+      }
       if (kind === 'click') {
         if (Number.isNaN(delay)) acc.clicksNoImpression++
         else sample(acc.delays, delay, acc.counts[k]!)
@@ -308,30 +322,68 @@ export class AnomalyDetector {
     return out
   }
 
+  /**
+   * Sources first, then campaigns: a campaign flag that the bucket's flagged sources explain —
+   * its value without their events is back inside its band (a click flood from one source
+   * raises the CTR of every campaign it clicks) — is not reported; the source's flag is the
+   * incident. The campaign's baseline still skips the bucket.
+   */
   private judge(bucket: number, accs: Map<string, Acc>, out: AnomalyRow[]): void {
     const empty = new Acc()
-    for (const subject of this.subjects) {
-      const acc = accs.get(subject) ?? empty
-      const isSource = subject.startsWith('source:')
-      for (let k = 0; k < KINDS.length; k++)
-        this.volume(`volume.${KINDS[k]}`, subject, bucket, acc.counts[k]!, out)
-      if (!isSource) {
-        this.ratio('ctr', subject, bucket, acc.counts[2]!, acc.counts[1]!, out)
-        this.ratio('cvr', subject, bucket, acc.counts[3]!, acc.counts[2]!, out)
-        this.ratio('win_rate', subject, bucket, acc.counts[1]!, acc.counts[0]!, out)
-      }
-      this.medianSeries('click_delay', subject, bucket, acc.delays, 10_000, false, out)
-      if (isSource) {
-        this.medianSeries('staleness', subject, bucket, acc.ages, 60_000, true, out)
-        let h = this.sourceHistory.get(subject)
-        if (h === undefined) {
-          h = []
-          this.sourceHistory.set(subject, h)
-        }
-        if (acc !== empty) h.push({ bucket, acc })
-        while (h.length > 0 && h[0]!.bucket <= bucket - 3_600_000) h.shift()
+    const flaggedSources = new Set<string>()
+    const subjects = [...this.subjects]
+    for (const pass of ['source:', 'campaign:']) {
+      for (const subject of subjects) {
+        if (subject.startsWith(pass))
+          this.judgeSubject(subject, bucket, accs.get(subject) ?? empty, flaggedSources, out)
       }
     }
+  }
+
+  private judgeSubject(
+    subject: string,
+    bucket: number,
+    acc: Acc,
+    flaggedSources: Set<string>,
+    out: AnomalyRow[],
+  ): void {
+    const isSource = subject.startsWith('source:')
+    const before = out.length
+    // Counts of this campaign's events from the bucket's flagged sources, by kind.
+    const suspect = [0, 0, 0, 0]
+    if (!isSource && acc.bySource !== null)
+      for (const src of flaggedSources) {
+        const c = acc.bySource.get(src)
+        if (c !== undefined) for (let k = 0; k < 4; k++) suspect[k]! += c[k]!
+      }
+    const without = (k: number) => acc.counts[k]! - suspect[k]!
+    const anySuspect = suspect.some((x) => x > 0)
+    const volumeExplained = (k: number): Explain | undefined =>
+      anySuspect ? (low, high) => without(k) >= low && without(k) <= high : undefined
+    const ratioExplained = (num: number, den: number): Explain | undefined =>
+      anySuspect
+        ? (low, high) =>
+            without(den) > 0 && without(num) / without(den) >= low && without(num) / without(den) <= high
+        : undefined
+    for (let k = 0; k < KINDS.length; k++)
+      this.volume(`volume.${KINDS[k]}`, subject, bucket, acc.counts[k]!, out, volumeExplained(k))
+    if (!isSource) {
+      this.ratio('ctr', subject, bucket, acc.counts[2]!, acc.counts[1]!, out, ratioExplained(2, 1))
+      this.ratio('cvr', subject, bucket, acc.counts[3]!, acc.counts[2]!, out, ratioExplained(3, 2))
+      this.ratio('win_rate', subject, bucket, acc.counts[1]!, acc.counts[0]!, out, ratioExplained(1, 0))
+    }
+    this.medianSeries('click_delay', subject, bucket, acc.delays, 10_000, false, out)
+    if (isSource) {
+      this.medianSeries('staleness', subject, bucket, acc.ages, 60_000, true, out)
+      let h = this.sourceHistory.get(subject)
+      if (h === undefined) {
+        h = []
+        this.sourceHistory.set(subject, h)
+      }
+      if (acc.counts.some((c) => c > 0) || acc.delays.length > 0) h.push({ bucket, acc })
+      while (h.length > 0 && h[0]!.bucket <= bucket - 3_600_000) h.shift()
+    }
+    if (isSource && out.length > before) flaggedSources.add(subject.slice('source:'.length))
   }
 
   private get(metric: string, subject: string): Series {
@@ -354,7 +406,14 @@ export class AnomalyDetector {
     return false
   }
 
-  private volume(metric: string, subject: string, bucket: number, c: number, out: AnomalyRow[]): void {
+  private volume(
+    metric: string,
+    subject: string,
+    bucket: number,
+    c: number,
+    out: AnomalyRow[],
+    explained?: Explain,
+  ): void {
     const s = this.get(metric, subject)
     if (s.n === 0 && c === 0) return // nothing of this kind from this subject yet
     if (s.n === 0) {
@@ -368,7 +427,8 @@ export class AnomalyDetector {
     const high = s.level + this.o.k * sigma
     const anomalous =
       s.n >= this.o.warmup && (c < low || c > high) && Math.abs(c - s.level) >= this.o.minVolumeChange
-    if (anomalous) out.push(this.row(metric, subject, bucket, Math.max(0, low), high, c, null))
+    if (anomalous && !explained?.(low, high))
+      out.push(this.row(metric, subject, bucket, Math.max(0, low), high, c, null))
     if (this.verdict(s, anomalous)) {
       // Huber-clipped: one odd bucket (in the warm-up, say) moves the level by 3σ at most.
       const r = c - s.level
@@ -386,6 +446,7 @@ export class AnomalyDetector {
     num: number,
     den: number,
     out: AnomalyRow[],
+    explained?: Explain,
   ): void {
     if (den < this.o.minCount) return
     const s = this.get(metric, subject)
@@ -410,7 +471,7 @@ export class AnomalyDetector {
     const low = Math.max(0, p - (p - lo / den) * scale)
     const high = Math.min(1, p + (hi / den - p) * scale)
     const anomalous = s.n >= this.o.warmup && (v < low || v > high)
-    if (anomalous)
+    if (anomalous && !explained?.(low, high))
       out.push(this.row(metric, subject, bucket, Math.max(0, low), Math.min(1, high), v, `${num}/${den}`))
     if (this.verdict(s, anomalous)) {
       // Huber-clipped at 3 binomial σ: the first, partial bucket of an attack (inside the band)

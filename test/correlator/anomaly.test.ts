@@ -1,6 +1,6 @@
 // The anomaly detector on generated traffic from several sources: the labelled anomalies the
 // generator injects (a click flood from one source, a CTR spike on one campaign, a source sending
-// stale events) are found with precision and recall ≥ 0.9, and clean runs of several seeds raise
+// stale events) are found with precision (strict too) and recall ≥ 0.9, and clean runs of several seeds raise
 // no flag at all.
 import { describe, expect, it } from 'vitest'
 import { AnomalyDetector, type AnomalyRow, type ObservedEvent } from '../../correlator/anomaly.js'
@@ -36,6 +36,8 @@ describe('anomaly detection on injected anomalies', () => {
       expect(labels.map((l) => l.kind)).toEqual(['click_flood', 'ctr_spike', 'stale_source'])
       expect(score.recall, JSON.stringify(score)).toBeGreaterThanOrEqual(0.9)
       expect(score.precision, JSON.stringify(score)).toBeGreaterThanOrEqual(0.9)
+      // Strict: only the label's own subject counts (campaigns a flood clicks are explained by its source).
+      expect(score.strictPrecision, JSON.stringify(score)).toBeGreaterThanOrEqual(0.9)
       for (const f of flags) {
         expect(f.expected_low, JSON.stringify(f)).toBeLessThanOrEqual(f.expected_high)
         expect(f.observed < f.expected_low || f.observed > f.expected_high, JSON.stringify(f)).toBe(true)
