@@ -6,7 +6,7 @@ import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { nativeStatus, setNativeEnabled } from '../decoders/transcode.js'
 import { BatchSink } from '../kafka/batch-sink.js'
-import { kafkaClientOptions } from '../kafka/client-options.js'
+import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions } from '../kafka/client-options.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics, topicSettings } from '../kafka/topics.js'
 import { adoptRegistryIds } from '../registry/subjects.js'
@@ -275,10 +275,12 @@ async function connectKafka(
   brokers: string[],
   canWait: boolean,
 ): Promise<BatchSink> {
+  logger.info({ brokers, security: describeKafkaSecurity(config) }, 'Kafka producer')
   const sink = new BatchSink({
     brokers,
     clientId: config.kafkaClientId,
     topics: ALL_TOPICS,
+    connection: kafkaConnectionOptions(config, brokers),
     ackTimeoutMs: config.ackTimeoutMs,
     maxInFlight: config.maxInFlight,
     maxPendingBytes: config.maxPendingBytes,
@@ -297,7 +299,10 @@ async function connectKafka(
     await attempt()
   } catch (err) {
     if (!canWait) throw err
-    logger.warn({ err }, 'Kafka is unreachable at start-up; spooling until it answers')
+    // Wrong credentials, certificates or ACLs are no outage: the sink keeps /readyz false and
+    // nothing is acknowledged from the spool until they are fixed.
+    if (sink.observeFailure(err)) logger.warn('Kafka refuses adgate at start-up; retrying')
+    else logger.warn({ err }, 'Kafka is unreachable at start-up; spooling until it answers')
     const retry = setInterval(() => {
       attempt().then(
         () => {

@@ -1,16 +1,17 @@
+import type { Connection } from '@platformatic/kafka'
 import type { Logger } from '../config/logger.js'
-import { Connection } from './network/connection.js'
+import type { KafkaConnectionOptions } from './client-options.js'
+import { Cluster, DeadlineError, securityProblem } from './cluster.js'
+import { nextSequence, type ProducerIdentity, stampBatch } from './idempotence.js'
+import { PartitionLane, type PendingBatch, type SendState } from './partition-lane.js'
+import { kafkaErrorName, produceFate } from './produce-errors.js'
 import {
-  type BrokerInfo,
-  METADATA,
-  type PartitionData,
-  PRODUCE,
-  RETRIABLE,
-  readMetadataResponse,
-  readProduceResponse,
-  writeMetadataRequest,
+  type PartitionRecords,
+  type PartitionResult,
+  PRODUCE_API,
+  parseProduceResponse,
   writeProduceRequest,
-} from './protocol/api.js'
+} from './produce-request.js'
 import type { EncodedBatch } from './protocol/record-batch.js'
 
 /** Record batches encoded by a worker, in one buffer. */
@@ -19,17 +20,35 @@ export interface BatchSet {
   readonly batches: readonly EncodedBatch[]
 }
 
+/** The events were not made durable in Kafka (the request gets a 503 unless the spool takes them). */
 export class NotDurableError extends Error {}
 
-/** Kafka answered with a non-retriable error: sending the same bytes again cannot succeed. */
-export class KafkaRefusedError extends NotDurableError {}
+/** Kafka will never accept these bytes (too large, invalid…): never spooled, never retried. */
+export class KafkaRefusedError extends NotDurableError {
+  constructor(
+    message: string,
+    /** The Kafka error name, e.g. MESSAGE_TOO_LARGE. */
+    readonly kafkaError: string,
+  ) {
+    super(message)
+  }
+  get tooLarge(): boolean {
+    return this.kafkaError === 'MESSAGE_TOO_LARGE' || this.kafkaError === 'RECORD_LIST_TOO_LARGE'
+  }
+}
+
+/** Credentials, certificates or ACLs are wrong: no retry helps until an operator acts; never spooled. */
+export class KafkaSecurityError extends NotDurableError {}
 
 export interface BatchSinkOptions {
   readonly brokers: readonly string[]
   readonly clientId: string
   readonly topics: readonly string[]
+  /** TLS and SASL, from kafka/client-options.ts. */
+  readonly connection: KafkaConnectionOptions
   /** A send not acknowledged by then fails (its requests get 503); retries happen inside it. */
   readonly ackTimeoutMs: number
+  /** Requests in flight per partition (at most 5: the broker keeps 5 batches per producer for dedup). */
   readonly maxInFlight: number
   /** Bytes of batches waiting for acknowledgement; beyond it sends fail at once (the memory bound). */
   readonly maxPendingBytes: number
@@ -42,36 +61,67 @@ export interface SinkStats {
   records: number
   bytes: number
   errors: number
+  /** Records sent again under a new producer id after an attempt without an answer: possible duplicates. */
+  possibleDuplicates: number
 }
 
+interface Entry {
+  readonly lane: PartitionLane
+  readonly batch: PendingBatch
+}
+
+/** The broker dedups the last 5 batches per producer and partition: more in flight could duplicate. */
+const MAX_IN_FLIGHT_PER_PARTITION = 5
+
 /**
- * Writes pre-encoded record batches to partition leaders with acks=all: one Produce request per
- * leader per send, retried after a metadata refresh on retriable errors until the ack deadline.
- * The main thread only moves bytes here; the records were encoded and compressed by a worker.
+ * Writes pre-encoded record batches (encoded and compressed by the decode workers, so the main
+ * thread only moves bytes) to partition leaders with acks=all as an idempotent producer: each
+ * batch is stamped with a producer id, epoch and per-partition sequence number when it is first
+ * sent (see PartitionLane for retries and ordering). One Produce request per leader carries every
+ * partition that is ready. Every send() is answered by its ack deadline, whatever the brokers do.
  */
 export class BatchSink {
-  private brokers = new Map<number, BrokerInfo>()
-  private leaders = new Map<string, Map<number, number>>()
-  private readonly connections = new Map<number, Connection>()
-  private bootstrap: Connection | null = null
+  private readonly cluster: Cluster
+  private readonly lanes = new Map<string, PartitionLane>()
+  private identity: ProducerIdentity | null = null
+  private identityRequest: Promise<ProducerIdentity> | null = null
+  private refreshing: Promise<void> | null = null
   private healthy = false
   private closed = false
-  private inFlight = 0
-  private waiting: (() => void)[] = []
+  private pumpQueued = false
+  private requestsInFlight = 0
   private pendingBytes = 0
   private probe: NodeJS.Timeout | null = null
   private failNext = false
-  /** When metadata was last loaded (epoch ms). */
   private refreshedAt = 0
-  readonly stats: SinkStats = { requests: 0, batches: 0, records: 0, bytes: 0, errors: 0 }
+  private readonly perPartition: number
+  /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
+  private security: string | null = null
+  readonly stats: SinkStats = {
+    requests: 0,
+    batches: 0,
+    records: 0,
+    bytes: 0,
+    errors: 0,
+    possibleDuplicates: 0,
+  }
 
-  constructor(private readonly options: BatchSinkOptions) {}
+  constructor(private readonly options: BatchSinkOptions) {
+    this.perPartition = Math.min(MAX_IN_FLIGHT_PER_PARTITION, options.maxInFlight)
+    const connectTimeout = Math.min(options.ackTimeoutMs, 5000)
+    this.cluster = new Cluster(
+      options.brokers,
+      options.clientId,
+      { ...options.connection, connectTimeout, requestTimeout: options.ackTimeoutMs, maxInflights: 64 },
+      options.topics,
+    )
+  }
 
-  /** Load metadata (fails when no broker answers); then keep it fresh in the background. */
+  /** Load metadata and a producer id (fails when no broker answers); then keep metadata fresh. */
   async connect(): Promise<void> {
     await this.refreshMetadata()
+    await this.producerIdentity(Date.now() + this.options.ackTimeoutMs)
     // Unhealthy: probe every second so readiness comes back quickly; healthy: refresh leaders every 30 s.
-    // `??=`: the start-up retry may connect more than once; one probe is enough.
     this.probe ??= setInterval(() => {
       if (!this.healthy || Date.now() - this.refreshedAt >= 30_000) this.refreshMetadata().catch(() => {})
     }, 1000)
@@ -79,7 +129,17 @@ export class BatchSink {
   }
 
   get ready(): boolean {
-    return this.healthy && !this.closed && this.pendingBytes < this.options.maxPendingBytes
+    return (
+      this.healthy &&
+      !this.closed &&
+      this.security === null &&
+      this.pendingBytes < this.options.maxPendingBytes
+    )
+  }
+
+  /** Set while credentials, certificates or ACLs keep Kafka from taking events (names the setting). */
+  get securityFailure(): string | null {
+    return this.security
   }
 
   get bufferedBytes(): number {
@@ -88,13 +148,13 @@ export class BatchSink {
 
   /** Produce requests waiting for their response. */
   get inFlightRequests(): number {
-    return this.inFlight
+    return this.requestsInFlight
   }
 
   /** Partition count per topic, for the workers' partitioner. */
   partitionCounts(): Record<string, number> {
     const out: Record<string, number> = {}
-    for (const [topic, parts] of this.leaders) out[topic] = parts.size
+    for (const [topic, parts] of this.cluster.current.leaders) out[topic] = parts.size
     return out
   }
 
@@ -103,171 +163,348 @@ export class BatchSink {
     this.failNext = true
   }
 
-  async send(set: BatchSet): Promise<void> {
-    if (this.closed) throw new NotDurableError('the producer is closed')
+  send(set: BatchSet): Promise<void> {
+    if (this.closed) return Promise.reject(new NotDurableError('the producer is closed'))
     if (this.failNext) {
       this.failNext = false
-      throw new NotDurableError('Kafka did not acknowledge the events (injected fault)')
+      return Promise.reject(new NotDurableError('Kafka did not acknowledge the events (injected fault)'))
     }
     let bytes = 0
     for (const b of set.batches) bytes += b.length
     if (this.pendingBytes + bytes > this.options.maxPendingBytes) {
-      throw new NotDurableError('too many bytes are waiting for Kafka')
+      return Promise.reject(new NotDurableError('too many bytes are waiting for Kafka'))
     }
-    this.pendingBytes += bytes
-    const deadline = Date.now() + this.options.ackTimeoutMs
-    const sent = { any: false }
-    try {
-      let remaining: readonly EncodedBatch[] = set.batches
-      for (let attempt = 0; ; attempt++) {
-        remaining = await this.produceOnce(set.buffer, remaining, deadline, sent)
-        if (remaining.length === 0) {
-          this.healthy = true
-          return
-        }
-        const wait = Math.min(50 * 2 ** attempt, 1000, deadline - Date.now())
-        if (wait <= 0) {
-          // Bytes already written to a broker that went quiet may still be appended when it
-          // recovers; say so rather than promise they were not (consumers dedup by event_id).
-          const maybe = sent.any
-            ? '; some of these events may still be written, so a retry can duplicate them'
-            : ''
-          throw new NotDurableError(
-            `Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms${maybe}`,
-          )
-        }
-        await new Promise((r) => setTimeout(r, wait))
-        await this.refreshMetadata().catch(() => {})
+    if (set.batches.length === 0) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const pendings: PendingBatch[] = []
+      const owner: SendState = {
+        left: set.batches.length,
+        settled: false,
+        resolve: () => {
+          owner.settled = true
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (err) => {
+          owner.settled = true
+          clearTimeout(timer)
+          this.stats.errors++
+          reject(err)
+        },
       }
-    } catch (err) {
-      this.stats.errors++
-      throw err instanceof NotDurableError ? err : new NotDurableError((err as Error).message)
-    } finally {
-      this.pendingBytes -= bytes
-    }
+      const timer = setTimeout(() => this.expire(owner, pendings), this.options.ackTimeoutMs)
+      for (const b of set.batches) {
+        const lane = this.lane(b.topic, b.partition)
+        const p: PendingBatch = {
+          lane,
+          bytes: set.buffer.subarray(b.offset, b.offset + b.length),
+          records: b.records,
+          owner,
+          seq: -1,
+          identity: null,
+          sent: false,
+          ambiguous: false,
+        }
+        pendings.push(p)
+        lane.queue.push(p)
+      }
+      this.pendingBytes += bytes
+      this.schedulePump()
+    })
   }
 
-  /** One Produce request per leader; returns the batches to retry. Throws on non-retriable errors. */
-  private async produceOnce(
-    buffer: Buffer,
-    batches: readonly EncodedBatch[],
-    deadline: number,
-    sent: { any: boolean },
-  ): Promise<EncodedBatch[]> {
-    const byLeader = new Map<number, EncodedBatch[]>()
-    const retry: EncodedBatch[] = []
-    for (const b of batches) {
-      const leader = this.leaders.get(b.topic)?.get(b.partition)
-      if (leader === undefined || leader < 0 || !this.brokers.has(leader)) retry.push(b)
-      else {
-        const list = byLeader.get(leader)
-        if (list) list.push(b)
-        else byLeader.set(leader, [b])
-      }
+  /**
+   * The ack deadline passed. Batches never sent are withdrawn (they hold no sequence number);
+   * batches already sent keep going in the background, in order, so their partition has no gap:
+   * the answer names them, as they may still be written.
+   */
+  private expire(owner: SendState, pendings: PendingBatch[]): void {
+    if (owner.settled) return
+    const maybe = new Set<string>()
+    for (const p of pendings) {
+      const i = p.lane.queue.indexOf(p)
+      if (!p.sent && i >= 0) {
+        p.lane.queue.splice(i, 1)
+        this.pendingBytes -= p.bytes.length
+      } else if (i >= 0 || p.lane.unacked.includes(p)) maybe.add(`${p.lane.topic}/${p.lane.partition}`)
     }
-    await Promise.all(
-      [...byLeader].map(async ([leader, list]) => {
-        const timeout = Math.max(1, deadline - Date.now())
-        const data: PartitionData[] = list.map((b) => ({
-          topic: b.topic,
-          partition: b.partition,
-          batch: buffer.subarray(b.offset, b.offset + b.length),
-        }))
-        await this.acquire()
-        try {
-          const conn = this.connectionTo(leader)
-          sent.any = true
-          const response = await conn.request(PRODUCE.key, PRODUCE.version, timeout, (w) =>
-            writeProduceRequest(w, -1, timeout, data),
-          )
-          this.stats.requests++
-          const byKey = new Map(list.map((b) => [`${b.topic}:${b.partition}`, b]))
-          for (const r of readProduceResponse(response)) {
-            const b = byKey.get(`${r.topic}:${r.partition}`)
-            if (!b) continue
-            if (r.error === 0) {
-              this.stats.batches++
-              this.stats.records += b.records
-              this.stats.bytes += b.length
-            } else if (RETRIABLE.has(r.error)) retry.push(b)
-            else
-              throw new NotDurableError(
-                `Kafka refused the batch for ${r.topic}/${r.partition}: error ${r.error}`,
-              )
-          }
-        } catch (err) {
-          if (err instanceof NotDurableError) throw err
-          // One line when Kafka goes from healthy to not ('kafka metadata loaded' marks its return),
-          // not one per failed request; sends that fail for good count in the metrics.
-          if (this.healthy)
-            this.options.logger.warn({ err: (err as Error).message, leader }, 'produce request failed')
-          this.healthy = false
-          retry.push(...list)
-        } finally {
-          this.release()
-        }
-      }),
+    const tail =
+      maybe.size === 0
+        ? '; none of these events were sent'
+        : `; the events for ${[...maybe].join(', ')} may still be written (a retry can duplicate them; consumers dedup by event_id)`
+    const why = this.security ? ` (${this.security})` : ''
+    owner.reject(
+      new NotDurableError(`Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms${why}${tail}`),
     )
-    return retry
   }
 
-  private connectionTo(nodeId: number): Connection {
-    let c = this.connections.get(nodeId)
-    if (!c || c.broken) {
-      const b = this.brokers.get(nodeId)!
-      c = new Connection(b.host, b.port, this.options.clientId, 3000)
-      this.connections.set(nodeId, c)
+  private lane(topic: string, partition: number): PartitionLane {
+    const key = `${topic}\u0000${partition}`
+    let lane = this.lanes.get(key)
+    if (!lane) {
+      lane = new PartitionLane(topic, partition)
+      lane.identity = this.identity
+      this.lanes.set(key, lane)
     }
-    return c
+    return lane
   }
 
-  private async refreshMetadata(): Promise<void> {
-    let lastError: Error | null = null
-    for (const address of this.options.brokers) {
-      const [host, port] = address.split(':') as [string, string]
-      try {
-        if (
-          !this.bootstrap ||
-          this.bootstrap.broken ||
-          `${this.bootstrap.host}:${this.bootstrap.port}` !== address
-        ) {
-          this.bootstrap?.close()
-          this.bootstrap = new Connection(host, Number(port), this.options.clientId, 3000)
+  private schedulePump(): void {
+    if (this.pumpQueued) return
+    this.pumpQueued = true
+    queueMicrotask(() => {
+      this.pumpQueued = false
+      this.pump()
+    })
+  }
+
+  /**
+   * Send what every lane may send. A Produce request carries exactly one batch per partition
+   * (brokers refuse more since v3), so a lane with several batches waiting fills several
+   * requests to its leader — at most its in-flight limit — written in order on one connection,
+   * which the broker handles in order.
+   */
+  private pump(): void {
+    if (this.closed) return
+    const byLeader = new Map<number, Entry[][]>()
+    let missing = false
+    for (const lane of this.lanes.values()) {
+      if (lane.identity === null && this.identity !== null && !lane.needsNewIdentity)
+        lane.identity = this.identity
+      if (!lane.canSend || lane.inFlight >= this.perPartition) continue
+      const leader = this.cluster.leaderOf(lane.topic, lane.partition)
+      if (leader === undefined) {
+        missing = true
+        continue
+      }
+      const requests = byLeader.get(leader) ?? []
+      byLeader.set(leader, requests)
+      for (let round = 0; lane.canSend && lane.inFlight < this.perPartition; round++) {
+        const p = lane.queue.shift()!
+        if (p.seq < 0 || p.identity !== lane.identity) {
+          p.seq = lane.nextSeq
+          p.identity = lane.identity
+          lane.nextSeq = nextSequence(lane.nextSeq, p.records)
+          stampBatch(p.bytes, lane.identity!, p.seq)
         }
-        const r = await this.bootstrap.request(METADATA.key, METADATA.version, 5000, (w) =>
-          writeMetadataRequest(w, this.options.topics),
-        )
-        const meta = readMetadataResponse(r)
-        this.brokers = new Map(meta.brokers.map((b) => [b.nodeId, b]))
-        this.leaders = new Map(meta.topics.filter((t) => t.error === 0).map((t) => [t.name, t.leaders]))
-        const missing = this.options.topics.filter((t) => !this.leaders.has(t))
+        p.sent = true
+        lane.unacked.push(p)
+        lane.inFlight++
+        if (requests.length <= round) requests.push([])
+        requests[round]!.push({ lane, batch: p })
+      }
+    }
+    if (missing) this.refreshSoon()
+    if (this.identity === null) this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch(() => {})
+    for (const [leader, requests] of byLeader) void this.dispatch(leader, requests)
+  }
+
+  /** One connection wait, then the requests written back to back, in order. */
+  private async dispatch(leader: number, requests: Entry[][]): Promise<void> {
+    const deadline = Date.now() + this.options.ackTimeoutMs
+    let conn: Connection
+    try {
+      conn = await this.cluster.connectionTo(leader, deadline)
+    } catch (err) {
+      this.noteConnectionFailure(err, leader)
+      for (const entries of requests) this.requestFailed(entries)
+      this.refreshSoon()
+      return
+    }
+    for (const entries of requests) void this.produce(conn, entries, deadline)
+  }
+
+  private async produce(conn: Connection, entries: Entry[], deadline: number): Promise<void> {
+    const data: PartitionRecords[] = entries.map((e) => ({
+      topic: e.lane.topic,
+      partition: e.lane.partition,
+      batch: e.batch.bytes,
+    }))
+    this.requestsInFlight++
+    let results: PartitionResult[]
+    try {
+      results = await this.cluster.request(
+        conn,
+        PRODUCE_API,
+        () => writeProduceRequest(this.options.ackTimeoutMs, data),
+        parseProduceResponse,
+        true,
+        deadline,
+      )
+      this.stats.requests++
+    } catch (err) {
+      this.requestsInFlight--
+      this.noteConnectionFailure(err, -1)
+      this.requestFailed(entries)
+      this.refreshSoon()
+      return
+    }
+    this.requestsInFlight--
+    this.healthy = true
+    const codes = new Map(results.map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]))
+    let refresh = false
+    for (const { lane, batch } of entries) {
+      lane.inFlight--
+      const code = codes.get(`${lane.topic}\u0000${lane.partition}`) ?? -1
+      const fate = code === -1 ? 'retry' : produceFate(code)
+      if (fate === 'ok') {
+        lane.failures = 0
+        lane.acknowledge(batch)
+        this.stats.batches++
+        this.stats.records += batch.records
+        this.stats.bytes += batch.bytes.length
+        this.finish(batch, null)
+        if (this.security?.startsWith('Kafka refused')) this.security = null
+        if (lane.recovering && lane.inFlight === 0) this.attemptFailed(lane)
+      } else if (fate === 'retry') {
+        refresh = true
+        this.attemptFailed(lane)
+      } else if (fate === 'resequence') {
+        // Out of order behind a failed batch is expected; for the oldest unacknowledged one it
+        // means the broker lost this producer's sequence.
+        if (lane.unacked[0] === batch || code !== 45) lane.needsNewIdentity = true
+        this.attemptFailed(lane)
+      } else {
+        const name = kafkaErrorName(code)
+        const err =
+          fate === 'unauthorized'
+            ? this.securityFailed(
+                `Kafka refused: ${name} for topic ${lane.topic}; grant the principal of KAFKA_SASL_USERNAME (or the client certificate) Write and Describe on it`,
+              )
+            : new KafkaRefusedError(
+                `Kafka refused the events for ${lane.topic}/${lane.partition}: ${name}`,
+                name,
+              )
+        lane.acknowledge(batch)
+        this.finish(batch, err)
+        // Its sequence numbers were never written: the batches after it would be out of order.
+        lane.needsNewIdentity = true
+        this.attemptFailed(lane)
+      }
+    }
+    if (refresh) this.refreshSoon()
+    this.schedulePump()
+  }
+
+  /** No answer for these batches (connection lost, deadline): they may or may not be written. */
+  private requestFailed(entries: Entry[]): void {
+    for (const { lane, batch } of entries) {
+      lane.inFlight--
+      batch.ambiguous = true
+      this.attemptFailed(lane)
+    }
+  }
+
+  /** An attempt of the lane failed: once nothing of it is in flight, send its unacknowledged batches again. */
+  private attemptFailed(lane: PartitionLane): void {
+    lane.recovering = true
+    if (lane.inFlight > 0) return
+    lane.failures++
+    const backoff = Math.min(25 * 2 ** Math.min(lane.failures, 6), 1000)
+    setTimeout(() => void this.recover(lane), lane.failures === 1 ? 0 : backoff).unref()
+  }
+
+  private async recover(lane: PartitionLane): Promise<void> {
+    if (this.closed || !lane.recovering || lane.inFlight > 0) return
+    lane.requeueUnacked()
+    if (lane.needsNewIdentity) {
+      try {
+        const fresh = await this.cluster.initProducerId(Date.now() + this.options.ackTimeoutMs)
+        this.stats.possibleDuplicates += lane.restartUnder(fresh)
+      } catch (err) {
+        this.noteConnectionFailure(err, -1)
+        lane.failures++
+        setTimeout(
+          () => void this.recover(lane),
+          Math.min(25 * 2 ** Math.min(lane.failures, 6), 1000),
+        ).unref()
+        return
+      }
+    }
+    lane.recovering = false
+    this.schedulePump()
+  }
+
+  /** A batch is done: acknowledged (err null) or refused for good. */
+  private finish(p: PendingBatch, err: Error | null): void {
+    this.pendingBytes -= p.bytes.length
+    const owner = p.owner
+    owner.left--
+    if (owner.settled) return
+    if (err) owner.reject(err)
+    else if (owner.left === 0) owner.resolve()
+  }
+
+  private producerIdentity(deadline: number): Promise<ProducerIdentity> {
+    if (this.identity) return Promise.resolve(this.identity)
+    this.identityRequest ??= this.cluster
+      .initProducerId(deadline)
+      .then((id) => {
+        this.identity = id
+        this.schedulePump()
+        return id
+      })
+      .finally(() => {
+        this.identityRequest = null
+      })
+    return this.identityRequest
+  }
+
+  private refreshSoon(): void {
+    this.refreshMetadata().then(
+      () => this.schedulePump(),
+      () => {},
+    )
+  }
+
+  private refreshMetadata(): Promise<void> {
+    this.refreshing ??= this.cluster
+      .refresh(Date.now() + Math.min(this.options.ackTimeoutMs, 5000))
+      .then((view) => {
+        const missing = this.options.topics.filter((t) => !view.leaders.has(t))
         if (missing.length > 0) throw new Error(`topics without metadata: ${missing.join(', ')}`)
         this.refreshedAt = Date.now()
-        if (!this.healthy) this.options.logger.info({ brokers: meta.brokers.length }, 'kafka metadata loaded')
+        if (this.security && !this.security.startsWith('Kafka refused')) this.security = null
+        if (!this.healthy) this.options.logger.info({ brokers: view.brokers.size }, 'kafka metadata loaded')
         this.healthy = true
-        return
-      } catch (err) {
-        lastError = err as Error
-        this.bootstrap?.close()
-        this.bootstrap = null
-      }
+      })
+      .catch((err: unknown) => {
+        this.noteConnectionFailure(err, -1)
+        throw err instanceof NotDurableError
+          ? err
+          : new NotDurableError(`no Kafka broker answered: ${(err as Error).message}`, { cause: err })
+      })
+      .finally(() => {
+        this.refreshing = null
+      })
+    return this.refreshing
+  }
+
+  /** A failure seen outside the sink (topic creation at start-up); true when it is a security problem. */
+  observeFailure(err: unknown): boolean {
+    this.noteConnectionFailure(err, -1)
+    return this.security !== null
+  }
+
+  private noteConnectionFailure(err: unknown, leader: number): void {
+    const problem = securityProblem(err)
+    if (problem) {
+      this.securityFailed(problem)
+      return
     }
+    // One line when Kafka goes from healthy to not ('kafka metadata loaded' marks its return).
+    if (this.healthy && !(err instanceof DeadlineError && this.closed))
+      this.options.logger.warn({ err, leader }, 'kafka request failed')
     this.healthy = false
-    throw new NotDurableError(`no Kafka broker answered: ${lastError?.message}`)
   }
 
-  private acquire(): Promise<void> {
-    if (this.inFlight < this.options.maxInFlight) {
-      this.inFlight++
-      return Promise.resolve()
-    }
-    return new Promise((resolve) => this.waiting.push(resolve))
-  }
-
-  private release(): void {
-    const next = this.waiting.shift()
-    if (next) next()
-    else this.inFlight--
+  /** Logged once per distinct cause: names the setting to fix. */
+  private securityFailed(problem: string): KafkaSecurityError {
+    if (this.security !== problem)
+      this.options.logger.error({ problem }, 'Kafka rejects adgate: fix the setting named')
+    this.security = problem
+    this.healthy = false
+    return new KafkaSecurityError(problem)
   }
 
   /** Wait for sends in flight (bounded by the ack timeout), then close connections. */
@@ -276,7 +513,6 @@ export class BatchSink {
     while (this.pendingBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     this.closed = true
     if (this.probe) clearInterval(this.probe)
-    this.bootstrap?.close()
-    for (const c of this.connections.values()) c.close()
+    await this.cluster.close()
   }
 }

@@ -1,0 +1,32 @@
+import { crc32c } from './protocol/crc32c.js'
+
+/**
+ * The idempotent producer's fields of a RecordBatch v2 header, written into a batch the workers
+ * encoded (with producerId -1) just before it is sent, and the CRC-32C recomputed over them:
+ *
+ *   baseOffset int64 @0 | batchLength int32 @8 | partitionLeaderEpoch int32 @12 | magic int8 @16
+ *   crc uint32 @17 (covers bytes 21…) | attributes int16 @21 | lastOffsetDelta int32 @23
+ *   firstTimestamp int64 @27 | maxTimestamp int64 @35
+ *   producerId int64 @43 | producerEpoch int16 @51 | baseSequence int32 @53 | recordCount int32 @57
+ */
+export interface ProducerIdentity {
+  readonly producerId: bigint
+  readonly epoch: number
+}
+
+export function stampBatch(batch: Buffer, who: ProducerIdentity, baseSequence: number): void {
+  batch.writeBigInt64BE(who.producerId, 43)
+  batch.writeInt16BE(who.epoch, 51)
+  batch.writeInt32BE(baseSequence, 53)
+  batch.writeUInt32BE(crc32c(batch, 21), 17)
+}
+
+/** Records in a batch (its header says so). */
+export function batchRecordCount(batch: Buffer): number {
+  return batch.readInt32BE(57)
+}
+
+/** Sequence numbers wrap at 2^31 (Kafka's DefaultRecordBatch.incrementSequence). */
+export function nextSequence(sequence: number, records: number): number {
+  return (sequence + records) % 0x80000000
+}

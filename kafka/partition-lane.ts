@@ -1,0 +1,83 @@
+import type { ProducerIdentity } from './idempotence.js'
+
+/** One send() call: its batches, its answer, and the bytes it holds against the memory bound. */
+export interface SendState {
+  /** Batches not yet acknowledged or refused. */
+  left: number
+  settled: boolean
+  resolve(): void
+  reject(err: Error): void
+}
+
+/** One pre-encoded batch on its way to its partition's leader. */
+export interface PendingBatch {
+  readonly lane: PartitionLane
+  readonly bytes: Buffer
+  readonly records: number
+  readonly owner: SendState
+  /** Base sequence under `identity`; -1 until first sent (a batch never sent holds no sequence). */
+  seq: number
+  identity: ProducerIdentity | null
+  /** Sent at least once: it may be in the log even if no answer said so. */
+  sent: boolean
+  /** An attempt ended without an answer (connection lost, timeout): it may have been written. */
+  ambiguous: boolean
+}
+
+/**
+ * The idempotent producer's state for one topic-partition. Batches get their sequence numbers
+ * when first sent, in send order; at most `maxInFlight` requests carry a partition at once. When
+ * an attempt fails, the lane stops sending new batches, waits until nothing of it is in flight,
+ * then sends every unacknowledged batch again with its own sequence number, in order, ahead of
+ * newer ones: so a retry never reorders a partition, and the broker drops a batch it already has
+ * (DUPLICATE_SEQUENCE_NUMBER). When the broker has lost the sequence (OUT_OF_ORDER for the
+ * oldest unacknowledged batch, UNKNOWN_PRODUCER_ID) or a batch was refused (its sequence would be
+ * a gap), the lane starts again from sequence 0 under a new producer id.
+ */
+export class PartitionLane {
+  identity: ProducerIdentity | null = null
+  nextSeq = 0
+  /** Waiting to be sent (again), in order: retries first. */
+  queue: PendingBatch[] = []
+  /** Sent and not yet acknowledged, in sequence order. */
+  unacked: PendingBatch[] = []
+  inFlight = 0
+  recovering = false
+  needsNewIdentity = false
+  /** Consecutive failed attempts, for the retry back-off. */
+  failures = 0
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {}
+
+  get canSend(): boolean {
+    return this.queue.length > 0 && !this.recovering && this.identity !== null
+  }
+
+  acknowledge(p: PendingBatch): void {
+    const i = this.unacked.indexOf(p)
+    if (i >= 0) this.unacked.splice(i, 1)
+  }
+
+  /** After a failure, once nothing is in flight: unacknowledged batches go first, in order. */
+  requeueUnacked(): void {
+    this.queue = [...this.unacked, ...this.queue]
+    this.unacked = []
+  }
+
+  /** A new producer id: sequences start again at 0; batches that were sent get new sequences. */
+  restartUnder(identity: ProducerIdentity): number {
+    this.identity = identity
+    this.nextSeq = 0
+    let mayBeWritten = 0
+    for (const p of this.queue) {
+      if (p.ambiguous) mayBeWritten += p.records
+      p.seq = -1
+      p.identity = null
+    }
+    this.needsNewIdentity = false
+    return mayBeWritten
+  }
+}
