@@ -17,6 +17,12 @@ export const ERRORS = {
   },
   BODY_TOO_LARGE: { status: 413, retryable: false, message: 'The body is larger than the limit' },
   TOO_MANY_EVENTS: { status: 413, retryable: false, message: 'The body holds more events than the limit' },
+  EVENTS_TOO_LARGE_FOR_KAFKA: {
+    status: 413,
+    retryable: false,
+    message:
+      'The events are larger than Kafka accepts for their topic; nothing from this request was accepted',
+  },
   HEADERS_TOO_LARGE: {
     status: 431,
     retryable: false,
@@ -57,6 +63,16 @@ export const ERRORS = {
     status: 503,
     retryable: true,
     message: 'The gateway is shutting down; retry on another instance',
+  },
+  KAFKA_UNAUTHORIZED: {
+    status: 503,
+    retryable: true,
+    message: "Kafka rejects adgate's credentials or permissions; nothing from this request was accepted",
+  },
+  KAFKA_REFUSED: {
+    status: 503,
+    retryable: false,
+    message: 'Kafka refused these events for good; nothing from this request was accepted',
   },
   WORKER_FAILED: {
     status: 503,

@@ -2,7 +2,7 @@ import type { Logger } from '../config/logger.js'
 import { NotDurableError } from '../kafka/batch-sink.js'
 import type { BodyOutcome } from '../workers/decode-task.js'
 import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
-import type { Delivery } from './delivery.js'
+import { type Delivery, deliveryErrorCode } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
 import { errorReply, jsonReply, type Reply } from './responses.js'
@@ -85,7 +85,7 @@ export class IngestService {
     } catch (err) {
       // The whole request is answered 503: its invalid events too.
       metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + errors.length)
-      return errorReply('NOT_DURABLE', (err as Error).message, requestId)
+      return errorReply(deliveryErrorCode(err), (err as Error).message, requestId)
     }
     metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
     metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)

@@ -266,6 +266,14 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers: kafkaRegisters,
         }),
     ),
+    kafkaPossibleDuplicates: m(
+      () =>
+        new Counter({
+          name: 'adgate_kafka_possible_duplicate_records_total',
+          help: 'Records that may reach Kafka twice: spooled while their direct send was still pending, or re-sent under a new producer id after an attempt without an answer (consumers dedup by event_id)',
+          registers: kafkaRegisters,
+        }),
+    ),
     kafkaRecords: m(
       () =>
         new Counter({

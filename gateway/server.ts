@@ -122,6 +122,8 @@ export async function startGateway(
     const body = {
       ready,
       kafka: sink?.ready ?? false,
+      // Credentials, certificates or ACLs Kafka refuses: names the setting to fix (never a secret).
+      kafka_error: sink?.securityFailure ?? null,
       pending_bytes: sink?.bufferedBytes ?? 0,
       spool: spool && {
         bytes: spool.bytes,
@@ -144,6 +146,7 @@ export async function startGateway(
       metrics.kafkaInFlight.set(sink.inFlightRequests)
       advanceTo(metrics.kafkaRequests, sink.stats.requests)
       advanceTo(metrics.kafkaErrors, sink.stats.errors)
+      advanceTo(metrics.kafkaPossibleDuplicates, sink.stats.possibleDuplicates + delivery.possibleDuplicates)
       advanceTo(metrics.kafkaRecords, sink.stats.records)
       advanceTo(metrics.kafkaBytes, sink.stats.bytes)
     }

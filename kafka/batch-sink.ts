@@ -158,6 +158,22 @@ export class BatchSink {
     return out
   }
 
+  /**
+   * What Kafka would refuse for good, known before sending: a batch larger than its topic's
+   * max.message.bytes. Checked before a batch is spooled, so the spool never acknowledges it.
+   */
+  refusal(set: BatchSet): KafkaRefusedError | null {
+    for (const b of set.batches) {
+      const limit = this.cluster.maxMessageBytes(b.topic)
+      if (limit !== undefined && b.length > limit)
+        return new KafkaRefusedError(
+          `the batch for ${b.topic}/${b.partition} is ${b.length} bytes; the topic accepts at most ${limit} (max.message.bytes)`,
+          'MESSAGE_TOO_LARGE',
+        )
+    }
+    return null
+  }
+
   /** Fault tests: the next send fails as if Kafka never acknowledged it. */
   injectFailure(): void {
     this.failNext = true
@@ -175,6 +191,9 @@ export class BatchSink {
       return Promise.reject(new NotDurableError('too many bytes are waiting for Kafka'))
     }
     if (set.batches.length === 0) return Promise.resolve()
+    // Credentials or certificates refused at connect: answer at once; the probe clears it when fixed.
+    if (this.security && !this.healthy && !this.security.startsWith('Kafka refused'))
+      return Promise.reject(new KafkaSecurityError(this.security))
     return new Promise<void>((resolve, reject) => {
       const pendings: PendingBatch[] = []
       const owner: SendState = {

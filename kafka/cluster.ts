@@ -2,8 +2,10 @@ import {
   AuthenticationError,
   Connection,
   type ConnectionOptions,
+  describeConfigsV4,
   initProducerIdV4,
   metadataV12,
+  ResponseError,
   type ResponseParser,
   type Writer,
 } from '@platformatic/kafka'
@@ -71,6 +73,9 @@ export class Cluster {
   private view: ClusterView = { brokers: new Map(), leaders: new Map() }
   /** Where the next metadata request starts, so a dead broker is not asked first every time. */
   private cursor = 0
+  /** max.message.bytes per topic, re-read with metadata at most every 30 s. */
+  private readonly limits = new Map<string, number>()
+  private limitsAt = 0
 
   constructor(
     brokers: readonly string[],
@@ -141,8 +146,9 @@ export class Cluster {
     try {
       return await beforeDeadline(work, deadline, `request to ${conn.host}:${conn.port}`)
     } catch (err) {
-      // Whatever is pending on a stuck or broken connection goes out again on a fresh one.
-      this.drop(conn)
+      // Whatever is pending on a stuck or broken connection goes out again on a fresh one; an
+      // error answer (the response arrived) leaves the connection as it is.
+      if (!(err instanceof ResponseError)) this.drop(conn)
       throw err
     }
   }
@@ -174,6 +180,7 @@ export class Cluster {
         }
         this.view = { brokers, leaders }
         this.closeRemoved()
+        if (Date.now() - this.limitsAt >= 30_000) await this.readLimits(conn, deadline)
         return this.view
       } catch (err) {
         last = err
@@ -183,6 +190,40 @@ export class Cluster {
     }
     this.cursor++
     throw last
+  }
+
+  maxMessageBytes(topic: string): number | undefined {
+    return this.limits.get(topic)
+  }
+
+  /** The topics' max.message.bytes; without DescribeConfigs permission the limit stays unknown. */
+  private async readLimits(conn: Connection, deadline: number): Promise<void> {
+    this.limitsAt = Date.now()
+    try {
+      const r = await this.request(
+        conn,
+        describeConfigsV4.api,
+        () =>
+          describeConfigsV4.createRequest(
+            this.topics.map((t) => ({
+              resourceType: 2,
+              resourceName: t,
+              configurationKeys: ['max.message.bytes'],
+            })),
+            false,
+            false,
+          ),
+        describeConfigsV4.parseResponse,
+        true,
+        deadline,
+      )
+      for (const result of r.results) {
+        const value = result.configs.find((c) => c.name === 'max.message.bytes')?.value
+        if (result.errorCode === 0 && value) this.limits.set(result.resourceName, Number(value))
+      }
+    } catch {
+      // Unknown limits only mean Kafka itself refuses what is too large (a 413 then, never spooled).
+    }
   }
 
   /** A producer id for idempotent writes (any broker answers InitProducerId without a transactional id). */

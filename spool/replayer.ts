@@ -88,10 +88,14 @@ export class Replayer {
     })
     let refused = false
     try {
-      await this.sink.send({ buffer, batches })
+      const set = { buffer, batches }
+      const refusal = this.sink.refusal(set)
+      if (refusal) throw refusal
+      await this.sink.send(set)
     } catch (err) {
       if (!(err instanceof KafkaRefusedError)) throw err
-      // Kafka will never take these bytes; keeping them would block the partition forever.
+      // Kafka will never take these bytes (too large, invalid): retrying would wedge the spool and
+      // block the partition forever. Counted in adgate_spool_dropped_events_total.
       refused = true
       this.logger.error({ err, ids: good.map((e) => e.id) }, 'Kafka refused spooled batches; dropped')
     }
