@@ -287,7 +287,7 @@ export const SETTINGS = {
   faultInjection: setting(
     'ADGATE_FAULT_INJECTION',
     'off',
-    'on: POST /_faults/worker?mode=crash|hang and /_faults/kafka break the next decode task or Kafka delivery (fault tests only)',
+    'on: POST /_faults/worker?mode=crash|hang and /_faults/kafka?mode=timeout|too-large|refused|unauthorized break the next decode task or Kafka delivery (fault tests only)',
     oneOf('off', 'on'),
   ),
   logLevel: setting(

@@ -5,7 +5,7 @@ import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { nativeStatus, setNativeEnabled } from '../decoders/transcode.js'
-import { BatchSink } from '../kafka/batch-sink.js'
+import { BatchSink, isKafkaFault, KAFKA_FAULTS } from '../kafka/batch-sink.js'
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions } from '../kafka/client-options.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics, topicSettings } from '../kafka/topics.js'
@@ -187,9 +187,12 @@ export async function startGateway(
       pool.injectFault(mode)
       writeReply(res, jsonReply(200, { armed: mode }))
     })
-    app.post('/_faults/kafka', (res) => {
-      sink?.injectFailure()
-      writeReply(res, jsonReply(200, { armed: 'kafka' }))
+    app.post('/_faults/kafka', (res, req) => {
+      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode') ?? 'timeout'
+      if (!isKafkaFault(mode))
+        return void writeReply(res, jsonReply(400, { error: `mode=${KAFKA_FAULTS.join('|')}` }))
+      sink?.injectFailure(mode)
+      writeReply(res, jsonReply(200, { armed: 'kafka', mode }))
     })
   }
   app.any('/*', (res, req) => {

@@ -65,6 +65,23 @@ export interface SinkStats {
   possibleDuplicates: number
 }
 
+/** Faults POST /_faults/kafka?mode= can inject (ADGATE_FAULT_INJECTION=on). */
+export const KAFKA_FAULTS = ['timeout', 'too-large', 'refused', 'unauthorized'] as const
+export type KafkaFault = (typeof KAFKA_FAULTS)[number]
+
+export function isKafkaFault(mode: string): mode is KafkaFault {
+  return (KAFKA_FAULTS as readonly string[]).includes(mode)
+}
+
+function injectedFault(mode: KafkaFault): NotDurableError {
+  if (mode === 'too-large')
+    return new KafkaRefusedError('Kafka refused the events (injected fault)', 'MESSAGE_TOO_LARGE')
+  if (mode === 'refused')
+    return new KafkaRefusedError('Kafka refused the events (injected fault)', 'INVALID_RECORD')
+  if (mode === 'unauthorized') return new KafkaSecurityError('Kafka refused adgate (injected fault)')
+  return new NotDurableError('Kafka did not acknowledge the events (injected fault)')
+}
+
 interface Entry {
   readonly lane: PartitionLane
   readonly batch: PendingBatch
@@ -92,7 +109,7 @@ export class BatchSink {
   private requestsInFlight = 0
   private pendingBytes = 0
   private probe: NodeJS.Timeout | null = null
-  private failNext = false
+  private failNext: KafkaFault | null = null
   private refreshedAt = 0
   private readonly perPartition: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
@@ -120,7 +137,8 @@ export class BatchSink {
   /** Load metadata and a producer id (fails when no broker answers); then keep metadata fresh. */
   async connect(): Promise<void> {
     await this.refreshMetadata()
-    await this.producerIdentity(Date.now() + this.options.ackTimeoutMs)
+    // The producer id comes when a broker can give one; sends wait for it within their deadline.
+    this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch(() => {})
     // Unhealthy: probe every second so readiness comes back quickly; healthy: refresh leaders every 30 s.
     this.probe ??= setInterval(() => {
       if (!this.healthy || Date.now() - this.refreshedAt >= 30_000) this.refreshMetadata().catch(() => {})
@@ -174,16 +192,17 @@ export class BatchSink {
     return null
   }
 
-  /** Fault tests: the next send fails as if Kafka never acknowledged it. */
-  injectFailure(): void {
-    this.failNext = true
+  /** Fault tests: the next send fails as if Kafka never acknowledged it, refused it, or refused adgate. */
+  injectFailure(mode: KafkaFault = 'timeout'): void {
+    this.failNext = mode
   }
 
   send(set: BatchSet): Promise<void> {
     if (this.closed) return Promise.reject(new NotDurableError('the producer is closed'))
     if (this.failNext) {
-      this.failNext = false
-      return Promise.reject(new NotDurableError('Kafka did not acknowledge the events (injected fault)'))
+      const mode = this.failNext
+      this.failNext = null
+      return Promise.reject(injectedFault(mode))
     }
     let bytes = 0
     for (const b of set.batches) bytes += b.length
@@ -314,7 +333,11 @@ export class BatchSink {
       }
     }
     if (missing) this.refreshSoon()
-    if (this.identity === null) this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch(() => {})
+    if (this.identity === null && [...this.lanes.values()].some((l) => l.queue.length > 0))
+      this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch((err: unknown) => {
+        this.noteConnectionFailure(err, -1)
+        setTimeout(() => this.schedulePump(), 200).unref()
+      })
     for (const [leader, requests] of byLeader) void this.dispatch(leader, requests)
   }
 

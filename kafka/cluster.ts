@@ -228,20 +228,29 @@ export class Cluster {
 
   /** A producer id for idempotent writes (any broker answers InitProducerId without a transactional id). */
   async initProducerId(deadline: number): Promise<ProducerIdentity> {
-    const ids = [...this.view.brokers.keys()]
-    if (ids.length === 0) await this.refresh(deadline)
-    const nodeIds = [...this.view.brokers.keys()]
-    const nodeId = nodeIds[this.cursor % nodeIds.length]!
-    const conn = await this.connectionTo(nodeId, deadline)
-    const r = await this.request(
-      conn,
-      initProducerIdV4.api,
-      () => initProducerIdV4.createRequest(null, 60_000, -1n, -1),
-      initProducerIdV4.parseResponse,
-      true,
-      deadline,
-    )
-    return { producerId: r.producerId, epoch: r.producerEpoch }
+    for (let attempt = 0; ; attempt++) {
+      if (this.view.brokers.size === 0) await this.refresh(deadline)
+      const nodeIds = [...this.view.brokers.keys()]
+      const nodeId = nodeIds[(this.cursor + attempt) % nodeIds.length]!
+      try {
+        const conn = await this.connectionTo(nodeId, deadline)
+        const r = await this.request(
+          conn,
+          initProducerIdV4.api,
+          () => initProducerIdV4.createRequest(null, 60_000, -1n, -1),
+          initProducerIdV4.parseResponse,
+          true,
+          deadline,
+        )
+        return { producerId: r.producerId, epoch: r.producerEpoch }
+      } catch (err) {
+        // A broker just started answers COORDINATOR_LOAD_IN_PROGRESS and the like for a while.
+        const retriable =
+          err instanceof ResponseError && err.errors.every((e) => (e as { canRetry?: boolean }).canRetry)
+        if (!retriable || Date.now() + 100 >= deadline) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
   }
 
   private closeRemoved(): void {

@@ -184,6 +184,11 @@ function drain(): Promise<Drained> {
 }
 
 // ------------------------------------------------------------------------------------------
+/** Arms the gateway's next Kafka delivery to fail the given way (ADGATE_FAULT_INJECTION=on). */
+async function kafkaFault(mode: 'too-large' | 'refused' | 'unauthorized'): Promise<void> {
+  expect((await fetch(`${gw.url}/_faults/kafka?mode=${mode}`, { method: 'POST' })).status).toBe(200)
+}
+
 // One recipe per documented answer.
 
 const recipes: Record<string, Recipe> = {}
@@ -248,6 +253,7 @@ for (const type of EVENT_TYPES) {
       await rawRequest(gw.port, rawPostHead({ 'Transfer-Encoding': 'chunked' }) + chunks),
       await post(json(events(type, MAX_EVENTS + 1))),
       await post(gzipSync(Buffer.alloc(MAX_BODY * 4, 32)), { 'content-encoding': 'gzip' }),
+      await kafkaFault('too-large').then(() => post(json(events(type, 2)))),
     ]
   }
   recipes[`POST ${path} 415`] = async () => [
@@ -271,9 +277,13 @@ for (const type of EVENT_TYPES) {
     const crashed = await post(json(events(type, 2)))
     expect((await fetch(`${gw.url}/_faults/kafka`, { method: 'POST' })).status).toBe(200)
     const undelivered = await post(json(events(type, 2)))
-    if (type !== 'impression') return [crashed, undelivered]
+    await kafkaFault('refused')
+    const refusedByKafka = await post(json(events(type, 2)))
+    await kafkaFault('unauthorized')
+    const unauthorized = await post(json(events(type, 2)))
+    if (type !== 'impression') return [crashed, undelivered, refusedByKafka, unauthorized]
     const { post: refused, late } = await drain()
-    return [crashed, undelivered, refused, late]
+    return [crashed, undelivered, refusedByKafka, unauthorized, refused, late]
   }
   for (const method of ['GET', 'PUT', 'PATCH', 'DELETE']) {
     recipes[`${method} ${path} 405`] = () => send(method, path)
