@@ -161,15 +161,18 @@ export class Cluster {
     for (let i = 0; i < candidates.length; i++) {
       const at = (this.cursor + i) % candidates.length
       const broker = candidates[at]!
+      // A silent broker gets its share of the time left, not all of it: the next one may answer.
+      const share = Math.max(500, (deadline - Date.now()) / (candidates.length - i))
+      const attemptDeadline = Math.min(deadline, Date.now() + share)
       try {
-        const conn = await this.connection(broker, deadline)
+        const conn = await this.connection(broker, attemptDeadline)
         const meta = await this.request(
           conn,
           metadataV12.api,
           () => metadataV12.createRequest([...this.topics], false, false),
           metadataV12.parseResponse,
           true,
-          deadline,
+          attemptDeadline,
         )
         this.cursor = at
         const brokers = new Map(meta.brokers.map((b) => [b.nodeId, { host: b.host, port: b.port }]))
@@ -185,7 +188,7 @@ export class Cluster {
       } catch (err) {
         last = err
         if (securityProblem(err)) throw err
-        if (err instanceof DeadlineError) break
+        if (Date.now() >= deadline) break
       }
     }
     this.cursor++
