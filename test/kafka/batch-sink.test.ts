@@ -208,6 +208,8 @@ describe.skipIf(cluster === null)('BatchSink on the secured cluster', () => {
     const s = sink({
       brokers: c.brokers,
       topics: [topic],
+      // A new RF-3 topic elects its leaders while the first sends go out: a generous deadline.
+      ackTimeoutMs: 30_000,
       connection: kafkaConnectionOptions(env('adgate'), c.brokers),
     })
     await s.connect()
@@ -229,6 +231,7 @@ describe.skipIf(cluster === null)('BatchSink on the secured cluster', () => {
     const s = sink({
       brokers: c.mtlsBrokers,
       topics: [topic],
+      ackTimeoutMs: 30_000,
       connection: kafkaConnectionOptions(config, c.mtlsBrokers),
     })
     await s.connect()
