@@ -11,15 +11,8 @@ import { type EncodedBatch, encodeHeaders, RecordBatchBuilder } from '../kafka/p
 import type { RuleReject, RuleResult, RuleSet } from '../quality/rules.js'
 import { activeRules } from '../quality/rules-channel.js'
 
-/**
- * One worker task: the request bodies that arrived together, decoded, validated, encoded in the
- * Confluent wire format and packed into LZ4-compressed Kafka record batches, one per partition.
- * The main thread then only hands bytes to the brokers (kafkajs' per-record encoding on the main
- * thread topped out near 85k records/s; see bench/results/gateway.json).
- */
-export interface BodyMeta {
-  readonly offset: number
-  readonly length: number
+/** What the gateway knows of a request body besides its bytes. */
+export interface BodyFacts {
   readonly type: EventType
   readonly encoding: Encoding
   readonly contentEncoding: ContentEncoding
@@ -28,8 +21,20 @@ export interface BodyMeta {
   readonly ingestTime: number
 }
 
+/** A body of a task: where its bytes are in the task's buffer, and its facts. */
+export interface BodyMeta extends BodyFacts {
+  readonly offset: number
+  readonly length: number
+}
+
 export type Fault = 'crash' | 'hang'
 
+/**
+ * One worker task: the request bodies that arrived together, decoded, validated, encoded in the
+ * Confluent wire format and packed into LZ4-compressed Kafka record batches, one per partition.
+ * The main thread then only hands bytes to the brokers (kafkajs' per-record encoding on the main
+ * thread topped out near 85k records/s; see bench/results/gateway.json).
+ */
 export interface DecodeTask {
   /** Fault tests only: make this task kill or hang its worker thread. */
   readonly fault?: Fault

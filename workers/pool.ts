@@ -1,18 +1,9 @@
 import { Piscina } from 'piscina'
-import type { ContentEncoding } from '../decoders/content-encoding.js'
-import type { Encoding } from '../decoders/result.js'
-import type { EventType } from '../events/catalog.js'
 import type { EncodedBatch } from '../kafka/protocol/record-batch.js'
-import type { BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
+import type { BodyFacts, BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
 
-export interface DecodeRequest {
+export interface DecodeRequest extends BodyFacts {
   readonly body: Buffer
-  readonly type: EventType
-  readonly encoding: Encoding
-  readonly contentEncoding: ContentEncoding
-  readonly source: string
-  readonly requestId: string
-  readonly ingestTime: number
 }
 
 /** What one task produced for Kafka; shared by the requests of the task. */
