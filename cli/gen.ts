@@ -11,16 +11,17 @@ export const GEN_HELP = `adgate gen — write generated events
 
   adgate gen --type bid|impression|click|conversion --count N --format json|ndjson|csv|avro [--seed S]
       events of one type to stdout (parents are implied, not written)
-  adgate gen --funnel DIR --bids N [--format F] [--seed S] [--duplicates R] [--out-of-order R]
+  adgate gen --funnel DIR [--bids N] [--format F] [--seed S] [--duplicates R] [--out-of-order R]
              [--late R] [--invalid R] [--bot-clicks R]
-      a consistent funnel (bids → wins → impressions → clicks → conversions), one file per type;
-      R are shares in [0, 1]. Each type is written in the given format (default: its primary one:
-      bids avro, impressions json, clicks and conversions csv).
-  adgate gen --traffic DIR --bids N --sources a,b,… [--anomalies click_flood,ctr_spike,stale_source]
+      a consistent funnel (bids → wins → impressions → clicks → conversions) of N bids (10000),
+      one file per type; R are shares in [0, 1]. Each type is written in the given format (default:
+      its primary one: bids avro, impressions json, clicks and conversions csv).
+  adgate gen --traffic DIR --sources a,b,c,… [--bids N] [--anomalies click_flood,ctr_spike,stale_source]
              [--span-hours H] [--seed S]
       traffic from several sources with labelled anomalies injected (generator/anomalies.ts): one
       NDJSON file per source and type (post each with that source's API key) in arrival order,
-      each event with its ingest time, and labels.json naming each anomaly's subject and window
+      each event with its ingest time, and labels.json naming each anomaly's subject and window;
+      at least 3 sources, N bids (200000) over H hours (4), no anomalies unless named
 `
 
 const PRIMARY: Readonly<Record<string, Encoding>> = {
