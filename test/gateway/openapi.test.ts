@@ -45,7 +45,8 @@ const ENV = {
   ADGATE_MAX_EVENTS: String(MAX_EVENTS),
   ADGATE_BODY_TIMEOUT_MS: '1000',
   ADGATE_FAULT_INJECTION: 'on',
-  ADGATE_DECODE_TIMEOUT_MS: '1000',
+  // Generous: a decode that times out under CPU load would leave an armed Kafka fault for a later recipe.
+  ADGATE_DECODE_TIMEOUT_MS: '15000',
   // No spool: a Kafka failure must surface as 503 NOT_DURABLE (the spool path has its own tests).
   ADGATE_SPOOL_MAX_BYTES: '0',
   ADGATE_TRACKER_HMAC_KEY: 'openapi-tracker-key-01',
