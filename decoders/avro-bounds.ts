@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import avro from 'avsc'
 
 /**
@@ -10,6 +11,9 @@ import avro from 'avsc'
  *
  * avsc's resolvers read arrays and maps with the reader type's `_read`, and skip fields the
  * reader does not know with the writer type's `_skip`, so both are bounded.
+ *
+ * Strings (and map keys) are checked to be UTF-8 as they are read, the same check JSON and CSV
+ * bodies get: avsc would otherwise replace bad bytes, or a reused record would carry them to Kafka.
  */
 interface Tap {
   buf: Buffer
@@ -31,11 +35,33 @@ export function boundedType(schema: avro.Schema): avro.Type {
 }
 
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
+  if (schema === 'string') return new Utf8StringType()
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined
   const type = (schema as { type?: unknown }).type
   if (type === 'array') return new BoundedArrayType(schema, opts)
   if (type === 'map') return new BoundedMapType(schema, opts)
+  if (type === 'string') return new Utf8StringType()
   return undefined
+}
+
+/** A string the body holds that is not UTF-8; decodeAvro answers it as JSON and CSV do (400). */
+export class InvalidUtf8Error extends Error {}
+
+function readUtf8(tap: Tap): string {
+  const len = tap.readLong()
+  const start = tap.pos
+  tap.pos += len
+  // As avsc's readString: running past the end is reported by the caller as a negative offset.
+  if (len < 0 || tap.pos > tap.buf.length) return ''
+  const bytes = tap.buf.subarray(start, tap.pos)
+  if (!isUtf8(bytes)) throw new InvalidUtf8Error(`a string at byte ${start} is not valid UTF-8`)
+  return bytes.toString('utf8')
+}
+
+class Utf8StringType extends avro.types.StringType {
+  _read(tap: Tap): string {
+    return readUtf8(tap)
+  }
 }
 
 function checkCount(n: number, tap: Tap): void {
@@ -86,7 +112,7 @@ class BoundedMapType extends avro.types.MapType {
     const out: Record<string, unknown> = {}
     for (let n = readCount(tap); n !== 0; n = readCount(tap)) {
       while (n--) {
-        const key = tap.readString()
+        const key = readUtf8(tap)
         out[key] = values._read(tap)
       }
     }

@@ -2,7 +2,7 @@ import type avro from 'avsc'
 import type { EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
-import { boundedType } from './avro-bounds.js'
+import { boundedType, InvalidUtf8Error } from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
@@ -49,7 +49,8 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
       try {
         decoded = reader.decode(block.data, at, resolver)
       } catch (err) {
-        return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index}: ${(err as Error).message}`) }
+        const code = err instanceof InvalidUtf8Error ? 'INVALID_UTF8' : 'MALFORMED_BODY'
+        return { ok: false, error: bodyError(code, `record ${index}: ${(err as Error).message}`) }
       }
       if (decoded.offset < 0)
         return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
@@ -85,19 +86,43 @@ interface Resolved {
 }
 
 // Producers send the same few writer schemas over and over; resolving one costs far more than a
-// request, so keep them (bounded: a client inventing schemas cannot grow this without limit).
+// request, so keep them. Bounded in bytes, not only in count: a client inventing large schemas
+// (valid or not) must not grow the heap (issue 15: 300 distinct 5 MiB schemas took RSS to 2 GB).
 const RESOLVERS = new Map<string, Resolved | string>()
 const MAX_RESOLVERS = 256
+/** Writer-schema text kept in the cache, in UTF-16 code units (the compiled types grow with it). */
+export const MAX_RESOLVER_CHARS = 4 * 1024 * 1024
+let resolverChars = 0
+/**
+ * adgate's own schemas are a few KiB of JSON; a writer schema 60× that is not a producer's schema
+ * but a way to spend the gateway's CPU and memory: refused before it is parsed.
+ */
+export const MAX_WRITER_SCHEMA_BYTES = 256 * 1024
 
 function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | string {
+  if (writerSchema.length > MAX_WRITER_SCHEMA_BYTES)
+    return `the writer schema is ${writerSchema.length} bytes; the limit is ${MAX_WRITER_SCHEMA_BYTES}`
   const key = `${options.type}\n${writerSchema}`
   let entry = RESOLVERS.get(key)
   if (entry === undefined) {
     entry = resolve(readerFor(options.type), writerSchema)
-    if (RESOLVERS.size >= MAX_RESOLVERS) RESOLVERS.delete(RESOLVERS.keys().next().value!)
+    while (
+      RESOLVERS.size >= MAX_RESOLVERS ||
+      (RESOLVERS.size > 0 && resolverChars + key.length > MAX_RESOLVER_CHARS)
+    ) {
+      const oldest = RESOLVERS.keys().next().value!
+      RESOLVERS.delete(oldest)
+      resolverChars -= oldest.length
+    }
     RESOLVERS.set(key, entry)
+    resolverChars += key.length
   }
   return entry
+}
+
+/** What the writer-schema cache holds (tests: it stays within its bounds). */
+export function resolverCacheSize(): { readonly entries: number; readonly chars: number } {
+  return { entries: RESOLVERS.size, chars: resolverChars }
 }
 
 // adgate's schemas as avsc types of this module's own, so their array counts can be bounded

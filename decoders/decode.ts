@@ -15,7 +15,7 @@ export interface BodyOptions extends DecodeOptions {
 
 /** Bytes as received → events and rejections. Never throws on bad input. */
 export function decodeBody(body: Buffer, options: BodyOptions): DecodeResult {
-  const plain = decompressBody(body, options.contentEncoding, options.maxBytes)
+  const plain = textBody(decompressBody(body, options.contentEncoding, options.maxBytes), options.encoding)
   if (!Buffer.isBuffer(plain)) return { ok: false, error: plain as BodyError }
   switch (options.encoding) {
     case 'json':
@@ -39,7 +39,20 @@ export function transcodeBody(
   projection?: readonly string[],
 ): TranscodeResult | null {
   if (options.encoding !== 'json' && options.encoding !== 'ndjson') return null
-  const plain = decompressBody(body, options.contentEncoding, options.maxBytes)
+  const plain = textBody(decompressBody(body, options.contentEncoding, options.maxBytes), options.encoding)
   if (!Buffer.isBuffer(plain)) return { ok: false, error: plain as BodyError }
   return transcodeJson(plain, options.encoding === 'ndjson', options, projection)
+}
+
+const BOM = Buffer.from([0xef, 0xbb, 0xbf])
+
+/**
+ * One rule for every text encoding (JSON, NDJSON, CSV): a leading UTF-8 byte-order mark is
+ * ignored, as RFC 8259 §8.1 allows and spreadsheet exports need (Excel writes one). Avro is binary.
+ */
+function textBody(plain: Buffer | BodyError, encoding: Encoding): Buffer | BodyError {
+  if (!Buffer.isBuffer(plain) || encoding === 'avro') return plain
+  return plain.length >= 3 && plain[0] === 0xef && plain[1] === 0xbb && plain[2] === 0xbf
+    ? plain.subarray(BOM.length)
+    : plain
 }

@@ -136,7 +136,7 @@ function primitiveConv(node: NullNode | BooleanNode | NumberNode | StringNode | 
         'a 32-bit integer',
       )
     case 'long':
-      return numberConv(node, text, Number.isSafeInteger, 'an integer (within ±2^53)')
+      return numberConv(node, text, isAvroLong, `an integer (within ±${MAX_LONG})`)
     case 'float':
     case 'double':
       return numberConv(node, text, Number.isFinite, 'a finite number')
@@ -145,6 +145,18 @@ function primitiveConv(node: NullNode | BooleanNode | NumberNode | StringNode | 
     case 'bytes':
       return (v) => (Buffer.isBuffer(v) ? v : fail(`must be bytes, got ${describe(v)}`))
   }
+}
+
+/**
+ * The largest whole number a long field takes: avsc encodes longs exactly only within ±(2^53 − 2)
+ * (one less than Number.MAX_SAFE_INTEGER), and refuses the rest when the event is encoded.
+ * Bounding here makes ±(2^53 − 1) a per-event rejection instead of a failed batch; the native
+ * transcoder (native/src/addon.cc, MAX_LONG) defers the same values to this check.
+ */
+export const MAX_LONG = 9007199254740990
+
+function isAvroLong(n: number): boolean {
+  return Number.isInteger(n) && n >= -MAX_LONG && n <= MAX_LONG
 }
 
 function numberConv(b: NumberNode, text: boolean, ok: (n: number) => boolean, what: string): Conv {
@@ -172,6 +184,8 @@ function stringConv(b: StringNode): Conv {
   const max = b.maxLength ?? Number.POSITIVE_INFINITY
   return (v) => {
     if (typeof v !== 'string') return fail(`must be a string, got ${describe(v)}`)
+    // A lone surrogate (JSON "\ud800") has no UTF-8 form: avsc would write invalid bytes.
+    if (!v.isWellFormed()) return fail('must be valid Unicode text (it holds a lone surrogate)')
     if (v.length < min)
       return fail(min === 1 ? 'must not be empty' : `must be at least ${min} characters, got ${v.length}`)
     if (v.length > max) return fail(`must be at most ${max} characters, got ${v.length}`)
@@ -363,14 +377,14 @@ function quickAccept(node: SchemaNode, x: string): string | undefined {
     case 'int':
       return `typeof ${x} === "number" && (${x} | 0) === ${x} && ${range(node, -2147483648, 2147483647)}`
     case 'long':
-      return `typeof ${x} === "number" && Math.floor(${x}) === ${x} && ${range(node, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)}`
+      return `typeof ${x} === "number" && Math.floor(${x}) === ${x} && ${range(node, -MAX_LONG, MAX_LONG)}`
     case 'float':
     case 'double':
       return `typeof ${x} === "number" && Number.isFinite(${x})${node.min === undefined ? '' : ` && ${x} >= ${node.min}`}${node.max === undefined ? '' : ` && ${x} <= ${node.max}`}`
     case 'string': {
       if (node.json) return undefined
       const min = node.minLength ?? 0
-      return `typeof ${x} === "string"${min > 0 ? ` && ${x}.length >= ${min}` : ''}${node.maxLength === undefined ? '' : ` && ${x}.length <= ${node.maxLength}`}`
+      return `typeof ${x} === "string" && ${x}.isWellFormed()${min > 0 ? ` && ${x}.length >= ${min}` : ''}${node.maxLength === undefined ? '' : ` && ${x}.length <= ${node.maxLength}`}`
     }
     default:
       return undefined

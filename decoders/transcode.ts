@@ -285,12 +285,17 @@ export function transcodeJsonJs(
   // decodeJson keeps body order; the index of each accepted event is the next one not rejected.
   let r = 0
   let index = 0
+  let refused: Rejection[] | null = null
   for (const event of decoded.events) {
     while (r < decoded.rejects.length && decoded.rejects[r]!.index === index) {
       r++
       index++
     }
-    encoder.push(event as Record<string, unknown>, index)
+    const reason = encoder.push(event as Record<string, unknown>, index)
+    if (reason !== null) {
+      refused ??= []
+      refused.push({ index, field: null, reason, raw: Buffer.from(JSON.stringify(event)) })
+    }
     index++
   }
   const js = encoder.finish()
@@ -299,7 +304,8 @@ export function transcodeJsonJs(
     buffer: js.buffer,
     spans: js.spans,
     count: js.count,
-    rejects: decoded.rejects,
+    rejects:
+      refused === null ? decoded.rejects : decoded.rejects.concat(refused).sort((a, b) => a.index - b.index),
     ...(js.views ? { views: js.views } : {}),
   }
 }
@@ -333,10 +339,12 @@ class JsEncoder {
       return
     }
     stamp(out as object, options)
-    this.push(out as Record<string, unknown>, index)
+    const refused = this.push(out as Record<string, unknown>, index)
+    if (refused !== null) rejects.push({ index, field: null, reason: refused, raw })
   }
 
-  push(event: Record<string, unknown>, index: number): void {
+  /** Encode one event; a value avsc refuses is that event's rejection (the reason), never a throw. */
+  push(event: Record<string, unknown>, index: number): string | null {
     const key = event[this.keyField] as string
     const start = this.at
     let end: number
@@ -344,7 +352,11 @@ class JsEncoder {
       if (this.buf.length - start > WIRE_HEADER_BYTES + 3 * key.length) {
         writeWireHeader(this.buf, start, this.schema.id)
         // avsc returns a negative position when the value did not fit: grow and retry.
-        end = this.schema.type.encode(event, this.buf, start + WIRE_HEADER_BYTES)
+        try {
+          end = this.schema.type.encode(event, this.buf, start + WIRE_HEADER_BYTES)
+        } catch (err) {
+          return encodeRefusal(err)
+        }
         if (end >= 0 && this.buf.length - end >= 3 * key.length) break
       }
       const bigger = Buffer.allocUnsafe(this.buf.length * 2)
@@ -370,6 +382,7 @@ class JsEncoder {
       for (const f of this.projection) view[f] = event[f]
       this.views.push(view)
     }
+    return null
   }
 
   finish(): { buffer: Buffer; spans: Uint32Array; count: number; views?: Record<string, unknown>[] } {
@@ -380,4 +393,9 @@ class JsEncoder {
       ...(this.views ? { views: this.views } : {}),
     }
   }
+}
+
+/** Why avsc refused an event the normalizer passed: a per-event rejection, not a failed batch. */
+export function encodeRefusal(err: unknown): string {
+  return `cannot be encoded in the Avro schema: ${(err as Error).message}`
 }

@@ -1,7 +1,7 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import { decodeBody, transcodeBody } from '../decoders/decode.js'
 import type { Encoding, Rejection } from '../decoders/result.js'
-import { SPAN } from '../decoders/transcode.js'
+import { encodeRefusal, SPAN } from '../decoders/transcode.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas.js'
@@ -132,9 +132,17 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
     const keyLength = keyBuf.write(event[keyField]!, 0)
     const key = keyBuf.subarray(0, keyLength)
     // Avro written with adgate's schema: reuse the record's bytes; otherwise encode the object.
-    const value = records
-      ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
-      : scratch.encode(schema, event)
+    let value: Buffer
+    try {
+      value = records
+        ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
+        : scratch.encode(schema, event)
+    } catch (err) {
+      // A value avsc refuses is this event's rejection, never a failed task (503 for the batch).
+      const raw = records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event))
+      out.refuse(indexInBody(i, result.rejects), encodeRefusal(err), raw)
+      continue
+    }
     builder.add(topic, partitionFor(key, partitions), key, value, out.headersFor(verdict))
   }
   return out.finish(events.length, result.rejects)
@@ -189,7 +197,9 @@ function decodeOptions(meta: BodyMeta, task: DecodeTask) {
 class BodyRecords {
   private readonly headers: Buffer
   private flagHeaders: Map<string, Buffer> | null = null
-  private ruleRejects: Rejection[] | null = null
+  /** Events refused after decoding: by a data-quality rule, or by the Avro encoder. */
+  private later: Rejection[] | null = null
+  private ruleRejected = 0
   private flagged = 0
 
   constructor(
@@ -211,8 +221,14 @@ class BodyRecords {
 
   /** An event a rule rejects: kept for the response and, with its bytes, the dead-letter topic. */
   reject(rule: RuleReject, index: number, raw: Buffer): void {
-    this.ruleRejects ??= []
-    this.ruleRejects.push({ index, field: rule.field, reason: rule.reason, raw })
+    this.ruleRejected++
+    this.refuse(index, rule.reason, raw, rule.field)
+  }
+
+  /** An event refused after decoding (a rule, or a value the Avro encoder refuses), as `reject`. */
+  refuse(index: number, reason: string, raw: Buffer, field: string | null = null): void {
+    this.later ??= []
+    this.later.push({ index, field, reason, raw })
   }
 
   /** The headers of an accepted event's record: with its flags, if the rules flagged it. */
@@ -229,26 +245,23 @@ class BodyRecords {
     return h
   }
 
-  /** `decoded` events passed the schema; the decoder's and the rules' rejections, in body order. */
+  /** `decoded` events passed the schema; the decoder's and the later rejections, in body order. */
   finish(decoded: number, decoderRejects: readonly Rejection[]): BodyOutcome {
-    const ruleRejects = this.ruleRejects
+    const later = this.later
     const all =
-      ruleRejects === null
-        ? decoderRejects
-        : decoderRejects.concat(ruleRejects).sort((a, b) => a.index - b.index)
+      later === null ? decoderRejects : decoderRejects.concat(later).sort((a, b) => a.index - b.index)
     const rejects: RejectInfo[] = new Array(all.length)
     for (let i = 0; i < all.length; i++) {
       const r = all[i]!
       rejects[i] = { index: r.index, field: r.field, reason: r.reason }
       addDeadLetter(this.task, this.headers, deadLetter(this.meta, r.index, r.field, r.reason, r.raw))
     }
-    const ruleRejected = ruleRejects?.length ?? 0
     return {
       error: null,
-      events: decoded - ruleRejected,
+      events: decoded - (later?.length ?? 0),
       rejects,
       flagged: this.flagged,
-      ruleRejects: ruleRejected,
+      ruleRejects: this.ruleRejected,
     }
   }
 }

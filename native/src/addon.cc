@@ -101,7 +101,20 @@ inline double utf16Length(std::string_view s) {
   return static_cast<double>(n);
 }
 
-constexpr int64_t MAX_SAFE = 9007199254740991LL;
+// As decoders/normalize.ts MAX_LONG: avsc encodes longs exactly only within ±(2^53 − 2).
+// simdjson unescapes a lone \\ud800–\\udfff into its 3-byte form (ED A0–BF xx), which is not UTF-8:
+// such strings go to the JS side, whose normalizer refuses them (decoders/normalize.ts).
+inline bool hasSurrogate(std::string_view s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while ((p = static_cast<const char*>(std::memchr(p, 0xED, end - p))) != nullptr) {
+    if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0) return true;
+    p++;
+  }
+  return false;
+}
+
+constexpr int64_t MAX_LONG = 9007199254740990LL;
 
 class Transcoder : public Napi::ObjectWrap<Transcoder> {
  public:
@@ -297,7 +310,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
         // Only plain integer tokens: 1.0, 1e3 or out-of-range values go to the JS side.
         int64_t i;
         if (t != json_type::number || v.get_int64().get(i)) return DEFER;
-        if (node.kind == K_INT ? (i < INT32_MIN || i > INT32_MAX) : (i < -MAX_SAFE || i > MAX_SAFE)) return DEFER;
+        if (node.kind == K_INT ? (i < INT32_MIN || i > INT32_MAX) : (i < -MAX_LONG || i > MAX_LONG)) return DEFER;
         double d = static_cast<double>(i);
         if ((node.hasMin && d < node.min) || (node.hasMax && d > node.max)) return DEFER;
         putLong(dst, i);
@@ -323,7 +336,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
       }
       case K_STRING: {
         std::string_view s;
-        if (t != json_type::string || v.get_string().get(s)) return DEFER;
+        if (t != json_type::string || v.get_string().get(s) || hasSurrogate(s)) return DEFER;
         // A UTF-16 length lies between bytes/3 and bytes: count only when the bounds are that close.
         const double bytes = static_cast<double>(s.size());
         if (bytes > node.maxLength || bytes < 3 * node.minLength) {

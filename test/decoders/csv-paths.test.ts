@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import * as csv from '../../decoders/csv.js'
-import { plainRows, quotedRows } from '../../decoders/csv.js'
+import { plainRows, QuoteError, wellQuotedRows } from '../../decoders/csv.js'
+import { quotedRows } from '../support/csv-reference.js'
 import { decode, ok } from '../support/decode.js'
 
 /**
@@ -42,7 +42,7 @@ const plainText = fc
     return text + (rows.length > 0 ? trailing : '')
   })
 
-// csv-parse is the reference; quotedRows is adgate's call of it.
+// csv-parse is the reference.
 const reference = (text: string, limit: number) => quotedRows(text, limit)
 
 describe('CSV paths agree', () => {
@@ -82,23 +82,33 @@ describe('CSV paths agree', () => {
       const lines = rows.map((cells) => cells.map((c) => c.text).join(','))
       return lines.map((l, i) => (i === 0 ? l : eols[i % eols.length]! + l)).join('') + trailing
     })
-  const wellQuotedRows = (csv as Record<string, unknown>).wellQuotedRows as
-    | ((text: string, limit: number) => ReturnType<typeof quotedRows> | undefined)
-    | undefined
+  it('wellQuotedRows reads well-quoted text exactly as csv-parse does', () => {
+    fc.assert(
+      fc.property(quotedText, fc.integer({ min: 0, max: 12 }), (text, limit) => {
+        expect(wellQuotedRows(text, limit)).toEqual(reference(text, limit))
+      }),
+      { numRuns: 1500 },
+    )
+  })
 
-  it.skipIf(wellQuotedRows === undefined)(
-    'wellQuotedRows reads well-quoted text exactly as csv-parse does',
-    () => {
-      fc.assert(
-        fc.property(quotedText, fc.integer({ min: 0, max: 12 }), (text, limit) => {
-          const rows = wellQuotedRows!(text, limit)
-          expect(rows).toBeDefined()
-          expect(rows).toEqual(reference(text, limit))
-        }),
-        { numRuns: 1500 },
-      )
-    },
-  )
+  it('wellQuotedRows refuses exactly the text csv-parse refuses (stray, unclosed or trailing quotes)', () => {
+    const hostile = fc
+      .array(fc.constantFrom('a', ',', '"', '\n', '\r\n', 'b "c"', '""'), { maxLength: 30 })
+      .map((parts) => parts.join(''))
+    fc.assert(
+      fc.property(hostile, (text) => {
+        let expected: unknown
+        try {
+          expected = reference(text, 1000)
+        } catch {
+          expected = 'refused'
+        }
+        const rows = wellQuotedRows(text, 1000)
+        expect(rows instanceof QuoteError ? 'refused' : rows).toEqual(expected)
+      }),
+      { numRuns: 3000 },
+    )
+  })
 
   it('decodeCsv gives the same events and rejects whichever path reads the body', () => {
     const header = 'event_id,event_time,click_id,impression_id,campaign_id,user_agent,ip,landing_url'
