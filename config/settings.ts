@@ -165,6 +165,12 @@ export const SETTINGS = {
     'JSON bodies through the native transcoder when it is built (0: always the JS decoder)',
     oneOf('0', '1'),
   ),
+  strictHttp: setting(
+    'ADGATE_STRICT_HTTP',
+    'on',
+    'on: every request head is checked against RFC 9110/9112 before uWS reads it, so malformed or unusual requests (HTTP/1.0, odd header names, bad framing) get their status instead of no answer; off: uWS alone (faster for tiny requests; behind a proxy that normalizes requests)',
+    oneOf('on', 'off'),
+  ),
   bodyTimeoutMs: setting(
     'ADGATE_BODY_TIMEOUT_MS',
     '10000',

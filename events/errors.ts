@@ -49,6 +49,33 @@ export const ERRORS = {
     message: 'The API key may not send this event type',
   },
   RATE_LIMITED: { status: 429, retryable: true, message: "Over the API key's rate limit" },
+  // HTTP itself (RFC 9110/9112): answered before any route runs
+  MALFORMED_REQUEST: {
+    status: 400,
+    retryable: false,
+    message: 'The request is not valid HTTP/1.1 (RFC 9110/9112)',
+  },
+  URI_TOO_LONG: { status: 414, retryable: false, message: 'The request line is longer than the limit' },
+  NOT_IMPLEMENTED: {
+    status: 501,
+    retryable: false,
+    message: 'The method or transfer coding is not implemented',
+  },
+  HTTP_VERSION_NOT_SUPPORTED: {
+    status: 505,
+    retryable: false,
+    message: 'Only HTTP/1.0 and HTTP/1.1 are served',
+  },
+  BAD_WEBSOCKET_HANDSHAKE: {
+    status: 400,
+    retryable: false,
+    message: 'The WebSocket handshake is not valid (RFC 6455 §4.2.1)',
+  },
+  UPGRADE_REQUIRED: {
+    status: 426,
+    retryable: false,
+    message: 'This route is a WebSocket: upgrade to websocket, version 13 (RFC 6455 §4.4)',
+  },
   // Routing
   NOT_FOUND: { status: 404, retryable: false, message: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'Method not allowed on this route' },

@@ -1,7 +1,8 @@
 import type { HttpResponse } from 'uWebSockets.js'
 import { ERRORS, type ErrorCode } from '../events/errors.js'
 
-const STATUS_LINE: Readonly<Record<number, string>> = {
+/** Status lines (RFC 9110 §15 reason phrases) of every status adgate answers. */
+export const STATUS_LINE: Readonly<Record<number, string>> = {
   200: '200 OK',
   204: '204 No Content',
   207: '207 Multi-Status',
@@ -12,12 +13,16 @@ const STATUS_LINE: Readonly<Record<number, string>> = {
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   408: '408 Request Timeout',
-  413: '413 Payload Too Large',
+  413: '413 Content Too Large',
+  414: '414 URI Too Long',
   415: '415 Unsupported Media Type',
   429: '429 Too Many Requests',
+  426: '426 Upgrade Required',
   431: '431 Request Header Fields Too Large',
   500: '500 Internal Server Error',
+  501: '501 Not Implemented',
   503: '503 Service Unavailable',
+  505: '505 HTTP Version Not Supported',
 }
 
 const WWW_AUTHENTICATE = { 'WWW-Authenticate': 'Bearer realm="adgate"' }

@@ -17,6 +17,7 @@ import { DecodePool } from '../workers/pool.js'
 import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
+import { startGuard } from './http-guard.js'
 import { IngestService } from './ingest.js'
 import { advanceTo, createGatewayMetrics, type GatewayMetrics } from './metrics.js'
 import { GatewayQuality } from './quality.js'
@@ -106,9 +107,12 @@ export async function startGateway(
   const ingest = new IngestService(pool, delivery, metrics, logger, quality)
   const deps = { config, auth, ingest, metrics, logger }
 
-  const app = config.tlsCert
-    ? uWS.SSLApp({ cert_file_name: config.tlsCert, key_file_name: config.tlsKey! })
-    : uWS.App()
+  // With the strict-HTTP guard in front, uWS serves the guard on loopback and the guard owns TLS.
+  const strict = config.strictHttp === 'on'
+  const app =
+    config.tlsCert && !strict
+      ? uWS.SSLApp({ cert_file_name: config.tlsCert, key_file_name: config.tlsKey! })
+      : uWS.App()
   if (config.tlsCert) readFileSync(config.tlsCert) // fail loudly at start-up on an unreadable file
   const routes = new EventRoutes(deps)
   routes.register(app)
@@ -204,12 +208,24 @@ export async function startGateway(
     )
   })
 
+  const uwsHost = strict ? '127.0.0.1' : config.host
+  const uwsPort = strict ? 0 : config.port
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) =>
-      socket ? resolve(socket) : reject(new Error(`cannot listen on ${config.host}:${config.port}`)),
+    app.listen(uwsHost, uwsPort, (socket) =>
+      socket ? resolve(socket) : reject(new Error(`cannot listen on ${uwsHost}:${uwsPort}`)),
     )
   })
-  const port = uWS.us_socket_local_port(listenSocket)
+  const guard = strict
+    ? await startGuard(config.host, config.port, {
+        upstreamPort: uWS.us_socket_local_port(listenSocket),
+        maxHeaderBytes: config.maxHeaderBytes,
+        maxBodyBytes: config.maxBodyBytes,
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        ...(config.tlsCert ? { tls: { cert: config.tlsCert, key: config.tlsKey! } } : {}),
+        onRefused: (status) => metrics.requests.inc({ route: '(http)', status }),
+      })
+    : null
+  const port = guard?.port ?? uWS.us_socket_local_port(listenSocket)
   logger.info(
     {
       port,
@@ -219,6 +235,7 @@ export async function startGateway(
       spool: spool ? join(config.dataDir, 'spool') : null,
       workers: config.workers,
       tls: Boolean(config.tlsCert),
+      strictHttp: strict,
     },
     'gateway listening',
   )
@@ -231,11 +248,13 @@ export async function startGateway(
       closing ??= (async () => {
         logger.info({ inFlight: routes.inFlight }, 'draining')
         ingest.startDraining()
+        const guardClosed = guard?.close()
         uWS.us_listen_socket_close(listenSocket)
         const deadline = Date.now() + config.shutdownTimeoutMs
         while (routes.inFlight + trackers.inFlight > 0 && Date.now() < deadline)
           await new Promise((r) => setTimeout(r, 10))
         routes.close()
+        await Promise.all([guardClosed, guard?.close(true)])
         await replayer?.stop()
         await sink?.close()
         await pool.close()

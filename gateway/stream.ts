@@ -1,4 +1,4 @@
-import type { TemplatedApp, WebSocket } from 'uWebSockets.js'
+import type { HttpRequest, TemplatedApp, WebSocket } from 'uWebSockets.js'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { CONTENT_ENCODINGS, type ContentEncoding } from '../decoders/content-encoding.js'
@@ -49,6 +49,11 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const requestId = requestIdFrom(req.getHeader('x-request-id'))
+      const refused = handshakeError(req, requestId)
+      if (refused !== null) {
+        writeReply(res, refused, requestId)
+        return
+      }
       const principal = auth.principal(req.getHeader('x-api-key'), req.getHeader('authorization'))
       if (typeof principal === 'string') {
         writeReply(res, errorReply(principal, AUTH_DETAIL[principal]('these'), requestId), requestId)
@@ -151,7 +156,47 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
         })
     },
   })
+  // uWS passes a GET without Sec-WebSocket-Key on to the next route: answer it here, not 404.
+  app.get('/v1/stream', (res, req) => {
+    const requestId = requestIdFrom(req.getHeader('x-request-id'))
+    writeReply(
+      res,
+      handshakeError(req, requestId) ?? errorReply('BAD_WEBSOCKET_HANDSHAKE', 'no handshake', requestId),
+      requestId,
+    )
+  })
 }
+
+/**
+ * RFC 6455 §4.2.1: a GET with Upgrade: websocket, Connection: Upgrade, a Sec-WebSocket-Key of 16
+ * base64 bytes and version 13. uWS upgrades without checking the first two or the version.
+ */
+function handshakeError(req: HttpRequest, requestId: string): Reply | null {
+  const upgrade = req.getHeader('upgrade').toLowerCase()
+  const version = req.getHeader('sec-websocket-version')
+  if (!upgrade.split(',').some((t) => t.trim() === 'websocket') || version !== '13')
+    return errorReply(
+      'UPGRADE_REQUIRED',
+      version === '' || version === '13'
+        ? 'send Upgrade: websocket'
+        : `Sec-WebSocket-Version ${JSON.stringify(version)}; only 13`,
+      requestId,
+      {},
+      UPGRADE_HEADERS,
+    )
+  if (!/(^|,)\s*upgrade\s*(,|$)/i.test(req.getHeader('connection')))
+    return errorReply('BAD_WEBSOCKET_HANDSHAKE', 'send Connection: Upgrade', requestId)
+  if (!WEBSOCKET_KEY.test(req.getHeader('sec-websocket-key')))
+    return errorReply(
+      'BAD_WEBSOCKET_HANDSHAKE',
+      'Sec-WebSocket-Key must be 16 random bytes in base64',
+      requestId,
+    )
+  return null
+}
+
+const UPGRADE_HEADERS = { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' }
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/
 
 function ack(ws: WebSocket<Session>, metrics: GatewayMetrics, seq: number | null, reply: Reply): void {
   metrics.wsBatches.inc({ status: reply.status })

@@ -2,7 +2,12 @@
 // same way; a leading byte-order mark is ignored on every text encoding; the Avro writer-schema
 // cache is bounded in bytes.
 import { describe, expect, it } from 'vitest'
-import { MAX_RESOLVER_CHARS, MAX_WRITER_SCHEMA_BYTES, resolverCacheSize } from '../../decoders/avro.js'
+import {
+  MAX_RESOLVER_CHARS,
+  MAX_WRITER_SCHEMA_BYTES,
+  MAX_WRITER_SCHEMA_FIELDS,
+  resolverCacheSize,
+} from '../../decoders/avro.js'
 import { boundedType } from '../../decoders/avro-bounds.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
@@ -72,6 +77,16 @@ describe('issue 15 defect 5: the Avro writer-schema cache is bounded in bytes', 
   it('a writer schema over the limit is refused before it is parsed', () => {
     const huge = { ...SCHEMA, doc: 'x'.repeat(MAX_WRITER_SCHEMA_BYTES) }
     expectError(decode('impression', 'avro', container(huge, [])), 'SCHEMA_MISMATCH')
+  })
+
+  it('a writer schema with more fields than the limit is refused before it is compiled', () => {
+    const fields = Array.from({ length: MAX_WRITER_SCHEMA_FIELDS + 1 }, (_, i) => ({
+      name: `f${i}`,
+      type: 'int',
+    }))
+    const r = decode('impression', 'avro', container({ type: 'record', name: 'Wide', fields }, []))
+    expectError(r, 'SCHEMA_MISMATCH')
+    expect(!r.ok && r.error.detail).toContain(`limit is ${MAX_WRITER_SCHEMA_FIELDS}`)
   })
 
   it('hundreds of distinct large schemas (valid or not) keep the cache within its byte bound', () => {

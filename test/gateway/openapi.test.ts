@@ -223,6 +223,7 @@ for (const type of EVENT_TYPES) {
     return post(json(batch))
   }
   recipes[`POST ${path} 400`] = async () => [
+    await rawRequest(gw.port, rawPostHead({ 'Content-Length': '2', 'content-length': '3' })),
     await post('{"event_id": '),
     await post(json([{ event_id: 'a' }, 5])),
     await post('[]'),
@@ -235,6 +236,15 @@ for (const type of EVENT_TYPES) {
       },
     ),
   ]
+  // The HTTP-level answers of the edge (ADGATE_STRICT_HTTP=on), before any route runs.
+  const rawPost = (requestLine: string, headers: Record<string, string> = {}) =>
+    rawRequest(gw.port, rawPostHead(headers).replace(`POST ${path} HTTP/1.1`, requestLine))
+  recipes[`POST ${path} 414`] = () => rawPost(`POST ${path}?${'q'.repeat(20_000)} HTTP/1.1`)
+  recipes[`POST ${path} 501`] = async () => [
+    await rawPost(`QUERY ${path} HTTP/1.1`, { 'Content-Length': '0' }),
+    await rawPost(`POST ${path} HTTP/1.1`, { 'Transfer-Encoding': 'gzip, chunked' }),
+  ]
+  recipes[`POST ${path} 505`] = () => rawPost(`POST ${path} HTTP/2.0`, { 'Content-Length': '0' })
   recipes[`POST ${path} 401`] = async () => [
     await post(json(events(type, 1)), {}, null),
     await post(json(events(type, 1)), {}, 'not-a-real-key'),
@@ -326,7 +336,22 @@ recipes['GET /v1/stream 401'] = async () => [
   { ...(await rawRequest(gw.port, upgradeHead(undefined, 'oa-ws-1'))), sentRequestId: 'oa-ws-1' },
   { ...(await rawRequest(gw.port, upgradeHead('not-a-real-key', 'oa-ws-2'))), sentRequestId: 'oa-ws-2' },
 ]
-recipes['GET /v1/stream 404'] = () => send('GET', '/v1/stream')
+recipes['GET /v1/stream 400'] = () =>
+  rawRequest(
+    gw.port,
+    rawHead('GET', '/v1/stream', {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Version': 13,
+    }),
+  )
+recipes['GET /v1/stream 426'] = async () => [
+  await send('GET', '/v1/stream'),
+  await rawRequest(
+    gw.port,
+    upgradeHead(SSP).replace('Sec-WebSocket-Version: 13', 'Sec-WebSocket-Version: abc'),
+  ),
+]
 recipes['GET /v1/stream 503'] = async () => (await drain()).stream
 // Trackers: GET with the event in the query; redirects are not followed.
 const tracker = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
