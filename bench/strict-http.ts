@@ -7,12 +7,12 @@ import {
   cpuSeconds,
   ensureKafka,
   load,
-  median,
   type Server,
   startGateway,
   stop,
   summarise,
 } from './lib/servers.js'
+import { median } from './lib/stats.js'
 
 export const description =
   'what the strict-HTTP guard (ADGATE_STRICT_HTTP=on, the default) costs: the same gateway with it on and off, interleaved'

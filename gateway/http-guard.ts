@@ -3,7 +3,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import type { ErrorCode } from '../events/errors.js'
 import { ChunkedBody } from './chunked-body.js'
-import { checkHead, type HeadLimits, requestIdIn } from './request-head.js'
+import { checkHead, type HeadLimits, PEER_HEADER, requestIdIn } from './request-head.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, STATUS_LINE } from './responses.js'
 
@@ -62,11 +62,14 @@ export async function startGuard(host: string, port: number, options: GuardOptio
   })
   return {
     port: (server.address() as net.AddressInfo).port,
-    close: (force = false) =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        if (force) for (const c of open) c.destroy()
-      }),
+    close: async (force = false) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      if (!force) return closed
+      // Answers uWS already wrote may still be on their way through: let each connection pass
+      // what it owes, then close it (at most SHUTDOWN_GRACE_MS).
+      await Promise.all([...open].map((c) => c.shutdown()))
+      await closed
+    },
   }
 }
 
@@ -75,10 +78,14 @@ type Pending =
   | { readonly local: Buffer }
 
 const HEAD_END = Buffer.from('\n\r\n')
+const CRLF = Buffer.from('\r\n')
+const RESPONSE_START = Buffer.from('HTTP/1.1 ')
 const BARE_HEAD_END = Buffer.from('\n\n')
 const CONTENT_LENGTH_TEXT = '\r\ncontent-length:'
 /** After refusing, how long bytes still arriving are read and dropped so the close is not a reset. */
 const LINGER_MS = 2000
+/** On shutdown, how long a connection may still pass the answers it owes. */
+const SHUTDOWN_GRACE_MS = 2000
 
 class GuardedConnection {
   private readonly upstream: net.Socket
@@ -93,6 +100,7 @@ class GuardedConnection {
   private readonly chunked = new ChunkedBody()
   private chunkedHead: Buffer | null = null
   private chunkedAnswer: Pending | null = null
+  private peerLine: Buffer | null = null
   /** Pipelined bytes waiting for the answer before them. */
   private held: Buffer | null = null
   /** When the request being received started (its first byte), for 408. */
@@ -125,6 +133,24 @@ class GuardedConnection {
     client.on('close', () => this.destroy())
     this.upstream.on('close', () => this.upstreamEnded())
   }
+
+  /** Close once the answers owed are through (or after SHUTDOWN_GRACE_MS). */
+  shutdown(): Promise<void> {
+    this.input = 'done'
+    if (this.closed || this.pending.length === 0) {
+      this.destroy()
+      return Promise.resolve()
+    }
+    return new Promise<void>((resolve) => {
+      this.onShutdown = () => {
+        this.destroy()
+        resolve()
+      }
+      setTimeout(this.onShutdown, SHUTDOWN_GRACE_MS).unref()
+    })
+  }
+
+  private onShutdown: (() => void) | null = null
 
   destroy(): void {
     if (this.closed) return
@@ -184,7 +210,7 @@ class GuardedConnection {
         }
         if (this.chunked.done) {
           this.pending.push(this.chunkedAnswer!)
-          this.toUpstream(this.chunkedHead!)
+          this.toUpstream(this.withPeer(this.chunkedHead!, false))
           this.toUpstream(Buffer.from(`Content-Length: ${this.chunked.length}\r\n\r\n`))
           this.toUpstream(this.chunked.data())
           this.chunkedHead = null
@@ -247,7 +273,7 @@ class GuardedConnection {
       this.chunkedHead = head.head
       this.chunkedAnswer = answer
     } else {
-      this.toUpstream(head.head)
+      this.toUpstream(this.withPeer(head.head))
       this.pending.push(answer)
     }
     this.closeAfter = head.close
@@ -262,6 +288,13 @@ class GuardedConnection {
       this.requestDone()
     }
     return consumed
+  }
+
+  /** The head with the client's address added (trackers record it), before its final CRLF. */
+  private withPeer(head: Buffer, complete = true): Buffer {
+    this.peerLine ??= Buffer.from(`${PEER_HEADER}: ${this.client.remoteAddress ?? ''}\r\n`, 'latin1')
+    if (!complete) return Buffer.concat([head, this.peerLine])
+    return Buffer.concat([head.subarray(0, head.length - 2), this.peerLine, CRLF])
   }
 
   /** A head over the limit: 414 when the request line alone is (RFC 9112 §3), else 431. */
@@ -393,7 +426,15 @@ class GuardedConnection {
       return consumed
     }
     if (status < 200) return consumed // 100 Continue: the final answer follows
-    const length = contentLength(head)
+    const front = this.pending[0]
+    let length = contentLength(head)
+    if (front?.local === null && front.headOnly) {
+      // A HEAD answer has no body (RFC 9110 §9.3.2), but uWS writes one on routes without a HEAD
+      // handler, in the same write as the head: drop it when it is there.
+      const next = buf.subarray(headEnd)
+      const hasBody = length !== null && length > 0 && next.length > 0 && !startsWith(next, RESPONSE_START)
+      length = hasBody ? length : 0
+    }
     if (length === null) {
       // No length (uWS never does this for end()): the body runs to the close.
       this.output = 'tunnel'
@@ -413,6 +454,10 @@ class GuardedConnection {
       return
     }
     this.flushLocal()
+    if (this.pending.length === 0 && this.onShutdown !== null) {
+      this.onShutdown()
+      return
+    }
     if (this.pending.length === 0 && this.held !== null) {
       const held = this.held
       this.held = null
@@ -472,4 +517,8 @@ function contentLength(head: Buffer): number | null {
   while (head[i] === 32) i++
   for (; head[i]! >= 48 && head[i]! <= 57; i++) n = n * 10 + head[i]! - 48
   return n
+}
+
+function startsWith(buf: Buffer, prefix: Buffer): boolean {
+  return buf.length >= prefix.length && buf.subarray(0, prefix.length).equals(prefix)
 }

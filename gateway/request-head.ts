@@ -18,7 +18,7 @@ export interface HeadOk {
   /** Body framing: a Content-Length, or chunked. */
   readonly length: number
   readonly chunked: boolean
-  /** HEAD was sent to uWS as GET: the response's body is dropped. */
+  /** A HEAD request: its answer has no body (uWS writes one on some routes; it is dropped). */
   readonly headOnly: boolean
   /** The client asked to close after this response (HTTP/1.0 without keep-alive, Connection: close). */
   readonly close: boolean
@@ -34,6 +34,10 @@ export interface HeadRefused {
   /** Extra response headers (Allow, Sec-WebSocket-Version …). */
   readonly headers?: Readonly<Record<string, string>>
 }
+
+/** The header the guard adds with the client's address (uWS sees only the guard's). */
+export const PEER_HEADER = 'X-Adgate-Peer'
+const PEER_HEADER_LOWER = 'x-adgate-peer'
 
 /** Methods this uWS build routes; any other token is answered 501 (RFC 9110 §9.1). */
 const ROUTED_METHODS = new Set([
@@ -93,7 +97,8 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
   const parts = requestLine.split(' ')
   if (parts.length !== 3)
     return refuse('MALFORMED_REQUEST', 'the request line is method SP target SP version (RFC 9112 §3)')
-  let [method, target, version] = parts as [string, string, string]
+  const [method, version] = [parts[0]!, parts[2]!]
+  let target = parts[1]!
   if (!TOKEN.test(method)) return refuse('MALFORMED_REQUEST', 'the method is not a token (RFC 9110 §9.1)')
   const v = VERSION.exec(version)
   if (v === null)
@@ -177,6 +182,11 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
       case 'x-request-id':
         requestIdHeader = value
         break
+      case PEER_HEADER_LOWER:
+        // Only the guard says who the peer is: a client's own claim is dropped.
+        drop ??= []
+        drop.push([pos, eol + 2])
+        break
     }
     pos = eol + 2
   }
@@ -230,11 +240,10 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
 
   const close = http10 ? !/\bkeep-alive\b/.test(connection) : /\bclose\b/.test(connection)
   const headOnly = method === 'HEAD'
-  const rewrite = http10 || v[2] !== '1' || headOnly || drop !== null || target !== parts[1]
+  const rewrite = http10 || v[2] !== '1' || drop !== null || target !== parts[1]
   let out = head
   if (rewrite) {
-    // uWS answers HTTP/1.1 only, routes GET but not HEAD, and needs a Host: give it what it reads.
-    if (headOnly) method = 'GET'
+    // uWS answers HTTP/1.1 only and needs a Host: give it what it reads.
     let fieldsText = ''
     let at = lineEnd + 2
     for (const [from, to] of drop ?? []) {

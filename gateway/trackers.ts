@@ -210,7 +210,8 @@ export class TrackerRoutes {
       query,
       requestId: requestIdFrom(req.getHeader('x-request-id')),
       userAgent: req.getHeader('user-agent'),
-      ip: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      // Behind the strict-HTTP guard uWS sees the guard's address; the guard says the client's.
+      ip: req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString(),
       apiKey: req.getHeader('x-api-key'),
       authorization: req.getHeader('authorization'),
       headerBytes,
