@@ -138,12 +138,12 @@ class GuardedConnection {
   shutdown(): Promise<void> {
     this.input = 'done'
     if (this.closed || this.pending.length === 0) {
-      this.destroy()
+      this.finish() // an end, not a destroy: what was written still reaches the client
       return Promise.resolve()
     }
     return new Promise<void>((resolve) => {
       this.onShutdown = () => {
-        this.destroy()
+        this.finish()
         resolve()
       }
       setTimeout(this.onShutdown, SHUTDOWN_GRACE_MS).unref()

@@ -23,6 +23,7 @@ import {
   Timeline,
   writeOutcome,
 } from './lib.js'
+import { noisyNeighbour } from './noisy-neighbour.js'
 import { type OpenLoopRequest, type OpenLoopResult, openLoop } from './open-loop.js'
 
 /**
@@ -546,7 +547,47 @@ const outage: Scenario = async (args) => {
   }
 }
 
+/** Issue 15: valid traffic beside a client posting the worst bodies per decoder (noisy-neighbour.ts). */
+const noisy: Scenario = async (args) =>
+  withGateway(
+    args,
+    { ADGATE_WORKERS: '1' },
+    async (gw) => {
+      const seconds = 15
+      const r = await noisyNeighbour(gw.url, seconds)
+      const fivexx = Object.keys(r.valid_non2xx).filter((k) => k.startsWith('5') || k === 'errors')
+      const checks: Check[] = [
+        {
+          name: 'valid traffic keeps ≥ 90% of its throughput beside the neighbour',
+          ok: r.ratio >= 0.9,
+          detail: `${r.with_neighbour_events_per_s} vs ${r.alone_events_per_s} events/s alone (${(r.ratio * 100).toFixed(1)}%)`,
+        },
+        { name: 'no 5xx for valid traffic', ok: fivexx.length === 0, detail: JSON.stringify(r.valid_non2xx) },
+      ]
+      // Closed loop (the most valid traffic can push, with and without the neighbour): throughput
+      // only; latency figures come from the open-loop scenarios.
+      const result = {
+        ...r.result,
+        scenario: 'noisy-neighbour',
+        events_per_s: r.with_neighbour_events_per_s,
+        p50_ms: null,
+        p99_ms: null,
+        p999_ms: null,
+        errors: r.result.errors,
+        non2xx: r.result.non2xx,
+        alone_events_per_s: r.alone_events_per_s,
+        with_neighbour_events_per_s: r.with_neighbour_events_per_s,
+        ratio: r.ratio,
+        valid_non2xx: r.valid_non2xx,
+        neighbour: r.neighbour,
+      }
+      return { scenario: 'noisy-neighbour', result, checks }
+    },
+    true,
+  )
+
 const SCENARIOS: Record<string, Scenario> = {
+  'noisy-neighbour': noisy,
   steady,
   spike,
   soak,
