@@ -1,0 +1,227 @@
+// Refusals on the secured three-broker cluster, under load: a wrong password (then corrected in
+// its file, which is read at each authentication), a plaintext client against the TLS listener,
+// a user without ACLs, and a topic whose max.message.bytes is below adgate's batches. None may
+// turn into 200s from the spool: the answers are 503 (or 413 for events Kafka can never take),
+// /readyz says not ready while Kafka refuses adgate, nothing is spooled, and every event that was
+// acknowledged is in Kafka in order.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Admin } from '@platformatic/kafka'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { EVENT_INFO, type EventType } from '../../events/catalog.js'
+import type { RunningGateway } from '../support/gateway.js'
+import { clusterClientOptions, type KafkaCluster } from '../support/kafka-cluster.js'
+import type { ClusterNodes } from './support/cluster-nodes.js'
+import { Load, sleep, waitFor } from './support/load.js'
+import { metric, ReadyPoller } from './support/observe.js'
+import { logTail, Rig, runId } from './support/rig.js'
+import {
+  type Downstream,
+  expectAnswered,
+  type Figures,
+  figures,
+  offsetsNow,
+  readBack,
+  report,
+  trackPassed,
+} from './support/verify.js'
+
+const cluster = inject('kafkaCluster')
+if (!cluster && process.env.CI === 'true')
+  throw new Error('kafkaCluster is null in CI: the secured cluster must run')
+
+const REFUSED_MS = 8_000
+const SMALL_MAX_MESSAGE_BYTES = 1_500
+
+interface Refusal {
+  readonly name: string
+  readonly title: string
+  /** gateway settings that make Kafka refuse it (writes files into `dir` if needed) */
+  env(c: KafkaCluster, dir: string): Record<string, string>
+  /** answers allowed while refused */
+  readonly refusedOutcomes: readonly string[]
+  /** the event types posted */
+  readonly types?: readonly EventType[]
+  /** true: /readyz must say not ready while refused */
+  readonly notReady: boolean
+  /** undo the refusal while the gateway runs; resolves when done (none: it stays refused) */
+  fix?(c: KafkaCluster, dir: string): Promise<void>
+}
+
+const REFUSALS: readonly Refusal[] = [
+  {
+    name: 'cluster-wrong-password',
+    title: 'a wrong SCRAM password, then the right one written to the password file',
+    env: (_c, dir) => {
+      writeFileSync(join(dir, 'password'), 'not-the-password\n')
+      return { KAFKA_SASL_PASSWORD_FILE: join(dir, 'password') }
+    },
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    notReady: true,
+    async fix(c, dir) {
+      writeFileSync(join(dir, 'password'), `${c.users.adgate.password}\n`)
+    },
+  },
+  {
+    name: 'cluster-plaintext-client',
+    title: 'a PLAINTEXT client against the SASL_SSL listener',
+    env: () => ({ KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT' }),
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    notReady: true,
+  },
+  {
+    name: 'cluster-missing-acl',
+    title: 'a user that authenticates but has no ACLs',
+    env: (c) => ({
+      KAFKA_SASL_USERNAME: c.users.noacl.username,
+      KAFKA_SASL_PASSWORD_FILE: c.users.noacl.passwordFile,
+    }),
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    notReady: true,
+  },
+  {
+    name: 'cluster-message-too-large',
+    title: `a topic refusing messages over ${SMALL_MAX_MESSAGE_BYTES} bytes (max.message.bytes), other topics unaffected`,
+    env: () => ({}),
+    types: ['impression', 'bid'],
+    refusedOutcomes: ['413 EVENTS_TOO_LARGE_FOR_KAFKA'],
+    notReady: false,
+  },
+]
+
+/** Sets (or with null removes) a topic config as the admin user. */
+async function topicConfig(
+  c: KafkaCluster,
+  topic: string,
+  name: string,
+  value: string | null,
+): Promise<void> {
+  const admin = new Admin({ clientId: 'adgate-fault-control', ...clusterClientOptions(c, 'admin') })
+  try {
+    await admin.incrementalAlterConfigs({
+      resources: [
+        {
+          resourceType: 2,
+          resourceName: topic,
+          configs: [value === null ? { name, configOperation: 1 } : { name, configOperation: 0, value }],
+        },
+      ],
+    })
+  } finally {
+    await admin.close()
+  }
+}
+
+for (const refusal of REFUSALS) {
+  describe.skipIf(!cluster)(`refusal on the secured 3-broker cluster: ${refusal.title}`, () => {
+    let rig: Rig<ClusterNodes>
+    let gw: RunningGateway
+    let load: Load
+    let ready: ReadyPoller
+    let down: Downstream
+    let fig: Figures
+    const t = { refused: 0, fixed: 0, firstAckAfterFix: 0 }
+    let spooledEvents = -1
+    const tooLarge = refusal.name === 'cluster-message-too-large'
+    const passed = trackPassed()
+
+    beforeAll(async () => {
+      const c = cluster!
+      rig = Rig.onCluster(c)
+      await rig.broker.healthy()
+      // a gateway with the right settings first: adgate's topics exist (created as adgate does)
+      const setup = await rig.gateway()
+      await setup.stop()
+      const run = runId(refusal.name)
+      const from = await offsetsNow(rig.brokers, rig.broker.connection)
+      if (tooLarge)
+        await topicConfig(
+          c,
+          EVENT_INFO.impression.topic,
+          'max.message.bytes',
+          String(SMALL_MAX_MESSAGE_BYTES),
+        )
+      const dir = rig.dataDir()
+      gw = await rig.gateway(refusal.env(c, dir))
+      load = new Load(gw.url, {
+        run,
+        clients: 2,
+        pauseMs: 100,
+        maxEvents: 4000,
+        types: refusal.types ?? ['impression'],
+      })
+      ready = new ReadyPoller(() => gw.url, 250)
+      const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+      t.refused = Date.now()
+      load.start()
+      try {
+        await sleep(REFUSED_MS)
+        spooledEvents = await metric(gw.url, 'adgate_spool_events')
+        if (refusal.fix) {
+          await refusal.fix(c, dir)
+          t.fixed = Date.now()
+          await waitFor(
+            'a 200 after the fix',
+            () => load.answered((e) => e.sentAt > t.fixed && e.status === 200),
+            60_000,
+            detail,
+          )
+          t.firstAckAfterFix = Math.min(
+            ...load
+              .acked()
+              .filter((e) => e.sentAt > t.fixed)
+              .map((e) => e.answeredAt),
+          )
+        }
+      } finally {
+        await load.stop()
+        await ready.stop()
+        if (tooLarge) await topicConfig(c, EVENT_INFO.impression.topic, 'max.message.bytes', null)
+      }
+      const rss = rig.rss.peakMb(gw.process.pid)
+      await gw.stop()
+      down = await readBack(rig.brokers, from, run, rig.broker.connection)
+      fig = figures(refusal.name, load, down, rss, {
+        refused_ms: (t.fixed || Date.now()) - t.refused,
+        spooled_events_while_refused: spooledEvents,
+        time_to_recover_ms: t.fixed ? t.firstAckAfterFix - t.fixed : null,
+      })
+    }, 240_000)
+
+    afterAll(async () => {
+      if (fig) report(fig, passed())
+      await rig?.release()
+    }, 180_000)
+
+    const whileRefused = () =>
+      load.exchanges.filter((e) => e.sentAt >= t.refused && (!t.fixed || e.answeredAt < t.fixed))
+
+    it('answers every request in time, and never 200 for what Kafka refuses', () => {
+      const refusedType = tooLarge ? 'impression' : null
+      expectAnswered(load, (e, o) => {
+        const refused = t.fixed === 0 || e.answeredAt < t.fixed
+        if (!refused || (refusedType !== null && e.type !== refusedType)) return o === '200'
+        return refusal.refusedOutcomes.includes(o)
+      })
+      expect(whileRefused().length).toBeGreaterThan(5)
+    })
+
+    it('spools nothing it was refused', () => {
+      expect(spooledEvents).toBe(0)
+    })
+
+    it.runIf(refusal.notReady)('says not ready on /readyz while Kafka refuses adgate', () => {
+      const late = ready.samples.filter(
+        (s) => s.at > t.refused + REFUSED_MS / 2 && (!t.fixed || s.at < t.fixed),
+      )
+      expect(late.length).toBeGreaterThan(3)
+      expect(late.filter((s) => s.r?.ready !== false)).toEqual([])
+    })
+
+    it('loses no acknowledged event and keeps order', () => {
+      expect(fig.missing).toBe(0)
+      expect(fig.order_violations).toBe(0)
+      if (refusal.fix || tooLarge) expect(fig.events_acked).toBeGreaterThan(0)
+    })
+  })
+}

@@ -1,0 +1,168 @@
+// Fault scenarios on the secured three-broker cluster (scripts/kafka-cluster.mjs: SASL_SSL with
+// SCRAM, ACLs, replication factor 3, min.insync.replicas 2), the gateway connected as the adgate
+// user, under steady load: a partition leader killed with SIGKILL, a broker SIGSTOPped for 20 s,
+// a controlled shutdown, and two of three brokers gone. Each reports sent / acknowledged / found /
+// missing / duplicates / per-partition order violations / time to recover; 0 acknowledged events
+// missing and 0 order violations are required.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { EVENT_INFO } from '../../events/catalog.js'
+import type { RunningGateway } from '../support/gateway.js'
+import type { ClusterNodes } from './support/cluster-nodes.js'
+import { type Exchange, Load, sleep, waitFor } from './support/load.js'
+import { waitDrained } from './support/observe.js'
+import { logTail, Rig, runId } from './support/rig.js'
+import {
+  type Downstream,
+  expectAnswered,
+  expectNoAckedLoss,
+  type Figures,
+  figures,
+  offsetsNow,
+  readBack,
+  report,
+  trackPassed,
+} from './support/verify.js'
+
+const cluster = inject('kafkaCluster')
+if (!cluster && process.env.CI === 'true')
+  throw new Error('kafkaCluster is null in CI: the secured cluster must run')
+
+/** The partition whose leader the faults aim at. */
+const TARGET = { topic: EVENT_INFO.impression.topic, partition: 0 }
+
+interface Fault {
+  readonly name: string
+  readonly title: string
+  /** Breaks the cluster and restores it; resolves once the nodes are back (not yet in sync). */
+  inject(nodes: ClusterNodes): Promise<void>
+}
+
+const FAULTS: readonly Fault[] = [
+  {
+    name: 'cluster-leader-kill-9',
+    title: 'the leader of a partition killed with SIGKILL, restarted after 10 s',
+    async inject(nodes) {
+      nodes.kill9(await nodes.leaderOf(TARGET.topic, TARGET.partition))
+      await sleep(10_000)
+      await nodes.start()
+    },
+  },
+  {
+    name: 'cluster-broker-sigstop',
+    title: 'the leader of a partition SIGSTOPped for 20 s',
+    async inject(nodes) {
+      const leader = await nodes.leaderOf(TARGET.topic, TARGET.partition)
+      nodes.freeze(leader)
+      await sleep(20_000)
+      nodes.thaw(leader)
+    },
+  },
+  {
+    name: 'cluster-controlled-shutdown',
+    title: 'the leader of a partition stopped with a controlled shutdown, restarted after 10 s',
+    async inject(nodes) {
+      await nodes.stop(await nodes.leaderOf(TARGET.topic, TARGET.partition))
+      await sleep(10_000)
+      await nodes.start()
+    },
+  },
+  {
+    name: 'cluster-one-broker-alive',
+    title: 'two of three brokers killed for 20 s (below min.insync.replicas: the spool takes over)',
+    async inject(nodes) {
+      const leader = await nodes.leaderOf(TARGET.topic, TARGET.partition)
+      const other = [1, 2, 3].find((id) => id !== leader)!
+      nodes.kill9(leader)
+      nodes.kill9(other)
+      await sleep(20_000)
+      await nodes.start()
+    },
+  },
+]
+
+/** The longest time, from the fault on, between two acknowledgements: how long clients saw no 200. */
+function longestAckGapMs(exchanges: readonly Exchange[], from: number, to: number): number {
+  const acks = exchanges
+    .filter((e) => e.status === 200 && e.answeredAt >= from && e.answeredAt <= to)
+    .map((e) => e.answeredAt)
+    .sort((a, b) => a - b)
+  let gap = 0
+  let last = from
+  for (const at of [...acks, to]) {
+    gap = Math.max(gap, at - last)
+    last = at
+  }
+  return gap
+}
+
+for (const fault of FAULTS) {
+  describe.skipIf(!cluster)(`fault injection on the secured 3-broker cluster: ${fault.title}`, () => {
+    let rig: Rig<ClusterNodes>
+    let gw: RunningGateway
+    let load: Load
+    let down: Downstream
+    let fig: Figures
+    const t = { fault: 0, restored: 0, inSync: 0, drained: 0, end: 0 }
+    const passed = trackPassed()
+
+    beforeAll(async () => {
+      rig = Rig.onCluster(cluster!)
+      await rig.broker.healthy()
+      gw = await rig.gateway()
+      const run = runId(fault.name)
+      const from = await offsetsNow(rig.brokers, rig.broker.connection)
+      load = new Load(gw.url, { run, clients: 2, pauseMs: 100, maxEvents: 10_000 })
+      const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+      load.start()
+      try {
+        await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 30_000, detail)
+        t.fault = Date.now()
+        await fault.inject(rig.broker)
+        t.restored = Date.now()
+        await rig.broker.healthy()
+        t.inSync = Date.now()
+        await waitDrained(gw.url, 90_000, detail)
+        t.drained = Date.now()
+        await waitFor(
+          '20 requests acknowledged after recovery',
+          () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
+          30_000,
+          detail,
+        )
+      } finally {
+        await load.stop()
+        t.end = Date.now()
+      }
+      const rss = rig.rss.peakMb(gw.process.pid)
+      await gw.stop()
+      down = await readBack(rig.brokers, from, run, rig.broker.connection)
+      fig = figures(fault.name, load, down, rss, {
+        fault_ms: t.restored - t.fault,
+        in_sync_after_restore_ms: t.inSync - t.restored,
+        spool_drained_after_restore_ms: t.drained - t.restored,
+        time_to_recover_ms: longestAckGapMs(load.exchanges, t.fault, t.end),
+      })
+    }, 300_000)
+
+    afterAll(async () => {
+      if (fig) report(fig, passed())
+      await rig?.release()
+    }, 180_000)
+
+    it('answers every request in time: 200, or 503 with Retry-After that accepted nothing', () => {
+      expectAnswered(load, (_, o) => o === '200' || o.startsWith('503 '))
+      expect(
+        load.exchanges.filter((e) => e.sentAt >= t.fault && e.answeredAt <= t.restored).length,
+      ).toBeGreaterThan(10)
+    })
+
+    it('loses no acknowledged event', () => {
+      expectNoAckedLoss(load, down)
+      expect(fig.missing).toBe(0)
+    })
+
+    it("keeps each client's events in order within every partition", () => {
+      expect(fig.order_violations).toBe(0)
+    })
+  })
+}
