@@ -31,13 +31,16 @@ if (!cluster && process.env.CI === 'true')
   throw new Error('kafkaCluster is null in CI: the secured cluster must run')
 
 const REFUSED_MS = 8_000
-const SMALL_MAX_MESSAGE_BYTES = 1_500
+// below one compressed batch of ten impressions (lz4: ~1 KiB), above Kafka's per-batch overhead
+const SMALL_MAX_MESSAGE_BYTES = 300
 
 interface Refusal {
   readonly name: string
   readonly title: string
   /** gateway settings that make Kafka refuse it (writes files into `dir` if needed) */
   env(c: KafkaCluster, dir: string): Record<string, string>
+  /** settings of the cluster's usual ones left out */
+  readonly unset?: readonly string[]
   /** answers allowed while refused */
   readonly refusedOutcomes: readonly string[]
   /** the event types posted */
@@ -66,6 +69,7 @@ const REFUSALS: readonly Refusal[] = [
     name: 'cluster-plaintext-client',
     title: 'a PLAINTEXT client against the SASL_SSL listener',
     env: () => ({ KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT' }),
+    unset: ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD_FILE', 'KAFKA_SSL_CA_FILE'],
     refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
     notReady: true,
   },
@@ -84,7 +88,7 @@ const REFUSALS: readonly Refusal[] = [
     title: `a topic refusing messages over ${SMALL_MAX_MESSAGE_BYTES} bytes (max.message.bytes), other topics unaffected`,
     env: () => ({}),
     types: ['impression', 'bid'],
-    refusedOutcomes: ['413 EVENTS_TOO_LARGE_FOR_KAFKA'],
+    refusedOutcomes: ['413 EVENTS_TOO_LARGE_FOR_KAFKA', '503 KAFKA_REFUSED'],
     notReady: false,
   },
 ]
@@ -142,7 +146,7 @@ for (const refusal of REFUSALS) {
           String(SMALL_MAX_MESSAGE_BYTES),
         )
       const dir = rig.dataDir()
-      gw = await rig.gateway(refusal.env(c, dir))
+      gw = await rig.gateway(refusal.env(c, dir), refusal.unset)
       load = new Load(gw.url, {
         run,
         clients: 2,

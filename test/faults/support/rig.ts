@@ -67,14 +67,16 @@ export class Rig<K extends Kafka = SecondBroker> {
     return dir
   }
 
-  /** Start a gateway on the rig's brokers; pass ADGATE_DATA_DIR to restart on the same spool. */
-  async gateway(env: Record<string, string> = {}): Promise<RunningGateway> {
-    const gw = await startGateway(this.brokers, {
+  /** Start a gateway on the rig's brokers (without the `unset` settings); pass ADGATE_DATA_DIR to restart on the same spool. */
+  async gateway(env: Record<string, string> = {}, unset: readonly string[] = []): Promise<RunningGateway> {
+    const settings: Record<string, string> = {
       ADGATE_DATA_DIR: this.dataDir(),
       ...BASE_ENV,
       ...this.kafkaEnv,
       ...env,
-    })
+    }
+    for (const name of unset) delete settings[name]
+    const gw = await startGateway(this.brokers, settings)
     this.gateways.push(gw)
     this.rss.watch(gw.process.pid)
     return gw
