@@ -118,7 +118,8 @@ export async function noisyNeighbour(url: string, seconds: number): Promise<Nois
       }).catch(() => null)
       const status = res === null ? 'error' : String(res.status)
       await res?.arrayBuffer()
-      const counts = (neighbour[h.name] ??= {})
+      const counts = neighbour[h.name] ?? {}
+      neighbour[h.name] = counts
       counts[status] = (counts[status] ?? 0) + 1
     }
   })()
