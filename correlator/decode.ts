@@ -1,6 +1,6 @@
 import avro from 'avsc'
-import { EVENT_TYPES, type EventType } from '../events/catalog.js'
-import { EVENT_SCHEMAS, schemaById } from '../events/schemas.js'
+import type { EventType } from '../events/catalog.js'
+import { type SchemaVersion, schemaById } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES } from '../events/wire.js'
 
 /**
@@ -11,7 +11,17 @@ import { WIRE_HEADER_BYTES } from '../events/wire.js'
  */
 // source and ingest_time: for the anomaly detector (correlator/anomaly.ts).
 const NEEDED: Readonly<Record<EventType, readonly string[]>> = {
-  bid: ['event_id', 'event_time', 'ingest_time', 'source', 'id', 'campaign_id', 'bid_price_micros'],
+  // The auction id: `id` up to v1, the OpenRTB request's own id (request.id) from v2 on.
+  bid: [
+    'event_id',
+    'event_time',
+    'ingest_time',
+    'source',
+    'id',
+    'request',
+    'campaign_id',
+    'bid_price_micros',
+  ],
   impression: [
     'event_id',
     'event_time',
@@ -57,19 +67,22 @@ interface Reader {
 
 const readers = new Map<string, Map<number, Reader>>()
 
-function readerType(type: EventType): avro.Type {
-  const schema = EVENT_SCHEMAS[type].json as unknown as {
-    name: string
-    namespace?: string
-    fields: { name: string }[]
-  }
-  return avro.Type.forSchema({
-    ...schema,
-    fields: schema.fields.filter((f) => NEEDED[type].includes(f.name)),
-  } as avro.Schema)
+interface RecordJson {
+  fields: { name: string; type: unknown; default?: unknown }[]
 }
 
-const READER_TYPES = new Map<EventType, avro.Type>(EVENT_TYPES.map((t) => [t, readerType(t)]))
+/** The writer's own schema cut down to the fields the joins read (so it always resolves). */
+function readerType(type: EventType, writer: SchemaVersion): avro.Type {
+  const schema = writer.json as unknown as RecordJson
+  const fields = schema.fields
+    .filter((f) => NEEDED[type].includes(f.name))
+    .map(({ default: _, ...f }) =>
+      f.name === 'request'
+        ? { ...f, type: { ...(f.type as RecordJson), fields: [{ name: 'id', type: 'string' }] } }
+        : f,
+    )
+  return avro.Type.forSchema({ ...schema, fields } as avro.Schema)
+}
 
 /** Decodes the join fields of a wire-format value of `type`; throws on a bad header or id. */
 export function decodeForJoin(type: EventType, buf: Buffer): Record<string, unknown> {
@@ -84,9 +97,11 @@ export function decodeForJoin(type: EventType, buf: Buffer): Record<string, unkn
   if (r === undefined) {
     const writer = schemaById(id)
     if (!writer) throw new Error(`unknown schema id ${id}`)
-    const type_ = READER_TYPES.get(type)!
-    r = { type: type_, resolver: type_.createResolver(writer.type) }
+    const reader = readerType(type, writer)
+    r = { type: reader, resolver: reader.createResolver(writer.type) }
     byId.set(id, r)
   }
-  return r.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES), r.resolver, true) as Record<string, unknown>
+  const out = r.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES), r.resolver, true) as Record<string, unknown>
+  if (out.request !== undefined) out.id = (out.request as { id: string }).id
+  return out
 }

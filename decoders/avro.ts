@@ -1,9 +1,10 @@
 import type avro from 'avsc'
-import type { EventType } from '../events/catalog.js'
+import { EVENT_TYPES, type EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { boundedType, InvalidUtf8Error } from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
+import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
@@ -24,12 +25,12 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
   }
   const resolved = resolverFor(options, header.writerSchema)
   if (typeof resolved === 'string') return { ok: false, error: bodyError('SCHEMA_MISMATCH', resolved) }
-  const { reader, resolver } = resolved
+  const { reader, resolver, upcast } = resolved
 
-  const normalize = normalizerFor(options.type, 'avro')
+  const normalize = normalizerFor(options.type, upcast ? 'json' : 'avro')
   const events: object[] = []
   // Same schema as adgate's: the writer's bytes are already what Kafka gets, but for the stamps.
-  const records: Buffer[] | undefined = resolver === undefined ? [] : undefined
+  const records: Buffer[] | undefined = resolver === undefined && !upcast ? [] : undefined
   const rejects: Rejection[] = []
   let index = 0
   let inflated = 0
@@ -54,7 +55,7 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
       }
       if (decoded.offset < 0)
         return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
-      const out = normalize(decoded.value)
+      const out = normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
       if (out instanceof Violation) {
         const raw = Buffer.from(block.data.subarray(at, decoded.offset))
         rejects.push({ index, field: out.field, reason: out.reason, raw })
@@ -83,6 +84,21 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
 interface Resolved {
   reader: avro.Type
   resolver: avro.Resolver | undefined
+  /** Older writers whose records resolution cannot map (v1 bids): read with their version, then upcast. */
+  upcast?: (value: Record<string, unknown>) => unknown
+}
+
+/**
+ * Build every reader, and the resolution of each event schema as avsc writes it (what adgate's
+ * generator and most producers put in the header), when a worker starts: the OpenRTB bid schema
+ * takes avsc a hundred milliseconds and more, which the first request should not pay.
+ */
+export function warmAvroReaders(types: readonly EventType[] = EVENT_TYPES): void {
+  for (const type of types)
+    resolverFor(
+      { type, maxEvents: 1, ingestTime: 0, source: '' },
+      JSON.stringify(EVENT_SCHEMAS[type].type.schema()),
+    )
 }
 
 // Producers send the same few writer schemas over and over; resolving one costs far more than a
@@ -94,13 +110,14 @@ const MAX_RESOLVERS = 256
 export const MAX_RESOLVER_CHARS = 4 * 1024 * 1024
 let resolverChars = 0
 /**
- * adgate's own schemas are at most 8 KiB of JSON and 59 fields (bid). Compiling a writer schema
- * costs avsc ~0.3 ms per field (measured: 3000 fields, 2.3 s of a worker thread), so one that is
- * far larger is not a producer's schema but a way to spend the gateway's CPU: refused, by size
- * before it is parsed and by field count before it is compiled.
+ * adgate's own schemas are at most 20 KiB of JSON (avsc's export) and about 440 fields (the
+ * OpenRTB 2.6 bid, schemas/bid.v2.avsc; 65 KiB as the .avsc file with docs). Compiling a writer
+ * schema costs avsc ~0.3 ms per field (measured: 3000 fields, 2.3 s of a worker thread), so one
+ * that is far larger is not a producer's schema but a way to spend the gateway's CPU: refused, by
+ * size before it is parsed and by field count before it is compiled.
  */
-export const MAX_WRITER_SCHEMA_BYTES = 64 * 1024
-export const MAX_WRITER_SCHEMA_FIELDS = 256
+export const MAX_WRITER_SCHEMA_BYTES = 128 * 1024
+export const MAX_WRITER_SCHEMA_FIELDS = 1024
 
 function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | string {
   if (writerSchema.length > MAX_WRITER_SCHEMA_BYTES)
@@ -108,7 +125,7 @@ function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | s
   const key = `${options.type}\n${writerSchema}`
   let entry = RESOLVERS.get(key)
   if (entry === undefined) {
-    entry = resolve(readerFor(options.type), writerSchema)
+    entry = resolve(options.type, writerSchema)
     while (
       RESOLVERS.size >= MAX_RESOLVERS ||
       (RESOLVERS.size > 0 && resolverChars + key.length > MAX_RESOLVER_CHARS)
@@ -141,13 +158,18 @@ function readerFor(type: EventType): avro.Type {
   return reader
 }
 
-function resolve(reader: avro.Type, writerSchema: string): Resolved | string {
+function resolve(type: EventType, writerSchema: string): Resolved | string {
   try {
     const parsed = JSON.parse(writerSchema) as avro.Schema
     const fields = countFields(parsed)
     if (fields > MAX_WRITER_SCHEMA_FIELDS)
       return `the writer schema has ${fields} fields; the limit is ${MAX_WRITER_SCHEMA_FIELDS}`
     const writer = boundedType(parsed)
+    if (type === 'bid' && isV1BidSchema(parsed)) {
+      const v1 = boundedType(BID_V1.json)
+      return { reader: v1, resolver: v1.createResolver(writer), upcast: upcastBidV1 }
+    }
+    const reader = readerFor(type)
     // Same schema: read directly, no resolver indirection.
     if (writer.equals(reader)) return { reader, resolver: undefined }
     return { reader, resolver: reader.createResolver(writer) }

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { bodyError } from '../events/errors.js'
+import { bodyField, recordOf } from '../events/schema-model.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
@@ -213,25 +214,37 @@ function trimLineEnds(raw: string): string {
 
 /**
  * A function from one record's cells to an object keyed by schema field names, generated per
- * header so every row has the same shape. Only schema fields become keys; other columns are
- * ignored. Returns a message instead when the header is unusable.
+ * header so every row has the same shape. Other columns are ignored, unless the record keeps
+ * what it does not model (a rest field, as OpenRTB bid requests do): then they are kept too. A bid
+ * body's columns are either the envelope's fields (with a `request` column) or, as senders have
+ * them, the request's own. Returns a message instead when the header is unusable.
  */
 function rowBuilder(
   header: string[],
   options: DecodeOptions,
 ): ((cells: (string | undefined)[]) => object) | string {
+  const model = EVENT_SCHEMAS[options.type].model
+  const body = bodyField(model)
+  const record = body !== null && !header.includes(body.name) ? recordOf(body.node)! : model
   const fields = new Set(
-    (EVENT_SCHEMAS[options.type].json as { fields: { name: string }[] }).fields.map((f) => f.name),
+    record.fields.filter((f) => f.role !== 'rest' && f.role !== 'micros').map((f) => f.name),
   )
+  const keepAll = record.fields.some((f) => f.role === 'rest')
   const seen = new Set<string>()
   const props: string[] = []
+  let known = 0
   for (let i = 0; i < header.length; i++) {
     const name = header[i]!
     if (seen.has(name) && name !== '') return `the header names column ${JSON.stringify(name)} twice`
     seen.add(name)
-    if (fields.has(name)) props.push(`${JSON.stringify(name)}: c[${i}]`)
+    if (fields.has(name)) {
+      known++
+      props.push(`${JSON.stringify(name)}: c[${i}]`)
+    } else if (keepAll && name !== '') {
+      props.push(`[${JSON.stringify(name)}]: c[${i}]`) // computed: a column named __proto__ stays a key
+    }
   }
-  if (props.length === 0) {
+  if (known === 0) {
     return `the header row names none of the ${options.type} fields (${[...fields].join(', ')})`
   }
   return new Function('c', `return { ${props.join(', ')} }`) as (cells: (string | undefined)[]) => object

@@ -1,4 +1,4 @@
-import type { RecordNode, SchemaNode } from '../events/schema-model.js'
+import { bodyField, type RecordNode, type SchemaNode } from '../events/schema-model.js'
 import type { SchemaVersion } from '../events/schemas.js'
 
 /**
@@ -63,6 +63,9 @@ export function describeSchema(
   keyField: string,
   projection: readonly string[] = [],
 ): SchemaDescription {
+  // The addon reads the posted object as the event's top-level record; with an envelope the posted
+  // object is one field of it (and adgate fills fields in): such schemas take the JS path.
+  if (bodyField(schema.model) !== null) throw new Error(`schema: ${schema.subject} has an envelope`)
   const nodes: NodeDescription[] = []
   const records = new Map<RecordNode, number>()
 

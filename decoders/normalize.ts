@@ -1,13 +1,16 @@
 import simdjson from 'simdjson'
-import type {
-  ArrayNode,
-  BooleanNode,
-  BytesNode,
-  NullNode,
-  NumberNode,
-  RecordNode,
-  SchemaNode,
-  StringNode,
+import {
+  type ArrayNode,
+  type BooleanNode,
+  type BytesNode,
+  bodyField,
+  type FieldModel,
+  type NullNode,
+  type NumberNode,
+  type RecordNode,
+  recordOf,
+  type SchemaNode,
+  type StringNode,
 } from '../events/schema-model.js'
 
 /**
@@ -54,7 +57,9 @@ type Conv = (value: unknown) => unknown
 
 /** `model` is an event schema's model (events/schema-model.ts), bounds included. */
 export function compileNormalizer(model: RecordNode, mode: Mode): (value: unknown) => unknown | Violation {
-  const conv = compile(model, mode, new Map(), true)
+  const whole = compile(model, mode, new Map(), true)
+  const body = bodyField(model)
+  const conv = body && mode !== 'avro' ? envelopeConv(model, body, whole, mode) : whole
   return (value) => {
     const out = conv(value)
     if (out !== FAIL) return out
@@ -64,6 +69,35 @@ export function compileNormalizer(model: RecordNode, mode: Mode): (value: unknow
       field += seg.charCodeAt(0) === 91 /* [ */ || field === '' ? seg : `.${seg}`
     }
     return new Violation(field === '' ? null : field, failReason)
+  }
+}
+
+/**
+ * A schema with an envelope (adgate.body): JSON and CSV senders post either the body alone, exactly
+ * as they have it, or the envelope with the body in its field. The body alone gets the envelope's
+ * defaults, its derived fields left for `stamp`.
+ */
+function envelopeConv(model: RecordNode, body: FieldModel, whole: Conv, mode: Mode): Conv {
+  const record = recordOf(body.node)
+  if (record === null) throw new Error(`schema: the body field ${body.name} must be a record`)
+  const bare = compile(record, mode, new Map(), true)
+  const defaults = model.fields.map((f) => (f.hasDefault ? defaultFactory(f.default) : undefined))
+  // Same key order as the whole record's output: one object shape for both forms.
+  const build = new Function(
+    'defaults',
+    `return function envelope(body) { return { ${model.fields
+      .map(
+        (f, i) =>
+          `${JSON.stringify(f.name)}: ${f === body ? 'body' : f.role === 'derived' ? 'undefined' : `defaults[${i}]()`}`,
+      )
+      .join(', ')} } }`,
+  )(defaults) as (body: unknown) => unknown
+  const name = body.name
+  return (v) => {
+    if (v !== null && typeof v === 'object' && (v as Record<string, unknown>)[name] !== undefined)
+      return whole(v)
+    const out = bare(v)
+    return out === FAIL ? FAIL : build(out)
   }
 }
 
@@ -320,17 +354,23 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
   lines.push(
     'if (v === null || typeof v !== "object" || Array.isArray(v)) return fail("must be an object, got " + describe(v))',
   )
-  names.forEach((name, i) => {
-    const key = JSON.stringify(name)
+  const fill = mode !== 'avro' // json and text build a new object; adgate fills its own fields
+  schema.fields.forEach((field, i) => {
+    const key = JSON.stringify(field.name)
     const x = `x${i}`
-    const field = schema.fields[i]!
+    if (fill && (field.role === 'rest' || field.role === 'micros')) {
+      lines.push(`let ${x} = null`) // computed below from the other fields, never read from input
+      return
+    }
     lines.push(`let ${x} = v[${key}]`)
     const missing =
-      defaults[i] === undefined
-        ? `return missing(${key})`
-        : field.default === null || typeof field.default !== 'object'
-          ? `${x} = ${JSON.stringify(field.default)}`
-          : `${x} = defaults[${i}]()`
+      field.role === 'derived'
+        ? '' // stays undefined: result.ts `stamp` derives it
+        : defaults[i] === undefined
+          ? `return missing(${key})`
+          : field.default === null || typeof field.default !== 'object'
+            ? `${x} = ${JSON.stringify(field.default)}`
+            : `${x} = defaults[${i}]()`
     // A value the inline test accepts is one the field's converter returns unchanged; anything
     // else (text to convert, a failure to describe) goes through the converter.
     const quick = quickAccept(field.node, x)
@@ -339,6 +379,7 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
       `if (${x} === undefined) { ${missing} } else ${quick ? `if (!(${quick})) { ${convert} }` : `{ ${convert} }`}`,
     )
   })
+  lines.push(...derivedLines(schema, fill))
   if (mode === 'avro') lines.push('return v')
   else lines.push(`return { ${names.map((n, i) => `${JSON.stringify(n)}: x${i}`).join(', ')} }`)
 
@@ -351,10 +392,52 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
     'describe',
     'parseJsonCell',
     'missing',
+    'restConv',
     `return function normalize_${schema.name.slice(schema.name.lastIndexOf('.') + 1)}(v) {\n${lines.join('\n')}\n}`,
   )
-  return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing) as Conv
+  return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing, restConv) as Conv
 }
+
+/**
+ * The fields adgate fills in: micros from their decimal sibling (in avro mode the writer's value
+ * is checked against it), and the rest field from the keys no field models, plus explicit
+ * nulls of optional fields (null and absent are one value in Avro), so the input can be rebuilt.
+ */
+function derivedLines(schema: RecordNode, fill: boolean): string[] {
+  const lines: string[] = []
+  const index = new Map(schema.fields.map((f, i) => [f.name, i]))
+  schema.fields.forEach((f, i) => {
+    if (f.role !== 'micros') return
+    const of = `x${index.get(f.microsOf!)}`
+    const value = `${of} === null ? null : Math.round(${of} * 1e6)`
+    const key = JSON.stringify(f.name)
+    // Avro input carries the writer's micros (and its bytes may be reused as they are): checked.
+    lines.push(
+      fill
+        ? `x${i} = ${value}`
+        : `if (v[${key}] !== (${value})) { fail("must be ${f.microsOf} in micros, " + (${value})); failPath.push(${key}); return FAIL }`,
+    )
+  })
+  const rest = schema.fields.findIndex((f) => f.role === 'rest')
+  if (!fill || rest < 0) return lines
+  const cases = schema.fields
+    .filter((f) => f.role === 'input' || f.role === 'derived' || f.role === 'body')
+    .map((f) => {
+      const key = JSON.stringify(f.name)
+      return f.node.kind === 'optional'
+        ? `case ${key}: if (v[k] === null) (rest ??= Object.create(null))[k] = null; break`
+        : `case ${key}: break`
+    })
+  // A null-prototype object: a "__proto__" key stays a key.
+  lines.push(
+    'let rest = null',
+    `for (const k in v) switch (k) { ${cases.join('; ')}; default: (rest ??= Object.create(null))[k] = v[k] }`,
+    `if (rest !== null) { x${rest} = restConv(rest); if (x${rest} === FAIL) { failPath.push(${JSON.stringify(schema.fields[rest]!.name)}); return FAIL } }`,
+  )
+  return lines
+}
+
+const restConv = jsonTextConv({ kind: 'string', json: true, maxLength: 262144 })
 
 /**
  * JS source of a test on `x` that holds only for values the compiled converter of `node` would

@@ -17,7 +17,7 @@ export function normalizerFor(type: EventType, mode: Mode): Normalize {
   return n
 }
 
-/** Compile everything up front (workers call this at start so the first request pays nothing). */
-export function warmNormalizers(): void {
-  for (const t of EVENT_TYPES) for (const m of ['json', 'text', 'avro'] as const) normalizerFor(t, m)
+/** Compile up front (workers call this at start so the first request pays nothing). */
+export function warmNormalizers(types: readonly EventType[] = EVENT_TYPES): void {
+  for (const t of types) for (const m of ['json', 'text', 'avro'] as const) normalizerFor(t, m)
 }

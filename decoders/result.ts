@@ -1,5 +1,6 @@
-import type { EventType } from '../events/catalog.js'
+import { type EventType, eventKey } from '../events/catalog.js'
 import { type BodyError, bodyError } from '../events/errors.js'
+import { derivedEventId } from '../events/event-id.js'
 
 export type Encoding = 'json' | 'ndjson' | 'csv' | 'avro'
 
@@ -41,11 +42,18 @@ export interface DecodeOptions {
   readonly source: string
 }
 
-/** Write the gateway-owned fields. Canonical events are fixed-shape objects, so this is two stores. */
+/**
+ * Write the gateway-owned fields, and derive those the sender may leave out (adgate.derived: a bid
+ * request posted as its sender has it): the event id from the source and the Kafka key (so a
+ * retried request gets the same id and dedups), the event time as the ingest time. Canonical
+ * events are fixed-shape objects, so this is a few stores.
+ */
 export function stamp(event: object, options: DecodeOptions): void {
-  const e = event as { ingest_time: number; source: string }
+  const e = event as { ingest_time: number; source: string; event_id?: string; event_time?: number }
   e.ingest_time = options.ingestTime
   e.source = options.source
+  if (e.event_id === undefined) e.event_id = derivedEventId(options.source, eventKey(options.type, event))
+  if (e.event_time === undefined) e.event_time = options.ingestTime
 }
 
 export function tooManyEvents(max: number): Undecodable {

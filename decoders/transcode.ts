@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { createRequire } from 'node:module'
-import { EVENT_INFO, type EventType } from '../events/catalog.js'
+import { EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { decodeJson, rawOf } from './json.js'
@@ -116,7 +116,8 @@ function compiledFor(type: EventType, projection: readonly string[]): Compiled {
     try {
       d = describeSchema(EVENT_SCHEMAS[type], EVENT_INFO[type].keyField, projection)
     } catch {
-      // A projection the addon cannot return (a nested field): such bodies take the JS path.
+      // A projection the addon cannot return (a nested field), or a schema with an envelope
+      // (bids): such bodies take the JS path.
     }
     const b = binding()
     const fields = d ? d.nodes[d.root]!.fields! : []
@@ -153,15 +154,22 @@ export function transcodeJson(
   return transcodeNative(c, body, ndjson, options)
 }
 
-/** The native path only (tests compare it with the JS path); null when the addon is not built. */
+/**
+ * The native path only (tests compare it with the JS path); null when the addon is not built.
+ * A schema the addon cannot take (a bid's envelope: the posted body is one field of the event)
+ * takes the JS path there too, as in transcodeJson.
+ */
 export function transcodeJsonNative(
   body: Buffer,
   ndjson: boolean,
   options: DecodeOptions,
   projection: readonly string[] = NO_PROJECTION,
 ): TranscodeResult | null {
+  if (binding() === null) return null
   const c = compiledFor(options.type, projection)
-  return c.transcoder === null ? null : transcodeNative(c, body, ndjson, options)
+  return c.transcoder === null
+    ? transcodeJsonJs(body, ndjson, options, projection)
+    : transcodeNative(c, body, ndjson, options)
 }
 
 function transcodeNative(
@@ -318,7 +326,7 @@ class JsEncoder {
   private count = 0
   private readonly views: Record<string, unknown>[] | undefined
   private readonly schema
-  private readonly keyField: string
+  private readonly type: EventType
   private readonly normalize
 
   constructor(
@@ -326,7 +334,7 @@ class JsEncoder {
     private readonly projection: readonly string[],
   ) {
     this.schema = EVENT_SCHEMAS[type]
-    this.keyField = EVENT_INFO[type].keyField
+    this.type = type
     this.normalize = normalizerFor(type, 'json')
     this.views = projection.length > 0 ? [] : undefined
   }
@@ -345,7 +353,7 @@ class JsEncoder {
 
   /** Encode one event; a value avsc refuses is that event's rejection (the reason), never a throw. */
   push(event: Record<string, unknown>, index: number): string | null {
-    const key = event[this.keyField] as string
+    const key = eventKey(this.type, event)
     const start = this.at
     let end: number
     for (;;) {

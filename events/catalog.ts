@@ -13,7 +13,10 @@ export interface EventTypeInfo {
   readonly route: string
   /** Field that identifies the event for dedup. */
   readonly idField: 'event_id'
-  /** Field whose value keys the Kafka record, so the events a join needs meet on one partition. */
+  /**
+   * Field whose value keys the Kafka record, so the events a join needs meet on one partition
+   * (a dotted path for bids: the auction id is the OpenRTB request's own id). Read it with eventKey.
+   */
   readonly keyField: string
 }
 
@@ -24,7 +27,7 @@ export interface EventTypeInfo {
 // by auction id (joins bids), clicks by impression id, conversions by click id. The correlator
 // re-keys where a chain crosses partitions (see correlator/).
 export const EVENT_INFO: Readonly<Record<EventType, EventTypeInfo>> = Object.freeze({
-  bid: { type: 'bid', topic: 'adgate.bids', route: 'bids', idField: 'event_id', keyField: 'id' },
+  bid: { type: 'bid', topic: 'adgate.bids', route: 'bids', idField: 'event_id', keyField: 'request.id' },
   impression: {
     type: 'impression',
     topic: 'adgate.impressions',
@@ -49,6 +52,12 @@ export const EVENT_INFO: Readonly<Record<EventType, EventTypeInfo>> = Object.fre
 })
 
 export const DLQ_TOPIC = 'adgate.dlq'
+
+/** The Kafka key of a canonical event of `type` (see keyField). */
+export function eventKey(type: EventType, event: object): string {
+  const e = event as Record<string, unknown>
+  return type === 'bid' ? (e.request as { id: string }).id : (e[EVENT_INFO[type].keyField] as string)
+}
 
 export function isEventType(value: string): value is EventType {
   return (EVENT_TYPES as readonly string[]).includes(value)

@@ -13,7 +13,14 @@ import avro from 'avsc'
  *   adgate.min / adgate.max               numbers
  *   adgate.minItems / adgate.maxItems     arrays
  *   adgate.json                           string field holding JSON text; JSON input may give an object
- * A field's attributes apply to its type, through an optional (["null", T]) to T.
+ * A field's attributes apply to its type, through an optional (["null", T]) to T. Attributes of
+ * the field itself (what adgate fills in rather than reads):
+ *   adgate.rest      JSON text of the record's keys no other field models (and explicit nulls of
+ *                    optional ones), so nothing a sender posts is dropped; never read from input
+ *   adgate.micros    integer micros derived from the decimal sibling field it names; never read
+ *   adgate.derived   may be left out of the input: the gateway derives it (result.ts `stamp`)
+ *   adgate.body      the one field holding what a sender posts; the others are adgate's
+ *                    envelope, which JSON and CSV senders may leave out entirely
  */
 export type SchemaNode =
   | NullNode
@@ -86,6 +93,10 @@ export interface FieldModel {
   readonly default: unknown
   /** The default's Avro bytes exactly as avsc writes them. */
   readonly defaultBytes: Buffer | null
+  /** What adgate fills in instead of reading it from input (see the attributes above). */
+  readonly role: 'input' | 'rest' | 'micros' | 'derived' | 'body'
+  /** For role 'micros': the sibling field holding the decimal. */
+  readonly microsOf: string | null
 }
 
 type Bounds = Record<string, unknown>
@@ -154,12 +165,23 @@ function recordNode(json: Json, type: avro.Type, records: Map<string, RecordNode
     const af = avscFields[i]!
     const hasDefault = 'default' in f
     const value = hasDefault ? af.defaultValue() : undefined
+    const microsOf = typeof f['adgate.micros'] === 'string' ? f['adgate.micros'] : null
     fields.push({
       name: f.name as string,
       node: build(f.type, af.type, attributes(f), records),
       hasDefault,
       default: value,
       defaultBytes: hasDefault ? af.type.toBuffer(value) : null,
+      role: f['adgate.rest']
+        ? 'rest'
+        : microsOf !== null
+          ? 'micros'
+          : f['adgate.derived']
+            ? 'derived'
+            : f['adgate.body']
+              ? 'body'
+              : 'input',
+      microsOf,
     })
   })
   return record
@@ -205,6 +227,11 @@ function attributes(node: Record<string, unknown>): Bounds {
 
 function numberAttribute(key: string, value: unknown): Record<string, number> {
   return typeof value === 'number' ? { [key]: value } : {}
+}
+
+/** The field holding what senders post (adgate.body), or null for a schema without an envelope. */
+export function bodyField(model: RecordNode): FieldModel | null {
+  return model.fields.find((f) => f.role === 'body') ?? null
 }
 
 /** The record a node holds (through an optional), or null. */

@@ -45,22 +45,38 @@ function load(): Map<string, SchemaVersion[]> {
   for (const [subject, versions] of Object.entries(registry.subjects)) {
     subjects.set(
       subject,
-      versions.map((v) => {
-        const json = JSON.parse(readFileSync(join(SCHEMA_DIR, v.file), 'utf8')) as avro.Schema
-        const type = avro.Type.forSchema(json)
-        return {
-          subject,
-          version: v.version,
-          id: v.id,
-          file: v.file,
-          json,
-          type,
-          model: schemaModel(json, type),
-        }
-      }),
+      versions.map((v) =>
+        lazyVersion(subject, v, JSON.parse(readFileSync(join(SCHEMA_DIR, v.file), 'utf8'))),
+      ),
     )
   }
   return subjects
+}
+
+// avsc's type and the model are built on first use: the OpenRTB bid schema takes a few hundred
+// milliseconds, which a decode worker serving only impressions should not pay when it starts.
+function lazyVersion(
+  subject: string,
+  v: { version: number; id: number; file: string },
+  json: avro.Schema,
+): SchemaVersion {
+  let type: avro.Type | undefined
+  let model: RecordNode | undefined
+  return {
+    subject,
+    version: v.version,
+    id: v.id,
+    file: v.file,
+    json,
+    get type() {
+      type ??= avro.Type.forSchema(json)
+      return type
+    },
+    get model() {
+      model ??= schemaModel(json, this.type)
+      return model
+    },
+  }
 }
 
 export const SUBJECTS: ReadonlyMap<string, readonly SchemaVersion[]> = load()

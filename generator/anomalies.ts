@@ -1,5 +1,5 @@
 import type { EventType } from '../events/catalog.js'
-import { type Event, makeClick } from './events.js'
+import { auctionOf, type Event, makeClick } from './events.js'
 import { generateFunnel } from './funnel.js'
 import { Random } from './random.js'
 
@@ -66,7 +66,7 @@ export function generateSourcedTraffic(o: SourcedTrafficOptions): SourcedTraffic
   }
   for (const b of funnel.bid) {
     const s = rng.pick(o.sources)
-    sourceOf.set(b.id as string, s)
+    sourceOf.set(auctionOf(b), s)
     arrive('bid', b, s)
   }
   const impSource = new Map<string, string>()

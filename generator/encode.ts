@@ -1,6 +1,7 @@
 import { writeContainer } from '../decoders/avro-container.js'
 import type { Encoding } from '../decoders/result.js'
 import type { EventType } from '../events/catalog.js'
+import { eventToJson } from '../events/event-json.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import type { Event } from './events.js'
 
@@ -30,47 +31,23 @@ export function encodeEvents(type: EventType, events: readonly Event[], encoding
   }
 }
 
-interface FieldSchema {
-  name: string
-  type: unknown
-  'adgate.json'?: boolean
-}
-
-function fieldsOf(type: EventType): FieldSchema[] {
-  return (EVENT_SCHEMAS[type].json as unknown as { fields: FieldSchema[] }).fields
-}
-
-/** JSON view: JSON-text fields (OpenRTB ext) written as the objects they hold. */
+/** JSON view (events/event-json.ts) without the gateway-owned fields. */
 function toJson(type: EventType, event: Event): Event {
-  const out: Event = {}
-  for (const f of fieldsOf(type)) {
-    if (GATEWAY_FIELDS.has(f.name)) continue
-    out[f.name] = expandJsonText(f.type, event[f.name], f['adgate.json'] === true)
-  }
+  const out = eventToJson(EVENT_SCHEMAS[type].model, event)
+  for (const f of GATEWAY_FIELDS) delete out[f]
   return out
 }
 
-function expandJsonText(schema: unknown, value: unknown, isJsonText: boolean): unknown {
-  if (value === null || value === undefined) return value
-  if (isJsonText && typeof value === 'string') return JSON.parse(value)
-  const node = Array.isArray(schema) ? schema.find((s) => s !== 'null') : schema
-  if (typeof node !== 'object' || node === null) return value
-  const n = node as { type: unknown; fields?: FieldSchema[]; items?: unknown }
-  if (n.type === 'record' && n.fields) {
-    const out: Event = {}
-    for (const f of n.fields)
-      out[f.name] = expandJsonText(f.type, (value as Event)[f.name], f['adgate.json'] === true)
-    return out
-  }
-  if (n.type === 'array' && Array.isArray(value)) return value.map((v) => expandJsonText(n.items, v, false))
-  if (typeof n.type === 'object') return expandJsonText(n.type, value, isJsonText)
-  return value
-}
-
+/** One column per top-level field; nested values as the JSON text of their JSON view. */
 function toCsv(type: EventType, events: readonly Event[]): string {
-  const fields = fieldsOf(type).filter((f) => !GATEWAY_FIELDS.has(f.name))
-  const lines = [fields.map((f) => f.name).join(',')]
-  for (const e of events) lines.push(fields.map((f) => csvCell(e[f.name])).join(','))
+  const fields = EVENT_SCHEMAS[type].model.fields
+    .filter((f) => !GATEWAY_FIELDS.has(f.name) && f.role !== 'rest' && f.role !== 'micros')
+    .map((f) => f.name)
+  const lines = [fields.join(',')]
+  for (const e of events) {
+    const view = toJson(type, e)
+    lines.push(fields.map((f) => csvCell(view[f])).join(','))
+  }
   return `${lines.join('\n')}\n`
 }
 

@@ -1,3 +1,5 @@
+import { Violation } from '../decoders/normalize.js'
+import { normalizerFor } from '../decoders/normalizers.js'
 import type { Random } from './random.js'
 
 /**
@@ -41,28 +43,27 @@ function ip(rng: Random): string {
   return `${rng.int(11, 223)}.${rng.int(0, 255)}.${rng.int(0, 255)}.${rng.int(1, 254)}`
 }
 
+/**
+ * A bid request as a bidder logs it: adgate's envelope (with the bidder's answer, campaign and
+ * price) beside an OpenRTB 2.6 BidRequest, made canonical by the schema's own normalizer.
+ */
 export function makeBid(rng: Random, time: number): Event {
   const [w, h] = rng.pick(SIZES)!
   const domain = rng.pick(DOMAINS)
   const bidding = rng.chance(0.85)
   const floor = rng.int(5, 80) * 10_000
-  return {
-    event_id: `ev-${rng.hexId()}`,
-    event_time: time,
-    ingest_time: 0,
-    source: '',
+  const gpid = rng.chance(0.3) ? `/${domain}/slot-${rng.int(1, 9)}` : null
+  const yob = rng.chance(0.2) ? rng.int(1950, 2005) : null
+  const request = {
     id: `auc-${rng.hexId()}`,
-    campaign_id: bidding ? rng.pick(CAMPAIGNS) : null,
-    bid_price_micros: bidding ? floor + rng.int(1, 200) * 10_000 : 0,
     imp: [
       {
         id: '1',
         tagid: `tag-${rng.int(1, 500)}`,
-        bidfloor_micros: floor,
+        bidfloor: floor / 1e6,
         bidfloorcur: 'USD',
-        banner: { w, h },
-        video: null,
-        ext: rng.chance(0.3) ? JSON.stringify({ gpid: `/${domain}/slot-${rng.int(1, 9)}` }) : null,
+        banner: { format: [{ w, h }], w, h },
+        ...(gpid ? { ext: { gpid } } : {}),
       },
     ],
     site: {
@@ -70,30 +71,39 @@ export function makeBid(rng: Random, time: number): Event {
       domain,
       page: `https://${domain}/article/${rng.int(1, 99_999)}`,
       cat: ['IAB1'],
-      publisher: { id: rng.pick(PUBLISHERS), name: null },
-      ext: null,
+      publisher: { id: rng.pick(PUBLISHERS) },
     },
-    app: null,
     device: {
       ua: rng.pick(USER_AGENTS),
       ip: ip(rng),
       os: rng.pick(['iOS', 'Android', 'Windows', 'macOS']),
       devicetype: rng.int(1, 7),
       language: 'en',
-      geo: { country: rng.pick(COUNTRIES3), region: null, city: null, lat: null, lon: null },
-      ext: null,
+      geo: { country: rng.pick(COUNTRIES3) },
     },
-    user: {
-      id: `u-${rng.hexId()}`,
-      buyeruid: null,
-      yob: rng.chance(0.2) ? rng.int(1950, 2005) : null,
-      ext: null,
-    },
+    user: { id: `u-${rng.hexId()}`, ...(yob === null ? {} : { yob }) },
+    at: 1,
     tmax: 120,
     cur: ['USD'],
-    test: 0,
-    ext: null,
+    regs: { coppa: 0, gdpr: 0 },
   }
+  const event = normalizerFor(
+    'bid',
+    'json',
+  )({
+    event_id: `ev-${rng.hexId()}`,
+    event_time: time,
+    campaign_id: bidding ? rng.pick(CAMPAIGNS) : null,
+    bid_price_micros: bidding ? floor + rng.int(1, 200) * 10_000 : 0,
+    request,
+  })
+  if (event instanceof Violation) throw new Error(`generator: invalid bid at ${event.field}: ${event.reason}`)
+  return event as Event
+}
+
+/** The auction id of a bid made by makeBid. */
+export function auctionOf(bid: Event): string {
+  return (bid.request as { id: string }).id
 }
 
 export function makeImpression(rng: Random, bid: Event, time: number): Event {
@@ -105,7 +115,7 @@ export function makeImpression(rng: Random, bid: Event, time: number): Event {
     ingest_time: 0,
     source: '',
     impression_id: `imp-${rng.hexId()}`,
-    auction_id: bid.id,
+    auction_id: auctionOf(bid),
     campaign_id: (bid.campaign_id as string | null) ?? rng.pick(CAMPAIGNS),
     creative_id: `cr-${rng.int(1, 60)}`,
     publisher_id: rng.pick(PUBLISHERS),

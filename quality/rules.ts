@@ -191,7 +191,7 @@ export function validateRules(doc: unknown, file: string): Rule[] {
       }
       for (const t of types) {
         const k = fieldKind(t, path)
-        if (k === null) bad(key, `${t} events have no field "${path}" (see schemas/${t}.v1.avsc)`)
+        if (k === null) bad(key, `${t} events have no field "${path}" (see schemas/${EVENT_SCHEMAS[t].file})`)
         else if (allowed !== null && !allowed.includes(k))
           bad(
             key,

@@ -2,7 +2,7 @@ import type { ContentEncoding } from '../decoders/content-encoding.js'
 import { decodeBody, transcodeBody } from '../decoders/decode.js'
 import type { Encoding, Rejection } from '../decoders/result.js'
 import { encodeRefusal, SPAN } from '../decoders/transcode.js'
-import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
+import { DLQ_TOPIC, EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas.js'
 import { frameWithStamps, WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
@@ -116,7 +116,7 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
   const result = decodeBody(body, decodeOptions(meta, task))
   if (!result.ok) return out.failed(result.error, body)
   const schema = EVENT_SCHEMAS[meta.type]
-  const { topic, keyField } = EVENT_INFO[meta.type]
+  const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
   const { events, records } = result
   const quality = rules?.byType[meta.type] ?? null
@@ -129,7 +129,7 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
       out.reject(verdict.reject, indexInBody(i, result.rejects), raw)
       continue
     }
-    const keyLength = keyBuf.write(event[keyField]!, 0)
+    const keyLength = keyBuf.write(eventKey(meta.type, event), 0)
     const key = keyBuf.subarray(0, keyLength)
     // Avro written with adgate's schema: reuse the record's bytes; otherwise encode the object.
     let value: Buffer

@@ -1,6 +1,8 @@
 import { move, Piscina, workerData } from 'piscina'
+import { warmAvroReaders } from '../decoders/avro.js'
 import { warmNormalizers } from '../decoders/normalizers.js'
 import { setNativeEnabled } from '../decoders/transcode.js'
+import type { EventType } from '../events/catalog.js'
 import { assignSchemaIds } from '../events/schemas.js'
 import { attachRulesChannel } from '../quality/rules-channel.js'
 import { type DecodeTask, runDecodeTask } from './decode-task.js'
@@ -9,8 +11,16 @@ import type { WorkerData } from './pool.js'
 const data = workerData as WorkerData | undefined
 // The schema registry's ids, before anything is encoded (registry/subjects.ts).
 if (data?.schemaIds) assignSchemaIds(data.schemaIds)
-// Compile every schema's normalizer when the thread starts, not on its first request.
-warmNormalizers()
+// Compile every schema's normalizer and Avro reader when the thread starts, not on its first
+// request. The OpenRTB bid schema takes a few hundred milliseconds: it is compiled just after,
+// so a thread replacing a failed one answers its first impressions at once.
+const PROMPT: readonly EventType[] = ['impression', 'click', 'conversion']
+warmNormalizers(PROMPT)
+warmAvroReaders(PROMPT)
+setTimeout(() => {
+  warmNormalizers(['bid'])
+  warmAvroReaders(['bid'])
+}, 50)
 setNativeEnabled(data?.native !== false)
 attachRulesChannel(data?.rules)
 

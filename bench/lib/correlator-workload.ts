@@ -1,5 +1,5 @@
 import type { EventSource, Position, SourceHandlers, SourceRecord } from '../../correlator/source.js'
-import { EVENT_INFO, EVENT_TYPES } from '../../events/catalog.js'
+import { EVENT_INFO, EVENT_TYPES, eventKey } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeWire } from '../../events/wire.js'
 import { DEFAULT_START, generateFunnel } from '../../generator/funnel.js'
@@ -29,7 +29,7 @@ export function funnelLogs(bids: number, seed: number): Logs {
   for (const type of EVENT_TYPES) {
     const info = EVENT_INFO[type]
     for (const e of f[type])
-      push(logs, info.topic, String(e[info.keyField]), encodeWire(EVENT_SCHEMAS[type], e), PARTITIONS)
+      push(logs, info.topic, eventKey(type, e), encodeWire(EVENT_SCHEMAS[type], e), PARTITIONS)
   }
   return logs
 }

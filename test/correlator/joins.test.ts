@@ -19,10 +19,9 @@ const bid = (id: string, t: number, campaign: string | null = 'c1'): Ev => ({
   event: {
     event_id: `b-${id}-${t}`,
     event_time: t,
-    id,
     campaign_id: campaign,
     bid_price_micros: 2000,
-    imp: [{ id: '1' }],
+    request: { id, imp: [{ id: '1' }] },
   },
 })
 const imp = (id: string, auction: string, t: number, eventId = `i-${id}`): Ev => ({

@@ -178,12 +178,11 @@ describe('CSV bodies', () => {
 
   it('reads nested values (a bid request imp[]) from JSON text in one cell', () => {
     const [bid] = generateEvents('bid', 1, 7)
-    const header = 'event_id,event_time,id,imp,site,cur,ext'
+    // An OpenRTB request as its sender has it: one column per top-level field.
+    const header = 'id,imp,site,cur,ext'
     const line = (imp: string, site = '') =>
       [
-        bid!.event_id,
-        bid!.event_time,
-        bid!.id,
+        (bid!.request as { id: string }).id,
         csvCell(imp),
         site,
         csvCell('["USD","EUR"]'),
@@ -200,13 +199,14 @@ describe('CSV bodies', () => {
     ].join('\n')
     const r = ok(decode('bid', 'csv', body))
     expect(r.events).toHaveLength(1)
-    const e = r.events[0] as Record<string, unknown>
-    expect(e.imp).toEqual([
+    const event = r.events[0] as Record<string, unknown>
+    const e = event.request as Record<string, unknown>
+    expect(e.imp).toMatchObject([
       {
         id: '1',
         tagid: null,
-        bidfloor_micros: 0,
-        bidfloorcur: 'USD',
+        bidfloor_micros: null,
+        bidfloorcur: null,
         banner: { w: 300, h: 250 },
         video: null,
         ext: '{"gpid":"/a"}',
@@ -215,7 +215,7 @@ describe('CSV bodies', () => {
     expect(e.site).toMatchObject({ domain: 'news.example', cat: ['IAB1'], publisher: null })
     expect(e.cur).toEqual(['USD', 'EUR'])
     expect(e.ext).toBe('{"k":1}')
-    expect(EVENT_SCHEMAS.bid.type.isValid(e)).toBe(true)
+    expect(EVENT_SCHEMAS.bid.type.isValid(event)).toBe(true)
     expect(r.rejects.map((x) => [x.index, x.field, x.reason])).toEqual([
       [1, 'imp[0].banner.h', 'must be ≥ 0, got -1'],
       [2, 'imp', 'must be a JSON array'],

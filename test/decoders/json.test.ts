@@ -38,15 +38,16 @@ function canonicalImpression(over: Record<string, unknown> = {}): Record<string,
   }
 }
 
+/** An OpenRTB bid request as its sender posts it. */
 function bid(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    event_id: 'ev-b',
-    event_time: T,
     id: 'auc-1',
     imp: [{ id: '1', banner: { w: 300, h: 250 } }],
     ...over,
   }
 }
+
+type BidEvent = { request: { ext: string; imp: { ext: string }[] } }
 
 const json = (value: unknown) => JSON.stringify(value)
 const impJson = (value: unknown) => decode('impression', 'json', json(value))
@@ -286,12 +287,12 @@ describe('JSON field checks: reason and dotted path', () => {
 
   it('keeps ext given as an object as its JSON text, and ext given as JSON text as is', () => {
     const asObject = ok(bidJson(bid({ ext: { a: [1, { b: null }] } })))
-    expect((asObject.events[0] as { ext: string }).ext).toBe('{"a":[1,{"b":null}]}')
+    expect((asObject.events[0] as BidEvent).request.ext).toBe('{"a":[1,{"b":null}]}')
     const text = '{ "a" : [1, {"b": null}] }'
     const asText = ok(bidJson(bid({ ext: text })))
-    expect((asText.events[0] as { ext: string }).ext).toBe(text)
+    expect((asText.events[0] as BidEvent).request.ext).toBe(text)
     const nested = ok(bidJson(bid({ imp: [{ id: '1', ext: { gpid: '/x' } }] })))
-    expect((nested.events[0] as { imp: { ext: string }[] }).imp[0]!.ext).toBe('{"gpid":"/x"}')
+    expect((nested.events[0] as BidEvent).request.imp[0]!.ext).toBe('{"gpid":"/x"}')
   })
 
   it('refuses ext that is not JSON text or an object', () => {
@@ -303,7 +304,7 @@ describe('JSON field checks: reason and dotted path', () => {
       field: 'ext',
       reason: 'must be an object or JSON text, got number 12',
     })
-    const long = { pad: 'x'.repeat(17_000) }
+    const long = { pad: 'x'.repeat(70_000) }
     expect(onlyReject(bidJson(bid({ ext: long })))).toMatchObject({ field: 'ext' })
   })
 
@@ -324,22 +325,22 @@ describe('JSON field checks: reason and dotted path', () => {
     expect(onlyReject(bidJson(bid({ ext: deep(100) }))).field).toBe('ext')
   })
 
-  it('fills defaults, with fresh copies of array defaults per event', () => {
-    const r = ok(bidJson([bid(), bid({ event_id: 'ev-2' })]))
-    const [a, b] = r.events as { cur: string[]; test: number; site: unknown; tmax: unknown }[]
-    expect(a).toMatchObject({ cur: ['USD'], test: 0, site: null, tmax: null, campaign_id: null })
-    expect((a as unknown as { imp: unknown[] }).imp[0]).toEqual({
+  it('leaves absent OpenRTB fields absent (null), filling in nothing the sender did not send', () => {
+    const r = ok(bidJson([bid(), bid({ cur: ['EUR'] })]))
+    const [a, b] = r.events as { campaign_id: unknown; request: Record<string, unknown> }[]
+    expect(a!.campaign_id).toBeNull()
+    expect(a!.request).toMatchObject({ cur: null, test: null, site: null, tmax: null, _unknown: null })
+    expect((a!.request.imp as unknown[])[0]).toMatchObject({
       id: '1',
       tagid: null,
-      bidfloor_micros: 0,
-      bidfloorcur: 'USD',
-      banner: { w: 300, h: 250 },
+      bidfloor: null,
+      bidfloor_micros: null,
+      bidfloorcur: null,
+      banner: { w: 300, h: 250, format: null, ext: null, _unknown: null },
       video: null,
       ext: null,
     })
-    expect(a!.cur).not.toBe(b!.cur)
-    a!.cur.push('EUR')
-    expect(b!.cur).toEqual(['USD'])
+    expect(b!.request.cur).toEqual(['EUR'])
   })
 
   it('drops unknown fields and overwrites client-sent ingest_time and source', () => {

@@ -1,7 +1,7 @@
 // Every endpoint × every encoding: what is posted is what a Kafka consumer reads back.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import type { Encoding } from '../../decoders/result.js'
-import { EVENT_INFO, EVENT_TYPES } from '../../events/catalog.js'
+import { EVENT_INFO, EVENT_TYPES, eventKey } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { CONTENT_TYPE, encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
@@ -57,7 +57,7 @@ describe.skipIf(brokers.length === 0)('gateway → Kafka round trip', () => {
           expect(ingest).toBeGreaterThanOrEqual(before - 1)
           expect(ingest).toBeLessThanOrEqual(after + 1)
           expect(got.value).toEqual({ ...sent, ingest_time: ingest, source: 'anonymous' })
-          expect(got.key).toBe(sent[EVENT_INFO[type].keyField])
+          expect(got.key).toBe(eventKey(type, sent))
           expect(got.headers).toMatchObject({
             'adgate.request_id': `rt-${type}-${encoding}`,
             'adgate.encoding': encoding,

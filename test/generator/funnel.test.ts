@@ -3,7 +3,7 @@ import { Violation } from '../../decoders/normalize.js'
 import { normalizerFor } from '../../decoders/normalizers.js'
 import { EVENT_TYPES, type EventType } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
-import { BOT_USER_AGENTS, type Event } from '../../generator/events.js'
+import { auctionOf, BOT_USER_AGENTS, type Event } from '../../generator/events.js'
 import { DEFAULT_START, type Funnel, generateEvents, generateFunnel } from '../../generator/funnel.js'
 import { Random } from '../../generator/random.js'
 
@@ -86,7 +86,7 @@ describe('generateFunnel', () => {
     })
 
     it('joins: every child names an existing parent of the same campaign and comes after it', () => {
-      const bidsById = new Map(funnel.bid.map((b) => [b.id as string, b]))
+      const bidsById = new Map(funnel.bid.map((b) => [auctionOf(b), b]))
       const impsById = new Map(funnel.impression.map((i) => [i.impression_id as string, i]))
       const clicksById = new Map(funnel.click.map((c) => [c.click_id as string, c]))
       const broken: string[] = []

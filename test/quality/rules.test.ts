@@ -37,7 +37,7 @@ describe('rules validation', () => {
           name: 'c',
           type: 'bid',
           kind: 'allowed',
-          field: 'device.geo.country',
+          field: 'request.device.geo.country',
           set: 'iso9999',
           severity: 'flag',
         },
@@ -188,21 +188,23 @@ describe('rule kinds', () => {
         name: 'dom',
         type: 'bid',
         kind: 'pattern',
-        field: 'site.domain',
+        field: 'request.site.domain',
         regex: '^[a-z]+\\.example$',
         severity: 'flag',
       },
-      { name: 'geo', type: 'bid', kind: 'not_null', field: 'device.geo.country', severity: 'reject' },
+      { name: 'geo', type: 'bid', kind: 'not_null', field: 'request.device.geo.country', severity: 'reject' },
     ]).byType.bid!
     const bid = generateEvents('bid', 1, 5)[0]!
+    const request = bid.request as Record<string, unknown>
+    const withRequest = (over: Record<string, unknown>) => ({ ...bid, request: { ...request, ...over } })
     expect(r.evaluate(bid)).toBeNull()
-    expect(r.fields).toEqual(['site', 'device'])
-    expect(r.evaluate({ ...bid, site: { ...(bid.site as object), domain: 'Bad Domain' } })).toEqual({
+    expect(r.fields).toEqual(['request'])
+    expect(r.evaluate(withRequest({ site: { ...(request.site as object), domain: 'Bad Domain' } }))).toEqual({
       reject: null,
       flags: 'dom',
     })
-    expect(r.evaluate({ ...bid, site: null })).toBeNull()
-    expect(r.evaluate({ ...bid, device: null })?.reject?.rule).toBe('geo')
+    expect(r.evaluate(withRequest({ site: null }))).toBeNull()
+    expect(r.evaluate(withRequest({ device: null }))?.reject?.rule).toBe('geo')
   })
 
   it('freshness: measured from the ingest time, both ways', () => {

@@ -45,7 +45,7 @@ export function compatibilityProblems(versions: readonly VersionedSchema[], samp
         problems.push(`${label}: ${(err as Error).message}`)
         continue
       }
-      const added = addedFields(versions[r]!.json, versions[w]!.json)
+      const added = addedFields(reader, versions[r]!.json, versions[w]!.json)
       for (let i = 0; i < samples; i++) {
         const written = writer.random()
         try {
@@ -79,9 +79,18 @@ interface RecordJson {
   fields: { name: string; type: unknown; default?: unknown }[]
 }
 
-function addedFields(reader: unknown, writer: unknown): [string, unknown][] {
+// Each added field with its default as avsc fills it in (a record default gets its fields' defaults).
+function addedFields(readerType: avro.Type, reader: unknown, writer: unknown): [string, unknown][] {
   const had = new Set((writer as RecordJson).fields.map((f) => f.name))
-  return (reader as RecordJson).fields.filter((f) => !had.has(f.name)).map((f) => [f.name, f.default])
+  const defaults = new Map(
+    (readerType as unknown as { fields: { name: string; defaultValue(): unknown }[] }).fields.map((f) => [
+      f.name,
+      f.defaultValue(),
+    ]),
+  )
+  return (reader as RecordJson).fields
+    .filter((f) => !had.has(f.name))
+    .map((f) => [f.name, defaults.get(f.name)])
 }
 
 // Fields of the same name and the same declared type in both (their values must carry over).
@@ -100,7 +109,14 @@ const NUMERIC = [
   'adgate.minItems',
   'adgate.maxItems',
 ]
-export const KNOWN_ATTRIBUTES: readonly string[] = [...NUMERIC, 'adgate.json']
+const FLAGS = ['adgate.json', 'adgate.rest', 'adgate.derived', 'adgate.body']
+export const KNOWN_ATTRIBUTES: readonly string[] = [...NUMERIC, ...FLAGS, 'adgate.micros']
+
+function rightKind(key: string, value: unknown): boolean {
+  if (FLAGS.includes(key)) return value === true
+  if (key === 'adgate.micros') return typeof value === 'string'
+  return typeof value === 'number' && Number.isFinite(value)
+}
 
 /** adgate.* attributes that decoders/normalize.ts does not know, or that hold the wrong kind of value. */
 export function attributeProblems(json: unknown, path = '$'): string[] {
@@ -115,7 +131,7 @@ export function attributeProblems(json: unknown, path = '$'): string[] {
   for (const [key, value] of Object.entries(node)) {
     if (key.startsWith('adgate.')) {
       if (!KNOWN_ATTRIBUTES.includes(key)) problems.push(`${where}: unknown attribute ${key}`)
-      else if (key === 'adgate.json' ? value !== true : typeof value !== 'number' || !Number.isFinite(value))
+      else if (!rightKind(key, value))
         problems.push(`${where}: ${key} has the wrong kind of value ${JSON.stringify(value)}`)
     } else if (typeof value === 'object') {
       problems.push(...attributeProblems(value, `${where}`))

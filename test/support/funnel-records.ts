@@ -2,7 +2,7 @@
 // and partitioned like the gateway (murmur2 of the key field), offsets in stream order.
 
 import type { SourceRecord } from '../../correlator/source.js'
-import { EVENT_INFO, EVENT_TYPES } from '../../events/catalog.js'
+import { EVENT_INFO, EVENT_TYPES, eventKey } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeWire } from '../../events/wire.js'
 import type { Event } from '../../generator/events.js'
@@ -28,7 +28,7 @@ export function toLogs(
   const logs: Logs = new Map()
   for (const { type, event } of events) {
     const info = EVENT_INFO[type]
-    const key = Buffer.from(String(event[info.keyField]))
+    const key = Buffer.from(eventKey(type, event))
     const partition = partitionFor(key, partitions)
     const k = `${info.topic}:${partition}`
     let log = logs.get(k)

@@ -97,7 +97,11 @@ export async function reference(records: readonly RawRecord[], rules: ReferenceR
       a.appendBigInt(BigInt(r.offset))
       for (const col of COLUMNS.slice(3)) {
         const [name, type] = col.split(' ') as [string, string]
-        const x = v[name === 't' ? 'event_time' : name]
+        // A bid's auction id is its OpenRTB request's own id (schemas/bid.v2.avsc).
+        const x =
+          name === 'id' && v.request
+            ? (v.request as { id: string }).id
+            : v[name === 't' ? 'event_time' : name]
         if (x === null || x === undefined) a.appendNull()
         else if (type === 'BIGINT') a.appendBigInt(BigInt(x as number))
         else a.appendVarchar(String(x))
