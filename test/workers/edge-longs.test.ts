@@ -23,12 +23,13 @@ function run(body: string, encoding: Encoding, type: 'bid' | 'impression') {
   }).outcomes[0]!
 }
 
-const bid = (floor: number, id: string) =>
-  `{"event_id":"${id}","event_time":1760000000000,"id":"a${id}","imp":[{"id":"1","bidfloor_micros":${floor}}]}`
+// The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v2.avsc).
+const bid = (price: number, id: string) =>
+  `{"event_id":"${id}","event_time":1760000000000,"bid_price_micros":${price},"request":{"id":"a${id}","imp":[{"id":"1"}]}}`
 
 describe('issue 15 defect 1: ±(2^53 − 1) is a per-event rejection, never WORKER_FAILED', () => {
   for (const n of [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]) {
-    it(`bid JSON array with bidfloor_micros ${n}: one rejected, the other accepted`, () => {
+    it(`bid JSON array with bid_price_micros ${n}: one rejected, the other accepted`, () => {
       const outcome = run(`[${bid(n, 'b1')},${bid(1000, 'b2')}]`, 'json', 'bid')
       expect(outcome.error).toBeNull()
       expect(outcome.events).toBe(1)
@@ -36,7 +37,7 @@ describe('issue 15 defect 1: ±(2^53 − 1) is a per-event rejection, never WORK
       expect(outcome.rejects[0]!.index).toBe(0)
     })
 
-    it(`bid NDJSON with bidfloor_micros ${n}: one rejected, the other accepted`, () => {
+    it(`bid NDJSON with bid_price_micros ${n}: one rejected, the other accepted`, () => {
       const outcome = run(`${bid(1000, 'b1')}\n${bid(n, 'b2')}\n`, 'ndjson', 'bid')
       expect(outcome).toMatchObject({ error: null, events: 1 })
       expect(outcome.rejects.map((r) => r.index)).toEqual([1])
