@@ -297,7 +297,13 @@ export class Correlator {
       await this.flush()
   }
 
-  /** Partitions whose checkpoint is due: interval passed and positions moved since the last one. */
+  /**
+   * Partitions whose checkpoint is due: interval passed and positions moved since the last one.
+   * In-process re-keying makes one partition's state hold what the others forwarded to it
+   * (impressions, clicks, progress markers), which its own positions do not cover: a checkpoint
+   * of the sender past an impression, with the receiver's older one, would lose the impression on
+   * a restart. So then every partition is checkpointed in the same write, or none is.
+   */
   private checkpointsDue(wallNow: number): number[] {
     const due: number[] = []
     for (const [p, last] of this.lastCheckpoint) {
@@ -305,7 +311,7 @@ export class Correlator {
       if (this.checkpointKey(p) === this.checkpointed.get(p)) continue
       due.push(p)
     }
-    return due
+    return this.pipeline.local && due.length > 0 ? [...this.lastCheckpoint.keys()] : due
   }
 
   private checkpointKey(p: number): string {
