@@ -326,7 +326,7 @@ async function connectKafka(
     if (!canWait) throw err
     // Wrong credentials, certificates or ACLs are no outage: the sink keeps /readyz false and
     // nothing is acknowledged from the spool until they are fixed.
-    if (sink.observeFailure(err)) logger.warn('Kafka refuses adgate at start-up; retrying')
+    if (await sink.observeFailure(err)) logger.warn('Kafka refuses adgate at start-up; retrying')
     else logger.warn({ err }, 'Kafka is unreachable at start-up; spooling until it answers')
     const retry = setInterval(() => {
       attempt().then(

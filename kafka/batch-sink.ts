@@ -3,6 +3,7 @@ import type { Logger } from '../config/logger.js'
 import type { KafkaConnectionOptions } from './client-options.js'
 import { Cluster, DeadlineError, securityProblem } from './cluster.js'
 import { nextSequence, type ProducerIdentity, stampBatch } from './idempotence.js'
+import { plaintextListenerMismatch } from './listener-probe.js'
 import { PartitionLane, type PendingBatch, type SendState } from './partition-lane.js'
 import { kafkaErrorName, produceFate } from './produce-errors.js'
 import {
@@ -522,9 +523,17 @@ export class BatchSink {
     return this.refreshing
   }
 
-  /** A failure seen outside the sink (topic creation at start-up); true when it is a security problem. */
-  observeFailure(err: unknown): boolean {
+  /**
+   * A failure seen outside the sink (topic creation at start-up); true when it is a security problem.
+   * A plaintext client that never got an answer also asks whether the listeners speak TLS: a broker
+   * closing unanswered connections is a wrong KAFKA_SECURITY_PROTOCOL, not an outage to spool through.
+   */
+  async observeFailure(err: unknown): Promise<boolean> {
     this.noteConnectionFailure(err, -1)
+    if (this.security === null && !this.options.connection.tls && this.refreshedAt === 0) {
+      const problem = await plaintextListenerMismatch(this.options.brokers, 2000)
+      if (problem) this.securityFailed(problem)
+    }
     return this.security !== null
   }
 

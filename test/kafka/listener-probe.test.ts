@@ -1,0 +1,82 @@
+// A plaintext client against a TLS listener: told apart from an outage (kafka/listener-probe.ts).
+
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { plaintextListenerMismatch, probePlaintext } from '../../kafka/listener-probe.js'
+
+const listen = (server: Server): Promise<number> =>
+  new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+  )
+
+describe('probePlaintext', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'adgate-probe-'))
+  let tls: Server
+  let kafkaLike: Server
+  let tlsPort = 0
+  let kafkaPort = 0
+  let closedPort = 0
+
+  beforeAll(async () => {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    )
+    tls = createTlsServer({
+      key: readFileSync(join(dir, 'key.pem')),
+      cert: readFileSync(join(dir, 'cert.pem')),
+    })
+    tls.on('tlsClientError', () => {})
+    tlsPort = await listen(tls)
+    // answers anything with a few bytes, as a plaintext Kafka listener answers ApiVersions
+    kafkaLike = createServer((s) => s.once('data', () => s.write(Buffer.alloc(10))))
+    kafkaPort = await listen(kafkaLike)
+    const gone = createServer()
+    closedPort = await listen(gone)
+    await new Promise((r) => gone.close(r))
+  })
+  afterAll(() => {
+    tls.close()
+    kafkaLike.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a TLS listener closes the plaintext request unanswered', async () => {
+    expect(await probePlaintext('127.0.0.1', tlsPort, 5000)).toBe('closed')
+  })
+  it('a plaintext listener answers', async () => {
+    expect(await probePlaintext('127.0.0.1', kafkaPort, 5000)).toBe('answered')
+  })
+  it('a stopped broker is unreachable, not a mismatch', async () => {
+    expect(await probePlaintext('127.0.0.1', closedPort, 5000)).toBe('unreachable')
+    expect(await plaintextListenerMismatch([`127.0.0.1:${closedPort}`], 5000)).toBeNull()
+  })
+  it('names KAFKA_SECURITY_PROTOCOL only when no broker answered and one closed unanswered', async () => {
+    expect(
+      await plaintextListenerMismatch([`127.0.0.1:${tlsPort}`, `127.0.0.1:${closedPort}`], 5000),
+    ).toMatch(/KAFKA_SECURITY_PROTOCOL/)
+    expect(
+      await plaintextListenerMismatch([`127.0.0.1:${tlsPort}`, `127.0.0.1:${kafkaPort}`], 5000),
+    ).toBeNull()
+  })
+})
