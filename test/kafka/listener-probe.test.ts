@@ -48,8 +48,15 @@ describe('probePlaintext', () => {
     })
     tls.on('tlsClientError', () => {})
     tlsPort = await listen(tls)
-    // answers anything with a few bytes, as a plaintext Kafka listener answers ApiVersions
-    kafkaLike = createServer((s) => s.once('data', () => s.write(Buffer.alloc(10))))
+    // answers as a plaintext Kafka listener answers ApiVersions: size, then the request's correlation id
+    kafkaLike = createServer((s) =>
+      s.once('data', (req: Buffer) => {
+        const res = Buffer.alloc(10)
+        res.writeInt32BE(6, 0)
+        res.writeInt32BE(req.readInt32BE(8), 4)
+        s.write(res)
+      }),
+    )
     kafkaPort = await listen(kafkaLike)
     const gone = createServer()
     closedPort = await listen(gone)
@@ -61,17 +68,17 @@ describe('probePlaintext', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('a TLS listener closes the plaintext request unanswered', async () => {
-    expect(await probePlaintext('127.0.0.1', tlsPort, 5000)).toBe('closed')
+  it('a TLS listener does not answer the plaintext request as Kafka', async () => {
+    expect(await probePlaintext('127.0.0.1', tlsPort, 5000)).toBe('not-kafka')
   })
   it('a plaintext listener answers', async () => {
-    expect(await probePlaintext('127.0.0.1', kafkaPort, 5000)).toBe('answered')
+    expect(await probePlaintext('127.0.0.1', kafkaPort, 5000)).toBe('kafka')
   })
   it('a stopped broker is unreachable, not a mismatch', async () => {
     expect(await probePlaintext('127.0.0.1', closedPort, 5000)).toBe('unreachable')
     expect(await plaintextListenerMismatch([`127.0.0.1:${closedPort}`], 5000)).toBeNull()
   })
-  it('names KAFKA_SECURITY_PROTOCOL only when no broker answered and one closed unanswered', async () => {
+  it('names KAFKA_SECURITY_PROTOCOL only when no broker answered and one answered otherwise', async () => {
     expect(
       await plaintextListenerMismatch([`127.0.0.1:${tlsPort}`, `127.0.0.1:${closedPort}`], 5000),
     ).toMatch(/KAFKA_SECURITY_PROTOCOL/)
