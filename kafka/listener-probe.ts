@@ -58,5 +58,5 @@ export async function plaintextListenerMismatch(
     }),
   )
   if (answers.includes('kafka') || !answers.includes('not-kafka')) return null
-  return 'the brokers close plaintext connections without answering: their listener expects TLS; check KAFKA_SECURITY_PROTOCOL (SSL or SASL_SSL) and KAFKA_SSL_CA_FILE'
+  return 'the brokers do not answer plaintext Kafka requests (a TLS listener answers with an alert or a close): check KAFKA_SECURITY_PROTOCOL (SSL or SASL_SSL) and KAFKA_SSL_CA_FILE'
 }
