@@ -114,8 +114,6 @@ export interface Load {
   eventsPerRequest: number
   seconds: number
   connections: number
-  /** Requests per second over all connections (open loop); undefined = as fast as possible. */
-  rate?: number
   headers?: Record<string, string>
 }
 
@@ -131,13 +129,16 @@ export interface LoadResult {
   raw: autocannon.Result
 }
 
+/**
+ * Closed loop, as fast as each connection is answered: throughput only. autocannon's rate options
+ * send per-second bursts, so latency figures come from loadtest/open-loop.ts instead.
+ */
 export async function load(l: Load): Promise<LoadResult> {
   const result = await autocannon({
     url: l.url,
     method: 'POST',
     connections: l.connections,
     duration: l.seconds,
-    overallRate: l.rate,
     headers: { 'content-type': l.contentType, ...l.headers },
     requests: l.bodies.map((body) => ({ method: 'POST', body })),
   })
