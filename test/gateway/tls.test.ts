@@ -1,13 +1,11 @@
 // Optional TLS: with a certificate and key the same gateway serves HTTPS and WSS.
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { type RunningGateway, startGateway } from '../support/gateway.js'
+import { selfSignedCert } from '../support/self-signed.js'
 
 const brokers = inject('kafkaBrokers')
 
@@ -45,32 +43,7 @@ describe.skipIf(brokers.length === 0)('TLS', () => {
   let gw: RunningGateway
   let ca: Buffer
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'adgate-tls-'))
-    const cert = join(dir, 'cert.pem')
-    const key = join(dir, 'key.pem')
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-      ],
-      {
-        stdio: 'ignore',
-      },
-    )
+    const { cert, key } = selfSignedCert()
     ca = readFileSync(cert)
     gw = await startGateway(brokers, { ADGATE_TLS_CERT: cert, ADGATE_TLS_KEY: key })
   })

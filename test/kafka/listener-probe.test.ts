@@ -1,13 +1,11 @@
 // A plaintext client against a TLS listener: told apart from an outage (kafka/listener-probe.ts).
 
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createServer as createTlsServer } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { plaintextListenerMismatch, probePlaintext } from '../../kafka/listener-probe.js'
+import { selfSignedCert } from '../support/self-signed.js'
 
 const listen = (server: Server): Promise<number> =>
   new Promise((resolve) =>
@@ -15,7 +13,7 @@ const listen = (server: Server): Promise<number> =>
   )
 
 describe('probePlaintext', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'adgate-probe-'))
+  let dir = ''
   let tls: Server
   let kafkaLike: Server
   let tlsPort = 0
@@ -23,29 +21,10 @@ describe('probePlaintext', () => {
   let closedPort = 0
 
   beforeAll(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-days',
-        '1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    )
-    tls = createTlsServer({
-      key: readFileSync(join(dir, 'key.pem')),
-      cert: readFileSync(join(dir, 'cert.pem')),
-    })
+    const made = selfSignedCert()
+    dir = made.dir
+    const { cert, key } = made
+    tls = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) })
     tls.on('tlsClientError', () => {})
     tlsPort = await listen(tls)
     // answers as a plaintext Kafka listener answers ApiVersions: size, then the request's correlation id
