@@ -9,12 +9,12 @@ import kafkajs from 'kafkajs'
 import { Correlator } from '../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../correlator/kafka-source.js'
 import { DEFAULT_RULES } from '../correlator/rules.js'
+import type { PartitionLoad, Storage } from '../correlator/storage.js'
 import { inputTopics, sourceTopics, topicNames } from '../correlator/topics.js'
 import { registerLz4Codec } from '../kafka/lz4-codec.js'
 import { DuckDbStorage } from '../storage/duckdb.js'
 import { MemoryStorage } from '../storage/memory.js'
 import { PostgresStorage } from '../storage/postgres.js'
-import type { PartitionLoad, Storage } from '../storage/storage.js'
 import {
   count,
   funnelLogs,

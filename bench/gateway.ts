@@ -2,8 +2,8 @@ import { join } from 'node:path'
 import type { Encoding } from '../decoders/result.js'
 import { EVENT_INFO, type EventType } from '../events/catalog.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
-import { openLoop } from '../loadtest/open-loop.js'
 import type { RunOptions } from './lib/module.js'
+import { openLoop } from './lib/open-loop.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
 import {
   BROKERS,

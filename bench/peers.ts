@@ -1,8 +1,8 @@
 import { join } from 'node:path'
 import { Kafka, logLevel } from 'kafkajs'
 import { CONTENT_TYPE } from '../generator/encode.js'
-import { type OpenLoopResult, openLoop } from '../loadtest/open-loop.js'
 import type { RunOptions } from './lib/module.js'
+import { type OpenLoopResult, openLoop } from './lib/open-loop.js'
 import {
   BENCH_BROKERS as BROKERS,
   type Built,

@@ -1,4 +1,5 @@
-import { AnomalyDetector, type AnomalyRow, type ObservedEvent } from '../correlator/anomaly.js'
+import { AnomalyDetector, type ObservedEvent } from '../correlator/anomaly.js'
+import type { AnomalyRow } from '../correlator/rows.js'
 import { generateSourcedTraffic, scoreFlags } from '../generator/anomalies.js'
 import type { RunOptions } from './lib/module.js'
 import { qualityCostCases } from './lib/quality-cost.js'

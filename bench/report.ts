@@ -382,7 +382,7 @@ Written by \`npm run bench\` (bench/report.ts) from \`bench/results/*.json\` and
 broker (one KRaft JVM) and the servers under test share the cores — and other engineers' builds
 and test suites ran beside it (load average 20+ during the committed runs). Absolute figures are
 pessimistic and noisy; the peers are measured interleaved in the same run so their ratios are what
-to read. Latency comes only from the open-loop generator (loadtest/open-loop.ts): constant-rate
+to read. Latency comes only from the open-loop generator (bench/lib/open-loop.ts): constant-rate
 arrivals, latency from each request's intended send time, and a schedule check — a run whose
 generator fell behind is flagged in the results (\`schedule_kept\`), never silently reported.
 

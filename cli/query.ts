@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js'
 import { parseStatsQuery } from '../correlator/http.js'
+import type { StatsQuery, StatsRow } from '../correlator/storage.js'
 import { openStorage, storageTarget } from '../storage/open.js'
-import type { StatsQuery, StatsRow } from '../storage/storage.js'
 import { UsageError } from './gen.js'
 
 export const QUERY_HELP = `adgate query — campaign performance from storage

@@ -1,5 +1,6 @@
 /// <reference path="./density-clustering.d.ts" />
 import densityClustering from 'density-clustering'
+import type { AnomalyRow } from './rows.js'
 
 /**
  * Anomaly detection on the correlator's input, per campaign and per source, in buckets of
@@ -26,20 +27,6 @@ import densityClustering from 'density-clustering'
  * snapshot reflects. Rows are keyed by (metric, subject, bucket), so re-detection after a replay
  * rewrites, not duplicates.
  */
-export interface AnomalyRow {
-  /** volume.<type>, ctr, cvr, win_rate, click_delay, staleness or cluster. */
-  metric: string
-  /** campaign:<id> or source:<name>. */
-  subject: string
-  /** Bucket start (ingest time, epoch ms). */
-  bucket: number
-  window_ms: number
-  expected_low: number
-  expected_high: number
-  observed: number
-  /** Why, for people (cluster: the source's features and the fleet's medians). */
-  detail: string | null
-}
 
 export const ANOMALY_METRICS = [
   'volume.bid',

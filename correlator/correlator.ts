@@ -1,4 +1,3 @@
-import { type Checkpoint, StaleOwnerError, type Storage } from '../storage/storage.js'
 import { AnomalyDetector, type AnomalyOptions } from './anomaly.js'
 import { BatchOutput, type JoinCounts } from './output.js'
 import type { OutgoingRecord } from './pipeline.js'
@@ -6,6 +5,7 @@ import { Pipeline, type RecordMode } from './pipeline.js'
 import type { JoinRules } from './rules.js'
 import type { EventSource, Position, SourceRecord } from './source.js'
 import { tpKey } from './source.js'
+import { type Checkpoint, StaleOwnerError, type Storage } from './storage.js'
 import { inputTopics, type TopicNames } from './topics.js'
 
 /** Sends re-keyed records to the correlator's own topics and resolves once they are durable. */

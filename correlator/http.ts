@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { Registry } from 'prom-client'
-import type { Granularity, StatsQuery, Storage } from '../storage/storage.js'
+import type { Granularity, StatsQuery, Storage } from './storage.js'
 
 /**
  * The correlator's small HTTP API, answered from storage:

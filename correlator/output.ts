@@ -1,7 +1,7 @@
-import type { AnomalyRow } from './anomaly.js'
 import {
   AGG_FIELDS,
   type AggDelta,
+  type AnomalyRow,
   type ClickRow,
   type ConversionRow,
   type ImpressionRow,

@@ -65,6 +65,22 @@ export interface LateRow {
   value: Buffer
 }
 
+/** A bucket the anomaly detector (correlator/anomaly.ts) flagged, keyed by (metric, subject, bucket). */
+export interface AnomalyRow {
+  /** volume.<type>, ctr, cvr, win_rate, click_delay, staleness or cluster. */
+  metric: string
+  /** campaign:<id> or source:<name>. */
+  subject: string
+  /** Bucket start (ingest time, epoch ms). */
+  bucket: number
+  window_ms: number
+  expected_low: number
+  expected_high: number
+  observed: number
+  /** Why, for people (cluster: the source's features and the fleet's medians). */
+  detail: string | null
+}
+
 /** Counter columns of the aggregate tables, in storage column order. */
 export const AGG_FIELDS = [
   'bids',

@@ -1,12 +1,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Kind } from '../bench/lib/mix.js'
+import type { OpenLoopRequest, OpenLoopResult } from '../bench/lib/open-loop.js'
 import { commitId, machine, REPO_ROOT } from '../bench/lib/results.js'
 import { bodies } from '../bench/lib/servers.js'
 import { percentile } from '../bench/lib/stats.js'
 import { EVENT_INFO } from '../events/catalog.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
-import type { OpenLoopRequest, OpenLoopResult } from './open-loop.js'
 
 export const RESULTS = join(REPO_ROOT, 'loadtest', 'results')
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import WebSocket from 'ws'
 import { kafkaScriptOrThrow } from '../bench/lib/broker.js'
 import { MIX } from '../bench/lib/mix.js'
+import { type OpenLoopRequest, type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
 import { bodies, ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
 import { percentile, slope } from '../bench/lib/stats.js'
@@ -24,11 +25,10 @@ import {
   writeOutcome,
 } from './lib.js'
 import { noisyNeighbour } from './noisy-neighbour.js'
-import { type OpenLoopRequest, type OpenLoopResult, openLoop } from './open-loop.js'
 
 /**
  * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N] [--target URL]`. Each drives a
- * gateway with the open-loop generator (./open-loop.ts: constant-rate arrivals, latency from each
+ * gateway with the open-loop generator (../bench/lib/open-loop.ts: constant-rate arrivals, latency from each
  * request's intended send time, a check that it kept its schedule), stops by itself, writes
  * loadtest/results/<scenario>.json and prints an SLO verdict. Against a running gateway with
  * `--target`; otherwise it starts its own on 127.0.0.1 (port chosen by the OS) against the local

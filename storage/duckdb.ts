@@ -2,7 +2,16 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
 import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
-import { tpKey } from '../correlator/source.js'
+import {
+  type PartitionLoad,
+  StaleOwnerError,
+  type StatsQuery,
+  type StatsRow,
+  type Storage,
+  statsRow,
+  tpKey,
+  type WriteBatch,
+} from '../correlator/storage.js'
 import {
   aggUpsert,
   anomalyUpsert,
@@ -12,15 +21,6 @@ import {
   factUpsert,
   LATE_COLUMNS,
 } from './schema.js'
-import {
-  type PartitionLoad,
-  StaleOwnerError,
-  type StatsQuery,
-  type StatsRow,
-  type Storage,
-  statsRow,
-  type WriteBatch,
-} from './storage.js'
 
 /**
  * The embedded default: one DuckDB file. A batch is staged into temporary tables with DuckDB's

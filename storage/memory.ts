@@ -1,7 +1,11 @@
-import type { AnomalyRow } from '../correlator/anomaly.js'
-import type { ClickRow, ConversionRow, ImpressionRow, LateRow } from '../correlator/rows.js'
-import { AGG_FIELDS } from '../correlator/rows.js'
-import { tpKey } from '../correlator/source.js'
+import {
+  AGG_FIELDS,
+  type AnomalyRow,
+  type ClickRow,
+  type ConversionRow,
+  type ImpressionRow,
+  type LateRow,
+} from '../correlator/rows.js'
 import {
   type Checkpoint,
   type PartitionLoad,
@@ -10,8 +14,9 @@ import {
   type StatsRow,
   type Storage,
   statsRow,
+  tpKey,
   type WriteBatch,
-} from './storage.js'
+} from '../correlator/storage.js'
 
 /**
  * The same tables in process memory: for unit tests of the joins and as the no-I/O case of the

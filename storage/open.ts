@@ -1,6 +1,6 @@
 import { join } from 'node:path'
+import type { Storage } from '../correlator/storage.js'
 import { DuckDbStorage } from './duckdb.js'
-import type { Storage } from './storage.js'
 
 /**
  * ADGATE_STORAGE → a sink:

@@ -1,8 +1,14 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { HOUR_MS } from '../correlator/rules.js'
+import {
+  HOUR_MS,
+  type PartitionLoad,
+  type StatsQuery,
+  type StatsRow,
+  type Storage,
+  type WriteBatch,
+} from '../correlator/storage.js'
 import { DuckDbStorage } from './duckdb.js'
-import type { PartitionLoad, StatsQuery, StatsRow, Storage, WriteBatch } from './storage.js'
 
 /** Table (or view) → its time column, for the hive layout <dir>/<table>/dt=YYYY-MM-DD/hour=HH/. */
 const EXPORTS: readonly [string, string][] = [

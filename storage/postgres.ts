@@ -1,6 +1,15 @@
 import pg from 'pg'
 import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
-import { tpKey } from '../correlator/source.js'
+import {
+  type PartitionLoad,
+  StaleOwnerError,
+  type StatsQuery,
+  type StatsRow,
+  type Storage,
+  statsRow,
+  tpKey,
+  type WriteBatch,
+} from '../correlator/storage.js'
 import {
   aggUpsert,
   anomalyUpsert,
@@ -10,15 +19,6 @@ import {
   factUpsert,
   LATE_COLUMNS,
 } from './schema.js'
-import {
-  type PartitionLoad,
-  StaleOwnerError,
-  type StatsQuery,
-  type StatsRow,
-  type Storage,
-  statsRow,
-  type WriteBatch,
-} from './storage.js'
 
 // BIGINT as JS numbers: every value adgate stores (ms, micros, counters) is below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v))

@@ -13,9 +13,9 @@ import { Correlator } from '../../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
 import { DEFAULT_RULES } from '../../correlator/rules.js'
 import type { SourceHandlers } from '../../correlator/source.js'
+import type { Storage, WriteBatch } from '../../correlator/storage.js'
 import { inputTopics, sourceTopics, type TopicNames, topicNames } from '../../correlator/topics.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
-import type { Storage, WriteBatch } from '../../storage/storage.js'
 
 const [brokerList, prefix, run, file, dump] = process.argv.slice(2) as [
   string,

@@ -131,7 +131,7 @@ export interface LoadResult {
 
 /**
  * Closed loop, as fast as each connection is answered: throughput only. autocannon's rate options
- * send per-second bursts, so latency figures come from loadtest/open-loop.ts instead.
+ * send per-second bursts, so latency figures come from bench/lib/open-loop.ts instead.
  */
 export async function load(l: Load): Promise<LoadResult> {
   const result = await autocannon({

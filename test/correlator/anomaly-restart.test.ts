@@ -3,8 +3,8 @@
 // still flags it — with baselines relearnt from scratch it would be blind for its warm-up (10
 // buckets, 50 minutes here) — and a clean run killed mid-way raises no flag from replayed events.
 import { describe, expect, it } from 'vitest'
-import type { AnomalyRow } from '../../correlator/anomaly.js'
 import { Correlator } from '../../correlator/correlator.js'
+import type { AnomalyRow } from '../../correlator/rows.js'
 import { DEFAULT_RULES } from '../../correlator/rules.js'
 import type { EventType } from '../../events/catalog.js'
 import { type AnomalyLabel, generateSourcedTraffic, scoreFlags } from '../../generator/anomalies.js'

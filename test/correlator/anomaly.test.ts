@@ -3,7 +3,8 @@
 // stale events) are found with precision (strict too) and recall ≥ 0.9, and clean runs of several seeds raise
 // no flag at all.
 import { describe, expect, it } from 'vitest'
-import { AnomalyDetector, type AnomalyRow, type ObservedEvent } from '../../correlator/anomaly.js'
+import { AnomalyDetector, type ObservedEvent } from '../../correlator/anomaly.js'
+import type { AnomalyRow } from '../../correlator/rows.js'
 import { generateSourcedTraffic, scoreFlags } from '../../generator/anomalies.js'
 
 const BUCKET = 5 * 60_000

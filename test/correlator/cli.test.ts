@@ -11,7 +11,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest'
 import { startCorrelator } from '../../cli/correlator.js'
 import { loadConfig } from '../../config/config.js'
 import { createLogger } from '../../config/logger.js'
-import type { StatsRow } from '../../storage/storage.js'
+import type { StatsRow } from '../../correlator/storage.js'
 import { ArraySource } from '../support/array-source.js'
 import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openLoop, schedule, scheduleVerdict } from '../../loadtest/open-loop.js'
+import { openLoop, schedule, scheduleVerdict } from '../../bench/lib/open-loop.js'
 
 /** A local server answering 200 at once, or holding every answer while a stall is on. */
 function fakeServer(stall?: { afterRequests: number; ms: number }): Promise<{

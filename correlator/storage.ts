@@ -1,5 +1,10 @@
-import type { BatchOutput } from '../correlator/output.js'
-import type { Position } from '../correlator/source.js'
+import type { BatchOutput } from './output.js'
+import type { Position } from './source.js'
+
+// The correlator's storage contract is this file and rows.ts: storage/ (the adapters) imports
+// nothing else of the correlator, and the correlator imports nothing of storage/.
+export { HOUR_MS } from './rules.js'
+export { type Position, tpKey } from './source.js'
 
 /**
  * Where the correlator's tables live. Every sink keeps the same tables (storage/schema.ts) and the
