@@ -6,18 +6,14 @@ import { ACCEPTED_CONTENT_TYPES, parseContentType } from '../decoders/content-ty
 import type { Encoding } from '../decoders/result.js'
 import { EVENT_INFO, EVENT_TYPES, type EventType } from '../events/catalog.js'
 import type { ErrorCode } from '../events/errors.js'
-import type { AuthError, Authenticator, Principal } from './auth.js'
+import { authRefusal, rateRefusal } from './admission.js'
+import { answer } from './answer.js'
+import type { Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
 import type { IngestService } from './ingest.js'
-import { type GatewayMetrics, statusClass } from './metrics.js'
+import type { GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
-
-export const AUTH_DETAIL: Readonly<Record<AuthError, (type: string) => string>> = {
-  MISSING_API_KEY: () => 'send X-API-Key: <secret> or Authorization: Bearer <secret>',
-  UNKNOWN_API_KEY: () => 'the API key is not one of ADGATE_API_KEYS',
-  EVENT_TYPE_NOT_ALLOWED: (type) => `this key may not send ${type} events`,
-}
 
 interface Admitted {
   readonly principal: Principal
@@ -57,7 +53,7 @@ export class EventRoutes {
       app.post(path, (res, req) => this.handle(type, path, res, req))
       app.any(path, (res, req) => {
         const id = requestIdFrom(req.getHeader('x-request-id'))
-        this.answer(
+        this.write(
           res,
           path,
           errorReply('METHOD_NOT_ALLOWED', `use POST on ${path}`, id, {}, { Allow: 'POST' }),
@@ -78,7 +74,7 @@ export class EventRoutes {
     })
     if ('status' in admitted) {
       // The body is unread: close the connection rather than leave its bytes in the stream.
-      this.answer(res, route, { ...admitted, close: true }, requestId)
+      this.write(res, route, { ...admitted, close: true }, requestId)
       return
     }
     const { principal, encoding, contentEncoding, declared } = admitted
@@ -87,35 +83,22 @@ export class EventRoutes {
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)
       metrics.bodyBytes.observe(body.length)
-      let status = 503
-      ingest
-        .ingest({
-          body,
-          type,
-          encoding,
-          contentEncoding,
-          source: principal.name,
-          requestId,
-          ingestTime: reader.startedAt,
-        })
-        .then((reply) => {
-          status = reply.status
-          if (!state.aborted) res.cork(() => this.answer(res, route, reply, requestId))
-        })
-        .catch((err: Error) => {
-          this.deps.logger.error({ err, requestId }, 'ingest failed unexpectedly')
-          if (!state.aborted)
-            res.cork(() =>
-              this.answer(res, route, errorReply('NOT_DURABLE', 'internal error', requestId), requestId),
-            )
-        })
-        .finally(() => {
+      const work = ingest.ingest({
+        body,
+        type,
+        encoding,
+        contentEncoding,
+        source: principal.name,
+        requestId,
+        ingestTime: reader.startedAt,
+      })
+      answer(work, route, reader.startedAt, requestId, this.deps).then((reply) => {
+        try {
+          if (!state.aborted) res.cork(() => this.write(res, route, reply, requestId))
+        } finally {
           this.inFlight--
-          metrics.requestDuration.observe(
-            { route, status_class: statusClass(status) },
-            (Date.now() - reader.startedAt) / 1000,
-          )
-        })
+        }
+      })
     }
     const onFailure = (why: BodyFailure) => {
       this.reading.delete(reader)
@@ -133,7 +116,7 @@ export class EventRoutes {
               `the body did not arrive within ${config.bodyTimeoutMs} ms`,
               requestId,
             )
-      res.cork(() => this.answer(res, route, { ...reply, close: true }, requestId))
+      res.cork(() => this.write(res, route, { ...reply, close: true }, requestId))
     }
     const reader = new BodyReader(res, declared, config.maxBodyBytes, onBody, onFailure)
     state.reader = reader
@@ -143,8 +126,7 @@ export class EventRoutes {
   /** Everything that can be refused from the headers, before a byte of body is read. */
   private admit(type: EventType, req: HttpRequest, requestId: string): Admitted | Reply {
     const { config, auth, ingest } = this.deps
-    const refuse = (code: ErrorCode, detail: string, headers?: Record<string, string>) =>
-      errorReply(code, detail, requestId, {}, headers)
+    const refuse = (code: ErrorCode, detail: string) => errorReply(code, detail, requestId)
     // uWS itself accepts very large header blocks; bound them here.
     let headerBytes = 0
     req.forEach((name, value) => {
@@ -157,15 +139,9 @@ export class EventRoutes {
       )
     }
     const principal = auth.check(req.getHeader('x-api-key'), req.getHeader('authorization'), type)
-    if (typeof principal === 'string') {
-      return refuse(
-        principal,
-        principal === 'EVENT_TYPE_NOT_ALLOWED' ? `this key may not send ${type} events` : 'send X-API-Key',
-      )
-    }
-    const wait = principal.bucket?.take() ?? 0
-    if (wait > 0)
-      return refuse('RATE_LIMITED', `key ${principal.name} is over its rate`, { 'Retry-After': String(wait) })
+    if (typeof principal === 'string') return authRefusal(principal, type, requestId)
+    const overRate = rateRefusal(principal, requestId)
+    if (overRate !== null) return overRate
     const contentType = req.getHeader('content-type')
     const encoding = parseContentType(contentType)
     if (encoding === undefined) {
@@ -194,12 +170,12 @@ export class EventRoutes {
         )
       }
     }
-    if (ingest.draining) return refuse('DRAINING', 'the gateway is shutting down; retry on another instance')
-    if (!ingest.ready) return refuse('NOT_DURABLE', 'Kafka is unavailable or too far behind')
+    const unavailable = ingest.refusal(requestId)
+    if (unavailable !== null) return unavailable
     return { principal, encoding, contentEncoding, declared }
   }
 
-  private answer(res: HttpResponse, route: string, reply: Reply, requestId: string): void {
+  private write(res: HttpResponse, route: string, reply: Reply, requestId: string): void {
     writeReply(res, reply, requestId)
     this.deps.metrics.requests.inc({ route, status: reply.status })
   }

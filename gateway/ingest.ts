@@ -39,12 +39,19 @@ export class IngestService {
     this.isDraining = true
   }
 
+  /** The answer for a request that cannot be taken now (draining, Kafka out of reach), else null. */
+  refusal(requestId: string): Reply | null {
+    if (this.isDraining)
+      return errorReply('DRAINING', 'the gateway is shutting down; retry on another instance', requestId)
+    if (!this.delivery.ready)
+      return errorReply('NOT_DURABLE', 'Kafka is unavailable and the local spool is full', requestId)
+    return null
+  }
+
   async ingest(input: IngestInput): Promise<Reply> {
     const { type, encoding, requestId } = input
-    if (this.isDraining) return errorReply('DRAINING', 'the gateway is shutting down', requestId)
-    if (!this.delivery.ready) {
-      return errorReply('NOT_DURABLE', 'Kafka is unavailable and the local spool is full', requestId)
-    }
+    const refused = this.refusal(requestId)
+    if (refused !== null) return refused
 
     let outcome: BodyOutcome
     let task: TaskOutput

@@ -4,10 +4,11 @@ import type { Logger } from '../config/logger.js'
 import { CONTENT_ENCODINGS, type ContentEncoding } from '../decoders/content-encoding.js'
 import type { Encoding } from '../decoders/result.js'
 import { type EventType, isEventType } from '../events/catalog.js'
+import { authRefusal, rateRefusal } from './admission.js'
+import { answer } from './answer.js'
 import { type Authenticator, mayPost, type Principal } from './auth.js'
-import { AUTH_DETAIL } from './http.js'
 import type { IngestService } from './ingest.js'
-import { type GatewayMetrics, statusClass } from './metrics.js'
+import type { GatewayMetrics } from './metrics.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
 
@@ -49,30 +50,14 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const requestId = requestIdFrom(req.getHeader('x-request-id'))
-      const refused = handshakeError(req, requestId)
-      if (refused !== null) {
-        writeReply(res, refused, requestId)
-        return
-      }
       const principal = auth.principal(req.getHeader('x-api-key'), req.getHeader('authorization'))
-      if (typeof principal === 'string') {
-        writeReply(res, errorReply(principal, AUTH_DETAIL[principal]('these'), requestId), requestId)
-        return
-      }
-      if (ingest.draining) {
-        writeReply(
-          res,
-          errorReply('DRAINING', 'the gateway is shutting down; retry on another instance', requestId),
-          requestId,
-        )
-        return
-      }
-      if (!ingest.ready) {
-        writeReply(
-          res,
-          errorReply('NOT_DURABLE', 'Kafka is unavailable or the gateway is draining', requestId),
-          requestId,
-        )
+      const refused =
+        handshakeError(req, requestId) ??
+        (typeof principal === 'string'
+          ? authRefusal(principal, 'these', requestId)
+          : ingest.refusal(requestId))
+      if (refused !== null || typeof principal === 'string') {
+        if (refused !== null) writeReply(res, refused, requestId)
         return
       }
       res.upgrade<Session>(
@@ -98,22 +83,10 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       if (typeof header === 'string')
         return ack(ws, metrics, null, errorReply('MALFORMED_BODY', header, requestId))
       const { seq, type, encoding, contentEncoding } = header
-      if (!mayPost(session.principal, type)) {
-        return ack(
-          ws,
-          metrics,
-          seq,
-          errorReply('EVENT_TYPE_NOT_ALLOWED', `this key may not send ${type} events`, requestId),
-        )
-      }
-      const wait = session.principal.bucket?.take() ?? 0
-      if (wait > 0)
-        return ack(
-          ws,
-          metrics,
-          seq,
-          errorReply('RATE_LIMITED', 'over the rate', requestId, {}, { 'Retry-After': String(wait) }),
-        )
+      if (!mayPost(session.principal, type))
+        return ack(ws, metrics, seq, authRefusal('EVENT_TYPE_NOT_ALLOWED', type, requestId))
+      const overRate = rateRefusal(session.principal, requestId)
+      if (overRate !== null) return ack(ws, metrics, seq, overRate)
       if (session.inFlight >= config.wsMaxInFlight) {
         return ack(
           ws,
@@ -131,29 +104,19 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       session.inFlight++
       metrics.bodyBytes.observe(body.length)
       const receivedAt = Date.now()
-      let status = 503
-      ingest
-        .ingest({
-          body,
-          type,
-          encoding,
-          contentEncoding,
-          source: session.principal.name,
-          requestId,
-          ingestTime: receivedAt,
-        })
-        .then((reply) => {
-          status = reply.status
-          ack(ws, metrics, seq, reply)
-        })
-        .catch(() => ack(ws, metrics, seq, errorReply('NOT_DURABLE', 'internal error', requestId)))
-        .finally(() => {
-          session.inFlight--
-          metrics.requestDuration.observe(
-            { route: '/v1/stream', status_class: statusClass(status) },
-            (Date.now() - receivedAt) / 1000,
-          )
-        })
+      const work = ingest.ingest({
+        body,
+        type,
+        encoding,
+        contentEncoding,
+        source: session.principal.name,
+        requestId,
+        ingestTime: receivedAt,
+      })
+      answer(work, '/v1/stream', receivedAt, requestId, deps).then((reply) => {
+        session.inFlight--
+        ack(ws, metrics, seq, reply)
+      })
     },
   })
   // uWS passes a GET without Sec-WebSocket-Key on to the next route: answer it here, not 404.

@@ -1,10 +1,11 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { EventType } from '../events/catalog.js'
 import type { ErrorCode } from '../events/errors.js'
+import { authRefusal, rateRefusal } from './admission.js'
+import { answer } from './answer.js'
 import type { Authenticator } from './auth.js'
-import { AUTH_DETAIL, type HttpDeps } from './http.js'
+import type { HttpDeps } from './http.js'
 import type { IngestService } from './ingest.js'
-import { statusClass } from './metrics.js'
 import { TokenBucket } from './rate-limit.js'
 import { RedirectGuard } from './redirect-guard.js'
 import { requestIdFrom } from './request-id.js'
@@ -94,10 +95,9 @@ export async function answerTracker(req: TrackerRequest, deps: TrackerDeps): Pro
   let location: string | null = null
   if (kind === 'conversion') {
     const principal = deps.auth.check(req.apiKey, req.authorization, 'conversion')
-    if (typeof principal === 'string') return refuse(principal, AUTH_DETAIL[principal]('conversion'))
-    const wait = principal.bucket?.take() ?? 0
-    if (wait > 0)
-      return refuse('RATE_LIMITED', `key ${principal.name} is over its rate`, { 'Retry-After': String(wait) })
+    if (typeof principal === 'string') return authRefusal(principal, 'conversion', requestId, NO_CACHE)
+    const overRate = rateRefusal(principal, requestId, NO_CACHE)
+    if (overRate !== null) return overRate
     source = principal.name
   } else if (kind === 'click') {
     const verdict = deps.guard.check(req.query, params.get('url'))
@@ -222,24 +222,16 @@ export class TrackerRoutes {
       aborted = true
     })
     const path = TRACKER_PATHS[kind]
-    let status = 503
     this.inFlight++
-    answerTracker(request, this.deps)
-      .catch((err: Error) => {
-        this.http.logger.error({ err, requestId: request.requestId }, 'tracker hit failed unexpectedly')
-        return errorReply('NOT_DURABLE', 'internal error', request.requestId)
-      })
-      .then((reply) => {
-        status = reply.status
-        if (!aborted) res.cork(() => this.write(res, path, reply, request.requestId))
-      })
-      .finally(() => {
-        this.inFlight--
-        this.http.metrics.requestDuration.observe(
-          { route: path, status_class: statusClass(status) },
-          (Date.now() - request.receivedAt) / 1000,
-        )
-      })
+    answer(answerTracker(request, this.deps), path, request.receivedAt, request.requestId, this.http).then(
+      (reply) => {
+        try {
+          if (!aborted) res.cork(() => this.write(res, path, reply, request.requestId))
+        } finally {
+          this.inFlight--
+        }
+      },
+    )
   }
 
   /** HEAD is safe (RFC 9110 §9.2.1): link checkers and prefetchers get the pixel's headers, no event. */
