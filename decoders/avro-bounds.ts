@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import avro from 'avsc'
+import { avroType } from '../events/avro-types.js'
 
 /**
  * avsc reads an array or map block by looping over its item count, and only notices the input
@@ -29,9 +30,9 @@ interface Inner {
   _skip(tap: Tap): void
 }
 
-/** avsc's forSchema, with every array and map count bounded by the bytes left. */
+/** avsc's forSchema (as events/avro-types.ts builds it), with every array and map count bounded by the bytes left. */
 export function boundedType(schema: avro.Schema): avro.Type {
-  return avro.Type.forSchema(schema, { typeHook })
+  return avroType(schema, typeHook)
 }
 
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {

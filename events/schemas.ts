@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import avro from 'avsc'
+import type avro from 'avsc'
+import { avroType } from './avro-types.js'
 import { DLQ_TOPIC, EVENT_INFO, EVENT_TYPES, type EventType } from './catalog.js'
 import { type RecordNode, schemaModel } from './schema-model.js'
 
@@ -69,7 +70,7 @@ function lazyVersion(
     file: v.file,
     json,
     get type() {
-      type ??= avro.Type.forSchema(json)
+      type ??= avroType(json)
       return type
     },
     get model() {
@@ -132,7 +133,7 @@ const MAX_WRITERS = 256
 /** Keep a writer schema fetched from the registry by id, so wire-format records under it decode. */
 export function addWriterSchema(id: number, text: string): SchemaVersion {
   const json = JSON.parse(text) as avro.Schema
-  const type = avro.Type.forSchema(json)
+  const type = avroType(json)
   const schema: SchemaVersion = {
     subject: '',
     version: 0,
