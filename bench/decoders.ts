@@ -1,5 +1,6 @@
 import { deepStrictEqual } from 'node:assert/strict'
 import { Readable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
 import { Ajv } from 'ajv'
 import avro from 'avsc'
 import { parse as parseCsvStream } from 'csv-parse'
@@ -23,6 +24,8 @@ import { encodeEvents } from '../generator/encode.js'
 import type { Event } from '../generator/events.js'
 import { generateEvents } from '../generator/funnel.js'
 import { avroToJsonSchema } from './lib/avro-json-schema.js'
+import { buildAt } from './lib/baseline-build.js'
+import type { BidWorkloadSpec } from './lib/bid-workload.js'
 import {
   type HarnessOptions,
   type Measurement,
@@ -40,6 +43,8 @@ import { type BenchResult, compared } from './lib/results.js'
  *   CSV clicks: decodeBody vs csv-parse record by record + a mapper to the same objects (checked equal)
  *   Avro OCF bid requests: decodeBody (+ Confluent wire framing) vs avsc decoding the same file,
  *     each side in its own worker thread (see avroCases)
+ *   Bids by schema version: this build vs the code before the OpenRTB 2.6 schema (bid v1) and the
+ *     first v2 build, each an earlier commit compiled beside this one (see bidVersionCases)
  * One thread: every figure is per core.
  */
 export const description = 'JSON/NDJSON impressions, CSV clicks, Avro OCF bids → validated events (1 core)'
@@ -503,6 +508,77 @@ async function avroCases(h: HarnessOptions): Promise<BenchResult[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Bids by schema version (issue 14: the OpenRTB 2.6 schema may cost at most 25 % of bid throughput)
+
+/** The earlier code the current build is measured against, by commit. */
+const BID_BASELINES = [
+  // The last commit before schemas/bid.v2.avsc: bids were the flat v1 record.
+  { name: 'bid v1 (cca86f1)', commit: 'cca86f1' },
+  // bid v2 as first landed (avsc's generic unions, every JSON bid on the JS decoder).
+  { name: 'bid v2 before tuning (da3906b)', commit: 'da3906b' },
+] as const
+
+const BID_WORKLOAD = new URL('./lib/bid-workload.js', import.meta.url).href
+const UNIT_CPU = 'CPU-s per 10^6 events'
+
+/**
+ * Bid bodies of 1000 (Avro OCF, JSON array, NDJSON) decoded as the workers decode them, by this
+ * build and by the earlier ones, each in a thread of its own and interleaved. Reported as
+ * events/s and as CPU seconds per million events (on a shared machine the steadier of the two).
+ */
+async function bidVersionCases(h: HarnessOptions): Promise<BenchResult[]> {
+  let roots: string[]
+  try {
+    roots = BID_BASELINES.map((b) => `${pathToFileURL(buildAt(b.commit)).href}/`)
+  } catch (err) {
+    process.stdout.write(
+      `  earlier builds unavailable (${(err as Error).message.split('\n')[0]}): bid cases skipped\n`,
+    )
+    return []
+  }
+  const current = new URL('../', import.meta.url).href
+  const results: BenchResult[] = []
+  for (const encoding of ['avro', 'json', 'ndjson'] as const) {
+    const specs: BidWorkloadSpec[] = [
+      ...BID_BASELINES.map((b, i) => ({ name: b.name, root: roots[i]!, encoding })),
+      { name: 'bid v2 (this build)', root: current, encoding },
+    ]
+    const [v1, before, now] = await measureIsolated(
+      specs.map((arg) => ({ module: BID_WORKLOAD, factory: 'bidWorkload', arg })),
+      h,
+    )
+    const title = `${encoding} bids ×${EVENTS_PER_BODY} by schema version, ${encoding === 'avro' ? 'decodeBody' : 'transcodeBody'}`
+    results.push(
+      ...pair(title, now!, v1!, false),
+      cpuRow(title, now!, v1!),
+      ...pair(title, before!, v1!, false),
+      cpuRow(title, before!, v1!),
+      ...pair(title, now!, before!, false),
+      cpuRow(title, now!, before!),
+      ...single(`${title}: ${v1!.name} (baseline)`, v1!),
+      {
+        case: `${title}: ${v1!.name} (baseline)`,
+        metric: 'CPU',
+        value: v1!.cpuSecondsPerMillion,
+        unit: UNIT_CPU,
+      },
+    )
+  }
+  return results
+}
+
+/** CPU seconds per million events against the baseline's; ratio < 1 is cheaper. */
+function cpuRow(title: string, candidate: Measurement, base: Measurement): BenchResult {
+  return compared(
+    `${title}: ${candidate.name} vs ${base.name}`,
+    'CPU',
+    UNIT_CPU,
+    candidate.cpuSecondsPerMillion,
+    base.cpuSecondsPerMillion,
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** Candidate rows (with baseline and ratio), then, unless told not to, the baseline's own rows. */
 function pair(title: string, candidate: Measurement, base: Measurement, withBase = true): BenchResult[] {
@@ -566,16 +642,36 @@ const TARGETS: { label: string; case: string; metric: string; ok: (v: number) =>
     metric: 'framing',
     ok: (v) => v <= 20,
   },
+  // Issue 14: the OpenRTB 2.6 bid schema costs at most 25 % of bid throughput against bid v1.
+  ...(['avro', 'json', 'ndjson'] as const).flatMap((encoding) => [
+    {
+      label: `${encoding} bids v2 ≥ 0.75× v1, events/s`,
+      case: `${encoding} bids`,
+      metric: 'ratio',
+      ok: (v: number) => v >= 0.75,
+    },
+    {
+      label: `${encoding} bids v2 ≥ 0.75× v1, per CPU-s`,
+      case: `${encoding} bids`,
+      metric: 'cpu',
+      ok: (v: number) => v >= 0.75,
+    },
+  ]),
 ]
 
 function printTargets(results: readonly BenchResult[]): void {
   process.stdout.write('\ntargets (per core):\n')
   for (const t of TARGETS) {
     let value: number | undefined
-    if (t.metric === 'ratio') {
-      value = results.find(
-        (r) => r.case.startsWith(t.case) && r.metric === 'events/s' && r.ratio !== undefined,
+    if (t.metric === 'ratio' || t.metric === 'cpu') {
+      const ratio = results.find(
+        (r) =>
+          r.case.startsWith(t.case) &&
+          r.metric === (t.metric === 'cpu' ? 'CPU' : 'events/s') &&
+          r.ratio !== undefined,
       )?.ratio
+      // CPU per event against the baseline's, as a throughput ratio: 1 / (CPU ratio).
+      value = t.metric === 'cpu' && ratio !== undefined ? 1 / ratio : ratio
     } else {
       const framing = t.metric === 'framing'
       value = results.find(
@@ -587,7 +683,11 @@ function printTargets(results: readonly BenchResult[]): void {
       )?.value
     }
     const shown =
-      value === undefined ? 'n/a' : t.metric === 'ratio' ? `${value.toFixed(2)}×` : `${value.toFixed(1)}%`
+      value === undefined
+        ? 'n/a'
+        : t.metric === 'ratio' || t.metric === 'cpu'
+          ? `${value.toFixed(2)}×`
+          : `${value.toFixed(1)}%`
     const verdict = value === undefined ? '' : t.ok(value) ? 'met' : 'NOT met'
     process.stdout.write(`  ${t.label.padEnd(44)} ${shown.padStart(8)}  ${verdict}\n`)
   }
@@ -601,6 +701,7 @@ export async function run(options: RunOptions = { quick: false }): Promise<Bench
     ...(await jsonAvroCases(h)),
     ...(await csvCases(h)),
     ...(await avroCases(h)),
+    ...(await bidVersionCases(h)),
     // Data-quality rules on the workers' task path (issue 9): target < 15 % of throughput.
     ...(await qualityCostCases(h)),
   ]

@@ -48,15 +48,23 @@ function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type |
 /** A string the body holds that is not UTF-8; decodeAvro answers it as JSON and CSV do (400). */
 export class InvalidUtf8Error extends Error {}
 
+// Buffer's own slice decoder, without toString's argument handling (hot: once per string read).
+const utf8Slice = (
+  Buffer.prototype as unknown as { utf8Slice: (this: Buffer, start: number, end: number) => string }
+).utf8Slice
+
 function readUtf8(tap: Tap): string {
   const len = tap.readLong()
   const start = tap.pos
   tap.pos += len
   // As avsc's readString: running past the end is reported by the caller as a negative offset.
   if (len < 0 || tap.pos > tap.buf.length) return ''
-  const bytes = tap.buf.subarray(start, tap.pos)
-  if (!isUtf8(bytes)) throw new InvalidUtf8Error(`a string at byte ${start} is not valid UTF-8`)
-  return bytes.toString('utf8')
+  const text = utf8Slice.call(tap.buf, start, tap.pos)
+  // Decoding turns every invalid sequence into U+FFFD (WHATWG UTF-8 decode), so only text holding
+  // one can come from bytes that are not UTF-8: the bytes are checked then, not for every string.
+  if (text.indexOf('\uFFFD') !== -1 && !isUtf8(tap.buf.subarray(start, tap.pos)))
+    throw new InvalidUtf8Error(`a string at byte ${start} is not valid UTF-8`)
+  return text
 }
 
 class Utf8StringType extends avro.types.StringType {

@@ -50,6 +50,12 @@ export interface Measurement {
   readonly eventsPerSec: number
   /** Median over runs, in 10^6 bytes of input per second. */
   readonly mbPerSec: number
+  /**
+   * Median over runs: CPU seconds the process spent per 10^6 events (every thread: the sides run
+   * one at a time, so it is the running side's, GC helpers included). Steadier than events/s on
+   * a shared machine, where waiting for a core counts in wall time.
+   */
+  readonly cpuSecondsPerMillion: number
   /** (max − min) / median of the runs' events/s: how noisy the figure is. */
   readonly spread: number
   readonly runs: number
@@ -66,7 +72,7 @@ interface Runner {
   /** Runs calls for at least `ms`; returns the mean milliseconds per call. */
   warmup(ms: number): Promise<number>
   /** Runs `calls` calls; returns the seconds they took. */
-  timed(calls: number): Promise<number>
+  timed(calls: number): Promise<Timed>
   close(): Promise<void>
 }
 
@@ -95,12 +101,14 @@ async function schedule(runners: readonly Runner[], options: HarnessOptions): Pr
   const calls: number[] = []
   for (const r of runners) calls.push(Math.max(1, Math.round(runMs / (await r.warmup(warmupMs)))))
   const samples: number[][] = runners.map(() => [])
+  const cpu: number[][] = runners.map(() => [])
   for (let run = 0; run < runs; run++) {
     for (let k = 0; k < runners.length; k++) {
       const i = (k + run) % runners.length
       const r = runners[i]!
-      const seconds = await r.timed(calls[i]!)
+      const { seconds, cpuSeconds } = await r.timed(calls[i]!)
       samples[i]!.push((r.events * calls[i]!) / seconds)
+      cpu[i]!.push((cpuSeconds / (r.events * calls[i]!)) * 1e6)
     }
   }
   return runners.map((r, i) => {
@@ -110,6 +118,7 @@ async function schedule(runners: readonly Runner[], options: HarnessOptions): Pr
       name: r.name,
       eventsPerSec,
       mbPerSec: (eventsPerSec * (r.bytes / r.events)) / 1e6,
+      cpuSecondsPerMillion: median(cpu[i]!),
       spread: (Math.max(...s) - Math.min(...s)) / eventsPerSec,
       runs,
       callsPerRun: calls[i]!,
@@ -137,13 +146,22 @@ export async function warmupLoop(w: Workload, ms: number): Promise<number> {
   return (performance.now() - start) / n
 }
 
-export async function timedLoop(w: Workload, calls: number): Promise<number> {
+/** What one timed run took: wall-clock seconds, and CPU seconds of the whole process. */
+export interface Timed {
+  readonly seconds: number
+  readonly cpuSeconds: number
+}
+
+export async function timedLoop(w: Workload, calls: number): Promise<Timed> {
+  const cpu = process.cpuUsage()
   const start = performance.now()
   for (let c = 0; c < calls; c++) {
     const pending = call(w)
     if (pending) await pending
   }
-  return (performance.now() - start) / 1000
+  const seconds = (performance.now() - start) / 1000
+  const { user, system } = process.cpuUsage(cpu)
+  return { seconds, cpuSeconds: (user + system) / 1e6 }
 }
 
 // Awaiting only real promises keeps synchronous workloads free of a microtask per call.
@@ -176,6 +194,7 @@ export type WorkerRequest = { op: 'warmup'; ms: number } | { op: 'timed'; calls:
 export type WorkerReply =
   | { ok: true; name: string; events: number; bytes: number }
   | { ok: true; value: number }
+  | { ok: true; timed: Timed }
   | { ok: false; error: string }
 
 async function workerRunner(spec: IsolatedWorkload): Promise<Runner> {
@@ -193,18 +212,18 @@ async function workerRunner(spec: IsolatedWorkload): Promise<Runner> {
     if (!reply.ok) throw new Error(`bench worker ${spec.factory}: ${reply.error}`)
     return reply as T
   }
-  const ask = async (request: WorkerRequest): Promise<number> => {
-    const reply = expect<{ ok: true; value: number }>()
+  const ask = async <T extends WorkerReply>(request: WorkerRequest): Promise<T> => {
+    const reply = expect<T>()
     worker.postMessage(request)
-    return (await reply).value
+    return reply
   }
   const ready = await expect<{ ok: true; name: string; events: number; bytes: number }>()
   return {
     name: ready.name,
     events: ready.events,
     bytes: ready.bytes,
-    warmup: (ms) => ask({ op: 'warmup', ms }),
-    timed: (calls) => ask({ op: 'timed', calls }),
+    warmup: async (ms) => (await ask<{ ok: true; value: number }>({ op: 'warmup', ms })).value,
+    timed: async (calls) => (await ask<{ ok: true; timed: Timed }>({ op: 'timed', calls })).timed,
     close: async () => {
       await worker.terminate()
     },

@@ -24,8 +24,8 @@ async function start(): Promise<void> {
   if (typeof factory !== 'function') throw new Error(`${spec.module} does not export ${spec.factory}`)
   const w = await factory(spec.arg)
   port.on('message', (request: WorkerRequest) => {
-    const done = request.op === 'warmup' ? warmupLoop(w, request.ms) : timedLoop(w, request.calls)
-    done.then((value) => reply({ ok: true, value }), fail)
+    if (request.op === 'warmup') warmupLoop(w, request.ms).then((value) => reply({ ok: true, value }), fail)
+    else timedLoop(w, request.calls).then((timed) => reply({ ok: true, timed }), fail)
   })
   reply({ ok: true, name: w.name, events: w.events, bytes: w.bytes })
 }

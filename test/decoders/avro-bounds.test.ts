@@ -106,3 +106,27 @@ describe('regression: a few bytes claiming a huge array or map made avsc loop fo
     expect(r.events).toEqual(events.map(stamped))
   })
 })
+
+describe('strings are checked to be UTF-8 as they are read', () => {
+  const STRING = boundedType('string')
+  const encoded = (bytes: number[]) => Buffer.concat([varint(BigInt(bytes.length)), Buffer.from(bytes)])
+
+  // Each decodes to U+FFFD, the sign the bytes are then checked by: none may pass as text.
+  for (const [what, bytes] of [
+    ['a lone continuation byte', [0x61, 0x80]],
+    ['an overlong NUL', [0xc0, 0x80]],
+    ['an overlong slash', [0xe0, 0x80, 0xaf]],
+    ['a UTF-16 surrogate', [0xed, 0xa0, 0x80]],
+    ['a code point above U+10FFFF', [0xf4, 0x90, 0x80, 0x80]],
+    ['a truncated sequence', [0xe2, 0x82]],
+    ['0xff', [0xff]],
+  ] as const) {
+    it(`refuses ${what}`, () => {
+      expect(() => STRING.fromBuffer(encoded([...bytes]))).toThrow(/not valid UTF-8/)
+    })
+  }
+
+  it('reads U+FFFD itself, written as UTF-8, as text', () => {
+    expect(STRING.fromBuffer(encoded([0x61, 0xef, 0xbf, 0xbd, 0xe2, 0x82, 0xac]))).toBe('a\uFFFD€')
+  })
+})
