@@ -114,7 +114,7 @@ export function kafkaSourceFor(config: Config, logger: Logger, brokers: string[]
     createPartitions: config.topicPartitions,
     connection: kafkaConnectionOptions(config, brokers),
     topicSettings: topicSettings(config),
-    onLog: (level, msg) => logger.warn({ level }, `kafka: ${msg}`),
+    onError: (err, msg) => logger.warn({ err }, msg),
   })
 }
 

@@ -1,26 +1,29 @@
 import {
   Admin,
-  type CredentialProvider,
+  Consumer,
+  type GroupPartitionsAssigner,
+  type GroupPartitionsAssignments,
+  type Message,
   type MessageToProduce,
   ProduceAcks,
   Producer,
+  stringDeserializer,
 } from '@platformatic/kafka'
-import kafkajs, {
-  type Consumer,
-  type KafkaConfig,
-  type Admin as KafkajsAdmin,
-  type SASLOptions,
-} from 'kafkajs'
 import type { KafkaConnectionOptions } from '../kafka/client-options.js'
-import { registerLz4Codec } from '../kafka/lz4-codec.js'
 import { QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
+import { type GroupConsumer, ResumingConsumer } from '../kafka/resuming-consumer.js'
 import { ensureTopics, type TopicSettings } from '../kafka/topics.js'
 import type { RekeyProducer } from './correlator.js'
 import type { OutgoingRecord } from './pipeline.js'
-import type { EventSource, PartitionEnd, Position, SourceHandlers, SourceRecord } from './source.js'
+import {
+  type EventSource,
+  type PartitionEnd,
+  type Position,
+  type SourceHandlers,
+  type SourceRecord,
+  tpKey,
+} from './source.js'
 import { sourceTopics, type TopicNames, topicNames } from './topics.js'
-
-const { Kafka, logLevel, AssignerProtocol } = kafkajs
 
 export interface KafkaSourceOptions {
   brokers: string[]
@@ -31,73 +34,73 @@ export interface KafkaSourceOptions {
   createPartitions?: number
   /** Names of the event topics and the re-keyed ones (default adgate's). */
   names?: TopicNames
-  /** Records per partition fetched at once (kafkajs maxBytesPerPartition). */
+  /** Bytes per partition fetched at once (default 4 MiB). */
   maxBytesPerPartition?: number
   /** TLS and SASL (kafka/client-options.ts), the same for every adgate Kafka client */
   connection?: KafkaConnectionOptions
   /** replication, min.insync.replicas and retention of the topics it creates (ADGATE_TOPIC_*) */
   topicSettings?: Omit<TopicSettings, 'partitions'>
-  onLog?: (level: string, msg: string) => void
+  /** Wait before a failed fetch, batch or group join is tried again (default 1 s). */
+  retryMs?: number
+  onError?: (err: unknown, msg: string) => void
 }
+
+type KafkaMessage = Message<Buffer, Buffer, string, Buffer>
+
+/** The group protocol's name, as the kafkajs members before used it (a mixed group during an upgrade). */
+const ASSIGNER = 'adgate-copartitioned'
 
 /**
  * Partition p of every topic goes to the same member, so stage inputs keyed alike meet on one
  * instance (Kafka Streams' co-partitioning). Members are sorted for a stable assignment.
  */
-const CoPartitionAssigner: kafkajs.PartitionAssigner = ({ cluster }) => ({
-  name: 'adgate-copartitioned',
-  version: 1,
-  async assign({ members, topics }) {
-    const ids = members.map((m) => m.memberId).sort()
-    const plan = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]))
-    for (const topic of topics) {
-      for (const meta of cluster.findTopicPartitionMetadata(topic)) {
-        const member = plan.get(ids[meta.partitionId % ids.length]!)!
-        const list = member[topic] ?? []
-        list.push(meta.partitionId)
-        member[topic] = list
-      }
+export const coPartitionAssigner: GroupPartitionsAssigner = (_current, members, topics, metadata) => {
+  const ids = [...members.keys()].sort()
+  const plan = new Map<string, GroupPartitionsAssignments>(
+    ids.map((memberId) => [memberId, { memberId, assignments: new Map() }]),
+  )
+  for (const topic of topics) {
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0
+    for (let p = 0; p < count; p++) {
+      const member = plan.get(ids[p % ids.length]!)!
+      const entry = member.assignments.get(topic) ?? { topic, partitions: [] }
+      entry.partitions.push(p)
+      member.assignments.set(topic, entry)
     }
-    return ids.map((memberId) => ({
-      memberId,
-      memberAssignment: AssignerProtocol.MemberAssignment.encode({
-        version: 1,
-        assignment: plan.get(memberId)!,
-        userData: Buffer.alloc(0),
-      }),
-    }))
-  },
-  protocol({ topics }) {
-    return {
-      name: 'adgate-copartitioned',
-      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }),
-    }
-  },
-})
+  }
+  return [...plan.values()]
+}
 
-/** A kafkajs consumer group over the event topics (and the correlator's own re-keyed topics). */
+/**
+ * A consumer group over the event topics (and the correlator's own re-keyed topics) on
+ * @platformatic/kafka, read through kafka/resuming-consumer.ts. Nothing is committed by itself:
+ * only the positions the correlator hands to commit() after its write.
+ */
 export class KafkaSource implements EventSource {
-  private readonly kafka: kafkajs.Kafka
-  private readonly consumer: Consumer
-  private owned = new Set<number>()
-  /** For the lag metrics' end offsets, connected once (topic creation uses an Admin of its own). */
-  private offsetsAdmin: Promise<KafkajsAdmin> | undefined
+  private readonly consumer: Consumer<Buffer, Buffer, string, Buffer>
+  private readonly reader: ResumingConsumer<KafkaMessage>
+  /** Positions whose commit failed, sent again with the next commit (the newest per partition). */
+  private readonly uncommitted = new Map<string, Position>()
 
   constructor(private readonly o: KafkaSourceOptions) {
-    registerLz4Codec()
-    this.kafka = new Kafka({
-      brokers: o.brokers,
+    const onError = o.onError ?? (() => {})
+    this.consumer = new Consumer<Buffer, Buffer, string, Buffer>({
       clientId: o.clientId,
-      ...kafkajsSecurity(o.connection ?? {}),
-      logLevel: logLevel.WARN,
-      logCreator: () => (entry) => o.onLog?.(String(entry.level), entry.log.message),
-    })
-    this.consumer = this.kafka.consumer({
       groupId: o.groupId,
-      partitionAssigners: [CoPartitionAssigner],
-      maxBytesPerPartition: o.maxBytesPerPartition ?? 4 << 20,
+      bootstrapBrokers: o.brokers,
+      ...o.connection,
+      autocommit: false,
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
+      maxBytesPerPartition: o.maxBytesPerPartition ?? 4 << 20,
+      protocols: [{ name: ASSIGNER, version: 1 }],
+      partitionAssigner: coPartitionAssigner,
+      deserializers: { headerKey: stringDeserializer },
+    })
+    this.reader = new ResumingConsumer(this.consumer as unknown as GroupConsumer<KafkaMessage>, {
+      topics: o.topics,
+      ...(o.retryMs !== undefined ? { retryMs: o.retryMs } : {}),
+      onError,
     })
   }
 
@@ -137,115 +140,73 @@ export class KafkaSource implements EventSource {
   }
 
   async start(h: SourceHandlers): Promise<void> {
-    const c = this.consumer
-    c.on(c.events.GROUP_JOIN, (e) => {
-      const now = new Set<number>()
-      for (const parts of Object.values(e.payload.memberAssignment)) for (const p of parts) now.add(p)
-      const gone = [...this.owned].filter((p) => !now.has(p))
-      this.owned = now
-      if (gone.length > 0 && h.onRevoke) void h.onRevoke(gone.map((partition) => ({ topic: '*', partition })))
-    })
-    await c.connect()
-    await c.subscribe({ topics: this.o.topics, fromBeginning: true })
-    await c.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || batch.messages.length === 0) return
-        const records: SourceRecord[] = new Array(batch.messages.length)
-        for (let i = 0; i < batch.messages.length; i++) {
-          const m = batch.messages[i]!
-          records[i] = {
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key,
-            value: m.value ?? Buffer.alloc(0),
-            timestamp: Number(m.timestamp),
-            flags: m.headers?.[QUALITY_FLAGS_HEADER]?.toString() ?? null,
-          }
-        }
-        await h.onBatch(records)
-        resolveOffset(batch.lastOffset())
-        await heartbeat()
+    await this.reader.start({
+      onBatch: (messages) => h.onBatch(messages.map(toSourceRecord)),
+      onRevoke: async (parts) => {
+        await h.onRevoke?.(parts)
       },
     })
   }
 
   /** Partition numbers this member owns since the last rebalance. */
   assigned(): number[] {
-    return [...this.owned].sort((a, b) => a - b)
+    return [...new Set(this.reader.assigned().map((tp) => tp.partition))].sort((a, b) => a - b)
   }
 
+  /**
+   * The committed offset only says where a restart starts reading (the correlator's stored
+   * positions decide what counts), so a commit that fails is logged and sent again with the next.
+   */
   async commit(positions: Position[]): Promise<void> {
-    await this.consumer.commitOffsets(positions.map((p) => ({ ...p })))
+    for (const p of positions) this.uncommitted.set(tpKey(p.topic, p.partition), p)
+    const sending = [...this.uncommitted]
+    try {
+      await this.consumer.commit({
+        offsets: sending.map(([, p]) => ({
+          topic: p.topic,
+          partition: p.partition,
+          offset: BigInt(p.offset),
+          leaderEpoch: -1,
+        })),
+      })
+      for (const [k, p] of sending) if (this.uncommitted.get(k) === p) this.uncommitted.delete(k)
+    } catch (err) {
+      this.o.onError?.(err, 'committing consumer offsets failed; sent again with the next commit')
+    }
   }
 
   async seek(positions: Position[]): Promise<void> {
-    for (const p of positions) this.consumer.seek(p)
+    this.reader.seek(positions.map((p) => ({ ...p, offset: BigInt(p.offset) })))
   }
 
   /** Each input partition's high watermark, asked of the brokers (not the last fetch: a stuck consumer fetches nothing). */
   async ends(): Promise<PartitionEnd[]> {
-    this.offsetsAdmin ??= (async () => {
-      const admin = this.kafka.admin()
-      await admin.connect()
-      return admin
-    })()
-    const admin = await this.offsetsAdmin.catch((err: unknown) => {
-      this.offsetsAdmin = undefined
-      throw err
-    })
+    const offsets = await this.consumer.listOffsets({ topics: this.o.topics })
     const ends: PartitionEnd[] = []
-    for (const topic of this.o.topics) {
-      for (const p of await admin.fetchTopicOffsets(topic))
-        ends.push({ topic, partition: p.partition, end: BigInt(p.high) })
-    }
+    for (const [topic, partitions] of offsets)
+      for (const [partition, end] of partitions.entries()) ends.push({ topic, partition, end })
     return ends
   }
 
   async stop(): Promise<void> {
-    await this.consumer.disconnect()
-    if (this.offsetsAdmin) await (await this.offsetsAdmin.catch(() => null))?.disconnect()
+    await this.reader.stop()
+    await this.consumer.close()
   }
 }
 
-/**
- * The shared security options in kafkajs's form (the consumer group still runs on kafkajs).
- * Credentials stay providers: kafkajs reads `password` at each authentication, so a getter
- * re-reads a rotated password file, and an OAUTHBEARER token is asked for each time.
- */
-export function kafkajsSecurity(c: KafkaConnectionOptions): Pick<KafkaConfig, 'ssl' | 'sasl'> {
-  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {}
-  if (c.tls) out.ssl = c.tls
-  const sasl = c.sasl
-  if (!sasl) return out
-  const read = (v: string | CredentialProvider | undefined) => (typeof v === 'function' ? v() : (v ?? ''))
-  if (sasl.mechanism === 'OAUTHBEARER') {
-    out.sasl = {
-      mechanism: 'oauthbearer',
-      oauthBearerProvider: async () => ({ value: await read(sasl.token) }),
-    }
-    return out
+function toSourceRecord(m: KafkaMessage): SourceRecord {
+  return {
+    topic: m.topic,
+    partition: m.partition,
+    offset: m.offset.toString(),
+    key: m.key ?? null,
+    value: m.value ?? Buffer.alloc(0),
+    timestamp: Number(m.timestamp),
+    flags: m.headers.get(QUALITY_FLAGS_HEADER)?.toString() ?? null,
   }
-  const mechanism = (
-    { PLAIN: 'plain', 'SCRAM-SHA-256': 'scram-sha-256', 'SCRAM-SHA-512': 'scram-sha-512' } as const
-  )[sasl.mechanism as 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512']
-  const username = String(read(sasl.username))
-  // A getter, not a value: kafkajs reads it at each authentication (the union type needs the cast).
-  out.sasl = {
-    mechanism,
-    username,
-    get password(): string {
-      const password = read(sasl.password)
-      if (typeof password !== 'string')
-        throw new Error('an asynchronous SASL password provider is not supported here')
-      return password
-    },
-  } as SASLOptions
-  return out
 }
+
+const REKEY_SEND_RETRIES = 60
 
 /** Produces re-keyed records to the correlator's own topics, acks=all, on @platformatic/kafka. */
 export class KafkaRekeyProducer implements RekeyProducer {
@@ -257,6 +218,10 @@ export class KafkaRekeyProducer implements RekeyProducer {
       bootstrapBrokers: brokers,
       acks: ProduceAcks.ALL,
       autocreateTopics: false,
+      // A broker restart or a leader move takes seconds, and the correlator cannot write on
+      // without these records: a send waits for Kafka up to a minute (platformatic's default is 3 s).
+      retries: REKEY_SEND_RETRIES,
+      retryDelay: 1000,
       ...connection,
     })
   }

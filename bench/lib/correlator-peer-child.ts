@@ -94,7 +94,7 @@ const source = new Source({
   groupId: `${prefix}${run}`,
   topics,
   names,
-  onLog: (level, msg) => log(`kafka ${level}: ${msg}`),
+  onError: (err: unknown, msg: string) => log(`kafka: ${msg}: ${String(err)}`),
 })
 const producer = new KafkaRekeyProducer(brokers, 'bench')
 const c = new Correlator(

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import kafkajs from 'kafkajs'
+import { Admin } from '@platformatic/kafka'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { startCorrelator } from '../../cli/correlator.js'
 import { loadConfig } from '../../config/config.js'
@@ -157,10 +157,9 @@ describe.skipIf(brokers.length === 0)('adgate correlator', () => {
       expect(await exited).toBe(0)
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
-      const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
-      await admin.connect()
-      await admin.deleteGroups([group]).catch(() => {})
-      await admin.disconnect()
+      const admin = new Admin({ clientId: 'adgate-test', bootstrapBrokers: brokers })
+      await admin.deleteGroups({ groups: [group] }).catch(() => {})
+      await admin.close()
     }
   })
 })

@@ -5,23 +5,20 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import kafkajs from 'kafkajs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
-import type { SourceRecord } from '../../correlator/source.js'
 import type { Storage } from '../../correlator/storage.js'
-import { inputTopics, sourceTopics, type TopicNames, topicNames } from '../../correlator/topics.js'
-import { registerLz4Codec } from '../../kafka/lz4-codec.js'
+import { inputTopics, type TopicNames, topicNames } from '../../correlator/topics.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { PostgresStorage } from '../../storage/postgres.js'
-import { funnelEvents, type Logs, PARTITIONS, toLogs } from '../support/funnel-records.js'
+import { FunnelKafka } from '../support/funnel-kafka.js'
+import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { freshDatabase } from '../support/postgres.js'
 import { type Expected, reference } from '../support/reference.js'
 import { expectTables, sqlTables } from '../support/tables.js'
 
-const { Kafka, logLevel, CompressionTypes } = kafkajs
 const brokers = inject('kafkaBrokers')
 const postgresUrl = inject('postgresUrl')
 const RULES: JoinRules = { ...DEFAULT_RULES, graceMs: 2 * 60_000 }
@@ -30,8 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), 'adgate-correlator-kafka-'))
 type SqlStorage = Storage & { query(sql: string): Promise<Record<string, unknown>[]> }
 
 describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
-  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING })
-  const admin = kafka.admin()
+  const kafka = new FunnelKafka(brokers)
   const prefix = `t${randomBytes(4).toString('hex')}.`
   const names = topicNames(prefix)
   // The two-instance test gets topics of its own, filled only once both instances own partitions.
@@ -43,27 +39,20 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
   const logs = toLogs(
     funnelEvents({ seed: 41, bids: 8000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02, botClicks: 0.2 }),
   )
-  const createTopics = (n: TopicNames) =>
-    admin.createTopics({
-      waitForLeaders: true,
-      topics: sourceTopics(n).map((topic) => ({ topic, numPartitions: PARTITIONS })),
-    })
 
   beforeAll(async () => {
-    registerLz4Codec()
-    await admin.connect()
-    await createTopics(names)
-    await produce(kafka, logs, prefix)
-    expected = await reference(await readBack(kafka, names, prefix), RULES)
+    await kafka.createTopics(names)
+    await kafka.produce(logs, prefix)
+    groups.push(`${prefix}reference`)
+    expected = await reference(await kafka.readBack(names, prefix), RULES)
     expect(expected.late.length).toBeGreaterThan(0)
     expect(expected.conversions.some((c) => c.attributed)).toBe(true)
   }, 120_000)
 
   afterAll(async () => {
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine })
-    await admin.deleteGroups(groups).catch((err: Error) => console.warn(`cleanup: ${err.message}`))
-    await admin.disconnect()
+    await kafka.deleteTopics(prefix)
+    await kafka.admin.deleteGroups({ groups }).catch((err: unknown) => console.warn('cleanup', err))
+    await kafka.close()
     rmSync(dir, { recursive: true, force: true })
   })
 
@@ -118,15 +107,9 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
   const groupCaughtUp = async (group: string, n: TopicNames = names) => {
     for (let i = 0; i < 600; i++) {
       const behind: string[] = []
-      for (const topic of inputTopics(true, n)) {
-        const ends = await admin.fetchTopicOffsets(topic)
-        const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] })
-        for (const p of ends) {
-          const c = committed!.partitions.find((x) => x.partition === p.partition)
-          if (Number(c?.offset ?? -1) < Number(p.high))
-            behind.push(`${topic}:${p.partition} ${c?.offset}/${p.high}`)
-        }
-      }
+      const committed = await kafka.committed(group)
+      for (const [tp, end] of await kafka.ends(inputTopics(true, n)))
+        if ((committed.get(tp) ?? -1n) < end) behind.push(`${tp} ${committed.get(tp)}/${end}`)
       if (behind.length === 0) return
       if (i === 599)
         throw new Error(`group ${group} did not read to the end within 120 s: ${behind.join(', ')}`)
@@ -141,9 +124,8 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
       for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
         stored.set(`${r.topic}:${r.kafka_partition}`, Number(r.next_offset))
       let behind = false
-      for (const topic of inputTopics(true, n))
-        for (const p of await admin.fetchTopicOffsets(topic))
-          if ((stored.get(`${topic}:${p.partition}`) ?? 0) < Number(p.high)) behind = true
+      for (const [tp, end] of await kafka.ends(inputTopics(true, n)))
+        if ((stored.get(tp) ?? 0) < Number(end)) behind = true
       if (!behind) return
       await new Promise((r) => setTimeout(r, 200))
     }
@@ -190,7 +172,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
       try {
         const group = `${prefix}two`
         groups.push(group)
-        await createTopics(names2)
+        await kafka.createTopics(names2)
         const one = instance(a, group, Number.POSITIVE_INFINITY, names2)
         const two = instance(b, group, Number.POSITIVE_INFINITY, names2)
         await one.start()
@@ -199,7 +181,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
         while (one.assigned().length === 0 || two.assigned().length === 0)
           await new Promise((r) => setTimeout(r, 100))
         expect([...one.assigned(), ...two.assigned()].sort()).toEqual([0, 1, 2, 3])
-        await produce(kafka, logs, prefix2)
+        await kafka.produce(logs, prefix2)
         await caughtUp(a, names2)
         expect(one.batches()).toBeGreaterThan(0)
         expect(two.batches()).toBeGreaterThan(0)
@@ -215,58 +197,3 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
     180_000,
   )
 })
-
-async function produce(kafka: kafkajs.Kafka, logs: Logs, prefix: string): Promise<void> {
-  const producer = kafka.producer()
-  await producer.connect()
-  try {
-    for (const log of logs.values()) {
-      for (let i = 0; i < log.length; i += 500) {
-        await producer.send({
-          topic: prefix + log[0]!.topic,
-          acks: -1,
-          compression: CompressionTypes.LZ4,
-          messages: log
-            .slice(i, i + 500)
-            .map((r) => ({ partition: r.partition, key: r.key, value: r.value })),
-        })
-      }
-    }
-  } finally {
-    await producer.disconnect()
-  }
-}
-
-/** Every record of the event topics as stored in Kafka, topic names without the prefix. */
-async function readBack(kafka: kafkajs.Kafka, names: TopicNames, prefix: string): Promise<SourceRecord[]> {
-  const admin = kafka.admin()
-  await admin.connect()
-  let total = 0
-  for (const t of sourceTopics(names))
-    for (const p of await admin.fetchTopicOffsets(t)) total += Number(p.high)
-  await admin.disconnect()
-  const consumer = kafka.consumer({ groupId: `${prefix}reference` })
-  const records: SourceRecord[] = []
-  await consumer.connect()
-  await consumer.subscribe({ topics: sourceTopics(names), fromBeginning: true })
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ topic, partition, message }) => {
-        records.push({
-          topic: topic.slice(prefix.length),
-          partition,
-          offset: message.offset,
-          key: message.key,
-          value: message.value!,
-        })
-        if (records.length === total) resolve()
-      },
-    })
-  })
-  await consumer.disconnect()
-  await kafka
-    .admin()
-    .deleteGroups([`${prefix}reference`])
-    .catch(() => {})
-  return records
-}

@@ -1,0 +1,137 @@
+// The correlator's consumer when its broker goes away mid-stream: a private broker (second-broker.ts)
+// is restarted while the correlator reads, so fetches, heartbeats, commits and re-key sends fail
+// for seconds; then the rest of the events arrive. Every record must be handed to the correlator
+// exactly once and the tables must equal the SQL reference: no gap, no duplicate.
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Correlator } from '../../correlator/correlator.js'
+import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
+import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
+import type { EventSource, SourceRecord } from '../../correlator/source.js'
+import { inputTopics, topicNames } from '../../correlator/topics.js'
+import { DuckDbStorage } from '../../storage/duckdb.js'
+import { FunnelKafka } from '../support/funnel-kafka.js'
+import { funnelEvents, toLogs } from '../support/funnel-records.js'
+import { type Expected, reference } from '../support/reference.js'
+import { acquireSecondBroker, type SecondBroker } from '../support/second-broker.js'
+import { expectTables, sqlTables } from '../support/tables.js'
+
+const RULES: JoinRules = { ...DEFAULT_RULES, graceMs: 2 * 60_000 }
+
+describe('correlator on Kafka, its broker restarted mid-stream', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'adgate-correlator-restart-'))
+  const prefix = `t${randomBytes(4).toString('hex')}.`
+  const names = topicNames(prefix)
+  const logs = toLogs(funnelEvents({ seed: 7, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02 }))
+  let broker: SecondBroker
+  let kafka: FunnelKafka
+  let expected: Expected
+
+  beforeAll(async () => {
+    broker = await acquireSecondBroker()
+    await broker.start()
+    kafka = new FunnelKafka(broker.brokers)
+    await kafka.createTopics(names)
+    // The first half now, the rest once the broker is back: reading must go on after the restart.
+    await kafka.produce(logs, prefix, (log) => log.slice(0, log.length >> 1))
+  }, 120_000)
+
+  afterAll(async () => {
+    await kafka?.close().catch(() => {})
+    await broker?.release()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('hands every record over once and the tables equal the reference', async () => {
+    const storage = await DuckDbStorage.open(join(dir, 'restart.duckdb'))
+    const errors: string[] = []
+    const kafkaSource = new KafkaSource({
+      brokers: broker.brokers,
+      clientId: 'adgate-test',
+      groupId: `${prefix}restart`,
+      topics: inputTopics(true, names),
+      names,
+      // Small fetches: the stream is still reading when the broker goes.
+      maxBytesPerPartition: 16 << 10,
+      retryMs: 200,
+      onError: (_err, msg) => errors.push(msg),
+    })
+    const handedOver = new Map<string, number>()
+    let batches = 0
+    let restarted: Promise<unknown> | undefined
+    const source: EventSource = {
+      partitions: () => kafkaSource.partitions(),
+      start: (h) =>
+        kafkaSource.start({
+          ...h,
+          onBatch: (records: SourceRecord[]) => {
+            for (const r of records) {
+              const k = `${r.topic}:${r.partition}:${r.offset}`
+              handedOver.set(k, (handedOver.get(k) ?? 0) + 1)
+            }
+            // Broken mid-stream: stopped (SIGTERM) and started again on the same data dir.
+            if (++batches === 2) restarted = broker.stop().then(() => broker.start())
+            return h.onBatch(records)
+          },
+        }),
+      commit: (p) => kafkaSource.commit(p),
+      seek: (p) => kafkaSource.seek(p),
+      stop: () => kafkaSource.stop(),
+    }
+    const producer = new KafkaRekeyProducer(broker.brokers, 'adgate-test')
+    const correlator = new Correlator(
+      {
+        rules: RULES,
+        storage,
+        source,
+        producer,
+        names,
+        checkpointMs: 200,
+        idleMs: 3_600_000,
+        writeEveryRecords: 1000,
+        lingerMs: 50,
+      },
+      await source.partitions(),
+    )
+    const running = correlator.start()
+    try {
+      await running
+      while (restarted === undefined) await new Promise((r) => setTimeout(r, 50))
+      await restarted
+      await kafka.produce(logs, prefix, (log) => log.slice(log.length >> 1))
+      expected = await reference(await kafka.readBack(names, prefix), RULES)
+
+      const ends = await kafka.ends(inputTopics(true, names))
+      for (let i = 0; i < 1200 && !(await caughtUp(storage, ends)); i++)
+        await new Promise((r) => setTimeout(r, 100))
+      expect(await caughtUp(storage, ends)).toBe(true)
+    } finally {
+      await correlator.stop()
+      await producer.close()
+    }
+    // The consumer saw the broker go (a failed fetch, heartbeat, commit or join was reported).
+    expect(errors.length).toBeGreaterThan(0)
+    // Exactly once: every offset below each partition's end, none twice.
+    const twice = [...handedOver].filter(([, n]) => n > 1).map(([k]) => k)
+    expect(twice).toEqual([])
+    const ends = await kafka.ends(inputTopics(true, names))
+    const missing: string[] = []
+    for (const [tp, end] of ends)
+      for (let o = 0n; o < end; o++) if (!handedOver.has(`${tp}:${o}`)) missing.push(`${tp}:${o}`)
+    expect(missing).toEqual([])
+    expectTables(await sqlTables((sql) => storage.query(sql), prefix), expected)
+    await storage.close()
+  }, 240_000)
+})
+
+/** Every input topic-partition's stored position is at its end. */
+async function caughtUp(storage: DuckDbStorage, ends: Map<string, bigint>): Promise<boolean> {
+  const stored = new Map<string, bigint>()
+  for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
+    stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
+  for (const [tp, end] of ends) if ((stored.get(tp) ?? 0n) < end) return false
+  return true
+}
