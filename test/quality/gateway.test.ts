@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import kafkajs from 'kafkajs'
+import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { KafkaSource } from '../../correlator/kafka-source.js'
@@ -15,14 +15,12 @@ import { inputTopics, sourceTopics, topicNames } from '../../correlator/topics.j
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeWire } from '../../events/wire.js'
 import { generateEvents } from '../../generator/funnel.js'
-import { registerLz4Codec } from '../../kafka/lz4-codec.js'
 import { defaultRulesPath } from '../../quality/rules-file.js'
 import { PostgresStorage } from '../../storage/postgres.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
 import { post, type RunningGateway, startGateway } from '../support/gateway.js'
 import { freshDatabase } from '../support/postgres.js'
 
-const { Kafka, logLevel } = kafkajs
 const brokers = inject('kafkaBrokers')
 const postgresUrl = inject('postgresUrl')
 const SECRET = 'quality-test-secret-5c1d'
@@ -69,25 +67,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('data-quality rules through the gateway, Kafka and the correlator', () => {
   let gw: RunningGateway
-  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING })
-  const admin = kafka.admin()
+  const admin = new Admin({ clientId: 'adgate-quality-test', bootstrapBrokers: brokers })
   const prefix = `q${randomBytes(4).toString('hex')}.`
 
   beforeAll(async () => {
-    registerLz4Codec()
     copyFileSync(defaultRulesPath(), rulesFile)
     gw = await startGateway(brokers, {
       ADGATE_QUALITY_RULES: rulesFile,
       ADGATE_API_KEYS: `ssp-q:${SECRET}:*`,
     })
-    await admin.connect()
   }, 60_000)
 
   afterAll(async () => {
     await gw?.stop()
     const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
     if (mine.length > 0) await admin.deleteTopics({ topics: mine })
-    await admin.disconnect()
+    await admin.close()
   })
 
   it('rejects by rule (207, dead letter with the rule), flags into storage, scores by source', async () => {
@@ -145,22 +140,22 @@ describe('data-quality rules through the gateway, Kafka and the correlator', () 
 
     // The correlator: the gateway's records (headers included) on topics of this test's own.
     const names = topicNames(prefix)
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: sourceTopics(names).map((topic) => ({ topic, numPartitions: 2 })),
+    await admin.createTopics({ topics: sourceTopics(names), partitions: 2, replicas: 1 })
+    const producer = new Producer({
+      clientId: 'adgate-quality-test',
+      bootstrapBrokers: brokers,
+      acks: ProduceAcks.ALL,
+      serializers: { headerKey: stringSerializer, headerValue: stringSerializer },
     })
-    const producer = kafka.producer()
-    await producer.connect()
     await producer.send({
-      topic: names.impression,
-      acks: -1,
       messages: accepted.map((r) => ({
-        key: r.key,
+        topic: names.impression,
+        key: r.key === null ? undefined : Buffer.from(r.key),
         value: encodeWire(EVENT_SCHEMAS.impression, r.value),
         headers: r.headers,
       })),
     })
-    await producer.disconnect()
+    await producer.close()
     const db = await freshDatabase(postgresUrl)
     const storage = await PostgresStorage.open(db.url)
     const source = new KafkaSource({
