@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config'
 // broker, spawns a process, or opens an embedded database (test/storage/); that is read from the
 // file itself, so a new test lands on the right side without a list to keep.
 const NEEDS_MORE =
-  /\binject\(|dist\/|support\/(gateway|postgres|kafka|second-broker|registry)|\bspawn(Sync)?\(|\bexecFile/
+  /\binject\('|dist\/|support\/(gateway|postgres|kafka|second-broker|registry)|\bspawn(Sync)?\(|\bexecFile/
 
 const unitFiles = readdirSync('test', { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.test.ts') && !f.startsWith('faults/') && !f.startsWith('storage/'))

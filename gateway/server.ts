@@ -5,7 +5,7 @@ import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { nativeStatus, setNativeEnabled } from '../decoders/transcode.js'
-import { BatchSink, isKafkaFault, KAFKA_FAULTS } from '../kafka/batch-sink.js'
+import { BatchSink } from '../kafka/batch-sink.js'
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions } from '../kafka/client-options.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics, topicSettings } from '../kafka/topics.js'
@@ -14,17 +14,13 @@ import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
 import type { TaskResult } from '../workers/decode-task.js'
 import { DecodePool } from '../workers/pool.js'
+import { registerRoutes } from './app.js'
 import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
-import { EventRoutes } from './http.js'
 import { startGuard } from './http-guard.js'
 import { IngestService } from './ingest.js'
-import { advanceTo, createGatewayMetrics, type GatewayMetrics } from './metrics.js'
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js'
 import { GatewayQuality } from './quality.js'
-import { requestIdFrom } from './request-id.js'
-import { errorReply, jsonReply, writeReply } from './responses.js'
-import { registerStream } from './stream.js'
-import { TrackerRoutes } from './trackers.js'
 
 export interface Gateway {
   readonly port: number
@@ -105,7 +101,6 @@ export async function startGateway(
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
   const ingest = new IngestService(pool, delivery, metrics, logger, quality)
-  const deps = { config, auth, ingest, metrics, logger }
 
   // With the strict-HTTP guard in front, uWS serves the guard on loopback and the guard owns TLS.
   const strict = config.strictHttp === 'on'
@@ -114,98 +109,18 @@ export async function startGateway(
       ? uWS.SSLApp({ cert_file_name: config.tlsCert, key_file_name: config.tlsKey! })
       : uWS.App()
   if (config.tlsCert) readFileSync(config.tlsCert) // fail loudly at start-up on an unreadable file
-  const routes = new EventRoutes(deps)
-  routes.register(app)
-  const trackers = new TrackerRoutes(deps)
-  trackers.register(app)
-  registerStream(app, deps)
-
-  app.get('/healthz', (res) => writeReply(res, jsonReply(200, { status: 'ok' })))
-  app.get('/readyz', (res) => {
-    const ready = ingest.ready
-    const body = {
-      ready,
-      kafka: sink?.ready ?? false,
-      // Credentials, certificates or ACLs Kafka refuses: names the setting to fix (never a secret).
-      kafka_error: sink?.securityFailure ?? null,
-      pending_bytes: sink?.bufferedBytes ?? 0,
-      spool: spool && {
-        bytes: spool.bytes,
-        max_bytes: spool.maxBytes,
-        entries: spool.entries,
-        full: spool.full,
-      },
-    }
-    writeReply(res, jsonReply(ready ? 200 : 503, body))
-  })
-  app.get('/metrics', (res) => {
-    let aborted = false
-    res.onAborted(() => {
-      aborted = true
-    })
-    // Totals kept by their owners are read here, at scrape time: nothing on the hot path.
-    if (sink) {
-      metrics.kafkaReady.set(sink.ready ? 1 : 0)
-      metrics.kafkaPendingBytes.set(sink.bufferedBytes)
-      metrics.kafkaInFlight.set(sink.inFlightRequests)
-      advanceTo(metrics.kafkaRequests, sink.stats.requests)
-      advanceTo(metrics.kafkaErrors, sink.stats.errors)
-      advanceTo(metrics.kafkaPossibleDuplicates, sink.stats.possibleDuplicates + delivery.possibleDuplicates)
-      advanceTo(metrics.kafkaRecords, sink.stats.records)
-      advanceTo(metrics.kafkaBytes, sink.stats.bytes)
-    }
-    metrics.spoolMaxBytes.set(config.spoolMaxBytes)
-    if (spool) {
-      metrics.spoolBytes.set(spool.bytes)
-      metrics.spoolRecords.set(spool.records)
-      metrics.spoolOldestAge.set(spool.oldest === null ? 0 : (Date.now() - spool.oldest) / 1000)
-    }
-    if (replayer) {
-      advanceTo(metrics.spoolReplayed, replayer.stats.records)
-      advanceTo(metrics.spoolDropped, replayer.stats.dropped)
-    }
-    for (const destination of ['kafka', 'spool'] as const) {
-      advanceTo(metrics.deliveries, delivery.counts[destination], { destination })
-      advanceTo(metrics.deliveredRecords, delivery.records[destination], { destination })
-    }
-    metrics.workerThreads.set(config.workers)
-    metrics.workerQueue.set(pool.queueSize)
-    metrics.requestsInFlight.set(routes.inFlight)
-    metrics.ready.set(ingest.ready ? 1 : 0)
-    quality.collect()
-    void metrics.registry.metrics().then((text) => {
-      if (aborted) return
-      res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('Content-Type', metrics.registry.contentType).end(text)
-      })
-    })
-  })
-  if (config.faultInjection === 'on') {
-    logger.warn(
-      'ADGATE_FAULT_INJECTION is on: POST /_faults/worker and /_faults/kafka break the next task or delivery',
-    )
-    app.post('/_faults/worker', (res, req) => {
-      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode')
-      if (mode !== 'crash' && mode !== 'hang')
-        return void writeReply(res, jsonReply(400, { error: 'mode=crash|hang' }))
-      pool.injectFault(mode)
-      writeReply(res, jsonReply(200, { armed: mode }))
-    })
-    app.post('/_faults/kafka', (res, req) => {
-      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode') ?? 'timeout'
-      if (!isKafkaFault(mode))
-        return void writeReply(res, jsonReply(400, { error: `mode=${KAFKA_FAULTS.join('|')}` }))
-      sink?.injectFailure(mode)
-      writeReply(res, jsonReply(200, { armed: 'kafka', mode }))
-    })
-  }
-  app.any('/*', (res, req) => {
-    const id = requestIdFrom(req.getHeader('x-request-id'))
-    writeReply(
-      res,
-      errorReply('NOT_FOUND', `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}`, id),
-      id,
-    )
+  const routes = registerRoutes(app, {
+    config,
+    logger,
+    metrics,
+    auth,
+    ingest,
+    pool,
+    delivery,
+    quality,
+    sink,
+    spool,
+    replayer,
   })
 
   const uwsHost = strict ? '127.0.0.1' : config.host
@@ -246,13 +161,12 @@ export async function startGateway(
     spool,
     close: () => {
       closing ??= (async () => {
-        logger.info({ inFlight: routes.inFlight }, 'draining')
+        logger.info({ inFlight: routes.inFlight() }, 'draining')
         ingest.startDraining()
         const guardClosed = guard?.close()
         uWS.us_listen_socket_close(listenSocket)
         const deadline = Date.now() + config.shutdownTimeoutMs
-        while (routes.inFlight + trackers.inFlight > 0 && Date.now() < deadline)
-          await new Promise((r) => setTimeout(r, 10))
+        while (routes.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
         routes.close()
         await Promise.all([guardClosed, guard?.close(true)])
         await replayer?.stop()
@@ -260,7 +174,7 @@ export async function startGateway(
         await pool.close()
         quality.close()
         await spool?.close()
-        logger.info({ unanswered: routes.inFlight }, 'gateway stopped')
+        logger.info({ unanswered: routes.inFlight() }, 'gateway stopped')
       })()
       return closing
     },

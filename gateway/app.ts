@@ -1,0 +1,146 @@
+import type { TemplatedApp } from 'uWebSockets.js'
+import type { Config } from '../config/config.js'
+import type { Logger } from '../config/logger.js'
+import { type BatchSink, isKafkaFault, KAFKA_FAULTS } from '../kafka/batch-sink.js'
+import type { Replayer } from '../spool/replayer.js'
+import type { Spool } from '../spool/spool.js'
+import type { DecodePool } from '../workers/pool.js'
+import type { Authenticator } from './auth.js'
+import type { Delivery } from './delivery.js'
+import { EventRoutes } from './http.js'
+import type { IngestService } from './ingest.js'
+import { advanceTo, type GatewayMetrics } from './metrics.js'
+import type { GatewayQuality } from './quality.js'
+import { requestIdFrom } from './request-id.js'
+import { errorReply, jsonReply, writeReply } from './responses.js'
+import { registerStream } from './stream.js'
+import { TrackerRoutes } from './trackers.js'
+
+/** Everything the routes answer from: what startGateway builds before it listens (fakes in unit tests). */
+export interface GatewayParts {
+  readonly config: Config
+  readonly logger: Logger
+  readonly metrics: GatewayMetrics
+  readonly auth: Authenticator
+  readonly ingest: IngestService
+  readonly pool: DecodePool
+  readonly delivery: Delivery
+  readonly quality: GatewayQuality
+  /** null: embedded mode (no Kafka). */
+  readonly sink: BatchSink | null
+  readonly spool: Spool | null
+  readonly replayer: Replayer | null
+}
+
+export interface Routes {
+  /** Requests received and not yet answered (graceful shutdown waits for these). */
+  inFlight(): number
+  close(): void
+}
+
+/**
+ * Every route of the gateway on a uWS app: events, trackers, the WebSocket stream, health,
+ * metrics, the fault hooks when enabled, and 404 for the rest. The app is a real uWS app in
+ * startGateway and a fake one in test/support/inject.ts.
+ */
+export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
+  const { config, logger, metrics, ingest, pool, delivery, quality, sink, spool, replayer } = parts
+  const routes = new EventRoutes(parts)
+  routes.register(app)
+  const trackers = new TrackerRoutes(parts)
+  trackers.register(app)
+  registerStream(app, parts)
+
+  app.get('/healthz', (res) => writeReply(res, jsonReply(200, { status: 'ok' })))
+  app.get('/readyz', (res) => {
+    const ready = ingest.ready
+    const body = {
+      ready,
+      kafka: sink?.ready ?? false,
+      // Credentials, certificates or ACLs Kafka refuses: names the setting to fix (never a secret).
+      kafka_error: sink?.securityFailure ?? null,
+      pending_bytes: sink?.bufferedBytes ?? 0,
+      spool: spool && {
+        bytes: spool.bytes,
+        max_bytes: spool.maxBytes,
+        entries: spool.entries,
+        full: spool.full,
+      },
+    }
+    writeReply(res, jsonReply(ready ? 200 : 503, body))
+  })
+  app.get('/metrics', (res) => {
+    let aborted = false
+    res.onAborted(() => {
+      aborted = true
+    })
+    // Totals kept by their owners are read here, at scrape time: nothing on the hot path.
+    if (sink) {
+      metrics.kafkaReady.set(sink.ready ? 1 : 0)
+      metrics.kafkaPendingBytes.set(sink.bufferedBytes)
+      metrics.kafkaInFlight.set(sink.inFlightRequests)
+      advanceTo(metrics.kafkaRequests, sink.stats.requests)
+      advanceTo(metrics.kafkaErrors, sink.stats.errors)
+      advanceTo(metrics.kafkaPossibleDuplicates, sink.stats.possibleDuplicates + delivery.possibleDuplicates)
+      advanceTo(metrics.kafkaRecords, sink.stats.records)
+      advanceTo(metrics.kafkaBytes, sink.stats.bytes)
+    }
+    metrics.spoolMaxBytes.set(config.spoolMaxBytes)
+    if (spool) {
+      metrics.spoolBytes.set(spool.bytes)
+      metrics.spoolRecords.set(spool.records)
+      metrics.spoolOldestAge.set(spool.oldest === null ? 0 : (Date.now() - spool.oldest) / 1000)
+    }
+    if (replayer) {
+      advanceTo(metrics.spoolReplayed, replayer.stats.records)
+      advanceTo(metrics.spoolDropped, replayer.stats.dropped)
+    }
+    for (const destination of ['kafka', 'spool'] as const) {
+      advanceTo(metrics.deliveries, delivery.counts[destination], { destination })
+      advanceTo(metrics.deliveredRecords, delivery.records[destination], { destination })
+    }
+    metrics.workerThreads.set(config.workers)
+    metrics.workerQueue.set(pool.queueSize)
+    metrics.requestsInFlight.set(routes.inFlight)
+    metrics.ready.set(ingest.ready ? 1 : 0)
+    quality.collect()
+    void metrics.registry.metrics().then((text) => {
+      if (aborted) return
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('Content-Type', metrics.registry.contentType).end(text)
+      })
+    })
+  })
+  if (config.faultInjection === 'on') {
+    logger.warn(
+      'ADGATE_FAULT_INJECTION is on: POST /_faults/worker and /_faults/kafka break the next task or delivery',
+    )
+    app.post('/_faults/worker', (res, req) => {
+      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode')
+      if (mode !== 'crash' && mode !== 'hang')
+        return void writeReply(res, jsonReply(400, { error: 'mode=crash|hang' }))
+      pool.injectFault(mode)
+      writeReply(res, jsonReply(200, { armed: mode }))
+    })
+    app.post('/_faults/kafka', (res, req) => {
+      const mode = new URLSearchParams(req.getQuery() ?? '').get('mode') ?? 'timeout'
+      if (!isKafkaFault(mode))
+        return void writeReply(res, jsonReply(400, { error: `mode=${KAFKA_FAULTS.join('|')}` }))
+      sink?.injectFailure(mode)
+      writeReply(res, jsonReply(200, { armed: 'kafka', mode }))
+    })
+  }
+  app.any('/*', (res, req) => {
+    const id = requestIdFrom(req.getHeader('x-request-id'))
+    writeReply(
+      res,
+      errorReply('NOT_FOUND', `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}`, id),
+      id,
+    )
+  })
+
+  return {
+    inFlight: () => routes.inFlight + trackers.inFlight,
+    close: () => routes.close(),
+  }
+}
