@@ -4,14 +4,15 @@ import { type SchemaVersion, schemaById } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES } from '../events/wire.js'
 
 /**
- * Wire-format values → only the fields the joins read. Avro schema resolution with a reader
- * schema of those fields lets avsc skip the rest (a bid request's imp, site, device and user
- * objects) instead of building them: decoding a bid is several times cheaper. One resolver per
- * writer schema id, compiled once.
+ * Wire-format values → only the fields the joins read. Avro data is the fields in schema order,
+ * so decoding stops after the last field read: the writer schema is cut there (at every level:
+ * the OpenRTB request is cut after its `id`, its imp, site, device and user objects are never
+ * walked), and a reader schema of the fields read lets avsc skip the unread ones in between
+ * instead of building them. One resolver per writer schema id, compiled once.
  */
 // source and ingest_time: for the anomaly detector (correlator/anomaly.ts).
 const NEEDED: Readonly<Record<EventType, readonly string[]>> = {
-  // The auction id: `id` up to v1, the OpenRTB request's own id (request.id) from v2 on.
+  // The auction id: `id` up to v1, the OpenRTB request's own id (request.id, see NESTED) from v2 on.
   bid: [
     'event_id',
     'event_time',
@@ -60,6 +61,9 @@ const NEEDED: Readonly<Record<EventType, readonly string[]>> = {
   ],
 }
 
+/** Fields read inside a nested record field, by the field's name. */
+const NESTED: Readonly<Record<string, readonly string[]>> = { request: ['id'] }
+
 interface Reader {
   type: avro.Type
   resolver: ReturnType<avro.Type['createResolver']>
@@ -67,21 +71,41 @@ interface Reader {
 
 const readers = new Map<string, Map<number, Reader>>()
 
-interface RecordJson {
-  fields: { name: string; type: unknown; default?: unknown }[]
+interface FieldJson {
+  name: string
+  type: unknown
+  default?: unknown
 }
 
-/** The writer's own schema cut down to the fields the joins read (so it always resolves). */
-function readerType(type: EventType, writer: SchemaVersion): avro.Type {
-  const schema = writer.json as unknown as RecordJson
+interface RecordJson {
+  fields: FieldJson[]
+}
+
+/** `schema` up to its last field in `needed`; nested records (NESTED) cut the same way. */
+function cut(schema: RecordJson, needed: readonly string[]): RecordJson {
+  const last = schema.fields.findLastIndex((f) => needed.includes(f.name))
+  const fields = schema.fields.slice(0, last + 1).map((f) => {
+    const inner = NESTED[f.name]
+    return inner === undefined ? f : { ...f, type: cut(f.type as RecordJson, inner) }
+  })
+  return { ...schema, fields }
+}
+
+/** Only the `needed` fields of a cut writer schema, without defaults (so it always resolves). */
+function only(schema: RecordJson, needed: readonly string[]): RecordJson {
   const fields = schema.fields
-    .filter((f) => NEEDED[type].includes(f.name))
-    .map(({ default: _, ...f }) =>
-      f.name === 'request'
-        ? { ...f, type: { ...(f.type as RecordJson), fields: [{ name: 'id', type: 'string' }] } }
-        : f,
-    )
-  return avro.Type.forSchema({ ...schema, fields } as avro.Schema)
+    .filter((f) => needed.includes(f.name))
+    .map(({ default: _, ...f }) => {
+      const inner = NESTED[f.name]
+      return inner === undefined ? f : { ...f, type: only(f.type as RecordJson, inner) }
+    })
+  return { ...schema, fields }
+}
+
+function compile(type: EventType, writer: SchemaVersion): Reader {
+  const prefix = cut(writer.json as unknown as RecordJson, NEEDED[type])
+  const reader = avro.Type.forSchema(only(prefix, NEEDED[type]) as avro.Schema)
+  return { type: reader, resolver: reader.createResolver(avro.Type.forSchema(prefix as avro.Schema)) }
 }
 
 /** Decodes the join fields of a wire-format value of `type`; throws on a bad header or id. */
@@ -97,10 +121,10 @@ export function decodeForJoin(type: EventType, buf: Buffer): Record<string, unkn
   if (r === undefined) {
     const writer = schemaById(id)
     if (!writer) throw new Error(`unknown schema id ${id}`)
-    const reader = readerType(type, writer)
-    r = { type: reader, resolver: reader.createResolver(writer.type) }
+    r = compile(type, writer)
     byId.set(id, r)
   }
+  // noCheck: the bytes after the cut writer schema's last field are not read.
   const out = r.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES), r.resolver, true) as Record<string, unknown>
   if (out.request !== undefined) out.id = (out.request as { id: string }).id
   return out

@@ -49,6 +49,17 @@ export class BatchOutput {
   lateCount = 0
   duplicates = 0
   readonly joins = emptyJoinCounts()
+  /**
+   * The rows the last count() added to: an event counts several fields of the same rows in a
+   * row (bids and quality events, impressions, spend...), and looking them up again costs a key
+   * string and a hash per call.
+   */
+  private lastStage = 0
+  private lastPartition = 0
+  private lastCampaign = ''
+  private lastTime = Number.NaN
+  private lastMinute: number[] = []
+  private lastHour: number[] = []
 
   impression(row: ImpressionRow): void {
     if (!this.discard) this.impressions.set(row.impression_id, row)
@@ -80,10 +91,23 @@ export class BatchOutput {
   /** Adds `delta` to counter `field` (an index into AGG_FIELDS) of the event's minute and hour. */
   count(stage: Stage, partition: number, campaign: string, time: number, field: number, delta: number): void {
     if (this.discard || delta === 0) return
-    const minute = time - (((time % MINUTE_MS) + MINUTE_MS) % MINUTE_MS)
-    const hour = time - (((time % HOUR_MS) + HOUR_MS) % HOUR_MS)
-    add(this.minute, stage, partition, campaign, minute, field, delta)
-    add(this.hour, stage, partition, campaign, hour, field, delta)
+    if (
+      time !== this.lastTime ||
+      campaign !== this.lastCampaign ||
+      stage !== this.lastStage ||
+      partition !== this.lastPartition
+    ) {
+      const minute = time - (((time % MINUTE_MS) + MINUTE_MS) % MINUTE_MS)
+      const hour = time - (((time % HOUR_MS) + HOUR_MS) % HOUR_MS)
+      this.lastMinute = row(this.minute, stage, partition, campaign, minute)
+      this.lastHour = row(this.hour, stage, partition, campaign, hour)
+      this.lastStage = stage
+      this.lastPartition = partition
+      this.lastCampaign = campaign
+      this.lastTime = time
+    }
+    this.lastMinute[field]! += delta
+    this.lastHour[field]! += delta
   }
 
   get empty(): boolean {
@@ -98,20 +122,19 @@ export class BatchOutput {
   }
 }
 
-function add(
+/** The counters of (stage, partition, campaign, bucket), created at zero. */
+function row(
   map: Map<string, AggDelta>,
   stage: Stage,
   partition: number,
   campaign: string,
   bucket: number,
-  field: number,
-  delta: number,
-): void {
+): number[] {
   const key = `${stage}\u0000${partition}\u0000${bucket}\u0000${campaign}`
   let row = map.get(key)
   if (row === undefined) {
     row = { stage, partition, campaign_id: campaign, bucket, values: new Array(AGG_FIELDS.length).fill(0) }
     map.set(key, row)
   }
-  row.values[field]! += delta
+  return row.values
 }
