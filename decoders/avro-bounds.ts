@@ -30,8 +30,17 @@ interface Inner {
   _skip(tap: Tap): void
 }
 
-/** avsc's forSchema (as events/avro-types.ts builds it), with every array and map count bounded by the bytes left. */
+/** avsc's forSchema, with every array and map count bounded by the bytes left. */
 export function boundedType(schema: avro.Schema): avro.Type {
+  return avro.Type.forSchema(schema, { typeHook })
+}
+
+/**
+ * The same, with optional fields read by generated code (events/avro-types.ts): for adgate's own
+ * schemas, built once per thread. Writer schemas sent by clients stay plain boundedType, so each
+ * new one costs what avsc's compile costs and no more.
+ */
+export function boundedReaderType(schema: avro.Schema): avro.Type {
   return avroType(schema, typeHook)
 }
 

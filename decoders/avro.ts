@@ -2,7 +2,7 @@ import type avro from 'avsc'
 import { EVENT_TYPES, type EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
-import { boundedType, InvalidUtf8Error } from './avro-bounds.js'
+import { boundedReaderType, boundedType, InvalidUtf8Error } from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
 import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
 import { Violation } from './normalize.js'
@@ -152,7 +152,7 @@ const READERS = new Map<EventType, avro.Type>()
 function readerFor(type: EventType): avro.Type {
   let reader = READERS.get(type)
   if (!reader) {
-    reader = boundedType(EVENT_SCHEMAS[type].json)
+    reader = boundedReaderType(EVENT_SCHEMAS[type].json)
     READERS.set(type, reader)
   }
   return reader

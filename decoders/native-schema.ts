@@ -1,4 +1,4 @@
-import { bodyField, type RecordNode, type SchemaNode } from '../events/schema-model.js'
+import type { RecordNode, SchemaNode } from '../events/schema-model.js'
 import type { SchemaVersion } from '../events/schemas.js'
 
 /**
@@ -7,8 +7,11 @@ import type { SchemaVersion } from '../events/schemas.js'
  *
  * It mirrors what decoders/normalize.ts checks in 'json' mode, for the values the native side may
  * accept on its own; everything else is "defer" and the JS normalizer decides (and words) it:
- *   nodes[i] = { kind, min?, max?, minLength?, maxLength?, minItems?, maxItems?, inner?, symbols?, fields? }
- *   fields[j] = { name, node, default?: Buffer (the default's Avro bytes, by avsc), stamp? }
+ *   nodes[i] = { kind, min?, max?, minLength?, maxLength?, minItems?, maxItems?, inner?, symbols?, fields?, deferNull? }
+ *   fields[j] = { name, node, default?: Buffer (the default's Avro bytes, by avsc), stamp?, rest? }
+ * A record with a rest field (adgate.rest) keeps the keys it does not model and explicit nulls as
+ * JSON text the JS normalizer writes: the addon defers an event holding either (`rest` marks the
+ * field, `deferNull` the optional fields of such a record), and encodes the others with a null rest.
  */
 export const Kind = {
   null: 0,
@@ -38,6 +41,7 @@ export interface NodeDescription {
   inner?: number
   symbols?: string[]
   fields?: FieldDescription[]
+  deferNull?: boolean
 }
 
 export interface FieldDescription {
@@ -45,6 +49,9 @@ export interface FieldDescription {
   node: number
   default?: Buffer
   stamp?: number
+  rest?: boolean
+  /** adgate.micros: never read from input; the index of the decimal field it is computed from (an earlier field). */
+  microsOf?: number
 }
 
 export interface SchemaDescription {
@@ -52,6 +59,11 @@ export interface SchemaDescription {
   root: number
   /** Index of the top-level field whose UTF-8 bytes are the Kafka key (a required string). */
   keyField: number
+  /**
+   * A key inside a record (bids: request.id): the field index at each level, keyField's first.
+   * The addon finds the key in each encoded event by skipping the fields before it.
+   */
+  keyPath: number[]
   nodes: NodeDescription[]
   /** Top-level field indexes whose values are returned per event (for data-quality rules). */
   projection?: number[]
@@ -63,9 +75,9 @@ export function describeSchema(
   keyField: string,
   projection: readonly string[] = [],
 ): SchemaDescription {
-  // The addon reads the posted object as the event's top-level record; with an envelope the posted
-  // object is one field of it (and adgate fills fields in): such schemas take the JS path.
-  if (bodyField(schema.model) !== null) throw new Error(`schema: ${schema.subject} has an envelope`)
+  // A schema with an envelope (bids): the addon takes the envelope form, the body in its field;
+  // the body alone, or an envelope without the fields adgate derives (an event id is a hash), has
+  // no default for them and is deferred to the JS normalizer.
   const nodes: NodeDescription[] = []
   const records = new Map<RecordNode, number>()
 
@@ -86,9 +98,19 @@ export function describeSchema(
         if (known !== undefined) return known
         const at = add({ kind: Kind.record, fields: [] })
         records.set(node, at)
+        const closed = node.fields.some((f) => f.role === 'rest')
         nodes[at]!.fields = node.fields.map((f) => {
           const description: FieldDescription = { name: f.name, node: compile(f.node) }
-          if (f.defaultBytes) description.default = f.defaultBytes
+          // Optional nodes are compiled per field (never shared), so the flag is this field's.
+          if (closed && f.node.kind === 'optional') nodes[description.node]!.deferNull = true
+          if (f.role === 'rest') description.rest = true
+          if (f.role === 'micros') {
+            const of = node.fields.findIndex((g) => g.name === f.microsOf)
+            if (of < 0 || of >= node.fields.indexOf(f))
+              throw new Error(`schema: ${f.name} must follow ${f.microsOf ?? 'its decimal'}`)
+            description.microsOf = of
+          }
+          if (f.defaultBytes && f.role !== 'body') description.default = f.defaultBytes
           return description
         })
         return at
@@ -135,9 +157,23 @@ export function describeSchema(
     if (f.name === 'ingest_time') f.stamp = Stamp.ingestTime
     if (f.name === 'source') f.stamp = Stamp.source
   }
-  const keyIndex = fieldNames.indexOf(keyField)
-  if (keyIndex < 0) throw new Error(`schema: no key field ${keyField}`)
-  const description: SchemaDescription = { schemaId: schema.id, root, keyField: keyIndex, nodes }
+  const keyPath: number[] = []
+  let record = nodes[root]!
+  for (const name of keyField.split('.')) {
+    const i = record.fields?.findIndex((f) => f.name === name) ?? -1
+    if (i < 0) throw new Error(`schema: no key field ${keyField}`)
+    keyPath.push(i)
+    record = nodes[record.fields![i]!.node]!
+  }
+  if (record.kind !== Kind.string)
+    throw new Error(`schema: the key field ${keyField} is not a required string`)
+  const description: SchemaDescription = {
+    schemaId: schema.id,
+    root,
+    keyField: keyPath[0]!,
+    keyPath,
+    nodes,
+  }
   if (projection.length > 0) {
     description.projection = projection.map((name) => {
       const i = fieldNames.indexOf(name)

@@ -116,8 +116,7 @@ function compiledFor(type: EventType, projection: readonly string[]): Compiled {
     try {
       d = describeSchema(EVENT_SCHEMAS[type], EVENT_INFO[type].keyField, projection)
     } catch {
-      // A projection the addon cannot return (a nested field), or a schema with an envelope
-      // (bids): such bodies take the JS path.
+      // A projection the addon cannot return (a nested field): such bodies take the JS path.
     }
     const b = binding()
     const fields = d ? d.nodes[d.root]!.fields! : []
@@ -156,8 +155,7 @@ export function transcodeJson(
 
 /**
  * The native path only (tests compare it with the JS path); null when the addon is not built.
- * A schema the addon cannot take (a bid's envelope: the posted body is one field of the event)
- * takes the JS path there too, as in transcodeJson.
+ * A projection the addon cannot return takes the JS path there too, as in transcodeJson.
  */
 export function transcodeJsonNative(
   body: Buffer,

@@ -19,6 +19,7 @@
 // worker thread loads it independently.
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -57,6 +58,8 @@ struct Field {
   bool hasDefault = false;
   std::string defaultBytes;  // Avro encoding of the default, computed by avsc on the JS side
   int32_t stamp = STAMP_NONE;
+  bool rest = false;  // adgate.rest: filled from the keys no field models; never read from input
+  int32_t microsOf = -1;  // adgate.micros: computed from this earlier (decimal) field; never read from input
 };
 
 struct Node {
@@ -68,6 +71,11 @@ struct Node {
   int32_t inner = -1;  // array items, optional branch
   std::vector<std::string> symbols;
   std::vector<Field> fields;
+  // A record with a rest field keeps unknown keys and explicit nulls (as JSON text): the JS
+  // normalizer builds that text, so such events are deferred to it.
+  bool closed = false;
+  bool hasMicros = false;
+  bool deferNull = false;  // an optional field of such a record: a null is the JS side's to keep
 };
 
 enum Status { OK = 0, DEFER = 1 };
@@ -132,6 +140,12 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     schemaId_ = d.Get("schemaId").As<Napi::Number>().Int32Value();
     root_ = d.Get("root").As<Napi::Number>().Int32Value();
     keyField_ = d.Get("keyField").As<Napi::Number>().Int32Value();
+    Napi::Value keyPath = d.Get("keyPath");
+    if (keyPath.IsArray()) {
+      Napi::Array kp = keyPath.As<Napi::Array>();
+      for (uint32_t i = 0; i < kp.Length(); i++) keyPath_.push_back(kp.Get(i).As<Napi::Number>().Int32Value());
+    }
+    if (keyPath_.empty()) keyPath_.push_back(keyField_);
     Napi::Array nodes = d.Get("nodes").As<Napi::Array>();
     for (uint32_t i = 0; i < nodes.Length(); i++) {
       Napi::Object n = nodes.Get(i).As<Napi::Object>();
@@ -151,6 +165,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
       num("maxItems", node.maxItems);
       Napi::Value inner = n.Get("inner");
       if (inner.IsNumber()) node.inner = inner.As<Napi::Number>().Int32Value();
+      node.deferNull = n.Get("deferNull").ToBoolean().Value();
       Napi::Value symbols = n.Get("symbols");
       if (symbols.IsArray()) {
         Napi::Array s = symbols.As<Napi::Array>();
@@ -173,6 +188,13 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
           }
           Napi::Value st = f.Get("stamp");
           if (st.IsNumber()) field.stamp = st.As<Napi::Number>().Int32Value();
+          field.rest = f.Get("rest").ToBoolean().Value();
+          Napi::Value micros = f.Get("microsOf");
+          if (micros.IsNumber()) {
+            field.microsOf = micros.As<Napi::Number>().Int32Value();
+            node.hasMicros = true;
+          }
+          if (field.rest) node.closed = true;
           node.fields.push_back(std::move(field));
         }
       }
@@ -193,9 +215,20 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     }
     if (okDesc) {
       const Node& r = nodes_[root_];
-      if (keyField_ < 0 || static_cast<size_t>(keyField_) >= r.fields.size() ||
-          nodes_[r.fields[keyField_].node].kind != K_STRING)
-        okDesc = false;
+      // The key path runs through required records to a required string.
+      int32_t at = root_;
+      for (int32_t k : keyPath_) {
+        const Node& rec = nodes_[at];
+        if (rec.kind != K_RECORD || k < 0 || static_cast<size_t>(k) >= rec.fields.size()) {
+          okDesc = false;
+          break;
+        }
+        at = rec.fields[k].node;
+      }
+      if (keyPath_[0] != keyField_ || nodes_[at].kind != K_STRING) okDesc = false;
+      for (const Node& n : nodes_)
+        for (size_t j = 0; j < n.fields.size(); j++)
+          if (n.fields[j].microsOf >= static_cast<int32_t>(j)) okDesc = false;
       for (int32_t p : projection_)
         if (p < 0 || static_cast<size_t>(p) >= r.fields.size()) okDesc = false;
     }
@@ -210,6 +243,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   int32_t schemaId_ = 0;
   int32_t root_ = 0;
   int32_t keyField_ = 0;
+  std::vector<int32_t> keyPath_;  // keyField_, then the field index at each nested level
   std::vector<Node> nodes_;
   std::vector<int32_t> projection_;
 
@@ -286,6 +320,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     switch (node.kind) {
       case K_OPTIONAL: {
         if (t == json_type::null) {
+          if (node.deferNull) return DEFER;
           bool isNull = false;
           if (v.is_null().get(isNull) || !isNull) return DEFER;
           dst.push_back(0);
@@ -404,7 +439,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   }
 
   void NoteKey(size_t i, const std::vector<uint8_t>& dst, size_t at, bool top) {
-    if (!top || static_cast<int32_t>(i) != keyField_) return;
+    if (!top || keyPath_.size() != 1 || static_cast<int32_t>(i) != keyField_) return;
     // A required string: its bytes follow the length varint.
     size_t skip = 0;
     while (dst[at + skip] & 0x80) skip++;
@@ -460,6 +495,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     const size_t nf = node.fields.size();
     uint64_t seen = 0;
     size_t next = 0;
+    size_t fieldAt[MAX_RECORD_FIELDS];  // where each field's value starts in dst (micros read their decimal)
     for (auto field : o) {
       simdjson::ondemand::field f;
       if (std::move(field).get(f)) return IN_ORDER_DEFER;
@@ -470,22 +506,66 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
         i = 0;
         while (i < nf && node.fields[i].name != key) i++;
       }
-      if (i == nf) {
-        if (Walk(f.value(), depth + 1) != OK) return IN_ORDER_DEFER;
+      if (i == nf || node.fields[i].rest || node.fields[i].microsOf >= 0) {
+        if (node.closed || Walk(f.value(), depth + 1) != OK) return IN_ORDER_DEFER;
         continue;
       }
       // JSON.parse keeps the last of duplicate keys; leave such events to the JS side.
       if (seen & (1ull << i)) return IN_ORDER_DEFER;
       if (i < next) return OUT_OF_ORDER;
-      for (; next < i; next++)
-        if (!Absent(next, node.fields[next], dst, top)) return OUT_OF_ORDER;  // may come later
+      for (; next < i; next++) {
+        fieldAt[next] = dst.size();
+        if (node.fields[next].microsOf >= 0) {
+          if (!Micros(node, next, fieldAt, dst)) return IN_ORDER_DEFER;
+        } else if (!Absent(next, node.fields[next], dst, top)) {
+          return OUT_OF_ORDER;  // may come later
+        }
+      }
       seen |= 1ull << i;
+      fieldAt[i] = dst.size();
       if (Present(i, node.fields[i], f.value(), dst, depth, top) != OK) return IN_ORDER_DEFER;
       next = i + 1;
     }
-    for (; next < nf; next++)
-      if (!Absent(next, node.fields[next], dst, top)) return IN_ORDER_DEFER;  // required, missing
+    for (; next < nf; next++) {
+      fieldAt[next] = dst.size();
+      if (node.fields[next].microsOf >= 0) {
+        if (!Micros(node, next, fieldAt, dst)) return IN_ORDER_DEFER;
+      } else if (!Absent(next, node.fields[next], dst, top)) {
+        return IN_ORDER_DEFER;  // required, missing
+      }
+    }
     return IN_ORDER_OK;
+  }
+
+  // A micros field (adgate.micros): Math.round(decimal × 10^6) of the decimal field encoded before
+  // it in dst, as decoders/normalize.ts computes it, or null beside a null decimal. false: the JS
+  // side decides (a value beyond what avsc encodes, or a shape this does not know).
+  bool Micros(const Node& node, size_t i, const size_t* fieldAt, std::vector<uint8_t>& dst) {
+    const Field& field = node.fields[i];
+    const Node& decimal = nodes_[node.fields[field.microsOf].node];
+    const Node& micros = nodes_[field.node];
+    const bool optionalIn = decimal.kind == K_OPTIONAL;
+    const bool optionalOut = micros.kind == K_OPTIONAL;
+    if ((optionalIn ? nodes_[decimal.inner].kind : decimal.kind) != K_DOUBLE) return false;
+    const Node& out = optionalOut ? nodes_[micros.inner] : micros;
+    if (out.kind != K_LONG) return false;
+    const size_t at = fieldAt[field.microsOf];
+    if (optionalIn && dst[at] == 0) {
+      if (!optionalOut) return false;
+      dst.push_back(0);
+      return true;
+    }
+    double d;
+    std::memcpy(&d, dst.data() + at + (optionalIn ? 1 : 0), 8);
+    // Math.round: the nearest integer, halves towards +∞ (v − floor(v) is exact for doubles).
+    const double v = d * 1e6;
+    double r = std::floor(v);
+    if (v - r >= 0.5) r += 1;
+    if (!(r >= -static_cast<double>(MAX_LONG) && r <= static_cast<double>(MAX_LONG))) return false;
+    if ((out.hasMin && r < out.min) || (out.hasMax && r > out.max)) return false;
+    if (optionalOut) dst.push_back(2);
+    putLong(dst, static_cast<int64_t>(r));
+    return true;
   }
 
   Status EncodeRecord(simdjson::ondemand::object o, int32_t n, std::vector<uint8_t>& dst, size_t depth, bool top) {
@@ -505,6 +585,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   Status EncodeAnyOrder(simdjson::ondemand::object& o, const Node& node, std::vector<uint8_t>& dst, size_t depth,
                         bool top) {
     const size_t nf = node.fields.size();
+    if (node.hasMicros) return DEFER;  // micros are computed in order only
     Slot slots[MAX_RECORD_FIELDS];
     const size_t base = arena_.size();
     Status status = OK;
@@ -521,8 +602,8 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
       }
       size_t i = 0;
       while (i < nf && node.fields[i].name != key) i++;
-      if (i == nf) {
-        if (Walk(f.value(), depth + 1) != OK) {
+      if (i == nf || node.fields[i].rest) {
+        if (node.closed || Walk(f.value(), depth + 1) != OK) {
           status = DEFER;
           break;
         }
@@ -581,12 +662,87 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     out_.push_back(static_cast<uint8_t>(schemaId_ >> 16));
     out_.push_back(static_cast<uint8_t>(schemaId_ >> 8));
     out_.push_back(static_cast<uint8_t>(schemaId_));
-    if (EncodeRecord(o, root_, out_, 0, true) != OK) {
+    if (EncodeRecord(o, root_, out_, 0, true) != OK || !LocateKey(start + 5)) {
       out_.resize(start);
       projMeta_.resize(projBase);
       return DEFER;
     }
     return OK;
+  }
+
+  // A key inside a nested record (keyPath_ longer than one): found in the encoded event at `pos`
+  // (its record's first byte) by skipping the fields before it, level by level.
+  bool LocateKey(size_t pos) {
+    if (keyPath_.size() == 1) return true;
+    int32_t at = root_;
+    for (int32_t k : keyPath_) {
+      const Node& record = nodes_[at];
+      for (int32_t j = 0; j < k; j++)
+        if (!Skip(record.fields[j].node, pos)) return false;
+      at = record.fields[k].node;
+    }
+    int64_t len = 0;
+    if (!ReadLong(pos, len) || len < 0 || pos + static_cast<size_t>(len) > out_.size()) return false;
+    keyStart_ = static_cast<uint32_t>(pos);
+    keyEnd_ = static_cast<uint32_t>(pos + static_cast<size_t>(len));
+    return true;
+  }
+
+  bool ReadLong(size_t& pos, int64_t& value) {
+    uint64_t z = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos >= out_.size()) return false;
+      const uint8_t b = out_[pos++];
+      z |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) {
+        value = static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Skips one Avro value of node n in out_ (written by this transcoder, so well-formed).
+  bool Skip(int32_t n, size_t& pos) {
+    const Node& node = nodes_[n];
+    int64_t v = 0;
+    switch (node.kind) {
+      case K_NULL:
+        return true;
+      case K_BOOLEAN:
+        pos += 1;
+        return pos <= out_.size();
+      case K_INT:
+      case K_LONG:
+      case K_ENUM:
+        return ReadLong(pos, v);
+      case K_FLOAT:
+        pos += 4;
+        return pos <= out_.size();
+      case K_DOUBLE:
+        pos += 8;
+        return pos <= out_.size();
+      case K_STRING:
+        if (!ReadLong(pos, v) || v < 0) return false;
+        pos += static_cast<size_t>(v);
+        return pos <= out_.size();
+      case K_OPTIONAL:
+        if (!ReadLong(pos, v)) return false;
+        return v == 0 || (v == 1 && Skip(node.inner, pos));
+      case K_ARRAY:
+        for (;;) {
+          if (!ReadLong(pos, v) || v < 0) return false;
+          if (v == 0) return true;
+          for (int64_t i = 0; i < v; i++)
+            if (!Skip(node.inner, pos)) return false;
+        }
+      case K_RECORD:
+        for (const Field& f : node.fields)
+          if (!Skip(f.node, pos)) return false;
+        return true;
+      default:
+        return false;  // not written by this transcoder: the event goes to the JS side
+    }
   }
 
   void Accepted(uint32_t index, size_t start) {
@@ -617,7 +773,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
       projMeta_.resize(projBase + projection_.size(), 0);
       out_.insert(out_.end(), {0, static_cast<uint8_t>(schemaId_ >> 24), static_cast<uint8_t>(schemaId_ >> 16),
                                static_cast<uint8_t>(schemaId_ >> 8), static_cast<uint8_t>(schemaId_)});
-      if (EncodeRecord(o, root_, out_, 0, true) != OK) {
+      if (EncodeRecord(o, root_, out_, 0, true) != OK || !LocateKey(start + 5)) {
         // Whatever made it invalid, the JS decoder words it; one event, so take the whole body.
         return false;
       }

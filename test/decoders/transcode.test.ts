@@ -295,9 +295,9 @@ function digest(r: TranscodeResult): string {
 }
 
 // How many events the addon encoded itself: the JS side must not have been needed.
-function nativeOnlyCount(body: Buffer): number {
+function nativeOnlyCount(body: Buffer, type: EventType = 'impression', ndjson = false): number {
   const before = { ...nativeCounts }
-  const r = transcodeJsonNative(body, false, options('impression'))
+  const r = transcodeJsonNative(body, ndjson, options(type))
   if (
     nativeCounts.deferred !== before.deferred ||
     nativeCounts.wholeBodyFallbacks !== before.wholeBodyFallbacks
@@ -527,3 +527,60 @@ function textMutatedBody(): fc.Arbitrary<Body> {
       return { type, body, ndjson, maxEvents: 40 }
     })
 }
+
+describe('native transcoder: OpenRTB bids (envelope, _unknown, micros, the key request.id)', () => {
+  const envelope = { event_id: 'ev-1', event_time: 1_760_000_000_000 }
+  const bid = (imp: object = {}, request: object = {}) => ({
+    ...envelope,
+    request: { id: 'auc-1', imp: [{ id: '1', bidfloor: 0.03, ...imp }], ...request },
+  })
+  const ndjson = (values: readonly unknown[]) => Buffer.from(values.map((v) => JSON.stringify(v)).join('\n'))
+
+  it('encodes generated bids natively, byte for byte as the JS path (those with an ext are deferred)', () => {
+    const lines = encodeEvents('bid', generateEvents('bid', 300, 4), 'ndjson')
+      .toString()
+      .split('\n')
+      .filter((l) => l !== '' && !l.includes('"ext"'))
+    expect(lines.length).toBeGreaterThan(150)
+    const body = Buffer.from(lines.join('\n'))
+    expect(nativeOnlyCount(body, 'bid', true)).toBe(lines.length)
+    const r = expectSamePaths(body, true, options('bid'))
+    expect(r.ok && r.count).toBe(lines.length)
+  })
+
+  it('computes bidfloor_micros as Math.round(bidfloor × 10^6), halves up, as the JS normalizer', () => {
+    const floors = [
+      0.03, 0, 5e-7, 1.5e-6, 2.5e-6, 1.0000005, 2.675, 123456.7890125, 1e-7, 0.49999999999999994, 1e12,
+    ]
+    const bids = floors.map((bidfloor) => bid({ bidfloor }))
+    const before = nativeCounts.encoded
+    for (const body of [ndjson(bids), Buffer.from(JSON.stringify(bids))])
+      expectSamePaths(body, body[0] !== 0x5b, options('bid'))
+    // All but 1e12 (10^18 micros: beyond what avsc encodes, the JS side refuses it), on both bodies.
+    expect(nativeCounts.encoded - before).toBe(2 * (floors.length - 1))
+  })
+
+  it('defers what only the JS side writes: unknown keys, explicit nulls, a posted micros field, a bare request, a derived id', () => {
+    const { event_id: _, ...noId } = bid()
+    const bodies = [
+      bid({ foo: 1 }),
+      bid({}, { site: null }),
+      bid({ bidfloor_micros: 30000 }),
+      bid({}, { _unknown: '{}' }),
+      bid().request,
+      noId,
+    ]
+    const before = nativeCounts.deferred
+    const r = expectSamePaths(ndjson(bodies), true, options('bid'))
+    expect(nativeCounts.deferred - before).toBe(bodies.length)
+    expect(r.ok && r.count).toBe(bodies.length)
+  })
+
+  it('keys every bid by its request.id, envelope fields in any order', () => {
+    const reordered = { request: bid().request, event_time: 1_760_000_000_000, event_id: 'ev-2' }
+    const r = expectSamePaths(ndjson([bid(), reordered]), true, options('bid'))
+    if (!r.ok) throw new Error(r.error.detail)
+    for (let i = 0; i < r.count; i++)
+      expect(r.buffer.subarray(r.spans[i * SPAN + 3]!, r.spans[i * SPAN + 4]!).toString()).toBe('auc-1')
+  })
+})
