@@ -2,8 +2,9 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import type { Logger } from '../config/logger.js'
-import { compileRules, type Rule, RulesError, validateRules } from './rules.js'
+import { compileRules, type Rule } from './rules.js'
 import type { RulesChannel } from './rules-channel.js'
+import { RulesError, validateRules } from './rules-validation.js'
 
 /** The shipped rules, beside this module in the source tree and two levels up from dist/. */
 export function defaultRulesPath(): string {

@@ -3,8 +3,9 @@
 import { describe, expect, it } from 'vitest'
 import { EVENT_TYPES } from '../../events/catalog.js'
 import { generateEvents, generateFunnel } from '../../generator/funnel.js'
-import { compileRules, type Rule, RulesError, validateRules } from '../../quality/rules.js'
+import { compileRules, type Rule } from '../../quality/rules.js'
 import { defaultRulesPath, loadRules } from '../../quality/rules-file.js'
+import { RulesError, validateRules } from '../../quality/rules-validation.js'
 
 const compile = (rules: unknown[]) => compileRules(validateRules({ rules }, 'test.yaml'))
 
@@ -84,6 +85,30 @@ describe('rules validation', () => {
     expect(problems({ rule: [] })).toEqual([
       'unknown top-level key "rule" (only "rules")',
       '`rules` must be a list',
+    ])
+  })
+
+  it('refuses an unknown top-level key beside a valid list, and a condition missing its op', () => {
+    const rule = { name: 'a', type: '*', kind: 'not_null', field: 'event_id', severity: 'flag' }
+    expect(problems({ rules: [rule], colour: 'red' })).toEqual([
+      'unknown top-level key "colour" (only "rules")',
+    ])
+    expect(
+      problems({
+        rules: [
+          {
+            name: 'b',
+            type: ['click'],
+            kind: 'cross_field',
+            when: { field: 'event_id', op: 'null', value: 1 },
+            require: { field: 'event_id' },
+            severity: 'reject',
+          },
+        ],
+      }),
+    ).toEqual([
+      'rule b (#1): when.value: null takes no value',
+      'rule b (#1): require.op: must be one of not_null, null, eq, ne, gt, gte, lt, lte, in',
     ])
   })
 

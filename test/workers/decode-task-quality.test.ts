@@ -6,8 +6,9 @@ import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { decodeRecordBatch, QUALITY_FLAGS_HEADER } from '../../kafka/protocol/record-batch.js'
-import { compileRules, validateRules } from '../../quality/rules.js'
+import { compileRules } from '../../quality/rules.js'
 import { useRules } from '../../quality/rules-channel.js'
+import { validateRules } from '../../quality/rules-validation.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
 
 const PARTITIONS = {
