@@ -5,13 +5,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import kafkajs from 'kafkajs'
 import { Correlator } from '../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../correlator/kafka-source.js'
 import { DEFAULT_RULES } from '../correlator/rules.js'
 import type { PartitionLoad, Storage } from '../correlator/storage.js'
-import { inputTopics, sourceTopics, topicNames } from '../correlator/topics.js'
-import { registerLz4Codec } from '../kafka/lz4-codec.js'
+import { inputTopics, topicNames } from '../correlator/topics.js'
 import { DuckDbStorage } from '../storage/duckdb.js'
 import { MemoryStorage } from '../storage/memory.js'
 import { PostgresStorage } from '../storage/postgres.js'
@@ -23,6 +21,7 @@ import {
   openKeyLogs,
   PARTITIONS,
 } from './lib/correlator-workload.js'
+import { createFunnelTopics, dropBenchTopics, funnelProducer, produceRecords } from './lib/funnel-kafka.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
 import { median } from './lib/stats.js'
@@ -250,22 +249,15 @@ async function recovery(quick: boolean, dir: string): Promise<BenchResult[]> {
 
 /** Events produced at a steady rate into Kafka while a correlator consumes: append → stored. */
 async function kafkaLag(quick: boolean, dir: string): Promise<BenchResult[]> {
-  registerLz4Codec()
-  const kafka = new kafkajs.Kafka({ brokers: BROKERS, logLevel: kafkajs.logLevel.NOTHING })
-  const admin = kafka.admin()
+  const prefix = `bench${randomBytes(3).toString('hex')}.`
+  const names = topicNames(prefix)
+  const group = `${prefix}group`
   try {
-    await admin.connect()
+    await createFunnelTopics(BROKERS, prefix)
   } catch {
     process.stderr.write(`bench correlator: no Kafka at ${BROKERS.join(',')}; lag not measured\n`)
     return []
   }
-  const prefix = `bench${randomBytes(3).toString('hex')}.`
-  const names = topicNames(prefix)
-  const group = `${prefix}group`
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: sourceTopics(names).map((topic) => ({ topic, numPartitions: PARTITIONS })),
-  })
   const logs = funnelLogs(quick ? 20_000 : 80_000, 2)
   const storage = await DuckDbStorage.open(join(dir, 'lag.duckdb'))
   const lags: number[] = []
@@ -295,39 +287,24 @@ async function kafkaLag(quick: boolean, dir: string): Promise<BenchResult[]> {
     await source.partitions(),
   )
   void c.start()
-  const producer = kafka.producer()
-  await producer.connect()
+  const producer = funnelProducer(BROKERS)
   // Interleave the partitions' logs into one stream and send it in 50 ms slices at `rate`.
   const all = [...logs.values()].flat().sort((a, b) => Number(a.offset) - Number(b.offset))
   const rate = 20_000
   const slice = rate / 20
   const t0 = performance.now()
   for (let i = 0; i < all.length; i += slice) {
-    const part = all.slice(i, i + slice)
-    const byTopic = new Map<string, { partition: number; key: Buffer | null; value: Buffer }[]>()
-    for (const r of part) {
-      const t = prefix + r.topic
-      byTopic.set(t, [...(byTopic.get(t) ?? []), { partition: r.partition, key: r.key, value: r.value }])
-    }
-    await producer.sendBatch({
-      acks: -1,
-      compression: kafkajs.CompressionTypes.LZ4,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    })
+    await produceRecords(producer, all.slice(i, i + slice), prefix, slice)
     const due = t0 + ((i + slice) / rate) * 1000
     const wait = due - performance.now()
     if (wait > 0) await new Promise((r) => setTimeout(r, wait))
   }
   await new Promise((r) => setTimeout(r, 3000))
-  await producer.disconnect()
+  await producer.close()
   await c.stop()
   await rekey.close()
   await storage.close()
-  await admin
-    .deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(prefix)) })
-    .catch(() => {})
-  await admin.deleteGroups([group]).catch(() => {})
-  await admin.disconnect()
+  await dropBenchTopics(BROKERS, prefix, [group])
   const sorted = lags.sort((a, b) => a - b)
   const p = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
   const label = `Kafka → correlator (re-keyed through Kafka) → DuckDB, ${all.length} events at ${rate}/s`

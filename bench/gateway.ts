@@ -20,7 +20,7 @@ import {
 import { median } from './lib/stats.js'
 
 export const description =
-  'end to end: HTTP → decode → Kafka acks=all; adgate vs a naive node:http + kafkajs gateway, same broker'
+  'end to end: HTTP → decode → Kafka acks=all; adgate vs a naive node:http gateway (one Kafka send per request), same broker'
 
 const EVENTS_PER_REQUEST = 100
 

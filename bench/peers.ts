@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { Kafka, logLevel } from 'kafkajs'
+import { Consumer } from '@platformatic/kafka'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import type { RunOptions } from './lib/module.js'
 import { type OpenLoopResult, openLoop } from './lib/open-loop.js'
@@ -163,16 +163,19 @@ function peers(json: Buffer[], only?: string[]): (Peer | { name: string; reason:
 }
 
 /** Records in a topic (sum of the partitions' end offsets): what a peer really made durable. */
-async function records(kafka: Kafka, topic: string): Promise<number> {
-  const admin = kafka.admin()
-  await admin.connect()
+async function records(topic: string): Promise<number> {
+  const consumer = new Consumer({
+    clientId: 'bench-peers',
+    groupId: 'bench-peers',
+    bootstrapBrokers: [BROKERS],
+  })
   try {
-    const offsets = await admin.fetchTopicOffsets(topic)
-    return offsets.reduce((a, o) => a + Number(o.high), 0)
+    const offsets = await consumer.listOffsets({ topics: [topic] })
+    return (offsets.get(topic) ?? []).reduce((a, o) => a + Number(o), 0)
   } catch {
     return 0
   } finally {
-    await admin.disconnect()
+    await consumer.close()
   }
 }
 
@@ -264,7 +267,6 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const n = options.quick ? 1 : 3
   const results: BenchResult[] = []
   await benchBroker('start')
-  const kafka = new Kafka({ brokers: [BROKERS], clientId: 'bench-peers', logLevel: logLevel.NOTHING })
   const running: Running[] = []
   try {
     const json = bodies('impression', 'json', 50, EVENTS)
@@ -296,7 +298,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       }
     }
     const before = new Map<string, number>()
-    for (const p of running) before.set(p.name, await records(kafka, TOPIC[p.name]!))
+    for (const p of running) before.set(p.name, await records(TOPIC[p.name]!))
 
     // Warm-up (JIT, connection pools, topic metadata), then saturation rounds.
     await rounds(running, 1, (p) => saturation(p, 2))
@@ -345,7 +347,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
         value: r3(peakRssMb(p.server.child.pid!)),
         unit: 'MB',
       })
-      const durable = (await records(kafka, TOPIC[p.name]!)) - before.get(p.name)!
+      const durable = (await records(TOPIC[p.name]!)) - before.get(p.name)!
       results.push({
         case: `${p.name}: records written to Kafka during the run`,
         metric: 'records',

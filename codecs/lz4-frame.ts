@@ -191,7 +191,7 @@ export function encodeLz4Frame(input: Uint8Array, out: FrameSink): void {
   out.pos += 4
 }
 
-/** One frame as a new Buffer (kafkajs' codec interface wants one). */
+/** One frame as a new Buffer, for callers that want the whole frame at once. */
 export function lz4Frame(input: Uint8Array): Buffer {
   const sink = new GrowableBuffer(input.length + 64)
   encodeLz4Frame(input, sink)

@@ -6,7 +6,7 @@
 export interface SourceRecord {
   topic: string
   partition: number
-  /** Kafka offset as a decimal string (kafkajs's form); the spool uses the same. */
+  /** Kafka offset as a decimal string; the spool uses the same. */
   offset: string
   key: Buffer | null
   /** Confluent wire format for adgate's event topics; JSON for the correlator's own topics. */

@@ -1,7 +1,14 @@
 // Smoke test of the test harness itself: the broker started by test/global-setup.ts accepts
 // topic admin, acks=all produce and group consumption. If this fails, every Kafka test will.
 import { randomUUID } from 'node:crypto'
-import { Kafka, logLevel, Partitioners } from 'kafkajs'
+import {
+  Admin,
+  Consumer,
+  ProduceAcks,
+  Producer,
+  stringDeserializers,
+  stringSerializers,
+} from '@platformatic/kafka'
 import { describe, expect, inject, it } from 'vitest'
 
 const brokers = inject('kafkaBrokers')
@@ -13,48 +20,46 @@ const skipReason = '!!! SKIPPED: no Kafka broker (java not on PATH); install Jav
 
 describe('kafka test harness', () => {
   it.skipIf(!haveKafka)(haveKafka ? 'produces and consumes on the local broker' : skipReason, async () => {
-    const kafka = new Kafka({ clientId: 'adgate-harness-test', brokers, logLevel: logLevel.WARN })
+    const clientId = 'adgate-harness-test'
     const topic = `harness-${randomUUID()}`
-    const admin = kafka.admin()
-    const producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+    const admin = new Admin({ clientId, bootstrapBrokers: brokers })
+    const producer = new Producer({
+      clientId,
+      bootstrapBrokers: brokers,
+      acks: ProduceAcks.ALL,
+      autocreateTopics: false,
+      serializers: stringSerializers,
     })
-    const consumer = kafka.consumer({ groupId: `harness-${randomUUID()}`, sessionTimeout: 30_000 })
+    const consumer = new Consumer({
+      clientId,
+      groupId: `harness-${randomUUID()}`,
+      bootstrapBrokers: brokers,
+      sessionTimeout: 30_000,
+      deserializers: stringDeserializers,
+    })
     const values = ['one', 'two', 'three']
 
-    await admin.connect()
     try {
-      await admin.createTopics({
-        topics: [{ topic, numPartitions: 1 }],
-        waitForLeaders: true,
-        timeout: 30_000,
-      })
-
-      await producer.connect()
-      await producer.send({ topic, acks: -1, timeout: 30_000, messages: values.map((value) => ({ value })) })
+      await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 })
+      await producer.send({ messages: values.map((value) => ({ topic, value })) })
 
       const received: string[] = []
-      await consumer.connect()
-      await consumer.subscribe({ topic, fromBeginning: true })
-      let allReceived!: () => void
-      const done = new Promise<void>((resolve) => {
-        allReceived = resolve
-      })
-      // On a fresh broker the first group join may log "coordinator is loading" and retry.
-      await consumer.run({
-        eachMessage: async ({ message }) => {
-          received.push(message.value?.toString() ?? '')
-          if (received.length === values.length) allReceived()
-        },
-      })
+      // A group member reading from the start (no commits yet); on a fresh broker the first
+      // join may meet "coordinator is loading" and retry.
+      const stream = await consumer.consume({ topics: [topic], mode: 'committed', fallbackMode: 'earliest' })
+      const done = (async () => {
+        for await (const m of stream) {
+          received.push(m.value ?? '')
+          if (received.length === values.length) return
+        }
+      })()
       await withTimeout(done, 30_000, () => `received only ${JSON.stringify(received)}`)
       expect(received).toEqual(values)
     } finally {
-      await consumer.disconnect()
-      await producer.disconnect()
-      await admin.deleteTopics({ topics: [topic], timeout: 30_000 }).catch(() => undefined)
-      await admin.disconnect()
+      await consumer.close(true)
+      await producer.close()
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined)
+      await admin.close()
     }
   })
 })

@@ -32,8 +32,8 @@ export type Fault = 'crash' | 'hang'
 /**
  * One worker task: the request bodies that arrived together, decoded, validated, encoded in the
  * Confluent wire format and packed into LZ4-compressed Kafka record batches, one per partition.
- * The main thread then only hands bytes to the brokers (kafkajs' per-record encoding on the main
- * thread topped out near 85k records/s; see bench/results/gateway.json).
+ * The main thread then only hands bytes to the brokers (a client library's per-record encoding on
+ * the main thread topped out near 85k records/s; see bench/results/gateway.json).
  */
 export interface DecodeTask {
   /** Fault tests only: make this task kill or hang its worker thread. */

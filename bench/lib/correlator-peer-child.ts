@@ -8,7 +8,7 @@
 // of every attributed conversion to that file (`conversion <id>` lines, as the Streams peer's dump).
 
 import { writeFileSync } from 'node:fs'
-import kafkajs from 'kafkajs'
+import { Consumer } from '@platformatic/kafka'
 import { Correlator } from '../../correlator/correlator.js'
 import { KafkaRekeyProducer, KafkaSource } from '../../correlator/kafka-source.js'
 import { DEFAULT_RULES } from '../../correlator/rules.js'
@@ -68,12 +68,16 @@ class Source extends KafkaSource {
   }
 }
 
-const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin()
-await admin.connect()
+/** Asks the brokers for the topics' end offsets (it joins no group). */
+const offsets = new Consumer({
+  clientId: 'bench',
+  groupId: `${prefix}${run}-ends`,
+  bootstrapBrokers: brokers,
+})
 async function ends(list: string[]): Promise<Map<string, bigint>> {
   const m = new Map<string, bigint>()
-  for (const t of list)
-    for (const p of await admin.fetchTopicOffsets(t)) m.set(`${t}:${p.partition}`, BigInt(p.high))
+  for (const [t, partitions] of await offsets.listOffsets({ topics: list }))
+    for (const [p, end] of partitions.entries()) m.set(`${t}:${p}`, end)
   return m
 }
 function reached(e: Map<string, bigint>): boolean {
@@ -142,7 +146,7 @@ if (dump !== undefined) {
 }
 await producer.close()
 await storage.close()
-await admin.disconnect()
+await offsets.close()
 process.stdout.write(`DONE ${JSON.stringify({ records: Number(records), ...totals })}\n`)
 process.stdin.resume()
 process.stdin.on('end', () => process.exit(0))

@@ -2,10 +2,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import kafkajs from 'kafkajs'
-import { sourceTopics, topicNames } from '../../correlator/topics.js'
-import { registerLz4Codec } from '../../kafka/lz4-codec.js'
-import { count, funnelLogs, PARTITIONS } from './correlator-workload.js'
+import { count, funnelLogs } from './correlator-workload.js'
+import { createFunnelTopics, dropBenchTopics, funnelProducer, produceRecords } from './funnel-kafka.js'
 import { type BenchResult, REPO_ROOT } from './results.js'
 import { BROKERS, cpuSeconds, ensureKafka, peakRssMb } from './servers.js'
 import { median } from './stats.js'
@@ -145,26 +143,16 @@ async function measure(command: string, args: string[], records: number, broker?
 }
 
 /** Produce the funnel to `<prefix>adgate.*` (4 partitions, the generator's keys and partitions). */
-async function produce(admin: kafkajs.Admin, kafka: kafkajs.Kafka, prefix: string, bids: number) {
+async function produce(prefix: string, bids: number) {
   const logs = funnelLogs(bids, 7)
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: sourceTopics(topicNames(prefix)).map((topic) => ({ topic, numPartitions: PARTITIONS })),
-  })
-  const producer = kafka.producer()
-  await producer.connect()
-  for (const log of logs.values()) {
-    for (let i = 0; i < log.length; i += 5000) {
-      const part = log.slice(i, i + 5000)
-      await producer.send({
-        topic: prefix + part[0]!.topic,
-        acks: -1,
-        compression: kafkajs.CompressionTypes.LZ4,
-        messages: part.map((r) => ({ partition: r.partition, key: r.key, value: r.value })),
-      })
-    }
+  const brokers = BROKERS.split(',')
+  await createFunnelTopics(brokers, prefix)
+  const producer = funnelProducer(brokers)
+  try {
+    for (const log of logs.values()) await produceRecords(producer, log, prefix, 5000)
+  } finally {
+    await producer.close()
   }
-  await producer.disconnect()
   return count(logs)
 }
 
@@ -194,15 +182,11 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
       },
     ]
   }
-  registerLz4Codec()
-  const kafka = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING })
-  const admin = kafka.admin()
-  await admin.connect()
   const prefix = `benchks${randomBytes(3).toString('hex')}.`
   const groups: string[] = []
   const broker = brokerPid()
   try {
-    const records = await produce(admin, kafka, prefix, bids)
+    const records = await produce(prefix, bids)
     // Each command gets a dump file (attributed conversion ids) in the first round.
     type Command = (run: string, dump?: string) => [string, string[]]
     const peers: [string, Command][] = [
@@ -276,10 +260,7 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
     }
     return [...summarise(runs, records, bids, rounds), ...conversionDiff(dumps), ...failures]
   } finally {
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix))
-    await admin.deleteTopics({ topics: mine }).catch(() => {})
-    await admin.deleteGroups(groups).catch(() => {})
-    await admin.disconnect()
+    await dropBenchTopics(BROKERS.split(','), prefix, groups)
     for (const g of groups) rmSync(join(dir, g.slice(prefix.length)), { recursive: true, force: true })
   }
 }

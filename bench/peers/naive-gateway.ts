@@ -1,15 +1,19 @@
 import { createServer } from 'node:http'
-import kafkajs from 'kafkajs'
+import { ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka'
 
 /**
  * The baseline the gateway benchmark compares against, as the issue defines it: a plain
- * node:http server that JSON.parses each body and awaits one kafkajs send (acks=all) per
- * request. No validation, no batching across requests. Run: node naive-gateway.js PORT BROKERS
+ * node:http server that JSON.parses each body and awaits one Kafka send (acks=all) per
+ * request, with the client library every adgate role uses (@platformatic/kafka). No validation, no batching across requests. Run: node naive-gateway.js PORT BROKERS
  */
 const [port = '0', brokers = '127.0.0.1:9092'] = process.argv.slice(2)
-const kafka = new kafkajs.Kafka({ brokers: brokers.split(','), logLevel: kafkajs.logLevel.NOTHING })
-const producer = kafka.producer({ allowAutoTopicCreation: false })
-await producer.connect()
+const producer = new Producer({
+  clientId: 'naive-gateway',
+  bootstrapBrokers: brokers.split(','),
+  acks: ProduceAcks.ALL,
+  autocreateTopics: false,
+  serializers: stringSerializers,
+})
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = []
@@ -25,9 +29,11 @@ const server = createServer((req, res) => {
     }
     producer
       .send({
-        topic: 'adgate.impressions',
-        acks: -1,
-        messages: events.map((e) => ({ key: e.auction_id ?? null, value: JSON.stringify(e) })),
+        messages: events.map((e) => ({
+          topic: 'adgate.impressions',
+          key: e.auction_id,
+          value: JSON.stringify(e),
+        })),
       })
       .then(
         () => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"accepted":${events.length}}`),
@@ -41,5 +47,5 @@ server.listen(Number(port), '127.0.0.1', () => {
 })
 process.on('SIGTERM', () => {
   server.close()
-  void producer.disconnect().then(() => process.exit(0))
+  void producer.close().then(() => process.exit(0))
 })

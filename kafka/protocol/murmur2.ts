@@ -1,7 +1,7 @@
 /**
  * Kafka's default partitioner for keyed records (Java's Utils.murmur2 with seed 0x9747b28c, then
  * toPositive(hash) % partitions), so adgate places a key on the same partition as the Java client,
- * Kafka Streams and kafkajs's default partitioner do.
+ * Kafka Streams and @platformatic/kafka's default partitioner do.
  */
 export function murmur2(data: Uint8Array): number {
   const m = 0x5bd1e995

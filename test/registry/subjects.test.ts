@@ -11,15 +11,14 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Consumer } from '@platformatic/kafka'
 import avro from 'avsc'
-import kafkajs from 'kafkajs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { loadConfig } from '../../config/config.js'
 import { decodeForJoin } from '../../correlator/decode.js'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { EVENT_SCHEMAS, type SchemaVersion, SUBJECTS, subjectOf } from '../../events/schemas.js'
 import { generateEvents } from '../../generator/funnel.js'
-import { registerLz4Codec } from '../../kafka/lz4-codec.js'
 import { RegistryError, SchemaRegistryClient } from '../../registry/client.js'
 import { SchemaRegistryRefusal, syncSubjects, WriterSchemas } from '../../registry/subjects.js'
 import { endOffsets } from '../support/consume.js'
@@ -206,32 +205,35 @@ async function readRaw(
   mine: (v: Buffer) => boolean,
   count: number,
 ): Promise<Buffer[]> {
-  registerLz4Codec()
-  const consumer = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).consumer({
+  const consumer = new Consumer({
+    clientId: 'adgate-test',
     groupId: `t-${randomUUID()}`,
+    bootstrapBrokers: brokers,
   })
   const out: Buffer[] = []
-  await consumer.connect()
   try {
-    await consumer.subscribe({ topic, fromBeginning: true })
-    const joined = new Promise<void>((r) => consumer.on(consumer.events.GROUP_JOIN, () => r()))
-    let done!: () => void
-    const finished = new Promise<void>((r) => {
-      done = r
+    // From the given offsets; a partition not given, from its beginning.
+    const offsets = [...from].map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset) }))
+    const stream = await consumer.consume({
+      topics: [topic],
+      mode: 'manual',
+      fallbackMode: 'earliest',
+      offsets,
+      autocommit: false,
     })
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value && mine(message.value)) out.push(message.value)
-        if (out.length >= count) done()
-      },
-    })
-    await joined
-    for (const [partition, offset] of from) consumer.seek({ topic, partition, offset })
-    const timer = setTimeout(done, 30_000)
-    await finished
-    clearTimeout(timer)
+    const timer = setTimeout(() => stream.destroy(), 30_000)
+    try {
+      for await (const m of stream) {
+        if (m.value && mine(m.value)) out.push(m.value)
+        if (out.length >= count) break
+      }
+    } catch {
+      // destroyed by the timer: what was read is the answer
+    } finally {
+      clearTimeout(timer)
+    }
   } finally {
-    await consumer.disconnect()
+    await consumer.close(true)
   }
   return out
 }

@@ -54,7 +54,7 @@ export async function endOffsets(
 /**
  * Consume from `from` until `done(records)` holds or the timeout passes; returns what was read.
  * A read that fails (a broker just restarted answers NOT_LEADER for a while) resumes where it was,
- * with a fresh consumer, as kafkajs's consumer did by itself.
+ * with a fresh consumer.
  */
 export async function readFrom(
   brokers: string[],

@@ -21,7 +21,7 @@ const PORT_TRIES = 10
 
 export interface SecondBroker {
   readonly port: number
-  /** bootstrap list for KAFKA_BROKERS / kafkajs */
+  /** bootstrap list for KAFKA_BROKERS and the clients */
   readonly brokers: string[]
   /** ADGATE_DATA_DIR given to scripts/kafka.mjs; the broker lives in <dataDir>/kafka */
   readonly dataDir: string

@@ -90,7 +90,7 @@ export async function readBack(
 
 /**
  * readFrom with a fresh consumer per attempt: right after a broker restart the group coordinator
- * may not be ready, and kafkajs then fails the consumer (e.g. "Consumer group was not initialized").
+ * may not be ready yet, and the first read fails.
  */
 async function readRetrying(
   brokers: string[],
