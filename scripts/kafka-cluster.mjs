@@ -250,6 +250,9 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+# The cleaner's default 128 MiB dedupe buffer is half a node's heap: one allocation at start-up
+# that ran a node out of memory on a loaded machine (compacted topics here are tiny).
+log.cleaner.dedupe.buffer.size=16777216
 `
 }
 
