@@ -290,6 +290,18 @@ export const SETTINGS = {
     'A decode task running longer is taken as hung: its worker is replaced, its requests get 503',
     int(100, 600_000),
   ),
+  requestCpuMs: setting(
+    'ADGATE_REQUEST_CPU_MS',
+    '500',
+    "Decode time one request body may take (a decoder thread's time, checked every 64 events): a body still decoding after it is refused with 400 BODY_TOO_COSTLY, its client charged for it",
+    int(1, 600_000),
+  ),
+  refusedCpuMsPerS: setting(
+    'ADGATE_REFUSED_CPU_MS_PER_S',
+    '50',
+    'Decode time per second a client (API key, or address without keys) may spend on bodies and events that are refused; beyond one second of it, its next bodies wait until it is back under (more than 4 waiting: 429). 0: no limit',
+    int(0, 1_000_000),
+  ),
   faultInjection: setting(
     'ADGATE_FAULT_INJECTION',
     'off',

@@ -8,7 +8,7 @@ import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
-import { stamp, tooManyEvents } from './result.js'
+import { overBudget, stamp, tooCostly, tooManyEvents } from './result.js'
 
 /**
  * Avro Object Container File bodies. The writer schema in the file header is resolved against
@@ -46,6 +46,7 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
     if (index + block.count > options.maxEvents) return tooManyEvents(options.maxEvents)
     let at = 0
     for (let i = 0; i < block.count; i++, index++) {
+      if (overBudget(options, index)) return tooCostly()
       let decoded: { value: unknown; offset: number }
       try {
         decoded = reader.decode(block.data, at, resolver)
@@ -112,12 +113,17 @@ let resolverChars = 0
 /**
  * adgate's own schemas are at most 20 KiB of JSON (avsc's export) and about 440 fields (the
  * OpenRTB 2.6 bid, schemas/bid.v2.avsc; 65 KiB as the .avsc file with docs). Compiling a writer
- * schema costs avsc ~0.3 ms per field (measured: 3000 fields, 2.3 s of a worker thread), so one
- * that is far larger is not a producer's schema but a way to spend the gateway's CPU: refused, by
- * size before it is parsed and by field count before it is compiled.
+ * schema costs avsc ~0.1-0.3 ms per field (measured: 3000 fields, 2.3 s of a worker thread), so one
+ * far larger than the schema it is resolved against is not a producer's schema but a way to spend
+ * the gateway's CPU: refused, by size before it is parsed, by field count (twice the reader's, plus
+ * 64) and by record name (what avsc's resolution would refuse anyway) before it is compiled.
  */
 export const MAX_WRITER_SCHEMA_BYTES = 128 * 1024
-export const MAX_WRITER_SCHEMA_FIELDS = 1024
+
+/** The most fields a writer schema for `type` may have. */
+export function maxWriterSchemaFields(type: EventType): number {
+  return 2 * countFields(EVENT_SCHEMAS[type].json) + 64
+}
 
 function resolverFor(options: DecodeOptions, writerSchema: string): Resolved | string {
   if (writerSchema.length > MAX_WRITER_SCHEMA_BYTES)
@@ -162,13 +168,15 @@ function resolve(type: EventType, writerSchema: string): Resolved | string {
   try {
     const parsed = JSON.parse(writerSchema) as avro.Schema
     const fields = countFields(parsed)
-    if (fields > MAX_WRITER_SCHEMA_FIELDS)
-      return `the writer schema has ${fields} fields; the limit is ${MAX_WRITER_SCHEMA_FIELDS}`
-    const writer = boundedType(parsed)
+    const max = maxWriterSchemaFields(type)
+    if (fields > max) return `the writer schema has ${fields} fields; the limit is ${max}`
     if (type === 'bid' && isV1BidSchema(parsed)) {
       const v1 = boundedType(BID_V1.json)
-      return { reader: v1, resolver: v1.createResolver(writer), upcast: upcastBidV1 }
+      return { reader: v1, resolver: v1.createResolver(boundedType(parsed)), upcast: upcastBidV1 }
     }
+    const misnamed = otherRecord(parsed, EVENT_SCHEMAS[type].json)
+    if (misnamed !== null) return misnamed
+    const writer = boundedType(parsed)
     const reader = readerFor(type)
     // Same schema: read directly, no resolver indirection.
     if (writer.equals(reader)) return { reader, resolver: undefined }
@@ -177,6 +185,22 @@ function resolve(type: EventType, writerSchema: string): Resolved | string {
     return (err as Error).message
   }
 }
+
+/**
+ * avsc's rule for resolving a writer record (hasCompatibleName, namespaces ignored), checked on the
+ * JSON before the writer is compiled: its message when the writer's record name is neither the
+ * reader's nor one of its aliases, else null.
+ */
+function otherRecord(writer: unknown, reader: unknown): string | null {
+  const w = writer as { type?: unknown; name?: unknown }
+  if (w === null || typeof w !== 'object' || w.type !== 'record' || typeof w.name !== 'string') return null
+  const r = reader as { name: string; aliases?: string[] }
+  const name = unqualified(w.name)
+  if ([r.name, ...(r.aliases ?? [])].some((n) => unqualified(n) === name)) return null
+  return `no alias found for ${w.name}`
+}
+
+const unqualified = (name: string) => name.slice(name.lastIndexOf('.') + 1)
 
 /** Fields of every record in a schema (JSON as parsed): what compiling it costs. */
 function countFields(node: unknown): number {

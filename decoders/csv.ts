@@ -5,7 +5,7 @@ import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
-import { stamp, tooManyEvents } from './result.js'
+import { overBudget, stamp, tooCostly, tooManyEvents } from './result.js'
 
 /**
  * CSV bodies (RFC 4180): a header row naming schema fields, then one event per record.
@@ -55,6 +55,7 @@ export function decodeCsv(body: Buffer, options: DecodeOptions): DecodeResult {
   for (let r = 1; r < rows.length; r++) {
     const { cells, raw } = rows[r]!
     const index = r - 1
+    if (overBudget(options, index)) return tooCostly()
     if (cells.length !== header.length) {
       const reason = `has ${cells.length} fields, the header has ${header.length}`
       rejects.push({ index, field: null, reason, raw: Buffer.from(raw) })

@@ -40,6 +40,11 @@ export interface DecodeOptions {
   readonly ingestTime: number
   /** Name of the API key that sent the events; stamped on every accepted event. */
   readonly source: string
+  /**
+   * performance.now() past which the decoder stops and refuses the body (BODY_TOO_COSTLY): the
+   * per-request CPU budget (ADGATE_REQUEST_CPU_MS). Unset: no budget.
+   */
+  readonly deadline?: number
 }
 
 /**
@@ -60,5 +65,23 @@ export function tooManyEvents(max: number): Undecodable {
   return {
     ok: false,
     error: bodyError('TOO_MANY_EVENTS', `the body holds more than ${max} events, the limit`),
+  }
+}
+
+/**
+ * The per-request CPU budget, checked every 64 events (reading the clock per event would cost more
+ * than some events do). `i` is the event's position in the body.
+ */
+export function overBudget(options: DecodeOptions, i: number): boolean {
+  return (i & 63) === 63 && options.deadline !== undefined && performance.now() > options.deadline
+}
+
+export function tooCostly(): Undecodable {
+  return {
+    ok: false,
+    error: bodyError(
+      'BODY_TOO_COSTLY',
+      'decoding stopped: the body used more than its CPU budget (ADGATE_REQUEST_CPU_MS)',
+    ),
   }
 }

@@ -1,14 +1,15 @@
 import { isUtf8 } from 'node:buffer'
 import { createRequire } from 'node:module'
 import { EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
+import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
-import { decodeJson, rawOf } from './json.js'
+import { decodeJson, nestedTooDeep, rawOf, TOO_DEEP } from './json.js'
 import { describeSchema, type SchemaDescription, scalarReader, viewReader } from './native-schema.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, Rejection, Undecodable } from './result.js'
-import { stamp } from './result.js'
+import { overBudget, stamp, tooCostly } from './result.js'
 
 /**
  * JSON and NDJSON bodies straight to Confluent wire-format Avro values: what the workers need for
@@ -206,8 +207,11 @@ function transcodeNative(
   // Array bodies: the JS side takes the elements from its own parse of the document.
   let items: unknown[] | null = null
   if (!ndjson) {
+    const text = body.toString('utf8')
+    // As decodeJson: too deep for JSON.parse to be cheap.
+    if (nestedTooDeep(text)) return { ok: false, error: bodyError('MALFORMED_BODY', TOO_DEEP) }
     try {
-      items = JSON.parse(body.toString('utf8')) as unknown[]
+      items = JSON.parse(text) as unknown[]
     } catch {
       // On-Demand reads lazily; JSON.parse is the judge of the whole document's syntax.
       return fallBack(body, ndjson, options, c.projection)
@@ -217,10 +221,16 @@ function transcodeNative(
     const index = deferred[d]!
     let value: unknown
     let raw: Buffer
+    if (overBudget(options, d / 3)) return tooCostly()
     if (items === null) {
       raw = Buffer.from(body.subarray(deferred[d + 1]!, deferred[d + 2]!))
+      const line = raw.toString('utf8')
+      if (nestedTooDeep(line)) {
+        rejects.push({ index, field: null, reason: `invalid JSON: ${TOO_DEEP}`, raw })
+        continue
+      }
       try {
-        value = JSON.parse(raw.toString('utf8'))
+        value = JSON.parse(line)
       } catch (err) {
         rejects.push({ index, field: null, reason: `invalid JSON: ${(err as Error).message}`, raw })
         continue

@@ -15,6 +15,11 @@ export const ERRORS = {
     retryable: false,
     message: "The Avro writer schema cannot be resolved against adgate's schema",
   },
+  BODY_TOO_COSTLY: {
+    status: 400,
+    retryable: false,
+    message: 'Decoding the body took more than its CPU budget (ADGATE_REQUEST_CPU_MS)',
+  },
   BODY_TOO_LARGE: { status: 413, retryable: false, message: 'The body is larger than the limit' },
   TOO_MANY_EVENTS: { status: 413, retryable: false, message: 'The body holds more events than the limit' },
   EVENTS_TOO_LARGE_FOR_KAFKA: {

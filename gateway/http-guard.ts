@@ -111,6 +111,14 @@ class GuardedConnection {
   private output: 'head' | 'body' | 'tunnel' = 'head'
   private responsePartial: Buffer | null = null
   private responseRemaining = 0
+  /**
+   * Response bytes passed on as they are: one range of the current upstream chunk, grown while the
+   * next bytes follow on, so a whole answer (head and body) goes out in one write instead of one per
+   * part (on tiny requests the guard's cost is mostly its writes).
+   */
+  private outChunk: Buffer | null = null
+  private outFrom = 0
+  private outTo = 0
   private closed = false
 
   constructor(
@@ -389,16 +397,36 @@ class GuardedConnection {
       else if (this.output === 'body') {
         const n = Math.min(this.responseRemaining, chunk.length - at)
         const front = this.pending[0]
-        if (!(front?.local === null && front.headOnly)) this.toClient(chunk.subarray(at, at + n))
+        if (!(front?.local === null && front.headOnly)) this.forward(chunk, at, at + n)
         this.responseRemaining -= n
         at += n
         if (this.responseRemaining === 0) this.responseDone()
       } else {
-        this.toClient(chunk.subarray(at))
+        this.forward(chunk, at, chunk.length)
         at = chunk.length
       }
     }
+    this.flushForward()
     this.client.uncork()
+  }
+
+  /** Pass chunk[from, to) on to the client, after what is already collected. */
+  private forward(chunk: Buffer, from: number, to: number): void {
+    if (this.outChunk === chunk && this.outTo === from) {
+      this.outTo = to
+      return
+    }
+    this.flushForward()
+    this.outChunk = chunk
+    this.outFrom = from
+    this.outTo = to
+  }
+
+  private flushForward(): void {
+    const chunk = this.outChunk
+    if (chunk === null) return
+    this.outChunk = null
+    this.write(chunk.subarray(this.outFrom, this.outTo))
   }
 
   private readResponseHead(chunk: Buffer, at: number): number {
@@ -417,7 +445,8 @@ class GuardedConnection {
     const consumed = this.responsePartial === null ? headEnd : at + headEnd - this.responsePartial.length
     this.responsePartial = null
     const head = buf.subarray(start, headEnd)
-    this.toClient(head)
+    if (buf === chunk) this.forward(chunk, start, headEnd)
+    else this.toClient(head)
     const status = (head[9]! - 48) * 100 + (head[10]! - 48) * 10 + (head[11]! - 48)
     if (status === 101) {
       this.output = 'tunnel'
@@ -473,12 +502,18 @@ class GuardedConnection {
     if (front === undefined || front.local === null || this.output !== 'head') return
     this.pending.length = 0
     this.upstream.destroy()
+    this.flushForward()
     this.client.end(front.local)
     // Keep reading (and dropping) for a while: closing with unread bytes would reset the answer away.
     setTimeout(() => this.destroy(), LINGER_MS).unref()
   }
 
   private toClient(bytes: Buffer): void {
+    this.flushForward()
+    this.write(bytes)
+  }
+
+  private write(bytes: Buffer): void {
     if (!this.client.write(bytes)) this.upstream.pause()
   }
 
@@ -501,6 +536,7 @@ class GuardedConnection {
   /** Everything owed was written: close both sides. */
   private finish(): void {
     if (this.closed) return
+    this.flushForward()
     this.upstream.end()
     this.client.end()
     setTimeout(() => this.destroy(), LINGER_MS).unref()

@@ -79,6 +79,7 @@ export class EventRoutes {
     }
     const { principal, encoding, contentEncoding, declared } = admitted
     const { config, ingest, metrics } = this.deps
+    const client = clientOf(this.deps.auth, principal, res, req)
     this.inFlight++
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)
@@ -89,6 +90,7 @@ export class EventRoutes {
         encoding,
         contentEncoding,
         source: principal.name,
+        client,
         requestId,
         ingestTime: reader.startedAt,
       })
@@ -188,4 +190,13 @@ export class EventRoutes {
   close(): void {
     clearInterval(this.sweeper)
   }
+}
+
+/**
+ * Who is charged for refused work (refused-work.ts): the API key; without keys, the address (from
+ * the strict-HTTP guard's peer header when it is in front, else the socket's).
+ */
+function clientOf(auth: Authenticator, principal: Principal, res: HttpResponse, req: HttpRequest): string {
+  if (auth.enabled) return principal.name
+  return req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString()
 }

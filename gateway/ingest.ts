@@ -5,10 +5,15 @@ import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
 import { type Delivery, deliveryErrorCode } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
+import type { RefusedWork } from './refused-work.js'
 import { errorReply, jsonReply, type Reply } from './responses.js'
 
-/** A body to ingest; its ingestTime (receipt, epoch ms) is stamped on every event. */
-export type IngestInput = DecodeRequest
+/**
+ * A body to ingest; its ingestTime (receipt, epoch ms) is stamped on every event. `client` is who
+ * is charged for refused work (refused-work.ts): the API key, or the address without keys;
+ * unset: the source key's name.
+ */
+export type IngestInput = DecodeRequest & { readonly client?: string }
 
 /**
  * One body in, one answer out, the same for HTTP and WebSocket: decode in a worker (which also
@@ -25,6 +30,7 @@ export class IngestService {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly quality: GatewayQuality | null = null,
+    private readonly refused: RefusedWork | null = null,
   ) {}
 
   get ready(): boolean {
@@ -53,6 +59,22 @@ export class IngestService {
     const refused = this.refusal(requestId)
     if (refused !== null) return refused
 
+    const client = input.client ?? input.source
+    const wait = this.refused?.waitMs(client) ?? 0
+    if (wait > 0) {
+      // This client's refused work is over its share: its body waits (spending no CPU) or, when
+      // it already has bodies waiting, is refused now.
+      if (!this.refused!.mayWait(client))
+        return errorReply(
+          'RATE_LIMITED',
+          `${client} spent its share of decode time on refused bodies (ADGATE_REFUSED_CPU_MS_PER_S)`,
+          requestId,
+          {},
+          { 'Retry-After': String(Math.ceil(wait / 1000)) },
+        )
+      await this.refused!.wait(client, wait)
+    }
+
     let outcome: BodyOutcome
     let task: TaskOutput
     try {
@@ -66,6 +88,7 @@ export class IngestService {
       )
     }
     const delivered = this.deliver(task)
+    this.refused?.charge(client, refusedMs(outcome))
     this.quality?.observe(input.source, type, outcome)
     const errors = outcome.rejects
     const { metrics } = this
@@ -120,4 +143,11 @@ export class IngestService {
     }
     return task.delivery
   }
+}
+
+/** The decode time of a body spent on what was refused: all of it, or the rejected events' share. */
+function refusedMs(outcome: BodyOutcome): number {
+  const rejected = outcome.rejects.length
+  if (outcome.error !== null || outcome.events === 0) return outcome.cpuMs
+  return rejected === 0 ? 0 : (outcome.cpuMs * rejected) / (rejected + outcome.events)
 }

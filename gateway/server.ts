@@ -21,6 +21,7 @@ import { startGuard } from './http-guard.js'
 import { IngestService } from './ingest.js'
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js'
 import { GatewayQuality } from './quality.js'
+import { RefusedWork } from './refused-work.js'
 
 export interface Gateway {
   readonly port: number
@@ -94,13 +95,15 @@ export async function startGateway(
     maxTaskBytes: config.batchBytes,
     lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
+    budgetMs: config.requestCpuMs,
     onTask: (result) => observeTask(metrics, result),
     rules: quality.channel.buffer,
     schemaIds,
     native: config.native === '1',
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
-  const ingest = new IngestService(pool, delivery, metrics, logger, quality)
+  const refused = config.refusedCpuMsPerS > 0 ? new RefusedWork(config.refusedCpuMsPerS) : null
+  const ingest = new IngestService(pool, delivery, metrics, logger, quality, refused)
 
   // With the strict-HTTP guard in front, uWS serves the guard on loopback and the guard owns TLS.
   const strict = config.strictHttp === 'on'

@@ -42,6 +42,8 @@ export interface DecodeTask {
   readonly bodies: readonly BodyMeta[]
   readonly maxBytes: number
   readonly maxEvents: number
+  /** Per-body CPU budget (ADGATE_REQUEST_CPU_MS): a body still decoding after it is refused. */
+  readonly budgetMs?: number
   /** Partition count per topic, for Kafka's default (murmur2) partitioner. */
   readonly partitions: Readonly<Record<string, number>>
 }
@@ -60,6 +62,8 @@ export interface BodyOutcome {
   /** Data-quality rules: accepted events carrying flags, and events rejected by a rule (in `rejects`). */
   readonly flagged: number
   readonly ruleRejects: number
+  /** The worker thread's time on this body, in ms (the gateway charges refused work to its client). */
+  readonly cpuMs: number
 }
 
 export interface TaskResult {
@@ -102,7 +106,11 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   // Once per task: the rules version in force (recompiled only when the main thread published one).
   const rules = activeRules()
   for (const meta of task.bodies) {
-    outcomes.push(decodeOne(input.subarray(meta.offset, meta.offset + meta.length), meta, task, rules))
+    const start = performance.now()
+    const deadline = task.budgetMs === undefined ? undefined : start + task.budgetMs
+    const body = input.subarray(meta.offset, meta.offset + meta.length)
+    const outcome = decodeOne(body, meta, task, rules, deadline)
+    outcomes.push({ ...outcome, cpuMs: performance.now() - start })
   }
   const { buffer, batches, rawBytes } = builder.finish(Date.now())
   const out = new ArrayBuffer(buffer.length)
@@ -110,10 +118,20 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   return { buffer: out, batches, outcomes, rawBytes, busyMs: performance.now() - started }
 }
 
-function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
-  if (meta.encoding === 'json' || meta.encoding === 'ndjson') return transcodeOne(body, meta, task, rules)
+/** A body's outcome, before its time is known. */
+type Decided = Omit<BodyOutcome, 'cpuMs'>
+
+function decodeOne(
+  body: Buffer,
+  meta: BodyMeta,
+  task: DecodeTask,
+  rules: RuleSet | null,
+  deadline: number | undefined,
+): Decided {
+  if (meta.encoding === 'json' || meta.encoding === 'ndjson')
+    return transcodeOne(body, meta, task, rules, deadline)
   const out = new BodyRecords(meta, task)
-  const result = decodeBody(body, decodeOptions(meta, task))
+  const result = decodeBody(body, decodeOptions(meta, task, deadline))
   if (!result.ok) return out.failed(result.error, body)
   const schema = EVENT_SCHEMAS[meta.type]
   const { topic } = EVENT_INFO[meta.type]
@@ -153,10 +171,16 @@ function decodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSe
  * addon when built, else the JS decoder), with no event objects; data-quality rules read a
  * projection of each event to the fields they use.
  */
-function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: RuleSet | null): BodyOutcome {
+function transcodeOne(
+  body: Buffer,
+  meta: BodyMeta,
+  task: DecodeTask,
+  rules: RuleSet | null,
+  deadline: number | undefined,
+): Decided {
   const quality = rules?.byType[meta.type] ?? null
   const out = new BodyRecords(meta, task)
-  const result = transcodeBody(body, decodeOptions(meta, task), quality?.fields)!
+  const result = transcodeBody(body, decodeOptions(meta, task, deadline), quality?.fields)!
   if (!result.ok) return out.failed(result.error, body)
   const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
@@ -177,8 +201,9 @@ function transcodeOne(body: Buffer, meta: BodyMeta, task: DecodeTask, rules: Rul
   return out.finish(result.count, result.rejects)
 }
 
-function decodeOptions(meta: BodyMeta, task: DecodeTask) {
+function decodeOptions(meta: BodyMeta, task: DecodeTask, deadline: number | undefined) {
   return {
+    deadline,
     type: meta.type,
     encoding: meta.encoding,
     contentEncoding: meta.contentEncoding,
@@ -210,7 +235,7 @@ class BodyRecords {
   }
 
   /** A body that cannot be decoded at all: one dead letter with its bytes. */
-  failed(error: BodyError, body: Buffer): BodyOutcome {
+  failed(error: BodyError, body: Buffer): Decided {
     addDeadLetter(
       this.task,
       this.headers,
@@ -246,7 +271,7 @@ class BodyRecords {
   }
 
   /** `decoded` events passed the schema; the decoder's and the later rejections, in body order. */
-  finish(decoded: number, decoderRejects: readonly Rejection[]): BodyOutcome {
+  finish(decoded: number, decoderRejects: readonly Rejection[]): Decided {
     const later = this.later
     const all =
       later === null ? decoderRejects : decoderRejects.concat(later).sort((a, b) => a.index - b.index)

@@ -33,6 +33,8 @@ export interface PoolOptions {
   readonly lingerMs: number
   /** A task running longer is taken as hung: its worker is replaced, its requests fail. */
   readonly taskTimeoutMs: number
+  /** Per-body decode budget (ADGATE_REQUEST_CPU_MS); unset: none. */
+  readonly budgetMs?: number
   /** The compiled worker module (defaults to the one beside this file). */
   readonly filename?: string
   /** JSON bodies through the native transcoder when it is built (ADGATE_NATIVE); default true. */
@@ -165,6 +167,7 @@ export class DecodePool {
       bodies,
       maxBytes: this.options.maxBytes,
       maxEvents: this.options.maxEvents,
+      budgetMs: this.options.budgetMs,
       partitions: this.options.partitions(),
       fault: this.nextFault,
     }

@@ -5,10 +5,11 @@ import { describe, expect, it } from 'vitest'
 import {
   MAX_RESOLVER_CHARS,
   MAX_WRITER_SCHEMA_BYTES,
-  MAX_WRITER_SCHEMA_FIELDS,
+  maxWriterSchemaFields,
   resolverCacheSize,
 } from '../../decoders/avro.js'
 import { boundedType } from '../../decoders/avro-bounds.js'
+import { MAX_JSON_DEPTH, nestedTooDeep } from '../../decoders/json.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
@@ -80,13 +81,14 @@ describe('issue 15 defect 5: the Avro writer-schema cache is bounded in bytes', 
   })
 
   it('a writer schema with more fields than the limit is refused before it is compiled', () => {
-    const fields = Array.from({ length: MAX_WRITER_SCHEMA_FIELDS + 1 }, (_, i) => ({
+    const max = maxWriterSchemaFields('impression')
+    const fields = Array.from({ length: max + 1 }, (_, i) => ({
       name: `f${i}`,
       type: 'int',
     }))
     const r = decode('impression', 'avro', container({ type: 'record', name: 'Wide', fields }, []))
     expectError(r, 'SCHEMA_MISMATCH')
-    expect(!r.ok && r.error.detail).toContain(`limit is ${MAX_WRITER_SCHEMA_FIELDS}`)
+    expect(!r.ok && r.error.detail).toContain(`limit is ${max}`)
   })
 
   it('hundreds of distinct large schemas (valid or not) keep the cache within its byte bound', () => {
@@ -112,5 +114,65 @@ describe('issue 15 defect 4: CSV quoting is read in one linear pass, never by cs
     expect(!r.ok && r.error.detail).toBe(
       'invalid CSV: a quote inside an unquoted cell (quote the cell and double it: "a""b"), line 2',
     )
+  })
+})
+
+describe('issue 15, the noisy neighbour: a body costs bounded decoder time', () => {
+  const spent = { deadline: performance.now() - 1 } // a budget already used up
+
+  it('JSON and NDJSON: decoding stops at the budget with 400 BODY_TOO_COSTLY (both paths)', () => {
+    expectError(
+      decode('impression', 'json', `[${Array(100).fill('{}').join(',')}]`, spent),
+      'BODY_TOO_COSTLY',
+    )
+    expectError(decode('impression', 'ndjson', '{}\n'.repeat(100), spent), 'BODY_TOO_COSTLY')
+  })
+
+  it('CSV and Avro: decoding stops at the budget with 400 BODY_TOO_COSTLY', () => {
+    const events = generateEvents('impression', 100, 5)
+    expectError(
+      decode('impression', 'csv', encodeEvents('impression', events, 'csv'), spent),
+      'BODY_TOO_COSTLY',
+    )
+    const body = container(IMPRESSION.type.schema(), [records(IMPRESSION.type, events)])
+    expectError(decode('impression', 'avro', body, spent), 'BODY_TOO_COSTLY')
+  })
+
+  it('within the budget, and for fewer than 64 events, nothing changes', () => {
+    const later = { deadline: performance.now() + 60_000 }
+    const events = generateEvents('impression', 100, 6)
+    expect(
+      ok(decode('impression', 'csv', encodeEvents('impression', events, 'csv'), later)).events,
+    ).toHaveLength(100)
+    expect(
+      ok(decode('impression', 'csv', encodeEvents('impression', events.slice(0, 63), 'csv'), spent)).events,
+    ).toHaveLength(63)
+  })
+
+  it('JSON nested deeper than MAX_JSON_DEPTH is refused before JSON.parse (both paths)', () => {
+    const nested = `${'['.repeat(200_000)}${']'.repeat(200_000)}`
+    const r = decode('impression', 'json', nested)
+    expectError(r, 'MALFORMED_BODY')
+    expect(!r.ok && r.error.detail).toBe(`nested deeper than ${MAX_JSON_DEPTH} levels`)
+    // One such NDJSON line is that event's rejection; the others stand.
+    const lines = decode('impression', 'ndjson', `${event('i1')}\n${nested}\n${event('i2')}\n`)
+    expect(ok(lines).events).toHaveLength(2)
+    expect(ok(lines).rejects.map((x) => [x.index, x.reason])).toEqual([
+      [1, `invalid JSON: nested deeper than ${MAX_JSON_DEPTH} levels`],
+    ])
+  })
+
+  it('nestedTooDeep skips brackets inside strings', () => {
+    expect(nestedTooDeep(JSON.stringify({ a: '['.repeat(5000) }))).toBe(false)
+    expect(nestedTooDeep(JSON.stringify({ a: '\\"['.repeat(5000) }))).toBe(false)
+    expect(nestedTooDeep('['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH))).toBe(false)
+    expect(nestedTooDeep('['.repeat(MAX_JSON_DEPTH + 1))).toBe(true)
+  })
+
+  it('an Avro writer record of another name is refused before it is compiled', () => {
+    const fields = Array.from({ length: 90 }, (_, i) => ({ name: `f${i}`, type: 'int' }))
+    const r = decode('impression', 'avro', container({ type: 'record', name: 'Wide', fields }, []))
+    expectError(r, 'SCHEMA_MISMATCH')
+    expect(!r.ok && r.error.detail).toBe('no alias found for Wide')
   })
 })

@@ -187,6 +187,28 @@ function drain(): Promise<Drained> {
   return drained
 }
 
+/**
+ * 400 BODY_TOO_COSTLY: a body of far more events than MAX_EVENTS here, on a gateway of its own with
+ * a 1 ms decode budget; 10 000 invalid NDJSON events take any decoder thread well over that.
+ */
+async function tooCostly(): Promise<Resp> {
+  const gw3 = await startGateway(brokers, { ...ENV, ADGATE_MAX_EVENTS: '10000', ADGATE_REQUEST_CPU_MS: '1' })
+  try {
+    const res = await fetch(`${gw3.url}/v1/impressions`, {
+      method: 'POST',
+      body: '{}\n'.repeat(10_000),
+      headers: { 'content-type': 'application/x-ndjson', 'x-api-key': SSP, 'x-request-id': 'oa-costly' },
+    })
+    const headers: Record<string, string> = {}
+    res.headers.forEach((value, name) => {
+      headers[name] = value
+    })
+    return { status: res.status, headers, body: await res.text(), sentRequestId: 'oa-costly' }
+  } finally {
+    expect(await gw3.stop(), gw3.logs()).toBe(0)
+  }
+}
+
 // ------------------------------------------------------------------------------------------
 /** Arms the gateway's next Kafka delivery to fail the given way (ADGATE_FAULT_INJECTION=on). */
 async function kafkaFault(mode: 'too-large' | 'refused' | 'unauthorized'): Promise<void> {
@@ -238,6 +260,7 @@ for (const type of EVENT_TYPES) {
         'content-type': 'application/avro',
       },
     ),
+    ...(type === 'impression' ? [await tooCostly()] : []),
   ]
   // The HTTP-level answers of the edge (ADGATE_STRICT_HTTP=on), before any route runs.
   const rawPost = (requestLine: string, headers: Record<string, string> = {}) =>

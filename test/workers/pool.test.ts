@@ -53,7 +53,7 @@ class FakeRunner implements TaskRunner {
 }
 
 function outcome(events: number): BodyOutcome {
-  return { error: null, events, rejects: [], flagged: 0, ruleRejects: 0 }
+  return { error: null, events, rejects: [], flagged: 0, ruleRejects: 0, cpuMs: 0 }
 }
 
 /** A result whose outcome i counts the bytes of body i, so each request can be told apart. */

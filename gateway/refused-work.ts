@@ -1,0 +1,88 @@
+/**
+ * The decode time each client spends on work that is refused (bodies answered 4xx, rejected events),
+ * so that one client sending the worst bodies it can build cannot take the decode workers from the
+ * others (issue 15, the noisy neighbour). A client is its API key, or its address when there are no
+ * keys. Its debt is the refused decode time it was charged, draining at `msPerSecond`; up to one
+ * second's worth is free, and beyond that its next bodies wait (no CPU is spent on them while they
+ * wait) until the debt is back under it. A client that already has `maxWaiting` bodies waiting is
+ * refused at once (429) instead, so waiting bodies stay few. Valid work is never charged.
+ */
+export class RefusedWork {
+  private readonly debts = new Map<string, Debt>()
+
+  constructor(
+    private readonly msPerSecond: number,
+    private readonly maxWaiting = 4,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** How long (ms) this client's next body must wait before it is decoded; 0: now. */
+  waitMs(client: string): number {
+    const debt = this.debts.get(client)
+    if (debt === undefined) return 0
+    const over = this.drain(debt) - this.msPerSecond
+    return over > 0 ? Math.ceil((over / this.msPerSecond) * 1000) : 0
+  }
+
+  /** Whether this client may queue one more waiting body (else it is answered 429 now). */
+  mayWait(client: string): boolean {
+    return (this.debts.get(client)?.waiting ?? 0) < this.maxWaiting
+  }
+
+  /** Waits out the client's debt; resolves when its body may be decoded. */
+  async wait(client: string, ms: number): Promise<void> {
+    const debt = this.debtOf(client)
+    debt.waiting++
+    try {
+      await new Promise((resolve) => setTimeout(resolve, ms))
+    } finally {
+      debt.waiting--
+    }
+  }
+
+  /** Charge refused decode time to a client. */
+  charge(client: string, ms: number): void {
+    if (ms <= 0) return
+    const debt = this.debtOf(client)
+    debt.ms = this.drain(debt) + ms
+    if (this.debts.size > MAX_CLIENTS) this.forgetPaidUp()
+  }
+
+  private debtOf(client: string): Debt {
+    let debt = this.debts.get(client)
+    if (debt === undefined) {
+      debt = { ms: 0, at: this.now(), waiting: 0 }
+      this.debts.set(client, debt)
+    }
+    return debt
+  }
+
+  /** The debt after draining since it was last looked at. */
+  private drain(debt: Debt): number {
+    const now = this.now()
+    debt.ms = Math.max(0, debt.ms - ((now - debt.at) / 1000) * this.msPerSecond)
+    debt.at = now
+    return debt.ms
+  }
+
+  /** Clients with no debt and nothing waiting are forgotten (the map stays bounded by the indebted). */
+  private forgetPaidUp(): void {
+    for (const [client, debt] of this.debts)
+      if (debt.waiting === 0 && this.drain(debt) === 0) this.debts.delete(client)
+  }
+
+  /** Clients tracked (tests: the map stays bounded). */
+  get size(): number {
+    return this.debts.size
+  }
+}
+
+interface Debt {
+  /** Refused decode time owed, in ms, as of `at`. */
+  ms: number
+  at: number
+  /** Bodies of this client waiting for the debt to drain. */
+  waiting: number
+}
+
+const MAX_CLIENTS = 10_000

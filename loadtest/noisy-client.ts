@@ -1,0 +1,111 @@
+import { pathToFileURL } from 'node:url'
+import { gzipSync } from 'node:zlib'
+import avro from 'avsc'
+import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
+import { CONTENT_TYPE } from '../generator/encode.js'
+
+/**
+ * The noisy neighbour of loadtest/noisy-neighbour.ts, as a process of its own (a client of its own,
+ * not a second user of the valid client's event loop): `node noisy-client.js <url> <seconds>
+ * <api key> <first>` builds its bodies, prints `ready`, and on a line on stdin posts, one after another
+ * for that long, the worst bodies it can build for each decoder (from the `first`-th on, so
+ * successive runs go round all of them); then prints what each kind got
+ * ({kind: {status: count}}) as one JSON line. (Building the bodies first keeps its own start-up
+ * out of the measured seconds.)
+ */
+const HEADER = avro.Type.forSchema(CONTAINER_HEADER_SCHEMA)
+
+/** An Avro container with this writer schema and no blocks. */
+function containerHeader(schema: unknown): Buffer {
+  return HEADER.toBuffer({
+    magic: Buffer.from('Obj\x01', 'latin1'),
+    meta: { 'avro.schema': Buffer.from(JSON.stringify(schema)) },
+    sync: Buffer.alloc(16),
+  })
+}
+
+interface Hostile {
+  readonly name: string
+  readonly path: string
+  readonly headers: Record<string, string>
+  /** A new body each time (distinct schemas defeat the writer-schema cache). */
+  readonly body: (i: number) => Buffer
+}
+
+/** The worst bodies per decoder, each well under the 5 MiB default body limit. */
+export function hostileBodies(): Hostile[] {
+  const quotedRow = `${Array.from({ length: 150_000 }, () => '"x"').join(',')},a"b`
+  const csv = Buffer.from(`event_id,click_id\n${quotedRow}\n`)
+  const ndjson = Buffer.from('{}\n'.repeat(10_000))
+  const nested = Buffer.from(`${'['.repeat(200_000)}${']'.repeat(200_000)}`)
+  const bomb = gzipSync(Buffer.alloc(64 * 2 ** 20, 32))
+  return [
+    {
+      name: 'csv: 150k quoted cells, a stray quote',
+      path: '/v1/clicks',
+      headers: { 'content-type': CONTENT_TYPE.csv },
+      body: () => csv,
+    },
+    {
+      // adgate's record name and as many fields as a writer may have: compiled before it fails.
+      name: 'avro: a new 90-field writer schema each time',
+      path: '/v1/impressions',
+      headers: { 'content-type': CONTENT_TYPE.avro },
+      body: (i) =>
+        containerHeader({
+          type: 'record',
+          name: 'Impression',
+          fields: Array.from({ length: 90 }, (_, f) => ({
+            name: `f${i}_${f}`,
+            type: ['null', 'string'],
+            default: null,
+          })),
+        }),
+    },
+    {
+      name: 'ndjson: 10k invalid events',
+      path: '/v1/impressions',
+      headers: { 'content-type': CONTENT_TYPE.ndjson },
+      body: () => ndjson,
+    },
+    {
+      name: 'json: 200k nested arrays',
+      path: '/v1/impressions',
+      headers: { 'content-type': CONTENT_TYPE.json },
+      body: () => nested,
+    },
+    {
+      name: 'gzip bomb: 64 MiB of spaces',
+      path: '/v1/impressions',
+      headers: { 'content-type': CONTENT_TYPE.json, 'content-encoding': 'gzip' },
+      body: () => bomb,
+    },
+  ]
+}
+
+async function main(): Promise<void> {
+  const [url, seconds, key, first] = process.argv.slice(2) as [string, string, string, string]
+  const hostile = hostileBodies()
+  for (const [i, h] of hostile.entries()) h.body(i) // built once before the go
+  process.stdout.write('ready\n')
+  await new Promise((resolve) => process.stdin.once('data', resolve))
+  process.stdin.pause()
+  const counts: Record<string, Record<string, number>> = {}
+  const until = Date.now() + Number(seconds) * 1000
+  for (let i = Number(first); Date.now() < until; i++) {
+    const h = hostile[i % hostile.length]!
+    const res = await fetch(`${url}${h.path}`, {
+      method: 'POST',
+      headers: { ...h.headers, 'x-api-key': key },
+      body: h.body(i),
+    }).catch(() => null)
+    const status = res === null ? 'error' : String(res.status)
+    await res?.arrayBuffer()
+    const kind = counts[h.name] ?? {}
+    counts[h.name] = kind
+    kind[status] = (kind[status] ?? 0) + 1
+  }
+  process.stdout.write(`${JSON.stringify(counts)}\n`)
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
