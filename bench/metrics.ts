@@ -86,7 +86,7 @@ async function load(port: number, bodies: Buffer[], seconds: number, scrape: boo
  * task's (here one task per request, the worst case; under load a task carries many requests).
  */
 function observationNs(iterations: number): number {
-  const m = createGatewayMetrics({ kafka: true })
+  const m = createGatewayMetrics()
   const labels = { type: 'impression', encoding: 'json', outcome: 'accepted' } as const
   const batches = [1, 2, 3, 4].map((p) => ({ records: 25, length: 3000 + p }))
   const once = (i: number) => {

@@ -2,6 +2,8 @@ import type { TemplatedApp } from 'uWebSockets.js'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { type BatchSink, isKafkaFault, KAFKA_FAULTS } from '../kafka/batch-sink.js'
+import { registerProducerMetrics } from '../kafka/metrics.js'
+import { registerSpoolMetrics } from '../spool/metrics.js'
 import type { Replayer } from '../spool/replayer.js'
 import type { Spool } from '../spool/spool.js'
 import type { DecodePool } from '../workers/pool.js'
@@ -9,7 +11,7 @@ import type { Authenticator } from './auth.js'
 import type { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
 import type { IngestService } from './ingest.js'
-import { advanceTo, type GatewayMetrics } from './metrics.js'
+import { type GatewayMetrics, registerGatewayState } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, jsonReply, writeReply } from './responses.js'
@@ -44,7 +46,7 @@ export interface Routes {
  * startGateway and a fake one in test/support/inject.ts.
  */
 export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
-  const { config, logger, metrics, ingest, pool, delivery, quality, sink, spool, replayer } = parts
+  const { config, logger, metrics, ingest, pool, delivery, sink, spool, replayer } = parts
   const routes = new EventRoutes(parts)
   routes.register(app)
   const trackers = new TrackerRoutes(parts)
@@ -69,41 +71,23 @@ export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
     }
     writeReply(res, jsonReply(ready ? 200 : 503, body))
   })
+  if (metrics.enabled) {
+    // Read by prom-client at scrape time from their owners.
+    registerGatewayState(metrics.registry, {
+      workers: config.workers,
+      queueSize: () => pool.queueSize,
+      inFlight: () => routes.inFlight,
+      ready: () => ingest.ready,
+      delivered: delivery,
+    })
+    registerSpoolMetrics(metrics.registry, config.spoolMaxBytes, spool, replayer)
+    if (sink) registerProducerMetrics(metrics.registry, sink, () => delivery.possibleDuplicates)
+  }
   app.get('/metrics', (res) => {
     let aborted = false
     res.onAborted(() => {
       aborted = true
     })
-    // Totals kept by their owners are read here, at scrape time: nothing on the hot path.
-    if (sink) {
-      metrics.kafkaReady.set(sink.ready ? 1 : 0)
-      metrics.kafkaPendingBytes.set(sink.bufferedBytes)
-      metrics.kafkaInFlight.set(sink.inFlightRequests)
-      advanceTo(metrics.kafkaRequests, sink.stats.requests)
-      advanceTo(metrics.kafkaErrors, sink.stats.errors)
-      advanceTo(metrics.kafkaPossibleDuplicates, sink.stats.possibleDuplicates + delivery.possibleDuplicates)
-      advanceTo(metrics.kafkaRecords, sink.stats.records)
-      advanceTo(metrics.kafkaBytes, sink.stats.bytes)
-    }
-    metrics.spoolMaxBytes.set(config.spoolMaxBytes)
-    if (spool) {
-      metrics.spoolBytes.set(spool.bytes)
-      metrics.spoolRecords.set(spool.records)
-      metrics.spoolOldestAge.set(spool.oldest === null ? 0 : (Date.now() - spool.oldest) / 1000)
-    }
-    if (replayer) {
-      advanceTo(metrics.spoolReplayed, replayer.stats.records)
-      advanceTo(metrics.spoolDropped, replayer.stats.dropped)
-    }
-    for (const destination of ['kafka', 'spool'] as const) {
-      advanceTo(metrics.deliveries, delivery.counts[destination], { destination })
-      advanceTo(metrics.deliveredRecords, delivery.records[destination], { destination })
-    }
-    metrics.workerThreads.set(config.workers)
-    metrics.workerQueue.set(pool.queueSize)
-    metrics.requestsInFlight.set(routes.inFlight)
-    metrics.ready.set(ingest.ready ? 1 : 0)
-    quality.collect()
     void metrics.registry.metrics().then((text) => {
       if (aborted) return
       res.cork(() => {

@@ -1,8 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import { scrapedGauge, scrapedTotals } from '../config/scraped-metrics.js'
+import type { Destination } from './delivery.js'
 
 export interface GatewayMetricsOptions {
-  /** Register the Kafka producer's metrics (false in embedded mode, where there is no Kafka). */
-  readonly kafka?: boolean
   /**
    * false: every metric is a no-op and nothing is collected (bench/metrics.ts measures the
    * gateway with and without its metrics this way; never used in production).
@@ -14,7 +14,8 @@ export interface GatewayMetricsOptions {
  * The gateway's metrics, documented one row each in the README's "Metrics" table (a test scrapes
  * /metrics and compares names, types and labels with it). Observed once per request, per
  * WebSocket batch or per worker task, never per event (an observation costs hundreds of ns);
- * totals kept elsewhere (Kafka producer, spool, replayer) are read at scrape time. Labels are
+ * state and totals kept by their owners are read by prom-client's collect() at scrape time
+ * (registerGatewayState below, kafka/metrics.ts, spool/metrics.ts). Labels are
  * bounded sets: route, status, status_class, type, encoding, outcome, reason (an error code),
  * destination, result. Never an id, a key or a key's name.
  */
@@ -23,11 +24,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
   const registry = new Registry()
   if (on) collectDefaultMetrics({ register: registry, prefix: 'adgate_' })
   const registers = [registry]
-  const kafkaRegisters = options.kafka === false ? [] : registers
   const m = <T>(create: () => T): T => (on ? create() : (NOOP as T))
   const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
   return {
     registry,
+    /** false: the bench's no-metrics mode (nothing registered, nothing read at scrape time). */
+    enabled: on,
     // ---- traffic
     requests: m(
       () =>
@@ -35,14 +37,6 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           name: 'adgate_http_requests_total',
           help: 'HTTP requests to the event routes answered, by route and status code',
           labelNames: ['route', 'status'] as const,
-          registers,
-        }),
-    ),
-    requestsInFlight: m(
-      () =>
-        new Gauge({
-          name: 'adgate_http_requests_in_flight',
-          help: 'HTTP event requests received and not yet answered',
           registers,
         }),
     ),
@@ -129,15 +123,6 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    qualityScore: m(
-      () =>
-        new Gauge({
-          name: 'adgate_quality_score',
-          help: 'Share of checked events that passed every rule over the window (1m, 1h), by source and type; absent without events in the window',
-          labelNames: ['source', 'type', 'window'] as const,
-          registers,
-        }),
-    ),
     qualityThreshold: m(
       () =>
         new Gauge({
@@ -157,27 +142,11 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
         }),
     ),
     // ---- decoder workers (observed once per task)
-    workerThreads: m(
-      () =>
-        new Gauge({
-          name: 'adgate_worker_threads',
-          help: 'Decoder worker threads (ADGATE_WORKERS)',
-          registers,
-        }),
-    ),
     workerBusy: m(
       () =>
         new Counter({
           name: 'adgate_worker_busy_seconds_total',
           help: 'Thread time spent in decode tasks; rate / adgate_worker_threads = utilisation',
-          registers,
-        }),
-    ),
-    workerQueue: m(
-      () =>
-        new Gauge({
-          name: 'adgate_worker_pool_queue_depth',
-          help: 'Bodies waiting for a decoder thread (lingering for the next task or queued)',
           registers,
         }),
     ),
@@ -225,146 +194,6 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- Kafka producer (read at scrape time; absent in embedded mode)
-    kafkaReady: m(
-      () =>
-        new Gauge({
-          name: 'adgate_kafka_ready',
-          help: '1 when Kafka answers and the bytes waiting for it are under ADGATE_MAX_PENDING_BYTES',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaPendingBytes: m(
-      () =>
-        new Gauge({
-          name: 'adgate_kafka_pending_bytes',
-          help: 'Bytes sent or being sent to Kafka and not yet acknowledged',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaInFlight: m(
-      () =>
-        new Gauge({
-          name: 'adgate_kafka_in_flight_requests',
-          help: 'Produce requests waiting for their response (at most ADGATE_MAX_IN_FLIGHT)',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaRequests: m(
-      () =>
-        new Counter({
-          name: 'adgate_kafka_produce_requests_total',
-          help: 'Produce requests answered by a broker',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaErrors: m(
-      () =>
-        new Counter({
-          name: 'adgate_kafka_produce_errors_total',
-          help: 'Sends Kafka did not acknowledge (timed out after retries, or refused)',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaPossibleDuplicates: m(
-      () =>
-        new Counter({
-          name: 'adgate_kafka_possible_duplicate_records_total',
-          help: 'Records that may reach Kafka twice: spooled while their direct send was still pending, or re-sent under a new producer id after an attempt without an answer (consumers dedup by event_id)',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaRecords: m(
-      () =>
-        new Counter({
-          name: 'adgate_kafka_acknowledged_records_total',
-          help: 'Records acknowledged by Kafka (acks=all), spool replays included',
-          registers: kafkaRegisters,
-        }),
-    ),
-    kafkaBytes: m(
-      () =>
-        new Counter({
-          name: 'adgate_kafka_acknowledged_bytes_total',
-          help: 'Record batch bytes acknowledged by Kafka, spool replays included',
-          registers: kafkaRegisters,
-        }),
-    ),
-    // ---- durability: where batches went, and the spool
-    deliveries: m(
-      () =>
-        new Counter({
-          name: 'adgate_deliveries_total',
-          help: 'Worker tasks whose batches were made durable, by destination (kafka, spool)',
-          labelNames: ['destination'] as const,
-          registers,
-        }),
-    ),
-    deliveredRecords: m(
-      () =>
-        new Counter({
-          name: 'adgate_delivered_records_total',
-          help: 'Records (events and dead letters) made durable, by destination (kafka, spool)',
-          labelNames: ['destination'] as const,
-          registers,
-        }),
-    ),
-    spoolBytes: m(
-      () =>
-        new Gauge({
-          name: 'adgate_spool_bytes',
-          help: 'Bytes of batches in the local spool',
-          registers,
-        }),
-    ),
-    spoolMaxBytes: m(
-      () =>
-        new Gauge({
-          name: 'adgate_spool_max_bytes',
-          help: 'Spool capacity (ADGATE_SPOOL_MAX_BYTES; 0 = no spool)',
-          registers,
-        }),
-    ),
-    spoolRecords: m(
-      () =>
-        new Gauge({
-          name: 'adgate_spool_events',
-          help: 'Records (events and dead letters) in the local spool',
-          registers,
-        }),
-    ),
-    spoolOldestAge: m(
-      () =>
-        new Gauge({
-          name: 'adgate_spool_oldest_age_seconds',
-          help: 'Age of the oldest spooled batch (0 when empty)',
-          registers,
-        }),
-    ),
-    spoolReplayed: m(
-      () =>
-        new Counter({
-          name: 'adgate_spool_replayed_events_total',
-          help: 'Spooled records replayed into Kafka and acknowledged',
-          registers,
-        }),
-    ),
-    spoolDropped: m(
-      () =>
-        new Counter({
-          name: 'adgate_spool_dropped_events_total',
-          help: 'Spooled records dropped without reaching Kafka (failed CRC, or Kafka refused them): lost',
-          registers,
-        }),
-    ),
-    ready: m(
-      () =>
-        new Gauge({
-          name: 'adgate_ready',
-          help: '1 when the gateway accepts events (Kafka or the spool writable, not draining), as /readyz',
-          registers,
-        }),
-    ),
   }
 }
 
@@ -385,21 +214,55 @@ export function statusClass(status: number): string {
   return status < 300 ? '2xx' : status < 400 ? '3xx' : status < 500 ? '4xx' : '5xx'
 }
 
-/** Bring a counter up to a running total kept elsewhere (read at scrape time). */
-export function advanceTo(
-  counter: Counter<string>,
-  total: number,
-  labels: Record<string, string> = {},
-): void {
-  const key = JSON.stringify(labels)
-  const last = lastTotals.get(counter)?.get(key) ?? 0
-  if (total > last) counter.inc(labels, total - last)
-  let byLabels = lastTotals.get(counter)
-  if (!byLabels) {
-    byLabels = new Map()
-    lastTotals.set(counter, byLabels)
+/** What the gateway's own scrape-time metrics read. */
+export interface GatewayState {
+  readonly workers: number
+  readonly queueSize: () => number
+  readonly inFlight: () => number
+  readonly ready: () => boolean
+  /** Deliveries and their records made durable, per destination (gateway/delivery.ts). */
+  readonly delivered: {
+    readonly counts: Record<Destination, number>
+    readonly records: Record<Destination, number>
   }
-  byLabels.set(key, total)
 }
 
-const lastTotals = new WeakMap<Counter<string>, Map<string, number>>()
+const DESTINATIONS: readonly Destination[] = ['kafka', 'spool']
+
+/** The gateway's state at scrape time: workers, requests in flight, readiness, deliveries. */
+export function registerGatewayState(registry: Registry, state: GatewayState): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    scrapedGauge(registry, { name, help }, read)
+  gauge('adgate_worker_threads', 'Decoder worker threads (ADGATE_WORKERS)', () => state.workers)
+  gauge(
+    'adgate_worker_pool_queue_depth',
+    'Bodies waiting for a decoder thread (lingering for the next task or queued)',
+    state.queueSize,
+  )
+  gauge('adgate_http_requests_in_flight', 'HTTP event requests received and not yet answered', state.inFlight)
+  gauge(
+    'adgate_ready',
+    '1 when the gateway accepts events (Kafka or the spool writable, not draining), as /readyz',
+    () => (state.ready() ? 1 : 0),
+  )
+  scrapedTotals(
+    registry,
+    {
+      name: 'adgate_deliveries_total',
+      help: 'Worker tasks whose batches were made durable, by destination (kafka, spool)',
+      label: 'destination',
+    },
+    DESTINATIONS,
+    (d) => state.delivered.counts[d],
+  )
+  scrapedTotals(
+    registry,
+    {
+      name: 'adgate_delivered_records_total',
+      help: 'Records (events and dead letters) made durable, by destination (kafka, spool)',
+      label: 'destination',
+    },
+    DESTINATIONS,
+    (d) => state.delivered.records[d],
+  )
+}

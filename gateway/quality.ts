@@ -1,3 +1,4 @@
+import { Gauge } from 'prom-client'
 import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import type { EventType } from '../events/catalog.js'
@@ -30,6 +31,14 @@ export class GatewayQuality {
     const rules = this.path === null ? null : loadRules(this.path)
     this.ruleCount = rules?.length ?? 0
     this.channel.publish(rules)
+    // Set from the windowed scores by prom-client's collect() at each scrape.
+    const score: Gauge<'source' | 'type' | 'window'> = new Gauge({
+      name: 'adgate_quality_score',
+      help: 'Share of checked events that passed every rule over the window (1m, 1h), by source and type; absent without events in the window',
+      labelNames: ['source', 'type', 'window'] as const,
+      registers: metrics.enabled ? [metrics.registry] : [],
+      collect: () => this.collect(score),
+    })
     metrics.qualityThreshold.set({ level: 'healthy' }, config.qualityHealthy)
     metrics.qualityThreshold.set({ level: 'minimum' }, config.qualityMinimum)
     // Both series exist from the start, so rate() and increase() see the first reload.
@@ -57,8 +66,8 @@ export class GatewayQuality {
     this.scores.add(`${source}\u0000${type}`, checked, passed)
   }
 
-  /** At scrape time: the windowed scores as gauges. */
-  collect(now = Date.now()): void {
+  /** At scrape time: the windowed scores into their gauge. */
+  private collect(gauge: Gauge<'source' | 'type' | 'window'>, now = Date.now()): void {
     const shown = new Set<string>()
     for (const key of this.scores.keys()) {
       const [source, type] = key.split('\u0000') as [string, string]
@@ -66,11 +75,11 @@ export class GatewayQuality {
         const s = this.scores.score(key, window, now)
         const labels = { source, type, window }
         if (s === null) continue
-        this.metrics.qualityScore.set(labels, s)
+        gauge.set(labels, s)
         shown.add(JSON.stringify(labels))
       }
     }
-    for (const old of this.shown) if (!shown.has(old)) this.metrics.qualityScore.remove(JSON.parse(old))
+    for (const old of this.shown) if (!shown.has(old)) gauge.remove(JSON.parse(old))
     this.shown = shown
   }
 

@@ -49,7 +49,7 @@ export async function startGateway(
   brokers: string[] | null,
   options: GatewayOptions = {},
 ): Promise<Gateway> {
-  const metrics = createGatewayMetrics({ kafka: brokers !== null, enabled: options.metrics !== false })
+  const metrics = createGatewayMetrics({ enabled: options.metrics !== false })
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   if (!auth.enabled) logger.warn('ADGATE_API_KEYS is unset: authentication is OFF, anyone can post events')
   // The decode threads get the validated setting as an option (the pool's `native`); this thread asks too.

@@ -282,4 +282,20 @@ describe('metrics', () => {
     expect(text).toMatch(/adgate_http_requests_total\{route="\/v1\/clicks",status="200"\} 1/)
     expect(text).toMatch(/adgate_http_requests_total\{route="\/v1\/clicks",status="405"\} 1/)
   })
+
+  it('reads what their owners keep at scrape time: deliveries, readiness, the spool', async () => {
+    const g = start()
+    await inject(g.app, post('/v1/clicks', clicks(3)))
+    g.sink.ready = false
+    await inject(g.app, post('/v1/clicks', clicks(4)))
+    const text = (await inject(g.app, { url: '/metrics' })).body
+    expect(text).toMatch(/adgate_deliveries_total\{destination="kafka"\} 1\n/)
+    expect(text).toMatch(/adgate_deliveries_total\{destination="spool"\} 1\n/)
+    expect(text).toMatch(/adgate_delivered_records_total\{destination="spool"\} 4\n/)
+    expect(text).toMatch(/adgate_spool_events 4\n/)
+    expect(text).toMatch(/adgate_kafka_ready 0\n/)
+    expect(text).toMatch(/adgate_ready 1\n/)
+    g.ingest.startDraining()
+    expect((await inject(g.app, { url: '/metrics' })).body).toMatch(/adgate_ready 0\n/)
+  })
 })

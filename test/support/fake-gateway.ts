@@ -96,7 +96,7 @@ export function fakeGateway(
 ): FakeGateway {
   const config = loadConfig(env)
   const logger = createLogger('silent', 'gateway')
-  const metrics = createGatewayMetrics({ kafka: true, enabled: true })
+  const metrics = createGatewayMetrics()
   const sink = new FakeSink()
   const spool = options.spool === false ? null : new FakeSpool(config.spoolMaxBytes)
   let crash = false
