@@ -77,12 +77,18 @@ export async function startCorrelator(
       ...(config.anomalies === 'on'
         ? { anomalies: { bucketMs: config.anomalyBucket, closeAfterMs: 2 * config.anomalyBucket } }
         : {}),
-      onWarn: (msg, detail) => logger.warn({ detail }, msg),
+      onWarn: (msg, err) => logger.warn({ err }, msg),
     },
     partitions,
   )
   metrics.lagFrom(() => correlator.lag())
-  const http = await startCorrelatorHttp(storage, metrics.registry, config.host, config.correlatorPort)
+  const http = await startCorrelatorHttp(
+    storage,
+    metrics.registry,
+    config.host,
+    config.correlatorPort,
+    logger,
+  )
   logger.info(
     { port: http.port, storage: storage.kind, partitions, rekey: producer ? 'kafka' : 'local' },
     'correlator listening',

@@ -25,7 +25,7 @@ export interface CorrelatorOptions {
   idleMs: number
   /** Per batch, for metrics. */
   onBatch?: (stats: BatchStats) => void
-  onWarn?: (msg: string, detail?: unknown) => void
+  onWarn?: (msg: string, err?: Error) => void
   now?: () => number
   /**
    * Group commit: batches are joined as they come, but written (and their positions committed)
@@ -372,7 +372,7 @@ export class Correlator {
         if (!(err instanceof StaleOwnerError)) throw err
         // Another instance took a partition over and wrote past us: rebuild every partition
         // from storage and re-read from its checkpoint.
-        this.o.onWarn?.('correlator: partition taken over, reloading from the checkpoint', err.message)
+        this.o.onWarn?.('correlator: partition taken over, reloading from the checkpoint', err)
         await this.reloadAll()
         return
       }

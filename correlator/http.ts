@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { Registry } from 'prom-client'
+import type { Logger } from '../config/logger.js'
 import type { Granularity, StatsQuery, Storage } from './storage.js'
 
 /**
@@ -14,6 +15,7 @@ export function startCorrelatorHttp(
   registry: Registry,
   host: string,
   port: number,
+  logger?: Logger,
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const send = (status: number, body: unknown, type = 'application/json') => {
@@ -37,7 +39,10 @@ export function startCorrelatorHttp(
     }
     storage.stats(query).then(
       (rows) => send(200, one ? { campaign_id: query.campaign, granularity: query.granularity, rows } : rows),
-      (err: Error) => send(500, error('STORAGE_ERROR', err.message)),
+      (err: Error) => {
+        logger?.error({ err }, 'stats query failed')
+        send(500, error('STORAGE_ERROR', err.message))
+      },
     )
   })
   return new Promise((resolve, reject) => {

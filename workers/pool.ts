@@ -183,7 +183,7 @@ export class DecodePool {
       })
       .catch((err: Error) => {
         this.options.onTask?.(null)
-        const failure = new WorkerFailedError(`decode task failed: ${err.message}`)
+        const failure = new WorkerFailedError(`decode task failed: ${err.message}`, { cause: err })
         for (const p of batch) p.reject(failure)
       })
       .finally(() => {
