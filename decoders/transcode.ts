@@ -204,26 +204,17 @@ function transcodeNative(
   // Deferred events: the JS normalizer decides them, as decodeJson would.
   const encoder = new JsEncoder(options.type, c.projection)
   const rejects: Rejection[] = []
-  // Array bodies: the JS side takes the elements from its own parse of the document.
-  let items: unknown[] | null = null
-  if (!ndjson) {
-    const text = body.toString('utf8')
-    // As decodeJson: too deep for JSON.parse to be cheap.
-    if (nestedTooDeep(text)) return { ok: false, error: bodyError('MALFORMED_BODY', TOO_DEEP) }
-    try {
-      items = JSON.parse(text) as unknown[]
-    } catch {
-      // On-Demand reads lazily; JSON.parse is the judge of the whole document's syntax.
-      return fallBack(body, ndjson, options, c.projection)
-    }
-  }
+  // As decodeJson: a document nested too deep for JSON.parse to be cheap is refused whole.
+  if (!ndjson && nestedTooDeep(body.toString('utf8')))
+    return { ok: false, error: bodyError('MALFORMED_BODY', TOO_DEEP) }
   for (let d = 0; d < deferred.length; d += 3) {
     const index = deferred[d]!
+    const bytes = body.subarray(deferred[d + 1]!, deferred[d + 2]!)
     let value: unknown
     let raw: Buffer
     if (overBudget(options, d / 3)) return tooCostly()
-    if (items === null) {
-      raw = Buffer.from(body.subarray(deferred[d + 1]!, deferred[d + 2]!))
+    if (ndjson) {
+      raw = Buffer.from(bytes)
       const line = raw.toString('utf8')
       if (nestedTooDeep(line)) {
         rejects.push({ index, field: null, reason: `invalid JSON: ${TOO_DEEP}`, raw })
@@ -236,7 +227,14 @@ function transcodeNative(
         continue
       }
     } else {
-      value = items[index]
+      // An array element, parsed alone. On-Demand skips what it does not read without fully
+      // checking it: an element JSON.parse refuses makes the document malformed, which the JS
+      // decoder's parse of the whole body then reports.
+      try {
+        value = JSON.parse(bytes.toString('utf8'))
+      } catch {
+        return fallBack(body, ndjson, options, c.projection)
+      }
       raw = rawOf(value)
     }
     encoder.add(value, index, raw, options, rejects)

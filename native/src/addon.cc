@@ -254,6 +254,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   std::vector<std::vector<uint8_t>> tmp_;  // per nesting depth, to reorder fields
   std::vector<uint32_t> meta_;
   std::vector<uint32_t> deferred_;
+  std::vector<uint32_t> starts_;  // array bodies: where each element's first token is
   std::vector<uint32_t> projMeta_;  // per accepted event and projected field: offset of the value in out_
   std::vector<uint8_t> stampIngest_;
   std::vector<uint8_t> stampSource_;
@@ -785,22 +786,49 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     simdjson::ondemand::array a;
     if (doc.get_array().get(a)) return false;
     uint32_t index = 0;
+    starts_.clear();
     for (auto item : a) {
       simdjson::ondemand::value v;
       if (std::move(item).get(v)) return false;
       if (index == maxEvents) return false;
+      const char* at = nullptr;
+      if (v.current_location().get(at)) return false;
+      starts_.push_back(static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(at) - input_.data()));
       const size_t start = out_.size();
       if (EncodeEvent(v) == OK)
         Accepted(index, start);
       else
-        Deferred(index, 0, 0);  // the JS side finds the element in its own parse of the document
+        Deferred(index, starts_.back(), 0);  // its end is known once the next element starts
       // A syntax error abandons the iterator (simdjson then must not be asked anything more).
       if (!doc.is_alive()) return false;
       index++;
     }
     if (index == 0 || !doc.is_alive() || !doc.at_end()) return false;
+    // A deferred element's bytes run from its first token to the comma before the next element
+    // (or the closing bracket), blanks trimmed: the JS side parses only those elements.
+    size_t close = len;
+    while (close > 0 && IsBlank(input_[close - 1])) close--;
+    if (close == 0 || input_[close - 1] != ']') return false;
+    close--;
+    for (size_t d = 0; d < deferred_.size(); d += 3) {
+      const uint32_t i = deferred_[d];
+      const size_t start = deferred_[d + 1];
+      const bool last = i + 1 == starts_.size();
+      size_t end = last ? close : starts_[i + 1];
+      while (end > start && IsBlank(input_[end - 1])) end--;
+      if (!last) {
+        if (end == start || input_[end - 1] != ',') return false;
+        end--;
+        while (end > start && IsBlank(input_[end - 1])) end--;
+      }
+      if (end == start) return false;
+      deferred_[d + 2] = static_cast<uint32_t>(end);
+    }
     return true;
   }
+
+  // JSON's whitespace (RFC 8259 §2).
+  static bool IsBlank(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
   // NDJSON: each non-blank line one event, split as the JS decoder splits (on \n; blank = only
   // spaces, tabs and \r).
@@ -851,8 +879,8 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   //   → undefined (the JS decoder takes the whole body)
   //   | { out: Buffer, meta: Uint32Array, deferred: Uint32Array, projected?: Uint32Array }
   // meta: 5 numbers per accepted event, in body order: its index, its value's start and end in
-  // out, its key's start and end in out. deferred: 3 per deferred event: its index, then for
-  // NDJSON the line's start and end in the body. projected: per accepted event and projected
+  // out, its key's start and end in out. deferred: 3 per deferred event: its index, then
+  // its bytes' start and end in the body (the NDJSON line, the array element). projected: per accepted event and projected
   // field, the offset of the field's Avro value in out.
   Napi::Value Transcode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -584,3 +584,26 @@ describe('native transcoder: OpenRTB bids (envelope, _unknown, micros, the key r
       expect(r.buffer.subarray(r.spans[i * SPAN + 3]!, r.spans[i * SPAN + 4]!).toString()).toBe('auc-1')
   })
 })
+
+describe('native transcoder: deferred elements of an array body are parsed alone', () => {
+  const [a, b] = generateEvents('impression', 2, 9).map((e) => JSON.stringify(e))
+  // 1.0 for an integer field: the addon defers it, the JS normalizer accepts it.
+  const deferred = a!.replace(/"event_time":(\d+)/, '"event_time":$1.0')
+
+  it('whatever the blanks and commas around them, as the JS path', () => {
+    const body = Buffer.from(
+      `[ \n${deferred} ,\n\t${b} , 42 ,"x,]" , null,\r\n${deferred}\t, [1,{"a":"]"}] ,${a}, ${deferred}  \n]  \n`,
+    )
+    const before = { ...nativeCounts }
+    const r = expectSamePaths(body, false, options('impression'))
+    expect(nativeCounts.wholeBodyFallbacks).toBe(before.wholeBodyFallbacks)
+    expect(nativeCounts.deferred - before.deferred).toBe(7)
+    expect(r.ok && r.count).toBe(5)
+  })
+
+  it('an element JSON.parse refuses past where the addon stopped reading: the whole body is malformed, as on the JS path', () => {
+    const body = Buffer.from(`[${b},${deferred.replace(/}$/, ',"x":[1,,2]}')}]`)
+    const r = expectSamePaths(body, false, options('impression'))
+    expect(r.ok).toBe(false)
+  })
+})
