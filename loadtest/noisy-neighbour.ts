@@ -83,8 +83,9 @@ function neighbour(url: string, seconds: number, first: number): Promise<Neighbo
 }
 
 /**
- * `rounds` rounds, each the valid client alone for `seconds`, then beside the neighbour for as
- * long; the ratio is the median of the rounds' (the machine's other load moves both sides).
+ * `rounds` rounds, each the valid client alone for `seconds` and beside the neighbour for as long
+ * (in turn which first); the ratio is the median of the rounds' (the machine's other load moves
+ * both sides).
  */
 export async function noisyNeighbour(url: string, seconds: number, rounds = 1): Promise<NoisyResult> {
   const perSecond = (r: autocannon.Result) => Math.round((r['2xx'] / seconds) * EVENTS_PER_REQUEST)
@@ -98,10 +99,13 @@ export async function noisyNeighbour(url: string, seconds: number, rounds = 1): 
       0,
     )
     const ready = await neighbour(url, seconds, sent)
-    const alone = await valid(url, seconds)
+    // Odd rounds measure beside the neighbour first, so a drift in the machine's load cancels out.
+    const before = round % 2 === 1 ? null : await valid(url, seconds)
     const noisy = ready.go()
     const withNeighbour = await valid(url, seconds)
-    for (const [kind, statuses] of Object.entries(await noisy)) {
+    const counts = await noisy
+    const alone = before ?? (await valid(url, seconds))
+    for (const [kind, statuses] of Object.entries(counts)) {
       const counts = neighbourCounts[kind] ?? {}
       neighbourCounts[kind] = counts
       for (const [status, n] of Object.entries(statuses)) add(counts, status, n)

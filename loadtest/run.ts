@@ -553,8 +553,8 @@ const noisy: Scenario = async (args) =>
     args,
     { ADGATE_WORKERS: '1', ADGATE_API_KEYS: NOISY_NEIGHBOUR_KEYS },
     async (gw) => {
-      const seconds = 6
-      const r = await noisyNeighbour(gw.url, seconds, 5)
+      const seconds = 5
+      const r = await noisyNeighbour(gw.url, seconds, 8)
       const fivexx = Object.keys(r.valid_non2xx).filter((k) => k.startsWith('5') || k === 'errors')
       const checks: Check[] = [
         {
