@@ -23,7 +23,9 @@ describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
   }, async () => {
     const r = await noisyNeighbour(gw.url, 4, 3)
     expect(r.valid_non2xx).toEqual({})
-    expect(r.ratio).toBeGreaterThan(0.6)
+    // Loose: on the shared 2 cores single rounds spread 0.55-1.46 with other work running; before the
+    // per-client charge for refused work the ratio was 0.13-0.24.
+    expect(r.ratio, JSON.stringify(r.rounds)).toBeGreaterThan(0.4)
     // Every hostile body was answered, each with a 4xx (refused or made to wait, never a 5xx or a
     // dropped connection), and the neighbour was slowed to a few bodies a second.
     const kinds = Object.entries(r.neighbour)
