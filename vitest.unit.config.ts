@@ -5,13 +5,17 @@ import { defineConfig } from 'vitest/config'
 // in-process against the TypeScript source. A file is left to the full suite (`npm test`) when it
 // asks the global setup for a service (inject), runs the compiled dist/, starts a gateway or a
 // broker, spawns a process, or opens an embedded database (test/storage/); that is read from the
-// file itself, so a new test lands on the right side without a list to keep.
+// file itself, so a new test lands on the right side without a list to keep. A file that opens
+// with "// Slow suite" (long simulations) is left to the full suite too, to keep this loop fast.
 const NEEDS_MORE =
   /\binject\('|dist\/|support\/(gateway|postgres|kafka|second-broker|registry)|\bspawn(Sync)?\(|\bexecFile/
 
 const unitFiles = readdirSync('test', { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.test.ts') && !f.startsWith('faults/') && !f.startsWith('storage/'))
-  .filter((f) => !NEEDS_MORE.test(readFileSync(`test/${f}`, 'utf8')))
+  .filter((f) => {
+    const text = readFileSync(`test/${f}`, 'utf8')
+    return !NEEDS_MORE.test(text) && !text.startsWith('// Slow suite')
+  })
   .map((f) => `test/${f}`)
 
 export default defineConfig({

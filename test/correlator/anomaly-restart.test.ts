@@ -1,3 +1,4 @@
+// Slow suite (simulated hours of traffic, seconds of CPU per test): npm test runs it, npm run test:unit does not.
 // Anomaly baselines survive a restart: the detector rides in the correlator's checkpoints, so a
 // correlator killed (as kill -9) just before an injected anomaly and restarted from its checkpoints
 // still flags it — with baselines relearnt from scratch it would be blind for its warm-up (10

@@ -1,3 +1,4 @@
+// Slow suite (simulated hours of traffic, seconds of CPU per test): npm test runs it, npm run test:unit does not.
 // The anomaly detector on generated traffic from several sources: the labelled anomalies the
 // generator injects (a click flood from one source, a CTR spike on one campaign, a source sending
 // stale events) are found with precision (strict too) and recall ≥ 0.9, and clean runs of several seeds raise

@@ -1,3 +1,4 @@
+// Slow suite (simulated hours of traffic, seconds of CPU per test): npm test runs it, npm run test:unit does not.
 import { describe, expect, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
