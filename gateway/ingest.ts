@@ -1,8 +1,9 @@
 import type { Logger } from '../config/logger.js'
+import { EVENT_INFO } from '../events/catalog.js'
 import { NotDurableError } from '../kafka/batch-sink.js'
 import type { BodyOutcome } from '../workers/decode-task.js'
 import type { DecodePool, DecodeRequest, TaskOutput } from '../workers/pool.js'
-import { type Delivery, deliveryErrorCode } from './delivery.js'
+import { type Delivery, deliveryErrorCode, type Refusals } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
 import type { RefusedWork } from './refused-work.js'
@@ -45,13 +46,12 @@ export class IngestService {
     this.isDraining = true
   }
 
-  /** The answer for a request that cannot be taken now (draining, Kafka out of reach), else null. */
+  /** The answer for a request that cannot be taken now (draining, Kafka refusing or out of reach), else null. */
   refusal(requestId: string): Reply | null {
     if (this.isDraining)
       return errorReply('DRAINING', 'the gateway is shutting down; retry on another instance', requestId)
-    if (!this.delivery.ready)
-      return errorReply('NOT_DURABLE', 'Kafka is unavailable and the local spool is full', requestId)
-    return null
+    const why = this.delivery.unavailable
+    return why === null ? null : errorReply(why.code, why.detail, requestId)
   }
 
   async ingest(input: IngestInput): Promise<Reply> {
@@ -110,12 +110,17 @@ export class IngestService {
         errors,
       })
     }
+    let failure: unknown = null
     try {
-      await delivered
+      // A task carries several requests' batches: only a refusal of this request's topic is its own.
+      failure = (await delivered).get(EVENT_INFO[type].topic) ?? null
     } catch (err) {
-      // The whole request is answered 503: its invalid events too.
+      failure = err
+    }
+    if (failure !== null) {
+      // The whole request is answered 413/503: its invalid events too.
       metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + errors.length)
-      return errorReply(deliveryErrorCode(err), (err as Error).message, requestId)
+      return errorReply(deliveryErrorCode(failure), (failure as Error).message, requestId)
     }
     metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
     metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
@@ -133,10 +138,9 @@ export class IngestService {
   }
 
   /** The task's batches go to Kafka once, whichever of its requests gets here first. */
-  private deliver(task: TaskOutput): Promise<void> {
+  private deliver(task: TaskOutput): Promise<Refusals> {
     if (task.delivery === undefined) {
-      task.delivery =
-        task.batches.length === 0 ? Promise.resolve() : this.delivery.deliver(task).then(() => {})
+      task.delivery = task.batches.length === 0 ? Promise.resolve(new Map()) : this.delivery.deliver(task)
       task.delivery.catch((err: Error) => {
         if (!(err instanceof NotDurableError)) this.logger.error({ err }, 'delivery failed unexpectedly')
       })

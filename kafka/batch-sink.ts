@@ -90,6 +90,7 @@ interface Entry {
 
 /** The broker dedups the last 5 batches per producer and partition: more in flight could duplicate. */
 const MAX_IN_FLIGHT_PER_PARTITION = 5
+const REFRESH_GAP_MS = 200
 
 /**
  * Writes pre-encoded record batches (encoded and compressed by the decode workers, so the main
@@ -112,6 +113,10 @@ export class BatchSink {
   private probe: NodeJS.Timeout | null = null
   private failNext: KafkaFault | null = null
   private refreshedAt = 0
+  /** Brokers whose failure was logged since the last good answer (one line each). */
+  private readonly failingBrokers = new Set<string>()
+  private refreshTimer: NodeJS.Timeout | null = null
+  private refreshAskedAt = 0
   private readonly perPartition: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
   private security: string | null = null
@@ -140,9 +145,11 @@ export class BatchSink {
     await this.refreshMetadata()
     // The producer id comes when a broker can give one; sends wait for it within their deadline.
     this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch(() => {})
-    // Unhealthy: probe every second so readiness comes back quickly; healthy: refresh leaders every 30 s.
+    // Unhealthy or a partition without a leader: probe every second so readiness (or the
+    // partition) comes back quickly; healthy: refresh leaders every 30 s.
     this.probe ??= setInterval(() => {
-      if (!this.healthy || Date.now() - this.refreshedAt >= 30_000) this.refreshMetadata().catch(() => {})
+      if (!this.healthy || this.cluster.leaderless || Date.now() - this.refreshedAt >= 30_000)
+        this.refreshMetadata().catch(() => {})
     }, 1000)
     this.probe.unref()
   }
@@ -183,14 +190,30 @@ export class BatchSink {
    */
   refusal(set: BatchSet): KafkaRefusedError | null {
     for (const b of set.batches) {
-      const limit = this.cluster.maxMessageBytes(b.topic)
-      if (limit !== undefined && b.length > limit)
-        return new KafkaRefusedError(
-          `the batch for ${b.topic}/${b.partition} is ${b.length} bytes; the topic accepts at most ${limit} (max.message.bytes)`,
-          'MESSAGE_TOO_LARGE',
-        )
+      const refused = this.batchRefusal(b)
+      if (refused) return refused
     }
     return null
+  }
+
+  /** refusal() for one batch: over its own topic's max.message.bytes. */
+  batchRefusal(b: EncodedBatch): KafkaRefusedError | null {
+    const limit = this.cluster.maxMessageBytes(b.topic)
+    if (limit === undefined || b.length <= limit) return null
+    return new KafkaRefusedError(
+      `the batch for ${b.topic}/${b.partition} is ${b.length} bytes; the topic accepts at most ${limit} (max.message.bytes)`,
+      'MESSAGE_TOO_LARGE',
+    )
+  }
+
+  /**
+   * Whether the partition takes batches now: it has a leader and its last attempt did not fail.
+   * While it does not, its batches go to the spool and the other partitions keep going directly.
+   */
+  available(topic: string, partition: number): boolean {
+    if (this.cluster.leaderOf(topic, partition) === undefined) return false
+    const lane = this.lanes.get(`${topic}\u0000${partition}`)
+    return lane === undefined || !lane.failing
   }
 
   /** Fault tests: the next send fails as if Kafka never acknowledged it, refused it, or refused adgate. */
@@ -198,7 +221,12 @@ export class BatchSink {
     this.failNext = mode
   }
 
-  send(set: BatchSet): Promise<void> {
+  /**
+   * Resolves once every batch of the set is acknowledged; rejects at the first refusal or at the
+   * ack deadline. `acked[i]` (when given) is set to 1 once batch i is acknowledged, so a caller
+   * can spool just the others.
+   */
+  send(set: BatchSet, acked?: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new NotDurableError('the producer is closed'))
     if (this.failNext) {
       const mode = this.failNext
@@ -215,10 +243,11 @@ export class BatchSink {
     if (this.security && !this.healthy && !this.security.startsWith('Kafka refused'))
       return Promise.reject(new KafkaSecurityError(this.security))
     return new Promise<void>((resolve, reject) => {
-      const pendings: PendingBatch[] = []
       const owner: SendState = {
         left: set.batches.length,
         settled: false,
+        acked: acked ?? null,
+        batches: [],
         resolve: () => {
           owner.settled = true
           clearTimeout(timer)
@@ -231,10 +260,12 @@ export class BatchSink {
           reject(err)
         },
       }
-      const timer = setTimeout(() => this.expire(owner, pendings), this.options.ackTimeoutMs)
-      for (const b of set.batches) {
+      const timer = setTimeout(() => this.expire(owner), this.options.ackTimeoutMs)
+      for (let i = 0; i < set.batches.length; i++) {
+        const b = set.batches[i]!
         const lane = this.lane(b.topic, b.partition)
         const p: PendingBatch = {
+          index: i,
           lane,
           bytes: set.buffer.subarray(b.offset, b.offset + b.length),
           records: b.records,
@@ -244,7 +275,7 @@ export class BatchSink {
           sent: false,
           ambiguous: false,
         }
-        pendings.push(p)
+        owner.batches.push(p)
         lane.queue.push(p)
       }
       this.pendingBytes += bytes
@@ -255,26 +286,44 @@ export class BatchSink {
   /**
    * The ack deadline passed. Batches never sent are withdrawn (they hold no sequence number);
    * batches already sent keep going in the background, in order, so their partition has no gap:
-   * the answer names them, as they may still be written.
+   * the answer names them, as they may still be written. A withdrawn batch takes the unsent ones
+   * behind it in its lane along (their sends fail now, not at their own deadline): were they sent
+   * later, they would land ahead of the withdrawn one's copy in the spool, out of order.
    */
-  private expire(owner: SendState, pendings: PendingBatch[]): void {
-    if (owner.settled) return
-    const maybe = new Set<string>()
-    for (const p of pendings) {
-      const i = p.lane.queue.indexOf(p)
-      if (!p.sent && i >= 0) {
-        p.lane.queue.splice(i, 1)
-        this.pendingBytes -= p.bytes.length
-      } else if (i >= 0 || p.lane.unacked.includes(p)) maybe.add(`${p.lane.topic}/${p.lane.partition}`)
+  private expire(first: SendState): void {
+    const expiring = [first]
+    for (let k = 0; k < expiring.length; k++) {
+      const owner = expiring[k]!
+      if (owner.settled) continue
+      const maybe = new Set<string>()
+      for (const p of owner.batches) {
+        const queue = p.lane.queue
+        const i = queue.indexOf(p)
+        if (!p.sent && i >= 0) {
+          for (const behind of queue.splice(i)) {
+            this.pendingBytes -= behind.bytes.length
+            if (behind.owner !== owner) expiring.push(behind.owner)
+          }
+        } else if (i >= 0 || p.lane.unacked.includes(p)) maybe.add(`${p.lane.topic}/${p.lane.partition}`)
+      }
+      owner.reject(this.unacknowledged(owner === first ? this.options.ackTimeoutMs : null, maybe))
     }
+  }
+
+  /** Why a send failed without an answer; `deadlineMs` null: a batch ahead of it in its lane expired. */
+  private unacknowledged(deadlineMs: number | null, maybe: ReadonlySet<string>): NotDurableError {
     const tail =
       maybe.size === 0
         ? '; none of these events were sent'
         : `; the events for ${[...maybe].join(', ')} may still be written (a retry can duplicate them; consumers dedup by event_id)`
+    // While Kafka refuses adgate, that is why nothing was acknowledged: the answer says so.
+    const Failure = this.security ? KafkaSecurityError : NotDurableError
     const why = this.security ? ` (${this.security})` : ''
-    owner.reject(
-      new NotDurableError(`Kafka did not acknowledge within ${this.options.ackTimeoutMs} ms${why}${tail}`),
-    )
+    const what =
+      deadlineMs === null
+        ? 'an earlier send to the same partition was not acknowledged in time'
+        : `Kafka did not acknowledge within ${deadlineMs} ms`
+    return new Failure(`${what}${why}${tail}`)
   }
 
   private lane(topic: string, partition: number): PartitionLane {
@@ -349,7 +398,7 @@ export class BatchSink {
     try {
       conn = await this.cluster.connectionTo(leader, deadline)
     } catch (err) {
-      this.noteConnectionFailure(err, leader)
+      this.noteBrokerFailure(err, `node ${leader}`)
       for (const entries of requests) this.requestFailed(entries)
       this.refreshSoon()
       return
@@ -377,13 +426,14 @@ export class BatchSink {
       this.stats.requests++
     } catch (err) {
       this.requestsInFlight--
-      this.noteConnectionFailure(err, -1)
+      this.noteBrokerFailure(err, `${conn.host}:${conn.port}`)
       this.requestFailed(entries)
       this.refreshSoon()
       return
     }
     this.requestsInFlight--
     this.healthy = true
+    this.failingBrokers.clear()
     const codes = new Map(results.map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]))
     let refresh = false
     for (const { lane, batch } of entries) {
@@ -473,6 +523,7 @@ export class BatchSink {
     this.pendingBytes -= p.bytes.length
     const owner = p.owner
     owner.left--
+    if (err === null && owner.acked !== null) owner.acked[p.index] = 1
     if (owner.settled) return
     if (err) owner.reject(err)
     else if (owner.left === 0) owner.resolve()
@@ -493,11 +544,22 @@ export class BatchSink {
     return this.identityRequest
   }
 
+  /**
+   * Metadata again, at most every REFRESH_GAP_MS: a leaderless partition asks at each pump, and
+   * must not turn that into a loop of metadata requests while its leader stays gone.
+   */
   private refreshSoon(): void {
-    this.refreshMetadata().then(
-      () => this.schedulePump(),
-      () => {},
-    )
+    if (this.refreshTimer !== null) return
+    const wait = Math.max(0, this.refreshAskedAt + REFRESH_GAP_MS - Date.now())
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null
+      this.refreshAskedAt = Date.now()
+      this.refreshMetadata().then(
+        () => this.schedulePump(),
+        () => {},
+      )
+    }, wait)
+    this.refreshTimer.unref()
   }
 
   private refreshMetadata(): Promise<void> {
@@ -537,6 +599,23 @@ export class BatchSink {
     return this.security !== null
   }
 
+  /**
+   * One broker failed a request or a connection: only the partitions it leads wait (their lanes
+   * retry, the spool takes their new batches); Kafka as a whole is down only once no broker gives
+   * metadata (refreshMetadata), so one broker lost does not send every partition to the spool.
+   */
+  private noteBrokerFailure(err: unknown, broker: string): void {
+    const problem = securityProblem(err)
+    if (problem) {
+      this.securityFailed(problem)
+      return
+    }
+    if (!this.failingBrokers.has(broker) && !(err instanceof DeadlineError && this.closed)) {
+      this.failingBrokers.add(broker)
+      this.options.logger.warn({ err, broker }, 'kafka broker request failed; its partitions wait')
+    }
+  }
+
   private noteConnectionFailure(err: unknown, leader: number): void {
     const problem = securityProblem(err)
     if (problem) {
@@ -564,6 +643,7 @@ export class BatchSink {
     while (this.pendingBytes > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
     this.closed = true
     if (this.probe) clearInterval(this.probe)
+    if (this.refreshTimer) clearTimeout(this.refreshTimer)
     await this.cluster.close()
   }
 }

@@ -93,6 +93,13 @@ export class Cluster {
     return this.view
   }
 
+  /** Some partition of adgate's topics has no leader (or one missing from the broker list). */
+  get leaderless(): boolean {
+    for (const parts of this.view.leaders.values())
+      for (const leader of parts.values()) if (leader < 0 || !this.view.brokers.has(leader)) return true
+    return false
+  }
+
   leaderOf(topic: string, partition: number): number | undefined {
     const leader = this.view.leaders.get(topic)?.get(partition)
     return leader === undefined || leader < 0 || !this.view.brokers.has(leader) ? undefined : leader

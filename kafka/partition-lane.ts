@@ -5,12 +5,17 @@ export interface SendState {
   /** Batches not yet acknowledged or refused. */
   left: number
   settled: boolean
+  readonly batches: PendingBatch[]
+  /** acked[i] = 1 once batch i is acknowledged (null: the caller does not ask). */
+  readonly acked: Uint8Array | null
   resolve(): void
   reject(err: Error): void
 }
 
 /** One pre-encoded batch on its way to its partition's leader. */
 export interface PendingBatch {
+  /** Its index in the send() it belongs to. */
+  readonly index: number
   readonly lane: PartitionLane
   readonly bytes: Buffer
   readonly records: number
@@ -51,6 +56,11 @@ export class PartitionLane {
     readonly topic: string,
     readonly partition: number,
   ) {}
+
+  /** An attempt failed and the batches it carried are not acknowledged yet. */
+  get failing(): boolean {
+    return this.recovering || (this.failures > 0 && this.unacked.length + this.queue.length > 0)
+  }
 
   get canSend(): boolean {
     return this.queue.length > 0 && !this.recovering && this.identity !== null

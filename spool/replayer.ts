@@ -14,10 +14,11 @@ export interface ReplayStats {
 }
 
 /**
- * Drains the spool into Kafka once Kafka is back: oldest first, one batch per partition per
- * request so each partition's batches reach Kafka in the order they were spooled, and an entry is
- * deleted only after Kafka acknowledged it. A crash between the acknowledgement and the delete
- * sends that entry again: consumers dedup by event_id.
+ * Drains the spool into Kafka once Kafka is back: oldest first, one batch per partition at a time
+ * so each partition's batches reach Kafka in the order they were spooled, and an entry is deleted
+ * only after Kafka acknowledged it. Partitions are drained independently: one whose leader is gone
+ * (a partial outage) waits, unread, while the others drain. A crash between the acknowledgement
+ * and the delete sends that entry again: consumers dedup by event_id.
  */
 export class Replayer {
   private running = false
@@ -48,15 +49,25 @@ export class Replayer {
           await this.spool.remove(this.acked)
           this.acked = []
         }
-        if (this.spool.entries === 0 || !this.sink.ready) {
+        const waiting = this.sink.ready
+          ? this.spool.partitions().filter((tp) => !this.sink.available(tp.topic, tp.partition))
+          : []
+        if (
+          this.spool.entries === 0 ||
+          !this.sink.ready ||
+          waiting.length === this.spool.partitions().length
+        ) {
           await sleep(100)
           continue
         }
-        const entries = await this.spool.read(0, this.readBytes)
+        const entries = await this.spool.read(0, this.readBytes, waiting)
+        const failed = new Set<string>()
         for (const round of rounds(entries)) {
           if (this.stopped) return
-          await this.replay(round)
+          const open = round.filter((e) => !failed.has(tpKey(e)))
+          if (open.length > 0) for (const e of await this.replay(open)) failed.add(tpKey(e))
         }
+        if (failed.size > 0) await sleep(100)
       } catch (err) {
         this.logger.warn({ err, spooled: this.spool.entries }, 'spool replay paused')
         await sleep(1000)
@@ -64,7 +75,8 @@ export class Replayer {
     }
   }
 
-  private async replay(round: SpoolEntry[]): Promise<void> {
+  /** Sends each entry as its own batch; returns those that failed (their partitions wait for the next read). */
+  private async replay(round: SpoolEntry[]): Promise<SpoolEntry[]> {
     const good: SpoolEntry[] = []
     const bad: SpoolEntry[] = []
     for (const e of round) (batchCrcOk(e.bytes) ? good : bad).push(e)
@@ -78,36 +90,53 @@ export class Replayer {
       )
       await this.spool.remove(bad)
     }
-    if (good.length === 0) return
-    const buffer = Buffer.concat(good.map((e) => e.bytes))
-    let offset = 0
-    const batches = good.map((e) => {
-      const b = { topic: e.topic, partition: e.partition, records: e.records, offset, length: e.bytes.length }
-      offset += e.bytes.length
-      return b
+    const outcomes = await Promise.allSettled(good.map((e) => this.send(e)))
+    const done: SpoolEntry[] = []
+    const failed: SpoolEntry[] = []
+    let firstFailure: unknown
+    outcomes.forEach((o, i) => {
+      const e = good[i]!
+      if (o.status === 'rejected') {
+        firstFailure ??= o.reason
+        failed.push(e)
+      } else if (o.value === 'refused') {
+        // Kafka will never take these bytes (too large, invalid): retrying would wedge the spool
+        // and block the partition forever. Counted in adgate_spool_dropped_events_total.
+        this.stats.corrupt++
+        this.stats.dropped += e.records
+        done.push(e)
+      } else {
+        this.stats.records += e.records
+        this.stats.batches++
+        done.push(e)
+      }
     })
-    let refused = false
+    if (done.length > 0) {
+      this.acked = done
+      await this.spool.remove(done)
+      this.acked = []
+    }
+    if (failed.length > 0)
+      this.logger.debug({ err: firstFailure, waiting: failed.length }, 'spooled batches not replayed yet')
+    return failed
+  }
+
+  private async send(e: SpoolEntry): Promise<'sent' | 'refused'> {
+    const set = {
+      buffer: e.bytes,
+      batches: [
+        { topic: e.topic, partition: e.partition, records: e.records, offset: 0, length: e.bytes.length },
+      ],
+    }
     try {
-      const set = { buffer, batches }
       const refusal = this.sink.refusal(set)
       if (refusal) throw refusal
       await this.sink.send(set)
+      return 'sent'
     } catch (err) {
       if (!(err instanceof KafkaRefusedError)) throw err
-      // Kafka will never take these bytes (too large, invalid): retrying would wedge the spool and
-      // block the partition forever. Counted in adgate_spool_dropped_events_total.
-      refused = true
-      this.logger.error({ err, ids: good.map((e) => e.id) }, 'Kafka refused spooled batches; dropped')
-    }
-    this.acked = good
-    await this.spool.remove(good)
-    this.acked = []
-    if (refused) {
-      this.stats.corrupt += good.length
-      for (const e of good) this.stats.dropped += e.records
-    } else {
-      for (const e of good) this.stats.records += e.records
-      this.stats.batches += good.length
+      this.logger.error({ err, id: e.id }, 'Kafka refused a spooled batch; dropped')
+      return 'refused'
     }
   }
 
@@ -123,7 +152,7 @@ export function rounds(entries: readonly SpoolEntry[]): SpoolEntry[][] {
   let current: SpoolEntry[] = []
   let seen = new Set<string>()
   for (const e of entries) {
-    const key = `${e.topic}\u0000${e.partition}`
+    const key = tpKey(e)
     if (seen.has(key)) {
       out.push(current)
       current = []
@@ -143,4 +172,8 @@ function batchCrcOk(batch: Buffer): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
+}
+
+function tpKey(e: SpoolEntry): string {
+  return `${e.topic}\u0000${e.partition}`
 }

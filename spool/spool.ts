@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { SpoolEntry, SpoolStats } from './store.js'
+import { PartitionCounts } from './partition-counts.js'
+import type { SpoolEntry, SpoolStats, TopicPartition } from './store.js'
 
 /** Batches to spool: the same shape the Kafka sink sends (one buffer, offsets of each batch). */
 export interface SpoolBatches {
@@ -31,6 +32,9 @@ export class Spool {
   private oldestNow: number | null = null
   /** bytesNow when an append last did not fit: full until something is added or removed */
   private refusedAt = -1
+  /** Entries per topic-partition, committed and on their way in. */
+  private readonly stored = new PartitionCounts()
+  private readonly arriving = new PartitionCounts()
 
   private constructor(
     private readonly worker: Worker,
@@ -88,6 +92,16 @@ export class Spool {
     return this.entriesNow > 0 || this.appending > 0
   }
 
+  /** The partition has batches here or on their way in: its new batches must queue behind them. */
+  holds(topic: string, partition: number): boolean {
+    return this.stored.has(topic, partition) || this.arriving.has(topic, partition)
+  }
+
+  /** The topic-partitions with batches committed here. */
+  partitions(): TopicPartition[] {
+    return this.stored.partitions()
+  }
+
   get full(): boolean {
     return this.bytesNow >= this.maxBytes || this.bytesNow === this.refusedAt
   }
@@ -112,21 +126,25 @@ export class Spool {
       records: b.records,
       bytes: set.buffer.subarray(b.offset, b.offset + b.length),
     }))
+    for (const e of entries) this.arriving.add(e.topic, e.partition, 1)
     try {
       await this.call({ op: 'append', entries })
       this.entriesNow += entries.length
       this.recordsNow += records
       this.oldestNow ??= Date.now()
+      for (const e of entries) this.stored.add(e.topic, e.partition, 1)
     } catch (err) {
       this.bytesNow -= bytes
       throw err
     } finally {
       this.appending--
+      for (const e of entries) this.arriving.add(e.topic, e.partition, -1)
     }
   }
 
-  async read(afterId: number, maxBytes: number): Promise<SpoolEntry[]> {
-    const rows = (await this.call({ op: 'read', afterId, maxBytes })) as SpoolEntry[]
+  /** The oldest entries after `afterId`, up to `maxBytes`, but none of the `skip` partitions. */
+  async read(afterId: number, maxBytes: number, skip: readonly TopicPartition[] = []): Promise<SpoolEntry[]> {
+    const rows = (await this.call({ op: 'read', afterId, maxBytes, skip })) as SpoolEntry[]
     // Structured clone turns Buffers into plain Uint8Arrays: view them as Buffers again (no copy).
     return rows.map((r) => ({
       ...r,
@@ -140,6 +158,7 @@ export class Spool {
     for (const e of entries) {
       this.bytesNow -= e.bytes.length
       this.recordsNow -= e.records
+      this.stored.add(e.topic, e.partition, -1)
     }
     this.entriesNow -= entries.length
     await this.refreshOldest()
@@ -170,6 +189,8 @@ export class Spool {
     this.recordsNow = s.records
     this.oldestNow = s.oldest
     if (this.appending === 0) this.bytesNow = s.bytes
+    this.stored.clear()
+    for (const p of s.partitions) this.stored.add(p.topic, p.partition, p.entries)
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,17 @@ export interface SpoolStats {
   readonly bytes: number
   /** Creation time of the oldest entry (epoch ms), or null when empty. */
   readonly oldest: number | null
+  /** Entries per topic-partition that has any. */
+  readonly partitions: readonly PartitionEntries[]
+}
+
+export interface TopicPartition {
+  readonly topic: string
+  readonly partition: number
+}
+
+export interface PartitionEntries extends TopicPartition {
+  readonly entries: number
 }
 
 export class SpoolStore {
@@ -131,13 +142,18 @@ export class SpoolStore {
     return this.appendMany(entries, now)
   }
 
-  /** The oldest entries after `afterId`, up to `maxBytes` (at least one). */
-  read(afterId: number, maxBytes: number): SpoolEntry[] {
+  /**
+   * The oldest entries after `afterId`, up to `maxBytes` (at least one), leaving out the `skip`
+   * partitions (whose leader is gone: their entries must not hold back the others').
+   */
+  read(afterId: number, maxBytes: number, skip: readonly TopicPartition[] = []): SpoolEntry[] {
+    const without =
+      skip.length === 0 ? '' : `AND (topic, partition) NOT IN (VALUES ${skip.map(() => '(?, ?)').join(', ')})`
     const rows = this.db
       .prepare(
-        'SELECT id, topic, partition, base_offset AS baseOffset, records, bytes, created_at AS createdAt FROM batches WHERE id > ? ORDER BY id LIMIT 1000',
+        `SELECT id, topic, partition, base_offset AS baseOffset, records, bytes, created_at AS createdAt FROM batches WHERE id > ? ${without} ORDER BY id LIMIT 1000`,
       )
-      .all(afterId) as SpoolEntry[]
+      .all(afterId, ...skip.flatMap((tp) => [tp.topic, tp.partition])) as SpoolEntry[]
     const out: SpoolEntry[] = []
     let bytes = 0
     for (const r of rows) {
@@ -178,8 +194,11 @@ export class SpoolStore {
       .prepare(
         'SELECT COUNT(*) AS entries, COALESCE(SUM(records), 0) AS records, COALESCE(SUM(length(bytes)), 0) AS bytes, MIN(created_at) AS oldest FROM batches',
       )
-      .get() as SpoolStats
-    return row
+      .get() as Omit<SpoolStats, 'partitions'>
+    const partitions = this.db
+      .prepare('SELECT topic, partition, COUNT(*) AS entries FROM batches GROUP BY topic, partition')
+      .all() as PartitionEntries[]
+    return { ...row, partitions }
   }
 
   /** The next offset of every topic-partition ever written. */

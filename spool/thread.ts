@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { type NewEntry, SpoolStore } from './store.js'
+import { type NewEntry, SpoolStore, type TopicPartition } from './store.js'
 
 /**
  * The spool's own thread: SQLite commits wait for fsync, and that wait must not stall the
@@ -8,7 +8,7 @@ import { type NewEntry, SpoolStore } from './store.js'
  */
 type Request =
   | { op: 'append'; id: number; entries: NewEntry[] }
-  | { op: 'read'; id: number; afterId: number; maxBytes: number }
+  | { op: 'read'; id: number; afterId: number; maxBytes: number; skip: TopicPartition[] }
   | { op: 'remove'; id: number; ids: number[] }
   | { op: 'removeThrough'; id: number; through: number }
   | { op: 'stats'; id: number }
@@ -56,7 +56,7 @@ port.on('message', (msg: Request) => {
         }
         return
       case 'read':
-        return reply(msg.id, store.read(msg.afterId, msg.maxBytes))
+        return reply(msg.id, store.read(msg.afterId, msg.maxBytes, msg.skip))
       case 'remove':
         store.remove(msg.ids)
         return reply(msg.id, null)

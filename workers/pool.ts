@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina'
+import type { KafkaRefusedError } from '../kafka/batch-sink.js'
 import type { EncodedBatch } from '../kafka/protocol/record-batch.js'
 import type { BodyFacts, BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
 
@@ -10,8 +11,8 @@ export interface DecodeRequest extends BodyFacts {
 export interface TaskOutput {
   readonly buffer: Buffer
   readonly batches: readonly EncodedBatch[]
-  /** Set by whoever delivers the batches first, so they are sent once per task. */
-  delivery?: Promise<void>
+  /** Set by whoever delivers the batches first, so they are sent once per task (resolves with the topics Kafka refuses). */
+  delivery?: Promise<ReadonlyMap<string, KafkaRefusedError>>
 }
 
 export interface DecodeReply {

@@ -61,7 +61,7 @@ const REFUSALS: readonly Refusal[] = [
       writeFileSync(join(dir, 'password'), 'not-the-password\n')
       return { KAFKA_SASL_PASSWORD_FILE: join(dir, 'password') }
     },
-    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED'],
     notReady: true,
     async fix(c, dir) {
       writeFileSync(join(dir, 'password'), `${c.users.adgate.password}\n`)
@@ -73,7 +73,7 @@ const REFUSALS: readonly Refusal[] = [
     env: () => ({ KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT' }),
     unset: ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD_FILE', 'KAFKA_SSL_CA_FILE'],
     // was: every request 200 from the spool and /readyz ready (kafka/listener-probe.ts now names it)
-    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED'],
     notReady: true,
   },
   {
@@ -83,7 +83,7 @@ const REFUSALS: readonly Refusal[] = [
       KAFKA_SASL_USERNAME: c.users.noacl.username,
       KAFKA_SASL_PASSWORD_FILE: c.users.noacl.passwordFile,
     }),
-    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED', '503 NOT_DURABLE'],
+    refusedOutcomes: ['503 KAFKA_UNAUTHORIZED'],
     notReady: true,
   },
   {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EVENT_INFO } from '../../events/catalog.js'
 import type { RunningGateway } from '../support/gateway.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
-import { type Exchange, Load, sleep, waitFor } from './support/load.js'
+import { Load, sleep, waitFor } from './support/load.js'
 import { waitDrained } from './support/observe.js'
 import { logTail, Rig, runId } from './support/rig.js'
 import {
@@ -17,6 +17,7 @@ import {
   expectNoAckedLoss,
   type Figures,
   figures,
+  longestAckGapMs,
   offsetsNow,
   readBack,
   report,
@@ -79,21 +80,6 @@ const FAULTS: readonly Fault[] = [
     },
   },
 ]
-
-/** The longest time, from the fault on, between two acknowledgements: how long clients saw no 200. */
-function longestAckGapMs(exchanges: readonly Exchange[], from: number, to: number): number {
-  const acks = exchanges
-    .filter((e) => e.status === 200 && e.answeredAt >= from && e.answeredAt <= to)
-    .map((e) => e.answeredAt)
-    .sort((a, b) => a - b)
-  let gap = 0
-  let last = from
-  for (const at of [...acks, to]) {
-    gap = Math.max(gap, at - last)
-    last = at
-  }
-  return gap
-}
 
 for (const fault of FAULTS) {
   describe.skipIf(!cluster)(`fault injection on the secured 3-broker cluster: ${fault.title}`, () => {

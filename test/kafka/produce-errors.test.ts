@@ -42,8 +42,9 @@ describe('stampBatch', () => {
 })
 
 describe('PartitionLane', () => {
-  const owner: SendState = { left: 0, settled: false, resolve() {}, reject() {} }
+  const owner: SendState = { left: 0, settled: false, batches: [], acked: null, resolve() {}, reject() {} }
   const pending = (lane: PartitionLane, seq: number, ambiguous = false): PendingBatch => ({
+    index: 0,
     lane,
     bytes: Buffer.alloc(0),
     records: 1,
