@@ -91,6 +91,8 @@ interface Entry {
 /** The broker dedups the last 5 batches per producer and partition: more in flight could duplicate. */
 const MAX_IN_FLIGHT_PER_PARTITION = 5
 const REFRESH_GAP_MS = 200
+/** Kafka counts as down (everything to the spool) once no broker has answered for this long. */
+const DOWN_AFTER_SILENCE_MS = 1000
 
 /**
  * Writes pre-encoded record batches (encoded and compressed by the decode workers, so the main
@@ -113,6 +115,8 @@ export class BatchSink {
   private probe: NodeJS.Timeout | null = null
   private failNext: KafkaFault | null = null
   private refreshedAt = 0
+  /** When a broker last answered a produce or metadata request. */
+  private answeredAt = 0
   /** Brokers whose failure was logged since the last good answer (one line each). */
   private readonly failingBrokers = new Set<string>()
   private refreshTimer: NodeJS.Timeout | null = null
@@ -398,7 +402,8 @@ export class BatchSink {
     try {
       conn = await this.cluster.connectionTo(leader, deadline)
     } catch (err) {
-      this.noteBrokerFailure(err, `node ${leader}`)
+      const at = this.cluster.current.brokers.get(leader)
+      this.noteBrokerFailure(err, at ? `${at.host}:${at.port}` : `node ${leader}`)
       for (const entries of requests) this.requestFailed(entries)
       this.refreshSoon()
       return
@@ -433,7 +438,8 @@ export class BatchSink {
     }
     this.requestsInFlight--
     this.healthy = true
-    this.failingBrokers.clear()
+    this.answeredAt = Date.now()
+    this.failingBrokers.delete(`${conn.host}:${conn.port}`)
     const codes = new Map(results.map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]))
     let refresh = false
     for (const { lane, batch } of entries) {
@@ -505,7 +511,8 @@ export class BatchSink {
         const fresh = await this.cluster.initProducerId(Date.now() + this.options.ackTimeoutMs)
         this.stats.possibleDuplicates += lane.restartUnder(fresh)
       } catch (err) {
-        this.noteConnectionFailure(err, -1)
+        // Only this lane waits: the others keep their producer id.
+        this.noteBrokerFailure(err, 'InitProducerId')
         lane.failures++
         setTimeout(
           () => void this.recover(lane),
@@ -569,6 +576,7 @@ export class BatchSink {
         const missing = this.options.topics.filter((t) => !view.leaders.has(t))
         if (missing.length > 0) throw new Error(`topics without metadata: ${missing.join(', ')}`)
         this.refreshedAt = Date.now()
+        this.answeredAt = this.refreshedAt
         if (this.security && !this.security.startsWith('Kafka refused')) this.security = null
         if (!this.healthy) this.options.logger.info({ brokers: view.brokers.size }, 'kafka metadata loaded')
         this.healthy = true
@@ -622,6 +630,9 @@ export class BatchSink {
       this.securityFailed(problem)
       return
     }
+    // A broker answered a moment ago: this failure is one broker's or one connection's (a
+    // failover), which its partitions' lanes handle; Kafka is down once none answers.
+    if (Date.now() - this.answeredAt < DOWN_AFTER_SILENCE_MS) return
     // One line when Kafka goes from healthy to not ('kafka metadata loaded' marks its return).
     if (this.healthy && !(err instanceof DeadlineError && this.closed))
       this.options.logger.warn({ err, leader }, 'kafka request failed')

@@ -180,13 +180,16 @@ export class Cluster {
           metadataV12.parseResponse,
           true,
           attemptDeadline,
-        )
+        ).catch(partitionErrorsOnly)
         this.cursor = at
         const brokers = new Map(meta.brokers.map((b) => [b.nodeId, { host: b.host, port: b.port }]))
         const leaders = new Map<string, Map<number, number>>()
         for (const t of meta.topics) {
           if (t.errorCode !== 0 || !t.name) continue
-          leaders.set(t.name, new Map(t.partitions.map((p) => [p.partitionIndex, p.leaderId])))
+          leaders.set(
+            t.name,
+            new Map(t.partitions.map((p) => [p.partitionIndex, p.errorCode === 0 ? p.leaderId : -1])),
+          )
         }
         this.view = { brokers, leaders }
         this.closeRemoved()
@@ -254,11 +257,13 @@ export class Cluster {
         )
         return { producerId: r.producerId, epoch: r.producerEpoch }
       } catch (err) {
-        // A broker just started answers COORDINATOR_LOAD_IN_PROGRESS and the like for a while.
+        // A broker just started answers COORDINATOR_LOAD_IN_PROGRESS and the like for a while; a
+        // broker that is gone (still in the metadata until it is fenced) leaves the next one to ask.
         const retriable =
           err instanceof ResponseError && err.errors.every((e) => (e as { canRetry?: boolean }).canRetry)
-        if (!retriable || Date.now() + 100 >= deadline) throw err
-        await new Promise((r) => setTimeout(r, 100))
+        const unreachable = !(err instanceof ResponseError) && securityProblem(err) === null
+        if ((!retriable && !unreachable) || Date.now() + 100 >= deadline) throw err
+        await new Promise((r) => setTimeout(r, retriable ? 100 : 20))
       }
     }
   }
@@ -281,6 +286,20 @@ export class Cluster {
     await Promise.all(all.map((c) => c.close().catch(() => {})))
   }
 }
+
+/**
+ * A metadata answer whose only errors are some partitions' (LEADER_NOT_AVAILABLE while a
+ * partition has no replica left): the answer, so the other partitions keep their leaders.
+ * platformatic rejects the whole response for any error in it.
+ */
+function partitionErrorsOnly(err: unknown): MetadataResponse {
+  const response = err instanceof ResponseError ? (err as { response?: unknown }).response : undefined
+  const partitionLevel = (e: unknown) => /\/partitions\/\d+$/.test((e as { path?: string }).path ?? '')
+  if (response === undefined || !(err as ResponseError).errors.every(partitionLevel)) throw err
+  return response as MetadataResponse
+}
+
+type MetadataResponse = ReturnType<typeof metadataV12.parseResponse>
 
 function same(a: BrokerAddress, b: BrokerAddress): boolean {
   return a.host === b.host && a.port === b.port

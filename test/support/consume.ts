@@ -28,15 +28,11 @@ function consumer(brokers: string[], connection: KafkaConnectionOptions): Consum
   })
 }
 
-/**
- * The next offset of every partition of the topics: read from here to see only what comes after.
- * `without` leaves one partition out (one without a leader, which cannot answer).
- */
+/** The next offset of every partition of the topics: read from here to see only what comes after. */
 export async function endOffsets(
   brokers: string[],
   topics: string[],
   connection: KafkaConnectionOptions = {},
-  without?: { topic: string; partition: number },
 ): Promise<Offsets> {
   const admin = new Admin({ clientId: 'adgate-test-reader', bootstrapBrokers: brokers, ...connection })
   const c = consumer(brokers, connection)
@@ -44,21 +40,10 @@ export async function endOffsets(
   try {
     const existing = new Set(await admin.listTopics())
     const present = topics.filter((t) => existing.has(t))
-    let partitions: Record<string, number[]> | undefined
-    if (without && present.includes(without.topic)) {
-      const meta = await admin.metadata({ topics: [without.topic] })
-      const count = meta.topics.get(without.topic)?.partitionsCount ?? 0
-      partitions = {
-        [without.topic]: Array.from({ length: count }, (_, p) => p).filter((p) => p !== without.partition),
-      }
-    }
     const offsets =
-      present.length > 0 ? await c.listOffsets({ topics: present, partitions }) : new Map<string, bigint[]>()
-    for (const topic of topics) {
-      const parts = new Map<number, string>()
-      ;(offsets.get(topic) ?? []).forEach((o, p) => parts.set(p, String(o)))
-      out.set(topic, parts)
-    }
+      present.length > 0 ? await c.listOffsets({ topics: present }) : new Map<string, bigint[]>()
+    for (const topic of topics)
+      out.set(topic, new Map((offsets.get(topic) ?? []).map((o, p) => [p, String(o)])))
   } finally {
     await c.close(true)
     await admin.close()
