@@ -81,9 +81,11 @@ public final class StreamsJoin {
   static final byte CLICK = 2;
   static final byte CONVERSION = 3;
   static final String[] NAMES = {"bids", "impressions", "clicks", "conversions"};
-  static final String[] FILES = {"bid.v1.avsc", "impression.v1.avsc", "click.v1.avsc", "conversion.v1.avsc"};
+  // The writer schemas the gateway writes today (bids: OpenRTB 2.6, v2). The auction id is the
+  // record key, so bids need no field of the request.
+  static final String[] FILES = {"bid.v2.avsc", "impression.v1.avsc", "click.v1.avsc", "conversion.v1.avsc"};
   static final String[][] NEEDED = {
-    {"event_id", "event_time", "id", "campaign_id", "bid_price_micros"},
+    {"event_id", "event_time", "campaign_id", "bid_price_micros"},
     {"event_id", "event_time", "impression_id", "auction_id", "campaign_id", "cost_micros"},
     {"event_id", "event_time", "click_id", "impression_id", "campaign_id", "user_agent"},
     {"event_id", "event_time", "conversion_id", "click_id", "campaign_id", "value_micros"},
