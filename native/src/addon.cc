@@ -882,14 +882,21 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   // out, its key's start and end in out. deferred: 3 per deferred event: its index, then
   // its bytes' start and end in the body (the NDJSON line, the array element). projected: per accepted event and projected
   // field, the offset of the field's Avro value in out.
+  //
+  // The pool terminates a worker thread whose task is over its deadline, and from then on every
+  // N-API call that may run JavaScript fails; node-addon-api turns such a failure into a fatal
+  // error of the whole process (a gateway killed by one slow body). So this entry point reads its
+  // arguments with calls that run no JavaScript and builds its result with the C API, answering
+  // undefined when a call fails: the thread is going away and nobody reads the answer.
   Napi::Value Transcode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[0].IsBuffer() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
-      Napi::TypeError::New(env, "transcode(body, ndjson, maxEvents, ingestTime, source)").ThrowAsJavaScriptException();
-      return env.Undefined();
+    if (info.Length() < 5 || !info[0].IsBuffer() || !info[1].IsBoolean() || !info[2].IsNumber() || !info[3].IsNumber() ||
+        !info[4].IsString()) {
+      napi_throw_type_error(env, nullptr, "transcode(body, ndjson, maxEvents, ingestTime, source)");
+      return Napi::Value();
     }
     Napi::Buffer<uint8_t> body = info[0].As<Napi::Buffer<uint8_t>>();
-    const bool ndjson = info[1].ToBoolean().Value();
+    const bool ndjson = info[1].As<Napi::Boolean>().Value();
     const double maxEventsD = info[2].As<Napi::Number>().DoubleValue();
     const uint32_t maxEvents = maxEventsD >= 4294967295.0 ? 4294967295u : maxEventsD <= 0 ? 0u : static_cast<uint32_t>(maxEventsD);
     const int64_t ingestTime = info[3].As<Napi::Number>().Int64Value();
@@ -916,23 +923,37 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     const bool handled = ndjson ? Lines(len, maxEvents) : Document(len, maxEvents);
     if (!handled || out_.size() >= 0xFFFFFFF0u) return env.Undefined();
 
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("out", Napi::Buffer<uint8_t>::Copy(env, out_.data(), out_.size()));
-    Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, meta_.size() * sizeof(uint32_t));
-    if (!meta_.empty()) std::memcpy(metaBuf.Data(), meta_.data(), meta_.size() * sizeof(uint32_t));
-    result.Set("meta", Napi::Uint32Array::New(env, meta_.size(), metaBuf, 0));
-    Napi::ArrayBuffer deferredBuf = Napi::ArrayBuffer::New(env, deferred_.size() * sizeof(uint32_t));
-    if (!deferred_.empty()) std::memcpy(deferredBuf.Data(), deferred_.data(), deferred_.size() * sizeof(uint32_t));
-    result.Set("deferred", Napi::Uint32Array::New(env, deferred_.size(), deferredBuf, 0));
-    if (!projection_.empty()) {
-      Napi::ArrayBuffer pb = Napi::ArrayBuffer::New(env, projMeta_.size() * sizeof(uint32_t));
-      if (!projMeta_.empty()) std::memcpy(pb.Data(), projMeta_.data(), projMeta_.size() * sizeof(uint32_t));
-      result.Set("projected", Napi::Uint32Array::New(env, projMeta_.size(), pb, 0));
-    }
+    napi_value result = Result(env);
     // Keep the buffers from growing without bound after one huge body.
     if (input_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(input_);
     if (out_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(out_);
+    return result == nullptr ? Napi::Value() : Napi::Value(env, result);
+  }
+
+  // { out, meta, deferred, projected? }, copied out of this transcoder's buffers; nullptr when
+  // N-API failed (the thread is being terminated).
+  napi_value Result(napi_env env) {
+    napi_value result;
+    napi_value out;
+    void* outData = nullptr;
+    if (napi_create_object(env, &result) != napi_ok ||
+        napi_create_buffer_copy(env, out_.size(), out_.data(), &outData, &out) != napi_ok ||
+        napi_set_named_property(env, result, "out", out) != napi_ok || !SetUint32s(env, result, "meta", meta_) ||
+        !SetUint32s(env, result, "deferred", deferred_) ||
+        (!projection_.empty() && !SetUint32s(env, result, "projected", projMeta_)))
+      return nullptr;
     return result;
+  }
+
+  // obj[name] = a Uint32Array copy of v; false when N-API failed (the thread is being terminated).
+  static bool SetUint32s(napi_env env, napi_value obj, const char* name, const std::vector<uint32_t>& v) {
+    void* data = nullptr;
+    napi_value buffer;
+    napi_value array;
+    if (napi_create_arraybuffer(env, v.size() * sizeof(uint32_t), &data, &buffer) != napi_ok) return false;
+    if (!v.empty()) std::memcpy(data, v.data(), v.size() * sizeof(uint32_t));
+    return napi_create_typedarray(env, napi_uint32_array, v.size(), buffer, 0, &array) == napi_ok &&
+           napi_set_named_property(env, obj, name, array) == napi_ok;
   }
 };
 
