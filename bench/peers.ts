@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Consumer } from '@platformatic/kafka'
 import { CONTENT_TYPE } from '../generator/encode.js'
@@ -10,6 +11,7 @@ import {
   brokerPid,
   buildCamel,
   buildGo,
+  PEER_PORTS as PORTS,
   PEERS_DIR,
   startPeer,
 } from './lib/peer-servers.js'
@@ -24,7 +26,7 @@ export const description =
 /**
  * Every peer takes the same generated impressions, 100 per request, and answers only when they are
  * durable in Kafka (acks=all, idempotent, LZ4), all on one private broker (scripts/kafka.mjs on
- * port 20900, data under data/bench-peers-kafka) so its CPU is attributable to the run. All peers
+ * BENCH_PORT_BASE + 100, default 20900; data under data/bench-peers-kafka) so its CPU is attributable to the run. All peers
  * run side by side and are measured one at a time in rotating order, round after round, so the
  * machine's noise lands on all of them alike; figures are medians over rounds.
  *
@@ -35,7 +37,6 @@ export const description =
  *   broker's CPU seconds over the run from /proc, per million events answered 2xx.
  */
 const EVENTS = 100
-const PORTS = { adgate: 20_810, camel: 20_820, benthos: 20_830, otel: 20_840 }
 
 interface Peer {
   name: string
@@ -193,6 +194,9 @@ interface Sample {
   open?: OpenLoopResult
 }
 
+/** The machine's 1-minute load average after each measurement: how shared the box was. */
+const loads: number[] = []
+
 /** Run `work` against a peer and charge the server's and the broker's CPU to the events it got 2xx for. */
 async function charged(
   peer: Running,
@@ -204,6 +208,7 @@ async function charged(
   const { events, seconds, open } = await work()
   const cpu = cpuSeconds(pid) - c0
   const broker = cpuSeconds(brokerPid()) - b0
+  loads.push(loadavg()[0]!)
   return {
     eventsPerS: events / seconds,
     cpuPerM: events > 0 ? (cpu / events) * 1e6 : Number.NaN,
@@ -266,6 +271,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const seconds = options.quick ? 3 : 8
   const n = options.quick ? 1 : 3
   const results: BenchResult[] = []
+  loads.length = 0
   await benchBroker('start')
   const running: Running[] = []
   try {
@@ -356,6 +362,12 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       })
     }
     results.push(...ratios(running, max, fixed.get(0.5)!))
+    results.push({
+      case: `machine: load average (1 min), median of ${loads.length} measurements`,
+      metric: 'load_average',
+      value: r3(median(loads)),
+      unit: 'runnable threads',
+    })
   } finally {
     for (const p of running) await stop(p.server)
     await benchBroker('stop').catch(() => {})

@@ -352,9 +352,20 @@ export async function run(): Promise<BenchResult[]> {
       String(partitions),
     ]
   })
-  // Check against one measured point: 2 cores spent on gateway + broker alone predict this saturation.
-  const predictedMax = 2 / ((gwCpu + brokerCpu) / 1e6)
-  const measuredMax = ours?.saturation ?? Number.NaN
+  // Check against one measured point, adgate's closed-loop saturation run: the cores the model says
+  // gateway + broker need at that rate (its costs, before the utilisation headroom) against the
+  // cores they were measured to use there (/proc). Not "2 cores ÷ cost": on a shared box the
+  // gateway and the broker never had the 2 cores to themselves (the load generator and other
+  // tenants ran beside them), which is why that check predicted 0.21× of the measured rate.
+  const satCase = 'adgate (JSON array): saturation'
+  const measuredAt = ours?.saturation ?? Number.NaN
+  const predictedCores = (measuredAt * (gwCpu + brokerCpu)) / 1e6
+  const measuredCores =
+    (measuredAt *
+      ((find(peers, satCase, 'cpu_s_per_M') ?? Number.NaN) +
+        (find(peers, satCase, 'broker_cpu_s_per_M') ?? Number.NaN))) /
+    1e6
+  const loadAverage = find(peers, 'machine: load average', 'load_average')
 
   const lt = existsSync(join(REPO_ROOT, 'loadtest', 'results'))
     ? readdirSync(join(REPO_ROOT, 'loadtest', 'results')).filter((f) => f.endsWith('.json'))
@@ -408,6 +419,8 @@ ${ratioRows.length ? mdTable(['case', 'metric', 'adgate', 'peer', 'ratio'], rati
 
 ${mdTable(['target', 'measured', 'verdict'], targets)}
 
+Machine load average (1 min) during the run: ${loadAverage === undefined ? 'not recorded' : num(loadAverage)} (median over the measurements; 2 cores).
+
 ![latency vs load](plots/latency-vs-load.svg)
 ![CPU per million events](plots/cpu-per-million.svg)
 
@@ -426,11 +439,13 @@ of the steady mix; ${PARTITION_MB_S} MB/s per partition: a conservative rule of 
 
 ${mdTable(['events/s target', 'gateway cores', 'broker cores (RF 1)', 'correlator cores', 'partitions (busiest topic)'], rows)}
 
-Check against a measured point: two cores given wholly to the gateway and the broker at these costs would
-saturate at ${Math.round(predictedMax).toLocaleString('en')} events/s; the measured closed-loop saturation on this box was
-${Math.round(measuredMax).toLocaleString('en')} events/s (ratio ${num(measuredMax / predictedMax)}), the rest of the 2 cores going to the load
-generator and to other tenants of the machine. Costs per event at saturation are lower than at half load (fixed
-per-second costs spread over more events), so the table errs on the safe side.
+Check against a measured point, adgate's closed-loop saturation run (${Math.round(measuredAt).toLocaleString('en')} events/s): at these
+costs the gateway and the broker need ${num(predictedCores)} cores for that rate (before the ${UTILISATION} headroom); measured
+there (/proc, user+system): ${num(measuredCores)} cores (measured ÷ predicted = ${num(measuredCores / predictedCores)}). The model's costs
+come from half load, where fixed per-second costs weigh more per event, so it over-estimates at full load: the
+table errs on the safe side. The saturation rate itself says nothing about capacity here: the gateway and the
+broker got only the ${num(measuredCores)} cores above of the box's 2, the rest going to the load generator and to
+other tenants (load average ${loadAverage === undefined ? 'not recorded' : num(loadAverage)} during the run).
 
 ## Load tests (loadtest/results)
 
@@ -460,12 +475,12 @@ See README "Load tests" for what each scenario does and its SLO checks.
       unit: 'cores',
     },
     {
-      case: 'capacity check: predicted 2-core saturation (gateway + broker)',
-      metric: 'events_per_s',
-      value: Math.round(predictedMax),
-      unit: 'events/s',
-      baseline: Math.round(measuredMax),
-      ratio: measuredMax / predictedMax,
+      case: `capacity check: gateway + broker cores at adgate's saturation (${Math.round(measuredAt)} events/s), measured vs predicted`,
+      metric: 'cores',
+      value: measuredCores,
+      unit: 'cores',
+      baseline: predictedCores,
+      ratio: measuredCores / predictedCores,
     },
   ]
 }

@@ -15,11 +15,22 @@ import type { Server } from './servers.js'
 export const PEERS_DIR = join(REPO_ROOT, 'bench', 'peers')
 const LOGS = join(REPO_ROOT, 'data', 'bench-peers')
 
-const BROKER_PORT = 20_900
+/**
+ * The benches' fixed ports: BENCH_PORT_BASE (default 20800) plus 10/20/30/40 for the peers and 100
+ * (and 101, its controller) for the broker, so two checkouts on one machine can bench side by side.
+ */
+const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 20_800)
+export const PEER_PORTS = {
+  adgate: PORT_BASE + 10,
+  camel: PORT_BASE + 20,
+  benthos: PORT_BASE + 30,
+  otel: PORT_BASE + 40,
+} as const
+const BROKER_PORT = PORT_BASE + 100
 export const BENCH_BROKERS = `127.0.0.1:${BROKER_PORT}`
 const KAFKA_DATA = join(REPO_ROOT, 'data', 'bench-peers-kafka')
 
-/** The benches' own broker (scripts/kafka.mjs on port 20900), so its CPU is attributable to a run. */
+/** The benches' own broker (scripts/kafka.mjs on BENCH_PORT_BASE + 100), so its CPU is attributable to a run. */
 export function benchBroker(command: 'start' | 'stop'): Promise<void> {
   return kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
 }

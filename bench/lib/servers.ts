@@ -159,6 +159,20 @@ export function summarise(result: autocannon.Result, eventsPerRequest: number, s
 }
 
 /**
+ * Wait (up to `timeoutMs`) until adgate's spool is empty: a batch Kafka was slow to take (a fresh
+ * broker creating its topics) sends every later one through the spool until it drains, and a
+ * measurement started then would be the spool's (SQLite, fsync), not the Kafka path's.
+ */
+export async function spoolDrained(url: string, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if ((await metric(url, 'adgate_spool_events', 0)) === 0) return true
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return false
+}
+
+/**
  * The value of a metric from /metrics: `name` alone sums every series, `name{labels}` picks one.
  * A series not created yet (a counter never incremented) is `absent` when given, else an error.
  */

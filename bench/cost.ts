@@ -1,0 +1,138 @@
+import { existsSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { CONTENT_TYPE } from '../generator/encode.js'
+import { openLoop } from '../loadtest/open-loop.js'
+import type { RunOptions } from './lib/module.js'
+import { BENCH_BROKERS, benchBroker, brokerPid } from './lib/peer-servers.js'
+import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import {
+  bodies,
+  cpuSeconds,
+  GATEWAY_PORT_LINE,
+  metric,
+  type Server,
+  spoolDrained,
+  startServer,
+  stop,
+} from './lib/servers.js'
+import { median } from './lib/stats.js'
+
+export const description =
+  'CPU cost per event at fixed open-loop rates: server and broker CPU-s per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR, interleaved rounds on the private broker'
+
+/**
+ * What a change to the gateway costs or saves per event, measured the way the machine allows: the
+ * candidate and the baseline (BENCH_BASELINE_DIR, a built checkout of the code before the change)
+ * run side by side on the bench's private broker and take turns, round after round, at the same
+ * offered rates, so the noise of a shared 2-core box lands on both; figures are medians and the
+ * ratio is candidate ÷ baseline. CPU is user+system of the gateway process and of the broker
+ * over each run (/proc), per million events answered 2xx. Without BENCH_BASELINE_DIR only this
+ * checkout is measured.
+ */
+const EVENTS = 100
+const RATES = (process.env.BENCH_COST_RATES ?? '3000,20000').split(',').map(Number)
+
+type Side = 'candidate' | 'baseline'
+
+interface Sample {
+  serverPerM: number
+  brokerPerM: number
+  p50: number
+  p99: number
+  spooled: number
+  /** The machine's 1-minute load average after the run: how shared the box was. */
+  load: number
+}
+
+function gatewayFrom(root: string, side: Side): Promise<Server> {
+  return startServer(
+    [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
+    {
+      KAFKA_BROKERS: BENCH_BROKERS,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ADGATE_DATA_DIR: join(REPO_ROOT, 'data', `bench-cost-${side}`),
+    },
+    GATEWAY_PORT_LINE,
+  )
+}
+
+async function measure(server: Server, eventsPerS: number, seconds: number): Promise<Sample> {
+  const url = `http://127.0.0.1:${server.port}`
+  const spool = () => metric(url, 'adgate_delivered_records_total{destination="spool"}', 0)
+  const requests = bodies('impression', 'json', 50, EVENTS).map((body) => ({
+    path: '/v1/impressions',
+    headers: { 'content-type': CONTENT_TYPE.json },
+    body,
+  }))
+  const s0 = await spool()
+  const c0 = cpuSeconds(server.child.pid!)
+  const b0 = cpuSeconds(brokerPid())
+  const r = await openLoop({ url, requests, rate: eventsPerS / EVENTS, seconds })
+  const cpu = cpuSeconds(server.child.pid!) - c0
+  const broker = cpuSeconds(brokerPid()) - b0
+  const events = r.requests['2xx'] * EVENTS
+  return {
+    serverPerM: (cpu / Math.max(1, events)) * 1e6,
+    brokerPerM: (broker / Math.max(1, events)) * 1e6,
+    p50: r.latency_ms.p50,
+    p99: r.latency_ms.p99,
+    spooled: (await spool()) - s0,
+    load: loadavg()[0]!,
+  }
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000
+
+export async function run(options: RunOptions): Promise<BenchResult[]> {
+  const seconds = options.quick ? 3 : 10
+  const rounds = options.quick ? 1 : 5
+  const baselineRoot = process.env.BENCH_BASELINE_DIR
+  const withBaseline = baselineRoot !== undefined && existsSync(join(baselineRoot, 'dist', 'cli', 'main.js'))
+  if (!withBaseline) process.stdout.write('BENCH_BASELINE_DIR unset or not built: this checkout alone\n')
+  await benchBroker('start')
+  const servers = new Map<Side, Server>()
+  const results: BenchResult[] = []
+  try {
+    servers.set('candidate', await gatewayFrom(REPO_ROOT, 'candidate'))
+    if (withBaseline) servers.set('baseline', await gatewayFrom(baselineRoot, 'baseline'))
+    const sides = [...servers.keys()]
+    for (const [side, server] of servers) {
+      await measure(server, RATES[0]!, 3) // warm-up: JIT, topic metadata, connections
+      if (!(await spoolDrained(`http://127.0.0.1:${server.port}`)))
+        process.stderr.write(`cost: ${side}: the spool did not drain after the warm-up\n`)
+    }
+    for (const rate of RATES) {
+      const got = new Map<Side, Sample[]>(sides.map((s) => [s, []]))
+      for (let r = 0; r < rounds; r++)
+        for (let i = 0; i < sides.length; i++) {
+          const side = sides[(i + r) % sides.length]!
+          got.get(side)!.push(await measure(servers.get(side)!, rate, seconds))
+        }
+      const c = `impressions JSON ×${EVENTS}/request, ${rate} events/s offered, open loop, median of ${rounds}`
+      const m = (side: Side, f: (s: Sample) => number) => r3(median(got.get(side)!.map(f)))
+      const row = (metricName: string, unit: string, f: (s: Sample) => number): BenchResult => {
+        const value = m('candidate', f)
+        if (!withBaseline) return { case: c, metric: metricName, value, unit }
+        const baseline = m('baseline', f)
+        if (baseline === 0) return { case: c, metric: metricName, value, unit, baseline }
+        return { case: c, metric: metricName, value, unit, baseline, ratio: r3(value / baseline) }
+      }
+      results.push(
+        row('server_cpu_s_per_M', 'CPU-s', (s) => s.serverPerM),
+        row('broker_cpu_s_per_M', 'CPU-s', (s) => s.brokerPerM),
+        row('p50_ms', 'ms', (s) => s.p50),
+        row('p99_ms', 'ms', (s) => s.p99),
+        // Records the spool took instead of Kafka: then the figure is the spool's, not the Kafka path's.
+        row('spooled_records', 'records', (s) => s.spooled),
+        row('load_average', 'runnable threads', (s) => s.load),
+      )
+    }
+  } finally {
+    for (const server of servers.values()) await stop(server)
+    await benchBroker('stop').catch(() => {})
+  }
+  return results
+}
