@@ -30,7 +30,7 @@ export const description =
  * run side by side and are measured one at a time in rotating order, round after round, so the
  * machine's noise lands on all of them alike; figures are medians over rounds.
  *
- * - saturation: autocannon, closed loop, 64 connections (throughput only; see loadtest/open-loop.ts
+ * - saturation: autocannon, closed loop, 64 connections (throughput only; see bench/lib/open-loop.ts
  *   for why no latency from it);
  * - fixed rates of 25/50/75 % of the slowest peer's saturation, and 50 % of adgate's own: the
  *   open-loop generator (latency from the intended send time), with the server's and the

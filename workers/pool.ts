@@ -1,9 +1,25 @@
 import { Piscina } from 'piscina'
 import type { KafkaRefusedError } from '../kafka/batch-sink.js'
 import type { EncodedBatch } from '../kafka/protocol/record-batch.js'
-import type { BodyFacts, BodyMeta, BodyOutcome, DecodeTask, Fault, TaskResult } from './decode-task.js'
+import { attachRulesChannel } from '../quality/rules-channel.js'
+import {
+  type BodyFacts,
+  type BodyMeta,
+  type BodyOutcome,
+  type DecodeTask,
+  type Fault,
+  runDecodeTask,
+  type TaskResult,
+} from './decode-task.js'
+import { LoopLoad } from './loop-load.js'
+import { type TaskSignal, Watchdog } from './watchdog.js'
 
 export interface DecodeRequest extends BodyFacts {
+  /**
+   * The pool takes it over: a body that owns its whole ArrayBuffer (as the gateway's body reader
+   * allocates them) and makes a task alone is transferred to the worker, not copied, and is
+   * empty here afterwards.
+   */
   readonly body: Buffer
 }
 
@@ -32,7 +48,7 @@ export interface PoolOptions {
   readonly maxTaskBytes: number
   /** While every worker is busy, how long new bodies wait to join the next task. */
   readonly lingerMs: number
-  /** A task running longer is taken as hung: its worker is replaced, its requests fail. */
+  /** A task not done this long after it was submitted is taken as hung: its worker is replaced, its requests fail. */
   readonly taskTimeoutMs: number
   /** Per-body decode budget (ADGATE_REQUEST_CPU_MS); unset: none. */
   readonly budgetMs?: number
@@ -44,6 +60,14 @@ export interface PoolOptions {
   readonly rules?: SharedArrayBuffer
   /** Schema ids from the schema registry (registry/subjects.ts); unset: the built-in ids. */
   readonly schemaIds?: Readonly<Record<string, number>> | null
+  /**
+   * Decode a lone body on this thread when no task is running and the event loop has been quiet
+   * (default: busy under INLINE_MAX_LOOP_BUSY of the last 100 ms): at low rates the round trip to
+   * a worker costs more than the decode, two sleeping threads woken per request. Bodies arriving
+   * while a task runs, several bodies at once, compressed bodies, bodies over INLINE_MAX_BYTES,
+   * injected faults and everything while the loop is busy go to the workers. false: never.
+   */
+  readonly inline?: boolean | (() => boolean)
   /** Called once per task, before its requests are answered (metrics); null when the task failed. */
   readonly onTask?: (result: TaskResult | null) => void
   /** Starts the threads that run tasks; the default is piscina. Unit tests pass a fake. */
@@ -59,7 +83,7 @@ export interface RunnerThreads {
 
 /** What the pool needs of piscina: run a task with its buffer transferred, report the queue, stop. */
 export interface TaskRunner {
-  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: AbortSignal }): Promise<TaskResult>
+  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: TaskSignal }): Promise<TaskResult>
   readonly queueSize: number
   destroy(): Promise<void>
 }
@@ -81,6 +105,11 @@ export interface WorkerData {
   readonly native: boolean
 }
 
+/** The largest lone body decoded on the event loop: about half a millisecond of decoding. */
+export const INLINE_MAX_BYTES = 64 * 1024
+/** Event-loop busy share above which even lone bodies go to the workers (keeps latency under load). */
+export const INLINE_MAX_LOOP_BUSY = 0.3
+
 interface Pending {
   request: DecodeRequest
   resolve: (reply: DecodeReply) => void
@@ -91,8 +120,9 @@ interface Pending {
  * Decoding off the event loop, in piscina workers, batched adaptively: when a worker is idle the
  * bodies of the current event-loop turn go at once (lowest latency); while all are busy, bodies
  * collect until one frees up, `lingerMs` passes or `maxTaskBytes` is reached, so a loaded gateway
- * writes fewer, larger Kafka batches. Each task's bodies are copied into one ArrayBuffer that is
- * transferred, not cloned, and its output comes back the same way.
+ * writes fewer, larger Kafka batches. A task's bodies travel in one transferred (not cloned)
+ * ArrayBuffer: a lone body's own, or the bodies copied into a new one; its output comes back the
+ * same way.
  */
 export class DecodePool {
   private readonly pool: TaskRunner
@@ -102,8 +132,19 @@ export class DecodePool {
   private lingerTimer: NodeJS.Timeout | null = null
   private running = 0
   private nextFault: Fault | undefined
+  private readonly watchdog: Watchdog
+  private readonly inlineNow: () => boolean
 
   constructor(private readonly options: PoolOptions) {
+    this.watchdog = new Watchdog(options.taskTimeoutMs)
+    const inline = options.inline ?? true
+    if (typeof inline === 'function') this.inlineNow = inline
+    else if (inline) {
+      const loop = new LoopLoad(INLINE_MAX_LOOP_BUSY)
+      this.inlineNow = () => loop.quiet()
+    } else this.inlineNow = () => false
+    // Inline tasks read the data-quality rules as the workers do.
+    if (inline !== false) attachRulesChannel(options.rules)
     this.pool = (options.startRunner ?? startPiscina)({
       filename: options.filename ?? new URL('./decode-worker.js', import.meta.url).href,
       workers: options.workers,
@@ -144,13 +185,11 @@ export class DecodePool {
     if (this.pending.length === 0) return
     const batch = this.pending
     this.pending = []
-    const buffer = new ArrayBuffer(this.pendingBytes)
+    const buffer = taskBuffer(batch, this.pendingBytes)
     this.pendingBytes = 0
-    const bytes = new Uint8Array(buffer)
     const bodies: BodyMeta[] = []
     let offset = 0
     for (const { request: r } of batch) {
-      bytes.set(r.body, offset)
       bodies.push({
         offset,
         length: r.body.length,
@@ -173,28 +212,52 @@ export class DecodePool {
       fault: this.nextFault,
     }
     this.nextFault = undefined
+    const r = batch[0]!.request
+    const lone = batch.length === 1 && r.contentEncoding === 'identity' && r.body.length <= INLINE_MAX_BYTES
+    if (lone && this.running === 0 && task.fault === undefined && this.inlineNow()) {
+      this.decodeHere(batch, task)
+      return
+    }
     this.running++
+    const deadline = this.watchdog.start()
     this.pool
-      .run(task, { transferList: [buffer], signal: AbortSignal.timeout(this.options.taskTimeoutMs) })
-      .then((result: TaskResult) => {
-        this.options.onTask?.(result)
-        const output: TaskOutput = { buffer: Buffer.from(result.buffer), batches: result.batches }
-        for (let i = 0; i < batch.length; i++)
-          batch[i]!.resolve({ outcome: result.outcomes[i]!, task: output })
-      })
-      .catch((err: Error) => {
-        this.options.onTask?.(null)
-        const failure = new WorkerFailedError(`decode task failed: ${err.message}`, { cause: err })
-        for (const p of batch) p.reject(failure)
-      })
+      .run(task, { transferList: [buffer], signal: deadline })
+      .then(
+        (result) => this.answer(batch, result),
+        (err: Error) => this.fail(batch, err),
+      )
       .finally(() => {
         this.running--
+        this.watchdog.finish(deadline)
         // A worker is free: what collected while all were busy goes now.
         if (this.pending.length > 0 && !this.scheduled) {
           this.scheduled = true
           setImmediate(this.flushScheduled)
         }
       })
+  }
+
+  private decodeHere(batch: Pending[], task: DecodeTask): void {
+    let result: TaskResult
+    try {
+      result = runDecodeTask(task)
+    } catch (err) {
+      this.fail(batch, err as Error)
+      return
+    }
+    this.answer(batch, result)
+  }
+
+  private answer(batch: Pending[], result: TaskResult): void {
+    this.options.onTask?.(result)
+    const output: TaskOutput = { buffer: Buffer.from(result.buffer), batches: result.batches }
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ outcome: result.outcomes[i]!, task: output })
+  }
+
+  private fail(batch: Pending[], err: Error): void {
+    this.options.onTask?.(null)
+    const failure = new WorkerFailedError(`decode task failed: ${err.message}`, { cause: err })
+    for (const p of batch) p.reject(failure)
   }
 
   get queueSize(): number {
@@ -207,6 +270,25 @@ export class DecodePool {
   }
 
   async close(): Promise<void> {
+    this.watchdog.stop()
     await this.pool.destroy()
   }
+}
+
+/**
+ * The ArrayBuffer a task's bodies travel in: a lone body's own when it has one to itself (the
+ * body reader allocates each body outside Node's pool), else a new one they are copied into.
+ */
+function taskBuffer(batch: readonly Pending[], bytes: number): ArrayBuffer {
+  const lone = batch.length === 1 ? batch[0]!.request.body : null
+  if (lone !== null && lone.buffer.byteLength === lone.length && lone.buffer instanceof ArrayBuffer)
+    return lone.buffer
+  const buffer = new ArrayBuffer(bytes)
+  const into = new Uint8Array(buffer)
+  let offset = 0
+  for (const { request } of batch) {
+    into.set(request.body, offset)
+    offset += request.body.length
+  }
+  return buffer
 }

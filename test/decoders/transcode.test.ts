@@ -242,7 +242,7 @@ describe('native transcoder', () => {
         })\`
       const workerData = ${JSON.stringify(workerData)}
       for (let i = 0; i < 40; i++) {
-        const w = new Worker(source, { eval: true, workerData })
+        const w = new Worker(source, { eval: true, workerData, execArgv: [] }) // CommonJS source
         await new Promise((resolve) => w.once('message', resolve))
         await new Promise((resolve) => setTimeout(resolve, 1 + (i % 7)))
         await w.terminate()
@@ -253,7 +253,7 @@ describe('native transcoder', () => {
       timeout: 120_000,
     })
     expect(r.stderr).not.toMatch(/FATAL/)
-    expect({ status: r.status, signal: r.signal, stdout: r.stdout }).toEqual({
+    expect({ status: r.status, signal: r.signal, stdout: r.stdout }, r.stderr).toEqual({
       status: 0,
       signal: null,
       stdout: 'survived',

@@ -12,16 +12,18 @@ import {
 import {
   DecodePool,
   type DecodeRequest,
+  INLINE_MAX_BYTES,
   type PoolOptions,
   type RunnerThreads,
   type TaskRunner,
   WorkerFailedError,
 } from '../../workers/pool.js'
+import type { TaskSignal } from '../../workers/watchdog.js'
 
 interface Call {
   readonly task: DecodeTask
   readonly transferList: ArrayBuffer[]
-  readonly signal: AbortSignal
+  readonly signal: TaskSignal
   /** The bodies as the task carried them (copied before the fake gives the buffer back). */
   readonly bodies: string[]
   finish(result?: TaskResult): void
@@ -34,7 +36,7 @@ class FakeRunner implements TaskRunner {
   destroyed = false
   constructor(readonly threads: RunnerThreads) {}
 
-  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: AbortSignal }): Promise<TaskResult> {
+  run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: TaskSignal }): Promise<TaskResult> {
     return new Promise((resolve, reject) => {
       const bytes = Buffer.from(task.buffer)
       this.calls.push({
@@ -91,6 +93,7 @@ function pool(options: Partial<PoolOptions> = {}): { pool: DecodePool; runner: (
     maxTaskBytes: 1 << 20,
     lingerMs: 50,
     taskTimeoutMs: 5000,
+    inline: false,
     ...options,
     startRunner: (threads) => {
       runner = new FakeRunner(threads)
@@ -197,8 +200,43 @@ describe('DecodePool', () => {
     void p.decode(request('x'))
     await turn()
     const { signal } = runner().calls[0]!
-    await new Promise((r) => signal.addEventListener('abort', r))
-    expect((signal.reason as Error).name).toBe('TimeoutError')
+    await new Promise<void>((r) => signal.once('abort', r))
+    expect(signal.aborted).toBe(true)
+  })
+
+  it('does not abort a task that finished in time', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] })
+    const { pool: p, runner } = pool({ taskTimeoutMs: 30 })
+    const reply = p.decode(request('x'))
+    vi.advanceTimersToNextTimer() // the idle-worker flush
+    const { signal, finish } = runner().calls[0]!
+    const aborted = vi.fn()
+    signal.once('abort', aborted)
+    finish()
+    await reply
+    await vi.advanceTimersByTimeAsync(100) // microtasks first: the task's bookkeeping after its reply
+    expect(aborted).not.toHaveBeenCalled()
+    expect(signal.aborted).toBe(false)
+  })
+
+  it('transfers a lone body that owns its ArrayBuffer instead of copying it, and copies one that does not', async () => {
+    const { pool: p, runner } = pool()
+    const own = Buffer.allocUnsafeSlow(4)
+    own.write('lone')
+    void p.decode({ ...request(''), body: own })
+    await turn()
+    const lone = runner().calls[0]!
+    expect(lone.task.buffer).toBe(own.buffer)
+    expect(lone.transferList).toEqual([own.buffer])
+    expect(lone.bodies).toEqual(['lone'])
+    lone.finish()
+    await turn()
+    const pooled = Buffer.from('pooled') // a view into Node's shared pool: never transferred
+    void p.decode({ ...request(''), body: pooled })
+    await turn()
+    const copied = runner().calls[1]!
+    expect(copied.task.buffer).not.toBe(pooled.buffer)
+    expect(copied.bodies).toEqual(['pooled'])
   })
 
   it('hands an injected fault to the next task only', async () => {
@@ -209,6 +247,78 @@ describe('DecodePool', () => {
     void p.decode(request('y'))
     await turn()
     expect(runner().calls.map((c) => c.task.fault)).toEqual(['crash', undefined])
+  })
+
+  it('decodes a lone body on this thread while no task runs; several bodies, a body arriving meanwhile, a compressed or large body and a fault go to the workers', async () => {
+    const onTask = vi.fn()
+    const { pool: p, runner } = pool({ inline: () => true, onTask, workers: 2 })
+    const body = encodeEvents('click', generateEvents('click', 5, 3), 'csv')
+    const here = await p.decode({ ...request(''), body })
+    expect(here.outcome).toMatchObject({ error: null, events: 5 })
+    expect(here.task.batches.length).toBeGreaterThan(0)
+    expect(runner().calls).toHaveLength(0)
+    expect(onTask).toHaveBeenCalledTimes(1)
+
+    void p.decode(request('a'))
+    void p.decode(request('b'))
+    await turn()
+    expect(runner().calls.map((c) => c.bodies)).toEqual([['a', 'b']]) // two at once
+    void p.decode({ ...request(''), body }) // a task is running
+    await turn()
+    expect(runner().calls).toHaveLength(2)
+    runner().calls[0]!.finish()
+    runner().calls[1]!.finish()
+    await turn()
+
+    // Alone, with no task running, yet to a worker: compressed, too large, or carrying a fault.
+    const alone = async (r: DecodeRequest) => {
+      const reply = p.decode(r)
+      await turn()
+      const call = runner().calls.at(-1)!
+      call.finish()
+      await reply
+      return [call.bodies[0]!.length, call.task.fault]
+    }
+    expect(await alone({ ...request('gz'), contentEncoding: 'gzip' })).toEqual([2, undefined])
+    expect(await alone({ ...request(''), body: Buffer.alloc(INLINE_MAX_BYTES + 1, 'x') })).toEqual([
+      INLINE_MAX_BYTES + 1,
+      undefined,
+    ])
+    p.injectFault('crash')
+    expect(await alone(request('f'))).toEqual([1, 'crash'])
+    expect(runner().calls).toHaveLength(5)
+  })
+
+  it('sends a lone body to a worker while the event loop is busy', async () => {
+    let quiet = false
+    const { pool: p, runner } = pool({ inline: () => quiet })
+    void p.decode(request('busy'))
+    await turn()
+    expect(runner().calls.map((c) => c.bodies)).toEqual([['busy']])
+    runner().calls[0]!.finish()
+    await turn()
+    quiet = true
+    const body = encodeEvents('click', generateEvents('click', 1, 3), 'csv')
+    expect((await p.decode({ ...request(''), body })).outcome.events).toBe(1)
+    expect(runner().calls).toHaveLength(1)
+  })
+
+  it('inline, a decode that throws fails its request as a worker failure would (503), and the pool goes on', async () => {
+    let broken = true
+    const counts = { 'adgate.clicks': 4, 'adgate.dlq': 4 } as Record<string, number>
+    // A partition table that throws when the decode reads it: a bug inside runDecodeTask, once.
+    const partitions = () =>
+      new Proxy(counts, {
+        get: (target, topic: string) => {
+          if (broken) throw new Error('broken partition table')
+          return target[topic]
+        },
+      })
+    const { pool: p } = pool({ inline: () => true, partitions })
+    const body = encodeEvents('click', generateEvents('click', 2, 3), 'csv')
+    await expect(p.decode({ ...request(''), body })).rejects.toThrow(/decode task failed: broken partition/)
+    broken = false
+    expect((await p.decode({ ...request(''), body })).outcome.events).toBe(2)
   })
 
   it('returns what a real decode task returns, in-process (the fake runs runDecodeTask)', async () => {
