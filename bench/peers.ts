@@ -11,8 +11,8 @@ import {
   brokerPid,
   buildCamel,
   buildGo,
-  PEER_PORTS as PORTS,
   PEERS_DIR,
+  PEER_PORTS as PORTS,
   startPeer,
 } from './lib/peer-servers.js'
 import type { BenchResult } from './lib/results.js'

@@ -6,7 +6,16 @@ import type { RunOptions } from './lib/module.js'
 import { openLoop } from './lib/open-loop.js'
 import { BENCH_BROKERS, benchBroker } from './lib/peer-servers.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
-import { bodies, CLI, cpuSeconds, GATEWAY_PORT_LINE, metric, spoolDrained, startServer, stop } from './lib/servers.js'
+import {
+  bodies,
+  CLI,
+  cpuSeconds,
+  GATEWAY_PORT_LINE,
+  metric,
+  spoolDrained,
+  startServer,
+  stop,
+} from './lib/servers.js'
 
 export const description =
   'where the gateway CPU goes per request: --cpu-prof on the main thread and the decode workers at a fixed open-loop rate (impressions JSON, 100 per request), µs per request by area and by function'
@@ -48,7 +57,8 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     const url = `http://127.0.0.1:${server.port}`
     const rate = EVENTS_PER_S / EVENTS
     await openLoop({ url, requests, rate, seconds: 3 }) // warm-up: JIT, pools, topic metadata
-    if (!(await spoolDrained(url))) process.stderr.write('profile: the spool did not drain after the warm-up\n')
+    if (!(await spoolDrained(url)))
+      process.stderr.write('profile: the spool did not drain after the warm-up\n')
     from = monotonicUs()
     const spool = () => metric(url, 'adgate_delivered_records_total{destination="spool"}', 0)
     const s0 = await spool()
@@ -85,7 +95,12 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     },
     { case: 'requests answered 2xx in the window', metric: 'requests', value: answered, unit: 'requests' },
     // Kafka was not ready, or the spool still held older batches: then the profile is the spool's.
-    { case: 'records made durable in the spool, not Kafka', metric: 'records', value: spooled, unit: 'records' },
+    {
+      case: 'records made durable in the spool, not Kafka',
+      metric: 'records',
+      value: spooled,
+      unit: 'records',
+    },
   ]
   const all: SelfTime[] = []
   for (const { times, thread } of threads) {
