@@ -12,6 +12,7 @@ import type { Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
+import { clientOf } from './refused-work.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
 
@@ -190,13 +191,4 @@ export class EventRoutes {
   close(): void {
     clearInterval(this.sweeper)
   }
-}
-
-/**
- * Who is charged for refused work (refused-work.ts): the API key; without keys, the address (from
- * the strict-HTTP guard's peer header when it is in front, else the socket's).
- */
-function clientOf(auth: Authenticator, principal: Principal, res: HttpResponse, req: HttpRequest): string {
-  if (auth.enabled) return principal.name
-  return req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString()
 }

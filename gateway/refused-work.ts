@@ -1,3 +1,6 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import type { Authenticator, Principal } from './auth.js'
+
 /**
  * The decode time each client spends on work that is refused (bodies answered 4xx, rejected events),
  * so that one client sending the worst bodies it can build cannot take the decode workers from the
@@ -86,3 +89,17 @@ interface Debt {
 }
 
 const MAX_CLIENTS = 10_000
+
+/**
+ * Who is charged for refused work (refused-work.ts): the API key; without keys, the address (from
+ * the strict-HTTP guard's peer header when it is in front, else the socket's).
+ */
+export function clientOf(
+  auth: Authenticator,
+  principal: Principal,
+  res: HttpResponse,
+  req: HttpRequest,
+): string {
+  if (auth.enabled) return principal.name
+  return req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString()
+}

@@ -9,6 +9,7 @@ import { answer } from './answer.js'
 import { type Authenticator, mayPost, type Principal } from './auth.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
+import { clientOf } from './refused-work.js'
 import { requestIdFrom } from './request-id.js'
 import { errorReply, type Reply, writeReply } from './responses.js'
 
@@ -24,6 +25,8 @@ import { errorReply, type Reply, writeReply } from './responses.js'
  */
 interface Session {
   principal: Principal
+  /** Who is charged for refused work (refused-work.ts). */
+  client: string
   inFlight: number
   open: boolean
   id: string
@@ -61,7 +64,7 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
         return
       }
       res.upgrade<Session>(
-        { principal, inFlight: 0, open: true, id: requestId },
+        { principal, client: clientOf(auth, principal, res, req), inFlight: 0, open: true, id: requestId },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -110,6 +113,7 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
         encoding,
         contentEncoding,
         source: session.principal.name,
+        client: session.client,
         requestId,
         ingestTime: receivedAt,
       })

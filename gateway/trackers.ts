@@ -124,6 +124,8 @@ export async function answerTracker(req: TrackerRequest, deps: TrackerDeps): Pro
     encoding: 'csv',
     contentEncoding: 'identity',
     source,
+    // Trackers have no key: refused hits are charged to their address (refused-work.ts).
+    client: req.ip,
     requestId,
     ingestTime: req.receivedAt,
   })
