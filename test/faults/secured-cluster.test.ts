@@ -97,7 +97,8 @@ for (const fault of FAULTS) {
       gw = await rig.gateway()
       const run = runId(fault.name)
       const from = await offsetsNow(rig.brokers, rig.broker.connection)
-      load = new Load(gw.url, { run, clients: 2, pauseMs: 100, maxEvents: 10_000 })
+      // a bound on the load that outlasts a slow restart of two brokers on a busy machine (62 s seen)
+      load = new Load(gw.url, { run, clients: 2, pauseMs: 100, maxEvents: 20_000 })
       const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
       load.start()
       try {
