@@ -130,10 +130,11 @@ export class Correlator {
     const linger = this.o.lingerMs ?? 0
     this.flushTimer = setInterval(
       () => {
-        void this.serialize(async () => {
+        // A failed write keeps its output pending: the next tick tries again.
+        this.serialize(async () => {
           if (this.pending !== null && this.now() - this.pendingSince >= linger) await this.flush()
           else if (this.pending === null && this.checkpointsDue(this.now()).length > 0) await this.flush(true)
-        })
+        }).catch((err: unknown) => this.o.onWarn?.('correlator: writing failed; trying again', err))
       },
       Math.max(
         50,
@@ -324,9 +325,9 @@ export class Correlator {
     const wallNow = this.now()
     const records = this.pendingRecords
     const oldest = this.pendingOldest
+    // Output stays pending until it is written: the positions read past it are not stored, and a
+    // batch handed over again after a failure is skipped as already read, so dropping it would leave a gap.
     const out = this.pending ?? (checkpointOnly ? new BatchOutput() : null)
-    this.pending = null
-    this.pendingRecords = 0
     if (out === null) return
     if (pipeline.outgoing.length > 0) {
       await this.o.producer!.send(pipeline.outgoing)
@@ -365,7 +366,8 @@ export class Correlator {
       detectorAt = undefined
     }
     const t0 = performance.now()
-    if (positions.length > 0 || checkpoints.length > 0 || !out.empty) {
+    const write = positions.length > 0 || checkpoints.length > 0 || !out.empty
+    if (write) {
       try {
         await this.o.storage.write({ output: out, positions, expected, checkpoints })
       } catch (err) {
@@ -373,9 +375,15 @@ export class Correlator {
         // Another instance took a partition over and wrote past us: rebuild every partition
         // from storage and re-read from its checkpoint.
         this.o.onWarn?.('correlator: partition taken over, reloading from the checkpoint', err)
+        this.pending = null
+        this.pendingRecords = 0
         await this.reloadAll()
         return
       }
+    }
+    this.pending = null
+    this.pendingRecords = 0
+    if (write) {
       for (const p of positions) this.tps.get(tpKey(p.topic, p.partition))!.stored = BigInt(p.offset)
       for (const c of checkpoints) {
         this.lastCheckpoint.set(c.partition, wallNow)

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
+import type { WriteBatch } from '../../correlator/storage.js'
 import { MemoryStorage } from '../../storage/memory.js'
 import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, type Logs, PARTITIONS, toLogs } from '../support/funnel-records.js'
@@ -40,6 +41,18 @@ async function run(
   return storage
 }
 
+/** Memory storage whose writes with these ordinal numbers (1-based) fail and change nothing. */
+class FailingStorage extends MemoryStorage {
+  private writes = 0
+  constructor(private readonly failing: Set<number>) {
+    super()
+  }
+  override async write(batch: WriteBatch): Promise<void> {
+    if (this.failing.has(++this.writes)) throw new Error(`storage unavailable (write ${this.writes})`)
+    await super.write(batch)
+  }
+}
+
 /** A fake wall clock that moves 1 ms per call: checkpoint intervals in "calls", not real time. */
 function clock(): () => number {
   let t = 0
@@ -74,6 +87,31 @@ describe('correlator vs the SQL reference', () => {
     const logs = toLogs(funnelEvents({ seed: 9, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02 }))
     const expected = await reference(allRecords(logs), RULES)
     const storage = await run(logs, 9, [12, 30, 7], new MemoryStorage(), 300)
+    expect(memoryTables(storage)).toEqual(expected)
+  })
+
+  it('a write that fails loses nothing: the batch handed over again is written with what follows', async () => {
+    const logs = toLogs(funnelEvents({ seed: 11, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02 }))
+    const expected = await reference(allRecords(logs), RULES)
+    const storage = new FailingStorage(new Set([2, 5, 6]))
+    const source = new ArraySource(logs, 11, PARTITIONS)
+    source.redeliverFailed = true
+    const correlator = new Correlator(
+      {
+        rules: RULES,
+        storage,
+        source,
+        checkpointMs: 0,
+        idleMs: 3_600_000,
+        now: clock(),
+        writeEveryRecords: 300,
+        lingerMs: 1e9,
+      },
+      PARTITIONS,
+    )
+    await correlator.start()
+    await correlator.stop()
+    expect(source.failures).toBe(3)
     expect(memoryTables(storage)).toEqual(expected)
   })
 

@@ -35,6 +35,9 @@ export async function runToEnd(c: {
 export class ArraySource implements EventSource {
   readonly committed = new Map<string, number>()
   batches = 0
+  /** Hand a batch whose handler failed over again, as the Kafka source does, instead of failing. */
+  redeliverFailed = false
+  failures = 0
   private readonly fetch = new Map<string, number>()
   private stopped = false
 
@@ -74,7 +77,13 @@ export class ArraySource implements EventSource {
         this.fetch.set(k, Math.min(log.length, from + n))
       }
       this.batches++
-      await handlers.onBatch(batch)
+      try {
+        await handlers.onBatch(batch)
+      } catch (err) {
+        if (!this.redeliverFailed) throw err
+        this.failures++
+        for (const r of batch.toReversed()) this.fetch.set(`${r.topic}:${r.partition}`, Number(r.offset))
+      }
     }
   }
 
