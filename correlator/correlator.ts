@@ -134,7 +134,7 @@ export class Correlator {
         this.serialize(async () => {
           if (this.pending !== null && this.now() - this.pendingSince >= linger) await this.flush()
           else if (this.pending === null && this.checkpointsDue(this.now()).length > 0) await this.flush(true)
-        }).catch((err: unknown) => this.o.onWarn?.('correlator: writing failed; trying again', err))
+        }).catch((err: Error) => this.o.onWarn?.('correlator: writing failed; trying again', err))
       },
       Math.max(
         50,
