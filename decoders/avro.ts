@@ -8,7 +8,7 @@ import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
-import { overBudget, stamp, tooCostly, tooManyEvents } from './result.js'
+import { overBudget, rejection, stamp, tooCostly, tooManyEvents } from './result.js'
 
 /**
  * Avro Object Container File bodies. The writer schema in the file header is resolved against
@@ -59,7 +59,7 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
       const out = normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
       if (out instanceof Violation) {
         const raw = Buffer.from(block.data.subarray(at, decoded.offset))
-        rejects.push({ index, field: out.field, reason: out.reason, raw })
+        rejects.push(rejection(index, out.errors, raw))
       } else {
         stamp(out as object, options)
         events.push(out as object)

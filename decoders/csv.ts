@@ -5,7 +5,7 @@ import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
-import { overBudget, stamp, tooCostly, tooManyEvents } from './result.js'
+import { overBudget, rejection, singleRejection, stamp, tooCostly, tooManyEvents } from './result.js'
 
 /**
  * CSV bodies (RFC 4180): a header row naming schema fields, then one event per record.
@@ -58,12 +58,11 @@ export function decodeCsv(body: Buffer, options: DecodeOptions): DecodeResult {
     if (overBudget(options, index)) return tooCostly()
     if (cells.length !== header.length) {
       const reason = `has ${cells.length} fields, the header has ${header.length}`
-      rejects.push({ index, field: null, reason, raw: Buffer.from(raw) })
+      rejects.push(singleRejection(index, null, reason, Buffer.from(raw)))
       continue
     }
     const out = normalize(toRow(cells))
-    if (out instanceof Violation)
-      rejects.push({ index, field: out.field, reason: out.reason, raw: Buffer.from(raw) })
+    if (out instanceof Violation) rejects.push(rejection(index, out.errors, Buffer.from(raw)))
     else {
       stamp(out as object, options)
       events.push(out as object)

@@ -3,7 +3,7 @@ import { bodyError } from '../events/errors.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, DecodeResult, Rejection } from './result.js'
-import { overBudget, stamp, tooCostly, tooManyEvents } from './result.js'
+import { overBudget, rejection, singleRejection, stamp, tooCostly, tooManyEvents } from './result.js'
 
 /**
  * JSON bodies: one object, an array of objects (application/json), or one object per line
@@ -37,8 +37,7 @@ function decodeDocument(text: string, options: DecodeOptions): DecodeResult {
   for (let i = 0; i < items.length; i++) {
     if (overBudget(options, i)) return tooCostly()
     const out = normalize(items[i])
-    if (out instanceof Violation)
-      rejects.push({ index: i, field: out.field, reason: out.reason, raw: rawOf(items[i]) })
+    if (out instanceof Violation) rejects.push(rejection(i, out.errors, rawOf(items[i])))
     else {
       stamp(out as object, options)
       events.push(out as object)
@@ -62,7 +61,7 @@ function decodeLines(text: string, options: DecodeOptions): DecodeResult {
     if (index === options.maxEvents) return tooManyEvents(options.maxEvents)
     if (overBudget(options, index)) return tooCostly()
     if (nestedTooDeep(line)) {
-      rejects.push({ index, field: null, reason: `invalid JSON: ${TOO_DEEP}`, raw: Buffer.from(line) })
+      rejects.push(singleRejection(index, null, `invalid JSON: ${TOO_DEEP}`, Buffer.from(line)))
       index++
       continue
     }
@@ -70,18 +69,12 @@ function decodeLines(text: string, options: DecodeOptions): DecodeResult {
     try {
       value = JSON.parse(line)
     } catch (err) {
-      rejects.push({
-        index,
-        field: null,
-        reason: `invalid JSON: ${(err as Error).message}`,
-        raw: Buffer.from(line),
-      })
+      rejects.push(singleRejection(index, null, `invalid JSON: ${(err as Error).message}`, Buffer.from(line)))
       index++
       continue
     }
     const out = normalize(value)
-    if (out instanceof Violation)
-      rejects.push({ index, field: out.field, reason: out.reason, raw: Buffer.from(line) })
+    if (out instanceof Violation) rejects.push(rejection(index, out.errors, Buffer.from(line)))
     else {
       stamp(out as object, options)
       events.push(out as object)

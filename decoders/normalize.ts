@@ -12,6 +12,7 @@ import {
   type SchemaNode,
   type StringNode,
 } from '../events/schema-model.js'
+import { type FieldError, MAX_ERRORS_PER_EVENT } from './result.js'
 
 /**
  * Compiles an event schema's model (events/schema-model.ts: the .avsc with adgate's bounds) into
@@ -24,22 +25,47 @@ import {
  *   text  top-level values are CSV cells (strings, undefined = empty cell); nested values are JSON text
  *   avro  values already decoded by avsc: only the bounds are checked, the value is returned as is
  *
- * Bad input never throws: the normalizer returns a Violation naming the field and the reason.
+ * Bad input never throws: the normalizer returns a Violation listing every problem of the event,
+ * each with the path of the bad value and the reason.
  */
 export type Mode = 'json' | 'text' | 'avro'
 
 export class Violation {
   constructor(
-    /** Dotted path to the bad value; null when the event itself is the problem (e.g. not an object). */
-    readonly field: string | null,
-    readonly reason: string,
+    /** In schema order, at most MAX_ERRORS_PER_EVENT, then one marker saying how many more; never empty. */
+    readonly errors: readonly FieldError[],
   ) {}
+
+  /** The first problem's path; null when the event itself is the problem (e.g. not an object). */
+  get field(): string | null {
+    return this.errors[0]!.field
+  }
+
+  get reason(): string {
+    return this.errors[0]!.reason
+  }
 }
 
 export type Normalizer = (value: unknown) => unknown
 
 /** Deepest nesting accepted inside a JSON-text (ext) field; beyond it JSON.stringify could blow the stack. */
 export const MAX_JSON_FIELD_DEPTH = 32
+
+/**
+ * Every problem of an event, found by a second walk only once the first (which stops at the first
+ * problem) failed: the converters compiled with `collect` go on past a failed field, item or
+ * value. A failed container hands its problems up in `collected` (paths innermost first); a leaf
+ * failure is failPath and failReason, as in the first walk. Only MAX_ERRORS_PER_EVENT are kept;
+ * the rest are counted.
+ */
+interface Problem {
+  readonly path: string[]
+  readonly reason: string
+}
+
+let collected: Problem[] | null = null
+let problemsFound = 0
+let problemsKept = 0
 
 // Failures unwind through the compiled closures as a sentinel; the path is collected innermost
 // first only on the failure path, so valid events pay nothing for error reporting.
@@ -50,6 +76,31 @@ let failReason = ''
 function fail(reason: string): typeof FAIL {
   failPath.length = 0
   failReason = reason
+  collected = null
+  return FAIL
+}
+
+/** A child of a collecting container failed: its problems, under `segment`, join the container's. */
+function childFailed(problems: Problem[] | null, segment: string): Problem[] {
+  const list = problems ?? []
+  if (collected !== null) {
+    for (const p of collected) {
+      p.path.push(segment)
+      list.push(p)
+    }
+    collected = null
+  } else {
+    problemsFound++
+    if (problemsKept < MAX_ERRORS_PER_EVENT) {
+      problemsKept++
+      list.push({ path: [...failPath, segment], reason: failReason })
+    }
+  }
+  return list
+}
+
+function failWith(problems: Problem[]): typeof FAIL {
+  collected = problems
   return FAIL
 }
 
@@ -57,19 +108,51 @@ type Conv = (value: unknown) => unknown
 
 /** `model` is an event schema's model (events/schema-model.ts), bounds included. */
 export function compileNormalizer(model: RecordNode, mode: Mode): (value: unknown) => unknown | Violation {
-  const whole = compile(model, mode, new Map(), true)
-  const body = bodyField(model)
-  const conv = body && mode !== 'avro' ? envelopeConv(model, body, whole, mode) : whole
+  const conv = converter(model, mode, false)
+  let collecting: Conv | undefined
   return (value) => {
     const out = conv(value)
     if (out !== FAIL) return out
-    let field = ''
-    for (let i = failPath.length - 1; i >= 0; i--) {
-      const seg = failPath[i]!
-      field += seg.charCodeAt(0) === 91 /* [ */ || field === '' ? seg : `.${seg}`
-    }
-    return new Violation(field === '' ? null : field, failReason)
+    const first: Problem = { path: [...failPath], reason: failReason }
+    collecting ??= converter(model, mode, true)
+    return new Violation(everyProblem(collecting, value) ?? [fieldError(first)])
   }
+}
+
+function converter(model: RecordNode, mode: Mode, collect: boolean): Conv {
+  const whole = compile(model, mode, new Map(), true, collect)
+  const body = bodyField(model)
+  return body && mode !== 'avro' ? envelopeConv(model, body, whole, mode, collect) : whole
+}
+
+/** The collecting walk of an event the first walk failed; null if it finds nothing (it always should). */
+function everyProblem(collecting: Conv, value: unknown): FieldError[] | null {
+  collected = null
+  problemsFound = 0
+  problemsKept = 0
+  if (collecting(value) !== FAIL) return null
+  let problems: Problem[]
+  if (collected === null) {
+    problems = [{ path: [...failPath], reason: failReason }]
+    problemsFound++
+  } else {
+    problems = collected
+    collected = null
+  }
+  const errors = problems.map(fieldError)
+  const more = problemsFound - problems.length
+  if (more > 0)
+    errors.push({ field: null, reason: `…${more} more (the first ${problems.length} are listed)` })
+  return errors
+}
+
+function fieldError(problem: Problem): FieldError {
+  let field = ''
+  for (let i = problem.path.length - 1; i >= 0; i--) {
+    const seg = problem.path[i]!
+    field += seg.charCodeAt(0) === 91 /* [ */ || field === '' ? seg : `.${seg}`
+  }
+  return { field: field === '' ? null : field, reason: problem.reason }
 }
 
 /**
@@ -77,10 +160,10 @@ export function compileNormalizer(model: RecordNode, mode: Mode): (value: unknow
  * as they have it, or the envelope with the body in its field. The body alone gets the envelope's
  * defaults, its derived fields left for `stamp`.
  */
-function envelopeConv(model: RecordNode, body: FieldModel, whole: Conv, mode: Mode): Conv {
+function envelopeConv(model: RecordNode, body: FieldModel, whole: Conv, mode: Mode, collect: boolean): Conv {
   const record = recordOf(body.node)
   if (record === null) throw new Error(`schema: the body field ${body.name} must be a record`)
-  const bare = compile(record, mode, new Map(), true)
+  const bare = compile(record, mode, new Map(), true, collect)
   const defaults = model.fields.map((f) => (f.hasDefault ? defaultFactory(f.default) : undefined))
   // Same key order as the whole record's output: one object shape for both forms.
   const build = new Function(
@@ -105,26 +188,26 @@ function envelopeConv(model: RecordNode, body: FieldModel, whole: Conv, mode: Mo
 // reference inside its own fields resolves through the thunk).
 type Records = Map<RecordNode, () => Conv>
 
-function compile(node: SchemaNode, mode: Mode, records: Records, topLevel: boolean): Conv {
+function compile(node: SchemaNode, mode: Mode, records: Records, topLevel: boolean, collect: boolean): Conv {
   switch (node.kind) {
     case 'record': {
       const known = topLevel ? undefined : records.get(node)
       if (known) return (v) => known()(v)
       let compiled: Conv | undefined
       if (!topLevel) records.set(node, () => compiled!)
-      compiled = recordConv(node, mode, records, topLevel)
+      compiled = recordConv(node, mode, records, topLevel, collect)
       return compiled
     }
     case 'optional': {
-      const inner = compile(node.inner, mode, records, topLevel)
+      const inner = compile(node.inner, mode, records, topLevel, collect)
       return (v) => (v === null || v === undefined ? null : inner(v))
     }
     case 'enum':
       return enumConv(node.symbols)
     case 'array':
-      return arrayConv(compile(node.items, nestedMode(mode), records, false), node, mode)
+      return arrayConv(compile(node.items, nestedMode(mode), records, false, collect), node, mode, collect)
     case 'map':
-      return mapConv(compile(node.values, nestedMode(mode), records, false), mode)
+      return mapConv(compile(node.values, nestedMode(mode), records, false, collect), mode, collect)
     default: {
       const primitive = primitiveConv(node, mode)
       if (node.kind === 'long' && node.timestamp && mode !== 'avro') return timestampConv(primitive, mode)
@@ -295,7 +378,7 @@ function parseJsonCell(v: unknown): unknown {
   }
 }
 
-function arrayConv(item: Conv, b: ArrayNode, mode: Mode): Conv {
+function arrayConv(item: Conv, b: ArrayNode, mode: Mode, collect: boolean): Conv {
   const min = b.minItems ?? 0
   const max = b.maxItems ?? Number.POSITIVE_INFINITY
   const avro = mode === 'avro'
@@ -306,40 +389,54 @@ function arrayConv(item: Conv, b: ArrayNode, mode: Mode): Conv {
     if (v.length < min) return fail(`must have at least ${min} item${min === 1 ? '' : 's'}, got ${v.length}`)
     if (v.length > max) return fail(`must have at most ${max} items, got ${v.length}`)
     const out = avro ? v : new Array(v.length)
+    let problems: Problem[] | null = null
     for (let i = 0; i < v.length; i++) {
       const x = item(v[i])
       if (x === FAIL) {
-        failPath.push(`[${i}]`)
-        return FAIL
+        if (!collect) {
+          failPath.push(`[${i}]`)
+          return FAIL
+        }
+        problems = childFailed(problems, `[${i}]`)
       }
       out[i] = x
     }
-    return out
+    return problems === null ? out : failWith(problems)
   }
 }
 
-function mapConv(value: Conv, mode: Mode): Conv {
+function mapConv(value: Conv, mode: Mode, collect: boolean): Conv {
   return (input) => {
     const v = mode === 'text' ? parseJsonCell(input) : input
     if (v === null || typeof v !== 'object' || Array.isArray(v))
       return fail(`must be an object, got ${describe(v)}`)
     const out: Record<string, unknown> = {}
+    let problems: Problem[] | null = null
     for (const [k, x] of Object.entries(v)) {
       const y = value(x)
       if (y === FAIL) {
-        failPath.push(k)
-        return FAIL
+        if (!collect) {
+          failPath.push(k)
+          return FAIL
+        }
+        problems = childFailed(problems, k)
       }
       out[k] = y
     }
-    return out
+    return problems === null ? out : failWith(problems)
   }
 }
 
-function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: boolean): Conv {
+function recordConv(
+  schema: RecordNode,
+  mode: Mode,
+  records: Records,
+  topLevel: boolean,
+  collect: boolean,
+): Conv {
   // Nested records in text mode are JSON text; their fields are then JSON-typed.
   const fieldMode: Mode = topLevel ? mode : nestedMode(mode)
-  const convs = schema.fields.map((f) => compile(f.node, fieldMode, records, false))
+  const convs = schema.fields.map((f) => compile(f.node, fieldMode, records, false, collect))
   const defaults = schema.fields.map((f) => (f.hasDefault ? defaultFactory(f.default) : undefined))
   const names = schema.fields.map((f) => f.name)
 
@@ -354,6 +451,8 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
   lines.push(
     'if (v === null || typeof v !== "object" || Array.isArray(v)) return fail("must be an object, got " + describe(v))',
   )
+  // Collecting: a failed field adds its problems and the walk goes on to the next field.
+  if (collect) lines.push('let problems = null')
   const fill = mode !== 'avro' // json and text build a new object; adgate fills its own fields
   schema.fields.forEach((field, i) => {
     const key = JSON.stringify(field.name)
@@ -367,18 +466,24 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
       field.role === 'derived'
         ? '' // stays undefined: result.ts `stamp` derives it
         : defaults[i] === undefined
-          ? `return missing(${key})`
+          ? collect
+            ? `fail("is required"); problems = childFailed(problems, ${key})`
+            : `return missing(${key})`
           : field.default === null || typeof field.default !== 'object'
             ? `${x} = ${JSON.stringify(field.default)}`
             : `${x} = defaults[${i}]()`
     // A value the inline test accepts is one the field's converter returns unchanged; anything
     // else (text to convert, a failure to describe) goes through the converter.
     const quick = quickAccept(field.node, x)
-    const convert = `${x} = convs[${i}](${x}); if (${x} === FAIL) { failPath.push(${key}); return FAIL }`
+    const convert = collect
+      ? `${x} = convs[${i}](${x}); if (${x} === FAIL) problems = childFailed(problems, ${key})`
+      : `${x} = convs[${i}](${x}); if (${x} === FAIL) { failPath.push(${key}); return FAIL }`
     lines.push(
       `if (${x} === undefined) { ${missing} } else ${quick ? `if (!(${quick})) { ${convert} }` : `{ ${convert} }`}`,
     )
   })
+  // The derived fields read the others: computed only once they all passed.
+  if (collect) lines.push('if (problems !== null) return failWith(problems)')
   lines.push(...derivedLines(schema, fill))
   if (mode === 'avro') lines.push('return v')
   else lines.push(`return { ${names.map((n, i) => `${JSON.stringify(n)}: x${i}`).join(', ')} }`)
@@ -393,9 +498,23 @@ function recordConv(schema: RecordNode, mode: Mode, records: Records, topLevel: 
     'parseJsonCell',
     'missing',
     'restConv',
+    'childFailed',
+    'failWith',
     `return function normalize_${schema.name.slice(schema.name.lastIndexOf('.') + 1)}(v) {\n${lines.join('\n')}\n}`,
   )
-  return factory(convs, defaults, FAIL, fail, failPath, describe, parseJsonCell, missing, restConv) as Conv
+  return factory(
+    convs,
+    defaults,
+    FAIL,
+    fail,
+    failPath,
+    describe,
+    parseJsonCell,
+    missing,
+    restConv,
+    childFailed,
+    failWith,
+  ) as Conv
 }
 
 /**

@@ -4,13 +4,36 @@ import { derivedEventId } from '../events/event-id.js'
 
 export type Encoding = 'json' | 'ndjson' | 'csv' | 'avro'
 
-/** One invalid event: where it was in the body, which field, why, and its raw bytes for the dead-letter topic. */
-export interface Rejection {
-  readonly index: number
-  /** Dotted path such as imp[0].banner.w; null when the event failed as a whole (e.g. a broken NDJSON line). */
+/** One problem of an event: where the bad value is, and why. */
+export interface FieldError {
+  /** JSON path such as imp[0].banner.format[1].w; null when the event failed as a whole (e.g. a broken NDJSON line). */
   readonly field: string | null
   readonly reason: string
+}
+
+/**
+ * One invalid event: where it was in the body, every problem found in it, and its raw bytes for
+ * the dead-letter topic. `field` and `reason` repeat the first problem (the answer's shape before
+ * every problem was listed).
+ */
+export interface Rejection extends FieldError {
+  readonly index: number
+  /** In schema order, at most MAX_ERRORS_PER_EVENT, then one marker saying how many more. */
+  readonly errors: readonly FieldError[]
   readonly raw: Buffer
+}
+
+/** Problems listed per event; a sender fixes them in one round trip, and a hostile body stays cheap. */
+export const MAX_ERRORS_PER_EVENT = 20
+
+export function rejection(index: number, errors: readonly FieldError[], raw: Buffer): Rejection {
+  const first = errors[0]!
+  return { index, field: first.field, reason: first.reason, errors, raw }
+}
+
+/** A rejection with one problem (a broken line, a CSV record of the wrong width, an encoder refusal). */
+export function singleRejection(index: number, field: string | null, reason: string, raw: Buffer): Rejection {
+  return rejection(index, [{ field, reason }], raw)
 }
 
 export interface Decoded {

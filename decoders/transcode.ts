@@ -9,7 +9,7 @@ import { describeSchema, type SchemaDescription, scalarReader, viewReader } from
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
 import type { DecodeOptions, Rejection, Undecodable } from './result.js'
-import { overBudget, stamp, tooCostly } from './result.js'
+import { overBudget, rejection, singleRejection, stamp, tooCostly } from './result.js'
 
 /**
  * JSON and NDJSON bodies straight to Confluent wire-format Avro values: what the workers need for
@@ -217,13 +217,13 @@ function transcodeNative(
       raw = Buffer.from(bytes)
       const line = raw.toString('utf8')
       if (nestedTooDeep(line)) {
-        rejects.push({ index, field: null, reason: `invalid JSON: ${TOO_DEEP}`, raw })
+        rejects.push(singleRejection(index, null, `invalid JSON: ${TOO_DEEP}`, raw))
         continue
       }
       try {
         value = JSON.parse(line)
       } catch (err) {
-        rejects.push({ index, field: null, reason: `invalid JSON: ${(err as Error).message}`, raw })
+        rejects.push(singleRejection(index, null, `invalid JSON: ${(err as Error).message}`, raw))
         continue
       }
     } else {
@@ -308,7 +308,7 @@ export function transcodeJsonJs(
     const reason = encoder.push(event as Record<string, unknown>, index)
     if (reason !== null) {
       refused ??= []
-      refused.push({ index, field: null, reason, raw: Buffer.from(JSON.stringify(event)) })
+      refused.push(singleRejection(index, null, reason, Buffer.from(JSON.stringify(event))))
     }
     index++
   }
@@ -349,12 +349,12 @@ class JsEncoder {
   add(value: unknown, index: number, raw: Buffer, options: DecodeOptions, rejects: Rejection[]): void {
     const out = this.normalize(value)
     if (out instanceof Violation) {
-      rejects.push({ index, field: out.field, reason: out.reason, raw })
+      rejects.push(rejection(index, out.errors, raw))
       return
     }
     stamp(out as object, options)
     const refused = this.push(out as Record<string, unknown>, index)
-    if (refused !== null) rejects.push({ index, field: null, reason: refused, raw })
+    if (refused !== null) rejects.push(singleRejection(index, null, refused, raw))
   }
 
   /** Encode one event; a value avsc refuses is that event's rejection (the reason), never a throw. */

@@ -128,6 +128,7 @@ export function makeImpression(rng: Random, bid: Event, time: number): Event {
     country: rng.pick(COUNTRIES),
     user_agent: device?.ua ?? rng.pick(USER_AGENTS),
     ip: device?.ip ?? ip(rng),
+    _unknown: null, // nothing posted beyond the schema
   }
 }
 
@@ -143,6 +144,7 @@ export function makeClick(rng: Random, impression: Event, time: number, userAgen
     user_agent: userAgent ?? impression.user_agent,
     ip: impression.ip,
     landing_url: `https://shop.example/landing?c=${impression.campaign_id}`,
+    _unknown: null, // nothing posted beyond the schema
   }
 }
 
@@ -160,5 +162,6 @@ export function makeConversion(rng: Random, click: Event, time: number): Event {
     conversion_type: type,
     value_micros: valued ? rng.int(1, 500) * 1_000_000 + rng.int(0, 99) * 10_000 : 0,
     currency: valued ? 'USD' : null,
+    _unknown: null, // nothing posted beyond the schema
   }
 }

@@ -1,6 +1,6 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import { decodeBody, transcodeBody } from '../decoders/decode.js'
-import type { Encoding, Rejection } from '../decoders/result.js'
+import { type Encoding, type FieldError, type Rejection, singleRejection } from '../decoders/result.js'
 import { encodeRefusal, SPAN } from '../decoders/transcode.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
@@ -48,10 +48,10 @@ export interface DecodeTask {
   readonly partitions: Readonly<Record<string, number>>
 }
 
-export interface RejectInfo {
+/** A rejected event in the answer: its first problem (field, reason) and all of them (errors). */
+export interface RejectInfo extends FieldError {
   readonly index: number
-  readonly field: string | null
-  readonly reason: string
+  readonly errors: readonly FieldError[]
 }
 
 export interface BodyOutcome {
@@ -239,7 +239,7 @@ class BodyRecords {
     addDeadLetter(
       this.task,
       this.headers,
-      deadLetter(this.meta, -1, null, `${error.code}: ${error.detail}`, body),
+      deadLetter(this.meta, singleRejection(-1, null, `${error.code}: ${error.detail}`, body)),
     )
     return { error, events: 0, rejects: [], flagged: 0, ruleRejects: 0 }
   }
@@ -253,7 +253,7 @@ class BodyRecords {
   /** An event refused after decoding (a rule, or a value the Avro encoder refuses), as `reject`. */
   refuse(index: number, reason: string, raw: Buffer, field: string | null = null): void {
     this.later ??= []
-    this.later.push({ index, field, reason, raw })
+    this.later.push(singleRejection(index, field, reason, raw))
   }
 
   /** The headers of an accepted event's record: with its flags, if the rules flagged it. */
@@ -278,8 +278,8 @@ class BodyRecords {
     const rejects: RejectInfo[] = new Array(all.length)
     for (let i = 0; i < all.length; i++) {
       const r = all[i]!
-      rejects[i] = { index: r.index, field: r.field, reason: r.reason }
-      addDeadLetter(this.task, this.headers, deadLetter(this.meta, r.index, r.field, r.reason, r.raw))
+      rejects[i] = { index: r.index, field: r.field, reason: r.reason, errors: r.errors }
+      addDeadLetter(this.task, this.headers, deadLetter(this.meta, r))
     }
     return {
       error: null,
@@ -317,14 +317,16 @@ function addDeadLetter(task: DecodeTask, headers: Buffer, value: unknown): void 
   builder.add(DLQ_TOPIC, partition, null, scratch.encode(DLQ_SCHEMA, value), headers)
 }
 
-function deadLetter(meta: BodyMeta, index: number, field: string | null, why: string, bytes: Buffer) {
+function deadLetter(meta: BodyMeta, rejected: Rejection) {
+  const { index, field, reason, errors, raw: bytes } = rejected
   const truncated = bytes.length > MAX_DEAD_LETTER_RAW_BYTES
   return {
     event_type: meta.type,
     encoding: meta.encoding,
     index,
     field,
-    reason: truncated ? `${why} (raw truncated from ${bytes.length} bytes)` : why,
+    reason: truncated ? `${reason} (raw truncated from ${bytes.length} bytes)` : reason,
+    errors,
     source: meta.source,
     request_id: meta.requestId,
     received_time: meta.ingestTime,

@@ -34,6 +34,7 @@ function canonicalImpression(over: Record<string, unknown> = {}): Record<string,
     country: null,
     user_agent: null,
     ip: null,
+    _unknown: null,
     ...over,
   }
 }

@@ -34,6 +34,7 @@ describe('Confluent wire format', () => {
       index: 3,
       field: 'campaign_id',
       reason: 'must not be empty',
+      errors: [{ field: 'campaign_id', reason: 'must not be empty' }],
       source: 'key-a',
       request_id: 'req-1',
       received_time: 1_795_000_000_000,

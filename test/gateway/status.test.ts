@@ -132,9 +132,20 @@ describe.skipIf(brokers.length === 0)('status codes', () => {
   it('400: every event invalid, with per-event errors', async () => {
     const res = await send('/v1/impressions', json([{ event_id: 'a' }, 5]))
     expectError(res, 'ALL_EVENTS_INVALID')
+    const required = ['event_time', 'impression_id', 'auction_id', 'campaign_id', 'cost_micros']
     expect(res.body.errors).toEqual([
-      { index: 0, field: 'event_time', reason: 'is required' },
-      { index: 1, field: null, reason: 'must be an object, got number 5' },
+      {
+        index: 0,
+        field: 'event_time',
+        reason: 'is required',
+        errors: required.map((field) => ({ field, reason: 'is required' })),
+      },
+      {
+        index: 1,
+        field: null,
+        reason: 'must be an object, got number 5',
+        errors: [{ field: null, reason: 'must be an object, got number 5' }],
+      },
     ])
   })
 

@@ -234,6 +234,9 @@ describe('data-quality rules through the gateway, Kafka and the correlator', () 
           index: 0,
           field: 'creative_id',
           reason: 'rule impression.creative_required: creative_id must be set',
+          errors: [
+            { field: 'creative_id', reason: 'rule impression.creative_required: creative_id must be set' },
+          ],
         },
       ])
 

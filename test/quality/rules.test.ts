@@ -66,7 +66,7 @@ describe('rules validation', () => {
       ],
     })
     expect(p).toEqual([
-      'rule a (#1): field: impression events have no field "cost_micro" (see schemas/impression.v1.avsc)',
+      'rule a (#1): field: impression events have no field "cost_micro" (see schemas/impression.v2.avsc)',
       expect.stringMatching(/^rule b \(#2\): regex: /),
       'rule c (#3): set: must be one of iso3166_alpha2, iso3166_alpha3, iso4217',
       'rule d (#4): field: "country" of impression is a string, needs number',

@@ -89,7 +89,7 @@ describe('schema registry', () => {
 })
 
 describe('the compatibility check itself', () => {
-  const v1 = versionsOf('adgate.impressions-value')
+  const v1 = versionsOf('adgate.impressions-value').slice(0, 1)
 
   it('accepts a v2 that adds fields with defaults and drops one', () => {
     expect(compatibilityProblems([...v1, fixture('impression.v2-compatible.avsc')])).toEqual([])
