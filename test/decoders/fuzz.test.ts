@@ -16,14 +16,15 @@ import { INGEST_TIME, options, SOURCE, stamped } from '../support/events.js'
 import { samePaths } from '../support/transcode.js'
 
 /**
- * Whatever bytes arrive, decodeBody returns (never throws), promptly, and its result is well
- * formed: a known error code, or schema-valid events with rejections at distinct in-range indices.
+ * Whatever bytes arrive, decodeBody returns (never throws) and its result is well formed: a known
+ * error code, or schema-valid events with rejections at distinct in-range indices. Speed is not
+ * judged here (a wall-clock limit failed on a loaded machine): the linear-time tests in
+ * hostile-text.test.ts and the decoder bench do that; a hang still fails on the test timeout.
  */
 const ENCODINGS: Encoding[] = ['json', 'ndjson', 'csv', 'avro']
 const CONTENT_ENCODINGS: ContentEncoding[] = ['identity', 'gzip', 'lz4']
 const MAX_EVENTS = 40
 const MAX_BYTES = 256 * 1024
-const PROMPT_MS = 1000
 
 /** The codes a decoder may answer with; the others belong to the gateway. */
 const DECODER_CODES: ErrorCode[] = [
@@ -49,7 +50,6 @@ function run(
   contentEncoding: ContentEncoding,
   body: Buffer,
 ): DecodeResult {
-  const start = performance.now()
   const result = decodeBody(body, {
     type,
     encoding,
@@ -59,8 +59,6 @@ function run(
     ingestTime: INGEST_TIME,
     source: SOURCE,
   })
-  const ms = performance.now() - start
-  if (ms > PROMPT_MS) throw new Error(`decodeBody took ${Math.round(ms)} ms on ${body.length} bytes`)
   // JSON bodies: the native transcoder must agree with the JS path on every fuzzed body too.
   if (encoding === 'json' || encoding === 'ndjson') {
     const plain = decompressBody(body, contentEncoding, MAX_BYTES)

@@ -108,6 +108,9 @@ export function fakeGateway(
     maxTaskBytes: config.batchBytes,
     lingerMs: 0,
     taskTimeoutMs: config.decodeTimeoutMs,
+    // Lone quiet bodies are decoded on this thread, as in production; a crash armed by
+    // crashNextTask() must reach the runner (the stand-in for a worker thread), so it turns that off.
+    inline: () => !crash,
     startRunner: () => ({
       queueSize: 0,
       run: async (task) => {
