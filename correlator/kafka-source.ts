@@ -34,7 +34,7 @@ export interface KafkaSourceOptions {
   createPartitions?: number
   /** Names of the event topics and the re-keyed ones (default adgate's). */
   names?: TopicNames
-  /** Bytes per partition fetched at once (default 4 MiB). */
+  /** Bytes per partition fetched at once (default 1 MiB). */
   maxBytesPerPartition?: number
   /** TLS and SASL (kafka/client-options.ts), the same for every adgate Kafka client */
   connection?: KafkaConnectionOptions
@@ -92,7 +92,13 @@ export class KafkaSource implements EventSource {
       autocommit: false,
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
-      maxBytesPerPartition: o.maxBytesPerPartition ?? 4 << 20,
+      // Every owned partition must fit in one fetch: the broker fills a fetch in the order its
+      // partitions are listed, and platformatic lists them in a fixed order with a 10 MB total by
+      // default, so a bid backlog (4 x 4 MiB) took whole fetches while impressions and clicks got
+      // nothing, were taken for idle, and their bids expired unjoined (results varied by run). The
+      // broker still caps a fetch at its fetch.max.bytes (55 MB by default: 55 partitions here).
+      maxBytesPerPartition: o.maxBytesPerPartition ?? 1 << 20,
+      maxBytes: 256 << 20,
       protocols: [{ name: ASSIGNER, version: 1 }],
       partitionAssigner: coPartitionAssigner,
       deserializers: { headerKey: stringDeserializer },
