@@ -1,6 +1,7 @@
 import { type EventType, eventKey } from '../events/catalog.js'
 import { type BodyError, bodyError } from '../events/errors.js'
 import { derivedEventId } from '../events/event-id.js'
+import { threadCpuMs } from './cpu-clock.js'
 
 export type Encoding = 'json' | 'ndjson' | 'csv' | 'avro'
 
@@ -64,8 +65,8 @@ export interface DecodeOptions {
   /** Name of the API key that sent the events; stamped on every accepted event. */
   readonly source: string
   /**
-   * performance.now() past which the decoder stops and refuses the body (BODY_TOO_COSTLY): the
-   * per-request CPU budget (ADGATE_REQUEST_CPU_MS). Unset: no budget.
+   * This thread's CPU time (threadCpuMs) past which the decoder stops and refuses the body
+   * (BODY_TOO_COSTLY): the per-request CPU budget (ADGATE_REQUEST_CPU_MS). Unset: no budget.
    */
   readonly deadline?: number
 }
@@ -96,7 +97,7 @@ export function tooManyEvents(max: number): Undecodable {
  * than some events do). `i` is the event's position in the body.
  */
 export function overBudget(options: DecodeOptions, i: number): boolean {
-  return (i & 63) === 63 && options.deadline !== undefined && performance.now() > options.deadline
+  return (i & 63) === 63 && options.deadline !== undefined && threadCpuMs() > options.deadline
 }
 
 export function tooCostly(): Undecodable {

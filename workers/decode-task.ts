@@ -1,4 +1,5 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
+import { threadCpuMs } from '../decoders/cpu-clock.js'
 import { decodeBody, transcodeBody } from '../decoders/decode.js'
 import { type Encoding, type FieldError, type Rejection, singleRejection } from '../decoders/result.js'
 import { encodeRefusal, SPAN } from '../decoders/transcode.js'
@@ -106,11 +107,11 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   // Once per task: the rules version in force (recompiled only when the main thread published one).
   const rules = activeRules()
   for (const meta of task.bodies) {
-    const start = performance.now()
+    const start = threadCpuMs()
     const deadline = task.budgetMs === undefined ? undefined : start + task.budgetMs
     const body = input.subarray(meta.offset, meta.offset + meta.length)
     const outcome = decodeOne(body, meta, task, rules, deadline)
-    outcomes.push({ ...outcome, cpuMs: performance.now() - start })
+    outcomes.push({ ...outcome, cpuMs: threadCpuMs() - start })
   }
   const { buffer, batches, rawBytes } = builder.finish(Date.now())
   const out = new ArrayBuffer(buffer.length)
