@@ -293,7 +293,7 @@ export const SETTINGS = {
   requestCpuMs: setting(
     'ADGATE_REQUEST_CPU_MS',
     '500',
-    "Decode time one request body may take (a decoder thread's time, checked every 64 events): a body still decoding after it is refused with 400 BODY_TOO_COSTLY, its client charged for it",
+    "Decode time one request body may take (the decoder thread's CPU time, checked every 64 events): a body still decoding after it is refused with 400 BODY_TOO_COSTLY, its client charged for it",
     int(1, 600_000),
   ),
   refusedCpuMsPerS: setting(
