@@ -1,20 +1,8 @@
-import { createRequire } from 'node:module'
+import { nativeAddon } from './native-addon.js'
 
 /**
  * This thread's CPU time in ms (the native addon's CLOCK_THREAD_CPUTIME_ID), for the per-request
  * CPU budget: wall time also counts the time a thread waited for a core, so on a loaded machine a
  * valid body ran over its budget and was refused. Without the addon: wall time, as before.
  */
-export const threadCpuMs: () => number = load()
-
-function load(): () => number {
-  try {
-    const { binding } = createRequire(import.meta.url)('@adgate/native') as {
-      binding: { threadCpuMs?: () => number } | null
-    }
-    if (binding?.threadCpuMs) return binding.threadCpuMs
-  } catch {
-    // not built: decoders/transcode.ts reports why once
-  }
-  return () => performance.now()
-}
+export const threadCpuMs: () => number = nativeAddon().addon?.threadCpuMs ?? (() => performance.now())

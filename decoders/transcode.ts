@@ -1,10 +1,10 @@
 import { isUtf8 } from 'node:buffer'
-import { createRequire } from 'node:module'
 import { EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { decodeJson, nestedTooDeep, rawOf, TOO_DEEP } from './json.js'
+import { type NativeAddon, type NativeTranscoder, nativeAddon } from './native-addon.js'
 import { describeSchema, type SchemaDescription, scalarReader, viewReader } from './native-schema.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
@@ -42,43 +42,17 @@ export const SPAN = 5
 
 export type TranscodeResult = Transcoded | Undecodable
 
-interface NativeResult {
-  out: Buffer
-  meta: Uint32Array
-  deferred: Uint32Array
-  projected?: Uint32Array
-}
-
-interface NativeTranscoder {
-  transcode(
-    body: Buffer,
-    ndjson: boolean,
-    maxEvents: number,
-    ingestTime: number,
-    source: string,
-  ): NativeResult | undefined
-}
-
-type NativeBinding = { Transcoder: new (description: unknown) => NativeTranscoder }
-
 // ADGATE_NATIVE, handed to each thread as a value (setNativeEnabled), never read from the environment.
 let enabled = true
 
-function loadBinding(): { binding: NativeBinding | null; why: string } {
+function loadBinding(): { binding: NativeAddon | null; why: string } {
   if (!enabled) return { binding: null, why: 'ADGATE_NATIVE=0' }
-  try {
-    const mod = createRequire(import.meta.url)('@adgate/native') as {
-      binding: NativeBinding | null
-      loadError: Error | null
-    }
-    return { binding: mod.binding, why: mod.loadError?.message ?? '' }
-  } catch (err) {
-    return { binding: null, why: (err as Error).message }
-  }
+  const { addon, why } = nativeAddon()
+  return { binding: addon, why }
 }
 
 // Loaded on first use, after the thread's owner had its say through setNativeEnabled.
-let loaded: { binding: NativeBinding | null; why: string } | null = null
+let loaded: { binding: NativeAddon | null; why: string } | null = null
 
 /** Whether JSON bodies in this thread may take the native path (ADGATE_NATIVE); call before the first body. */
 export function setNativeEnabled(on: boolean): void {
@@ -88,7 +62,7 @@ export function setNativeEnabled(on: boolean): void {
   compiled.clear()
 }
 
-function binding(): NativeBinding | null {
+function binding(): NativeAddon | null {
   loaded ??= loadBinding()
   return loaded.binding
 }
