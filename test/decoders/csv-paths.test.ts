@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { plainRows, QuoteError, wellQuotedRows } from '../../decoders/csv.js'
 import { quotedRows } from '../support/csv-reference.js'
 import { decode, ok } from '../support/decode.js'
+import { runs } from '../support/runs.js'
 
 /**
  * decoders/csv.ts reads bodies without a double quote by splitting lines and commas, and the rest
@@ -51,7 +52,7 @@ describe('CSV paths agree', () => {
       fc.property(plainText, fc.integer({ min: 0, max: 14 }), (text, limit) => {
         expect(plainRows(text, limit)).toEqual(reference(text, limit))
       }),
-      { numRuns: 1500 },
+      { numRuns: runs(1500) },
     )
   })
 
@@ -87,7 +88,7 @@ describe('CSV paths agree', () => {
       fc.property(quotedText, fc.integer({ min: 0, max: 12 }), (text, limit) => {
         expect(wellQuotedRows(text, limit)).toEqual(reference(text, limit))
       }),
-      { numRuns: 1500 },
+      { numRuns: runs(1500) },
     )
   })
 
@@ -106,7 +107,7 @@ describe('CSV paths agree', () => {
         const rows = wellQuotedRows(text, 1000)
         expect(rows instanceof QuoteError ? 'refused' : rows).toEqual(expected)
       }),
-      { numRuns: 3000 },
+      { numRuns: runs(3000) },
     )
   })
 
@@ -145,7 +146,7 @@ describe('CSV paths agree', () => {
           expect(shape(b)).toEqual(shape(a))
         },
       ),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     )
   })
 })

@@ -13,6 +13,7 @@ import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents, generateFunnel } from '../../generator/funnel.js'
 import { INGEST_TIME, options, SOURCE, stamped } from '../support/events.js'
+import { runs } from '../support/runs.js'
 import { samePaths } from '../support/transcode.js'
 
 /**
@@ -214,7 +215,7 @@ describe('decodeBody on hostile input', () => {
             checkWellFormed(type, run(type, encoding, ce, body))
           },
         ),
-        { numRuns: 2000 },
+        { numRuns: runs(2000) },
       )
     })
   }
@@ -232,7 +233,7 @@ describe('decodeBody on hostile input', () => {
           checkWellFormed(type, run(type, encoding, ce, compressed ? compress(raw, ce) : raw))
         },
       ),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     )
   })
 
@@ -242,7 +243,7 @@ describe('decodeBody on hostile input', () => {
         const empty = writeContainer(EVENT_SCHEMAS[type].type, [], { codec: deflate ? 'deflate' : 'null' })
         checkWellFormed(type, run(type, 'avro', 'identity', Buffer.concat([empty, Buffer.from(bytes)])))
       }),
-      { numRuns: 600 },
+      { numRuns: runs(600) },
     )
   })
 
@@ -264,7 +265,7 @@ describe('decodeBody on hostile input', () => {
         )
         for (const r of result.rejects) expect(schema.fromBuffer(r.raw)).toEqual(records[r.index])
       }),
-      { numRuns: 400 },
+      { numRuns: runs(400) },
     )
   })
 
@@ -279,7 +280,7 @@ describe('decodeBody on hostile input', () => {
           checkWellFormed(type, run(type, nd ? 'ndjson' : 'json', 'identity', Buffer.from(text)))
         },
       ),
-      { numRuns: 600 },
+      { numRuns: runs(600) },
     )
   })
 
@@ -294,7 +295,7 @@ describe('decodeBody on hostile input', () => {
         const text = [fields.join(','), ...rows.map((r) => r.join(','))].join('\n')
         checkWellFormed(type, run(type, 'csv', 'identity', Buffer.from(text)))
       }),
-      { numRuns: 600 },
+      { numRuns: runs(600) },
     )
   })
 })
@@ -345,7 +346,7 @@ describe('generated funnels', () => {
           }
         },
       ),
-      { numRuns: 50 },
+      { numRuns: runs(50) },
     )
   })
 })

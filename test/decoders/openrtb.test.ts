@@ -15,6 +15,7 @@ import { decodeWire, encodeWire } from '../../events/wire.js'
 import { csvCell } from '../../generator/encode.js'
 import { decode, ok, onlyReject } from '../support/decode.js'
 import { INGEST_TIME, SOURCE } from '../support/events.js'
+import { runs } from '../support/runs.js'
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'openrtb')
 const EXAMPLES = readdirSync(FIXTURES)
@@ -318,7 +319,7 @@ describe('OpenRTB round trip (property)', () => {
         const read = decodeWire(encodeWire(BID, r.events[0]!))
         expect(requestOf(read.value as object)).toEqual(posted)
       }),
-      { numRuns: 200 },
+      { numRuns: runs(200) },
     )
   })
 })

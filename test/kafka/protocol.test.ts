@@ -12,6 +12,7 @@ import { crc32c } from '../../kafka/protocol/crc32c.js'
 import { murmur2, partitionFor } from '../../kafka/protocol/murmur2.js'
 import { decodeRecordBatch, encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { Writer } from '../../kafka/protocol/writer.js'
+import { runs } from '../support/runs.js'
 
 describe('crc32c', () => {
   it('matches the RFC 3720 check value and the bytewise definition', () => {
@@ -36,7 +37,7 @@ describe('murmur2 partitioner', () => {
       fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
         expect(murmur2(bytes)).toBe(platformaticMurmur2(Buffer.from(bytes)))
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     )
     // Java: Utils.toPositive(Utils.murmur2("auc-1".getBytes())) % 4
     expect(partitionFor(Buffer.from('auc-1'), 4)).toBe(
@@ -110,7 +111,7 @@ describe('record batches', () => {
         const b = buffer.subarray(batches[0]!.offset, batches[0]!.offset + batches[0]!.length)
         expect(b.readUInt32BE(17)).toBe(crc32c(b, 21))
       }),
-      { numRuns: 100 },
+      { numRuns: runs(100) },
     )
   })
 
