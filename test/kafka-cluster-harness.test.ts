@@ -11,16 +11,11 @@ import {
   stringDeserializers,
   stringSerializers,
 } from '@platformatic/kafka'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { kafkaApiCodes } from '../kafka/api-codes.js'
-import { clusterClientOptions, type KafkaCluster } from './support/kafka-cluster.js'
+import { clusterClientOptions, type KafkaCluster, requiredCluster } from './support/kafka-cluster.js'
 
-const cluster = inject('kafkaCluster')
-if (!cluster && process.env.CI === 'true') {
-  throw new Error(
-    'kafkaCluster is null in CI: global setup should have started the secured cluster or failed',
-  )
-}
+const cluster = requiredCluster()
 const skipReason =
   '!!! SKIPPED: no secured Kafka cluster (java not on PATH); install Java 17 to run these !!!'
 const TOPIC_AUTHORIZATION_FAILED = 29

@@ -7,11 +7,11 @@
 // found / missing / duplicates / per-partition order violations / time to recover, and what the
 // spool took while the partition was gone; 0 acknowledged events missing and 0 order violations.
 import { Admin, alterPartitionReassignmentsV0, Connection, metadataV12 } from '@platformatic/kafka'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { ALL_TOPICS } from '../../kafka/topics.js'
 import type { RunningGateway } from '../support/gateway.js'
-import { clusterClientOptions, type KafkaCluster } from '../support/kafka-cluster.js'
+import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { ackedOf, Load, waitFor } from './support/load.js'
 import { metric, type Readiness, readyz, waitDrained } from './support/observe.js'
@@ -29,9 +29,7 @@ import {
   trackPassed,
 } from './support/verify.js'
 
-const cluster = inject('kafkaCluster')
-if (!cluster && process.env.CI === 'true')
-  throw new Error('kafkaCluster is null in CI: the secured cluster must run')
+const cluster = requiredCluster()
 
 /** The partition left without a leader. */
 const DEAD = { topic: EVENT_INFO.impression.topic, partition: 0 }

@@ -7,10 +7,10 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EVENT_INFO, type EventType } from '../../events/catalog.js'
 import type { RunningGateway } from '../support/gateway.js'
-import { clusterClientOptions, type KafkaCluster } from '../support/kafka-cluster.js'
+import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, sleep, waitFor } from './support/load.js'
 import { metric, ReadyPoller } from './support/observe.js'
@@ -26,9 +26,7 @@ import {
   trackPassed,
 } from './support/verify.js'
 
-const cluster = inject('kafkaCluster')
-if (!cluster && process.env.CI === 'true')
-  throw new Error('kafkaCluster is null in CI: the secured cluster must run')
+const cluster = requiredCluster()
 
 const REFUSED_MS = 8_000
 // below one compressed batch of ten impressions (lz4: ~1 KiB), above Kafka's per-batch overhead

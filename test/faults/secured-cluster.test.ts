@@ -4,9 +4,10 @@
 // a controlled shutdown, and two of three brokers gone. Each reports sent / acknowledged / found /
 // missing / duplicates / per-partition order violations / time to recover; 0 acknowledged events
 // missing and 0 order violations are required.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EVENT_INFO } from '../../events/catalog.js'
 import type { RunningGateway } from '../support/gateway.js'
+import { requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, sleep, waitFor } from './support/load.js'
 import { waitDrained } from './support/observe.js'
@@ -24,9 +25,7 @@ import {
   trackPassed,
 } from './support/verify.js'
 
-const cluster = inject('kafkaCluster')
-if (!cluster && process.env.CI === 'true')
-  throw new Error('kafkaCluster is null in CI: the secured cluster must run')
+const cluster = requiredCluster()
 
 /** The partition whose leader the faults aim at. */
 const TARGET = { topic: EVENT_INFO.impression.topic, partition: 0 }

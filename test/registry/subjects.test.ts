@@ -243,53 +243,15 @@ describe('the registry client over https with a private CA', () => {
     skip,
   }) => {
     const dir = mkdtempSync(join(tmpdir(), 'adgate-registry-ca-'))
-    const openssl = (...args: string[]) =>
-      spawnSync('openssl', args, { cwd: dir, stdio: 'ignore' }).status === 0
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    const openssl = (command: string) =>
+      spawnSync('openssl', command.split(' '), { cwd: dir, stdio: 'ignore' }).status === 0
+    writeFileSync(join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n')
     const made =
+      openssl('req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca') &&
+      openssl('req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1') &&
       openssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        'ca.key',
-        '-out',
-        'ca.crt',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=test-ca',
-      ) &&
-      openssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        'srv.key',
-        '-out',
-        'srv.csr',
-        '-subj',
-        '/CN=127.0.0.1',
-      ) &&
-      (writeFileSync(join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n'), true) &&
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        'srv.csr',
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        'srv.crt',
-        '-days',
-        '1',
-        '-extfile',
-        'ext',
+        'x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 1 -extfile ext',
       )
     if (!made) return skip()
     const server = createHttpsServer(

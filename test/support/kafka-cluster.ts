@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, type SASLMechanismValue } from '@platformatic/kafka'
+import { inject } from 'vitest'
 import { warnLoudly } from './kafka.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -40,6 +41,20 @@ export type ClusterUserName = keyof KafkaCluster['users']
 
 function clusterInfoFile(): string {
   return path.resolve(repoRoot, process.env.ADGATE_DATA_DIR ?? 'data', 'kafka-cluster', 'cluster.json')
+}
+
+/**
+ * For a test file that needs the secured cluster: the one the global setup started, or null (the
+ * file's tests then skip, loudly) when it could not start outside CI. In CI a missing cluster
+ * fails the file.
+ */
+export function requiredCluster(): KafkaCluster | null {
+  const cluster = inject('kafkaCluster')
+  if (!cluster && process.env.CI === 'true')
+    throw new Error(
+      'kafkaCluster is null in CI: global setup should have started the secured cluster or failed',
+    )
+  return cluster
 }
 
 export function readKafkaCluster(): KafkaCluster {
