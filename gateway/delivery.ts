@@ -1,10 +1,13 @@
 import type { ErrorCode } from '../events/errors.js'
 import {
+  ACKED,
   type BatchSet,
   type BatchSink,
   KafkaRefusedError,
   KafkaSecurityError,
   NotDurableError,
+  REFUSED,
+  type SendProgress,
 } from '../kafka/batch-sink.js'
 import { PartitionCounts } from '../spool/partition-counts.js'
 import { type Spool, SpoolFullError } from '../spool/spool.js'
@@ -83,16 +86,21 @@ export class Delivery {
     const set = refusals.size === 0 ? task : subset(task, (b) => !refusals.has(b.topic))
     if (set.batches.length > 0) {
       if (spool === null || sink.securityFailure) {
-        await sink.send(set)
-        this.count('kafka', set)
+        const progress = newProgress(set)
+        await sink.send(set, progress)
+        this.count(
+          'kafka',
+          subset(set, (_, i) => progress.acked[i] === ACKED),
+        )
+        refusedTopics(set, progress, refusals)
       } else if (!sink.ready) await this.toSpool(set)
-      else await this.route(set)
+      else await this.route(set, refusals)
     }
     return refusals
   }
 
   /** Each partition's batches to Kafka or to the spool (see the class comment). */
-  private async route(set: BatchSet): Promise<void> {
+  private async route(set: BatchSet, refusals: Map<string, KafkaRefusedError>): Promise<void> {
     const sink = this.sink!
     const spool = this.spool!
     let toSpool = 0
@@ -103,18 +111,27 @@ export class Delivery {
       if (held) toSpool++
       return held
     })
-    if (toSpool === 0) return this.sendDirect(set)
+    if (toSpool === 0) return this.sendDirect(set, refusals)
     const later = this.toSpool(subset(set, (_, i) => spooled[i]!))
     if (toSpool === set.batches.length) return later
-    await Promise.all([later, this.sendDirect(subset(set, (_, i) => !spooled[i]))])
+    await Promise.all([
+      later,
+      this.sendDirect(
+        subset(set, (_, i) => !spooled[i]),
+        refusals,
+      ),
+    ])
   }
 
-  /** To Kafka; what it has not acknowledged within spoolAfterMs (or failed retriably) to the spool. */
-  private async sendDirect(set: BatchSet): Promise<void> {
+  /**
+   * To Kafka; what it has not acknowledged within spoolAfterMs (or failed retriably) to the spool;
+   * what it refused for good is added to `refusals` (never spooled).
+   */
+  private async sendDirect(set: BatchSet, refusals: Map<string, KafkaRefusedError>): Promise<void> {
     const sink = this.sink!
-    const acked = new Uint8Array(set.batches.length)
+    const progress = newProgress(set)
     for (const b of set.batches) this.direct.add(b.topic, b.partition, 1)
-    const direct = sink.send(set, acked)
+    const direct = sink.send(set, progress)
     let timer: NodeJS.Timeout | undefined
     const slow = new Promise<'slow'>((resolve) => {
       timer = setTimeout(() => resolve('slow'), this.spoolAfterMs)
@@ -122,23 +139,28 @@ export class Delivery {
     let spooling: Promise<void>
     try {
       if ((await Promise.race([direct, slow])) !== 'slow') {
-        this.count('kafka', set)
+        this.count(
+          'kafka',
+          progress.refused.size === 0 ? set : subset(set, (_, i) => progress.acked[i] === ACKED),
+        )
+        refusedTopics(set, progress, refusals)
         return
       }
       direct.catch(() => {}) // it may still land; the spooled copy is the one we vouch for
-      spooling = this.spoolUnacked(set, acked, true)
+      spooling = this.spoolUnacked(set, progress.acked, true)
     } catch (err) {
       if (err instanceof KafkaRefusedError || err instanceof KafkaSecurityError) throw err
-      spooling = this.spoolUnacked(set, acked, false)
+      spooling = this.spoolUnacked(set, progress.acked, false)
     } finally {
       clearTimeout(timer)
       // After the spool append began: the spool holds these partitions from now on.
       for (const b of set.batches) this.direct.add(b.topic, b.partition, -1)
     }
+    refusedTopics(set, progress, refusals)
     await spooling
   }
 
-  /** The batches Kafka has not acknowledged go to the spool; the acknowledged ones are named if that fails. */
+  /** The batches Kafka has neither acknowledged nor refused go to the spool; the acknowledged ones are named if that fails. */
   private spoolUnacked(set: BatchSet, acked: Uint8Array, pending: boolean): Promise<void> {
     const rest = subset(set, (_, i) => acked[i] === 0)
     if (rest.batches.length === 0) return Promise.resolve()
@@ -146,11 +168,11 @@ export class Delivery {
     if (rest.batches.length < set.batches.length)
       this.count(
         'kafka',
-        subset(set, (_, i) => acked[i] === 1),
+        subset(set, (_, i) => acked[i] === ACKED),
       )
     return this.toSpool(rest).catch((err: NotDurableError) => {
       if (rest.batches.length === set.batches.length) throw err
-      const written = set.batches.filter((_, i) => acked[i] === 1).map((b) => `${b.topic}/${b.partition}`)
+      const written = set.batches.filter((_, i) => acked[i] === ACKED).map((b) => `${b.topic}/${b.partition}`)
       throw new NotDurableError(`${err.message}; the events for ${written.join(', ')} were written to Kafka`)
     })
   }
@@ -169,6 +191,39 @@ export class Delivery {
   private count(d: Destination, set: BatchSet): void {
     this.counts[d]++
     for (const b of set.batches) this.records[d] += b.records
+  }
+}
+
+function newProgress(set: BatchSet): SendProgress {
+  return { acked: new Uint8Array(set.batches.length), refused: new Map() }
+}
+
+/**
+ * The topics Kafka refused a batch of, into `refusals`. A topic's requests are answered with the
+ * refusal; the answer names the topic's other partitions, whose batches were taken (by Kafka, or
+ * by the spool on their way to it), since those events will appear (a refusal otherwise means
+ * none of the request's events do).
+ */
+function refusedTopics(
+  set: BatchSet,
+  progress: SendProgress,
+  refusals: Map<string, KafkaRefusedError>,
+): void {
+  for (const [i, err] of progress.refused) {
+    const topic = set.batches[i]!.topic
+    if (refusals.has(topic)) continue
+    const written = set.batches
+      .filter((b, k) => b.topic === topic && progress.acked[k] !== REFUSED)
+      .map((b) => `${b.topic}/${b.partition}`)
+    refusals.set(
+      topic,
+      written.length === 0
+        ? err
+        : new KafkaRefusedError(
+            `${err.message}; the events for ${written.join(', ')} were accepted and will appear in Kafka`,
+            err.kafkaError,
+          ),
+    )
   }
 }
 

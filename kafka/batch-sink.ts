@@ -41,6 +41,22 @@ export class KafkaRefusedError extends NotDurableError {
 /** Credentials, certificates or ACLs are wrong: no retry helps until an operator acts; never spooled. */
 export class KafkaSecurityError extends NotDurableError {}
 
+/** The batches of a send() that Kafka refused for good, by their index in the set. */
+export type RefusedBatches = ReadonlyMap<number, KafkaRefusedError>
+
+/**
+ * How far a send() got, for a caller that must act before it settles (spool what is not
+ * acknowledged yet): acked[i] is 1 once batch i is acknowledged, 2 once it is refused (then
+ * refused has its reason).
+ */
+export interface SendProgress {
+  readonly acked: Uint8Array
+  readonly refused: Map<number, KafkaRefusedError>
+}
+
+export const ACKED = 1
+export const REFUSED = 2
+
 export interface BatchSinkOptions {
   readonly brokers: readonly string[]
   readonly clientId: string
@@ -82,6 +98,8 @@ function injectedFault(mode: KafkaFault): NotDurableError {
   if (mode === 'unauthorized') return new KafkaSecurityError('Kafka refused adgate (injected fault)')
   return new NotDurableError('Kafka did not acknowledge the events (injected fault)')
 }
+
+const NONE_REFUSED: RefusedBatches = new Map()
 
 interface Entry {
   readonly lane: PartitionLane
@@ -226,36 +244,45 @@ export class BatchSink {
   }
 
   /**
-   * Resolves once every batch of the set is acknowledged; rejects at the first refusal or at the
-   * ack deadline. `acked[i]` (when given) is set to 1 once batch i is acknowledged, so a caller
-   * can spool just the others.
+   * Resolves once every batch of the set is acknowledged or refused for good (too large, invalid),
+   * with the refused ones: a refusal is the batch's own, the set's other batches go on. Rejects
+   * when Kafka refuses adgate itself (KafkaSecurityError) or at the ack deadline. `progress` (when
+   * given) follows each batch, so a caller can spool just the ones still pending.
    */
-  send(set: BatchSet, acked?: Uint8Array): Promise<void> {
+  send(set: BatchSet, progress?: SendProgress): Promise<RefusedBatches> {
     if (this.closed) return Promise.reject(new NotDurableError('the producer is closed'))
     if (this.failNext) {
       const mode = this.failNext
       this.failNext = null
-      return Promise.reject(injectedFault(mode))
+      const err = injectedFault(mode)
+      if (!(err instanceof KafkaRefusedError)) return Promise.reject(err)
+      const refused = progress?.refused ?? new Map<number, KafkaRefusedError>()
+      for (let i = 0; i < set.batches.length; i++) {
+        refused.set(i, err)
+        if (progress) progress.acked[i] = REFUSED
+      }
+      return Promise.resolve(refused)
     }
     let bytes = 0
     for (const b of set.batches) bytes += b.length
     if (this.pendingBytes + bytes > this.options.maxPendingBytes) {
       return Promise.reject(new NotDurableError('too many bytes are waiting for Kafka'))
     }
-    if (set.batches.length === 0) return Promise.resolve()
+    if (set.batches.length === 0) return Promise.resolve(NONE_REFUSED)
     // Credentials or certificates refused at connect: answer at once; the probe clears it when fixed.
     if (this.security && !this.healthy && !this.security.startsWith('Kafka refused'))
       return Promise.reject(new KafkaSecurityError(this.security))
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<RefusedBatches>((resolve, reject) => {
       const owner: SendState = {
         left: set.batches.length,
         settled: false,
-        acked: acked ?? null,
+        progress: progress ?? null,
+        refused: progress?.refused ?? null,
         batches: [],
         resolve: () => {
           owner.settled = true
           clearTimeout(timer)
-          resolve()
+          resolve(owner.refused ?? NONE_REFUSED)
         },
         reject: (err) => {
           owner.settled = true
@@ -525,14 +552,21 @@ export class BatchSink {
     this.schedulePump()
   }
 
-  /** A batch is done: acknowledged (err null) or refused for good. */
+  /**
+   * A batch is done: acknowledged (err null), refused for good (the batch's own answer; its
+   * send's other batches go on), or adgate itself refused (the whole send fails).
+   */
   private finish(p: PendingBatch, err: Error | null): void {
     this.pendingBytes -= p.bytes.length
     const owner = p.owner
     owner.left--
-    if (err === null && owner.acked !== null) owner.acked[p.index] = 1
+    if (err instanceof KafkaRefusedError) {
+      owner.refused ??= new Map()
+      owner.refused.set(p.index, err)
+      if (owner.progress !== null) owner.progress.acked[p.index] = REFUSED
+    } else if (err === null && owner.progress !== null) owner.progress.acked[p.index] = ACKED
     if (owner.settled) return
-    if (err) owner.reject(err)
+    if (err !== null && !(err instanceof KafkaRefusedError)) owner.reject(err)
     else if (owner.left === 0) owner.resolve()
   }
 

@@ -1,3 +1,4 @@
+import type { KafkaRefusedError, SendProgress } from './batch-sink.js'
 import type { ProducerIdentity } from './idempotence.js'
 
 /** One send() call: its batches, its answer, and the bytes it holds against the memory bound. */
@@ -6,8 +7,10 @@ export interface SendState {
   left: number
   settled: boolean
   readonly batches: PendingBatch[]
-  /** acked[i] = 1 once batch i is acknowledged (null: the caller does not ask). */
-  readonly acked: Uint8Array | null
+  /** Each batch's state, for the caller (null: the caller does not ask). */
+  readonly progress: SendProgress | null
+  /** The batches Kafka refused for good (null until one is). */
+  refused: Map<number, KafkaRefusedError> | null
   resolve(): void
   reject(err: Error): void
 }

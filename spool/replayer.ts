@@ -131,7 +131,8 @@ export class Replayer {
     try {
       const refusal = this.sink.refusal(set)
       if (refusal) throw refusal
-      await this.sink.send(set)
+      const refused = (await this.sink.send(set)).get(0)
+      if (refused) throw refused
       return 'sent'
     } catch (err) {
       if (!(err instanceof KafkaRefusedError)) throw err

@@ -4,18 +4,30 @@
 // max.message.bytes refuses only that topic; early refusals name the error-table code.
 import { describe, expect, it } from 'vitest'
 import { Delivery, deliveryErrorCode } from '../../gateway/delivery.js'
-import { type BatchSet, type BatchSink, KafkaRefusedError } from '../../kafka/batch-sink.js'
+import {
+  ACKED,
+  type BatchSet,
+  type BatchSink,
+  KafkaRefusedError,
+  REFUSED,
+  type RefusedBatches,
+  type SendProgress,
+} from '../../kafka/batch-sink.js'
 import type { EncodedBatch } from '../../kafka/protocol/record-batch.js'
 import type { Spool } from '../../spool/spool.js'
 
 const key = (b: { topic: string; partition: number }) => `${b.topic}/${b.partition}`
 
-/** Kafka with per-partition availability; sends to `hanging` partitions are never answered. */
+/**
+ * Kafka with per-partition availability; sends to `hanging` partitions are never answered, and
+ * the broker refuses batches of `refusing` partitions (MESSAGE_TOO_LARGE, its limit unknown here).
+ */
 class Sink {
   ready = true
   securityFailure: string | null = null
   readonly down = new Set<string>()
   readonly hanging = new Set<string>()
+  readonly refusing = new Set<string>()
   readonly limits = new Map<string, number>()
   readonly sent: string[] = []
 
@@ -28,14 +40,18 @@ class Sink {
       ? new KafkaRefusedError('too large', 'MESSAGE_TOO_LARGE')
       : null
   }
-  send(set: BatchSet, acked?: Uint8Array): Promise<void> {
+  send(set: BatchSet, progress?: SendProgress): Promise<RefusedBatches> {
     let hang = false
+    const refused = progress?.refused ?? new Map<number, KafkaRefusedError>()
     set.batches.forEach((b, i) => {
       this.sent.push(key(b))
       if (this.hanging.has(key(b))) hang = true
-      else if (acked) acked[i] = 1
+      else if (this.refusing.has(key(b))) {
+        refused.set(i, new KafkaRefusedError('Kafka refused: MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE'))
+        if (progress) progress.acked[i] = REFUSED
+      } else if (progress) progress.acked[i] = ACKED
     })
-    return hang ? new Promise(() => {}) : Promise.resolve()
+    return hang ? new Promise(() => {}) : Promise.resolve(refused)
   }
 }
 
@@ -121,6 +137,19 @@ describe('Delivery', () => {
     expect([...refusals.keys()]).toEqual(['imp'])
     expect(deliveryErrorCode(refusals.get('imp'))).toBe('EVENTS_TOO_LARGE_FOR_KAFKA')
     expect(sink.sent).toEqual(['bid/0'])
+    expect(spool.appended).toEqual([])
+  })
+
+  it('a batch the broker refuses (its limit unknown) refuses its topic only; the rest of the task is delivered, nothing spooled', async () => {
+    const { sink, spool, delivery } = setup()
+    sink.refusing.add('imp/0')
+    const refusals = await delivery.deliver(task(['imp', 0], ['imp', 1], ['bid', 0]))
+    expect([...refusals.keys()]).toEqual(['imp'])
+    expect(deliveryErrorCode(refusals.get('imp'))).toBe('EVENTS_TOO_LARGE_FOR_KAFKA')
+    // imp/1 was written: the answer says so, since a refusal otherwise means nothing appears
+    expect(refusals.get('imp')!.message).toMatch(/imp\/1 were accepted and will appear in Kafka/)
+    expect(sink.sent).toEqual(['imp/0', 'imp/1', 'bid/0'])
+    expect(delivery.records.kafka).toBe(2)
     expect(spool.appended).toEqual([])
   })
 

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { loadConfig } from '../../config/config.js'
-import { BatchSink, KafkaRefusedError, KafkaSecurityError } from '../../kafka/batch-sink.js'
+import { ACKED, BatchSink, KafkaRefusedError, KafkaSecurityError, REFUSED } from '../../kafka/batch-sink.js'
 import { kafkaConnectionOptions } from '../../kafka/client-options.js'
 import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 
@@ -125,7 +125,7 @@ describe.skipIf(brokers.length === 0)('BatchSink on a broker', () => {
     const bigSet = { buffer: Buffer.from(big.buffer), batches: big.batches }
     expect(s.refusal(bigSet)).toBeInstanceOf(KafkaRefusedError) // known before anything is spooled
     const started = Date.now()
-    const err = await s.send(bigSet).catch((e: unknown) => e)
+    const err = (await s.send(bigSet)).get(0)
     expect(err).toBeInstanceOf(KafkaRefusedError)
     expect((err as KafkaRefusedError).tooLarge).toBe(true)
     expect(Date.now() - started).toBeLessThan(10_000)
@@ -133,6 +133,47 @@ describe.skipIf(brokers.length === 0)('BatchSink on a broker', () => {
     await s.send(task(builder, topic, 1, 2, 3))
     const read = await readAll(brokers, topic, 9)
     expect(read.get(0)).toEqual(['0-0', '0-1', '0-2', '1-0', '1-1', '1-2', '2-0', '2-1', '2-2'])
+  })
+
+  it('MESSAGE_TOO_LARGE from the broker, its limit unknown to adgate: only the batch at fault is refused, the rest of the set is written', async () => {
+    const topic = `adgate-test-sink-${randomUUID()}`
+    const a = admin()
+    await createTopic(a, topic, 2)
+    const s = sink({ brokers, topics: [topic], ackTimeoutMs: 20_000 })
+    await s.connect() // reads the default limit (1 MB)
+    // Lowered after adgate read it: only the broker knows the new limit.
+    await a.alterConfigs({
+      resources: [
+        { resourceType: 2, resourceName: topic, configs: [{ name: 'max.message.bytes', value: '2000' }] },
+      ],
+    })
+    for (let i = 0; i < 100; i++) {
+      const [d] = await a.describeConfigs({
+        resources: [{ resourceType: 2, resourceName: topic, configurationKeys: ['max.message.bytes'] }],
+      })
+      if (d?.configs.find((c) => c.name === 'max.message.bytes')?.value === '2000') break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await a.close()
+    const builder = new RecordBatchBuilder()
+    const random = Buffer.from(Array.from({ length: 5000 }, () => Math.floor(Math.random() * 256)))
+    builder.add(topic, 0, null, random, NO_HEADERS)
+    for (let n = 0; n < 3; n++) builder.add(topic, 1, null, Buffer.from(`0-${n}`), NO_HEADERS)
+    const out = builder.finish(Date.now())
+    const set = { buffer: Buffer.from(out.buffer), batches: out.batches }
+    expect(s.refusal(set)).toBeNull() // adgate does not know the new limit
+    const big = set.batches.findIndex((b) => b.partition === 0)
+    const progress = { acked: new Uint8Array(set.batches.length), refused: new Map() }
+    const refused = await s.send(set, progress)
+    expect([...refused.keys()]).toEqual([big])
+    expect(refused.get(big)!.tooLarge).toBe(true)
+    expect([...progress.acked]).toEqual(set.batches.map((_, i) => (i === big ? REFUSED : ACKED)))
+    // The refused partition goes on (under a new producer id: its sequence has a gap).
+    const next = await s.send(task(builder, topic, 2, 1, 3))
+    expect(next.size).toBe(0)
+    const read = await readAll(brokers, topic, 9)
+    expect(read.get(0)).toEqual(['1-0', '1-1', '1-2'])
+    expect(read.get(1)).toEqual(['0-0', '0-1', '0-2', '1-0', '1-1', '1-2'])
   })
 })
 

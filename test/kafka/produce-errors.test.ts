@@ -42,7 +42,15 @@ describe('stampBatch', () => {
 })
 
 describe('PartitionLane', () => {
-  const owner: SendState = { left: 0, settled: false, batches: [], acked: null, resolve() {}, reject() {} }
+  const owner: SendState = {
+    left: 0,
+    settled: false,
+    batches: [],
+    progress: null,
+    refused: null,
+    resolve() {},
+    reject() {},
+  }
   const pending = (lane: PartitionLane, seq: number, ambiguous = false): PendingBatch => ({
     index: 0,
     lane,

@@ -10,7 +10,14 @@ import { Delivery } from '../../gateway/delivery.js'
 import { IngestService } from '../../gateway/ingest.js'
 import { createGatewayMetrics, type GatewayMetrics } from '../../gateway/metrics.js'
 import { GatewayQuality } from '../../gateway/quality.js'
-import { type BatchSet, type BatchSink, NotDurableError } from '../../kafka/batch-sink.js'
+import {
+  ACKED,
+  type BatchSet,
+  type BatchSink,
+  NotDurableError,
+  type RefusedBatches,
+  type SendProgress,
+} from '../../kafka/batch-sink.js'
 import { ALL_TOPICS } from '../../kafka/topics.js'
 import type { Spool } from '../../spool/spool.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
@@ -40,14 +47,14 @@ export class FakeSink {
   partitionCounts(): Record<string, number> {
     return Object.fromEntries(ALL_TOPICS.map((t) => [t, 2]))
   }
-  send(set: BatchSet, acked?: Uint8Array): Promise<void> {
+  send(set: BatchSet, progress?: SendProgress): Promise<RefusedBatches> {
     if (this.mode === 'hang') return new Promise(() => {})
     if (this.mode === 'fail') return Promise.reject(new NotDurableError('Kafka did not acknowledge'))
     set.batches.forEach((b, i) => {
       this.records.push({ topic: b.topic, partition: b.partition, records: b.records })
-      if (acked) acked[i] = 1
+      if (progress) progress.acked[i] = ACKED
     })
-    return Promise.resolve()
+    return Promise.resolve(new Map())
   }
 }
 
