@@ -78,6 +78,13 @@ export async function startCorrelator(
         ? { anomalies: { bucketMs: config.anomalyBucket, closeAfterMs: 2 * config.anomalyBucket } }
         : {}),
       onWarn: (msg, err) => logger.warn({ err }, msg),
+      onGap: (gap) => {
+        metrics.gap(gap.records)
+        logger.warn(
+          gap,
+          'correlator: records deleted by Kafka retention before they were read (records: never counted; stateOnly: counted, join state lost); reading on after them',
+        )
+      },
     },
     partitions,
   )

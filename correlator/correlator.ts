@@ -3,7 +3,7 @@ import { BatchOutput, type JoinCounts } from './output.js'
 import type { OutgoingRecord } from './pipeline.js'
 import { Pipeline, type RecordMode } from './pipeline.js'
 import type { JoinRules } from './rules.js'
-import type { EventSource, Position, SourceRecord } from './source.js'
+import type { EventSource, OffsetGap, Position, SourceRecord } from './source.js'
 import { tpKey } from './source.js'
 import { type Checkpoint, StaleOwnerError, type Storage } from './storage.js'
 import { inputTopics, type TopicNames } from './topics.js'
@@ -26,6 +26,11 @@ export interface CorrelatorOptions {
   /** Per batch, for metrics. */
   onBatch?: (stats: BatchStats) => void
   onWarn?: (msg: string, err?: Error) => void
+  /**
+   * Records deleted by retention before they were read: `records` of them were never counted,
+   * `stateOnly` were counted before a restart but their join state could not be rebuilt.
+   */
+  onGap?: (gap: OffsetGap & { records: number; stateOnly: number }) => void
   now?: () => number
   /**
    * Group commit: batches are joined as they come, but written (and their positions committed)
@@ -145,6 +150,7 @@ export class Correlator {
     await this.o.source.start({
       onBatch: (records) => this.serialize(() => this.onBatch(records)),
       onRevoke: (parts) => this.serialize(async () => this.revoke(parts.map((p) => p.partition))),
+      onGap: (gap) => this.serialize(() => this.skipGap(gap)),
     })
     // A finite source (a file, a test log) has ended: write what is pending.
     await this.serialize(() => this.flush())
@@ -188,6 +194,30 @@ export class Correlator {
       this.replaying.delete(tpKey(t, p))
     }
     this.held.delete(this.gate(p))
+  }
+
+  /**
+   * The source reads on after records it can no longer read: this partition's next offset moves
+   * past them (else the re-read from a checkpoint below the gap would seek back into it forever),
+   * and re-reading into state ends there if the gap reaches the stored position. Records past the
+   * stored position are lost to the counts; those before it were counted, only their join state
+   * (partners waiting in a window) is gone.
+   */
+  private async skipGap(gap: OffsetGap): Promise<void> {
+    if (!this.pipeline.joins.has(gap.partition)) await this.initPartition(gap.partition)
+    const k = tpKey(gap.topic, gap.partition)
+    const tp = this.tps.get(k)
+    const to = BigInt(gap.to)
+    if (tp === undefined || to <= tp.read) return
+    const from = max(BigInt(gap.from), tp.read)
+    const stored = tp.stored ?? from
+    tp.read = to
+    if (tp.stored !== null && tp.read >= tp.stored) this.replaying.delete(k)
+    this.o.onGap?.({
+      ...gap,
+      records: Number(max(0n, to - max(from, stored))),
+      stateOnly: stored > from ? Number((stored < to ? stored : to) - from) : 0,
+    })
   }
 
   /**
@@ -434,6 +464,10 @@ export class Correlator {
     }
     await this.o.source.seek(seeks)
   }
+}
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b
 }
 
 function splitTp(k: string): [string, number] {

@@ -1,17 +1,16 @@
 import {
   Admin,
+  ConnectionPool,
   Consumer,
   type GroupPartitionsAssigner,
   type GroupPartitionsAssignments,
-  type Message,
   type MessageToProduce,
   ProduceAcks,
   Producer,
-  stringDeserializer,
 } from '@platformatic/kafka'
 import type { KafkaConnectionOptions } from '../kafka/client-options.js'
 import { QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
-import { type GroupConsumer, ResumingConsumer } from '../kafka/resuming-consumer.js'
+import { type FetchedRecord, type GroupConsumer, ResumingConsumer } from '../kafka/resuming-consumer.js'
 import { ensureTopics, type TopicSettings } from '../kafka/topics.js'
 import type { RekeyProducer } from './correlator.js'
 import type { OutgoingRecord } from './pipeline.js'
@@ -45,8 +44,6 @@ export interface KafkaSourceOptions {
   onError?: (err: unknown, msg: string) => void
 }
 
-type KafkaMessage = Message<Buffer, Buffer, string, Buffer>
-
 /** The group protocol's name, as the kafkajs members before used it (a mixed group during an upgrade). */
 const ASSIGNER = 'adgate-copartitioned'
 
@@ -77,14 +74,16 @@ export const coPartitionAssigner: GroupPartitionsAssigner = (_current, members, 
  * only the positions the correlator hands to commit() after its write.
  */
 export class KafkaSource implements EventSource {
-  private readonly consumer: Consumer<Buffer, Buffer, string, Buffer>
-  private readonly reader: ResumingConsumer<KafkaMessage>
+  private readonly consumer: Consumer
+  /** Fetches long-poll: on connections of their own, never in front of a heartbeat or a commit. */
+  private readonly fetchPool: ConnectionPool
+  private readonly reader: ResumingConsumer<SourceRecord>
   /** Positions whose commit failed, sent again with the next commit (the newest per partition). */
   private readonly uncommitted = new Map<string, Position>()
 
   constructor(private readonly o: KafkaSourceOptions) {
     const onError = o.onError ?? (() => {})
-    this.consumer = new Consumer<Buffer, Buffer, string, Buffer>({
+    this.consumer = new Consumer({
       clientId: o.clientId,
       groupId: o.groupId,
       bootstrapBrokers: o.brokers,
@@ -93,18 +92,20 @@ export class KafkaSource implements EventSource {
       sessionTimeout: 30_000,
       rebalanceTimeout: 60_000,
       // Every owned partition must fit in one fetch: the broker fills a fetch in the order its
-      // partitions are listed, and platformatic lists them in a fixed order with a 10 MB total by
-      // default, so a bid backlog (4 x 4 MiB) took whole fetches while impressions and clicks got
-      // nothing, were taken for idle, and their bids expired unjoined (results varied by run). The
-      // broker still caps a fetch at its fetch.max.bytes (55 MB by default: 55 partitions here).
-      maxBytesPerPartition: o.maxBytesPerPartition ?? 1 << 20,
+      // partitions are listed, in a fixed order, so with platformatic's 10 MB total a bid backlog
+      // (4 x 4 MiB) took whole fetches while impressions and clicks got nothing, were taken for
+      // idle, and their bids expired unjoined (results varied by run). The broker still caps a
+      // fetch at its fetch.max.bytes (55 MB by default: 55 partitions of 1 MiB).
       maxBytes: 256 << 20,
       protocols: [{ name: ASSIGNER, version: 1 }],
       partitionAssigner: coPartitionAssigner,
-      deserializers: { headerKey: stringDeserializer },
     })
-    this.reader = new ResumingConsumer(this.consumer as unknown as GroupConsumer<KafkaMessage>, {
+    this.fetchPool = new ConnectionPool(o.clientId, { ...o.connection })
+    this.reader = new ResumingConsumer(this.consumer as unknown as GroupConsumer, {
       topics: o.topics,
+      toRecord: toSourceRecord,
+      maxBytesPerPartition: o.maxBytesPerPartition ?? 1 << 20,
+      connectionPool: this.fetchPool,
       ...(o.retryMs !== undefined ? { retryMs: o.retryMs } : {}),
       onError,
     })
@@ -147,9 +148,12 @@ export class KafkaSource implements EventSource {
 
   async start(h: SourceHandlers): Promise<void> {
     await this.reader.start({
-      onBatch: (messages) => h.onBatch(messages.map(toSourceRecord)),
+      onBatch: (records) => h.onBatch(records),
       onRevoke: async (parts) => {
         await h.onRevoke?.(parts)
+      },
+      onGap: async (gap) => {
+        await h.onGap?.({ ...gap, from: gap.from.toString(), to: gap.to.toString() })
       },
     })
   }
@@ -196,19 +200,31 @@ export class KafkaSource implements EventSource {
 
   async stop(): Promise<void> {
     await this.reader.stop()
+    await this.fetchPool.close()
     await this.consumer.close()
   }
 }
 
-function toSourceRecord(m: KafkaMessage): SourceRecord {
+const FLAGS_HEADER = Buffer.from(QUALITY_FLAGS_HEADER)
+const EMPTY = Buffer.alloc(0)
+
+function toSourceRecord(
+  topic: string,
+  partition: number,
+  offset: bigint,
+  timestamp: number,
+  r: FetchedRecord,
+): SourceRecord {
+  let flags: string | null = null
+  for (const [k, v] of r.headers) if (v !== null && k !== null && FLAGS_HEADER.equals(k)) flags = v.toString()
   return {
-    topic: m.topic,
-    partition: m.partition,
-    offset: m.offset.toString(),
-    key: m.key ?? null,
-    value: m.value ?? Buffer.alloc(0),
-    timestamp: Number(m.timestamp),
-    flags: m.headers.get(QUALITY_FLAGS_HEADER)?.toString() ?? null,
+    topic,
+    partition,
+    offset: offset.toString(),
+    key: r.key,
+    value: r.value ?? EMPTY,
+    timestamp,
+    flags,
   }
 }
 

@@ -28,6 +28,11 @@ export function createCorrelatorMetrics() {
     help: 'Records that are not valid adgate events (skipped)',
     registers,
   })
+  const retentionGap = new Counter({
+    name: 'adgate_correlator_retention_gap_records_total',
+    help: 'Records deleted by Kafka retention before this instance read them: skipped, never joined or counted',
+    registers,
+  })
   const writeSeconds = new Histogram({
     name: 'adgate_correlator_write_seconds',
     help: 'Duration of one atomic storage write (facts, counters, positions, checkpoints)',
@@ -110,6 +115,10 @@ export function createCorrelatorMetrics() {
     lagFrom(read: () => Promise<PartitionLag[]>): void {
       lagOf = read
       lagRead = null
+    },
+    /** Records of an offset gap (the source read on past records deleted by retention). */
+    gap(records: number): void {
+      retentionGap.inc(records)
     },
     observe(s: BatchStats): void {
       for (const metric of s.anomalies) anomalies.inc({ metric })

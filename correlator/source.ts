@@ -31,11 +31,21 @@ export interface PartitionEnd {
   end: bigint
 }
 
+/** Records `from`..`to`-1 of a partition were deleted (Kafka retention) before this instance read them. */
+export interface OffsetGap {
+  topic: string
+  partition: number
+  from: string
+  to: string
+}
+
 export interface SourceHandlers {
   /** One batch of records, any mix of topics and partitions, in offset order per partition. */
   onBatch(records: SourceRecord[]): Promise<void>
   /** Partitions taken away (rebalance): drop their state, another instance now owns them. */
   onRevoke?(partitions: { topic: string; partition: number }[]): Promise<void>
+  /** Reading goes on after a gap: called before the first record after it is handed over. */
+  onGap?(gap: OffsetGap): Promise<void>
 }
 
 export interface EventSource {
