@@ -61,9 +61,9 @@ export interface PoolOptions {
   /** Schema ids from the schema registry (registry/subjects.ts); unset: the built-in ids. */
   readonly schemaIds?: Readonly<Record<string, number>> | null
   /**
-   * Decode a lone body on this thread when no task is running and the event loop has been quiet
-   * (default: busy under INLINE_MAX_LOOP_BUSY of the last 100 ms): at low rates the round trip to
-   * a worker costs more than the decode, two sleeping threads woken per request. Bodies arriving
+   * Decode a lone body on this thread when no task is running and the thread has been quiet
+   * (default: it used under INLINE_MAX_LOOP_CPU of a core over the last 100 ms): below that the
+   * round trip to a worker costs more than the decode, two sleeping threads woken per request. Bodies arriving
    * while a task runs, several bodies at once, compressed bodies, bodies over INLINE_MAX_BYTES,
    * injected faults and everything while the loop is busy go to the workers. false: never.
    */
@@ -107,8 +107,12 @@ export interface WorkerData {
 
 /** The largest lone body decoded on the event loop: about half a millisecond of decoding. */
 export const INLINE_MAX_BYTES = 64 * 1024
-/** Event-loop busy share above which even lone bodies go to the workers (keeps latency under load). */
-export const INLINE_MAX_LOOP_BUSY = 0.3
+/**
+ * Share of a core the event-loop thread may use and still decode lone bodies itself; above it even
+ * lone bodies go to the workers, so decoding never starves the loop and a busy gateway still uses
+ * every core.
+ */
+export const INLINE_MAX_LOOP_CPU = 0.5
 
 interface Pending {
   request: DecodeRequest
@@ -140,7 +144,7 @@ export class DecodePool {
     const inline = options.inline ?? true
     if (typeof inline === 'function') this.inlineNow = inline
     else if (inline) {
-      const loop = new LoopLoad(INLINE_MAX_LOOP_BUSY)
+      const loop = new LoopLoad(INLINE_MAX_LOOP_CPU)
       this.inlineNow = () => loop.quiet()
     } else this.inlineNow = () => false
     // Inline tasks read the data-quality rules as the workers do.
