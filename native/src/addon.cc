@@ -125,87 +125,190 @@ inline bool hasSurrogate(std::string_view s) {
 
 constexpr int64_t MAX_LONG = 9007199254740990LL;
 
-class Transcoder : public Napi::ObjectWrap<Transcoder> {
+// Reads a schema description (decoders/native-schema.ts) with the C API, checking every call: once
+// its thread is being terminated, a call that may run JavaScript (a property read) fails, and the
+// C++ wrappers would make that a fatal error of the process. A failed call makes ok() false and
+// every later read answer empty; absent properties and values of another type are not failures.
+class Description {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Transcoder", {InstanceMethod("transcode", &Transcoder::Transcode)});
+  explicit Description(napi_env env) : env_(env) {}
+
+  bool ok() const { return ok_; }
+
+  napi_value Get(napi_value obj, const char* key) {
+    napi_value v = nullptr;
+    if (ok_ && napi_get_named_property(env_, obj, key, &v) != napi_ok) Fail();
+    return ok_ ? v : nullptr;
   }
 
-  explicit Transcoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Transcoder>(info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) {
-      Napi::TypeError::New(env, "Transcoder(description)").ThrowAsJavaScriptException();
-      return;
+  napi_value At(napi_value array, uint32_t i) {
+    napi_value v = nullptr;
+    if (ok_ && napi_get_element(env_, array, i, &v) != napi_ok) Fail();
+    return ok_ ? v : nullptr;
+  }
+
+  // An array's length; 0 for anything else.
+  uint32_t Length(napi_value v) {
+    bool array = false;
+    uint32_t n = 0;
+    if (!ok_ || v == nullptr || napi_is_array(env_, v, &array) != napi_ok || !array) return 0;
+    if (napi_get_array_length(env_, v, &n) != napi_ok) Fail();
+    return ok_ ? n : 0;
+  }
+
+  // Whether v is a number, then its value in target.
+  bool Number(napi_value v, double& target) {
+    if (!Is(v, napi_number)) return false;
+    double d = 0;
+    if (napi_get_value_double(env_, v, &d) != napi_ok) return Fail();
+    target = d;
+    return true;
+  }
+
+  int32_t Int(napi_value v) {
+    double d = 0;
+    return Number(v, d) ? static_cast<int32_t>(d) : 0;
+  }
+
+  bool True(napi_value v) {
+    bool b = false;
+    return Is(v, napi_boolean) && napi_get_value_bool(env_, v, &b) == napi_ok && b;
+  }
+
+  std::string Utf8(napi_value v) {
+    size_t n = 0;
+    if (!Is(v, napi_string) || napi_get_value_string_utf8(env_, v, nullptr, 0, &n) != napi_ok) return std::string();
+    std::string out(n, '\0');
+    if (napi_get_value_string_utf8(env_, v, out.data(), n + 1, &n) != napi_ok) Fail();
+    return out;
+  }
+
+  // Whether v is a Buffer, then its bytes in target.
+  bool Bytes(napi_value v, std::string& target) {
+    bool buffer = false;
+    void* data = nullptr;
+    size_t n = 0;
+    if (!ok_ || v == nullptr || napi_is_buffer(env_, v, &buffer) != napi_ok || !buffer) return false;
+    if (napi_get_buffer_info(env_, v, &data, &n) != napi_ok) return Fail();
+    target.assign(static_cast<const char*>(data), n);
+    return true;
+  }
+
+ private:
+  bool Is(napi_value v, napi_valuetype type) {
+    napi_valuetype t;
+    return ok_ && v != nullptr && napi_typeof(env_, v, &t) == napi_ok && t == type;
+  }
+
+  bool Fail() {
+    ok_ = false;
+    return false;
+  }
+
+  napi_env env_;
+  bool ok_ = true;
+};
+
+// Every entry point (construction, transcode()) is written against the C API, checking each call:
+// the pool terminates a worker thread whose task is over its deadline, and from then on every
+// N-API call that may run JavaScript fails (reading a property, wrapping or unwrapping this object,
+// allocating the result); node-addon-api's wrappers turn such a failure into a fatal error of the
+// whole process (Error::New), a gateway killed by one slow body. Here a failed call answers
+// undefined or builds nothing: the thread is going away and nobody reads the answer.
+class Transcoder {
+ public:
+  static napi_value Define(napi_env env) {
+    napi_property_descriptor transcode = {"transcode", nullptr, TranscodeCallback, nullptr,
+                                          nullptr,     nullptr, napi_default,      nullptr};
+    napi_value ctor = nullptr;
+    napi_define_class(env, "Transcoder", NAPI_AUTO_LENGTH, New, nullptr, 1, &transcode, &ctor);
+    return ctor;
+  }
+
+ private:
+  // new Transcoder(description): built on a thread's first body of a type, and again after the
+  // data-quality rules changed their projection.
+  static napi_value New(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value arg = nullptr;
+    napi_value self = nullptr;
+    napi_valuetype type = napi_undefined;
+    if (napi_get_cb_info(env, info, &argc, &arg, &self, nullptr) != napi_ok) return nullptr;
+    if (argc < 1 || napi_typeof(env, arg, &type) != napi_ok || type != napi_object) {
+      napi_throw_type_error(env, nullptr, "Transcoder(description)");
+      return nullptr;
     }
-    Napi::Object d = info[0].As<Napi::Object>();
-    schemaId_ = d.Get("schemaId").As<Napi::Number>().Int32Value();
-    root_ = d.Get("root").As<Napi::Number>().Int32Value();
-    keyField_ = d.Get("keyField").As<Napi::Number>().Int32Value();
-    Napi::Value keyPath = d.Get("keyPath");
-    if (keyPath.IsArray()) {
-      Napi::Array kp = keyPath.As<Napi::Array>();
-      for (uint32_t i = 0; i < kp.Length(); i++) keyPath_.push_back(kp.Get(i).As<Napi::Number>().Int32Value());
+    auto* t = new Transcoder(env, arg);
+    if (!t->ready_ || napi_wrap(env, self, t, Finalize, nullptr, nullptr) != napi_ok) {
+      delete t;
+      return nullptr;
     }
+    return self;
+  }
+
+  static void Finalize(napi_env, void* data, void*) { delete static_cast<Transcoder*>(data); }
+
+  static napi_value TranscodeCallback(napi_env env, napi_callback_info info) {
+    size_t argc = 5;
+    napi_value argv[5] = {};
+    napi_value self = nullptr;
+    void* t = nullptr;
+    if (napi_get_cb_info(env, info, &argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &t) != napi_ok)
+      return nullptr;
+    return static_cast<Transcoder*>(t)->Transcode(env, argc, argv);
+  }
+
+  // Reads the description (decoders/native-schema.ts); ready_ is set only when it was read whole
+  // and is consistent (an inconsistent one throws).
+  Transcoder(napi_env env, napi_value d) {
+    Description in(env);
+    schemaId_ = in.Int(in.Get(d, "schemaId"));
+    root_ = in.Int(in.Get(d, "root"));
+    keyField_ = in.Int(in.Get(d, "keyField"));
+    napi_value keyPath = in.Get(d, "keyPath");
+    for (uint32_t i = 0, n = in.Length(keyPath); i < n; i++) keyPath_.push_back(in.Int(in.At(keyPath, i)));
     if (keyPath_.empty()) keyPath_.push_back(keyField_);
-    Napi::Array nodes = d.Get("nodes").As<Napi::Array>();
-    for (uint32_t i = 0; i < nodes.Length(); i++) {
-      Napi::Object n = nodes.Get(i).As<Napi::Object>();
+    napi_value nodes = in.Get(d, "nodes");
+    for (uint32_t i = 0, count = in.Length(nodes); i < count && in.ok(); i++) {
+      napi_value n = in.At(nodes, i);
       Node node;
-      node.kind = n.Get("kind").As<Napi::Number>().Int32Value();
-      auto num = [&](const char* key, double& target) -> bool {
-        Napi::Value v = n.Get(key);
-        if (!v.IsNumber()) return false;
-        target = v.As<Napi::Number>().DoubleValue();
-        return true;
-      };
-      node.hasMin = num("min", node.min);
-      node.hasMax = num("max", node.max);
-      num("minLength", node.minLength);
-      num("maxLength", node.maxLength);
-      num("minItems", node.minItems);
-      num("maxItems", node.maxItems);
-      Napi::Value inner = n.Get("inner");
-      if (inner.IsNumber()) node.inner = inner.As<Napi::Number>().Int32Value();
-      node.deferNull = n.Get("deferNull").ToBoolean().Value();
-      Napi::Value symbols = n.Get("symbols");
-      if (symbols.IsArray()) {
-        Napi::Array s = symbols.As<Napi::Array>();
-        for (uint32_t j = 0; j < s.Length(); j++) node.symbols.push_back(s.Get(j).As<Napi::String>().Utf8Value());
-      }
-      Napi::Value fields = n.Get("fields");
-      if (fields.IsArray()) {
-        Napi::Array fs = fields.As<Napi::Array>();
-        if (fs.Length() > MAX_RECORD_FIELDS) node.kind = K_DEFER;
-        for (uint32_t j = 0; j < fs.Length(); j++) {
-          Napi::Object f = fs.Get(j).As<Napi::Object>();
-          Field field;
-          field.name = f.Get("name").As<Napi::String>().Utf8Value();
-          field.node = f.Get("node").As<Napi::Number>().Int32Value();
-          Napi::Value def = f.Get("default");
-          if (def.IsBuffer()) {
-            Napi::Buffer<uint8_t> b = def.As<Napi::Buffer<uint8_t>>();
-            field.hasDefault = true;
-            field.defaultBytes.assign(reinterpret_cast<const char*>(b.Data()), b.Length());
-          }
-          Napi::Value st = f.Get("stamp");
-          if (st.IsNumber()) field.stamp = st.As<Napi::Number>().Int32Value();
-          field.rest = f.Get("rest").ToBoolean().Value();
-          Napi::Value micros = f.Get("microsOf");
-          if (micros.IsNumber()) {
-            field.microsOf = micros.As<Napi::Number>().Int32Value();
-            node.hasMicros = true;
-          }
-          if (field.rest) node.closed = true;
-          node.fields.push_back(std::move(field));
+      node.kind = in.Int(in.Get(n, "kind"));
+      node.hasMin = in.Number(in.Get(n, "min"), node.min);
+      node.hasMax = in.Number(in.Get(n, "max"), node.max);
+      in.Number(in.Get(n, "minLength"), node.minLength);
+      in.Number(in.Get(n, "maxLength"), node.maxLength);
+      in.Number(in.Get(n, "minItems"), node.minItems);
+      in.Number(in.Get(n, "maxItems"), node.maxItems);
+      double inner = -1;
+      if (in.Number(in.Get(n, "inner"), inner)) node.inner = static_cast<int32_t>(inner);
+      node.deferNull = in.True(in.Get(n, "deferNull"));
+      napi_value symbols = in.Get(n, "symbols");
+      for (uint32_t j = 0, ns = in.Length(symbols); j < ns; j++) node.symbols.push_back(in.Utf8(in.At(symbols, j)));
+      napi_value fields = in.Get(n, "fields");
+      const uint32_t nf = in.Length(fields);
+      if (nf > MAX_RECORD_FIELDS) node.kind = K_DEFER;
+      for (uint32_t j = 0; j < nf && in.ok(); j++) {
+        napi_value f = in.At(fields, j);
+        Field field;
+        field.name = in.Utf8(in.Get(f, "name"));
+        field.node = in.Int(in.Get(f, "node"));
+        field.hasDefault = in.Bytes(in.Get(f, "default"), field.defaultBytes);
+        double stamp = STAMP_NONE;
+        if (in.Number(in.Get(f, "stamp"), stamp)) field.stamp = static_cast<int32_t>(stamp);
+        field.rest = in.True(in.Get(f, "rest"));
+        double micros = -1;
+        if (in.Number(in.Get(f, "microsOf"), micros)) {
+          field.microsOf = static_cast<int32_t>(micros);
+          node.hasMicros = true;
         }
+        if (field.rest) node.closed = true;
+        node.fields.push_back(std::move(field));
       }
       nodes_.push_back(std::move(node));
     }
-    Napi::Value proj = d.Get("projection");
-    if (proj.IsArray()) {
-      Napi::Array p = proj.As<Napi::Array>();
-      for (uint32_t i = 0; i < p.Length(); i++) projection_.push_back(p.Get(i).As<Napi::Number>().Int32Value());
-    }
+    napi_value proj = in.Get(d, "projection");
+    for (uint32_t i = 0, n = in.Length(proj); i < n; i++) projection_.push_back(in.Int(in.At(proj, i)));
+    if (!in.ok()) return;  // N-API failed: the thread is being terminated; ready_ stays false
     // Check the description once, so transcode() can index without bounds checks.
     bool okDesc = root_ >= 0 && static_cast<size_t>(root_) < nodes_.size() && nodes_[root_].kind == K_RECORD;
     for (const Node& n : nodes_) {
@@ -234,13 +337,15 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
         if (p < 0 || static_cast<size_t>(p) >= r.fields.size()) okDesc = false;
     }
     if (!okDesc) {
-      Napi::Error::New(env, "Transcoder: inconsistent schema description").ThrowAsJavaScriptException();
+      napi_throw_error(env, nullptr, "Transcoder: inconsistent schema description");
       return;
     }
     tmp_.resize(MAX_DEPTH + 1);
+    ready_ = true;
   }
 
  private:
+  bool ready_ = false;  // the description was read whole and is consistent
   int32_t schemaId_ = 0;
   int32_t root_ = 0;
   int32_t keyField_ = 0;
@@ -883,28 +988,29 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
   // out, its key's start and end in out. deferred: 3 per deferred event: its index, then
   // its bytes' start and end in the body (the NDJSON line, the array element). projected: per accepted event and projected
   // field, the offset of the field's Avro value in out.
-  //
-  // The pool terminates a worker thread whose task is over its deadline, and from then on every
-  // N-API call that may run JavaScript fails; node-addon-api turns such a failure into a fatal
-  // error of the whole process (a gateway killed by one slow body). So this entry point reads its
-  // arguments with calls that run no JavaScript and builds its result with the C API, answering
-  // undefined when a call fails: the thread is going away and nobody reads the answer.
-  Napi::Value Transcode(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[0].IsBuffer() || !info[1].IsBoolean() || !info[2].IsNumber() || !info[3].IsNumber() ||
-        !info[4].IsString()) {
+  napi_value Transcode(napi_env env, size_t argc, napi_value* argv) {
+    bool isBuffer = false;
+    void* data = nullptr;
+    size_t len = 0;
+    bool ndjson = false;
+    double maxEventsD = 0;
+    int64_t ingestTime = 0;
+    size_t sourceLen = 0;
+    if (argc < 5 || napi_is_buffer(env, argv[0], &isBuffer) != napi_ok || !isBuffer ||
+        napi_get_value_bool(env, argv[1], &ndjson) != napi_ok ||
+        napi_get_value_double(env, argv[2], &maxEventsD) != napi_ok ||
+        napi_get_value_int64(env, argv[3], &ingestTime) != napi_ok ||
+        napi_get_value_string_utf8(env, argv[4], nullptr, 0, &sourceLen) != napi_ok) {
       napi_throw_type_error(env, nullptr, "transcode(body, ndjson, maxEvents, ingestTime, source)");
-      return Napi::Value();
+      return nullptr;
     }
-    Napi::Buffer<uint8_t> body = info[0].As<Napi::Buffer<uint8_t>>();
-    const bool ndjson = info[1].As<Napi::Boolean>().Value();
-    const double maxEventsD = info[2].As<Napi::Number>().DoubleValue();
+    std::string source(sourceLen, '\0');
+    if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok ||
+        napi_get_value_string_utf8(env, argv[4], source.data(), sourceLen + 1, &sourceLen) != napi_ok)
+      return nullptr;
     const uint32_t maxEvents = maxEventsD >= 4294967295.0 ? 4294967295u : maxEventsD <= 0 ? 0u : static_cast<uint32_t>(maxEventsD);
-    const int64_t ingestTime = info[3].As<Napi::Number>().Int64Value();
-    const std::string source = info[4].As<Napi::String>().Utf8Value();
-    const size_t len = body.Length();
     // Offsets are 32-bit; such bodies are far over any configured limit anyway.
-    if (len >= 0xFFFFFFF0u) return env.Undefined();
+    if (len >= 0xFFFFFFF0u) return nullptr;
 
     stampIngest_.clear();
     putLong(stampIngest_, ingestTime);
@@ -912,7 +1018,7 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     putString(stampSource_, source);
 
     input_.resize(len + simdjson::SIMDJSON_PADDING);
-    if (len > 0) std::memcpy(input_.data(), body.Data(), len);
+    if (len > 0) std::memcpy(input_.data(), data, len);
     std::memset(input_.data() + len, 0, simdjson::SIMDJSON_PADDING);
     out_.clear();
     meta_.clear();
@@ -922,13 +1028,13 @@ class Transcoder : public Napi::ObjectWrap<Transcoder> {
     for (auto& t : tmp_) t.clear();
 
     const bool handled = ndjson ? Lines(len, maxEvents) : Document(len, maxEvents);
-    if (!handled || out_.size() >= 0xFFFFFFF0u) return env.Undefined();
+    if (!handled || out_.size() >= 0xFFFFFFF0u) return nullptr;
 
     napi_value result = Result(env);
     // Keep the buffers from growing without bound after one huge body.
     if (input_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(input_);
     if (out_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(out_);
-    return result == nullptr ? Napi::Value() : Napi::Value(env, result);
+    return result;
   }
 
   // { out, meta, deferred, projected? }, copied out of this transcoder's buffers; nullptr when
@@ -969,7 +1075,7 @@ Napi::Value ThreadCpuMs(const Napi::CallbackInfo& info) {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(exports, {InstanceValue("Transcoder", Transcoder::Define(env), napi_enumerable),
+    DefineAddon(exports, {InstanceValue("Transcoder", Napi::Value(env, Transcoder::Define(env)), napi_enumerable),
                           InstanceValue("threadCpuMs", Napi::Function::New(env, ThreadCpuMs), napi_enumerable)});
   }
 };

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
@@ -13,7 +14,7 @@ import {
   transcodeJsonJs,
   transcodeJsonNative,
 } from '../../decoders/transcode.js'
-import { EVENT_TYPES, type EventType } from '../../events/catalog.js'
+import { EVENT_INFO, EVENT_TYPES, type EventType } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
@@ -220,6 +221,65 @@ describe('native transcoder', () => {
     expect(await statusIn(false, process.env)).toEqual({ native: false, reason: 'ADGATE_NATIVE=0' })
     expect(await statusIn(true, { ...process.env, ADGATE_NATIVE: '0' })).toEqual({ native: true, reason: '' })
   })
+
+  // The pool terminates a worker whose task is over ADGATE_DECODE_TIMEOUT_MS. Terminated inside the
+  // addon, its next N-API call fails, and node-addon-api made that a fatal error of the whole
+  // gateway (FATAL ERROR Error::New): inside transcode() (fixed in 36acc9c), then inside the
+  // construction of a transcoder, which a thread does on its first body of a type and after a
+  // rules change. In a child process, so an abort fails this test, not the runner.
+  it.each([
+    ['transcoding', 'for (;;) t.transcodeJsonNative(body, false, options)'],
+    ['building a transcoder', 'for (;;) new Transcoder(description)'],
+  ])(
+    'a worker thread terminated while %s ends alone, never the process',
+    (_, loop) => {
+      const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).href
+      const workerData = {
+        modules: [
+          'decoders/transcode.js',
+          'decoders/native-addon.js',
+          'decoders/native-schema.js',
+          'events/schemas.js',
+        ].map(dist),
+        options: options('impression'),
+        keyField: EVENT_INFO.impression.keyField,
+      }
+      const generator = [dist('generator/encode.js'), dist('generator/funnel.js')]
+      const script = `
+      import { Worker } from 'node:worker_threads'
+      const source = \`
+        import('node:worker_threads').then(async ({ parentPort, workerData }) => {
+          const [t, a, s, schemas] = await Promise.all(workerData.modules.map((m) => import(m)))
+          const { options, keyField } = workerData
+          const body = Buffer.from(workerData.body)
+          const Transcoder = a.nativeAddon().addon.Transcoder
+          const description = s.describeSchema(schemas.EVENT_SCHEMAS.impression, keyField, ['country'])
+          parentPort.postMessage('running')
+          ${loop}
+        })\`
+      const [e, f] = await Promise.all(${JSON.stringify(generator)}.map((m) => import(m)))
+      const body = e.encodeEvents('impression', f.generateEvents('impression', 4000, 5), 'json')
+      const workerData = { ...${JSON.stringify(workerData)}, body }
+      for (let i = 0; i < 40; i++) {
+        const w = new Worker(source, { eval: true, workerData })
+        await new Promise((resolve) => w.once('message', resolve))
+        await new Promise((resolve) => setTimeout(resolve, 1 + (i % 7)))
+        await w.terminate()
+      }
+      process.stdout.write('survived')`
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: 240_000,
+      })
+      expect(r.stderr).not.toMatch(/FATAL/)
+      expect({ status: r.status, signal: r.signal, stdout: r.stdout }).toEqual({
+        status: 0,
+        signal: null,
+        stdout: 'survived',
+      })
+    },
+    300_000,
+  )
 
   it('loads and runs in several worker threads at once, and again after they exit', async () => {
     const body = encodeEvents('impression', generateEvents('impression', 300, 9), 'ndjson')
