@@ -1,4 +1,5 @@
 import { accessSync, constants } from 'node:fs'
+import { isIP } from 'node:net'
 
 /**
  * The value parsers of the settings table (config/settings.ts): each takes the raw text of a
@@ -128,4 +129,24 @@ export function parseHostPatterns(raw: string): string[] {
       throw new ConfigError(`${JSON.stringify(h)} is not a host name or *.host pattern`)
   }
   return hosts
+}
+
+/** Comma-separated IP addresses and CIDR ranges (IPv4 or IPv6), e.g. `10.0.0.0/8, ::1`. */
+export function parseAddressRanges(raw: string): string[] {
+  const ranges = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const r of ranges) {
+    const [address = '', prefix, extra] = r.split('/')
+    const family = isIP(address)
+    const bits = family === 4 ? 32 : 128
+    const ok =
+      family !== 0 &&
+      extra === undefined &&
+      (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits))
+    if (!ok)
+      throw new ConfigError(`${JSON.stringify(r)} is not an IP address or CIDR range (10.0.0.0/8, fd00::/8)`)
+  }
+  return ranges
 }

@@ -11,6 +11,7 @@ import {
   httpUrl,
   int,
   oneOf,
+  parseAddressRanges,
   parseHostPatterns,
   readableFile,
   secret,
@@ -170,6 +171,12 @@ export const SETTINGS = {
     'on',
     'on: every request head is checked against RFC 9110/9112 before uWS reads it, so malformed or unusual requests (HTTP/1.0, odd header names, bad framing) get their status instead of no answer; off: uWS alone (faster for tiny requests; behind a proxy that normalizes requests)',
     oneOf('on', 'off'),
+  ),
+  trustedProxies: setting(
+    'ADGATE_TRUSTED_PROXIES',
+    undefined,
+    'Comma-separated addresses or CIDR ranges of proxies in front of the gateway (10.0.0.0/8, ::1): from them, the client address is the last X-Forwarded-For address that is not one of them (trackers record it; keyless clients are charged refused work by it). Unset: X-Forwarded-For is ignored',
+    parseAddressRanges,
   ),
   bodyTimeoutMs: setting(
     'ADGATE_BODY_TIMEOUT_MS',

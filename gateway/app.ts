@@ -8,6 +8,7 @@ import type { Replayer } from '../spool/replayer.js'
 import type { Spool } from '../spool/spool.js'
 import type { DecodePool } from '../workers/pool.js'
 import type { Authenticator } from './auth.js'
+import { ClientAddress } from './client-address.js'
 import type { Delivery } from './delivery.js'
 import { EventRoutes } from './http.js'
 import type { IngestService } from './ingest.js'
@@ -47,11 +48,12 @@ export interface Routes {
  */
 export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
   const { config, logger, metrics, ingest, pool, delivery, sink, spool, replayer } = parts
-  const routes = new EventRoutes(parts)
+  const address = new ClientAddress(config.trustedProxies ?? [], config.strictHttp === 'on')
+  const routes = new EventRoutes({ ...parts, address })
   routes.register(app)
-  const trackers = new TrackerRoutes(parts)
+  const trackers = new TrackerRoutes({ ...parts, address })
   trackers.register(app)
-  registerStream(app, parts)
+  registerStream(app, { ...parts, address })
 
   app.get('/healthz', (res) => writeReply(res, jsonReply(200, { status: 'ok' })))
   app.get('/readyz', (res) => {

@@ -10,6 +10,7 @@ import { authRefusal, rateRefusal } from './admission.js'
 import { answer } from './answer.js'
 import type { Authenticator, Principal } from './auth.js'
 import { type BodyFailure, BodyReader } from './body-reader.js'
+import type { ClientAddress } from './client-address.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
 import { clientOf } from './refused-work.js'
@@ -29,6 +30,7 @@ export interface HttpDeps {
   readonly ingest: IngestService
   readonly metrics: GatewayMetrics
   readonly logger: Logger
+  readonly address: ClientAddress
 }
 
 /**
@@ -80,7 +82,7 @@ export class EventRoutes {
     }
     const { principal, encoding, contentEncoding, declared } = admitted
     const { config, ingest, metrics } = this.deps
-    const client = clientOf(this.deps.auth, principal, res, req)
+    const client = clientOf(this.deps.auth, principal, this.deps.address.of(res, req))
     this.inFlight++
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)

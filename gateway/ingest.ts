@@ -60,19 +60,21 @@ export class IngestService {
     if (refused !== null) return refused
 
     const client = input.client ?? input.source
-    const wait = this.refused?.waitMs(client) ?? 0
-    if (wait > 0) {
-      // This client's refused work is over its share: its body waits (spending no CPU) or, when
-      // it already has bodies waiting, is refused now.
-      if (!this.refused!.mayWait(client))
+    if (this.refused !== null && this.refused.waitMs(client) > 0) {
+      // This client's refused work is over its share: its body waits (spending no CPU) or,
+      // when it already has bodies waiting, is refused now.
+      const turn = await this.refused.turn(client)
+      if (turn.go && turn.waited) this.metrics.refusedWorkDelays.inc({ result: 'waited' })
+      if (!turn.go) {
+        this.metrics.refusedWorkDelays.inc({ result: 'refused' })
         return errorReply(
           'RATE_LIMITED',
           `${client} spent its share of decode time on refused bodies (ADGATE_REFUSED_CPU_MS_PER_S)`,
           requestId,
           {},
-          { 'Retry-After': String(Math.ceil(wait / 1000)) },
+          { 'Retry-After': String(Math.ceil(turn.retryAfterMs / 1000)) },
         )
-      await this.refused!.wait(client, wait)
+      }
     }
 
     let outcome: BodyOutcome
@@ -88,7 +90,11 @@ export class IngestService {
       )
     }
     const delivered = this.deliver(task)
-    this.refused?.charge(client, refusedMs(outcome))
+    const charged = refusedMs(outcome)
+    if (this.refused !== null && charged > 0) {
+      this.refused.charge(client, charged)
+      this.metrics.refusedWork.inc(charged / 1000)
+    }
     this.quality?.observe(input.source, type, outcome)
     const errors = outcome.rejects
     const { metrics } = this

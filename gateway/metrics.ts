@@ -141,6 +141,26 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
+    // ---- refused work charged to its clients (gateway/refused-work.ts; observed per refused body)
+    refusedWork: m(
+      () =>
+        new Counter({
+          name: 'adgate_refused_work_seconds_total',
+          help: 'Decode CPU time spent on refused bodies and events, charged to their clients (ADGATE_REFUSED_CPU_MS_PER_S)',
+          registers,
+        }),
+    ),
+    refusedWorkDelays: m(() => {
+      const c = new Counter({
+        name: 'adgate_refused_work_delays_total',
+        help: 'Bodies of clients over their share of refused work: waited before decoding, or refused 429',
+        labelNames: ['result'] as const,
+        registers,
+      })
+      // Both results exported from the start, so a rate() over them has a series before the first.
+      for (const result of ['waited', 'refused']) c.inc({ result }, 0)
+      return c
+    }),
     // ---- decoder workers (observed once per task)
     workerBusy: m(
       () =>

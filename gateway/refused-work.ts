@@ -1,4 +1,3 @@
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { Authenticator, Principal } from './auth.js'
 
 /**
@@ -32,15 +31,27 @@ export class RefusedWork {
     return (this.debts.get(client)?.waiting ?? 0) < this.maxWaiting
   }
 
-  /** Waits out the client's debt; resolves when its body may be decoded. */
-  async wait(client: string, ms: number): Promise<void> {
+  /**
+   * When this client's next body may be decoded: now, or after waiting (spending no CPU) until its
+   * debt is back under one second's worth, looked at again on waking, since its other bodies may
+   * have added to it meanwhile (without that, every body waiting woke together and all were
+   * decoded). A client that already has maxWaiting bodies waiting is refused instead (429).
+   */
+  async turn(client: string): Promise<Turn> {
+    let ms = this.waitMs(client)
+    if (ms === 0) return NOW
     const debt = this.debtOf(client)
+    if (debt.waiting >= this.maxWaiting) return { go: false, retryAfterMs: ms }
     debt.waiting++
     try {
-      await new Promise((resolve) => setTimeout(resolve, ms))
+      while (ms > 0) {
+        await new Promise((resolve) => setTimeout(resolve, ms))
+        ms = this.waitMs(client)
+      }
     } finally {
       debt.waiting--
     }
+    return WAITED
   }
 
   /** Charge refused decode time to a client. */
@@ -80,6 +91,13 @@ export class RefusedWork {
   }
 }
 
+/** Whether a body may be decoded (after waiting or not), or is refused with a Retry-After. */
+export type Turn =
+  | { readonly go: true; readonly waited: boolean }
+  | { readonly go: false; readonly retryAfterMs: number }
+const NOW: Turn = { go: true, waited: false }
+const WAITED: Turn = { go: true, waited: true }
+
 interface Debt {
   /** Refused decode time owed, in ms, as of `at`. */
   ms: number
@@ -91,15 +109,9 @@ interface Debt {
 const MAX_CLIENTS = 10_000
 
 /**
- * Who is charged for refused work (refused-work.ts): the API key; without keys, the address (from
- * the strict-HTTP guard's peer header when it is in front, else the socket's).
+ * Who is charged for refused work: the API key; without keys, the client's address
+ * (client-address.ts: behind a trusted proxy, the one X-Forwarded-For names).
  */
-export function clientOf(
-  auth: Authenticator,
-  principal: Principal,
-  res: HttpResponse,
-  req: HttpRequest,
-): string {
-  if (auth.enabled) return principal.name
-  return req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString()
+export function clientOf(auth: Authenticator, principal: Principal, address: string): string {
+  return auth.enabled ? principal.name : address
 }

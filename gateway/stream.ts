@@ -7,6 +7,7 @@ import { type EventType, isEventType } from '../events/catalog.js'
 import { authRefusal, rateRefusal } from './admission.js'
 import { answer } from './answer.js'
 import { type Authenticator, mayPost, type Principal } from './auth.js'
+import type { ClientAddress } from './client-address.js'
 import type { IngestService } from './ingest.js'
 import type { GatewayMetrics } from './metrics.js'
 import { clientOf } from './refused-work.js'
@@ -41,6 +42,7 @@ export interface StreamDeps {
   readonly ingest: IngestService
   readonly metrics: GatewayMetrics
   readonly logger: Logger
+  readonly address: ClientAddress
 }
 
 export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
@@ -64,7 +66,13 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
         return
       }
       res.upgrade<Session>(
-        { principal, client: clientOf(auth, principal, res, req), inFlight: 0, open: true, id: requestId },
+        {
+          principal,
+          client: clientOf(auth, principal, deps.address.of(res, req)),
+          inFlight: 0,
+          open: true,
+          id: requestId,
+        },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),

@@ -212,8 +212,7 @@ export class TrackerRoutes {
       query,
       requestId: requestIdFrom(req.getHeader('x-request-id')),
       userAgent: req.getHeader('user-agent'),
-      // Behind the strict-HTTP guard uWS sees the guard's address; the guard says the client's.
-      ip: req.getHeader('x-adgate-peer') || Buffer.from(res.getRemoteAddressAsText()).toString(),
+      ip: this.http.address.of(res, req),
       apiKey: req.getHeader('x-api-key'),
       authorization: req.getHeader('authorization'),
       headerBytes,

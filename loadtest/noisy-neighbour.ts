@@ -1,32 +1,80 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import { type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { bodies } from '../bench/lib/servers.js'
+import { bodies, metric } from '../bench/lib/servers.js'
 import { median } from '../bench/lib/stats.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 
 /**
- * Issue 15's noisy neighbour: one client posts valid batches as fast as it can while another
- * posts, one after another, the most expensive bodies it can build for each decoder
- * (noisy-client.ts, a process of its own). The valid client's throughput with the neighbour is
- * compared with its throughput alone (same gateway, measured just before), and every answer it
- * got must be a 2xx. The two are two clients as the gateway tells clients apart: two API keys
+ * Issue 15's noisy neighbour: one client posts valid batches while another posts, one after
+ * another, the most expensive bodies it can build for each decoder (noisy-client.ts, a process of
+ * its own). The two are two clients as the gateway tells clients apart: two API keys
  * (NOISY_NEIGHBOUR_KEYS; on one address without keys, they would be one client).
+ *
+ * Two measurements, each in rounds of "alone" and "beside the neighbour" (in turn which first, so a
+ * drift in the machine's load cancels out):
+ * - open loop (the verdict): the valid client offers a fixed rate, `share` of what it pushed alone
+ *   closed-loop, and must be served (2xx events/s ≥ 90 % of offered) with its latency beside the
+ *   alone run's. A fixed rate measures the gateway's fairness: on 2 cores a closed-loop client
+ *   saturates both alone, so beside the neighbour it also measures the neighbour PROCESS's CPU.
+ * - closed loop (reported): the most the valid client pushes, alone and beside the neighbour.
+ * The gateway's side is deterministic and reported too: the decode time it charged for refused
+ * work (adgate_refused_work_seconds_total, only the neighbour's bodies are refused) against what
+ * ADGATE_REFUSED_CPU_MS_PER_S allows over the neighbour's time.
  */
+export interface NoisyOptions {
+  /** Seconds of each closed-loop side. */
+  readonly closedSeconds: number
+  /** Seconds of each open-loop side. */
+  readonly openSeconds: number
+  readonly rounds: number
+  /** The open-loop rate as a share of the closed-loop rate alone. */
+  readonly share?: number
+}
+
+export interface Side {
+  /** 2xx events per second. */
+  readonly events_per_s: number
+}
+export interface OpenSide extends Side {
+  readonly p50_ms: number
+  readonly p99_ms: number
+  readonly p999_ms: number
+  readonly schedule_kept: boolean
+}
+
 export interface NoisyResult {
-  /** Medians over the rounds. */
-  readonly alone_events_per_s: number
-  readonly with_neighbour_events_per_s: number
-  /** The median of the rounds' ratios (each round: alone, then with the neighbour). */
-  readonly ratio: number
-  readonly rounds: readonly { alone_events_per_s: number; with_neighbour_events_per_s: number }[]
-  /** Answers to the valid client that were not 2xx, by status (must stay empty). */
+  readonly closed: {
+    readonly rounds: readonly { alone: Side; with_neighbour: Side }[]
+    /** Medians over the rounds. */
+    readonly alone_events_per_s: number
+    readonly with_neighbour_events_per_s: number
+    /** Median of the rounds' ratios. */
+    readonly ratio: number
+  }
+  readonly open: {
+    readonly offered_events_per_s: number
+    readonly rounds: readonly { alone: OpenSide; with_neighbour: OpenSide }[]
+    /** Served ÷ offered beside the neighbour: the worst round, and the median. */
+    readonly served_share_min: number
+    readonly served_share_median: number
+    /** Medians over the rounds. */
+    readonly alone: { readonly p50_ms: number; readonly p99_ms: number }
+    readonly with_neighbour: { readonly p50_ms: number; readonly p99_ms: number }
+  }
+  /** Answers to the valid client (both loops) that were not 2xx, by status (must stay empty). */
   readonly valid_non2xx: Record<string, number>
   /** What the neighbour's bodies got, by body kind and status. */
   readonly neighbour: Record<string, Record<string, number>>
-  /** The last round's valid client with the neighbour. */
-  readonly result: autocannon.Result
+  /** Seconds from the neighbour's first body to its last answer, over all rounds. */
+  readonly neighbour_window_s: number
+  /** Decode time the gateway charged for refused work, and what the limit allows over that window. */
+  readonly refused_work_charged_s: number
+  readonly refused_work_allowance_s: number
+  /** The last open-loop round beside the neighbour. */
+  readonly result: OpenLoopResult
 }
 
 const EVENTS_PER_REQUEST = 100
@@ -34,16 +82,34 @@ const VALID_KEY = 'valid-client-secret'
 const NOISY_KEY = 'noisy-client-secret'
 /** ADGATE_API_KEYS of the gateway under test. */
 export const NOISY_NEIGHBOUR_KEYS = `valid:${VALID_KEY}:*,noisy:${NOISY_KEY}:*`
+/** The gateway's refused-work limits the allowance is computed from (its defaults, set explicitly). */
+export const NOISY_NEIGHBOUR_ENV = {
+  ADGATE_WORKERS: '1',
+  ADGATE_API_KEYS: NOISY_NEIGHBOUR_KEYS,
+  ADGATE_REFUSED_CPU_MS_PER_S: '50',
+  ADGATE_REQUEST_CPU_MS: '500',
+}
 const CLIENT = join(REPO_ROOT, 'dist', 'loadtest', 'noisy-client.js')
+const VALID_HEADERS = { 'content-type': CONTENT_TYPE.json, 'x-api-key': VALID_KEY }
+const VALID_BODIES = () => bodies('impression', 'json', 20, EVENTS_PER_REQUEST)
 
-async function valid(url: string, seconds: number): Promise<autocannon.Result> {
+async function closedLoop(url: string, seconds: number, valid: Buffer[]): Promise<autocannon.Result> {
   return autocannon({
     url: `${url}/v1/impressions`,
     method: 'POST',
     connections: 16,
     duration: seconds,
-    headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': VALID_KEY },
-    requests: bodies('impression', 'json', 20, EVENTS_PER_REQUEST).map((body) => ({ method: 'POST', body })),
+    headers: VALID_HEADERS,
+    requests: valid.map((body) => ({ method: 'POST', body })),
+  })
+}
+
+function openLoopAt(url: string, eventsPerS: number, seconds: number, valid: Buffer[]) {
+  return openLoop({
+    url,
+    requests: valid.map((body) => ({ path: '/v1/impressions', headers: VALID_HEADERS, body })),
+    rate: eventsPerS / EVENTS_PER_REQUEST,
+    seconds,
   })
 }
 
@@ -82,50 +148,127 @@ function neighbour(url: string, seconds: number, first: number): Promise<Neighbo
   })
 }
 
-/**
- * `rounds` rounds, each the valid client alone for `seconds` and beside the neighbour for as long
- * (in turn which first); the ratio is the median of the rounds' (the machine's other load moves
- * both sides).
- */
-export async function noisyNeighbour(url: string, seconds: number, rounds = 1): Promise<NoisyResult> {
-  const perSecond = (r: autocannon.Result) => Math.round((r['2xx'] / seconds) * EVENTS_PER_REQUEST)
-  const figures: { alone_events_per_s: number; with_neighbour_events_per_s: number }[] = []
-  const neighbourCounts: Record<string, Record<string, number>> = {}
-  const valid_non2xx: Record<string, number> = {}
-  let last: autocannon.Result | undefined
-  for (let round = 0; round < rounds; round++) {
-    const sent = Object.values(neighbourCounts).reduce(
-      (n, c) => n + Object.values(c).reduce((a, b) => a + b, 0),
-      0,
-    )
-    const ready = await neighbour(url, seconds, sent)
-    // Odd rounds measure beside the neighbour first, so a drift in the machine's load cancels out.
-    const before = round % 2 === 1 ? null : await valid(url, seconds)
-    const noisy = ready.go()
-    const withNeighbour = await valid(url, seconds)
-    const counts = await noisy
-    const alone = before ?? (await valid(url, seconds))
-    for (const [kind, statuses] of Object.entries(counts)) {
-      const counts = neighbourCounts[kind] ?? {}
-      neighbourCounts[kind] = counts
-      for (const [status, n] of Object.entries(statuses)) add(counts, status, n)
-    }
-    for (const [code, n] of Object.entries(withNeighbour.statusCodeStats ?? {}))
-      if (!code.startsWith('2') && (n.count ?? 0) > 0) add(valid_non2xx, code, n.count ?? 0)
-    if (withNeighbour.errors > 0) add(valid_non2xx, 'errors', withNeighbour.errors)
-    figures.push({
-      alone_events_per_s: perSecond(alone),
-      with_neighbour_events_per_s: perSecond(withNeighbour),
-    })
-    last = withNeighbour
+/** Runs `measure` alone and beside a neighbour (`neighbourFirst`: that side first). */
+async function round<T>(
+  url: string,
+  seconds: number,
+  neighbourFirst: boolean,
+  measure: () => Promise<T>,
+  state: NeighbourState,
+): Promise<{ alone: T; with_neighbour: T }> {
+  const sent = Object.values(state.counts).reduce(
+    (n, c) => n + Object.values(c).reduce((a, b) => a + b, 0),
+    0,
+  )
+  const ready = await neighbour(url, seconds, sent)
+  const before = neighbourFirst ? null : await measure()
+  const started = performance.now()
+  const noisy = ready.go()
+  const withNeighbour = await measure()
+  const counts = await noisy
+  state.windowMs += performance.now() - started
+  const alone = before ?? (await measure())
+  for (const [kind, statuses] of Object.entries(counts)) {
+    const into = state.counts[kind] ?? {}
+    state.counts[kind] = into
+    for (const [status, n] of Object.entries(statuses)) add(into, status, n)
   }
+  return { alone, with_neighbour: withNeighbour }
+}
+
+interface NeighbourState {
+  counts: Record<string, Record<string, number>>
+  windowMs: number
+}
+
+export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<NoisyResult> {
+  const valid = VALID_BODIES()
+  const state: NeighbourState = { counts: {}, windowMs: 0 }
+  const valid_non2xx: Record<string, number> = {}
+  const chargedBefore = await metric(url, 'adgate_refused_work_seconds_total', 0)
+
+  const closedRounds: { alone: Side; with_neighbour: Side }[] = []
+  for (let i = 0; i < o.rounds; i++) {
+    const r = await round(
+      url,
+      o.closedSeconds,
+      i % 2 === 1,
+      () => closedLoop(url, o.closedSeconds, valid),
+      state,
+    )
+    for (const side of [r.alone, r.with_neighbour]) {
+      for (const [code, n] of Object.entries(side.statusCodeStats ?? {}))
+        if (!code.startsWith('2') && (n.count ?? 0) > 0) add(valid_non2xx, code, n.count ?? 0)
+      if (side.errors > 0) add(valid_non2xx, 'errors', side.errors)
+    }
+    const perSecond = (a: autocannon.Result) => Math.round((a['2xx'] / o.closedSeconds) * EVENTS_PER_REQUEST)
+    closedRounds.push({
+      alone: { events_per_s: perSecond(r.alone) },
+      with_neighbour: { events_per_s: perSecond(r.with_neighbour) },
+    })
+  }
+  const aloneMax = median(closedRounds.map((r) => r.alone.events_per_s))
+
+  const offered = Math.round(aloneMax * (o.share ?? 0.5))
+  const openRounds: { alone: OpenSide; with_neighbour: OpenSide }[] = []
+  let last: OpenLoopResult | undefined
+  for (let i = 0; i < o.rounds; i++) {
+    const r = await round(
+      url,
+      o.openSeconds,
+      i % 2 === 1,
+      () => openLoopAt(url, offered, o.openSeconds, valid),
+      state,
+    )
+    for (const side of [r.alone, r.with_neighbour]) {
+      for (const [code, n] of Object.entries(side.requests.status_codes))
+        if (!code.startsWith('2')) add(valid_non2xx, code, n)
+      if (side.requests.errors > 0) add(valid_non2xx, 'errors', side.requests.errors)
+    }
+    const summary = (s: OpenLoopResult): OpenSide => ({
+      events_per_s: Math.round((s.requests['2xx'] / o.openSeconds) * EVENTS_PER_REQUEST),
+      p50_ms: s.latency_ms.p50,
+      p99_ms: s.latency_ms.p99,
+      p999_ms: s.latency_ms.p999,
+      schedule_kept: s.schedule.kept,
+    })
+    openRounds.push({ alone: summary(r.alone), with_neighbour: summary(r.with_neighbour) })
+    last = r.with_neighbour
+  }
+  const served = openRounds.map((r) => r.with_neighbour.events_per_s / offered)
+  const charged = (await metric(url, 'adgate_refused_work_seconds_total', 0)) - chargedBefore
+  const perS = Number(NOISY_NEIGHBOUR_ENV.ADGATE_REFUSED_CPU_MS_PER_S) / 1000
+  const window_s = state.windowMs / 1000
   return {
-    alone_events_per_s: median(figures.map((f) => f.alone_events_per_s)),
-    with_neighbour_events_per_s: median(figures.map((f) => f.with_neighbour_events_per_s)),
-    ratio: median(figures.map((f) => f.with_neighbour_events_per_s / f.alone_events_per_s)),
-    rounds: figures,
+    closed: {
+      rounds: closedRounds,
+      alone_events_per_s: aloneMax,
+      with_neighbour_events_per_s: median(closedRounds.map((r) => r.with_neighbour.events_per_s)),
+      ratio: median(closedRounds.map((r) => r.with_neighbour.events_per_s / r.alone.events_per_s)),
+    },
+    open: {
+      offered_events_per_s: offered,
+      rounds: openRounds,
+      served_share_min: Math.min(...served),
+      served_share_median: median(served),
+      alone: {
+        p50_ms: median(openRounds.map((r) => r.alone.p50_ms)),
+        p99_ms: median(openRounds.map((r) => r.alone.p99_ms)),
+      },
+      with_neighbour: {
+        p50_ms: median(openRounds.map((r) => r.with_neighbour.p50_ms)),
+        p99_ms: median(openRounds.map((r) => r.with_neighbour.p99_ms)),
+      },
+    },
     valid_non2xx,
-    neighbour: neighbourCounts,
+    neighbour: state.counts,
+    neighbour_window_s: Math.round(window_s * 100) / 100,
+    refused_work_charged_s: Math.round(charged * 1000) / 1000,
+    // The share drains per second of the window; one second's worth is free, and one body may run
+    // to its CPU budget before it is stopped (the neighbour sends one at a time).
+    refused_work_allowance_s:
+      Math.round((perS * (window_s + 1) + Number(NOISY_NEIGHBOUR_ENV.ADGATE_REQUEST_CPU_MS) / 1000) * 1000) /
+      1000,
     result: last!,
   }
 }

@@ -24,7 +24,7 @@ import {
   Timeline,
   writeOutcome,
 } from './lib.js'
-import { NOISY_NEIGHBOUR_KEYS, noisyNeighbour } from './noisy-neighbour.js'
+import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from './noisy-neighbour.js'
 
 /**
  * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N] [--target URL]`. Each drives a
@@ -551,36 +551,29 @@ const outage: Scenario = async (args) => {
 const noisy: Scenario = async (args) =>
   withGateway(
     args,
-    { ADGATE_WORKERS: '1', ADGATE_API_KEYS: NOISY_NEIGHBOUR_KEYS },
+    NOISY_NEIGHBOUR_ENV,
     async (gw) => {
-      const seconds = 5
-      const r = await noisyNeighbour(gw.url, seconds, 8)
+      const r = await noisyNeighbour(gw.url, { closedSeconds: 5, openSeconds: 10, rounds: 4 })
       const fivexx = Object.keys(r.valid_non2xx).filter((k) => k.startsWith('5') || k === 'errors')
+      const pct = (x: number) => `${(x * 100).toFixed(1)}%`
       const checks: Check[] = [
         {
-          name: 'valid traffic keeps ≥ 90% of its throughput beside the neighbour',
-          ok: r.ratio >= 0.9,
-          detail: `${r.with_neighbour_events_per_s} vs ${r.alone_events_per_s} events/s alone (median of ${r.rounds.length} rounds' ratios ${(r.ratio * 100).toFixed(1)}%)`,
+          name: 'valid traffic at a fixed rate is served (≥ 90% of offered) beside the neighbour, in every round',
+          ok: r.open.served_share_min >= 0.9,
+          detail: `offered ${r.open.offered_events_per_s} events/s; served beside the neighbour: worst round ${pct(r.open.served_share_min)}, median ${pct(r.open.served_share_median)}; p50/p99 ${r.open.with_neighbour.p50_ms}/${r.open.with_neighbour.p99_ms} ms (alone ${r.open.alone.p50_ms}/${r.open.alone.p99_ms} ms)`,
+        },
+        {
+          name: "the neighbour's refused work stays within ADGATE_REFUSED_CPU_MS_PER_S",
+          ok: r.refused_work_charged_s <= r.refused_work_allowance_s,
+          detail: `${r.refused_work_charged_s} s charged over ${r.neighbour_window_s} s of neighbour (allowed ${r.refused_work_allowance_s} s)`,
         },
         { name: 'no 5xx for valid traffic', ok: fivexx.length === 0, detail: JSON.stringify(r.valid_non2xx) },
       ]
-      // Closed loop (the most valid traffic can push, with and without the neighbour): throughput
-      // only; latency figures come from the open-loop scenarios.
       const result = {
-        ...r.result,
-        scenario: 'noisy-neighbour',
-        events_per_s: r.with_neighbour_events_per_s,
-        p50_ms: null,
-        p99_ms: null,
-        p999_ms: null,
-        errors: r.result.errors,
-        non2xx: r.result.non2xx,
-        alone_events_per_s: r.alone_events_per_s,
-        with_neighbour_events_per_s: r.with_neighbour_events_per_s,
-        ratio: r.ratio,
-        rounds: r.rounds,
-        valid_non2xx: r.valid_non2xx,
-        neighbour: r.neighbour,
+        ...contractFields('noisy-neighbour', r.result, 100, r.result.duration_s),
+        noisy_neighbour: { ...r, result: undefined },
+        closed_loop_note:
+          "closed loop: the most the valid client pushes alone and beside the neighbour; on 2 shared cores it also measures the neighbour process's own CPU, so the verdict is the open-loop one",
       }
       return { scenario: 'noisy-neighbour', result, checks }
     },

@@ -55,6 +55,11 @@ describe('configuration', () => {
     ],
     [{ KAFKA_SASL_PASSWORD: 'hunter2-secret' }, /credentials need KAFKA_SECURITY_PROTOCOL=SASL_SSL/],
     [{ ADGATE_TOPIC_REPLICATION: '2', ADGATE_TOPIC_MIN_ISR: '3' }, /ADGATE_TOPIC_MIN_ISR must not be above/],
+    [
+      { ADGATE_TRUSTED_PROXIES: '10.0.0.0/8, proxy.internal' },
+      /ADGATE_TRUSTED_PROXIES.*"proxy.internal" is not an IP address/,
+    ],
+    [{ ADGATE_TRUSTED_PROXIES: '10.0.0.0/33' }, /ADGATE_TRUSTED_PROXIES.*not an IP address or CIDR range/],
   ])('a bad value stops start-up naming the variable: %j', (env, message) => {
     let err: unknown
     try {

@@ -31,14 +31,33 @@ describe('RefusedWork', () => {
     expect(w.waitMs('valid')).toBe(0)
   })
 
-  it('at most maxWaiting bodies of a client wait; the next may not', async () => {
+  it('at most maxWaiting bodies of a client wait; the next is refused with its wait', async () => {
     const w = new RefusedWork(1000, 2)
-    w.charge('noisy', 5000)
-    const waits = [w.wait('noisy', 30), w.wait('noisy', 30)]
+    w.charge('noisy', 1030) // 30 ms over
+    const turns = [w.turn('noisy'), w.turn('noisy')]
     expect(w.mayWait('noisy')).toBe(false)
-    expect(w.mayWait('valid')).toBe(true)
-    await Promise.all(waits)
+    expect(await w.turn('noisy')).toEqual({ go: false, retryAfterMs: 30 })
+    expect(await w.turn('valid')).toEqual({ go: true, waited: false })
+    expect(await Promise.all(turns)).toEqual([
+      { go: true, waited: true },
+      { go: true, waited: true },
+    ])
     expect(w.mayWait('noisy')).toBe(true)
+  })
+
+  it('a waiting body looks at the debt again on waking: work charged meanwhile makes it wait on', async () => {
+    const w = new RefusedWork(1000, 4)
+    w.charge('noisy', 1020) // 20 ms over
+    let done = false
+    const turn = w.turn('noisy').then((t) => {
+      done = true
+      return t
+    })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    w.charge('noisy', 60) // another body of it was refused meanwhile
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    expect(done).toBe(false)
+    expect(await turn).toEqual({ go: true, waited: true })
   })
 
   it('forgets clients that owe nothing once it tracks many', () => {

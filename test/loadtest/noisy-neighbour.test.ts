@@ -1,10 +1,13 @@
 // Issue 15, the noisy neighbour: while one client posts the worst bodies it can build for each
-// decoder, valid traffic from another client on the same gateway keeps its throughput and gets no
-// 5xx. Exact figures: `npm run loadtest -- noisy-neighbour` (loadtest/results/noisy-neighbour.json);
-// here the throughput bound is loose, as this machine is shared. Runs the compiled neighbour
-// (dist/loadtest/noisy-client.js).
+// decoder, valid traffic from another client on the same gateway is served and gets no 5xx.
+// Exact figures (served share at a fixed rate, latency, closed-loop ratio):
+// `npm run loadtest -- noisy-neighbour` (loadtest/results/noisy-neighbour.json). Here only what
+// no machine load changes is asserted: every answer's status, and the decode time the gateway let
+// the neighbour spend on refused work against what ADGATE_REFUSED_CPU_MS_PER_S allows (charged in
+// thread CPU time, drained by the clock: a loaded machine only lowers it). Runs the compiled
+// neighbour (dist/loadtest/noisy-client.js).
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { NOISY_NEIGHBOUR_KEYS, noisyNeighbour } from '../../loadtest/noisy-neighbour.js'
+import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from '../../loadtest/noisy-neighbour.js'
 import { type RunningGateway, startGateway } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
@@ -12,25 +15,23 @@ const brokers = inject('kafkaBrokers')
 describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
   let gw: RunningGateway
   beforeAll(async () => {
-    gw = await startGateway(brokers, { ADGATE_WORKERS: '1', ADGATE_API_KEYS: NOISY_NEIGHBOUR_KEYS })
+    gw = await startGateway(brokers, NOISY_NEIGHBOUR_ENV)
   })
   afterAll(async () => {
     expect(await gw.stop()).toBe(0)
   })
 
-  it('valid traffic keeps most of its throughput and gets no 5xx beside the worst bodies', {
+  it('valid traffic gets only 2xx beside the worst bodies, which get 4xx and no more decode time than the limit allows', {
     timeout: 120_000,
   }, async () => {
-    const r = await noisyNeighbour(gw.url, 4, 3)
+    const r = await noisyNeighbour(gw.url, { closedSeconds: 3, openSeconds: 4, rounds: 2 })
     expect(r.valid_non2xx).toEqual({})
-    // Loose: on the shared 2 cores single rounds spread 0.55-1.46 with other work running; before the
-    // per-client charge for refused work the ratio was 0.13-0.24.
-    expect(r.ratio, JSON.stringify(r.rounds)).toBeGreaterThan(0.4)
-    // Every hostile body was answered, each with a 4xx (refused or made to wait, never a 5xx or a
-    // dropped connection), and the neighbour was slowed to a few bodies a second.
     const kinds = Object.entries(r.neighbour)
     expect(kinds.length).toBe(5)
     for (const [name, statuses] of kinds)
       for (const status of Object.keys(statuses)) expect(status, name).toMatch(/^4\d\d$/)
+    // The neighbour was refused work (its bodies cost decode time) and held to its share of it.
+    expect(r.refused_work_charged_s).toBeGreaterThan(0)
+    expect(r.refused_work_charged_s, JSON.stringify(r)).toBeLessThanOrEqual(r.refused_work_allowance_s)
   })
 })

@@ -27,7 +27,7 @@ const LABEL_VALUES: Record<string, (v: string) => boolean> = {
   outcome: (v) => ['accepted', 'rejected', 'failed'].includes(v),
   reason: (v) => v in ERRORS,
   destination: (v) => ['kafka', 'spool'].includes(v),
-  result: (v) => ['ok', 'failed'].includes(v),
+  result: (v) => ['ok', 'failed', 'waited', 'refused'].includes(v),
   // The data-quality metrics' source: an API key's name, a set fixed by ADGATE_API_KEYS.
   source: (v) => ['ops', 'other', 'anonymous'].includes(v),
   verdict: (v) => ['passed', 'flagged', 'rejected'].includes(v),
