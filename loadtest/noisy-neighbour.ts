@@ -32,6 +32,9 @@ export interface NoisyOptions {
   readonly rounds: number
   /** The open-loop rate as a share of the closed-loop rate alone. */
   readonly share?: number
+  /** The gateway's ADGATE_REFUSED_CPU_MS_PER_S and ADGATE_REQUEST_CPU_MS (default: NOISY_NEIGHBOUR_ENV's). */
+  readonly refusedCpuMsPerS?: number
+  readonly requestCpuMs?: number
 }
 
 export interface Side {
@@ -73,6 +76,8 @@ export interface NoisyResult {
   /** Decode time the gateway charged for refused work, and what the limit allows over that window. */
   readonly refused_work_charged_s: number
   readonly refused_work_allowance_s: number
+  /** The neighbour's bodies that waited for its share to drain, and that were refused 429. */
+  readonly refused_work_delays: { readonly waited: number; readonly refused: number }
   /** The last open-loop round beside the neighbour. */
   readonly result: OpenLoopResult
 }
@@ -185,7 +190,12 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
   const valid = VALID_BODIES()
   const state: NeighbourState = { counts: {}, windowMs: 0 }
   const valid_non2xx: Record<string, number> = {}
-  const chargedBefore = await metric(url, 'adgate_refused_work_seconds_total', 0)
+  const counters = async () => ({
+    charged: await metric(url, 'adgate_refused_work_seconds_total', 0),
+    waited: await metric(url, 'adgate_refused_work_delays_total{result="waited"}', 0),
+    refused: await metric(url, 'adgate_refused_work_delays_total{result="refused"}', 0),
+  })
+  const before = await counters()
 
   const closedRounds: { alone: Side; with_neighbour: Side }[] = []
   for (let i = 0; i < o.rounds; i++) {
@@ -236,8 +246,9 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
     last = r.with_neighbour
   }
   const served = openRounds.map((r) => r.with_neighbour.events_per_s / offered)
-  const charged = (await metric(url, 'adgate_refused_work_seconds_total', 0)) - chargedBefore
-  const perS = Number(NOISY_NEIGHBOUR_ENV.ADGATE_REFUSED_CPU_MS_PER_S) / 1000
+  const after = await counters()
+  const perS = (o.refusedCpuMsPerS ?? Number(NOISY_NEIGHBOUR_ENV.ADGATE_REFUSED_CPU_MS_PER_S)) / 1000
+  const bodyS = (o.requestCpuMs ?? Number(NOISY_NEIGHBOUR_ENV.ADGATE_REQUEST_CPU_MS)) / 1000
   const window_s = state.windowMs / 1000
   return {
     closed: {
@@ -263,12 +274,11 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
     valid_non2xx,
     neighbour: state.counts,
     neighbour_window_s: Math.round(window_s * 100) / 100,
-    refused_work_charged_s: Math.round(charged * 1000) / 1000,
+    refused_work_charged_s: Math.round((after.charged - before.charged) * 1000) / 1000,
     // The share drains per second of the window; one second's worth is free, and one body may run
     // to its CPU budget before it is stopped (the neighbour sends one at a time).
-    refused_work_allowance_s:
-      Math.round((perS * (window_s + 1) + Number(NOISY_NEIGHBOUR_ENV.ADGATE_REQUEST_CPU_MS) / 1000) * 1000) /
-      1000,
+    refused_work_allowance_s: Math.round((perS * (window_s + 1) + bodyS) * 1000) / 1000,
+    refused_work_delays: { waited: after.waited - before.waited, refused: after.refused - before.refused },
     result: last!,
   }
 }
