@@ -1,14 +1,19 @@
+import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import { buildAt } from './lib/baseline-build.js'
 import type { RunOptions } from './lib/module.js'
-import type { BenchResult } from './lib/results.js'
+import { type BenchResult, compared } from './lib/results.js'
 import {
+  BROKERS,
   bodies,
   cpuSeconds,
   ensureKafka,
+  GATEWAY_PORT_LINE,
   load,
   type Server,
   startGateway,
+  startServer,
   stop,
   summarise,
 } from './lib/servers.js'
@@ -20,7 +25,7 @@ export const description =
 const EVENTS_PER_REQUEST = 100
 
 interface Side {
-  readonly name: 'on' | 'off'
+  readonly name: string
   readonly server: Server
   readonly perSecond: number[]
   readonly cpuPerMillion: number[]
@@ -38,6 +43,22 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const runs = options.quick ? 1 : 3
   const start = (strict: 'on' | 'off') => startGateway({ ADGATE_WORKERS: '1', ADGATE_STRICT_HTTP: strict })
   const [on, off] = await Promise.all([start('on'), start('off')])
+  // BENCH_STRICT_BASELINE=<commit>: that build's guard too, for a before/after of a guard change.
+  const baselineCommit = process.env.BENCH_STRICT_BASELINE
+  const baseline =
+    baselineCommit === undefined
+      ? null
+      : await startServer(
+          [join(buildAt(baselineCommit), 'cli', 'main.js'), 'gateway'],
+          {
+            KAFKA_BROKERS: BROKERS,
+            PORT: '0',
+            HOST: '127.0.0.1',
+            ADGATE_WORKERS: '1',
+            ADGATE_STRICT_HTTP: 'on',
+          },
+          GATEWAY_PORT_LINE,
+        )
   const results: BenchResult[] = []
   try {
     const impressions = bodies('impression', 'json', 50, EVENTS_PER_REQUEST)
@@ -77,6 +98,8 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
         { name: 'on', server: on, perSecond: [], cpuPerMillion: [] },
         { name: 'off', server: off, perSecond: [], cpuPerMillion: [] },
       ]
+      if (baseline !== null)
+        sides.push({ name: `on at ${baselineCommit}`, server: baseline, perSecond: [], cpuPerMillion: [] })
       for (let i = 0; i < runs; i++) {
         for (let k = 0; k < sides.length; k++) {
           const side = sides[(i + k) % sides.length]!
@@ -87,7 +110,22 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
           side.cpuPerMillion.push((used / (perSecond * seconds)) * 1e6)
         }
       }
-      const [a, b] = sides as [Side, Side]
+      const [a, b, before] = sides as [Side, Side, Side | undefined]
+      if (before !== undefined) {
+        const name = `${c.name}: strict HTTP on, this build vs ${baselineCommit}`
+        results.push(
+          compared(name, `${c.unit}_per_s`, `${c.unit}/s`, median(a.perSecond), median(before.perSecond)),
+        )
+        results.push(
+          compared(
+            name,
+            'cpu_s_per_M',
+            `gateway CPU-s per million ${c.unit}`,
+            median(a.cpuPerMillion),
+            median(before.cpuPerMillion),
+          ),
+        )
+      }
       results.push({
         case: `${c.name}: strict HTTP on vs off`,
         metric: `${c.unit}_per_s`,
@@ -106,7 +144,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       })
     }
   } finally {
-    await Promise.all([stop(on), stop(off)])
+    await Promise.all([stop(on), stop(off), ...(baseline === null ? [] : [stop(baseline)])])
   }
   return results
 }

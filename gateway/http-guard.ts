@@ -82,6 +82,8 @@ const CRLF = Buffer.from('\r\n')
 const RESPONSE_START = Buffer.from('HTTP/1.1 ')
 const BARE_HEAD_END = Buffer.from('\n\n')
 const CONTENT_LENGTH_TEXT = '\r\ncontent-length:'
+/** How uWS spells it: found without making a lower-cased string of every response head. */
+const CONTENT_LENGTH = Buffer.from('\r\nContent-Length:')
 /** After refusing, how long bytes still arriving are read and dropped so the close is not a reset. */
 const LINGER_MS = 2000
 /** On shutdown, how long a connection may still pass the answers it owes. */
@@ -545,8 +547,8 @@ class GuardedConnection {
 
 /** The Content-Length of a response head from uWS (it writes exactly one), or null. */
 function contentLength(head: Buffer): number | null {
-  const text = head.toString('latin1').toLowerCase()
-  const at = text.indexOf(CONTENT_LENGTH_TEXT)
+  let at = head.indexOf(CONTENT_LENGTH)
+  if (at === -1) at = head.toString('latin1').toLowerCase().indexOf(CONTENT_LENGTH_TEXT)
   if (at === -1) return null
   let n = 0
   let i = at + CONTENT_LENGTH_TEXT.length
