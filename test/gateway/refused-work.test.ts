@@ -1,6 +1,6 @@
 // gateway/refused-work.ts: refused decode time is charged to its client and drains at the
 // configured rate; beyond one second's worth the client's next bodies wait, others never do.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { RefusedWork } from '../../gateway/refused-work.js'
 
 function clock() {
@@ -31,33 +31,47 @@ describe('RefusedWork', () => {
     expect(w.waitMs('valid')).toBe(0)
   })
 
+  // Waiting is timers: fake ones (Date included), so no machine load decides these.
   it('at most maxWaiting bodies of a client wait; the next is refused with its wait', async () => {
-    const w = new RefusedWork(1000, 2)
-    w.charge('noisy', 1030) // 30 ms over
-    const turns = [w.turn('noisy'), w.turn('noisy')]
-    expect(w.mayWait('noisy')).toBe(false)
-    expect(await w.turn('noisy')).toEqual({ go: false, retryAfterMs: 30 })
-    expect(await w.turn('valid')).toEqual({ go: true, waited: false })
-    expect(await Promise.all(turns)).toEqual([
-      { go: true, waited: true },
-      { go: true, waited: true },
-    ])
-    expect(w.mayWait('noisy')).toBe(true)
+    vi.useFakeTimers()
+    try {
+      const w = new RefusedWork(1000, 2)
+      w.charge('noisy', 1030) // 30 ms over
+      const turns = Promise.all([w.turn('noisy'), w.turn('noisy')])
+      expect(w.mayWait('noisy')).toBe(false)
+      expect(await w.turn('noisy')).toEqual({ go: false, retryAfterMs: 30 })
+      expect(await w.turn('valid')).toEqual({ go: true, waited: false })
+      await vi.advanceTimersByTimeAsync(30)
+      expect(await turns).toEqual([
+        { go: true, waited: true },
+        { go: true, waited: true },
+      ])
+      expect(w.mayWait('noisy')).toBe(true)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('a waiting body looks at the debt again on waking: work charged meanwhile makes it wait on', async () => {
-    const w = new RefusedWork(1000, 4)
-    w.charge('noisy', 1020) // 20 ms over
-    let done = false
-    const turn = w.turn('noisy').then((t) => {
-      done = true
-      return t
-    })
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    w.charge('noisy', 60) // another body of it was refused meanwhile
-    await new Promise((resolve) => setTimeout(resolve, 40))
-    expect(done).toBe(false)
-    expect(await turn).toEqual({ go: true, waited: true })
+    vi.useFakeTimers()
+    try {
+      const w = new RefusedWork(1000, 4)
+      w.charge('noisy', 1020) // 20 ms over
+      let done = false
+      const turn = w.turn('noisy').then((t) => {
+        done = true
+        return t
+      })
+      await vi.advanceTimersByTimeAsync(5)
+      w.charge('noisy', 60) // another body of it was refused meanwhile: 75 ms over
+      await vi.advanceTimersByTimeAsync(70)
+      expect(done).toBe(false)
+      await vi.advanceTimersByTimeAsync(5)
+      expect(done).toBe(true)
+      expect(await turn).toEqual({ go: true, waited: true })
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('forgets clients that owe nothing once it tracks many', () => {
