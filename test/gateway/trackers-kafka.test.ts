@@ -22,6 +22,8 @@ describe.skipIf(brokers.length === 0)('trackers against Kafka', () => {
       ADGATE_TRACKER_HMAC_KEY: KEY,
       ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com',
       ADGATE_FAULT_INJECTION: 'on',
+      // This test's client is the proxy: its X-Forwarded-For names the client.
+      ADGATE_TRUSTED_PROXIES: '127.0.0.1',
       // No spool: a broken delivery is "not durable" rather than spooled.
       ADGATE_SPOOL_MAX_BYTES: '0',
     })
@@ -82,6 +84,18 @@ describe.skipIf(brokers.length === 0)('trackers against Kafka', () => {
     expect(by(EVENT_INFO.impression.topic).key).toBe(`a-${run}`)
     expect(by(EVENT_INFO.click.topic).value).toMatchObject({ click_id: `k-${run}`, landing_url: landing })
     expect(by(EVENT_INFO.conversion.topic).value).toMatchObject({ value_micros: 990000, currency: 'EUR' })
+  })
+
+  it('issue 15: from a trusted proxy, the recorded address is the last forwarded one that is not a proxy', async () => {
+    const from = await endOffsets(brokers, TOPICS)
+    const pixel = await get(
+      `/v1/t/impression.gif?event_id=xff-${run}&impression_id=x-${run}&auction_id=ax-${run}&campaign_id=c-${run}&cost_micros=1000`,
+      // The leftmost entry is whatever the client wrote; the proxy appended the address it saw.
+      { headers: { 'x-forwarded-for': '10.66.66.66, 198.51.100.23' } },
+    )
+    expect(pixel.status).toBe(200)
+    const [record] = await readBack(from, [`xff-${run}`])
+    expect(record!.value).toMatchObject({ impression_id: `x-${run}`, ip: '198.51.100.23' })
   })
 
   it('refuses unverified landing URLs with 400 and redirects allow-listed ones unsigned', async () => {
