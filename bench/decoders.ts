@@ -5,8 +5,6 @@ import { Ajv } from 'ajv'
 import avro from 'avsc'
 import { parse as parseCsvStream } from 'csv-parse'
 import { parse as parseCsvSync } from 'csv-parse/sync'
-import simdjson from 'simdjson'
-import { checkNativeBindings } from '../cli/native-bindings.js'
 import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
 import { type BodyOptions, decodeBody } from '../decoders/decode.js'
 import type { Encoding } from '../decoders/result.js'
@@ -102,12 +100,6 @@ function ajvValidator(type: EventType): (value: unknown) => boolean {
   return ajv.compile(avroToJsonSchema(EVENT_SCHEMAS[type].model))
 }
 
-const IMPRESSION_JSON_FIELDS = (
-  EVENT_SCHEMAS.impression.json as unknown as { fields: { name: string }[] }
-).fields
-  .map((f) => f.name)
-  .filter((n) => n !== 'ingest_time' && n !== 'source')
-
 async function jsonCases(h: HarnessOptions): Promise<BenchResult[]> {
   const events = generate('impression')
   const arrays = events.map((e) => encodeEvents('impression', e, 'json'))
@@ -161,59 +153,6 @@ async function jsonCases(h: HarnessOptions): Promise<BenchResult[]> {
     results.push(...pair(title, candidate!, base!))
   }
 
-  // simdjson, for the record: the issue asks to use it where it wins. Parse only, no validation.
-  const simd = checkNativeBindings().some((p) => p.startsWith('simdjson'))
-    ? undefined
-    : (simdjson as typeof simdjson | undefined)
-  const next = rotating(arrays)
-  const bytes = totalBytes(arrays)
-  const parseOnly: Workload[] = [
-    { name: 'JSON.parse', events: EVENTS_PER_BODY, bytes, fn: () => JSON.parse(next().toString('utf8')) },
-  ]
-  if (simd) {
-    parseOnly.push(
-      {
-        name: 'simdjson.parse',
-        events: EVENTS_PER_BODY,
-        bytes,
-        fn: () => simd.parse(next().toString('utf8')),
-      },
-      {
-        name: 'simdjson.lazyParse',
-        events: EVENTS_PER_BODY,
-        bytes,
-        fn: () => simd.lazyParse(next().toString('utf8')),
-      },
-      {
-        // What building events from the lazy document takes: one N-API call per field.
-        name: 'simdjson.lazyParse + valueForKeyPath per field',
-        events: EVENTS_PER_BODY,
-        bytes,
-        fn: () => {
-          const doc = simd.lazyParse(next().toString('utf8'))
-          const out = new Array<Record<string, unknown>>(EVENTS_PER_BODY)
-          for (let i = 0; i < EVENTS_PER_BODY; i++) {
-            const e: Record<string, unknown> = {}
-            for (const f of IMPRESSION_JSON_FIELDS) e[f] = doc.valueForKeyPath(`[${i}].${f}`)
-            out[i] = e
-          }
-          return out
-        },
-      },
-      {
-        name: 'simdjson.isValid',
-        events: EVENTS_PER_BODY,
-        bytes,
-        fn: () => simd.isValid(next().toString('utf8')),
-      },
-    )
-  }
-  const parsed = await measure(parseOnly, h)
-  const title = `json array impressions ×${EVENTS_PER_BODY}, parse only`
-  const jsonParse = parsed[0]!
-  results.push(...single(`${title}: ${jsonParse.name} (reference)`, jsonParse))
-  for (const m of parsed.slice(1)) results.push(...pair(title, m, jsonParse, false))
-  if (!simd) process.stdout.write('  simdjson native binding missing: simdjson cases skipped\n')
   return results
 }
 

@@ -3,20 +3,12 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 
 /**
- * The npm simdjson package silently falls back to JSON when its native build is missing (npm 11
- * skips unapproved install scripts); lz4 and better-sqlite3 are native builds too. Check they really
- * loaded, once at start-up, and say exactly what to do when not.
+ * lz4 and better-sqlite3 are native builds, which npm 11 skips when their install scripts are not
+ * approved (allowScripts). Check they really loaded, once at start-up, and say exactly what to do
+ * when not. (adgate's own addon, native/, is optional: JSON bodies take the JS decoder without it.)
  */
 export function checkNativeBindings(): string[] {
   const problems: string[] = []
-  try {
-    require.resolve('simdjson/build/Release/simdjson.node')
-  } catch {
-    problems.push(
-      'simdjson: native binding not built (its JS fallback would be used silently). ' +
-        'Run `npm_config_nodedir=/usr npm rebuild simdjson` and check "allowScripts" in package.json.',
-    )
-  }
   try {
     require('lz4/build/Release/lz4.node')
   } catch (err) {

@@ -1,4 +1,5 @@
-import { AnomalyDetector, type AnomalyOptions } from './anomaly.js'
+import { AnomalyDetector } from './anomaly.js'
+import type { AnomalyOptions } from './anomaly-options.js'
 import { BatchOutput, type JoinCounts } from './output.js'
 import type { OutgoingRecord } from './pipeline.js'
 import { Pipeline, type RecordMode } from './pipeline.js'

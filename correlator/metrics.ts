@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import { ANOMALY_METRICS } from './anomaly.js'
+import { ANOMALY_METRICS } from './anomaly-options.js'
 import type { BatchStats, PartitionLag } from './correlator.js'
 import { JOIN_RESULTS, JOINS } from './output.js'
 

@@ -4,7 +4,7 @@ import { type ContentEncoding, decompressBody } from './content-encoding.js'
 import { decodeCsv } from './csv.js'
 import { decodeJson } from './json.js'
 import type { DecodeOptions, DecodeResult, Encoding } from './result.js'
-import { type TranscodeResult, transcodeJson } from './transcode.js'
+import { type TranscodeResult, transcodeDecoded, transcodeJson } from './transcode.js'
 
 export interface BodyOptions extends DecodeOptions {
   readonly encoding: Encoding
@@ -30,18 +30,21 @@ export function decodeBody(body: Buffer, options: BodyOptions): DecodeResult {
 }
 
 /**
- * JSON and NDJSON bodies straight to wire-format values (natively when the addon is built, see
- * transcode.ts); null for the other encodings, which go through decodeBody.
+ * Bytes as received → wire-format values, what the workers send to Kafka (see transcode.ts): JSON
+ * and NDJSON natively when the addon is built, CSV and Avro through their decoders.
  */
 export function transcodeBody(
   body: Buffer,
   options: BodyOptions,
   projection?: readonly string[],
-): TranscodeResult | null {
-  if (options.encoding !== 'json' && options.encoding !== 'ndjson') return null
+): TranscodeResult {
   const plain = textBody(decompressBody(body, options.contentEncoding, options.maxBytes), options.encoding)
   if (!Buffer.isBuffer(plain)) return { ok: false, error: plain as BodyError }
-  return transcodeJson(plain, options.encoding === 'ndjson', options, projection)
+  if (options.encoding === 'json' || options.encoding === 'ndjson')
+    return transcodeJson(plain, options.encoding === 'ndjson', options, projection)
+  const decoded =
+    options.encoding === 'csv' ? decodeCsv(plain, options) : decodeAvro(plain, options, options.maxBytes)
+  return decoded.ok ? transcodeDecoded(decoded, options, projection) : decoded
 }
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf])

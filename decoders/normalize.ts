@@ -1,4 +1,3 @@
-import simdjson from 'simdjson'
 import {
   type ArrayNode,
   type BooleanNode,
@@ -316,7 +315,7 @@ function jsonTextConv(b: StringNode): Conv {
   return (v) => {
     let s: string
     if (typeof v === 'string') {
-      if (!simdjson.isValid(v)) return fail('must be JSON text')
+      if (!isJsonText(v)) return fail('must be JSON text')
       s = v
     } else if (v !== null && typeof v === 'object') {
       if (depthExceeds(v, MAX_JSON_FIELD_DEPTH))
@@ -327,6 +326,15 @@ function jsonTextConv(b: StringNode): Conv {
     }
     if (s.length > max) return fail(`must be at most ${max} characters of JSON, got ${s.length}`)
     return s
+  }
+}
+
+function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
   }
 }
 

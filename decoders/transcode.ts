@@ -2,19 +2,20 @@ import { isUtf8 } from 'node:buffer'
 import { EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
-import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
+import { framedBytes, WIRE_HEADER_BYTES, writeWireHeader, writeWithStamps } from '../events/wire.js'
 import { decodeJson, nestedTooDeep, rawOf, TOO_DEEP } from './json.js'
 import { type NativeAddon, type NativeTranscoder, nativeAddon } from './native-addon.js'
 import { describeSchema, type SchemaDescription, scalarReader, viewReader } from './native-schema.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
-import type { DecodeOptions, Rejection, Undecodable } from './result.js'
+import type { Decoded, DecodeOptions, Rejection, Undecodable } from './result.js'
 import { overBudget, rejection, singleRejection, stamp, tooCostly } from './result.js'
 
 /**
- * JSON and NDJSON bodies straight to Confluent wire-format Avro values: what the workers need for
- * Kafka, without building event objects when the native addon (native/, simdjson On-Demand) is
- * built. The JS decoder (json.ts + normalize.ts, then avsc) is the reference and the fallback;
+ * Bodies to Confluent wire-format Avro values, the one result the workers read whatever the
+ * encoding. JSON and NDJSON go straight there, without building event objects when the native
+ * addon (native/, simdjson On-Demand) is built; CSV and Avro through their decoders
+ * (transcodeDecoded). The JS decoder (json.ts + normalize.ts, then avsc) is the reference and the fallback;
  * both give byte-identical values and identical rejections (test/decoders/transcode.test.ts).
  *
  * The native side accepts only events it can prove valid exactly as the JS normalizer would, and
@@ -36,6 +37,8 @@ export interface Transcoded {
   readonly rejects: Rejection[]
   /** With a projection: per accepted event, the projected fields' canonical values by name. */
   readonly views?: Record<string, unknown>[]
+  /** Avro bodies in adgate's own schema: per accepted event, its record's bytes as received. */
+  readonly records?: Buffer[]
 }
 
 export const SPAN = 5
@@ -176,7 +179,7 @@ function transcodeNative(
     }
 
   // Deferred events: the JS normalizer decides them, as decodeJson would.
-  const encoder = new JsEncoder(options.type, c.projection)
+  const encoder = new JsEncoder(options, c.projection)
   const rejects: Rejection[] = []
   // As decodeJson: a document nested too deep for JSON.parse to be cheap is refused whole.
   if (!ndjson && nestedTooDeep(body.toString('utf8')))
@@ -268,21 +271,36 @@ export function transcodeJsonJs(
   projection: readonly string[] = NO_PROJECTION,
 ): TranscodeResult {
   const decoded = decodeJson(body, ndjson, options)
-  if (!decoded.ok) return decoded
-  const encoder = new JsEncoder(options.type, projection)
-  // decodeJson keeps body order; the index of each accepted event is the next one not rejected.
+  return decoded.ok ? transcodeDecoded(decoded, options, projection) : decoded
+}
+
+/**
+ * A decoder's canonical events to wire-format values (the JS JSON path, CSV and Avro). Records of
+ * an Avro body in adgate's own schema keep their bytes, only the gateway's fields spliced in.
+ */
+export function transcodeDecoded(
+  decoded: Decoded,
+  options: DecodeOptions,
+  projection: readonly string[] = NO_PROJECTION,
+): Transcoded {
+  const encoder = new JsEncoder(options, projection, decoded.records !== undefined)
+  const { events, records } = decoded
+  // Decoders keep body order; the index of each accepted event is the next one not rejected.
   let r = 0
   let index = 0
   let refused: Rejection[] | null = null
-  for (const event of decoded.events) {
+  for (let i = 0; i < events.length; i++) {
     while (r < decoded.rejects.length && decoded.rejects[r]!.index === index) {
       r++
       index++
     }
-    const reason = encoder.push(event as Record<string, unknown>, index)
+    const event = events[i] as Record<string, unknown>
+    const record = records?.[i]
+    const reason = encoder.push(event, index, record)
     if (reason !== null) {
       refused ??= []
-      refused.push(singleRejection(index, null, reason, Buffer.from(JSON.stringify(event))))
+      const raw = record ? Buffer.from(record) : Buffer.from(JSON.stringify(event))
+      refused.push(singleRejection(index, null, reason, raw))
     }
     index++
   }
@@ -295,6 +313,7 @@ export function transcodeJsonJs(
     rejects:
       refused === null ? decoded.rejects : decoded.rejects.concat(refused).sort((a, b) => a.index - b.index),
     ...(js.views ? { views: js.views } : {}),
+    ...(js.records ? { records: js.records } : {}),
   }
 }
 
@@ -305,18 +324,19 @@ class JsEncoder {
   private spans = new Uint32Array(64 * SPAN)
   private count = 0
   private readonly views: Record<string, unknown>[] | undefined
+  private readonly records: Buffer[] | undefined
   private readonly schema
-  private readonly type: EventType
   private readonly normalize
 
   constructor(
-    type: EventType,
+    private readonly options: DecodeOptions,
     private readonly projection: readonly string[],
+    keepRecords = false,
   ) {
-    this.schema = EVENT_SCHEMAS[type]
-    this.type = type
-    this.normalize = normalizerFor(type, 'json')
+    this.schema = EVENT_SCHEMAS[options.type]
+    this.normalize = normalizerFor(options.type, 'json')
     this.views = projection.length > 0 ? [] : undefined
+    this.records = keepRecords ? [] : undefined
   }
 
   /** A deferred event: normalize it as decodeJson does, then encode it or reject it. */
@@ -331,17 +351,18 @@ class JsEncoder {
     if (refused !== null) rejects.push(singleRejection(index, null, refused, raw))
   }
 
-  /** Encode one event; a value avsc refuses is that event's rejection (the reason), never a throw. */
-  push(event: Record<string, unknown>, index: number): string | null {
-    const key = eventKey(this.type, event)
+  /**
+   * Encode one event (from its Avro record's bytes when given); a value avsc refuses is that
+   * event's rejection (the reason), never a throw.
+   */
+  push(event: Record<string, unknown>, index: number, record?: Buffer): string | null {
+    const key = eventKey(this.options.type, event)
     const start = this.at
     let end: number
     for (;;) {
       if (this.buf.length - start > WIRE_HEADER_BYTES + 3 * key.length) {
-        writeWireHeader(this.buf, start, this.schema.id)
-        // avsc returns a negative position when the value did not fit: grow and retry.
         try {
-          end = this.schema.type.encode(event, this.buf, start + WIRE_HEADER_BYTES)
+          end = this.writeValue(event, record, start)
         } catch (err) {
           return encodeRefusal(err)
         }
@@ -370,15 +391,34 @@ class JsEncoder {
       for (const f of this.projection) view[f] = event[f]
       this.views.push(view)
     }
+    if (record !== undefined) this.records?.push(record)
     return null
   }
 
-  finish(): { buffer: Buffer; spans: Uint32Array; count: number; views?: Record<string, unknown>[] } {
+  /** Writes the value at `start`; returns its end, negative when it does not fit (grow and retry). */
+  private writeValue(event: Record<string, unknown>, record: Buffer | undefined, start: number): number {
+    const { ingestTime, source } = this.options
+    if (record !== undefined) {
+      if (this.buf.length - start < framedBytes(record, source)) return -1
+      return writeWithStamps(this.buf, start, this.schema, record, ingestTime, source)
+    }
+    writeWireHeader(this.buf, start, this.schema.id)
+    return this.schema.type.encode(event, this.buf, start + WIRE_HEADER_BYTES)
+  }
+
+  finish(): {
+    buffer: Buffer
+    spans: Uint32Array
+    count: number
+    views?: Record<string, unknown>[]
+    records?: Buffer[]
+  } {
     return {
       buffer: this.buf.subarray(0, this.at),
       spans: this.spans.subarray(0, this.count * SPAN),
       count: this.count,
       ...(this.views ? { views: this.views } : {}),
+      ...(this.records ? { records: this.records } : {}),
     }
   }
 }

@@ -53,18 +53,34 @@ export function frameWithStamps(
   ingestTime: number,
   source: string,
 ): Buffer {
+  const out = Buffer.allocUnsafe(framedBytes(record, source))
+  return out.subarray(0, writeWithStamps(out, 0, schema, record, ingestTime, source))
+}
+
+/** The most bytes frameWithStamps writes for `record` from `source`. */
+export function framedBytes(record: Buffer, source: string): number {
+  return WIRE_HEADER_BYTES + record.length + 20 + Buffer.byteLength(source)
+}
+
+/** frameWithStamps into `out` at `at` (with framedBytes free there); returns the end. */
+export function writeWithStamps(
+  out: Buffer,
+  at: number,
+  schema: SchemaVersion,
+  record: Buffer,
+  ingestTime: number,
+  source: string,
+): number {
   let pos = skipVarint(record, skipString(record, 0)) // event_id, event_time
   const stampsAt = pos
   pos = skipString(record, skipVarint(record, pos)) // ingest_time, source
-  const sourceBytes = Buffer.byteLength(source)
-  const out = Buffer.allocUnsafe(WIRE_HEADER_BYTES + record.length + 20 + sourceBytes)
-  writeWireHeader(out, 0, schema.id)
-  let at = WIRE_HEADER_BYTES + record.copy(out, WIRE_HEADER_BYTES, 0, stampsAt)
+  writeWireHeader(out, at, schema.id)
+  at += WIRE_HEADER_BYTES
+  at += record.copy(out, at, 0, stampsAt)
   at = writeLong(out, at, ingestTime)
-  at = writeLong(out, at, sourceBytes)
+  at = writeLong(out, at, Buffer.byteLength(source))
   at += out.write(source, at)
-  at += record.copy(out, at, pos)
-  return out.subarray(0, at)
+  return at + record.copy(out, at, pos)
 }
 
 function readVarint(buf: Buffer, pos: number): { value: number; end: number } {

@@ -1,12 +1,12 @@
 import type { ContentEncoding } from '../decoders/content-encoding.js'
 import { threadCpuMs } from '../decoders/cpu-clock.js'
-import { decodeBody, transcodeBody } from '../decoders/decode.js'
+import { transcodeBody } from '../decoders/decode.js'
 import { type Encoding, type FieldError, type Rejection, singleRejection } from '../decoders/result.js'
-import { encodeRefusal, SPAN } from '../decoders/transcode.js'
-import { DLQ_TOPIC, EVENT_INFO, type EventType, eventKey } from '../events/catalog.js'
+import { SPAN } from '../decoders/transcode.js'
+import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../events/catalog.js'
 import type { BodyError } from '../events/errors.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS, type SchemaVersion } from '../events/schemas.js'
-import { frameWithStamps, WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
+import { WIRE_HEADER_BYTES, writeWireHeader } from '../events/wire.js'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import { type EncodedBatch, encodeHeaders, RecordBatchBuilder } from '../kafka/protocol/record-batch.js'
 import type { RuleReject, RuleResult, RuleSet } from '../quality/rules.js'
@@ -96,7 +96,6 @@ class ValueScratch {
 }
 
 const scratch = new ValueScratch()
-const keyBuf = Buffer.allocUnsafeSlow(1024)
 const builder = new RecordBatchBuilder()
 let deadLetterCounter = 0
 
@@ -126,6 +125,10 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
 /** A body's outcome, before its time is known. */
 type Decided = Omit<BodyOutcome, 'cpuMs'>
 
+/**
+ * Every encoding ends as wire-format values and keys (decoders/decode.ts transcodeBody), with no
+ * event objects here; data-quality rules read a projection of each event to the fields they use.
+ */
 function decodeOne(
   body: Buffer,
   meta: BodyMeta,
@@ -133,71 +136,25 @@ function decodeOne(
   rules: RuleSet | null,
   deadline: number | undefined,
 ): Decided {
-  if (meta.encoding === 'json' || meta.encoding === 'ndjson')
-    return transcodeOne(body, meta, task, rules, deadline)
-  const out = new BodyRecords(meta, task)
-  const result = decodeBody(body, decodeOptions(meta, task, deadline))
-  if (!result.ok) return out.failed(result.error, body)
-  const schema = EVENT_SCHEMAS[meta.type]
-  const { topic } = EVENT_INFO[meta.type]
-  const partitions = task.partitions[topic] ?? 1
-  const { events, records } = result
-  const quality = rules?.byType[meta.type] ?? null
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i] as Record<string, string>
-    const verdict = quality?.evaluate(event) ?? null
-    if (verdict?.reject) {
-      // Accepted events keep no byte range (JSON, CSV): the canonical event stands in for them.
-      const raw = records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event))
-      out.reject(verdict.reject, indexInBody(i, result.rejects), raw)
-      continue
-    }
-    const keyLength = keyBuf.write(eventKey(meta.type, event), 0)
-    const key = keyBuf.subarray(0, keyLength)
-    // Avro written with adgate's schema: reuse the record's bytes; otherwise encode the object.
-    let value: Buffer
-    try {
-      value = records
-        ? frameWithStamps(schema, records[i]!, meta.ingestTime, meta.source)
-        : scratch.encode(schema, event)
-    } catch (err) {
-      // A value avsc refuses is this event's rejection, never a failed task (503 for the batch).
-      const raw = records ? Buffer.from(records[i]!) : Buffer.from(JSON.stringify(event))
-      out.refuse(indexInBody(i, result.rejects), encodeRefusal(err), raw)
-      continue
-    }
-    builder.add(topic, partitionFor(key, partitions), key, value, out.headersFor(verdict))
-  }
-  return out.finish(events.length, result.rejects)
-}
-
-/**
- * JSON and NDJSON bodies go straight to wire-format values (decoders/transcode.ts: the native
- * addon when built, else the JS decoder), with no event objects; data-quality rules read a
- * projection of each event to the fields they use.
- */
-function transcodeOne(
-  body: Buffer,
-  meta: BodyMeta,
-  task: DecodeTask,
-  rules: RuleSet | null,
-  deadline: number | undefined,
-): Decided {
   const quality = rules?.byType[meta.type] ?? null
   const out = new BodyRecords(meta, task)
-  const result = transcodeBody(body, decodeOptions(meta, task, deadline), quality?.fields)!
+  const result = transcodeBody(body, decodeOptions(meta, task, deadline), quality?.fields)
   if (!result.ok) return out.failed(result.error, body)
   const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
-  const { buffer, spans, views } = result
+  const { buffer, spans, views, records } = result
   for (let i = 0; i < result.count; i++) {
     const s = i * SPAN
     const value = buffer.subarray(spans[s + 1]!, spans[s + 2]!)
     const verdict = quality?.evaluate(views![i]!) ?? null
     if (verdict?.reject) {
-      // As decodeOne: the canonical event's JSON stands in for its bytes.
-      const event = EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))
-      out.reject(verdict.reject, spans[s]!, Buffer.from(JSON.stringify(event)))
+      // Only Avro bodies keep an accepted event's bytes as sent; otherwise its canonical JSON stands in.
+      const raw = records
+        ? Buffer.from(records[i]!)
+        : Buffer.from(
+            JSON.stringify(EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))),
+          )
+      out.reject(verdict.reject, spans[s]!, raw)
       continue
     }
     const key = buffer.subarray(spans[s + 3]!, spans[s + 4]!)
@@ -227,9 +184,8 @@ function decodeOptions(meta: BodyMeta, task: DecodeTask, deadline: number | unde
 class BodyRecords {
   private readonly headers: Buffer
   private flagHeaders: Map<string, Buffer> | null = null
-  /** Events refused after decoding: by a data-quality rule, or by the Avro encoder. */
-  private later: Rejection[] | null = null
-  private ruleRejected = 0
+  /** Events a data-quality rule rejected after decoding. */
+  private ruleRejected: Rejection[] | null = null
   private flagged = 0
 
   constructor(
@@ -251,14 +207,8 @@ class BodyRecords {
 
   /** An event a rule rejects: kept for the response and, with its bytes, the dead-letter topic. */
   reject(rule: RuleReject, index: number, raw: Buffer): void {
-    this.ruleRejected++
-    this.refuse(index, rule.reason, raw, rule.field)
-  }
-
-  /** An event refused after decoding (a rule, or a value the Avro encoder refuses), as `reject`. */
-  refuse(index: number, reason: string, raw: Buffer, field: string | null = null): void {
-    this.later ??= []
-    this.later.push(singleRejection(index, field, reason, raw))
+    this.ruleRejected ??= []
+    this.ruleRejected.push(singleRejection(index, rule.field, rule.reason, raw))
   }
 
   /** The headers of an accepted event's record: with its flags, if the rules flagged it. */
@@ -275,9 +225,9 @@ class BodyRecords {
     return h
   }
 
-  /** `decoded` events passed the schema; the decoder's and the later rejections, in body order. */
+  /** `decoded` events passed the schema; the decoder's and the rules' rejections, in body order. */
   finish(decoded: number, decoderRejects: readonly Rejection[]): Decided {
-    const later = this.later
+    const later = this.ruleRejected
     const all =
       later === null ? decoderRejects : decoderRejects.concat(later).sort((a, b) => a.index - b.index)
     const rejects: RejectInfo[] = new Array(all.length)
@@ -291,7 +241,7 @@ class BodyRecords {
       events: decoded - (later?.length ?? 0),
       rejects,
       flagged: this.flagged,
-      ruleRejects: this.ruleRejected,
+      ruleRejects: later?.length ?? 0,
     }
   }
 }
@@ -304,16 +254,6 @@ function recordHeaders(meta: BodyMeta, flags: string | null): Buffer {
   }
   if (flags !== null) headers['adgate.quality_flags'] = flags
   return encodeHeaders(headers)
-}
-
-/** Position in the body of the i-th accepted event: i plus the decoder's rejections before it. */
-function indexInBody(i: number, rejects: readonly Rejection[]): number {
-  let index = i
-  for (const r of rejects) {
-    if (r.index > index) break
-    index++
-  }
-  return index
 }
 
 // Dead letters have no key; spread them over the partitions in turn.

@@ -1,16 +1,23 @@
+import type { Encoding } from '../../decoders/result.js'
+import type { EventType } from '../../events/catalog.js'
 import type { Workload } from './harness.js'
 
 /**
- * A worker's decode task (decode, validate, encode, batch: runDecodeTask) over impressions JSON, by
- * the build under `root` (a dist/ directory as a file URL ending in '/': this build's or an
- * earlier commit's, see baseline-build.ts), with the per-request CPU budget set as the gateway sets
- * it. A factory for measureIsolated, so every build runs in a thread of its own with its own modules.
+ * A worker's decode task (decode, validate, rules, encode, batch: runDecodeTask) by the build under
+ * `root` (a dist/ directory as a file URL ending in '/': this build's or an earlier commit's, see
+ * baseline-build.ts), with the per-request CPU budget set as the gateway sets it. A factory for
+ * measureIsolated, so every build runs in a thread of its own with its own modules.
  */
 export interface DecodeTaskSpec {
   readonly name: string
   readonly root: string
   readonly bodies: number
   readonly eventsPerBody: number
+  /** Impressions as JSON unless told. */
+  readonly type?: EventType
+  readonly encoding?: Encoding
+  /** With the shipped default data-quality rules in force, as in production (else none). */
+  readonly rules?: boolean
 }
 
 const PARTITIONS = {
@@ -23,22 +30,30 @@ const PARTITIONS = {
 
 interface Build {
   runDecodeTask(task: unknown): { outcomes: { events: number; error: unknown }[] }
-  encodeEvents(type: 'impression', events: unknown[], encoding: 'json'): Buffer
-  generateEvents(type: 'impression', count: number, seed: number): { event_time: number }[]
+  encodeEvents(type: EventType, events: unknown[], encoding: Encoding): Buffer
+  generateEvents(type: EventType, count: number, seed: number): { event_time: number }[]
+  compileRules(rules: unknown): unknown
+  useRules(rules: unknown): void
+  loadRules(path: string): unknown
+  defaultRulesPath(): string
+}
+
+async function load(root: string, rules: boolean): Promise<Build> {
+  const modules = ['workers/decode-task.js', 'generator/encode.js', 'generator/funnel.js']
+  if (rules) modules.push('quality/rules.js', 'quality/rules-channel.js', 'quality/rules-file.js')
+  return Object.assign({}, ...(await Promise.all(modules.map((m) => import(new URL(m, root).href)))))
 }
 
 export async function decodeTaskWorkload(spec: DecodeTaskSpec): Promise<Workload> {
-  const [task, encode, funnel] = await Promise.all([
-    import(new URL('workers/decode-task.js', spec.root).href),
-    import(new URL('generator/encode.js', spec.root).href),
-    import(new URL('generator/funnel.js', spec.root).href),
-  ])
-  const build = { ...task, ...encode, ...funnel } as Build
+  const { type = 'impression', encoding = 'json', rules = false } = spec
+  const build = await load(spec.root, rules)
+  if (rules) build.useRules(build.compileRules(build.loadRules(build.defaultRulesPath())))
   const bodies = Array.from({ length: spec.bodies }, (_, i) => {
-    const events = build.generateEvents('impression', spec.eventsPerBody, 5000 + i)
+    const events = build.generateEvents(type, spec.eventsPerBody, 5000 + i)
     return {
-      body: build.encodeEvents('impression', events, 'json'),
-      ingestTime: events[0]!.event_time + 1000,
+      body: build.encodeEvents(type, events, encoding),
+      // Fresh events, as live traffic: the freshness rules see times near the ingest time.
+      ingestTime: events.at(-1)!.event_time + 1000,
     }
   })
   const length = bodies.reduce((n, b) => n + b.body.length, 0)
@@ -48,8 +63,8 @@ export async function decodeTaskWorkload(spec: DecodeTaskSpec): Promise<Workload
     const meta = {
       offset,
       length: body.length,
-      type: 'impression',
-      encoding: 'json',
+      type,
+      encoding,
       contentEncoding: 'identity',
       source: 'bench',
       requestId: `bench-${i}`,

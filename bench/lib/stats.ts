@@ -1,12 +1,6 @@
 // The statistics every benchmark and load test reports with, written once.
 
-/** The median of unsorted values: the middle one, or the mean of the middle two; NaN when empty. */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN
-  const s = Float64Array.from(values).sort()
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
+export { median } from '../../stats/median.js'
 
 /** Nearest-rank percentile of unsorted values (q in 0..1); NaN when empty. */
 export function percentile(values: readonly number[], q: number): number {
