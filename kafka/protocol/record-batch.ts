@@ -1,6 +1,6 @@
 import { decodeLz4Frames, encodeLz4Frame } from '../../codecs/lz4-frame.js'
 import { crc32c } from './crc32c.js'
-import { Writer } from './writer.js'
+import { varintSize, Writer } from './writer.js'
 
 /**
  * Kafka RecordBatch v2 (magic 2), written by the decoder workers so the main thread only moves
@@ -55,10 +55,12 @@ class PartitionRecords {
 }
 
 export class RecordBatchBuilder {
-  // Kept across tasks (bounded by the number of partitions), so their buffers are reused.
-  private readonly partitions = new Map<string, PartitionRecords>()
+  // Kept across tasks (bounded by the number of partitions), so their buffers are reused. Looked
+  // up by topic, then partition number: no key string is built and hashed per record.
+  private readonly topics = new Map<string, PartitionRecords[]>()
+  /** Every partition's records, in the order first used (the order of the batches). */
+  private readonly partitions: PartitionRecords[] = []
   private readonly out = new Writer(1 << 20)
-  private readonly scratch = new Writer(1024)
 
   /** Append one record (timestamps are per batch, so every record's delta is 0). */
   add(
@@ -68,25 +70,37 @@ export class RecordBatchBuilder {
     value: Uint8Array,
     headers: Uint8Array,
   ): void {
-    const id = `${topic}\u0000${partition}`
-    let p = this.partitions.get(id)
-    if (!p) {
-      p = new PartitionRecords(topic, partition)
-      this.partitions.set(id, p)
+    let byPartition = this.topics.get(topic)
+    if (byPartition === undefined) {
+      byPartition = []
+      this.topics.set(topic, byPartition)
     }
-    // The record's length prefix needs the body first: write the body to scratch, then both.
-    const s = this.scratch.reset()
-    s.int8(0).varint(0).varint(p.count)
-    if (key === null) s.varint(-1)
-    else s.varint(key.length).bytes(key)
-    s.varint(value.length).bytes(value).bytes(headers)
-    p.w.varint(s.pos).bytes(s.result())
+    let p = byPartition[partition]
+    if (p === undefined) {
+      p = new PartitionRecords(topic, partition)
+      byPartition[partition] = p
+      this.partitions.push(p)
+    }
+    // The record's length prefix is computed, so the record is written once, in place.
+    const keyLength = key === null ? -1 : key.length
+    const length =
+      2 + // attributes, timestampDelta 0
+      varintSize(p.count) +
+      varintSize(keyLength) +
+      (key === null ? 0 : keyLength) +
+      varintSize(value.length) +
+      value.length +
+      headers.length
+    const w = p.w
+    w.varint(length).int8(0).varint(0).varint(p.count).varint(keyLength)
+    if (key !== null) w.bytes(key)
+    w.varint(value.length).bytes(value).bytes(headers)
     p.count++
   }
 
   get pendingRecords(): number {
     let n = 0
-    for (const p of this.partitions.values()) n += p.count
+    for (const p of this.partitions) n += p.count
     return n
   }
 
@@ -98,7 +112,7 @@ export class RecordBatchBuilder {
     const out = this.out.reset()
     const batches: EncodedBatch[] = []
     let rawBytes = 0
-    for (const p of this.partitions.values()) {
+    for (const p of this.partitions) {
       if (p.count === 0) continue
       const start = out.pos
       rawBytes += p.w.pos
