@@ -203,6 +203,12 @@ export const SETTINGS = {
     bytes(1024, 64 * 2 ** 20),
   ),
   maxInFlight: setting('ADGATE_MAX_IN_FLIGHT', '8', 'Concurrent produce requests to Kafka', int(1, 64)),
+  produceLingerMs: setting(
+    'ADGATE_PRODUCE_LINGER_MS',
+    '0',
+    'While a Produce request to a broker is in flight, how long new batches for it may wait to share the next request (0: sent at once)',
+    int(0, 1000),
+  ),
   maxPendingBytes: setting(
     'ADGATE_MAX_PENDING_BYTES',
     '256MiB',

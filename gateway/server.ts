@@ -226,6 +226,7 @@ async function connectKafka(
     ackTimeoutMs: config.ackTimeoutMs,
     maxInFlight: config.maxInFlight,
     maxPendingBytes: config.maxPendingBytes,
+    lingerMs: config.produceLingerMs,
     logger,
   })
   const attempt = async () => {

@@ -69,6 +69,11 @@ export interface BatchSinkOptions {
   readonly maxInFlight: number
   /** Bytes of batches waiting for acknowledgement; beyond it sends fail at once (the memory bound). */
   readonly maxPendingBytes: number
+  /**
+   * How long a batch may wait, while its leader has a Produce request in flight, for other
+   * partitions' batches to go out in the same request (0: sent at once, never waits).
+   */
+  readonly lingerMs?: number
   readonly logger: Logger
 }
 
@@ -139,6 +144,9 @@ export class BatchSink {
   private readonly failingBrokers = new Set<string>()
   private refreshTimer: NodeJS.Timeout | null = null
   private refreshAskedAt = 0
+  /** Produce requests in flight per leader (node id), for the linger. */
+  private readonly leaderRequests = new Map<number, number>()
+  private lingerTimer: NodeJS.Timeout | null = null
   private readonly perPartition: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
   private security: string | null = null
@@ -272,6 +280,7 @@ export class BatchSink {
     // Credentials or certificates refused at connect: answer at once; the probe clears it when fixed.
     if (this.security && !this.healthy && !this.security.startsWith('Kafka refused'))
       return Promise.reject(new KafkaSecurityError(this.security))
+    const queuedAt = Date.now()
     return new Promise<RefusedBatches>((resolve, reject) => {
       const owner: SendState = {
         left: set.batches.length,
@@ -301,6 +310,7 @@ export class BatchSink {
           bytes: set.buffer.subarray(b.offset, b.offset + b.length),
           records: b.records,
           owner,
+          queuedAt,
           seq: -1,
           identity: null,
           sent: false,
@@ -381,24 +391,31 @@ export class BatchSink {
    * Send what every lane may send. A Produce request carries exactly one batch per partition
    * (brokers refuse more since v3), so a lane with several batches waiting fills several
    * requests to its leader — at most its in-flight limit — written in order on one connection,
-   * which the broker handles in order.
+   * which the broker handles in order. With a linger, a lane whose leader has a request in flight
+   * waits (up to lingerMs) for it to be answered, so the batches that arrived meanwhile share the
+   * next request instead of each taking one of their own.
    */
   private pump(): void {
     if (this.closed) return
-    const byLeader = new Map<number, Entry[][]>()
+    // Lanes that may send now, with their leaders.
+    const ready: [PartitionLane, number][] = []
     let missing = false
     for (const lane of this.lanes.values()) {
       if (lane.identity === null && this.identity !== null && !lane.needsNewIdentity)
         lane.identity = this.identity
-      if (!lane.canSend || lane.inFlight >= this.perPartition) continue
+      if (!lane.canSend || lane.inFlight >= lane.maxInFlight(this.perPartition)) continue
       const leader = this.cluster.leaderOf(lane.topic, lane.partition)
-      if (leader === undefined) {
-        missing = true
-        continue
-      }
+      if (leader === undefined) missing = true
+      else ready.push([lane, leader])
+    }
+    const held = this.lingering(ready)
+    const byLeader = new Map<number, Entry[][]>()
+    for (const [lane, leader] of ready) {
+      if (held?.has(leader)) continue
       const requests = byLeader.get(leader) ?? []
       byLeader.set(leader, requests)
-      for (let round = 0; lane.canSend && lane.inFlight < this.perPartition; round++) {
+      const cap = lane.maxInFlight(this.perPartition)
+      for (let round = 0; lane.canSend && lane.inFlight < cap; round++) {
         const p = lane.queue.shift()!
         if (p.seq < 0 || p.identity !== lane.identity) {
           p.seq = lane.nextSeq
@@ -419,7 +436,44 @@ export class BatchSink {
         this.noteConnectionFailure(err, -1)
         setTimeout(() => this.schedulePump(), 200).unref()
       })
-    for (const [leader, requests] of byLeader) void this.dispatch(leader, requests)
+    for (const [leader, requests] of byLeader) {
+      this.leaderRequests.set(leader, (this.leaderRequests.get(leader) ?? 0) + requests.length)
+      void this.dispatch(leader, requests)
+    }
+  }
+
+  /**
+   * With a linger: the leaders whose batches wait, as they have a request in flight and none of
+   * their ready batches has waited lingerMs yet; a timer wakes the pump when the first would have.
+   */
+  private lingering(ready: readonly [PartitionLane, number][]): Set<number> | null {
+    const linger = this.options.lingerMs ?? 0
+    if (linger === 0 || ready.length === 0) return null
+    const now = Date.now()
+    const oldest = new Map<number, number>()
+    for (const [lane, leader] of ready)
+      oldest.set(leader, Math.min(oldest.get(leader) ?? now, lane.queue[0]!.queuedAt))
+    const held = new Set<number>()
+    let wake = Number.POSITIVE_INFINITY
+    for (const [leader, since] of oldest) {
+      const wait = since + linger - now
+      if (wait <= 0 || (this.leaderRequests.get(leader) ?? 0) === 0) continue
+      held.add(leader)
+      wake = Math.min(wake, wait)
+    }
+    if (held.size > 0 && this.lingerTimer === null) {
+      this.lingerTimer = setTimeout(() => {
+        this.lingerTimer = null
+        this.schedulePump()
+      }, wake)
+      this.lingerTimer.unref()
+    }
+    return held
+  }
+
+  /** A Produce request to `leader` was answered or failed. */
+  private leaderRequestDone(leader: number): void {
+    this.leaderRequests.set(leader, (this.leaderRequests.get(leader) ?? 1) - 1)
   }
 
   /** One connection wait, then the requests written back to back, in order. */
@@ -431,14 +485,17 @@ export class BatchSink {
     } catch (err) {
       const at = this.cluster.current.brokers.get(leader)
       this.noteBrokerFailure(err, at ? `${at.host}:${at.port}` : `node ${leader}`)
-      for (const entries of requests) this.requestFailed(entries)
+      for (const entries of requests) {
+        this.leaderRequestDone(leader)
+        this.requestFailed(entries)
+      }
       this.refreshSoon()
       return
     }
-    for (const entries of requests) void this.produce(conn, entries, deadline)
+    for (const entries of requests) void this.produce(leader, conn, entries, deadline)
   }
 
-  private async produce(conn: Connection, entries: Entry[], deadline: number): Promise<void> {
+  private async produce(leader: number, conn: Connection, entries: Entry[], deadline: number): Promise<void> {
     const data: PartitionRecords[] = entries.map((e) => ({
       topic: e.lane.topic,
       partition: e.lane.partition,
@@ -458,12 +515,14 @@ export class BatchSink {
       this.stats.requests++
     } catch (err) {
       this.requestsInFlight--
+      this.leaderRequestDone(leader)
       this.noteBrokerFailure(err, `${conn.host}:${conn.port}`)
       this.requestFailed(entries)
       this.refreshSoon()
       return
     }
     this.requestsInFlight--
+    this.leaderRequestDone(leader)
     this.healthy = true
     this.answeredAt = Date.now()
     this.failingBrokers.delete(`${conn.host}:${conn.port}`)
@@ -476,6 +535,7 @@ export class BatchSink {
       if (fate === 'ok') {
         lane.failures = 0
         lane.acknowledge(batch)
+        if (batch.identity === lane.identity) lane.confirmed = true
         this.stats.batches++
         this.stats.records += batch.records
         this.stats.bytes += batch.bytes.length
@@ -689,6 +749,7 @@ export class BatchSink {
     this.closed = true
     if (this.probe) clearInterval(this.probe)
     if (this.refreshTimer) clearTimeout(this.refreshTimer)
+    if (this.lingerTimer) clearTimeout(this.lingerTimer)
     await this.cluster.close()
   }
 }

@@ -23,6 +23,8 @@ export interface PendingBatch {
   readonly bytes: Buffer
   readonly records: number
   readonly owner: SendState
+  /** When its send() queued it (epoch ms), for the linger. */
+  readonly queuedAt: number
   /** Base sequence under `identity`; -1 until first sent (a batch never sent holds no sequence). */
   seq: number
   identity: ProducerIdentity | null
@@ -54,6 +56,13 @@ export class PartitionLane {
   needsNewIdentity = false
   /** Consecutive failed attempts, for the retry back-off. */
   failures = 0
+  /**
+   * A batch under the current producer id was acknowledged. Until then only one batch is in
+   * flight: a broker with no state for this producer on the partition takes any first sequence
+   * (KIP-360), so a first batch refused retriably while its successors were written would be
+   * written behind them. Once the broker holds the sequence, it refuses gaps (OUT_OF_ORDER).
+   */
+  confirmed = false
 
   constructor(
     readonly topic: string,
@@ -63,6 +72,11 @@ export class PartitionLane {
   /** An attempt failed and the batches it carried are not acknowledged yet. */
   get failing(): boolean {
     return this.recovering || (this.failures > 0 && this.unacked.length + this.queue.length > 0)
+  }
+
+  /** Batches it may have in flight: `limit`, or one until the broker holds its sequence. */
+  maxInFlight(limit: number): number {
+    return this.confirmed ? limit : 1
   }
 
   get canSend(): boolean {
@@ -84,6 +98,7 @@ export class PartitionLane {
   restartUnder(identity: ProducerIdentity): number {
     this.identity = identity
     this.nextSeq = 0
+    this.confirmed = false
     let mayBeWritten = 0
     for (const p of this.queue) {
       if (p.ambiguous) mayBeWritten += p.records

@@ -104,6 +104,45 @@ describe.skipIf(brokers.length === 0)('BatchSink on a broker', () => {
     expect(s.stats).toMatchObject({ batches: 450, records: 450 * 7, errors: 0, possibleDuplicates: 0 })
   })
 
+  it('with a linger, batches that arrive while a request is in flight wait for it and share the next requests, exactly once and in order', async () => {
+    const topic = `adgate-test-sink-${randomUUID()}`
+    const a = admin()
+    await createTopic(a, topic, 4)
+    await a.close()
+    const s = sink({ brokers, topics: [topic], lingerMs: 5000 })
+    await s.connect()
+    const builder = new RecordBatchBuilder()
+    const one = (i: number) => {
+      builder.add(topic, i % 4, null, Buffer.from(`${i}`), NO_HEADERS)
+      const out = builder.finish(Date.now())
+      return s.send({ buffer: Buffer.from(out.buffer), batches: out.batches })
+    }
+    // Every partition's first batch acknowledged: the broker holds the producer's sequences, so
+    // up to 5 batches per partition may be in flight.
+    await Promise.all([0, 1, 2, 3].map((p) => one(p)))
+    const before = s.stats.requests
+    // Then single-batch sends, the sink's pump running after each; only microtasks run here, so
+    // no response can arrive before the loop ends: the first request is in flight throughout.
+    const microtasks = async (n: number) => {
+      for (let k = 0; k < n; k++) await Promise.resolve()
+    }
+    const sends = [one(4)]
+    await microtasks(20)
+    expect(s.inFlightRequests).toBe(1)
+    for (let i = 5; i < 104; i++) {
+      sends.push(one(i))
+      await microtasks(20)
+    }
+    // Without a linger, 20 of them would be in flight now (5 per partition), one request each.
+    expect(s.inFlightRequests).toBe(1)
+    await Promise.all(sends)
+    // One batch per partition per request: 100 batches on 4 partitions take at least 25.
+    expect(s.stats.requests - before).toBeGreaterThanOrEqual(25)
+    const read = await readAll(brokers, topic, 104)
+    for (let p = 0; p < 4; p++)
+      expect(read.get(p)).toEqual(Array.from({ length: 26 }, (_, k) => `${k * 4 + p}`))
+  })
+
   it('a batch over max.message.bytes is refused at once (never retried until the deadline), and the partition goes on', async () => {
     const topic = `adgate-test-sink-${randomUUID()}`
     const a = admin()

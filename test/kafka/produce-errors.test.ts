@@ -57,6 +57,7 @@ describe('PartitionLane', () => {
     bytes: Buffer.alloc(0),
     records: 1,
     owner,
+    queuedAt: 0,
     seq,
     identity: lane.identity,
     sent: seq >= 0,
@@ -83,5 +84,18 @@ describe('PartitionLane', () => {
     expect(lane.restartUnder({ producerId: 2n, epoch: 0 })).toBe(1)
     expect(lane.nextSeq).toBe(0)
     expect(lane.queue.map((p) => p.seq)).toEqual([-1, -1])
+  })
+
+  // Regression (seen under load on a new topic): the first batch got a retriable error, the
+  // batches pipelined behind it were written (the broker, knowing no state for the producer,
+  // took their sequences), and the first one landed behind them after its retry.
+  it("keeps one batch in flight until the broker holds the producer id's sequence, again after a new producer id", () => {
+    const lane = new PartitionLane('t', 0)
+    lane.identity = { producerId: 1n, epoch: 0 }
+    expect(lane.maxInFlight(5)).toBe(1)
+    lane.confirmed = true
+    expect(lane.maxInFlight(5)).toBe(5)
+    lane.restartUnder({ producerId: 2n, epoch: 0 })
+    expect(lane.maxInFlight(5)).toBe(1)
   })
 })
