@@ -7,6 +7,7 @@ import { plaintextListenerMismatch } from './listener-probe.js'
 import { PartitionLane, type PendingBatch, type SendState } from './partition-lane.js'
 import { kafkaErrorName, produceFate } from './produce-errors.js'
 import {
+  brokerTimeoutMs,
   type PartitionRecords,
   type PartitionResult,
   PRODUCE_API,
@@ -476,9 +477,13 @@ export class BatchSink {
     this.leaderRequests.set(leader, (this.leaderRequests.get(leader) ?? 1) - 1)
   }
 
-  /** One connection wait, then the requests written back to back, in order. */
+  /**
+   * One connection wait, then the requests written back to back, in order. An attempt gets half
+   * the ack deadline: a connection that stops answering is then given up (Cluster.request) with
+   * half of it left, for the requests that were in flight on it to be sent again on a fresh one.
+   */
   private async dispatch(leader: number, requests: Entry[][]): Promise<void> {
-    const deadline = Date.now() + this.options.ackTimeoutMs
+    const deadline = Date.now() + this.options.ackTimeoutMs / 2
     let conn: Connection
     try {
       conn = await this.cluster.connectionTo(leader, deadline)
@@ -507,7 +512,7 @@ export class BatchSink {
       results = await this.cluster.request(
         conn,
         PRODUCE_API,
-        () => writeProduceRequest(this.options.ackTimeoutMs, data),
+        () => writeProduceRequest(brokerTimeoutMs(deadline - Date.now()), data),
         parseProduceResponse,
         true,
         deadline,

@@ -136,7 +136,17 @@ export class Cluster {
     return this.connection(b, deadline)
   }
 
-  /** A request on a connection; a connection that misses the deadline is taken as stuck and closed. */
+  /**
+   * A request on a connection; a connection that misses the deadline is taken as stuck and closed.
+   * Closing is what the protocol leaves: a broker handles a connection's requests one at a time,
+   * in order (it reads nothing more from the connection until the current request's response is
+   * written), so every request behind an unanswered one waits with it, whatever its correlation
+   * id. It is kept cheap: a Produce asks the broker to answer before this deadline
+   * (brokerTimeoutMs), so a produce merely waiting for replicas gets REQUEST_TIMED_OUT and keeps
+   * the connection; only a broker that answers nothing (stopped, partitioned) costs one; and the
+   * requests that were in flight on it are sent again at once on a fresh connection, with their
+   * sequence numbers (no duplicates), each still within its own ack deadline.
+   */
   async request<T>(
     conn: Connection,
     api: { key: number; version: number },
@@ -153,8 +163,7 @@ export class Cluster {
     try {
       return await beforeDeadline(work, deadline, `request to ${conn.host}:${conn.port}`)
     } catch (err) {
-      // Whatever is pending on a stuck or broken connection goes out again on a fresh one; an
-      // error answer (the response arrived) leaves the connection as it is.
+      // An error answer (the response arrived) leaves the connection as it is.
       if (!(err instanceof ResponseError)) this.drop(conn)
       throw err
     }

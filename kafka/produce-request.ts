@@ -22,6 +22,17 @@ export interface PartitionRecords {
   readonly batch: Buffer
 }
 
+/**
+ * The timeout_ms a Produce asks of the broker, given the time left before adgate gives up on the
+ * request (and closes its connection, see Cluster.request): that time less a tenth (at most 1 s)
+ * for the answer to travel back. A produce held by the broker (acks=all waiting for replicas) is
+ * then answered REQUEST_TIMED_OUT, which is retried and keeps the connection, before the local
+ * deadline would close it.
+ */
+export function brokerTimeoutMs(timeLeftMs: number): number {
+  return Math.max(1, Math.floor(timeLeftMs - Math.min(1000, timeLeftMs / 10)))
+}
+
 export function writeProduceRequest(timeoutMs: number, data: readonly PartitionRecords[]): Writer {
   const byTopic = new Map<string, PartitionRecords[]>()
   for (const d of data) {
