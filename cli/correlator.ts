@@ -74,6 +74,7 @@ export async function startCorrelator(
       writeEveryRecords: 20_000,
       lingerMs: 200,
       onBatch: (s) => metrics.observe(s),
+      rawEvents: config.rawTables === 'on',
       ...(config.anomalies === 'on'
         ? { anomalies: { bucketMs: config.anomalyBucket, closeAfterMs: 2 * config.anomalyBucket } }
         : {}),

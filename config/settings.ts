@@ -409,6 +409,12 @@ export const SETTINGS = {
     'Quality score below which a source is alerted on (AdgateSourceQualityLow)',
     fraction,
   ),
+  rawTables: setting(
+    'ADGATE_RAW_TABLES',
+    'on',
+    'on: the correlator also writes every event it takes in to the raw tables (raw_bids, raw_bid_imps, raw_impressions, raw_clicks, raw_conversions: typed columns, exact floors, the whole event as JSON); off: joined facts and aggregates only',
+    oneOf('on', 'off'),
+  ),
   anomalies: setting(
     'ADGATE_ANOMALIES',
     'on',

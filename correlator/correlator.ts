@@ -42,6 +42,8 @@ export interface CorrelatorOptions {
   lingerMs?: number
   /** Topic names (a prefix isolates test runs); default adgate's. */
   names?: TopicNames
+  /** Write every event taken in to the raw tables too (storage/raw-tables.ts); default off. */
+  rawEvents?: boolean
   /** Anomaly detection (correlator/anomaly.ts) with these options; absent: off. */
   anomalies?: Partial<AnomalyOptions>
 }
@@ -115,6 +117,7 @@ export class Correlator {
   ) {
     this.pipeline = new Pipeline(o.rules, partitions, o.producer === undefined, o.names)
     if (o.anomalies !== undefined) this.pipeline.detector = new AnomalyDetector(o.anomalies)
+    this.pipeline.keepRaw = o.rawEvents === true
     this.topics = inputTopics(o.producer !== undefined, this.pipeline.names)
   }
 

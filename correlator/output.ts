@@ -6,6 +6,7 @@ import {
   type ConversionRow,
   type ImpressionRow,
   type LateRow,
+  type RawEvent,
   type Stage,
 } from './rows.js'
 import { HOUR_MS, MINUTE_MS } from './rules.js'
@@ -40,6 +41,8 @@ export class BatchOutput {
   readonly clicks = new Map<string, ClickRow>()
   readonly conversions = new Map<string, ConversionRow>()
   readonly late: LateRow[] = []
+  /** Every event taken in, for the raw tables (only when the correlator keeps them). */
+  readonly raw: RawEvent[] = []
   /** Flagged by the anomaly detector when buckets closed during this batch. */
   readonly anomalies: AnomalyRow[] = []
   readonly minute = new Map<string, AggDelta>()
@@ -79,6 +82,10 @@ export class BatchOutput {
     this.lateCount++
   }
 
+  rawEvent(row: RawEvent): void {
+    if (!this.discard) this.raw.push(row)
+  }
+
   duplicate(): void {
     if (!this.discard) this.duplicates++
   }
@@ -116,6 +123,7 @@ export class BatchOutput {
       this.clicks.size === 0 &&
       this.conversions.size === 0 &&
       this.late.length === 0 &&
+      this.raw.length === 0 &&
       this.anomalies.length === 0 &&
       this.minute.size === 0
     )

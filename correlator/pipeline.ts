@@ -67,6 +67,8 @@ export class Pipeline {
   readonly joins = new Map<number, PartitionJoins>()
   outgoing: OutgoingRecord[] = []
   undecodable = 0
+  /** Hand every event taken in to storage's raw tables (ADGATE_RAW_TABLES). */
+  keepRaw = false
   /** Sees every decoded event once: replayed records only past its snapshot's positions. */
   detector: AnomalyDetector | null = null
   /** Positions the restored detector state reflects; empty: it learns from every replayed record. */
@@ -182,6 +184,15 @@ export class Pipeline {
         return
       }
       if (r.flags) (value as { quality_flags?: string }).quality_flags = r.flags
+      if (this.keepRaw)
+        out.rawEvent({
+          type,
+          partition: r.partition,
+          offset: r.offset,
+          time: (value as { event_time: number }).event_time,
+          value: r.value,
+          flags: r.flags ?? null,
+        })
       if (
         this.detector !== null &&
         (mode === 'live' || BigInt(r.offset) >= (this.detectorSeen.get(tpKey(r.topic, r.partition)) ?? 0n))

@@ -65,6 +65,22 @@ export interface LateRow {
   value: Buffer
 }
 
+/**
+ * A record of an event topic taken in live (not re-read after a restart), for the raw tables:
+ * storage decodes it in full; the joins read only a few fields.
+ */
+export interface RawEvent {
+  type: 'bid' | 'impression' | 'click' | 'conversion'
+  partition: number
+  offset: string
+  /** Event time, epoch ms (the Parquet export's hour). */
+  time: number
+  /** Confluent wire format. */
+  value: Buffer
+  /** The adgate.quality_flags header. */
+  flags: string | null
+}
+
 /** A bucket the anomaly detector (correlator/anomaly.ts) flagged, keyed by (metric, subject, bucket). */
 export interface AnomalyRow {
   /** volume.<type>, ctr, cvr, win_rate, click_delay, staleness or cluster. */

@@ -12,6 +12,7 @@ import {
   tpKey,
   type WriteBatch,
 } from '../correlator/storage.js'
+import { RAW_TABLES, type RawTable, rawRows } from './raw-tables.js'
 import {
   aggUpsert,
   anomalyUpsert,
@@ -20,6 +21,8 @@ import {
   type FactTable,
   factUpsert,
   LATE_COLUMNS,
+  rawInsert,
+  sqlType,
 } from './schema.js'
 
 /**
@@ -53,6 +56,11 @@ export class DuckDbStorage implements Storage {
       for (const g of ['minute', 'hour'])
         await conn.run(`CREATE TEMP TABLE s_agg_${g} AS SELECT * FROM agg_${g} LIMIT 0`)
       await conn.run('CREATE TEMP TABLE s_positions AS SELECT * FROM positions LIMIT 0')
+      // Decimals are staged as their text: the INSERT casts exactly (an appended double would not).
+      for (const t of RAW_TABLES)
+        await conn.run(
+          `CREATE TEMP TABLE s_${t.name} (${t.columns.map((c) => `${c.name} ${c.type === 'DECIMAL' ? 'VARCHAR' : sqlType(c.type, 'duckdb')}`).join(', ')})`,
+        )
     }
     return s
   }
@@ -126,6 +134,7 @@ export class DuckDbStorage implements Storage {
         )
         await c.run('DELETE FROM s_late')
       }
+      if (o.raw.length > 0) for (const [t, rows] of rawRows(o.raw)) await this.stageRaw(t, rows)
       await this.stageAgg('minute', o.minute.values(), o.minute.size)
       await this.stageAgg('hour', o.hour.values(), o.hour.size)
       // Anomalies are few (a handful per closed bucket at most): a statement each.
@@ -192,6 +201,27 @@ export class DuckDbStorage implements Storage {
     a.closeSync()
     await this.conn.run(factUpsert(table, `SELECT * FROM s_${table}`))
     await this.conn.run(`DELETE FROM s_${table}`)
+  }
+
+  private async stageRaw(table: RawTable, rows: unknown[][]): Promise<void> {
+    if (rows.length === 0) return
+    const a = await this.conn.createAppender(`s_${table.name}`, 'main', 'temp')
+    const types = table.columns.map((c) => c.type)
+    for (const row of rows) {
+      for (let i = 0; i < types.length; i++) {
+        const v = row[i]
+        if (v === null || v === undefined) a.appendNull()
+        else if (types[i] === 'BIGINT') a.appendBigInt(BigInt(v as number | string))
+        else if (types[i] === 'INTEGER') a.appendInteger(v as number)
+        else if (types[i] === 'DOUBLE') a.appendDouble(v as number)
+        else if (types[i] === 'BOOLEAN') a.appendBoolean(v as boolean)
+        else a.appendVarchar(v as string)
+      }
+      a.endRow()
+    }
+    a.closeSync()
+    await this.conn.run(rawInsert(table, `SELECT * FROM s_${table.name}`))
+    await this.conn.run(`DELETE FROM s_${table.name}`)
   }
 
   private async stageAgg(g: 'minute' | 'hour', rows: Iterable<AggDelta>, size: number): Promise<void> {

@@ -5,6 +5,7 @@ import {
   type ConversionRow,
   type ImpressionRow,
   type LateRow,
+  type RawEvent,
 } from '../correlator/rows.js'
 import {
   type Checkpoint,
@@ -28,6 +29,8 @@ export class MemoryStorage implements Storage {
   readonly clicks = new Map<string, ClickRow>()
   readonly conversions = new Map<string, ConversionRow>()
   readonly late = new Map<string, LateRow>()
+  /** The raw tables' records, by type:partition:offset (decoding them is the SQL sinks' part). */
+  readonly raw = new Map<string, RawEvent>()
   /** By metric, subject and bucket. */
   readonly anomalies = new Map<string, AnomalyRow>()
   /** (campaign, bucket) → counters summed over stages and partitions. */
@@ -53,6 +56,7 @@ export class MemoryStorage implements Storage {
     for (const r of o.clicks.values()) this.clicks.set(r.click_id, r)
     for (const r of o.conversions.values()) this.conversions.set(r.conversion_id, r)
     for (const r of o.late) this.late.set(`${r.topic}:${r.partition}:${r.offset}`, r)
+    for (const r of o.raw) this.raw.set(`${r.type}:${r.partition}:${r.offset}`, r)
     for (const a of o.anomalies) this.anomalies.set(`${a.metric}\u0000${a.subject}\u0000${a.bucket}`, a)
     for (const [target, deltas] of [
       [this.minute, o.minute],

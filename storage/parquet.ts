@@ -9,6 +9,7 @@ import {
   type WriteBatch,
 } from '../correlator/storage.js'
 import { DuckDbStorage } from './duckdb.js'
+import { RAW_TABLES } from './raw-tables.js'
 
 /** Table (or view) → its time column, for the hive layout <dir>/<table>/dt=YYYY-MM-DD/hour=HH/. */
 const EXPORTS: readonly [string, string][] = [
@@ -21,6 +22,7 @@ const EXPORTS: readonly [string, string][] = [
   ['campaign_quality_minute', 'bucket'],
   ['campaign_quality_hour', 'bucket'],
   ['anomalies', 'bucket'],
+  ...RAW_TABLES.map((t): [string, string] => [t.name, t.timeColumn]),
 ]
 
 /**
@@ -74,6 +76,7 @@ export class ParquetStorage implements Storage {
     for (const d of o.minute.values()) touch('campaign_quality_minute', d.bucket)
     for (const d of o.hour.values()) touch('campaign_quality_hour', d.bucket)
     for (const a of o.anomalies) touch('anomalies', a.bucket)
+    for (const r of o.raw) for (const t of RAW_TABLES) if (t.type === r.type) touch(t.name, r.time)
     if (Date.now() - this.lastExport >= this.intervalMs) await this.export()
   }
 

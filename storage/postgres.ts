@@ -10,6 +10,7 @@ import {
   tpKey,
   type WriteBatch,
 } from '../correlator/storage.js'
+import { type RawTable, rawRows } from './raw-tables.js'
 import {
   aggUpsert,
   anomalyUpsert,
@@ -18,6 +19,8 @@ import {
   type FactTable,
   factUpsert,
   LATE_COLUMNS,
+  rawInsert,
+  sqlType,
 } from './schema.js'
 
 // BIGINT as JS numbers: every value adgate stores (ms, micros, counters) is below 2^53.
@@ -117,6 +120,7 @@ export class PostgresStorage implements Storage {
           values,
         )
       }
+      if (o.raw.length > 0) for (const [t, rows] of rawRows(o.raw)) await this.raw(c, t, rows)
       await this.agg(c, 'minute', [...o.minute.values()])
       await this.agg(c, 'hour', [...o.hour.values()])
       if (o.anomalies.length > 0) {
@@ -173,6 +177,14 @@ export class PostgresStorage implements Storage {
     const arrays = cols.map(([name]) => rows.map((r) => (r as Record<string, unknown>)[name] ?? null))
     const casts = cols.map(([, type], i) => `$${i + 1}::${pgType(type)}[]`)
     await c.query(factUpsert(table, `SELECT * FROM unnest(${casts.join(', ')})`), arrays)
+  }
+
+  /** Column arrays through unnest, as the facts. */
+  private async raw(c: pg.PoolClient, table: RawTable, rows: unknown[][]): Promise<void> {
+    if (rows.length === 0) return
+    const arrays = table.columns.map((_, i) => rows.map((r) => r[i] ?? null))
+    const casts = table.columns.map((col, i) => `$${i + 1}::${sqlType(col.type, 'postgres')}[]`)
+    await c.query(rawInsert(table, `SELECT * FROM unnest(${casts.join(', ')})`), arrays)
   }
 
   private async agg(c: pg.PoolClient, g: 'minute' | 'hour', rows: AggDelta[]): Promise<void> {

@@ -1,4 +1,5 @@
 import { AGG_FIELDS } from '../correlator/rows.js'
+import { RAW_TABLES, type RawTable, type SqlType } from './raw-tables.js'
 
 /**
  * The correlator's tables, one definition for every SQL sink. Times are epoch milliseconds
@@ -9,6 +10,9 @@ import { AGG_FIELDS } from '../correlator/rows.js'
  *   conversions      one row per conversion with its click time, attributed or not (stage 3)
  *   attributed_events  view: one row per impression with its bid, click and conversion facts
  *   late_events      events beyond the grace period, with their raw bytes
+ *   raw_bids, raw_bid_imps, raw_impressions, raw_clicks, raw_conversions
+ *                    every event taken in, typed columns and the whole event as JSON
+ *                    (storage/raw-tables.ts); written with ADGATE_RAW_TABLES=on
  *   agg_minute, agg_hour  counters per (campaign, bucket, stage, partition): each row has one
  *                    owner, so instances never contend; campaign_stats_* views sum them
  *   campaign_quality_minute, campaign_quality_hour  views: per campaign, events taken, those
@@ -135,6 +139,14 @@ export function ddl(dialect: Dialect): string[] {
   out.push(
     `CREATE TABLE IF NOT EXISTS anomalies (${cols(ANOMALY_COLUMNS)}, PRIMARY KEY (metric, subject, bucket))`,
   )
+  for (const t of RAW_TABLES) {
+    out.push(
+      `CREATE TABLE IF NOT EXISTS ${t.name} (${rawColumns(t, dialect)}, PRIMARY KEY (${t.key.join(', ')}))`,
+    )
+    // Columns of a newer schema version: added, never reordered (writers name their columns).
+    for (const c of t.columns)
+      out.push(`ALTER TABLE ${t.name} ADD COLUMN IF NOT EXISTS ${c.name} ${sqlType(c.type, dialect)}`)
+  }
   out.push(
     'CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, kafka_partition))',
   )
@@ -161,6 +173,28 @@ export function ddl(dialect: Dialect): string[] {
       WHERE v.attributed AND NOT c.is_no_impression GROUP BY c.impression_id
     ) v ON v.impression_id = i.impression_id`)
   return out
+}
+
+/**
+ * A raw column's SQL type. DECIMAL: PostgreSQL's NUMERIC keeps any decimal exactly; DuckDB's
+ * (and so Parquet's) DECIMAL(38,9) keeps nine places (a floor of 0.03 is 0.030000000).
+ */
+export function sqlType(type: SqlType, dialect: Dialect): string {
+  if (type === 'DECIMAL') return dialect === 'postgres' ? 'NUMERIC' : 'DECIMAL(38,9)'
+  if (type === 'DOUBLE') return 'DOUBLE PRECISION'
+  return type
+}
+
+/** `name type, …` of a raw table; key columns NOT NULL. */
+export function rawColumns(t: RawTable, dialect: Dialect): string {
+  return t.columns
+    .map((c) => `${c.name} ${sqlType(c.type, dialect)}${t.key.includes(c.name) ? ' NOT NULL' : ''}`)
+    .join(', ')
+}
+
+/** Insert of raw rows from `source` (columns in RawTable order); a row already stored stays. */
+export function rawInsert(t: RawTable, source: string): string {
+  return `INSERT INTO ${t.name} (${t.columns.map((c) => c.name).join(', ')}) ${source} ON CONFLICT DO NOTHING`
 }
 
 /** Upsert of counter deltas: existing rows add, new rows insert. */

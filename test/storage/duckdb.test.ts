@@ -9,6 +9,7 @@ import { StaleOwnerError } from '../../correlator/storage.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
+import { expectedRawKeys, storedRawKeys } from '../support/raw-tables.js'
 import { reference } from '../support/reference.js'
 import { sqlTables } from '../support/tables.js'
 
@@ -30,7 +31,7 @@ describe('DuckDB storage', () => {
       const storage = await DuckDbStorage.open(path)
       const source = new ArraySource(logs, 100 + i, PARTITIONS, stopAfter, committed)
       const c = new Correlator(
-        { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
+        { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++, rawEvents: true },
         PARTITIONS,
       )
       await runToEnd(c)
@@ -40,16 +41,28 @@ describe('DuckDB storage', () => {
     const storage = await DuckDbStorage.open(path)
     const tables = await sqlTables((sql) => storage.query(sql))
     expect(tables).toEqual(expected)
+    // Raw tables: every record once, crashes and their re-reads notwithstanding.
+    const rawKeys = expectedRawKeys(logs)
+    expect(await storedRawKeys((sql) => storage.query(sql))).toEqual(rawKeys)
 
     const replay = new ArraySource(logs, 999, PARTITIONS)
     const again = new Correlator(
-      { rules: RULES, storage, source: replay, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
+      {
+        rules: RULES,
+        storage,
+        source: replay,
+        checkpointMs: 5,
+        idleMs: 1e9,
+        now: () => t++,
+        rawEvents: true,
+      },
       PARTITIONS,
     )
     await again.start()
     await again.stop()
     expect(replay.batches).toBeGreaterThan(10)
     expect(await sqlTables((sql) => storage.query(sql))).toEqual(expected)
+    expect(await storedRawKeys((sql) => storage.query(sql))).toEqual(rawKeys)
 
     const stats = await storage.stats({ granularity: 'hour', campaign: 'cmp-001' })
     expect(stats.length).toBeGreaterThan(0)

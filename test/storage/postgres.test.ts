@@ -5,6 +5,7 @@ import { PostgresStorage } from '../../storage/postgres.js'
 import { ArraySource, runToEnd } from '../support/array-source.js'
 import { allRecords, funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { freshDatabase } from '../support/postgres.js'
+import { expectedRawKeys, storedRawKeys } from '../support/raw-tables.js'
 import { reference } from '../support/reference.js'
 import { sqlTables } from '../support/tables.js'
 
@@ -31,7 +32,7 @@ describe.skipIf(!url)('PostgreSQL storage (real server)', () => {
       const storage = await PostgresStorage.open(db.url)
       const source = new ArraySource(logs, 200 + i, PARTITIONS, stopAfter, committed)
       const c = new Correlator(
-        { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
+        { rules: RULES, storage, source, checkpointMs: 5, idleMs: 1e9, now: () => t++, rawEvents: true },
         PARTITIONS,
       )
       await runToEnd(c)
@@ -41,14 +42,26 @@ describe.skipIf(!url)('PostgreSQL storage (real server)', () => {
     const storage = await PostgresStorage.open(db.url)
     try {
       expect(await sqlTables((sql) => storage.query(sql))).toEqual(expected)
+      // Raw tables: every record once, crashes and their re-reads notwithstanding.
+      const rawKeys = expectedRawKeys(logs)
+      expect(await storedRawKeys((sql) => storage.query(sql))).toEqual(rawKeys)
       const replay = new ArraySource(logs, 998, PARTITIONS)
       const again = new Correlator(
-        { rules: RULES, storage, source: replay, checkpointMs: 5, idleMs: 1e9, now: () => t++ },
+        {
+          rules: RULES,
+          storage,
+          source: replay,
+          checkpointMs: 5,
+          idleMs: 1e9,
+          now: () => t++,
+          rawEvents: true,
+        },
         PARTITIONS,
       )
       await again.start()
       await again.stop()
       expect(await sqlTables((sql) => storage.query(sql))).toEqual(expected)
+      expect(await storedRawKeys((sql) => storage.query(sql))).toEqual(rawKeys)
       const rows = await storage.stats({ granularity: 'minute', campaign: 'cmp-002' })
       const want = expected.minute.filter((r) => r.campaign_id === 'cmp-002')
       expect(rows.map((r) => [r.bucket, r.impressions, r.clicks_valid, r.conversions])).toEqual(
