@@ -46,7 +46,11 @@ class NullStorage implements Storage {
 }
 
 /** One pass of the funnel through a fresh correlator: wall events/s and events per CPU-second. */
-async function throughput(logs: Logs, storage: Storage): Promise<{ wall: number; perCore: number }> {
+export async function throughput(
+  logs: Logs,
+  storage: Storage,
+  options: { rawEvents?: boolean } = {},
+): Promise<{ wall: number; perCore: number }> {
   const n = count(logs)
   const c = new Correlator(
     {
@@ -57,6 +61,7 @@ async function throughput(logs: Logs, storage: Storage): Promise<{ wall: number;
       idleMs: 3_600_000,
       writeEveryRecords: 50_000,
       lingerMs: 200,
+      ...options,
     },
     PARTITIONS,
   )
@@ -71,7 +76,7 @@ async function throughput(logs: Logs, storage: Storage): Promise<{ wall: number;
 }
 
 /** A PostgreSQL database for the bench: BENCH_POSTGRES_URL, or a throw-away one on the local cluster. */
-function postgres(): { url: string; drop: () => void } | null {
+export function postgres(): { url: string; drop: () => void } | null {
   if (process.env.BENCH_POSTGRES_URL) return { url: process.env.BENCH_POSTGRES_URL, drop: () => {} }
   const psql = (sql: string) =>
     spawnSync('runuser', ['-u', 'postgres', '--', 'psql', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql])
@@ -139,7 +144,7 @@ async function throughputCases(quick: boolean, dir: string): Promise<BenchResult
 }
 
 /** Each throughput run gets an empty database: a schema per run would do, a database is simpler. */
-async function freshSchema(url: string): Promise<string> {
+export async function freshSchema(url: string): Promise<string> {
   const pg = (await import('pg')).default
   const name = `run_${randomBytes(4).toString('hex')}`
   const c = new pg.Client({ connectionString: url })

@@ -21,8 +21,6 @@ import {
   type FactTable,
   factUpsert,
   LATE_COLUMNS,
-  rawInsert,
-  sqlType,
 } from './schema.js'
 
 /**
@@ -36,6 +34,8 @@ import {
 export class DuckDbStorage implements Storage {
   readonly kind = 'duckdb'
   private chain: Promise<unknown> = Promise.resolve()
+  /** Per raw table, its columns in the file's order: indexes into RawTable.columns, -1 for none. */
+  private readonly rawLayout = new Map<RawTable, number[]>()
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -56,11 +56,7 @@ export class DuckDbStorage implements Storage {
       for (const g of ['minute', 'hour'])
         await conn.run(`CREATE TEMP TABLE s_agg_${g} AS SELECT * FROM agg_${g} LIMIT 0`)
       await conn.run('CREATE TEMP TABLE s_positions AS SELECT * FROM positions LIMIT 0')
-      // Decimals are staged as their text: the INSERT casts exactly (an appended double would not).
-      for (const t of RAW_TABLES)
-        await conn.run(
-          `CREATE TEMP TABLE s_${t.name} (${t.columns.map((c) => `${c.name} ${c.type === 'DECIMAL' ? 'VARCHAR' : sqlType(c.type, 'duckdb')}`).join(', ')})`,
-        )
+      for (const t of RAW_TABLES) s.rawLayout.set(t, await physicalOrder(conn, t))
     }
     return s
   }
@@ -134,7 +130,7 @@ export class DuckDbStorage implements Storage {
         )
         await c.run('DELETE FROM s_late')
       }
-      if (o.raw.length > 0) for (const [t, rows] of rawRows(o.raw)) await this.stageRaw(t, rows)
+      if (o.raw.length > 0) for (const [t, rows] of rawRows(o.raw)) await this.appendRaw(t, rows)
       await this.stageAgg('minute', o.minute.values(), o.minute.size)
       await this.stageAgg('hour', o.hour.values(), o.hour.size)
       // Anomalies are few (a handful per closed bucket at most): a statement each.
@@ -203,25 +199,29 @@ export class DuckDbStorage implements Storage {
     await this.conn.run(`DELETE FROM s_${table}`)
   }
 
-  private async stageRaw(table: RawTable, rows: unknown[][]): Promise<void> {
+  /**
+   * Raw rows are only ever inserted (positions make each record's row once), so they go straight
+   * into the table through the appender, inside the write's transaction; a decimal's text is
+   * cast exactly by the appender.
+   */
+  private async appendRaw(table: RawTable, rows: unknown[][]): Promise<void> {
     if (rows.length === 0) return
-    const a = await this.conn.createAppender(`s_${table.name}`, 'main', 'temp')
-    const types = table.columns.map((c) => c.type)
+    const a = await this.conn.createAppender(table.name)
+    const layout = this.rawLayout.get(table)!
+    const types = layout.map((i) => (i < 0 ? null : table.columns[i]!.type))
     for (const row of rows) {
-      for (let i = 0; i < types.length; i++) {
-        const v = row[i]
+      for (let j = 0; j < layout.length; j++) {
+        const v = layout[j]! < 0 ? null : row[layout[j]!]
         if (v === null || v === undefined) a.appendNull()
-        else if (types[i] === 'BIGINT') a.appendBigInt(BigInt(v as number | string))
-        else if (types[i] === 'INTEGER') a.appendInteger(v as number)
-        else if (types[i] === 'DOUBLE') a.appendDouble(v as number)
-        else if (types[i] === 'BOOLEAN') a.appendBoolean(v as boolean)
+        else if (types[j] === 'BIGINT') a.appendBigInt(BigInt(v as number | string))
+        else if (types[j] === 'INTEGER') a.appendInteger(v as number)
+        else if (types[j] === 'DOUBLE') a.appendDouble(v as number)
+        else if (types[j] === 'BOOLEAN') a.appendBoolean(v as boolean)
         else a.appendVarchar(v as string)
       }
       a.endRow()
     }
     a.closeSync()
-    await this.conn.run(rawInsert(table, `SELECT * FROM s_${table.name}`))
-    await this.conn.run(`DELETE FROM s_${table.name}`)
   }
 
   private async stageAgg(g: 'minute' | 'hour', rows: Iterable<AggDelta>, size: number): Promise<void> {
@@ -287,6 +287,15 @@ export class DuckDbStorage implements Storage {
     this.conn.closeSync()
     this.instance.closeSync()
   }
+}
+
+/** A raw table's columns in the order the file has them (ALTER TABLE appends newer ones). */
+async function physicalOrder(conn: DuckDBConnection, table: RawTable): Promise<number[]> {
+  const r = await conn.runAndReadAll(
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $1 ORDER BY ordinal_position",
+    [table.name],
+  )
+  return (r.getRows() as [string][]).map(([name]) => table.columns.findIndex((c) => c.name === name))
 }
 
 const TEXT = 0

@@ -11,7 +11,8 @@ import { WIRE_HEADER_BYTES } from '../events/wire.js'
  * The raw tables: every event the correlator takes in, one row per Kafka record, as the gateway
  * accepted it (late and duplicate events included: a retried request is two rows with one
  * event_id). Columns:
- *   kafka_partition, kafka_offset   where the record is; the key, so a row is written once
+ *   kafka_partition, kafka_offset   where the record is (a row is written once: in the same
+ *                                   transaction as the correlator's positions, as its counters)
  *   the event schema's scalar top-level fields, by their own names (the envelope: event_id,
  *                                   event_time, ingest_time, source; then the event's fields
  *                                   and its `_unknown`)
@@ -38,8 +39,6 @@ export interface RawColumn {
 export interface RawTable {
   readonly name: string
   readonly type: EventType
-  /** Key columns first (kafka_partition, kafka_offset[, imp_index]). */
-  readonly key: readonly string[]
   readonly columns: readonly RawColumn[]
   /** Time column of the Parquet export's hive layout. */
   readonly timeColumn: string
@@ -203,7 +202,6 @@ function eventTable(type: EventType, extra: readonly RawColumn[]): RawTable {
   return {
     name: `raw_${type}s`,
     type,
-    key: ['kafka_partition', 'kafka_offset'],
     columns: [
       ...KEY_COLUMNS,
       ...own.map((c) => col(c.name, c.type, (v) => c.get(v.value as Value))),
@@ -221,7 +219,6 @@ export const RAW_TABLES: readonly RawTable[] = [
   {
     name: 'raw_bid_imps',
     type: 'bid',
-    key: ['kafka_partition', 'kafka_offset', 'imp_index'],
     columns: IMP_COLUMNS,
     timeColumn: 'event_time',
     rowsOf: (e) =>

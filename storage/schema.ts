@@ -140,9 +140,7 @@ export function ddl(dialect: Dialect): string[] {
     `CREATE TABLE IF NOT EXISTS anomalies (${cols(ANOMALY_COLUMNS)}, PRIMARY KEY (metric, subject, bucket))`,
   )
   for (const t of RAW_TABLES) {
-    out.push(
-      `CREATE TABLE IF NOT EXISTS ${t.name} (${rawColumns(t, dialect)}, PRIMARY KEY (${t.key.join(', ')}))`,
-    )
+    out.push(`CREATE TABLE IF NOT EXISTS ${t.name} (${rawColumns(t, dialect)})`)
     // Columns of a newer schema version: added, never reordered (writers name their columns).
     for (const c of t.columns)
       out.push(`ALTER TABLE ${t.name} ADD COLUMN IF NOT EXISTS ${c.name} ${sqlType(c.type, dialect)}`)
@@ -185,16 +183,16 @@ export function sqlType(type: SqlType, dialect: Dialect): string {
   return type
 }
 
-/** `name type, …` of a raw table; key columns NOT NULL. */
-export function rawColumns(t: RawTable, dialect: Dialect): string {
-  return t.columns
-    .map((c) => `${c.name} ${sqlType(c.type, dialect)}${t.key.includes(c.name) ? ' NOT NULL' : ''}`)
-    .join(', ')
+function rawColumns(t: RawTable, dialect: Dialect): string {
+  return t.columns.map((c) => `${c.name} ${sqlType(c.type, dialect)}`).join(', ')
 }
 
-/** Insert of raw rows from `source` (columns in RawTable order); a row already stored stays. */
+/**
+ * Insert of raw rows from `source` (columns in RawTable order). No key to conflict on: positions
+ * stored in the same transaction make each record's row once, as they make each count once.
+ */
 export function rawInsert(t: RawTable, source: string): string {
-  return `INSERT INTO ${t.name} (${t.columns.map((c) => c.name).join(', ')}) ${source} ON CONFLICT DO NOTHING`
+  return `INSERT INTO ${t.name} (${t.columns.map((c) => c.name).join(', ')}) ${source}`
 }
 
 /** Upsert of counter deltas: existing rows add, new rows insert. */
