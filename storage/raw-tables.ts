@@ -1,4 +1,3 @@
-import type avro from 'avsc'
 import type { RawEvent } from '../correlator/rows.js'
 import { isV1BidSchema, upcastBidV1 } from '../decoders/bid-upcast.js'
 import type { EventType } from '../events/catalog.js'
@@ -23,8 +22,8 @@ import { WIRE_HEADER_BYTES } from '../events/wire.js'
  * raw_bid_imps has one row per imp of a bid request: its floor as an exact DECIMAL (the
  * decimal the sender wrote) beside the integer micros adgate derived.
  *
- * The tables follow the newest schema of each type; records written with an older one are
- * resolved to it (bid v1 is upcast, as the gateway does).
+ * The columns follow the newest schema of each type (older and other writers' records fill the
+ * columns their schema has, by name).
  */
 export type SqlType = 'TEXT' | 'BIGINT' | 'INTEGER' | 'DOUBLE' | 'BOOLEAN' | 'DECIMAL'
 
@@ -257,30 +256,20 @@ interface Reader {
 
 const readers = new Map<number, Reader>()
 
-/** How records under writer schema `id` are read: resolved to the newest schema where Avro can. */
+/**
+ * How records under writer schema `id` are read: with that schema itself, so a field only another
+ * writer's schema has is kept in `event` too (columns are found by name); bid v1 is upcast, as the
+ * gateway does, since its request's fields are not where v2 has them.
+ */
 function readerFor(type: EventType, id: number): Reader | null {
   let r = readers.get(id)
   if (r !== undefined) return r
   const writer = schemaById(id)
   if (writer === undefined) return null
-  const newest = EVENT_SCHEMAS[type]
-  const asNewest = (value: Value) => eventToJson(newest.model, value)
-  if (writer.id === newest.id) r = { read: (b) => newest.type.fromBuffer(b), json: asNewest }
-  else if (type === 'bid' && isV1BidSchema(writer.json))
-    // Already in the input-JSON shape; Avro resolution cannot move fields into `request`.
-    r = { read: (b) => upcastBidV1(writer.type.fromBuffer(b) as Value), json: (value) => value }
-  else {
-    let resolver: avro.Resolver | null = null
-    try {
-      resolver = newest.type.createResolver(writer.type)
-    } catch {
-      // Another producer's schema adgate's cannot read: its own fields, by name.
-    }
-    r =
-      resolver === null
-        ? { read: (b) => writer.type.fromBuffer(b), json: (value) => eventToJson(writer.model, value) }
-        : { read: (b) => newest.type.fromBuffer(b, resolver), json: asNewest }
-  }
+  r =
+    type === 'bid' && isV1BidSchema(writer.json)
+      ? { read: (b) => upcastBidV1(writer.type.fromBuffer(b) as Value), json: (value) => value }
+      : { read: (b) => writer.type.fromBuffer(b) as Value, json: (value) => eventToJson(writer.model, value) }
   readers.set(id, r)
   return r
 }
