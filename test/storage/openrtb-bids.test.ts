@@ -50,12 +50,18 @@ const requests: Record<string, unknown>[] = [
 const campaign = `cmp-rtb-${randomBytes(3).toString('hex')}`
 const t0 = Date.now() - 60_000
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+/** Polls `fn` until it gives a value; on time-out, says what it last saw. */
+async function until<T>(
+  what: string,
+  fn: () => Promise<[T | undefined, unknown]>,
+  timeoutMs = 90_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const v = await fn()
+    const [v, seen] = await fn()
     if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last seen ${JSON.stringify(seen)}`)
     await new Promise((r) => setTimeout(r, 200))
   }
 }
@@ -148,7 +154,8 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
         const raw = await storage.query(
           'SELECT (SELECT count(*) FROM raw_bids)::INT + (SELECT count(*) FROM raw_impressions)::INT AS n',
         )
-        return Number(joined[0]!.n) === 3 && Number(raw[0]!.n) === 7 ? true : undefined
+        const seen = { joined: Number(joined[0]!.n), raw: Number(raw[0]!.n) }
+        return [seen.joined === 3 && seen.raw === 7 ? true : undefined, seen]
       })
     } finally {
       await c.stop()
@@ -217,7 +224,7 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
     } finally {
       await storage.close()
     }
-  }, 90_000)
+  }, 150_000)
 
   it('PostgreSQL', async () => {
     const db = await freshDatabase(postgresUrl)
@@ -229,5 +236,5 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
       await storage.close()
       await db.drop()
     }
-  }, 90_000)
+  }, 150_000)
 })
