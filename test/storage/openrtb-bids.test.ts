@@ -109,6 +109,9 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
       clientId: 'adgate-openrtb-raw-test',
       bootstrapBrokers: brokers,
       acks: ProduceAcks.ALL,
+      // A produce retried on a loaded machine must not append a record twice (the raw tables
+      // would rightly hold both).
+      idempotent: true,
       serializers: { headerKey: stringSerializer, headerValue: stringSerializer },
     })
     const typeOf = (topic: string): EventType => (topic === EVENT_INFO.bid.topic ? 'bid' : 'impression')
@@ -152,9 +155,9 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
           'SELECT count(*)::INT AS n FROM impressions WHERE bid_event_id IS NOT NULL',
         )
         const raw = await storage.query(
-          'SELECT (SELECT count(*) FROM raw_bids)::INT + (SELECT count(*) FROM raw_impressions)::INT AS n',
+          'SELECT (SELECT count(*) FROM raw_bids)::INT + (SELECT count(*) FROM raw_impressions)::INT AS n, (SELECT count(DISTINCT event_id) FROM raw_bids)::INT + (SELECT count(DISTINCT event_id) FROM raw_impressions)::INT AS ids',
         )
-        const seen = { joined: Number(joined[0]!.n), raw: Number(raw[0]!.n) }
+        const seen = { joined: Number(joined[0]!.n), raw: Number(raw[0]!.n), ids: Number(raw[0]!.ids) }
         return [seen.joined === 3 && seen.raw === 7 ? true : undefined, seen]
       })
     } finally {
