@@ -1,14 +1,11 @@
 import type { HttpRequest, TemplatedApp, WebSocket } from 'uWebSockets.js'
-import type { Config } from '../config/config.js'
-import type { Logger } from '../config/logger.js'
 import { CONTENT_ENCODINGS, type ContentEncoding } from '../decoders/content-encoding.js'
 import type { Encoding } from '../decoders/result.js'
 import { type EventType, isEventType } from '../events/catalog.js'
 import { authRefusal, rateRefusal } from './admission.js'
 import { answer } from './answer.js'
-import { type Authenticator, mayPost, type Principal } from './auth.js'
-import type { ClientAddress } from './client-address.js'
-import type { IngestService } from './ingest.js'
+import { mayPost, type Principal } from './auth.js'
+import type { HttpDeps } from './http.js'
 import type { GatewayMetrics } from './metrics.js'
 import { clientOf } from './refused-work.js'
 import { requestIdFrom } from './request-id.js'
@@ -36,14 +33,8 @@ interface Session {
 const ENCODINGS: readonly Encoding[] = ['json', 'ndjson', 'csv', 'avro']
 const NEWLINE = 10
 
-export interface StreamDeps {
-  readonly config: Config
-  readonly auth: Authenticator
-  readonly ingest: IngestService
-  readonly metrics: GatewayMetrics
-  readonly logger: Logger
-  readonly address: ClientAddress
-}
+/** What a WebSocket stream needs: the same parts as a POST (http.ts). */
+export type StreamDeps = HttpDeps
 
 export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
   const { config, auth, ingest, metrics } = deps

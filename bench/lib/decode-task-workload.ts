@@ -20,7 +20,8 @@ export interface DecodeTaskSpec {
   readonly rules?: boolean
 }
 
-const PARTITIONS = {
+/** Partitions per topic the benches' decode tasks spread records over. */
+export const PARTITIONS = {
   'adgate.bids': 8,
   'adgate.impressions': 8,
   'adgate.clicks': 8,

@@ -8,6 +8,7 @@ import { compileRules, type Rule } from '../../quality/rules.js'
 import { activeRules, attachRulesChannel, RulesChannel, useRules } from '../../quality/rules-channel.js'
 import { defaultRulesPath, loadRules } from '../../quality/rules-file.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
+import { PARTITIONS } from './decode-task-workload.js'
 import { type HarnessOptions, measure } from './harness.js'
 import { type BenchResult, compared } from './results.js'
 
@@ -19,13 +20,6 @@ import { type BenchResult, compared } from './results.js'
  */
 const EVENTS = 1000
 const BODIES = 4
-const PARTITIONS = {
-  'adgate.bids': 8,
-  'adgate.impressions': 8,
-  'adgate.clicks': 8,
-  'adgate.conversions': 8,
-  'adgate.dlq': 2,
-}
 
 const CASES: readonly [EventType, Encoding][] = [
   ['impression', 'json'],

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import type { NativeTranscoder } from '../../decoders/native-addon.js'
 import { describeSchema } from '../../decoders/native-schema.js'
 import {
   nativeCounts,
@@ -121,7 +122,7 @@ describe('native transcoder', () => {
   it('the addon itself survives arbitrary bytes, with no UTF-8 check in front of it (fuzz)', () => {
     // In adgate the addon only sees UTF-8 (transcode.ts checks first); here it gets anything.
     const { binding } = createRequire(import.meta.url)('@adgate/native') as {
-      binding: { Transcoder: new (d: unknown) => RawTranscoder }
+      binding: { Transcoder: new (d: unknown) => NativeTranscoder }
     }
     const t = new binding.Transcoder(describeSchema(EVENT_SCHEMAS.impression, 'auction_id', ['country']))
     const valid = encodeEvents('impression', generateEvents('impression', 3, 4), 'ndjson')
@@ -324,16 +325,6 @@ describe('native transcoder', () => {
     }
   })
 })
-
-interface RawTranscoder {
-  transcode(
-    body: Buffer,
-    ndjson: boolean,
-    maxEvents: number,
-    ingestTime: number,
-    source: string,
-  ): { out: Buffer; meta: Uint32Array; deferred: Uint32Array; projected?: Uint32Array } | undefined
-}
 
 function valuesOf(r: TranscodeResult): Buffer[] {
   if (!r.ok) return []
