@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Load, Load as LoadRecorder, waitFor } from './support/load.js'
 import { waitDrained, waitSpooled } from './support/observe.js'
-import { kafkaAvailable, logTail, Rig, runId } from './support/rig.js'
+import { kafkaAvailable, logTail, type Rig, rigPerBlock, runId } from './support/rig.js'
 import {
   type Downstream,
   expectAnswered,
@@ -128,19 +128,12 @@ const cutByFault = (r: Recorded) => (e: { target: number; error: string | null; 
   e.target === 0 && e.error !== null && !e.error.startsWith('TimeoutError') && e.answeredAt >= r.t.fault
 
 describe.skipIf(!kafkaAvailable)('fault injection: the gateway dies or stops while spooling', () => {
-  let rig: Rig
-
-  beforeAll(async () => {
-    rig = await Rig.acquire()
-  }, 120_000)
-  afterAll(async () => {
-    await rig?.release()
-  }, 60_000)
+  const rig = rigPerBlock()
 
   describe('1. kill -9 mid-load while spooling, restart on the same data dir', () => {
     let r: Recorded
     beforeAll(async () => {
-      r = await crashAndRestart(rig, 'kill-9', async (gw) => {
+      r = await crashAndRestart(rig(), 'kill-9', async (gw) => {
         await gw.stop('SIGKILL')
         return {}
       })
@@ -175,7 +168,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: the gateway dies or stops whi
   describe('6. SIGTERM mid-load while spooling: exit 0, spool closed cleanly, drained after restart', () => {
     let r: Recorded
     beforeAll(async () => {
-      r = await crashAndRestart(rig, 'sigterm', async (gw, dataDir) => {
+      r = await crashAndRestart(rig(), 'sigterm', async (gw, dataDir) => {
         const exitCode = await gw.stop('SIGTERM')
         const wal = join(dataDir, 'spool', 'spool.sqlite-wal')
         return { exit_code: exitCode, wal_bytes_after_exit: existsSync(wal) ? statSync(wal).size : null }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Exchange, Load, sleep, waitFor } from './support/load.js'
 import { type Readiness, ReadyPoller, readyz, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, Rig, runId } from './support/rig.js'
+import { kafkaAvailable, logTail, type Rig, rigPerBlock, runId } from './support/rig.js'
 import {
   type Downstream,
   expectAnswered,
@@ -154,20 +154,13 @@ function sharedChecks(get: () => Recorded): void {
 }
 
 describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room during an outage', () => {
-  let rig: Rig
-
-  beforeAll(async () => {
-    rig = await Rig.acquire()
-  }, 120_000)
-  afterAll(async () => {
-    await rig?.release()
-  }, 60_000)
+  const rig = rigPerBlock()
 
   describe('4. spool full (ADGATE_SPOOL_MAX_BYTES=1MiB)', () => {
     let r: Recorded
     const passed = trackPassed()
     beforeAll(async () => {
-      r = await fillDuringOutage(rig, 'spool-full', { ADGATE_SPOOL_MAX_BYTES: '1MiB' }, (p) => ({
+      r = await fillDuringOutage(rig(), 'spool-full', { ADGATE_SPOOL_MAX_BYTES: '1MiB' }, (p) => ({
         spool_max_bytes: 1 << 20,
         spool_peak_bytes: Math.max(0, ...p.ready.samples.map((s) => s.r?.spool?.bytes ?? 0)),
       }))
@@ -203,7 +196,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room du
         const dataDir = join(mountPoint, 'data')
         mkdirSync(dataDir)
         r = await fillDuringOutage(
-          rig,
+          rig(),
           'disk-full',
           { ADGATE_DATA_DIR: dataDir, ADGATE_SPOOL_MAX_BYTES: '1GiB' },
           (p) => ({
@@ -214,7 +207,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room du
       }, 180_000)
       afterAll(async () => {
         if (r) report(r.fig, passed())
-        await rig.killGateways() // after a failure one may still hold files on the tmpfs
+        await rig().killGateways() // after a failure one may still hold files on the tmpfs
         if (mountPoint !== null) unmount(mountPoint)
       })
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { inject } from 'vitest'
+import { afterAll, beforeAll, inject } from 'vitest'
 import { type RunningGateway, startGateway } from '../../support/gateway.js'
 import { clusterEnv, type KafkaCluster } from '../../support/kafka-cluster.js'
 import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
@@ -151,4 +151,19 @@ export function kafkaConfigs(brokers: string[], args: string[]): Promise<string>
         : reject(new Error(`kafka-configs ${args.join(' ')} exited ${code}:\n${out}`)),
     )
   })
+}
+
+/**
+ * One rig for the tests of a describe block: acquired before them, released after them. Returns
+ * the function that gives it to the block's hooks and tests.
+ */
+export function rigPerBlock(): () => Rig {
+  let rig: Rig | undefined
+  beforeAll(async () => {
+    rig = await Rig.acquire()
+  }, 120_000)
+  afterAll(async () => {
+    await rig?.release()
+  }, 60_000)
+  return () => rig!
 }
