@@ -202,7 +202,12 @@ export const SETTINGS = {
     'Request bodies of this many bytes close a decode task at once (a task becomes one Kafka batch per partition)',
     bytes(1024, 64 * 2 ** 20),
   ),
-  maxInFlight: setting('ADGATE_MAX_IN_FLIGHT', '8', 'Concurrent produce requests to Kafka', int(1, 64)),
+  maxInFlight: setting(
+    'ADGATE_MAX_IN_FLIGHT',
+    '8',
+    'Produce requests in flight per partition (at most 5 are used: a broker dedups the last 5 batches of a producer per partition)',
+    int(1, 64),
+  ),
   produceLingerMs: setting(
     'ADGATE_PRODUCE_LINGER_MS',
     '0',

@@ -27,7 +27,7 @@ export function registerProducerMetrics(
   )
   gauge(
     'adgate_kafka_in_flight_requests',
-    'Produce requests waiting for their response (at most ADGATE_MAX_IN_FLIGHT)',
+    'Produce requests waiting for their response',
     () => sink.inFlightRequests,
   )
   total(
