@@ -13,23 +13,40 @@ const NEEDS_MORE =
 
 const unitFiles = readdirSync('test', { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.test.ts') && !f.startsWith('faults/') && !f.startsWith('storage/'))
+  .map((f) => `test/${f}`)
   .filter((f) => {
-    const text = readFileSync(`test/${f}`, 'utf8')
+    const text = readFileSync(f, 'utf8')
     return !NEEDS_MORE.test(text) && !text.startsWith('// Slow suite')
   })
-  .map((f) => `test/${f}`)
+
+// A file measuring the whole process (its RSS or CPU time) gets a process of its own: in a shared
+// one, the tests running in the other threads would count too.
+const PROCESS_WIDE = /process\.(memoryUsage|cpuUsage|resourceUsage)\(/
+const ownProcess = unitFiles.filter((f) => PROCESS_WIDE.test(readFileSync(f, 'utf8')))
+
+const shared = {
+  testTimeout: 60_000,
+  // Property tests draw a quarter of their cases here, the full count in `npm test` (support/runs.ts).
+  env: { ADGATE_QUICK_PROPERTIES: '1' },
+}
 
 export default defineConfig({
   test: {
-    include: unitFiles,
-    testTimeout: 60_000,
-    // None of these files mocks a module or writes the environment, so they can share a thread: one
-    // thread per core imports the source once instead of once per file; vitest's default leaves a
-    // core idle (cores - 1 workers), which on a 2-core machine means one.
-    pool: 'threads',
-    isolate: false,
+    // vitest's default leaves a core idle (cores - 1 workers), which on a 2-core machine means one.
     maxWorkers: availableParallelism(),
-    // Property tests draw a quarter of their cases here, the full count in `npm test` (support/runs.ts).
-    env: { ADGATE_QUICK_PROPERTIES: '1' },
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'unit',
+          include: unitFiles.filter((f) => !ownProcess.includes(f)),
+          // None of these files mocks a module or writes the environment, so they can share a
+          // thread: one thread per core imports the source once instead of once per file.
+          pool: 'threads',
+          isolate: false,
+        },
+      },
+      { test: { ...shared, name: 'unit (own process)', include: ownProcess, pool: 'forks' } },
+    ],
   },
 })
