@@ -5,6 +5,14 @@ import { byArea, type SelfTime, selfTimes } from './lib/cpu-profile.js'
 import type { RunOptions } from './lib/module.js'
 import { openLoop } from './lib/open-loop.js'
 import { BENCH_BROKERS, benchBroker } from './lib/peer-servers.js'
+import {
+  PERF_NODE_FLAGS,
+  type PerfArea,
+  perfAreas,
+  perfAvailable,
+  startPerf,
+  stopPerf,
+} from './lib/perf-record.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
 import {
   bodies,
@@ -18,12 +26,16 @@ import {
 } from './lib/servers.js'
 
 export const description =
-  'where the gateway CPU goes per request: --cpu-prof on the main thread and the decode workers at a fixed open-loop rate (impressions JSON, 100 per request), µs per request by area and by function'
+  'where the gateway CPU goes per request at a fixed open-loop rate (impressions JSON, 100 per request): perf record of every thread when Linux perf is there (CPU samples), else --cpu-prof (wall-time samples); µs per request by thread and area'
 
 /** Offered load: well under saturation on this box, so the profile shows cost, not queueing. */
 const EVENTS_PER_S = Number(process.env.BENCH_PROFILE_EVENTS_PER_S ?? 20_000)
 const EVENTS = 100
+/** Requests before the measured window: enough for V8 to have optimized the request path. */
+const WARM_UP_REQUESTS = 2500
 const PROFILES = join(REPO_ROOT, 'data', 'bench-profile')
+/** perf (CPU samples) when installed, unless BENCH_PROFILER=v8 asks for V8's wall-time samples. */
+const USE_PERF = process.env.BENCH_PROFILER !== 'v8' && perfAvailable()
 
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
@@ -33,7 +45,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   mkdirSync(PROFILES, { recursive: true })
   await benchBroker('start')
   const server = await startServer(
-    ['--cpu-prof', '--cpu-prof-dir', PROFILES, CLI, 'gateway'],
+    [...(USE_PERF ? PERF_NODE_FLAGS : ['--cpu-prof', '--cpu-prof-dir', PROFILES]), CLI, 'gateway'],
     {
       KAFKA_BROKERS: BENCH_BROKERS,
       PORT: '0',
@@ -56,15 +68,24 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     }))
     const url = `http://127.0.0.1:${server.port}`
     const rate = EVENTS_PER_S / EVENTS
-    await openLoop({ url, requests, rate, seconds: 3 }) // warm-up: JIT, pools, topic metadata
+    // Warm-up: pools, topic metadata, and the JIT, which tiers up by calls, not time: at 42
+    // requests/s it was still compiling after 15 s (a fifth of the CPU in V8's compiler threads).
+    await openLoop({
+      url,
+      requests,
+      rate,
+      seconds: options.quick ? 3 : Math.max(10, WARM_UP_REQUESTS / rate),
+    })
     if (!(await spoolDrained(url)))
       process.stderr.write('profile: the spool did not drain after the warm-up\n')
     from = monotonicUs()
     const spool = () => metric(url, 'adgate_delivered_records_total{destination="spool"}', 0)
     const s0 = await spool()
+    const perf = USE_PERF ? startPerf(server.child.pid!, join(PROFILES, 'perf.data')) : null
     const c0 = cpuSeconds(server.child.pid!)
     const r = await openLoop({ url, requests, rate, seconds })
     cpu = cpuSeconds(server.child.pid!) - c0
+    if (perf) await stopPerf(perf)
     to = monotonicUs()
     answered = r.requests['2xx']
     spooled = (await spool()) - s0
@@ -72,20 +93,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     await stop(server) // the profiles are written as the threads exit
   }
   await benchBroker('stop').catch(() => {})
-
-  // V8 samples a thread whenever it runs JS or native code, and also while it is blocked inside a
-  // call (an fsync under SQLite) or descheduled by a busy machine: a sample's time is wall time
-  // spent there, an upper bound on CPU. The process's measured CPU (/proc) is reported beside it.
-  // piscina's atomicsWaitLoop is an idle worker parked in Atomics.wait: left out, like (idle).
-  const files = readdirSync(PROFILES).filter((f) => f.endsWith('.cpuprofile'))
-  const threads = files.map((f) => {
-    const times = selfTimes(join(PROFILES, f), from, to).filter((t) => !t.name.startsWith('atomicsWaitLoop '))
-    const main = times.some((t) => t.area.startsWith('adgate gateway/'))
-    const spool = times.some((t) => t.area.startsWith('adgate spool/store'))
-    return { times, thread: main ? 'main thread' : spool ? 'spool thread' : 'decode worker' }
-  })
   const cpuPerRequestUs = (cpu * 1e6) / Math.max(1, answered)
-  const perRequest = (us: number) => Math.round((us / Math.max(1, answered)) * 10) / 10
   const results: BenchResult[] = [
     {
       case: `gateway at ${EVENTS_PER_S} events/s offered (open loop, ${seconds} s): process CPU per request`,
@@ -102,6 +110,21 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       unit: 'records',
     },
   ]
+  const perRequest = (us: number) => Math.round((us / Math.max(1, answered)) * 10) / 10
+  if (USE_PERF)
+    return results.concat(perfResults(perfAreas(join(PROFILES, 'perf.data'), server.child.pid!), perRequest))
+
+  // V8 samples a thread whenever it runs JS or native code, and also while it is blocked inside a
+  // call (an fsync under SQLite) or descheduled by a busy machine: a sample's time is wall time
+  // spent there, an upper bound on CPU. The process's measured CPU (/proc) is reported beside it.
+  // piscina's atomicsWaitLoop is an idle worker parked in Atomics.wait: left out, like (idle).
+  const files = readdirSync(PROFILES).filter((f) => f.endsWith('.cpuprofile'))
+  const threads = files.map((f) => {
+    const times = selfTimes(join(PROFILES, f), from, to).filter((t) => !t.name.startsWith('atomicsWaitLoop '))
+    const main = times.some((t) => t.area.startsWith('adgate gateway/'))
+    const spool = times.some((t) => t.area.startsWith('adgate spool/store'))
+    return { times, thread: main ? 'main thread' : spool ? 'spool thread' : 'decode worker' }
+  })
   const all: SelfTime[] = []
   for (const { times, thread } of threads) {
     const total = times.reduce((a, t) => a + t.us, 0)
@@ -128,5 +151,24 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       value: perRequest(t.us),
       unit: 'µs',
     })
+  return results
+}
+
+/** perf's CPU per request: per thread, all of it and its areas (largest first). */
+function perfResults(areas: PerfArea[], perRequest: (us: number) => number): BenchResult[] {
+  const results: BenchResult[] = []
+  const threads = [...new Set(areas.map((a) => a.thread))]
+  const total = (t: string) => areas.filter((a) => a.thread === t).reduce((s, a) => s + a.seconds, 0)
+  threads.sort((a, b) => total(b) - total(a))
+  for (const t of threads) {
+    const row = (area: string, seconds: number): BenchResult => ({
+      case: `${t}: ${area}`,
+      metric: 'cpu_us_per_request',
+      value: perRequest(seconds * 1e6),
+      unit: 'µs',
+    })
+    results.push(row('all', total(t)))
+    for (const a of areas.filter((x) => x.thread === t).slice(0, 14)) results.push(row(a.area, a.seconds))
+  }
   return results
 }
