@@ -1,13 +1,14 @@
 // The nodes of the secured three-node cluster (scripts/kafka-cluster.mjs) as a fault scenario
 // drives them: find a partition's leader, kill -9, SIGSTOP/SIGCONT, controlled shutdown, restart,
 // and wait until every adgate partition is fully replicated again.
-import { spawn } from 'node:child_process'
+
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Admin } from '@platformatic/kafka'
 import type { KafkaConnectionOptions } from '../../../kafka/client-options.js'
 import { ALL_TOPICS } from '../../../kafka/topics.js'
 import { clusterClientOptions, type KafkaCluster } from '../../support/kafka-cluster.js'
+import { runCommand } from './command.js'
 import { sleep } from './load.js'
 
 const clusterScript = fileURLToPath(new URL('../../../scripts/kafka-cluster.mjs', import.meta.url))
@@ -102,21 +103,6 @@ export class ClusterNodes {
   }
 }
 
-function runScript(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [clusterScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.once('error', reject)
-    child.once('close', (code) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`kafka-cluster.mjs ${args.join(' ')} exited ${code}:\n${out}`)),
-    )
-  })
+async function runScript(args: string[]): Promise<void> {
+  await runCommand(process.execPath, [clusterScript, ...args], `kafka-cluster.mjs ${args.join(' ')}`)
 }

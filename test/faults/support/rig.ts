@@ -1,6 +1,5 @@
 // The test bench of one fault file: a private broker (never the shared one on 9092), gateways
 // started on it with their memory watched, their data dirs, and clean-up of everything.
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +9,7 @@ import { type RunningGateway, startGateway } from '../../support/gateway.js'
 import { clusterEnv, type KafkaCluster } from '../../support/kafka-cluster.js'
 import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
 import { ClusterNodes } from './cluster-nodes.js'
+import { runCommand } from './command.js'
 import { RssWatch } from './observe.js'
 
 /** Empty when there is no Java on this machine: then no broker of our own can run either. */
@@ -123,34 +123,19 @@ const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
  */
 export function kafkaConfigs(brokers: string[], args: string[]): Promise<string> {
   const classpath = join(repoRoot, 'ops', 'kafka', 'target', 'libs', '*')
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'java',
-      [
-        '-Xmx256m',
-        '-cp',
-        classpath,
-        'kafka.admin.ConfigCommand',
-        '--bootstrap-server',
-        brokers.join(','),
-        ...args,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.once('error', reject)
-    child.once('close', (code) =>
-      code === 0
-        ? resolve(out)
-        : reject(new Error(`kafka-configs ${args.join(' ')} exited ${code}:\n${out}`)),
-    )
-  })
+  return runCommand(
+    'java',
+    [
+      '-Xmx256m',
+      '-cp',
+      classpath,
+      'kafka.admin.ConfigCommand',
+      '--bootstrap-server',
+      brokers.join(','),
+      ...args,
+    ],
+    `kafka-configs ${args.join(' ')}`,
+  )
 }
 
 /**
