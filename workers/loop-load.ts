@@ -1,4 +1,15 @@
-import { threadCpuMs } from '../decoders/cpu-clock.js'
+import { nativeAddon } from '../decoders/native-addon.js'
+
+/**
+ * This thread's CPU time in ms; without the native addon, the whole process's (its worker threads
+ * too: it over-counts, so lone bodies go to the workers sooner, never later).
+ */
+const cpuClock: () => number =
+  nativeAddon().addon?.threadCpuMs ??
+  (() => {
+    const { user, system } = process.cpuUsage()
+    return (user + system) / 1000
+  })
 
 /**
  * Whether this thread has been quiet lately: the share of a core it used over the last `windowMs`
@@ -18,7 +29,7 @@ export class LoopLoad {
     private readonly maxBusy: number,
     private readonly windowMs = 100,
     /** This thread's CPU time in ms (tests pass a fake). */
-    private readonly cpuMs: () => number = threadCpuMs,
+    private readonly cpuMs: () => number = cpuClock,
   ) {
     this.cpuAt = cpuMs()
   }
