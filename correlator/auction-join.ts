@@ -1,4 +1,5 @@
 import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import type { ColumnSpec } from './columns.js'
 import type { BidEvent, ForwardedImpression, ImpressionEvent, RecordRef } from './events.js'
 import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
@@ -31,14 +32,29 @@ export interface AuctionState {
   bidIds: IdSetState
   impIds: IdSetState
   /** auction id → the bid, until impressionsWatermark > time + window. */
-  bids: Map<
-    string,
-    { event_id: string; time: number; campaign_id: string | null; price: number; won: boolean }
-  >
+  bids: Map<string, OpenBid>
   bidExpiry: ExpiryState
   /** auction id → impressions that arrived before their bid, until bidsWatermark > their time. */
   waiting: Map<string, ImpressionRow[]>
   waitingExpiry: ExpiryState
+}
+
+/** A bid waiting for its impressions. */
+export interface OpenBid {
+  event_id: string
+  time: number
+  campaign_id: string | null
+  price: number
+  won: boolean
+}
+
+/** How `bids` is stored in a snapshot (columns.ts). */
+export const OPEN_BID_COLUMNS: ColumnSpec<OpenBid> = {
+  event_id: 'value',
+  time: 'number',
+  campaign_id: 'value',
+  price: 'number',
+  won: 'boolean',
 }
 
 export function newAuctionState(): AuctionState {
@@ -78,7 +94,7 @@ export class AuctionJoin {
       out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_EVENTS, 1)
       if (e.quality_flags) out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_FLAGGED, 1)
     }
-    const bid = {
+    const bid: OpenBid = {
       event_id: e.event_id,
       time: e.event_time,
       campaign_id: e.campaign_id,

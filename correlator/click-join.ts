@@ -1,4 +1,5 @@
 import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import type { ColumnSpec } from './columns.js'
 import type { ClickEvent, ForwardedClick, ForwardedImpression, ProgressMarker, RecordRef } from './events.js'
 import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
@@ -34,6 +35,9 @@ interface ImpressionEntry {
   /** Joined clicks, ascending by (time, event id). */
   clicks: ClickRow[]
 }
+
+/** How `impressions` is stored in a snapshot (columns.ts). */
+export const IMPRESSION_ENTRY_COLUMNS: ColumnSpec<ImpressionEntry> = { time: 'number', clicks: 'value' }
 
 export interface ClickJoinState {
   clicksClock: ClockState

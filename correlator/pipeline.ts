@@ -1,8 +1,9 @@
 import { deserialize, serialize } from 'node:v8'
 import { partitionFor } from '../kafka/protocol/murmur2.js'
 import type { AnomalyDetector, AnomalyState } from './anomaly.js'
-import { AuctionJoin, type AuctionState, newAuctionState } from './auction-join.js'
-import { ClickJoin, type ClickJoinState, newClickJoinState } from './click-join.js'
+import { AuctionJoin, type AuctionState, newAuctionState, OPEN_BID_COLUMNS } from './auction-join.js'
+import { ClickJoin, type ClickJoinState, IMPRESSION_ENTRY_COLUMNS, newClickJoinState } from './click-join.js'
+import { type Columns, fromColumns, toColumns } from './columns.js'
 import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
 import { decodeForJoin } from './decode.js'
 import type {
@@ -38,13 +39,21 @@ interface PartitionJoins {
   sentClicks?: string
 }
 
+/** v2: the two largest maps (open bids, impressions waiting for clicks) as columns (columns.ts). */
 interface PartitionSnapshot {
-  v: 1
-  auction: AuctionState
-  click: ClickJoinState
+  v: 2
+  auction: Omit<AuctionState, 'bids'> & { bids: Columns }
+  click: Omit<ClickJoinState, 'impressions'> & { impressions: Columns }
   conversion: ConversionJoinState
   /** The instance's anomaly detector, in one partition's checkpoint per write. */
   anomaly?: DetectorSnapshot
+}
+
+/** v1, written before 2026-12-06: the states as they are. */
+interface PartitionSnapshotV1 extends Omit<PartitionSnapshot, 'v' | 'auction' | 'click'> {
+  v: 1
+  auction: AuctionState
+  click: ClickJoinState
 }
 
 interface DetectorSnapshot {
@@ -89,7 +98,7 @@ export class Pipeline {
 
   /** Takes ownership of partition `p`, from a snapshot or empty. */
   init(p: number, snapshot: Buffer | null, wallNow: number): void {
-    const s = snapshot ? (deserialize(snapshot) as PartitionSnapshot) : null
+    const s = snapshot ? (deserialize(snapshot) as PartitionSnapshot | PartitionSnapshotV1) : null
     // Each write's first checkpoint carries the detector: the newest loaded before any event wins.
     // (Every partition's checkpoint is from that write or older, so its replay covers the gap.)
     const d = this.detector
@@ -102,8 +111,18 @@ export class Pipeline {
       d.restore(s.anomaly.state)
       this.detectorSeen = s.anomaly.positions
     }
-    const auction = s?.auction ?? newAuctionState()
-    const click = s?.click ?? newClickJoinState()
+    const auction =
+      s === null
+        ? newAuctionState()
+        : s.v === 1
+          ? s.auction
+          : { ...s.auction, bids: fromColumns(s.auction.bids, OPEN_BID_COLUMNS) }
+    const click =
+      s === null
+        ? newClickJoinState()
+        : s.v === 1
+          ? s.click
+          : { ...s.click, impressions: fromColumns(s.click.impressions, IMPRESSION_ENTRY_COLUMNS) }
     const conversion = s?.conversion ?? newConversionJoinState()
     // Idleness is wall-clock and not part of results: every input starts active again.
     for (const c of [auction.bidsClock, auction.impsClock, click.clicksClock, conversion.conversionsClock]) {
@@ -125,10 +144,12 @@ export class Pipeline {
   snapshot(p: number, positions?: Map<string, bigint>): Buffer {
     const j = this.joins.get(p)
     if (j === undefined) throw new Error(`partition ${p} is not owned`)
+    const auction = j.auction.state
+    const click = j.click.state
     const s: PartitionSnapshot = {
-      v: 1,
-      auction: j.auction.state,
-      click: j.click.state,
+      v: 2,
+      auction: { ...auction, bids: toColumns(auction.bids, OPEN_BID_COLUMNS) },
+      click: { ...click, impressions: toColumns(click.impressions, IMPRESSION_ENTRY_COLUMNS) },
       conversion: j.conversion.state,
       ...(positions !== undefined && this.detector !== null
         ? { anomaly: { state: this.detector.snapshot(), positions } }

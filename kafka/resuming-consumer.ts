@@ -107,7 +107,7 @@ export interface ResumingConsumerOptions<R> {
   toRecord(topic: string, partition: number, offset: bigint, timestamp: number, record: FetchedRecord): R
   /** Records handed over at once: whole partitions of a response are added while they fit (default 10,000). */
   maxBatch?: number
-  /** Bytes per partition per fetch (default 1 MiB). */
+  /** Bytes per partition per fetch (default 256 KiB). */
   maxBytesPerPartition?: number
   /** Fetches go through this pool, so a long-polling fetch never delays a heartbeat or a commit. */
   connectionPool?: unknown
@@ -175,7 +175,7 @@ export class ResumingConsumer<R> {
     private readonly o: ResumingConsumerOptions<R>,
   ) {
     this.maxBatch = o.maxBatch ?? 10_000
-    this.maxBytesPerPartition = o.maxBytesPerPartition ?? 1 << 20
+    this.maxBytesPerPartition = o.maxBytesPerPartition ?? 1 << 18
     this.retryMs = o.retryMs ?? 1000
   }
 

@@ -13,6 +13,7 @@ const keys = Number(n)
 const logs = openKeyLogs(keys + (mode === 'recover' ? 1000 : 0))
 process.stdout.write('GENERATED\n')
 const t0 = performance.now()
+const cpu0 = process.cpuUsage()
 const storage = await DuckDbStorage.open(file)
 const source = new LogSource(logs, 20_000, async () => {
   if (mode === 'fill') {
@@ -41,7 +42,10 @@ const c = new Correlator(
     onBatch: (s) => {
       if (mode === 'recover' && firstWrite && s.events > 0) {
         firstWrite = false
-        process.stdout.write(`LIVE ${performance.now() - t0} ${c.pipeline.openKeys()}\n`)
+        const cpu = process.cpuUsage(cpu0)
+        process.stdout.write(
+          `LIVE ${performance.now() - t0} ${c.pipeline.openKeys()} ${(cpu.user + cpu.system) / 1000}\n`,
+        )
       }
     },
   },

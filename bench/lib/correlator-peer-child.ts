@@ -135,6 +135,11 @@ for (;;) {
   if (reached(await ends([names.rekeyedImpressions, names.rekeyedClicks]))) break
 }
 clearInterval(progress)
+// Where the peak RSS goes (the bench reads VmHWM): the JS heap, or native memory (DuckDB, buffers).
+const mem = process.memoryUsage()
+log(
+  `memory at the end (MB): rss ${mem.rss >> 20}, heap used ${mem.heapUsed >> 20} of ${mem.heapTotal >> 20}, external ${mem.external >> 20}, array buffers ${mem.arrayBuffers >> 20}`,
+)
 const totals: Record<string, number> = {}
 for (const row of await storage.stats({ granularity: 'hour' }))
   for (const k of ['bids', 'wins', 'impressions', 'clicks', 'clicks_valid', 'conversions'] as const)
