@@ -26,7 +26,7 @@ export const ERRORS = {
     status: 413,
     retryable: false,
     message:
-      'The events are larger than Kafka accepts for their topic; nothing from this request was accepted',
+      'The events are larger than Kafka accepts for their topic; none was accepted unless the detail names partitions that were',
   },
   HEADERS_TOO_LARGE: {
     status: 431,
@@ -104,7 +104,8 @@ export const ERRORS = {
   KAFKA_REFUSED: {
     status: 503,
     retryable: false,
-    message: 'Kafka refused these events for good; nothing from this request was accepted',
+    message:
+      'Kafka refused these events for good; none was accepted unless the detail names partitions that were',
   },
   WORKER_FAILED: {
     status: 503,
