@@ -60,10 +60,16 @@ export function buildStreamsPeer(): { classpath: string } | { reason: string } {
   return { classpath: `${join(DIR, 'target', 'classes')}:${DEPS}/*` }
 }
 
-/** The broker JVM's pid (scripts/kafka.mjs writes it), to report its CPU apart. */
+/**
+ * The broker JVM's pid, to report its CPU apart: BENCH_BROKER_PID, else the pid file scripts/kafka.mjs
+ * writes in this checkout (a broker started from another checkout has its pid file there).
+ */
 function brokerPid(): number | undefined {
   try {
-    const pid = Number(readFileSync(join(REPO_ROOT, 'data', 'kafka', 'broker.pid'), 'utf8').trim())
+    const pid = Number(
+      process.env.BENCH_BROKER_PID ??
+        readFileSync(join(REPO_ROOT, 'data', 'kafka', 'broker.pid'), 'utf8').trim(),
+    )
     cpuSeconds(pid)
     return pid
   } catch {
