@@ -179,12 +179,16 @@ export class PostgresStorage implements Storage {
     await c.query(factUpsert(table, `SELECT * FROM unnest(${casts.join(', ')})`), arrays)
   }
 
-  /** Column arrays through unnest, as the facts. */
+  /**
+   * Rows as one JSON array of arrays, unpacked by the server: pg's array literals escape every
+   * character of text columns in JS (the event's JSON most of all), JSON.stringify is native.
+   */
   private async raw(c: pg.PoolClient, table: RawTable, rows: unknown[][]): Promise<void> {
     if (rows.length === 0) return
-    const arrays = table.columns.map((_, i) => rows.map((r) => r[i] ?? null))
-    const casts = table.columns.map((col, i) => `$${i + 1}::${sqlType(col.type, 'postgres')}[]`)
-    await c.query(rawInsert(table, `SELECT * FROM unnest(${casts.join(', ')})`), arrays)
+    const cols = table.columns.map((col, i) => `(r->>${i})::${sqlType(col.type, 'postgres')}`)
+    await c.query(rawInsert(table, `SELECT ${cols.join(', ')} FROM json_array_elements($1::json) AS r`), [
+      JSON.stringify(rows),
+    ])
   }
 
   private async agg(c: pg.PoolClient, g: 'minute' | 'hour', rows: AggDelta[]): Promise<void> {
