@@ -1,21 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import WebSocket from 'ws'
 import { kafkaScriptOrThrow } from '../bench/lib/broker.js'
 import { MIX } from '../bench/lib/mix.js'
-import { type OpenLoopRequest, type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
+import { type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { bodies, ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
+import { ensureKafka, metric } from '../bench/lib/servers.js'
 import { percentile, slope } from '../bench/lib/stats.js'
-import { CONTENT_TYPE } from '../generator/encode.js'
 import {
-  availability,
   type Check,
   contractFields,
-  fivexx,
-  GeneratorMeter,
-  generatorCheck,
   mixedRequests,
   type Outcome,
   printVerdict,
@@ -25,6 +19,17 @@ import {
   writeOutcome,
 } from './lib.js'
 import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from './noisy-neighbour.js'
+import {
+  availabilityCheck,
+  OWN_ONLY,
+  p99Check,
+  type Scenario,
+  SLO_P99_MS,
+  UsageError,
+  withGateway,
+} from './scenario.js'
+import { badTraffic } from './scenarios/bad-traffic.js'
+import { websocket } from './scenarios/websocket.js'
 
 /**
  * Load-test scenarios: `npm run loadtest -- <scenario> [--minutes N] [--target URL]`. Each drives a
@@ -34,69 +39,8 @@ import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from './noisy-neighbour.js'
  * `--target`; otherwise it starts its own on 127.0.0.1 (port chosen by the OS) against the local
  * broker, where the generator, the broker and the gateway share this machine's cores.
  */
-const SLO_P99_MS = Number(process.env.LOADTEST_P99_MS ?? 50)
-const SLO_AVAILABILITY = 0.999
 /** Offered load of the steady mix, in events/s (≈ 30% of the measured closed-loop maximum here). */
 const STEADY_EVENTS = Number(process.env.LOADTEST_EVENTS_PER_S ?? 40_000)
-
-type Scenario = (args: Args) => Promise<Outcome>
-interface Args {
-  minutes?: number
-  /** A running gateway's base URL; none: start one. */
-  target?: string
-}
-
-/** The gateway under load: its base URL, and its RSS as its own /metrics reports it. */
-interface Gateway {
-  url: string
-  wsUrl: string
-  rssMb(): Promise<number>
-}
-
-const availabilityCheck = (r: OpenLoopResult, min = SLO_AVAILABILITY): Check => ({
-  name: `availability ≥ ${(min * 100).toFixed(1)}% (non-5xx, no connection errors)`,
-  ok: availability(r) >= min,
-  detail: `${(availability(r) * 100).toFixed(3)}% of ${r.requests.sent} requests (5xx ${fivexx(r)}, errors ${r.requests.errors}, timeouts ${r.requests.timeouts})`,
-})
-const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check => ({
-  name: `${what} ≤ ${limit} ms`,
-  ok: p99 <= limit,
-  detail: `${what} ${p99} ms`,
-})
-
-function gatewayAt(url: string): Gateway {
-  const base = url.replace(/\/+$/, '')
-  return {
-    url: base,
-    wsUrl: `${base.replace(/^http/, 'ws')}/v1/stream`,
-    rssMb: async () => (await metric(base, 'adgate_process_resident_memory_bytes', Number.NaN)) / 2 ** 20,
-  }
-}
-
-/**
- * Runs `fn` against `target`, or against a gateway of its own started with `env`. Scenarios that
- * must configure the gateway (keys, limits, its broker) pass `ownOnly` and refuse a target.
- */
-async function withGateway<T>(
-  args: Args,
-  env: Record<string, string>,
-  fn: (gw: Gateway) => Promise<T>,
-  ownOnly = false,
-): Promise<T> {
-  if (args.target !== undefined) {
-    if (ownOnly) throw new UsageError(OWN_ONLY)
-    return fn(gatewayAt(args.target))
-  }
-  const server = await startGateway(env)
-  try {
-    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`))
-  } finally {
-    await stop(server)
-  }
-}
-
-class UsageError extends Error {}
-const OWN_ONLY = 'this scenario configures its own gateway (keys, limits, its broker): drop --target'
 
 /** Open-loop mixed traffic at a fixed rate; returns the generator's result and the timeline. */
 async function mixed(
@@ -245,215 +189,6 @@ const soak: Scenario = async (args) =>
       ],
     }
   })
-
-const websocket: Scenario = async (args) =>
-  withGateway(args, {}, async (gw) => {
-    // 8 streaming clients, each sending framed impression batches (NDJSON ×100) on a fixed
-    // schedule (open loop: sends never wait for acks); latency = send → ack.
-    const clients = 8
-    const perClientRate = Number(process.env.LOADTEST_WS_RATE ?? 40) // batches/s per client
-    const seconds = 20
-    const pool = bodies('impression', 'ndjson', 40, 100)
-    const latencies: number[] = []
-    const statuses: Record<string, number> = {}
-    let sent = 0
-    let lost = 0
-    const meter = new GeneratorMeter()
-    const runClient = (id: number) =>
-      new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(gw.wsUrl)
-        const pending = new Map<number, number>()
-        let seq = 0
-        let timer: NodeJS.Timeout | undefined
-        ws.on('error', reject)
-        ws.on('message', (data, isBinary) => {
-          if (isBinary) return
-          const ack = JSON.parse(data.toString()) as { seq: number; status: number }
-          const t = pending.get(ack.seq)
-          if (t !== undefined) {
-            pending.delete(ack.seq)
-            latencies.push(performance.now() - t)
-          }
-          statuses[ack.status] = (statuses[ack.status] ?? 0) + 1
-        })
-        ws.on('open', () => {
-          const started = performance.now()
-          timer = setInterval(() => {
-            // Catch up to the schedule: how many should have been sent by now.
-            const due = Math.floor(((performance.now() - started) / 1000) * perClientRate)
-            while (seq < due) {
-              const header = Buffer.from(
-                `${JSON.stringify({ seq, type: 'impression', encoding: 'ndjson' })}\n`,
-              )
-              pending.set(seq, started + (seq / perClientRate) * 1000) // intended send time
-              ws.send(Buffer.concat([header, pool[(seq + id) % pool.length]!]), { binary: true })
-              seq++
-              sent++
-            }
-            if (performance.now() - started >= seconds * 1000) {
-              clearInterval(timer)
-              // Wait for the last acks (up to 10 s), then close.
-              const deadline = Date.now() + 10_000
-              const wait = setInterval(() => {
-                if (pending.size === 0 || Date.now() > deadline) {
-                  clearInterval(wait)
-                  lost += pending.size
-                  ws.close()
-                  resolve()
-                }
-              }, 50)
-            }
-          }, 5)
-        })
-      })
-    await Promise.all(Array.from({ length: clients }, (_, i) => runClient(i)))
-    const gen = meter.share()
-    const ok = statuses['200'] ?? 0
-    const p99 = Math.round(percentile(latencies, 0.99) * 100) / 100
-    const result = {
-      tool: 'ws (node), open loop: latency from the scheduled send time to the ack',
-      scenario: 'websocket',
-      clients,
-      batches_per_s_offered: clients * perClientRate,
-      sent,
-      acks: statuses,
-      unacknowledged: lost,
-      events_per_s: Math.round((ok * 100) / seconds),
-      p50_ms: Math.round(percentile(latencies, 0.5) * 100) / 100,
-      p99_ms: p99,
-      p999_ms: Math.round(percentile(latencies, 0.999) * 100) / 100,
-      errors: lost,
-      non2xx: sent - lost - ok,
-      gateway_rss_mb: await gw.rssMb(),
-      generator_cpu_share: gen,
-    }
-    return {
-      scenario: 'websocket',
-      result,
-      checks: [
-        {
-          name: 'every batch acked 200',
-          ok: ok === sent,
-          detail: `${ok} of ${sent} acked 200; ${lost} never acked; ${JSON.stringify(statuses)}`,
-        },
-        p99Check(p99, SLO_P99_MS, 'ack p99'),
-        generatorCheck(gen),
-      ],
-    }
-  })
-
-const badTraffic: Scenario = async (args) => {
-  const keys = 'good:s3cret-good:*,clicksonly:s3cret-clicks:click'
-  const env = { ADGATE_API_KEYS: keys, ADGATE_MAX_BODY_BYTES: '256KiB' }
-  return withGateway(
-    args,
-    env,
-    async (gw) => {
-      const seconds = 15
-      const url = gw.url
-      const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
-      const goodRate = Math.round(20_000 / good.eventsPerRequest)
-      const impressions = bodies('impression', 'json', 4, 100)
-      const huge = bodies('impression', 'ndjson', 1, 1500)[0]! // ~700 KB > 256 KiB
-      const bad: { name: string; expect: number; requests: OpenLoopRequest[] }[] = [
-        {
-          name: 'malformed JSON',
-          expect: 400,
-          requests: impressions.map((b) => ({
-            path: '/v1/impressions',
-            headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-good' },
-            body: b.subarray(0, Math.floor(b.length / 2)),
-          })),
-        },
-        {
-          name: 'oversized body',
-          expect: 413,
-          requests: [
-            {
-              path: '/v1/impressions',
-              headers: { 'content-type': CONTENT_TYPE.ndjson, 'x-api-key': 's3cret-good' },
-              body: huge,
-            },
-          ],
-        },
-        {
-          name: 'no API key',
-          expect: 401,
-          requests: [
-            {
-              path: '/v1/impressions',
-              headers: { 'content-type': CONTENT_TYPE.json },
-              body: impressions[0]!,
-            },
-          ],
-        },
-        {
-          name: 'unknown API key',
-          expect: 401,
-          requests: [
-            {
-              path: '/v1/impressions',
-              headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 'nope' },
-              body: impressions[0]!,
-            },
-          ],
-        },
-        {
-          name: 'key not allowed for the type',
-          expect: 403,
-          requests: [
-            {
-              path: '/v1/impressions',
-              headers: { 'content-type': CONTENT_TYPE.json, 'x-api-key': 's3cret-clicks' },
-              body: impressions[0]!,
-            },
-          ],
-        },
-      ]
-      const g = openLoop({ url, requests: good.requests, rate: goodRate, seconds })
-      const others = bad.map((b) => ({
-        ...b,
-        run: openLoop({ url, requests: b.requests, rate: 40, seconds }),
-      }))
-      const rg = await g
-      const rbad = await Promise.all(others.map((o) => o.run))
-      const checks: Check[] = [
-        {
-          name: 'good traffic all 200 beside the bad',
-          ok: rg.requests['2xx'] === rg.requests.sent && rg.requests.errors === 0,
-          detail: `${rg.requests['2xx']} of ${rg.requests.sent} 2xx, errors ${rg.requests.errors}`,
-        },
-        p99Check(rg.latency_ms.p99, SLO_P99_MS, 'good-traffic p99'),
-      ]
-      const classes = others.map((o, i) => {
-        const r = rbad[i]!
-        const codes = r.requests.status_codes
-        const expected = codes[String(o.expect)] ?? 0
-        checks.push({
-          name: `${o.name} → ${o.expect}`,
-          ok: expected === r.requests.sent && fivexx(r) === 0 && r.requests.sent > 0,
-          detail: `${expected} of ${r.requests.sent} answered ${o.expect}; codes ${JSON.stringify(codes)}; errors ${r.requests.errors}`,
-        })
-        return {
-          name: o.name,
-          expect: o.expect,
-          requests: r.requests.sent,
-          status_codes: codes,
-          errors: r.requests.errors,
-        }
-      })
-      checks.push(scheduleCheck(rg, 'good-traffic generator kept its schedule'))
-      const result = {
-        ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
-        errors: rg.requests.errors + rbad.reduce((a, r) => a + r.requests.errors, 0),
-        non2xx: rg.requests.non2xx + rbad.reduce((a, r) => a + r.requests.non2xx, 0),
-        bad_classes: classes,
-      }
-      return { scenario: 'bad-traffic', result, checks }
-    },
-    true,
-  )
-}
 
 /** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
 function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<void> {

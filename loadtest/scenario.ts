@@ -1,0 +1,67 @@
+import type { OpenLoopResult } from '../bench/lib/open-loop.js'
+import { metric, startGateway, stop } from '../bench/lib/servers.js'
+import { availability, type Check, fivexx, type Outcome } from './lib.js'
+
+/** What every load-test scenario shares: its signature, the SLO checks, and the gateway it drives. */
+export const SLO_P99_MS = Number(process.env.LOADTEST_P99_MS ?? 50)
+const SLO_AVAILABILITY = 0.999
+
+export type Scenario = (args: Args) => Promise<Outcome>
+export interface Args {
+  minutes?: number
+  /** A running gateway's base URL; none: start one. */
+  target?: string
+}
+
+/** The gateway under load: its base URL, and its RSS as its own /metrics reports it. */
+export interface Gateway {
+  url: string
+  wsUrl: string
+  rssMb(): Promise<number>
+}
+
+export const availabilityCheck = (r: OpenLoopResult, min = SLO_AVAILABILITY): Check => ({
+  name: `availability ≥ ${(min * 100).toFixed(1)}% (non-5xx, no connection errors)`,
+  ok: availability(r) >= min,
+  detail: `${(availability(r) * 100).toFixed(3)}% of ${r.requests.sent} requests (5xx ${fivexx(r)}, errors ${r.requests.errors}, timeouts ${r.requests.timeouts})`,
+})
+export const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check => ({
+  name: `${what} ≤ ${limit} ms`,
+  ok: p99 <= limit,
+  detail: `${what} ${p99} ms`,
+})
+
+function gatewayAt(url: string): Gateway {
+  const base = url.replace(/\/+$/, '')
+  return {
+    url: base,
+    wsUrl: `${base.replace(/^http/, 'ws')}/v1/stream`,
+    rssMb: async () => (await metric(base, 'adgate_process_resident_memory_bytes', Number.NaN)) / 2 ** 20,
+  }
+}
+
+/**
+ * Runs `fn` against `target`, or against a gateway of its own started with `env`. Scenarios that
+ * must configure the gateway (keys, limits, its broker) pass `ownOnly` and refuse a target.
+ */
+export async function withGateway<T>(
+  args: Args,
+  env: Record<string, string>,
+  fn: (gw: Gateway) => Promise<T>,
+  ownOnly = false,
+): Promise<T> {
+  if (args.target !== undefined) {
+    if (ownOnly) throw new UsageError(OWN_ONLY)
+    return fn(gatewayAt(args.target))
+  }
+  const server = await startGateway(env)
+  try {
+    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`))
+  } finally {
+    await stop(server)
+  }
+}
+
+/** A scenario asked for something it cannot do (run.ts prints it and exits 2). */
+export class UsageError extends Error {}
+export const OWN_ONLY = 'this scenario configures its own gateway (keys, limits, its broker): drop --target'
