@@ -10,6 +10,7 @@ import { defaultRulesPath, loadRules } from '../../quality/rules-file.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
 import { PARTITIONS } from './decode-task-workload.js'
 import { type HarnessOptions, measure } from './harness.js'
+import { oneBodyTask } from './one-body-task.js'
 import { type BenchResult, compared } from './results.js'
 
 /**
@@ -34,28 +35,16 @@ function taskOf(type: EventType, encoding: Encoding, seed: number) {
   // Fresh events, as live traffic: the freshness rules see times near the ingest time.
   const ingestTime = (events[EVENTS - 1]!.event_time as number) + 1000
   const body = encodeEvents(type, events, encoding)
-  return () => {
-    const buffer = new ArrayBuffer(body.length)
-    new Uint8Array(buffer).set(body)
-    return runDecodeTask({
-      buffer,
-      bodies: [
-        {
-          offset: 0,
-          length: body.length,
-          type,
-          encoding,
-          contentEncoding: 'identity',
-          source: 'bench',
-          requestId: 'bench-1',
-          ingestTime,
-        },
-      ],
-      maxBytes: 1 << 26,
-      maxEvents: EVENTS,
-      partitions: PARTITIONS,
-    })
-  }
+  const facts = {
+    type,
+    encoding,
+    contentEncoding: 'identity',
+    source: 'bench',
+    requestId: 'bench-1',
+    ingestTime,
+  } as const
+  return () =>
+    runDecodeTask(oneBodyTask(body, facts, { maxBytes: 1 << 26, maxEvents: EVENTS, partitions: PARTITIONS }))
 }
 
 export async function qualityCostCases(h: HarnessOptions): Promise<BenchResult[]> {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { SourceRecord } from '../../correlator/source.js'
 import { SpoolSource } from '../../correlator/spool-source.js'
 import { decodeWire } from '../../events/wire.js'
@@ -48,26 +49,16 @@ describe('quality flags through the spool', () => {
       country: i % 4 === 0 ? 'FR' : 'DE',
     }))
     const body = encodeEvents('impression', events, 'csv')
-    const buffer = new ArrayBuffer(body.length)
-    new Uint8Array(buffer).set(body)
-    const result = runDecodeTask({
-      buffer,
-      bodies: [
-        {
-          offset: 0,
-          length: body.length,
-          type: 'impression',
-          encoding: 'csv',
-          contentEncoding: 'identity',
-          source: 'ssp-a',
-          requestId: 'r1',
-          ingestTime: Date.now(),
-        },
-      ],
-      maxBytes: 1 << 24,
-      maxEvents: 1000,
-      partitions: { 'adgate.impressions': 2, 'adgate.dlq': 1 },
-    })
+    const facts = {
+      type: 'impression',
+      encoding: 'csv',
+      contentEncoding: 'identity',
+      source: 'ssp-a',
+      requestId: 'r1',
+      ingestTime: Date.now(),
+    } as const
+    const partitions = { 'adgate.impressions': 2, 'adgate.dlq': 1 }
+    const result = runDecodeTask(oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 1000, partitions }))
     expect(result.outcomes[0]).toMatchObject({ events: 20, flagged: 5 })
 
     const { Spool: Compiled } = (await import(

@@ -1,6 +1,7 @@
 // Data-quality rules inside a worker task: rule rejections join the schema rejections with their
 // index in the body, dead-letter with the rule's name, and flagged records carry a header.
 import { afterEach, describe, expect, it } from 'vitest'
+import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { Encoding } from '../../decoders/result.js'
 import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
@@ -21,26 +22,17 @@ const PARTITIONS = {
 const INGEST = Date.UTC(2026, 10, 1, 12)
 
 function task(body: Buffer, encoding: Encoding) {
-  const buffer = new ArrayBuffer(body.length)
-  new Uint8Array(buffer).set(body)
-  const result = runDecodeTask({
-    buffer,
-    bodies: [
-      {
-        offset: 0,
-        length: body.length,
-        type: 'impression',
-        encoding,
-        contentEncoding: 'identity',
-        source: 'ssp-a',
-        requestId: 'r1',
-        ingestTime: INGEST,
-      },
-    ],
-    maxBytes: 1 << 24,
-    maxEvents: 10_000,
-    partitions: PARTITIONS,
-  })
+  const facts = {
+    type: 'impression',
+    encoding,
+    contentEncoding: 'identity',
+    source: 'ssp-a',
+    requestId: 'r1',
+    ingestTime: INGEST,
+  } as const
+  const result = runDecodeTask(
+    oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS }),
+  )
   const out = Buffer.from(result.buffer)
   const records = result.batches.flatMap((b) =>
     decodeRecordBatch(out.subarray(b.offset, b.offset + b.length), QUALITY_FLAGS_HEADER).records.map((r) => ({

@@ -1,5 +1,6 @@
 // A worker task end to end, in-process: bodies in, Kafka record batches out.
 import { describe, expect, it } from 'vitest'
+import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { Encoding } from '../../decoders/result.js'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
@@ -19,26 +20,17 @@ const PARTITIONS = {
 }
 
 function task(body: Buffer, encoding: Encoding, type: 'bid' | 'impression') {
-  const buffer = new ArrayBuffer(body.length)
-  new Uint8Array(buffer).set(body)
-  return runDecodeTask({
-    buffer,
-    bodies: [
-      {
-        offset: 0,
-        length: body.length,
-        type,
-        encoding,
-        contentEncoding: 'identity',
-        source: 'ssp-ü',
-        requestId: 'r1',
-        ingestTime: 1_795_000_000_123,
-      },
-    ],
-    maxBytes: 1 << 24,
-    maxEvents: 10_000,
-    partitions: PARTITIONS,
-  })
+  const facts = {
+    type,
+    encoding,
+    contentEncoding: 'identity',
+    source: 'ssp-ü',
+    requestId: 'r1',
+    ingestTime: 1_795_000_000_123,
+  } as const
+  return runDecodeTask(
+    oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS }),
+  )
 }
 
 describe('decode task', () => {

@@ -2,6 +2,7 @@
 // it, the worker task threw and every request in it got 503 WORKER_FAILED (retryable: a poison
 // request retried forever). Now it is that event's rejection (207/400) on every encoding and path.
 import { describe, expect, it } from 'vitest'
+import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import { MAX_LONG } from '../../decoders/normalize.js'
 import type { Encoding } from '../../decoders/result.js'
 import { transcodeJsonJs } from '../../decoders/transcode.js'
@@ -10,17 +11,17 @@ import { runDecodeTask } from '../../workers/decode-task.js'
 const PARTITIONS = { 'adgate.bids': 1, 'adgate.impressions': 1, 'adgate.dlq': 1 }
 
 function run(body: string, encoding: Encoding, type: 'bid' | 'impression') {
-  const bytes = Buffer.from(body)
-  const buffer = new ArrayBuffer(bytes.length)
-  new Uint8Array(buffer).set(bytes)
-  const meta = { offset: 0, length: bytes.length, type, encoding, contentEncoding: 'identity' as const }
-  return runDecodeTask({
-    buffer,
-    bodies: [{ ...meta, source: 's', requestId: 'r', ingestTime: 1_795_000_000_000 }],
-    maxBytes: 1 << 20,
-    maxEvents: 100,
-    partitions: PARTITIONS,
-  }).outcomes[0]!
+  const facts = {
+    type,
+    encoding,
+    contentEncoding: 'identity',
+    source: 's',
+    requestId: 'r',
+    ingestTime: 1_795_000_000_000,
+  } as const
+  return runDecodeTask(
+    oneBodyTask(Buffer.from(body), facts, { maxBytes: 1 << 20, maxEvents: 100, partitions: PARTITIONS }),
+  ).outcomes[0]!
 }
 
 // The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v2.avsc).
