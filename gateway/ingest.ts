@@ -7,7 +7,7 @@ import { type Delivery, deliveryErrorCode, type Refusals } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
 import type { RefusedWork } from './refused-work.js'
-import { errorReply, jsonReply, type Reply } from './responses.js'
+import { errorReply, jsonPartsReply, jsonReply, type Reply } from './responses.js'
 
 /**
  * A body to ingest; its ingestTime (receipt, epoch ms) is stamped on every event. `client` is who
@@ -78,9 +78,10 @@ export class IngestService {
     }
 
     let outcome: BodyOutcome
+    let rejectsJson: Buffer | null
     let task: TaskOutput
     try {
-      ;({ outcome, task } = await this.pool.decode(input))
+      ;({ outcome, rejectsJson, task } = await this.pool.decode(input))
     } catch (err) {
       this.logger.error({ err, requestId }, 'decode failed in the worker pool')
       return errorReply(
@@ -96,25 +97,26 @@ export class IngestService {
       this.metrics.refusedWork.inc(charged / 1000)
     }
     this.quality?.observe(input.source, type, outcome)
-    const errors = outcome.rejects
+    const { rejected } = outcome
     const { metrics } = this
 
     if (outcome.error !== null || outcome.events === 0) {
       // Nothing to accept: answer now; the dead letters ride with the task's batches.
-      const rejected = Math.max(1, errors.length)
+      const deadLetters = Math.max(1, rejected)
       const reason = outcome.error?.code ?? 'INVALID_EVENT'
-      metrics.events.inc({ type, encoding, outcome: 'rejected' }, rejected)
-      metrics.rejected.inc({ type, encoding, reason }, rejected)
+      metrics.events.inc({ type, encoding, outcome: 'rejected' }, deadLetters)
+      metrics.rejected.inc({ type, encoding, reason }, deadLetters)
       delivered.then(
-        () => metrics.deadLetters.inc({ type, encoding }, rejected),
+        () => metrics.deadLetters.inc({ type, encoding }, deadLetters),
         () => {},
       )
       if (outcome.error !== null) return errorReply(outcome.error.code, outcome.error.detail, requestId)
-      return errorReply('ALL_EVENTS_INVALID', `all ${errors.length} events are invalid`, requestId, {
+      const reply = errorReply('ALL_EVENTS_INVALID', `all ${rejected} events are invalid`, requestId, {
         accepted: 0,
-        rejected: errors.length,
-        errors,
+        rejected,
       })
+      // `errors` last, as the error body's extra fields: {"error":…,…,"rejected":N,"errors":[…]}
+      return jsonPartsReply(reply, [reply.body.slice(0, -1), ',"errors":', rejectsJson!, '}'])
     }
     let failure: unknown = null
     try {
@@ -125,22 +127,21 @@ export class IngestService {
     }
     if (failure !== null) {
       // The whole request is answered 413/503: its invalid events too.
-      metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + errors.length)
+      metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + rejected)
       return errorReply(deliveryErrorCode(failure), (failure as Error).message, requestId)
     }
     metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
     metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
-    if (errors.length === 0)
+    if (rejected === 0)
       return jsonReply(200, { accepted: outcome.events, rejected: 0, request_id: requestId })
-    metrics.events.inc({ type, encoding, outcome: 'rejected' }, errors.length)
-    metrics.rejected.inc({ type, encoding, reason: 'INVALID_EVENT' }, errors.length)
-    metrics.deadLetters.inc({ type, encoding }, errors.length)
-    return jsonReply(207, {
-      accepted: outcome.events,
-      rejected: errors.length,
-      errors,
-      request_id: requestId,
-    })
+    metrics.events.inc({ type, encoding, outcome: 'rejected' }, rejected)
+    metrics.rejected.inc({ type, encoding, reason: 'INVALID_EVENT' }, rejected)
+    metrics.deadLetters.inc({ type, encoding }, rejected)
+    return jsonPartsReply({ status: 207 }, [
+      `{"accepted":${outcome.events},"rejected":${rejected},"errors":`,
+      rejectsJson!,
+      `,"request_id":${JSON.stringify(requestId)}}`,
+    ])
   }
 
   /** The task's batches go to Kafka once, whichever of its requests gets here first. */
@@ -157,7 +158,7 @@ export class IngestService {
 
 /** The decode time of a body spent on what was refused: all of it, or the rejected events' share. */
 function refusedMs(outcome: BodyOutcome): number {
-  const rejected = outcome.rejects.length
+  const { rejected } = outcome
   if (outcome.error !== null || outcome.events === 0) return outcome.cpuMs
   return rejected === 0 ? 0 : (outcome.cpuMs * rejected) / (rejected + outcome.events)
 }

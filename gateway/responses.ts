@@ -68,6 +68,21 @@ export function jsonReply(status: number, body: unknown, headers?: Record<string
   return { status, body: JSON.stringify(body), headers }
 }
 
+/**
+ * A JSON reply written as these parts back to back: text, and JSON bytes a worker already wrote
+ * (the rejected events' list, megabytes for a body of many invalid events: the event loop only
+ * copies it).
+ */
+export function jsonPartsReply(reply: Omit<Reply, 'body'>, parts: readonly (string | Uint8Array)[]): Reply {
+  const bytes = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)))
+  return { ...reply, body: '', bytes }
+}
+
+/** A reply's body as text (a JSON body may be in `bytes`, see jsonPartsReply). */
+export function replyText(reply: Reply): string {
+  return reply.bytes === undefined ? reply.body : Buffer.from(reply.bytes).toString()
+}
+
 /** Write a reply; callers that awaited must call this inside res.cork() and only if not aborted. */
 export function writeReply(res: HttpResponse, reply: Reply, requestId?: string): void {
   res.writeStatus(STATUS_LINE[reply.status] ?? `${reply.status} Status`)

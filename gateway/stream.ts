@@ -167,8 +167,10 @@ const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/
 function ack(ws: WebSocket<Session>, metrics: GatewayMetrics, seq: number | null, reply: Reply): void {
   metrics.wsBatches.inc({ status: reply.status })
   if (!ws.getUserData().open) return
-  const body = JSON.parse(reply.body) as Record<string, unknown>
-  ws.cork(() => ws.send(JSON.stringify({ seq, status: reply.status, ...body }), false))
+  // {"seq":…,"status":…, then the reply's JSON object's members (it has some, none of these two).
+  const head = Buffer.from(`{"seq":${JSON.stringify(seq)},"status":${reply.status},`)
+  const body = reply.bytes ?? Buffer.from(reply.body)
+  ws.cork(() => ws.send(Buffer.concat([head, body.subarray(1)]), false))
 }
 
 interface Header {

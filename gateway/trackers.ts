@@ -9,7 +9,7 @@ import type { IngestService } from './ingest.js'
 import { TokenBucket } from './rate-limit.js'
 import { RedirectGuard } from './redirect-guard.js'
 import { requestIdFrom } from './request-id.js'
-import { errorReply, type Reply, writeReply } from './responses.js'
+import { errorReply, type Reply, replyText, writeReply } from './responses.js'
 import { hitToCsv } from './tracker-query.js'
 
 /**
@@ -151,7 +151,7 @@ function redirect(location: string, fate: Fate, code?: string): Reply {
 /** The error code of an ingest reply (an error body), for the click's X-Adgate-Error header. */
 function codeOf(reply: Reply): string {
   try {
-    return (JSON.parse(reply.body) as { error: { code: string } }).error.code
+    return (JSON.parse(replyText(reply)) as { error: { code: string } }).error.code
   } catch {
     return 'INVALID_EVENT'
   }

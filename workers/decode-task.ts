@@ -59,7 +59,14 @@ export interface BodyOutcome {
   /** Whole-body failure (400/413/415); its dead letter is in the task's batches. */
   readonly error: BodyError | null
   readonly events: number
-  readonly rejects: RejectInfo[]
+  /** Rejected events (their dead letters are in the task's batches). */
+  readonly rejected: number
+  /**
+   * Where the rejected events' `errors` array of the answer is in TaskResult.rejects, as JSON
+   * (RejectInfo[]); null when none. The worker writes it, inside the body's measured time, so a body
+   * of many invalid events is charged for its answer and the event loop only copies bytes.
+   */
+  readonly rejects: { readonly offset: number; readonly length: number } | null
   /** Data-quality rules: accepted events carrying flags, and events rejected by a rule (in `rejects`). */
   readonly flagged: number
   readonly ruleRejects: number
@@ -70,6 +77,8 @@ export interface BodyOutcome {
 export interface TaskResult {
   /** Every batch of the task, back to back. */
   readonly buffer: ArrayBuffer
+  /** Every body's rejects JSON (BodyOutcome.rejects), back to back. */
+  readonly rejects: ArrayBuffer
   readonly batches: EncodedBatch[]
   readonly outcomes: BodyOutcome[]
   /** For metrics, aggregated per task: the records' bytes before LZ4, and the thread time spent. */
@@ -108,22 +117,42 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   // One clock read per body (and one more): a body's end is the next one's start (a read is a
   // system call, ~0.7 µs, against ~25 µs for a one-event body; bench/cpu-clock.ts).
   let start = threadCpuMs()
+  const rejectsJson: Buffer[] = []
+  let rejectsBytes = 0
   for (const meta of task.bodies) {
     const deadline = task.budgetMs === undefined ? undefined : start + task.budgetMs
     const body = input.subarray(meta.offset, meta.offset + meta.length)
-    const outcome = decodeOne(body, meta, task, rules, deadline)
+    const { rejects, ...outcome } = decodeOne(body, meta, task, rules, deadline)
+    const json = rejects.length === 0 ? null : Buffer.from(JSON.stringify(rejects))
     const end = threadCpuMs()
-    outcomes.push({ ...outcome, cpuMs: end - start })
+    const at = json === null ? null : { offset: rejectsBytes, length: json.length }
+    outcomes.push({ ...outcome, rejected: rejects.length, rejects: at, cpuMs: end - start })
+    if (json !== null) {
+      rejectsJson.push(json)
+      rejectsBytes += json.length
+    }
     start = end
   }
   const { buffer, batches, rawBytes } = builder.finish(Date.now())
-  const out = new ArrayBuffer(buffer.length)
-  new Uint8Array(out).set(buffer)
-  return { buffer: out, batches, outcomes, rawBytes, busyMs: performance.now() - started }
+  return {
+    buffer: transferable(buffer),
+    rejects: transferable(rejectsJson.length === 1 ? rejectsJson[0]! : Buffer.concat(rejectsJson)),
+    batches,
+    outcomes,
+    rawBytes,
+    busyMs: performance.now() - started,
+  }
 }
 
-/** A body's outcome, before its time is known. */
-type Decided = Omit<BodyOutcome, 'cpuMs'>
+/** A copy in an ArrayBuffer of its own, to be transferred to the main thread. */
+function transferable(bytes: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(bytes.length)
+  new Uint8Array(out).set(bytes)
+  return out
+}
+
+/** A body's outcome, before its time is known and its rejects are written as JSON. */
+type Decided = Omit<BodyOutcome, 'cpuMs' | 'rejected' | 'rejects'> & { readonly rejects: RejectInfo[] }
 
 /**
  * Every encoding ends as wire-format values and keys (decoders/decode.ts transcodeBody), with no

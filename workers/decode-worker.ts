@@ -24,11 +24,14 @@ setTimeout(() => {
 setNativeEnabled(data?.native !== false)
 attachRulesChannel(data?.rules)
 
-/** Piscina entry point: the result's buffer is transferred, not copied, back to the main thread. */
+/** Piscina entry point: the result's buffers are transferred, not copied, back to the main thread. */
 export default function decode(task: DecodeTask): unknown {
   if (task.fault === 'crash') process.exit(1) // in a worker thread this ends the thread only
   if (task.fault === 'hang') for (;;) {}
   const result = runDecodeTask(task)
-  // move() only unwraps objects it marked; this one says: send `result`, transfer its buffer.
-  return move({ [Piscina.transferableSymbol]: [result.buffer], [Piscina.valueSymbol]: result } as never)
+  // move() only unwraps objects it marked; this one says: send `result`, transfer its buffers.
+  return move({
+    [Piscina.transferableSymbol]: [result.buffer, result.rejects],
+    [Piscina.valueSymbol]: result,
+  } as never)
 }

@@ -33,6 +33,8 @@ export interface TaskOutput {
 
 export interface DecodeReply {
   readonly outcome: BodyOutcome
+  /** The answer's `errors` array (RejectInfo[]) as JSON bytes, written by the worker; null: no rejects. */
+  readonly rejectsJson: Buffer | null
   readonly task: TaskOutput
 }
 
@@ -255,7 +257,13 @@ export class DecodePool {
   private answer(batch: Pending[], result: TaskResult): void {
     this.options.onTask?.(result)
     const output: TaskOutput = { buffer: Buffer.from(result.buffer), batches: result.batches }
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ outcome: result.outcomes[i]!, task: output })
+    const rejects = Buffer.from(result.rejects)
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = result.outcomes[i]!
+      const at = outcome.rejects
+      const rejectsJson = at === null ? null : rejects.subarray(at.offset, at.offset + at.length)
+      batch[i]!.resolve({ outcome, rejectsJson, task: output })
+    }
   }
 
   private fail(batch: Pending[], err: Error): void {

@@ -197,6 +197,9 @@ describe('replies: decoded by the real decode task, durable before the answer', 
     expect(body).toMatchObject({ accepted: 3, rejected: 1, request_id: 'req-1' })
     expect(body.errors).toHaveLength(1)
     expect(body.errors[0]).toMatchObject({ index: 1 })
+    // The worker writes the errors' JSON; the bytes are what JSON.stringify made of the whole body.
+    const { accepted, rejected, errors, request_id } = body
+    expect(r.body).toBe(JSON.stringify({ accepted, rejected, errors, request_id }))
     const sum = (topic: string) =>
       g.sink.records.filter((b) => b.topic === topic).reduce((n, b) => n + b.records, 0)
     expect(sum('adgate.clicks')).toBe(3)
@@ -207,11 +210,15 @@ describe('replies: decoded by the real decode task, durable before the answer', 
     const g = start()
     const r = await inject(g.app, post('/v1/clicks', '{"click_id": 1}\n{"click_id": 2}\n'))
     expect(r.status).toBe(400)
-    expect(JSON.parse(r.body)).toMatchObject({
+    const body = JSON.parse(r.body)
+    expect(body).toMatchObject({
       error: { code: 'ALL_EVENTS_INVALID' },
       accepted: 0,
       rejected: 2,
     })
+    expect(body.errors.map((e: { index: number }) => e.index)).toEqual([0, 1])
+    const { error, request_id, accepted, rejected, errors } = body
+    expect(r.body).toBe(JSON.stringify({ error, request_id, accepted, rejected, errors }))
   })
 })
 

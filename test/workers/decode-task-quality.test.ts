@@ -11,6 +11,7 @@ import { compileRules } from '../../quality/rules.js'
 import { useRules } from '../../quality/rules-channel.js'
 import { validateRules } from '../../quality/rules-validation.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
+import { outcomeOf } from '../support/rejects.js'
 
 const PARTITIONS = {
   'adgate.bids': 2,
@@ -41,7 +42,7 @@ function task(body: Buffer, encoding: Encoding) {
       value: decodeWire(r.value).value as Record<string, unknown>,
     })),
   )
-  return { outcome: result.outcomes[0]!, records }
+  return { outcome: outcomeOf(result, 0), records }
 }
 
 afterEach(() => useRules(null))

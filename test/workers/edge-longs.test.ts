@@ -7,6 +7,7 @@ import { MAX_LONG } from '../../decoders/normalize.js'
 import type { Encoding } from '../../decoders/result.js'
 import { transcodeJsonJs } from '../../decoders/transcode.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
+import { outcomeOf } from '../support/rejects.js'
 
 const PARTITIONS = { 'adgate.bids': 1, 'adgate.impressions': 1, 'adgate.dlq': 1 }
 
@@ -19,9 +20,10 @@ function run(body: string, encoding: Encoding, type: 'bid' | 'impression') {
     requestId: 'r',
     ingestTime: 1_795_000_000_000,
   } as const
-  return runDecodeTask(
+  const result = runDecodeTask(
     oneBodyTask(Buffer.from(body), facts, { maxBytes: 1 << 20, maxEvents: 100, partitions: PARTITIONS }),
-  ).outcomes[0]!
+  )
+  return outcomeOf(result, 0)
 }
 
 // The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v2.avsc).

@@ -55,13 +55,14 @@ class FakeRunner implements TaskRunner {
 }
 
 function outcome(events: number): BodyOutcome {
-  return { error: null, events, rejects: [], flagged: 0, ruleRejects: 0, cpuMs: 0 }
+  return { error: null, events, rejected: 0, rejects: null, flagged: 0, ruleRejects: 0, cpuMs: 0 }
 }
 
 /** A result whose outcome i counts the bytes of body i, so each request can be told apart. */
 function resultFor(task: DecodeTask): TaskResult {
   return {
     buffer: new ArrayBuffer(3),
+    rejects: new ArrayBuffer(0),
     batches: [],
     outcomes: task.bodies.map((b) => outcome(b.length)),
     rawBytes: 0,
@@ -341,7 +342,7 @@ describe('DecodePool', () => {
       p.decode({ ...request(''), body }),
       p.decode({ ...request(''), body: Buffer.from('not,a,click\n1,2,3\n') }),
     ])
-    expect(good.outcome).toMatchObject({ error: null, events: 25, rejects: [] })
+    expect(good.outcome).toMatchObject({ error: null, events: 25, rejected: 0, rejects: null })
     expect(bad.outcome).toMatchObject({ events: 0, error: { code: 'MISSING_HEADER_ROW' } })
     // Both bodies' records (the events and the bad body's dead letter) are in the task's batches.
     expect(good.task.batches.length).toBeGreaterThan(0)
