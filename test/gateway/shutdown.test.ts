@@ -78,23 +78,30 @@ function exchange(
   agent: http.Agent | false,
   body?: Buffer,
 ): Promise<Outcome> {
+  const headers: Record<string, string | number> = {}
+  if (body) {
+    headers['content-type'] = CONTENT_TYPE.json
+    headers['content-length'] = body.length
+  }
+  if (agent === false) headers.connection = 'close'
+  const req = http.request({
+    host: '127.0.0.1',
+    port,
+    method,
+    path,
+    agent,
+    headers,
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  })
+  const done = outcomeOf(req)
+  req.end(body)
+  return done
+}
+
+/** What became of a request: its answer, no response at all, or a response cut short. */
+function outcomeOf(req: http.ClientRequest): Promise<Outcome> {
   return new Promise((resolve) => {
     let responded = false
-    const headers: Record<string, string | number> = {}
-    if (body) {
-      headers['content-type'] = CONTENT_TYPE.json
-      headers['content-length'] = body.length
-    }
-    if (agent === false) headers.connection = 'close'
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      method,
-      path,
-      agent,
-      headers,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    })
     req.on('response', (res) => {
       responded = true
       const chunks: Buffer[] = []
@@ -115,7 +122,6 @@ function exchange(
       const code = (err as NodeJS.ErrnoException).code ?? err.name
       resolve(responded ? { kind: 'cut', code } : { kind: 'no-response', code })
     })
-    req.end(body)
   })
 }
 
@@ -197,23 +203,7 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
         headers: { 'content-type': CONTENT_TYPE.json, 'content-length': s.body.length },
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       })
-      const slowDone = new Promise<Outcome>((resolve) => {
-        slowReq.on('response', (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () =>
-            resolve({
-              kind: 'answer',
-              status: res.statusCode ?? 0,
-              retryAfter: res.headers['retry-after'],
-              body: parse(Buffer.concat(chunks).toString()),
-            }),
-          )
-        })
-        slowReq.on('error', (err) =>
-          resolve({ kind: 'no-response', code: (err as NodeJS.ErrnoException).code ?? err.name }),
-        )
-      })
+      const slowDone = outcomeOf(slowReq)
       const half = Math.floor(s.body.length / 2)
       await new Promise<void>((resolve) => slowReq.write(s.body.subarray(0, half), () => resolve()))
       await sleep(300) // the gateway has the headers: it counts the request as in flight
