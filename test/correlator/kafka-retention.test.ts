@@ -36,9 +36,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
   }, 120_000)
 
   afterAll(async () => {
-    await kafka.deleteTopics(prefix)
-    await kafka.admin.deleteGroups({ groups }).catch((err: unknown) => console.warn('cleanup', err))
-    await kafka.close()
+    await kafka.cleanUp(prefix, groups)
     rmSync(dir, { recursive: true, force: true })
   })
 

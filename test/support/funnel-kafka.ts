@@ -106,6 +106,13 @@ export class FunnelKafka {
     await this.admin.close()
   }
 
+  /** A test's end: its topics (by `prefix`) and consumer `groups` deleted, then the admin closed. */
+  async cleanUp(prefix: string, groups: string[]): Promise<void> {
+    await this.deleteTopics(prefix)
+    await this.admin.deleteGroups({ groups }).catch((err: unknown) => console.warn('cleanup', err))
+    await this.close()
+  }
+
   private consumer(groupId: string): Consumer {
     return new Consumer({ clientId, groupId, bootstrapBrokers: this.brokers })
   }
