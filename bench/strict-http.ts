@@ -4,6 +4,7 @@ import { CONTENT_TYPE } from '../generator/encode.js'
 import { buildAt } from './lib/baseline-build.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, compared } from './lib/results.js'
+// Declaration mirrored in bench/producer.ts and bench/gateway.ts: each bench starts the same servers.
 import {
   BROKERS,
   bodies,

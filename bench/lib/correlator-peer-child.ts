@@ -101,6 +101,7 @@ const source = new Source({
   onError: (err: unknown, msg: string) => log(`kafka: ${msg}: ${String(err)}`),
 })
 const producer = new KafkaRekeyProducer(brokers, 'bench')
+// Declaration mirrored in test/correlator/kafka-retention.test.ts: both build the correlator as the CLI does.
 const c = new Correlator(
   {
     rules: DEFAULT_RULES,
