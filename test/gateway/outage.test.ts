@@ -37,6 +37,8 @@ const CLIENTS = 4
 const EVENTS_PER_REQUEST = 5
 const TOPIC = EVENT_INFO.impression.topic
 
+// Declaration mirrored in test/faults/support/load.ts, whose Exchange adds the client, type and gateway
+// generation the fault drills need: this in-process test keeps its own smaller record.
 interface Exchange {
   ids: string[]
   sentAt: number
