@@ -11,11 +11,10 @@ import { SpoolSource } from '../../correlator/spool-source.js'
 import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
-import { compileRules } from '../../quality/rules.js'
 import { useRules } from '../../quality/rules-channel.js'
-import { validateRules } from '../../quality/rules-validation.js'
 import type { Spool } from '../../spool/spool.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
+import { FLAG_NOT_DE, useTestRules } from '../support/rules.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'adgate-spool-flags-'))
 afterEach(() => {
@@ -25,25 +24,7 @@ afterEach(() => {
 
 describe('quality flags through the spool', () => {
   it('reach the correlator with their records', async () => {
-    useRules(
-      compileRules(
-        validateRules(
-          {
-            rules: [
-              {
-                name: 'imp.country',
-                type: 'impression',
-                kind: 'allowed',
-                field: 'country',
-                values: ['DE'],
-                severity: 'flag',
-              },
-            ],
-          },
-          'test',
-        ),
-      ),
-    )
+    useTestRules([FLAG_NOT_DE])
     const events: Record<string, unknown>[] = generateEvents('impression', 20, 8).map((e, i) => ({
       ...e,
       country: i % 4 === 0 ? 'FR' : 'DE',

@@ -7,11 +7,10 @@ import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { decodeRecordBatch, QUALITY_FLAGS_HEADER } from '../../kafka/protocol/record-batch.js'
-import { compileRules } from '../../quality/rules.js'
 import { useRules } from '../../quality/rules-channel.js'
-import { validateRules } from '../../quality/rules-validation.js'
 import { runDecodeTask } from '../../workers/decode-task.js'
 import { outcomeOf } from '../support/rejects.js'
+import { FLAG_NOT_DE, useTestRules } from '../support/rules.js'
 
 const PARTITIONS = {
   'adgate.bids': 2,
@@ -50,33 +49,17 @@ afterEach(() => useRules(null))
 describe('decode task with quality rules', () => {
   for (const encoding of ['json', 'ndjson', 'csv', 'avro'] as const) {
     it(`${encoding}: rejects by rule with the body index, flags the rest, passes the clean ones`, () => {
-      useRules(
-        compileRules(
-          validateRules(
-            {
-              rules: [
-                {
-                  name: 'imp.cost',
-                  type: 'impression',
-                  kind: 'range',
-                  field: 'cost_micros',
-                  max: 1_000_000,
-                  severity: 'reject',
-                },
-                {
-                  name: 'imp.country',
-                  type: 'impression',
-                  kind: 'allowed',
-                  field: 'country',
-                  values: ['DE'],
-                  severity: 'flag',
-                },
-              ],
-            },
-            'test',
-          ),
-        ),
-      )
+      useTestRules([
+        {
+          name: 'imp.cost',
+          type: 'impression',
+          kind: 'range',
+          field: 'cost_micros',
+          max: 1_000_000,
+          severity: 'reject',
+        },
+        FLAG_NOT_DE,
+      ])
       const events: Record<string, unknown>[] = generateEvents('impression', 8, 4).map((e) => ({
         ...e,
         cost_micros: 500,
