@@ -1,9 +1,9 @@
-import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { BidEvent, ForwardedImpression, ImpressionEvent, RecordRef } from './events.js'
 import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
-import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
-import { late } from './late.js'
+import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
+import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
 import {
   F_BIDS,
@@ -81,14 +81,7 @@ export class AuctionJoin {
   onBid(e: BidEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
     const s = this.state
     const rules = this.rules
-    if (observe(s.bidsClock, e.event_time, rules.graceMs, wallNow)) {
-      late(out, ref, 'bid', e.event_id, e.event_time, watermark(s.bidsClock, rules.graceMs), e.campaign_id)
-      return
-    }
-    if (seen(s.bidIds, e.event_id, e.event_time)) {
-      out.duplicate()
-      return
-    }
+    if (!admit(out, ref, 'bid', e, s.bidsClock, s.bidIds, rules.graceMs, wallNow)) return
     if (e.campaign_id !== null) {
       out.count(1, this.partition, e.campaign_id, e.event_time, F_BIDS, 1)
       out.count(1, this.partition, e.campaign_id, e.event_time, F_QUALITY_EVENTS, 1)
@@ -123,22 +116,7 @@ export class AuctionJoin {
   onImpression(e: ImpressionEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
     const s = this.state
     const rules = this.rules
-    if (observe(s.impsClock, e.event_time, rules.graceMs, wallNow)) {
-      late(
-        out,
-        ref,
-        'impression',
-        e.event_id,
-        e.event_time,
-        watermark(s.impsClock, rules.graceMs),
-        e.campaign_id,
-      )
-      return
-    }
-    if (seen(s.impIds, e.event_id, e.event_time)) {
-      out.duplicate()
-      return
-    }
+    if (!admit(out, ref, 'impression', e, s.impsClock, s.impIds, rules.graceMs, wallNow)) return
     const row: ImpressionRow = {
       impression_id: e.impression_id,
       event_id: e.event_id,

@@ -1,9 +1,9 @@
-import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { ClickEvent, ForwardedClick, ForwardedImpression, ProgressMarker, RecordRef } from './events.js'
 import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
-import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
-import { late } from './late.js'
+import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
+import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
 import { bound, mark, newProgress, type ProgressState } from './progress.js'
 import {
@@ -105,22 +105,7 @@ export class ClickJoin {
   onClick(e: ClickEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
     const s = this.state
     const rules = this.rules
-    if (observe(s.clicksClock, e.event_time, rules.graceMs, wallNow)) {
-      late(
-        out,
-        ref,
-        'click',
-        e.event_id,
-        e.event_time,
-        watermark(s.clicksClock, rules.graceMs),
-        e.campaign_id,
-      )
-      return
-    }
-    if (seen(s.clickIds, e.event_id, e.event_time)) {
-      out.duplicate()
-      return
-    }
+    if (!admit(out, ref, 'click', e, s.clicksClock, s.clickIds, rules.graceMs, wallNow)) return
     const row: ClickRow = {
       click_id: e.click_id,
       event_id: e.event_id,

@@ -1,8 +1,8 @@
-import { type ClockState, expiryWatermark, newClock, observe, watermark } from './clock.js'
+import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ConversionEvent, ForwardedClick, ProgressMarker, RecordRef } from './events.js'
 import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
-import { forgetBelow, type IdSetState, newIdSet, seen } from './id-set.js'
-import { late } from './late.js'
+import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
+import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
 import { bound, mark, newProgress, type ProgressState } from './progress.js'
 import {
@@ -81,22 +81,7 @@ export class ConversionJoin {
   onConversion(e: ConversionEvent, ref: RecordRef, out: BatchOutput, wallNow: number): void {
     const s = this.state
     const rules = this.rules
-    if (observe(s.conversionsClock, e.event_time, rules.graceMs, wallNow)) {
-      late(
-        out,
-        ref,
-        'conversion',
-        e.event_id,
-        e.event_time,
-        watermark(s.conversionsClock, rules.graceMs),
-        e.campaign_id,
-      )
-      return
-    }
-    if (seen(s.conversionIds, e.event_id, e.event_time)) {
-      out.duplicate()
-      return
-    }
+    if (!admit(out, ref, 'conversion', e, s.conversionsClock, s.conversionIds, rules.graceMs, wallNow)) return
     const row: ConversionRow = {
       conversion_id: e.conversion_id,
       event_id: e.event_id,

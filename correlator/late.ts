@@ -1,5 +1,32 @@
+import { type ClockState, observe, watermark } from './clock.js'
 import type { RecordRef } from './events.js'
+import { type IdSetState, seen } from './id-set.js'
 import type { BatchOutput } from './output.js'
+
+/**
+ * The prologue of every join stage: false for an event beyond its stream's grace period (set
+ * aside in the late table) or already seen (counted as a duplicate), true for one to join.
+ */
+export function admit(
+  out: BatchOutput,
+  ref: RecordRef,
+  type: string,
+  e: { event_id: string; event_time: number; campaign_id: string | null },
+  clock: ClockState,
+  ids: IdSetState,
+  graceMs: number,
+  wallNow: number,
+): boolean {
+  if (observe(clock, e.event_time, graceMs, wallNow)) {
+    late(out, ref, type, e.event_id, e.event_time, watermark(clock, graceMs), e.campaign_id)
+    return false
+  }
+  if (seen(ids, e.event_id, e.event_time)) {
+    out.duplicate()
+    return false
+  }
+  return true
+}
 
 /** Sets an event aside as late: written with its raw bytes to the late table, never counted. */
 export function late(
