@@ -1,7 +1,7 @@
 import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { BidEvent, ForwardedImpression, ImpressionEvent, RecordRef } from './events.js'
-import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
+import { type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
 import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
@@ -178,16 +178,8 @@ export class AuctionJoin {
       if (bid !== undefined && bid.time + w < impsBound) s.bids.delete(id)
     })
     const bidsBound = expiryWatermark(s.bidsClock, g)
-    expireUpTo(s.waitingExpiry, bidsBound, (id) => {
-      const list = s.waiting.get(id)
-      if (list === undefined) return
-      let newest = Number.NEGATIVE_INFINITY
-      for (const r of list) if (r.impression_time > newest) newest = r.impression_time
-      if (newest < bidsBound) {
-        s.waiting.delete(id)
-        out.joined('bid_impression', 'expired', list.length)
-      } else schedule(s.waitingExpiry, id, newest)
-    })
+    const expired = expireWaiting(s.waitingExpiry, s.waiting, bidsBound, 'impression_time')
+    if (expired > 0) out.joined('bid_impression', 'expired', expired)
     forgetBelow(s.bidIds, watermark(s.bidsClock, g))
     forgetBelow(s.impIds, watermark(s.impsClock, g))
   }

@@ -1,7 +1,7 @@
 import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { ClickEvent, ForwardedClick, ForwardedImpression, ProgressMarker, RecordRef } from './events.js'
-import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
+import { type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
 import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
@@ -190,16 +190,8 @@ export class ClickJoin {
       if (entry !== undefined && entry.time + w < clicksBound) s.impressions.delete(id)
     })
     const impsBound = bound(s.upstream, this.upstreamPartitions)
-    expireUpTo(s.orphanExpiry, impsBound, (id) => {
-      const list = s.orphans.get(id)
-      if (list === undefined) return
-      let newest = Number.NEGATIVE_INFINITY
-      for (const c of list) if (c.click_time > newest) newest = c.click_time
-      if (newest < impsBound) {
-        s.orphans.delete(id)
-        out.joined('impression_click', 'expired', list.length)
-      } else schedule(s.orphanExpiry, id, newest)
-    })
+    const expired = expireWaiting(s.orphanExpiry, s.orphans, impsBound, 'click_time')
+    if (expired > 0) out.joined('impression_click', 'expired', expired)
     forgetBelow(s.clickIds, watermark(s.clicksClock, g))
   }
 

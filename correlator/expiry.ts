@@ -58,3 +58,28 @@ function insertSorted(order: number[], slot: number): void {
   i = lo
   order.splice(i, 0, slot)
 }
+
+/**
+ * Expires lists of events waiting for a partner (a bid's impressions, an impression's orphan clicks):
+ * a list whose newest event is below `bound` is dropped, any other is rescheduled at its newest.
+ * Returns how many events were dropped.
+ */
+export function expireWaiting<K extends string, E extends Record<K, number>>(
+  state: ExpiryState,
+  waiting: Map<string, E[]>,
+  bound: number,
+  time: K,
+): number {
+  let dropped = 0
+  expireUpTo(state, bound, (key) => {
+    const list = waiting.get(key)
+    if (list === undefined) return
+    let newest = Number.NEGATIVE_INFINITY
+    for (const e of list) if (e[time] > newest) newest = e[time]
+    if (newest < bound) {
+      waiting.delete(key)
+      dropped += list.length
+    } else schedule(state, key, newest)
+  })
+  return dropped
+}
