@@ -136,6 +136,8 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
   let slow: Outcome | null = null
   let freshDuringDrain: Outcome | null = null
   let records: ReadRecord[] = []
+  let readBackMs = 0
+  let written = ''
 
   beforeAll(async () => {
     gw = await startGateway(brokers, {
@@ -238,6 +240,7 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
       exchanges.filter((e) => e.outcome?.kind === 'answer' && e.outcome.status === 200).flatMap((e) => e.ids),
     )
     const ours = (r: ReadRecord) => String(r.value.event_id).startsWith(`${run}-`)
+    const readStart = Date.now()
     records = (
       await readFrom(
         brokers,
@@ -246,6 +249,18 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
         30_000,
       )
     ).filter(ours)
+    readBackMs = Date.now() - readStart
+    // Records the topic gained meanwhile per partition (this run's and any other writer's): more
+    // than were read means the read fell short, not Kafka.
+    const to = await endOffsets(brokers, [TOPIC])
+    written = JSON.stringify(
+      Object.fromEntries(
+        [...(to.get(TOPIC) ?? new Map<number, string>())].map(([p, end]) => [
+          p,
+          Number(BigInt(end) - BigInt(from.get(TOPIC)?.get(p) ?? '0')),
+        ]),
+      ),
+    )
 
     const count = (pred: (o: Outcome) => boolean) =>
       exchanges.filter((e) => e.outcome && pred(e.outcome)).length
@@ -286,6 +301,7 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
           freshConnectionDuringDrain:
             freshDuringDrain?.kind === 'answer' ? freshDuringDrain.status : freshDuringDrain?.code,
           eventsInKafka: records.length,
+          readBackMs,
         },
         null,
         1,
@@ -361,6 +377,20 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
     expect(ok.length).toBeGreaterThan(0)
     const inKafka = new Set(records.map((r) => String(r.value.event_id)))
     const missing = ok.flatMap((e) => e.ids).filter((id) => !inKafka.has(id))
-    expect(missing, `${missing.length} acknowledged events are missing from ${TOPIC}`).toEqual([])
+    // A read that used its whole 30 s is told apart from one that found everything there was.
+    const where = `read back ${records.length} records in ${readBackMs} ms; per partition: ${JSON.stringify(perPartition(records))}; records the topic gained per partition: ${written}`
+    expect(missing, `${missing.length} acknowledged events are missing from ${TOPIC} (${where})`).toEqual([])
   })
 })
+
+/** How many of the run's records each partition held, with their offsets' range. */
+function perPartition(rs: ReadRecord[]): Record<string, { records: number; first: string; last: string }> {
+  const out: Record<string, { records: number; first: string; last: string }> = {}
+  for (const r of rs) {
+    out[String(r.partition)] ??= { records: 0, first: String(r.offset), last: String(r.offset) }
+    const p = out[String(r.partition)]!
+    p.records++
+    p.last = String(r.offset)
+  }
+  return out
+}
