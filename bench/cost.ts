@@ -6,16 +6,7 @@ import type { RunOptions } from './lib/module.js'
 import { openLoop } from './lib/open-loop.js'
 import { BENCH_BROKERS, benchBroker, brokerPid } from './lib/peer-servers.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
-import {
-  bodies,
-  cpuSeconds,
-  GATEWAY_PORT_LINE,
-  metric,
-  type Server,
-  spoolDrained,
-  startServer,
-  stop,
-} from './lib/servers.js'
+import { bodies, cpuSeconds, metric, type Server, spoolDrained, startGateway, stop } from './lib/servers.js'
 import { median } from './lib/stats.js'
 
 export const description =
@@ -46,17 +37,8 @@ interface Sample {
 }
 
 function gatewayFrom(root: string, side: Side): Promise<Server> {
-  return startServer(
-    [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
-    {
-      KAFKA_BROKERS: BENCH_BROKERS,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ADGATE_DATA_DIR: join(REPO_ROOT, 'data', `bench-cost-${side}`),
-    },
-    GATEWAY_PORT_LINE,
-  )
+  const dataDir = join(REPO_ROOT, 'data', `bench-cost-${side}`)
+  return startGateway({ KAFKA_BROKERS: BENCH_BROKERS, ADGATE_DATA_DIR: dataDir }, root)
 }
 
 async function measure(server: Server, eventsPerS: number, seconds: number): Promise<Sample> {

@@ -84,13 +84,17 @@ function peers(json: Buffer[], only?: string[]): (Peer | { name: string; reason:
     return r.ok ? make(r.run) : { name, reason: r.reason }
   }
   const camelDir = join(PEERS_DIR, 'camel')
+  // What adgate, camel and benthos are sent: the same JSON arrays on the same route.
+  const jsonArray = {
+    contract: 'JSON array',
+    path: '/v1/impressions',
+    contentType: CONTENT_TYPE.json,
+    bodies: json,
+  } as const
   return [
     {
       name: 'adgate',
-      contract: 'JSON array',
-      path: '/v1/impressions',
-      contentType: CONTENT_TYPE.json,
-      bodies: json,
+      ...jsonArray,
       start: () =>
         startGateway({
           KAFKA_BROKERS: BROKERS,
@@ -100,10 +104,7 @@ function peers(json: Buffer[], only?: string[]): (Peer | { name: string; reason:
     },
     built('camel', buildCamel, (run) => ({
       name: 'camel',
-      contract: 'JSON array',
-      path: '/v1/impressions',
-      contentType: CONTENT_TYPE.json,
-      bodies: json,
+      ...jsonArray,
       start: () =>
         startPeer(
           'camel',
@@ -124,10 +125,7 @@ function peers(json: Buffer[], only?: string[]): (Peer | { name: string; reason:
       () => buildGo('benthos', 'benthos'),
       (run) => ({
         name: 'benthos',
-        contract: 'JSON array',
-        path: '/v1/impressions',
-        contentType: CONTENT_TYPE.json,
-        bodies: json,
+        ...jsonArray,
         start: () =>
           startPeer(
             'benthos',

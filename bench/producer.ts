@@ -13,11 +13,9 @@ import {
   bodies,
   cpuSeconds,
   ensureKafka,
-  GATEWAY_PORT_LINE,
   load,
   type Server,
   startGateway,
-  startServer,
   stop,
 } from './lib/servers.js'
 import { median } from './lib/stats.js'
@@ -47,12 +45,18 @@ function values(count: number): Buffer[] {
   )
 }
 
+/** One drive's throughput and cost. */
+interface Drive {
+  eventsPerSec: number
+  cpuPerM: number
+}
+
 /** Runs `send(chunk)` for every chunk of `records`, `IN_FLIGHT` at a time; returns events/s and CPU-s per million. */
 async function drive(
   records: number,
   send: (from: number, to: number) => Promise<unknown>,
   inFlight: number,
-) {
+): Promise<Drive> {
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   let next = 0
@@ -98,8 +102,8 @@ async function producerOnly(quick: boolean): Promise<BenchResult[]> {
   await sink.connect()
   const builder = new RecordBatchBuilder()
   const headers = Buffer.from([0])
-  const platformatic: { eventsPerSec: number; cpuPerM: number }[] = []
-  const ours: { eventsPerSec: number; cpuPerM: number }[] = []
+  const platformatic: Drive[] = []
+  const ours: Drive[] = []
   try {
     for (let r = 0; r < rounds; r++) {
       const sides = [
@@ -137,51 +141,29 @@ async function producerOnly(quick: boolean): Promise<BenchResult[]> {
     await admin.deleteTopics({ topics: [topic] }).catch(() => {})
     await admin.close()
   }
-  const their = {
-    eventsPerSec: median(platformatic.map((x) => x.eventsPerSec)),
-    cpuPerM: median(platformatic.map((x) => x.cpuPerM)),
-  }
-  const mine = {
-    eventsPerSec: median(ours.map((x) => x.eventsPerSec)),
-    cpuPerM: median(ours.map((x) => x.cpuPerM)),
-  }
   const name = `${RECORDS_PER_SEND} records/send (platformatic: 1 in flight, adgate: ${IN_FLIGHT}), lz4, acks=all, idempotent`
+  const row = (metric: string, unit: string, f: (x: Drive) => number): BenchResult => {
+    const value = median(ours.map(f))
+    const baseline = median(platformatic.map(f))
+    return {
+      case: `producer only (${name}): adgate batches over platformatic connections vs platformatic Producer`,
+      metric,
+      value,
+      unit,
+      baseline,
+      ratio: value / baseline,
+    }
+  }
   return [
-    {
-      case: `producer only (${name}): adgate batches over platformatic connections vs platformatic Producer`,
-      metric: 'events_per_s',
-      value: mine.eventsPerSec,
-      unit: 'events/s',
-      baseline: their.eventsPerSec,
-      ratio: mine.eventsPerSec / their.eventsPerSec,
-    },
-    {
-      case: `producer only (${name}): adgate batches over platformatic connections vs platformatic Producer`,
-      metric: 'cpu_s_per_M',
-      value: mine.cpuPerM,
-      unit: 'CPU-s',
-      baseline: their.cpuPerM,
-      ratio: mine.cpuPerM / their.cpuPerM,
-    },
+    row('events_per_s', 'events/s', (x) => x.eventsPerSec),
+    row('cpu_s_per_M', 'CPU-s', (x) => x.cpuPerM),
   ]
 }
 
 /** The gateway at `dist` (this checkout's, or the baseline's), one decode worker. */
 function gatewayFrom(root: string): Promise<Server> {
-  if (root === '') return startGateway({ ADGATE_WORKERS: '1', ADGATE_SPOOL_MAX_BYTES: '0' })
-  return startServer(
-    [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
-    {
-      KAFKA_BROKERS: BROKERS,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ADGATE_WORKERS: '1',
-      ADGATE_SPOOL_MAX_BYTES: '0',
-      ADGATE_DATA_DIR: join(root, 'data'),
-    },
-    GATEWAY_PORT_LINE,
-  )
+  const env = { ADGATE_WORKERS: '1', ADGATE_SPOOL_MAX_BYTES: '0' }
+  return root === '' ? startGateway(env) : startGateway({ ...env, ADGATE_DATA_DIR: join(root, 'data') }, root)
 }
 
 async function gatewayOldVsNew(baselineRoot: string, quick: boolean): Promise<BenchResult[]> {

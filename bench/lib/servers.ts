@@ -58,9 +58,10 @@ export function startServer(
 }
 
 /** Start adgate's gateway on a free port. */
-export function startGateway(env: Record<string, string> = {}): Promise<Server> {
+/** A gateway built in the checkout at `root` (this one, or a baseline's for old-vs-new runs). */
+export function startGateway(env: Record<string, string> = {}, root = REPO_ROOT): Promise<Server> {
   return startServer(
-    [CLI, 'gateway'],
+    [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
     { KAFKA_BROKERS: BROKERS, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     GATEWAY_PORT_LINE,
   )
