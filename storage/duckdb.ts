@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
-import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
+import { AGG_FIELDS, type AggDelta, type LateRow } from '../correlator/rows.js'
 import {
   type PartitionLoad,
+  type Position,
   StaleOwnerError,
   type StatsQuery,
   type StatsRow,
@@ -109,30 +110,10 @@ export class DuckDbStorage implements Storage {
       await this.stageFacts('impressions', o.impressions.values())
       await this.stageFacts('clicks', o.clicks.values())
       await this.stageFacts('conversions', o.conversions.values())
-      if (o.late.length > 0) {
-        const a = await c.createAppender('s_late', 'main', 'temp')
-        for (const r of o.late) {
-          a.appendVarchar(r.topic)
-          a.appendInteger(r.partition)
-          a.appendBigInt(BigInt(r.offset))
-          a.appendVarchar(r.event_type)
-          a.appendVarchar(r.event_id)
-          a.appendBigInt(BigInt(r.event_time))
-          a.appendBigInt(BigInt(r.watermark))
-          if (r.campaign_id === null) a.appendNull()
-          else a.appendVarchar(r.campaign_id)
-          a.appendBlob(r.value)
-          a.endRow()
-        }
-        a.closeSync()
-        await c.run(
-          `INSERT INTO late_events SELECT ${LATE_COLUMNS.map(([n]) => n).join(', ')} FROM s_late ON CONFLICT DO NOTHING`,
-        )
-        await c.run('DELETE FROM s_late')
-      }
+      await this.stage('s_late', o.late, appendLate, LATE_MERGE)
       if (o.raw.length > 0) for (const [t, rows] of rawRows(o.raw)) await this.appendRaw(t, rows)
-      await this.stageAgg('minute', o.minute.values(), o.minute.size)
-      await this.stageAgg('hour', o.hour.values(), o.hour.size)
+      await this.stageAgg('minute', o.minute.values())
+      await this.stageAgg('hour', o.hour.values())
       // Anomalies are few (a handful per closed bucket at most): a statement each.
       for (const r of o.anomalies) {
         await c.run(anomalyUpsert('VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)'), [
@@ -147,20 +128,7 @@ export class DuckDbStorage implements Storage {
           BigInt(Date.now()),
         ])
       }
-      if (batch.positions.length > 0) {
-        const a = await c.createAppender('s_positions', 'main', 'temp')
-        for (const p of batch.positions) {
-          a.appendVarchar(p.topic)
-          a.appendInteger(p.partition)
-          a.appendBigInt(BigInt(p.offset))
-          a.endRow()
-        }
-        a.closeSync()
-        await c.run(
-          'INSERT INTO positions SELECT * FROM s_positions ON CONFLICT (topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset',
-        )
-        await c.run('DELETE FROM s_positions')
-      }
+      await this.stage('s_positions', batch.positions, appendPosition, POSITIONS_MERGE)
       // Delete and insert, not an upsert: DuckDB's ON CONFLICT DO UPDATE of a state blob of
       // megabytes costs about 2.5x the CPU.
       for (const cp of batch.checkpoints) {
@@ -179,11 +147,9 @@ export class DuckDbStorage implements Storage {
     }
   }
 
-  private async stageFacts(table: FactTable, rows: Iterable<object>): Promise<void> {
+  private stageFacts(table: FactTable, rows: Iterable<object>): Promise<void> {
     const { names, kinds } = FACT_APPEND[table]
-    let a: DuckDBAppender | undefined
-    for (const row of rows as Iterable<Record<string, unknown>>) {
-      a ??= await this.conn.createAppender(`s_${table}`, 'main', 'temp')
+    const append = (a: DuckDBAppender, row: Record<string, unknown>) => {
       for (let i = 0; i < names.length; i++) {
         const v = row[names[i]!]
         if (v === null || v === undefined) a.appendNull()
@@ -191,12 +157,40 @@ export class DuckDbStorage implements Storage {
         else if (kinds[i] === BOOLEAN) a.appendBoolean(v as boolean)
         else a.appendVarchar(v as string)
       }
+    }
+    const staging = `s_${table}`
+    return this.stage(
+      staging,
+      rows as Iterable<Record<string, unknown>>,
+      append,
+      factUpsert(table, `SELECT * FROM ${staging}`),
+    )
+  }
+
+  private stageAgg(g: 'minute' | 'hour', rows: Iterable<AggDelta>): Promise<void> {
+    return this.stage(`s_agg_${g}`, rows, appendAgg, aggUpsert(`agg_${g}`, `SELECT * FROM s_agg_${g}`))
+  }
+
+  /**
+   * Appends `rows` to the temporary table `staging`, then runs `merge` (SQL reading it into the
+   * real table) and empties it; nothing at all for no rows.
+   */
+  private async stage<T>(
+    staging: string,
+    rows: Iterable<T>,
+    append: (a: DuckDBAppender, row: T) => void,
+    merge: string,
+  ): Promise<void> {
+    let a: DuckDBAppender | undefined
+    for (const row of rows) {
+      a ??= await this.conn.createAppender(staging, 'main', 'temp')
+      append(a, row)
       a.endRow()
     }
     if (a === undefined) return
     a.closeSync()
-    await this.conn.run(factUpsert(table, `SELECT * FROM s_${table}`))
-    await this.conn.run(`DELETE FROM s_${table}`)
+    await this.conn.run(merge)
+    await this.conn.run(`DELETE FROM ${staging}`)
   }
 
   /**
@@ -222,22 +216,6 @@ export class DuckDbStorage implements Storage {
       a.endRow()
     }
     a.closeSync()
-  }
-
-  private async stageAgg(g: 'minute' | 'hour', rows: Iterable<AggDelta>, size: number): Promise<void> {
-    if (size === 0) return
-    const a = await this.conn.createAppender(`s_agg_${g}`, 'main', 'temp')
-    for (const d of rows) {
-      a.appendVarchar(d.campaign_id)
-      a.appendBigInt(BigInt(d.bucket))
-      a.appendSmallInt(d.stage)
-      a.appendInteger(d.partition)
-      for (let i = 0; i < AGG_FIELDS.length; i++) a.appendBigInt(BigInt(d.values[i]!))
-      a.endRow()
-    }
-    a.closeSync()
-    await this.conn.run(aggUpsert(`agg_${g}`, `SELECT * FROM s_agg_${g}`))
-    await this.conn.run(`DELETE FROM s_agg_${g}`)
   }
 
   stats(q: StatsQuery): Promise<StatsRow[]> {
@@ -296,6 +274,37 @@ async function physicalOrder(conn: DuckDBConnection, table: RawTable): Promise<n
     [table.name],
   )
   return (r.getRows() as [string][]).map(([name]) => table.columns.findIndex((c) => c.name === name))
+}
+
+const LATE_MERGE = `INSERT INTO late_events SELECT ${LATE_COLUMNS.map(([n]) => n).join(', ')} FROM s_late ON CONFLICT DO NOTHING`
+const POSITIONS_MERGE =
+  'INSERT INTO positions SELECT * FROM s_positions ON CONFLICT (topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset'
+
+function appendLate(a: DuckDBAppender, r: LateRow): void {
+  a.appendVarchar(r.topic)
+  a.appendInteger(r.partition)
+  a.appendBigInt(BigInt(r.offset))
+  a.appendVarchar(r.event_type)
+  a.appendVarchar(r.event_id)
+  a.appendBigInt(BigInt(r.event_time))
+  a.appendBigInt(BigInt(r.watermark))
+  if (r.campaign_id === null) a.appendNull()
+  else a.appendVarchar(r.campaign_id)
+  a.appendBlob(r.value)
+}
+
+function appendAgg(a: DuckDBAppender, d: AggDelta): void {
+  a.appendVarchar(d.campaign_id)
+  a.appendBigInt(BigInt(d.bucket))
+  a.appendSmallInt(d.stage)
+  a.appendInteger(d.partition)
+  for (let i = 0; i < AGG_FIELDS.length; i++) a.appendBigInt(BigInt(d.values[i]!))
+}
+
+function appendPosition(a: DuckDBAppender, p: Position): void {
+  a.appendVarchar(p.topic)
+  a.appendInteger(p.partition)
+  a.appendBigInt(BigInt(p.offset))
 }
 
 const TEXT = 0
