@@ -106,14 +106,16 @@ export function auctionOf(bid: Event): string {
   return (bid.request as { id: string }).id
 }
 
+/** What every posted event starts with; the gateway fills in ingest_time and source. */
+function envelope(rng: Random, time: number): Event {
+  return { event_id: `ev-${rng.hexId()}`, event_time: time, ingest_time: 0, source: '' }
+}
+
 export function makeImpression(rng: Random, bid: Event, time: number): Event {
   const device = bid.device as { ua: string; ip: string } | null
   const price = bid.bid_price_micros as number
   return {
-    event_id: `ev-${rng.hexId()}`,
-    event_time: time,
-    ingest_time: 0,
-    source: '',
+    ...envelope(rng, time),
     impression_id: `imp-${rng.hexId()}`,
     auction_id: auctionOf(bid),
     campaign_id: (bid.campaign_id as string | null) ?? rng.pick(CAMPAIGNS),
@@ -134,10 +136,7 @@ export function makeImpression(rng: Random, bid: Event, time: number): Event {
 
 export function makeClick(rng: Random, impression: Event, time: number, userAgent?: string): Event {
   return {
-    event_id: `ev-${rng.hexId()}`,
-    event_time: time,
-    ingest_time: 0,
-    source: '',
+    ...envelope(rng, time),
     click_id: `clk-${rng.hexId()}`,
     impression_id: impression.impression_id,
     campaign_id: impression.campaign_id,
@@ -152,10 +151,7 @@ export function makeConversion(rng: Random, click: Event, time: number): Event {
   const type = rng.pick(CONVERSION_TYPES)
   const valued = type === 'PURCHASE' || rng.chance(0.2)
   return {
-    event_id: `ev-${rng.hexId()}`,
-    event_time: time,
-    ingest_time: 0,
-    source: '',
+    ...envelope(rng, time),
     conversion_id: `cnv-${rng.hexId()}`,
     click_id: click.click_id,
     campaign_id: click.campaign_id,
