@@ -1,7 +1,7 @@
 import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { BidEvent, ForwardedImpression, ImpressionEvent, RecordRef } from './events.js'
-import { type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
+import { addWaiting, type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
 import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
@@ -145,13 +145,7 @@ export class AuctionJoin {
         out.joined('bid_impression', 'matched')
       } else out.joined('bid_impression', 'outside_window')
     } else {
-      let list = s.waiting.get(e.auction_id)
-      if (list === undefined) {
-        list = []
-        s.waiting.set(e.auction_id, list)
-        schedule(s.waitingExpiry, e.auction_id, e.event_time)
-      }
-      list.push(row)
+      addWaiting(s.waitingExpiry, s.waiting, e.auction_id, row, e.event_time)
     }
     out.impression(row)
     out.count(1, this.partition, e.campaign_id, e.event_time, F_IMPRESSIONS, 1)

@@ -1,7 +1,7 @@
 import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ColumnSpec } from './columns.js'
 import type { ClickEvent, ForwardedClick, ForwardedImpression, ProgressMarker, RecordRef } from './events.js'
-import { type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
+import { addWaiting, type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
 import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
@@ -137,13 +137,7 @@ export class ClickJoin {
         out.joined('impression_click', 'outside_window')
       }
     } else {
-      let list = s.orphans.get(e.impression_id)
-      if (list === undefined) {
-        list = []
-        s.orphans.set(e.impression_id, list)
-        schedule(s.orphanExpiry, e.impression_id, e.event_time)
-      }
-      list.push(row)
+      addWaiting(s.orphanExpiry, s.orphans, e.impression_id, row, e.event_time)
       out.click(row)
     }
     this.forward({ click_id: e.click_id, time: e.event_time }, out)

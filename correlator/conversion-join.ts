@@ -1,6 +1,6 @@
 import { type ClockState, expiryWatermark, newClock, watermark } from './clock.js'
 import type { ConversionEvent, ForwardedClick, ProgressMarker, RecordRef } from './events.js'
-import { type ExpiryState, expireUpTo, newExpiry, schedule } from './expiry.js'
+import { addWaiting, type ExpiryState, expireUpTo, expireWaiting, newExpiry, schedule } from './expiry.js'
 import { forgetBelow, type IdSetState, newIdSet } from './id-set.js'
 import { admit } from './late.js'
 import type { BatchOutput } from './output.js'
@@ -107,13 +107,7 @@ export class ConversionJoin {
         out.joined('click_conversion', 'matched')
       } else out.joined('click_conversion', 'outside_window')
     } else {
-      let list = s.orphans.get(e.click_id)
-      if (list === undefined) {
-        list = []
-        s.orphans.set(e.click_id, list)
-        schedule(s.orphanExpiry, e.click_id, e.event_time)
-      }
-      list.push(row)
+      addWaiting(s.orphanExpiry, s.orphans, e.click_id, row, e.event_time)
     }
     out.conversion(row)
   }
@@ -132,16 +126,8 @@ export class ConversionJoin {
       if (t !== undefined && t + w < convBound) s.clicks.delete(id)
     })
     const clicksBound = bound(s.upstream, this.upstreamPartitions)
-    expireUpTo(s.orphanExpiry, clicksBound, (id) => {
-      const list = s.orphans.get(id)
-      if (list === undefined) return
-      let newest = Number.NEGATIVE_INFINITY
-      for (const c of list) if (c.conversion_time > newest) newest = c.conversion_time
-      if (newest < clicksBound) {
-        s.orphans.delete(id)
-        out.joined('click_conversion', 'expired', list.length)
-      } else schedule(s.orphanExpiry, id, newest)
-    })
+    const expired = expireWaiting(s.orphanExpiry, s.orphans, clicksBound, 'conversion_time')
+    if (expired > 0) out.joined('click_conversion', 'expired', expired)
     forgetBelow(s.conversionIds, watermark(s.conversionsClock, this.rules.graceMs))
   }
 

@@ -59,6 +59,22 @@ function insertSorted(order: number[], slot: number): void {
   order.splice(i, 0, slot)
 }
 
+/** Adds `event` to the list waiting for a partner under `key`; a new list is scheduled at `time`. */
+export function addWaiting<E>(
+  state: ExpiryState,
+  waiting: Map<string, E[]>,
+  key: string,
+  event: E,
+  time: number,
+): void {
+  const list = waiting.get(key)
+  if (list !== undefined) list.push(event)
+  else {
+    waiting.set(key, [event])
+    schedule(state, key, time)
+  }
+}
+
 /**
  * Expires lists of events waiting for a partner (a bid's impressions, an impression's orphan clicks):
  * a list whose newest event is below `bound` is dropped, any other is rescheduled at its newest.
