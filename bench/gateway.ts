@@ -5,6 +5,7 @@ import { CONTENT_TYPE } from '../generator/encode.js'
 import type { RunOptions } from './lib/module.js'
 import { openLoop } from './lib/open-loop.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
+// Declaration mirrored in bench/producer.ts and bench/strict-http.ts: each bench starts the same servers.
 import {
   BROKERS,
   load as drive,

@@ -8,6 +8,7 @@ import { BatchSink } from '../kafka/batch-sink.js'
 import { RecordBatchBuilder } from '../kafka/protocol/record-batch.js'
 import type { RunOptions } from './lib/module.js'
 import type { BenchResult } from './lib/results.js'
+// Declaration mirrored in bench/gateway.ts and bench/strict-http.ts: each bench starts the same servers.
 import {
   BROKERS,
   bodies,

@@ -1,4 +1,4 @@
-import { join } from 'node:path'
+import { dirname } from 'node:path'
 import autocannon from 'autocannon'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import { buildAt } from './lib/baseline-build.js'
@@ -6,15 +6,12 @@ import type { RunOptions } from './lib/module.js'
 import { type BenchResult, compared } from './lib/results.js'
 // Declaration mirrored in bench/producer.ts and bench/gateway.ts: each bench starts the same servers.
 import {
-  BROKERS,
   bodies,
   cpuSeconds,
   ensureKafka,
-  GATEWAY_PORT_LINE,
   load,
   type Server,
   startGateway,
-  startServer,
   stop,
   summarise,
 } from './lib/servers.js'
@@ -49,16 +46,9 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const baseline =
     baselineCommit === undefined
       ? null
-      : await startServer(
-          [join(buildAt(baselineCommit), 'cli', 'main.js'), 'gateway'],
-          {
-            KAFKA_BROKERS: BROKERS,
-            PORT: '0',
-            HOST: '127.0.0.1',
-            ADGATE_WORKERS: '1',
-            ADGATE_STRICT_HTTP: 'on',
-          },
-          GATEWAY_PORT_LINE,
+      : await startGateway(
+          { ADGATE_WORKERS: '1', ADGATE_STRICT_HTTP: 'on' },
+          dirname(buildAt(baselineCommit)),
         )
   const results: BenchResult[] = []
   try {

@@ -72,6 +72,7 @@ async function fetchRows(q: StatsQuery, config: Config, params: URLSearchParams)
 }
 
 function table(rows: StatsRow[]): string {
+  // Declaration mirrored in test/correlator/cli.test.ts: the test lists the columns independently, as an oracle.
   const cols = [
     'campaign_id',
     'bucket',

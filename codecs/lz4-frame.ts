@@ -91,6 +91,7 @@ function decodeBlock(src: Buffer, start: number, end: number, out: Output): void
     if (ip + 2 > end) throw new Lz4Error('corrupt LZ4 block: truncated match offset')
     const offset = src[ip]! | (src[ip + 1]! << 8)
     ip += 2
+    // The literal length's extension again, inline: a helper would return two numbers per sequence.
     let match = token & 15
     if (match === 15) {
       let b: number

@@ -1,3 +1,4 @@
+// Declaration mirrored in correlator/rows.ts: an event's fields as read, a row's as written (the same names by design).
 /** The fields the joins read, as decoded from the Avro values (schemas/*.avsc). */
 export interface BidEvent {
   event_id: string

@@ -1,3 +1,4 @@
+// Declaration mirrored in storage/memory.ts: both take the same row types from correlator/rows.ts.
 import {
   AGG_FIELDS,
   type AggDelta,

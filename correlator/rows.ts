@@ -1,3 +1,4 @@
+// Declaration mirrored in correlator/events.ts: a row's fields as written, an event's as read (the same names by design).
 /**
  * What the correlator writes: fact rows keyed by their natural id (upserted, so a restatement
  * replaces the row) and per-campaign counters. Times are epoch milliseconds.

@@ -112,6 +112,7 @@ export async function startGateway(
       ? uWS.SSLApp({ cert_file_name: config.tlsCert, key_file_name: config.tlsKey! })
       : uWS.App()
   if (config.tlsCert) readFileSync(config.tlsCert) // fail loudly at start-up on an unreadable file
+  // Declaration mirrored in test/support/fake-gateway.ts: the same parts, with fakes for the pool, sink and spool.
   const routes = registerRoutes(app, {
     config,
     logger,

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
+// Declaration mirrored in storage/postgres.ts and storage/memory.ts: each adapter implements the correlator's Storage.
 import { AGG_FIELDS, type AggDelta, type LateRow } from '../correlator/rows.js'
 import {
   type PartitionLoad,

@@ -1,4 +1,5 @@
-// Declaration mirrored in correlator/output.ts: both take the same row types from correlator/rows.ts.
+// Declaration mirrored in correlator/output.ts (the same row types) and in storage/duckdb.ts, storage/postgres.ts
+// (each adapter implements the correlator's Storage).
 import {
   AGG_FIELDS,
   type AnomalyRow,

@@ -1,4 +1,5 @@
 import pg from 'pg'
+// Declaration mirrored in storage/duckdb.ts and storage/memory.ts: each adapter implements the correlator's Storage.
 import { AGG_FIELDS, type AggDelta } from '../correlator/rows.js'
 import {
   type PartitionLoad,

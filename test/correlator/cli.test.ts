@@ -92,6 +92,7 @@ describe('correlator HTTP API and adgate query', () => {
       // Closed: adgate query opens the file itself, same answer.
       const direct = await adgate(['query', '--json', '--granularity', 'hour'], env)
       expect(JSON.parse(direct.stdout)).toEqual(hourly)
+      // Declaration mirrored in cli/query.ts: listed here independently, as an oracle for its columns.
       for (const key of [
         'campaign_id',
         'bucket',

@@ -137,6 +137,7 @@ export function fakeGateway(
   const ingest = new IngestService(pool, delivery, metrics, logger, quality)
   const auth = new Authenticator(config.apiKeys, config.rateLimitRps)
   const app = new FakeApp()
+  // Declaration mirrored in gateway/server.ts: the same parts as production, with fakes for the pool, sink and spool.
   const routes = registerRoutes(app.app, {
     config,
     logger,
