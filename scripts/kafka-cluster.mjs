@@ -26,6 +26,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+// Declaration mirrored in scripts/kafka.mjs: both take their node's life cycle from scripts/lib/kafka-node.mjs.
 import {
   ensureJars,
   fail,

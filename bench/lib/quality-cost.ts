@@ -141,14 +141,26 @@ async function projectionCase(fields: readonly string[], h: HarnessOptions): Pro
     h,
   )
   const name = `quality rules, impressions as json ×${EVENTS}: ${projected!.name} vs ${plain!.name}`
+  return withCost(
+    name,
+    'projection cost',
+    '% of transcode throughput',
+    projected!.eventsPerSec,
+    plain!.eventsPerSec,
+  )
+}
+
+/** The candidate against the base in events/s, and its extra work as a share of the base's throughput. */
+function withCost(
+  name: string,
+  metric: string,
+  unit: string,
+  candidate: number,
+  base: number,
+): BenchResult[] {
   return [
-    compared(name, 'events/s', 'events/s/core', projected!.eventsPerSec, plain!.eventsPerSec),
-    {
-      case: name,
-      metric: 'projection cost',
-      value: (1 - projected!.eventsPerSec / plain!.eventsPerSec) * 100,
-      unit: '% of transcode throughput',
-    },
+    compared(name, 'events/s', 'events/s/core', candidate, base),
+    { case: name, metric, value: (1 - candidate / base) * 100, unit },
   ]
 }
 
@@ -179,15 +191,7 @@ async function jsPathCase(
     h,
   )
   const name = `quality rules, impressions as json ×${EVENTS}: ${withRules!.name} vs ${without!.name}`
-  return [
-    compared(name, 'events/s', 'events/s/core', withRules!.eventsPerSec, without!.eventsPerSec),
-    {
-      case: name,
-      metric: 'rule cost',
-      value: (1 - withRules!.eventsPerSec / without!.eventsPerSec) * 100,
-      unit: '% of decode throughput',
-    },
-  ]
+  return withCost(name, 'rule cost', '% of decode throughput', withRules!.eventsPerSec, without!.eventsPerSec)
 }
 
 /** Per task: the channel's sequence check against a structured clone of the rules in the task. */
