@@ -1,9 +1,11 @@
 import type avro from 'avsc'
 import { EVENT_TYPES, type EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
+import type { RecordNode } from '../events/schema-model.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { boundedReaderType, boundedType, InvalidUtf8Error } from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
+import { keepUnknownFields, namesUnknownFields } from './avro-unknown.js'
 import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
 import { Violation } from './normalize.js'
 import { normalizerFor } from './normalizers.js'
@@ -25,7 +27,8 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
   }
   const resolved = resolverFor(options, header.writerSchema)
   if (typeof resolved === 'string') return { ok: false, error: bodyError('SCHEMA_MISMATCH', resolved) }
-  const { reader, resolver, upcast } = resolved
+  const { reader, resolver, upcast, writer } = resolved
+  const model = upcast ? BID_V1.model : EVENT_SCHEMAS[options.type].model
 
   const normalize = normalizerFor(options.type, upcast ? 'json' : 'avro')
   const events: object[] = []
@@ -48,15 +51,18 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
     for (let i = 0; i < block.count; i++, index++) {
       if (overBudget(options, index)) return tooCostly()
       let decoded: { value: unknown; offset: number }
+      let written: unknown
       try {
         decoded = reader.decode(block.data, at, resolver)
+        if (writer !== undefined && decoded.offset >= 0) written = writer.decode(block.data, at).value
       } catch (err) {
         const code = err instanceof InvalidUtf8Error ? 'INVALID_UTF8' : 'MALFORMED_BODY'
         return { ok: false, error: bodyError(code, `record ${index}: ${(err as Error).message}`) }
       }
       if (decoded.offset < 0)
         return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
-      const out = normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
+      const kept = writer && keepUnknownFields(model, decoded.value, written, upcast !== undefined)
+      const out = kept || normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
       if (out instanceof Violation) {
         const raw = Buffer.from(block.data.subarray(at, decoded.offset))
         rejects.push(rejection(index, out.errors, raw))
@@ -87,6 +93,8 @@ interface Resolved {
   resolver: avro.Resolver | undefined
   /** Older writers whose records resolution cannot map (v1 bids): read with their version, then upcast. */
   upcast?: (value: Record<string, unknown>) => unknown
+  /** The writer's own type, when it names fields adgate's does not: records are read with it too, to keep them. */
+  writer?: avro.Type
 }
 
 /**
@@ -172,7 +180,12 @@ function resolve(type: EventType, writerSchema: string): Resolved | string {
     if (fields > max) return `the writer schema has ${fields} fields; the limit is ${max}`
     if (type === 'bid' && isV1BidSchema(parsed)) {
       const v1 = boundedType(BID_V1.json)
-      return { reader: v1, resolver: v1.createResolver(boundedType(parsed)), upcast: upcastBidV1 }
+      const writer = boundedType(parsed)
+      return withUnknown(BID_V1.model, writer, {
+        reader: v1,
+        resolver: v1.createResolver(writer),
+        upcast: upcastBidV1,
+      })
     }
     const misnamed = otherRecord(parsed, EVENT_SCHEMAS[type].json)
     if (misnamed !== null) return misnamed
@@ -180,10 +193,15 @@ function resolve(type: EventType, writerSchema: string): Resolved | string {
     const reader = readerFor(type)
     // Same schema: read directly, no resolver indirection.
     if (writer.equals(reader)) return { reader, resolver: undefined }
-    return { reader, resolver: reader.createResolver(writer) }
+    return withUnknown(EVENT_SCHEMAS[type].model, writer, { reader, resolver: reader.createResolver(writer) })
   } catch (err) {
     return (err as Error).message
   }
+}
+
+/** A resolution, with the writer's own type when it names fields `model` does not (see avro-unknown.ts). */
+function withUnknown(model: RecordNode, writer: avro.Type, resolved: Resolved): Resolved {
+  return namesUnknownFields(writer, model) ? { ...resolved, writer } : resolved
 }
 
 /**

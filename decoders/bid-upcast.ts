@@ -36,6 +36,11 @@ export function upcastBidV1(v1: V1): V1 {
     test,
     ext,
     id,
+    ingest_time: _ingestTime,
+    source: _source,
+    // Fields v1 does not name either (a writer's own, kept by avro-unknown.ts): in v1's flat shape
+    // they were the request's, so they join it (the normalizer keeps those v2 does not model).
+    ...unknown
   } = v1
   return {
     event_id,
@@ -55,6 +60,7 @@ export function upcastBidV1(v1: V1): V1 {
       cur,
       test,
       ext,
+      ...unknown,
     }),
   }
 }

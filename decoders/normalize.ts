@@ -567,6 +567,15 @@ function derivedLines(schema: RecordNode, fill: boolean): string[] {
 const restConv = jsonTextConv({ kind: 'string', json: true, maxLength: 262144 })
 
 /**
+ * A rest field's JSON text for `rest` (the keys no field models), built as for JSON input; or the
+ * problem, at `field` (its path), when it cannot be kept (nested too deep, too long).
+ */
+export function restText(rest: object, field: string): string | Violation {
+  const text = restConv(rest)
+  return text === FAIL ? new Violation([{ field, reason: failReason }]) : (text as string)
+}
+
+/**
  * JS source of a test on `x` that holds only for values the compiled converter of `node` would
  * return as they are (strings and numbers within bounds, null in an optional field), so the
  * generated record function can skip the converter call for them. Undefined when there is no

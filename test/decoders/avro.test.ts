@@ -63,7 +63,7 @@ describe('Avro object container bodies', () => {
     )
   })
 
-  it('reads data from a newer writer with extra fields (scalars, arrays, maps, records), dropping them', () => {
+  it('reads data from a newer writer with extra fields (scalars, arrays, maps, records), keeping them in _unknown', () => {
     const extra: Field[] = [
       { name: 'viewability', type: 'double', default: 0 },
       { name: 'tags', type: { type: 'array', items: 'string' }, default: [] },
@@ -82,7 +82,14 @@ describe('Avro object container bodies', () => {
       events.map((e, i) => ({ ...e, viewability: 0.5, tags: ['a', 'b'], attrs: { x: i }, geo: { lat: 1 } })),
     )
     const r = ok(avroImpressions(body))
-    expect(r.events).toEqual(events.map(stamped))
+    expect(r.events).toEqual(
+      events.map((e, i) =>
+        stamped({
+          ...e,
+          _unknown: JSON.stringify({ viewability: 0.5, tags: ['a', 'b'], attrs: { x: i }, geo: { lat: 1 } }),
+        }),
+      ),
+    )
   })
 
   it('reads a writer that wrote a promotable type (int where adgate has long)', () => {

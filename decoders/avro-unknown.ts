@@ -1,0 +1,153 @@
+import avro from 'avsc'
+import type { RecordNode, SchemaNode } from '../events/schema-model.js'
+import { restText, type Violation } from './normalize.js'
+
+/**
+ * Fields a writer schema has and adgate's does not (a newer producer, a richer OpenRTB schema),
+ * at any depth. avsc's resolver skips them, so a record is also read with the writer's own type
+ * and each of its records' extra fields is put where JSON input puts the keys no field models:
+ * the record's rest field (_unknown), as JSON text, in the writer's field order. Only writer
+ * schemas naming such fields pay the second read; adgate's own schema keeps its direct path.
+ *
+ * Where the model has no rest field the fields are either added to the record as keys (`asKeys`:
+ * bid v1 records, upcast and then normalized as JSON input) or, as for JSON input, not kept.
+ */
+
+/** Whether `writer` names a field, at any depth, that `reader` does not. */
+export function namesUnknownFields(writer: avro.Type, reader: SchemaNode): boolean {
+  return unknownIn(writer, reader, new Set())
+}
+
+function unknownIn(writer: avro.Type, reader: SchemaNode, seen: Set<avro.Type>): boolean {
+  if (reader.kind === 'optional') return unknownIn(writer, reader.inner, seen)
+  if (writer instanceof avro.types.UnwrappedUnionType || writer instanceof avro.types.WrappedUnionType)
+    return writer.types.some((t) => unknownIn(t, reader, seen))
+  switch (reader.kind) {
+    case 'record': {
+      if (!(writer instanceof avro.types.RecordType) || seen.has(writer)) return false
+      seen.add(writer) // a recursive writer record is walked once
+      return writer.fields.some((wf) => {
+        const known = reader.fields.find((f) => f.name === wf.name)
+        return known === undefined || unknownIn(wf.type, known.node, seen)
+      })
+    }
+    case 'array':
+      return writer instanceof avro.types.ArrayType && unknownIn(writer.itemsType, reader.items, seen)
+    case 'map':
+      return writer instanceof avro.types.MapType && unknownIn(writer.valuesType, reader.values, seen)
+    default:
+      return false
+  }
+}
+
+type Row = Record<string, unknown>
+
+/**
+ * Keeps the writer-only fields of `written` (the record read with the writer's type) in `read`
+ * (the same record read through the resolver, in `model`'s shape). A Violation when a rest field
+ * would break its bounds, as the same fields posted as JSON would.
+ */
+export function keepUnknownFields(
+  model: RecordNode,
+  read: unknown,
+  written: unknown,
+  asKeys: boolean,
+): Violation | undefined {
+  return walk(model, read, written, asKeys, '')
+}
+
+function walk(
+  node: SchemaNode,
+  read: unknown,
+  written: unknown,
+  asKeys: boolean,
+  path: string,
+): Violation | undefined {
+  if (read === null || read === undefined || written === null || typeof written !== 'object') return undefined
+  switch (node.kind) {
+    case 'optional':
+      return walk(node.inner, read, written, asKeys, path)
+    case 'record':
+      return record(node, read as Row, written as Row, asKeys, path)
+    case 'array': {
+      const items = read as unknown[]
+      for (let i = 0; i < items.length; i++) {
+        const v = walk(node.items, items[i], (written as unknown[])[i], asKeys, `${path}[${i}]`)
+        if (v) return v
+      }
+      return undefined
+    }
+    case 'map':
+      for (const [k, x] of Object.entries(read as Row)) {
+        const v = walk(node.values, x, (written as Row)[k], asKeys, path === '' ? k : `${path}.${k}`)
+        if (v) return v
+      }
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+function record(
+  node: RecordNode,
+  read: Row,
+  written: Row,
+  asKeys: boolean,
+  path: string,
+): Violation | undefined {
+  let extra: Row | null = null
+  for (const k of Object.keys(written)) {
+    const field = node.fields.find((f) => f.name === k)
+    if (field === undefined) {
+      // A null-prototype object: a "__proto__" field stays a key.
+      extra ??= Object.create(null) as Row
+      extra[k] = plain(written[k])
+      continue
+    }
+    const v = walk(field.node, read[k], written[k], asKeys, path === '' ? k : `${path}.${k}`)
+    if (v) return v
+  }
+  if (extra === null) return undefined
+  const rest = node.fields.find((f) => f.role === 'rest')
+  if (rest === undefined) {
+    if (asKeys)
+      for (const k of Object.keys(extra))
+        Object.defineProperty(read, k, {
+          value: extra[k],
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
+    return undefined
+  }
+  // The writer's own rest field (adgate's schema plus fields) holds fields kept before: they come first.
+  const before = read[rest.name]
+  const merged = typeof before === 'string' ? { ...restObject(before, rest.name), ...extra } : extra
+  const text = restText(merged, path === '' ? rest.name : `${path}.${rest.name}`)
+  if (typeof text !== 'string') return text
+  read[rest.name] = text
+  return undefined
+}
+
+function restObject(text: string, name: string): Row {
+  const out = Object.create(null) as Row
+  try {
+    const parsed = JSON.parse(text) as unknown
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+      return Object.assign(out, parsed)
+  } catch {}
+  // Not an object: kept whole, as JSON input posting the field would keep it.
+  out[name] = text
+  return out
+}
+
+/** A value read with the writer's type, as JSON: bytes and fixed as Avro's JSON encoding gives them (one char per byte). */
+function plain(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('latin1')
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(plain)
+  const out: Row = {}
+  for (const [k, x] of Object.entries(value))
+    Object.defineProperty(out, k, { value: plain(x), enumerable: true, writable: true, configurable: true })
+  return out
+}
