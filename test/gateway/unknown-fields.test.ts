@@ -1,8 +1,10 @@
 // Nothing dropped silently on impressions, clicks and conversions: fields the schemas do not model,
-// nested at several depths, posted to each endpoint (JSON, NDJSON, CSV, the trackers), are in the
-// event's _unknown and read back from the real Kafka byte for byte.
+// nested at several depths, posted to each endpoint (JSON, NDJSON, CSV, Avro, the trackers), are in
+// the event's _unknown and read back from the real Kafka byte for byte.
 import { randomUUID } from 'node:crypto'
+import avro from 'avsc'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeContainer } from '../../decoders/avro-container.js'
 import { EVENT_INFO, type EventType } from '../../events/catalog.js'
 import { eventToJson } from '../../events/event-json.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
@@ -126,6 +128,64 @@ describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and
     expect(res.status, JSON.stringify(res.body)).toBe(200)
     const got = await readBack('click', from, `clk-csv-${run}`)
     expect(got.value._unknown).toBe(JSON.stringify({ viewability: nested, gdpr_consent: `CO-${run}` }))
+  })
+
+  it('click over Avro: fields only the writer schema names, nested, read back as the same click posted as JSON', async () => {
+    const run = randomUUID().slice(0, 8)
+    const schema = EVENT_SCHEMAS.click.json as { fields: unknown[] }
+    const vendor = {
+      type: 'record',
+      name: 'Vendor',
+      fields: [
+        { name: 'name', type: 'string' },
+        { name: 'ids', type: { type: 'array', items: 'double' } },
+      ],
+    }
+    const writer = avro.Type.forSchema({
+      ...schema,
+      fields: [
+        ...schema.fields.slice(0, 5),
+        {
+          name: 'viewability',
+          type: {
+            type: 'record',
+            name: 'Viewability',
+            fields: [
+              { name: 'measured', type: 'boolean' },
+              { name: 'vendor', type: vendor },
+            ],
+          },
+        },
+        ...schema.fields.slice(5),
+        { name: 'gdpr_consent', type: 'string' },
+      ],
+    } as avro.Schema)
+    const extra = {
+      viewability: { measured: true, vendor: { name: 'moat', ids: [1, 2.5] } },
+      gdpr_consent: `CO-${run}`,
+    }
+    const click = (id: string) => ({ ...EVENTS.click(run), event_id: id })
+    const from = await endOffsets(brokers, [EVENT_INFO.click.topic])
+    const viaAvro = await post(
+      `${gw.url}/v1/clicks`,
+      writeContainer(writer, [{ ...click(`clk-avro-${run}`), ...extra }]),
+      {
+        'content-type': 'application/avro',
+      },
+    )
+    expect(viaAvro.status, JSON.stringify(viaAvro.body)).toBe(200)
+    const viaJson = await post(
+      `${gw.url}/v1/clicks`,
+      JSON.stringify({ ...click(`clk-json-${run}`), ...extra }),
+      {
+        'content-type': 'application/json',
+      },
+    )
+    expect(viaJson.status, JSON.stringify(viaJson.body)).toBe(200)
+    const avroBack = await readBack('click', from, `clk-avro-${run}`)
+    const jsonBack = await readBack('click', from, `clk-json-${run}`)
+    expect(avroBack.value._unknown).toBe(JSON.stringify(extra))
+    expect(avroBack.value._unknown).toBe(jsonBack.value._unknown)
   })
 
   it('pixel and click trackers: parameters the schema does not model are kept', async () => {
