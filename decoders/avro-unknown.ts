@@ -13,28 +13,42 @@ import { restText, type Violation } from './normalize.js'
  * bid v1 records, upcast and then normalized as JSON input) or, as for JSON input, not kept.
  */
 
-/** Whether `writer` names a field, at any depth, that `reader` does not. */
+/**
+ * Whether `writer` names a field, at any depth, that `reader` does not. False for a writer with a
+ * union avsc reads wrapped ({"branch": value}: two records, int and long...) where the reader has
+ * a field: its values would not line up with the reader's, so such a writer's extra fields are not
+ * kept (README, Encodings). Under a field only the writer has, a wrapped union is kept as Avro's
+ * JSON encoding writes it.
+ */
 export function namesUnknownFields(writer: avro.Type, reader: SchemaNode): boolean {
-  return unknownIn(writer, reader, new Set())
+  return walkTypes(writer, reader, new Set(), 'unknown') && !walkTypes(writer, reader, new Set(), 'wrapped')
 }
 
-function unknownIn(writer: avro.Type, reader: SchemaNode, seen: Set<avro.Type>): boolean {
-  if (reader.kind === 'optional') return unknownIn(writer, reader.inner, seen)
+/** Walks the writer's types beside the reader's model; true when `find` is met at some field. */
+function walkTypes(
+  writer: avro.Type,
+  reader: SchemaNode,
+  seen: Set<avro.Type>,
+  find: 'unknown' | 'wrapped',
+): boolean {
+  if (reader.kind === 'optional') return walkTypes(writer, reader.inner, seen, find)
+  if (writer instanceof avro.types.WrappedUnionType && find === 'wrapped') return true
   if (writer instanceof avro.types.UnwrappedUnionType || writer instanceof avro.types.WrappedUnionType)
-    return writer.types.some((t) => unknownIn(t, reader, seen))
+    return writer.types.some((t) => walkTypes(t, reader, seen, find))
   switch (reader.kind) {
     case 'record': {
       if (!(writer instanceof avro.types.RecordType) || seen.has(writer)) return false
       seen.add(writer) // a recursive writer record is walked once
       return writer.fields.some((wf) => {
         const known = reader.fields.find((f) => f.name === wf.name)
-        return known === undefined || unknownIn(wf.type, known.node, seen)
+        if (known === undefined) return find === 'unknown'
+        return walkTypes(wf.type, known.node, seen, find)
       })
     }
     case 'array':
-      return writer instanceof avro.types.ArrayType && unknownIn(writer.itemsType, reader.items, seen)
+      return writer instanceof avro.types.ArrayType && walkTypes(writer.itemsType, reader.items, seen, find)
     case 'map':
-      return writer instanceof avro.types.MapType && unknownIn(writer.valuesType, reader.values, seen)
+      return writer instanceof avro.types.MapType && walkTypes(writer.valuesType, reader.values, seen, find)
     default:
       return false
   }

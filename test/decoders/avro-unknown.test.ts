@@ -3,6 +3,7 @@
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
 import { writeContainer } from '../../decoders/avro-container.js'
+import { namesUnknownFields } from '../../decoders/avro-unknown.js'
 import { BID_V1 } from '../../decoders/bid-upcast.js'
 import { eventToJson } from '../../events/event-json.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
@@ -140,6 +141,24 @@ describe('Avro writer schemas with fields adgate does not name', () => {
     expect(r.rejects.map((x) => [x.index, x.field])).toEqual([[0, '_unknown']])
     expect(r.events).toHaveLength(1)
     expect((r.events[0] as Row)._unknown).toBe('{"blob":"ok"}')
+  })
+
+  it('a wrapped union: kept as Avro JSON under a new field; nothing kept when it is in a field adgate has', () => {
+    const schema = EVENT_SCHEMAS.click.json as Row & { fields: Row[] }
+    const either = ['int', 'long']
+    const extraField = { name: 'either', type: either }
+    const newField = avro.Type.forSchema({ ...schema, fields: [...schema.fields, extraField] } as avro.Schema)
+    const [a] = generateEvents('click', 1, 3) as Row[]
+    const kept = ok(decode('click', 'avro', writeContainer(newField, [{ ...a, either: { long: 5 } }])))
+    expect((kept.events[0] as Row)._unknown).toBe('{"either":{"long":5}}')
+
+    // A wrapped union where adgate has a field (ip): its values would not line up; not kept.
+    const fields = schema.fields.map((f) =>
+      f.name === 'ip' ? { ...f, type: ['null', 'string', ...either] } : f,
+    )
+    const known = avro.Type.forSchema({ ...schema, fields: [...fields, extraField] } as avro.Schema)
+    expect(namesUnknownFields(newField, EVENT_SCHEMAS.click.model)).toBe(true)
+    expect(namesUnknownFields(known, EVENT_SCHEMAS.click.model)).toBe(false)
   })
 
   it('keeps the direct path for a writer naming nothing new', () => {
