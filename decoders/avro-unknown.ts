@@ -1,5 +1,5 @@
 import avro from 'avsc'
-import type { RecordNode, SchemaNode } from '../events/schema-model.js'
+import type { FieldModel, RecordNode, SchemaNode } from '../events/schema-model.js'
 import { restText, type Violation } from './normalize.js'
 
 /**
@@ -67,15 +67,16 @@ export function keepUnknownFields(
   written: unknown,
   asKeys: boolean,
 ): Violation | undefined {
-  return walk(model, read, written, asKeys, '')
+  return walk(model, read, written, asKeys, [])
 }
 
+// `path` holds the segments down to the value (joined only for a Violation).
 function walk(
   node: SchemaNode,
   read: unknown,
   written: unknown,
   asKeys: boolean,
-  path: string,
+  path: string[],
 ): Violation | undefined {
   if (read === null || read === undefined || written === null || typeof written !== 'object') return undefined
   switch (node.kind) {
@@ -86,14 +87,18 @@ function walk(
     case 'array': {
       const items = read as unknown[]
       for (let i = 0; i < items.length; i++) {
-        const v = walk(node.items, items[i], (written as unknown[])[i], asKeys, `${path}[${i}]`)
+        path.push(`[${i}]`)
+        const v = walk(node.items, items[i], (written as unknown[])[i], asKeys, path)
+        path.pop()
         if (v) return v
       }
       return undefined
     }
     case 'map':
-      for (const [k, x] of Object.entries(read as Row)) {
-        const v = walk(node.values, x, (written as Row)[k], asKeys, path === '' ? k : `${path}.${k}`)
+      for (const k of Object.keys(read as Row)) {
+        path.push(k)
+        const v = walk(node.values, (read as Row)[k], (written as Row)[k], asKeys, path)
+        path.pop()
         if (v) return v
       }
       return undefined
@@ -102,27 +107,76 @@ function walk(
   }
 }
 
+/** What the walk does with one writer record type read as one reader record (built once per pair). */
+interface Plan {
+  /** Fields only the writer has, in its order. */
+  readonly extra: readonly string[]
+  /** Fields both have whose values can hold records: the walk goes into those only. */
+  readonly nested: readonly FieldModel[]
+  readonly rest: FieldModel | undefined
+}
+
+const PLANS = new WeakMap<RecordNode, Map<unknown, Plan>>()
+
+// `written` is an instance of the writer record's class (avsc): its constructor names the type.
+function planOf(node: RecordNode, written: Row): Plan {
+  const type = (written.constructor as { type?: avro.Type }).type
+  let byType = PLANS.get(node)
+  if (byType === undefined) {
+    byType = new Map()
+    PLANS.set(node, byType)
+  }
+  let plan = byType.get(type)
+  if (plan === undefined) {
+    const names =
+      type instanceof avro.types.RecordType ? type.fields.map((f) => f.name) : Object.keys(written)
+    const known = new Map(node.fields.map((f) => [f.name, f]))
+    plan = {
+      extra: names.filter((n) => !known.has(n)),
+      nested: names.flatMap((n) => {
+        const f = known.get(n)
+        return f !== undefined && holdsRecord(f.node) ? [f] : []
+      }),
+      rest: node.fields.find((f) => f.role === 'rest'),
+    }
+    byType.set(type, plan)
+  }
+  return plan
+}
+
+function holdsRecord(node: SchemaNode): boolean {
+  switch (node.kind) {
+    case 'record':
+      return true
+    case 'optional':
+      return holdsRecord(node.inner)
+    case 'array':
+      return holdsRecord(node.items)
+    case 'map':
+      return holdsRecord(node.values)
+    default:
+      return false
+  }
+}
+
 function record(
   node: RecordNode,
   read: Row,
   written: Row,
   asKeys: boolean,
-  path: string,
+  path: string[],
 ): Violation | undefined {
-  let extra: Row | null = null
-  for (const k of Object.keys(written)) {
-    const field = node.fields.find((f) => f.name === k)
-    if (field === undefined) {
-      // A null-prototype object: a "__proto__" field stays a key.
-      extra ??= Object.create(null) as Row
-      extra[k] = plain(written[k])
-      continue
-    }
-    const v = walk(field.node, read[k], written[k], asKeys, path === '' ? k : `${path}.${k}`)
+  const { extra: names, nested, rest } = planOf(node, written)
+  for (const f of nested) {
+    path.push(f.name)
+    const v = walk(f.node, read[f.name], written[f.name], asKeys, path)
+    path.pop()
     if (v) return v
   }
-  if (extra === null) return undefined
-  const rest = node.fields.find((f) => f.role === 'rest')
+  if (names.length === 0) return undefined
+  // A null-prototype object: a "__proto__" field stays a key.
+  const extra = Object.create(null) as Row
+  for (const k of names) extra[k] = plain(written[k])
   if (rest === undefined) {
     if (asKeys)
       for (const k of Object.keys(extra))
@@ -137,10 +191,14 @@ function record(
   // The writer's own rest field (adgate's schema plus fields) holds fields kept before: they come first.
   const before = read[rest.name]
   const merged = typeof before === 'string' ? { ...restObject(before, rest.name), ...extra } : extra
-  const text = restText(merged, path === '' ? rest.name : `${path}.${rest.name}`)
+  const text = restText(merged, fieldPath([...path, rest.name]))
   if (typeof text !== 'string') return text
   read[rest.name] = text
   return undefined
+}
+
+function fieldPath(segments: readonly string[]): string {
+  return segments.reduce((out, s) => (out === '' || s.startsWith('[') ? out + s : `${out}.${s}`), '')
 }
 
 function restObject(text: string, name: string): Row {
