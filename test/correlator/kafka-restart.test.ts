@@ -62,6 +62,8 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
     const handedOver = new Map<string, number>()
     let batches = 0
     let restarted: Promise<unknown> | undefined
+    let restartDone = false
+    let afterRestart = 0
     const source: EventSource = {
       partitions: () => kafkaSource.partitions(),
       start: (h) =>
@@ -72,8 +74,15 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
               const k = `${r.topic}:${r.partition}:${r.offset}`
               handedOver.set(k, (handedOver.get(k) ?? 0) + 1)
             }
+            if (restartDone) afterRestart += records.length
             // Broken mid-stream: stopped (SIGTERM) and started again on the same data dir.
-            if (++batches === 2) restarted = broker.stop().then(() => broker.start())
+            if (++batches === 2)
+              restarted = broker
+                .stop()
+                .then(() => broker.start())
+                .then(() => {
+                  restartDone = true
+                })
             return h.onBatch(records)
           },
         }),
@@ -112,8 +121,10 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
       await correlator.stop()
       await producer.close()
     }
-    // The consumer saw the broker go (a failed fetch, heartbeat, commit or join was reported).
-    expect(errors.length).toBeGreaterThan(0)
+    // The stream went on across the restart (the second half is produced after it). Whether the
+    // consumer had a request in flight when the broker went, and so reported an error, depends on
+    // timing (whole fetch responses are read ahead), so its reports are shown, not asserted.
+    expect(afterRestart, `errors the consumer reported: ${JSON.stringify(errors)}`).toBeGreaterThan(0)
     // Exactly once: every offset below each partition's end, none twice.
     const twice = [...handedOver].filter(([, n]) => n > 1).map(([k]) => k)
     expect(twice).toEqual([])
