@@ -1,8 +1,10 @@
-import { crc32c } from './protocol/crc32c.js'
+import { crc32cAfterChange } from './protocol/crc32c.js'
 
 /**
  * The idempotent producer's fields of a RecordBatch v2 header, written into a batch the workers
- * encoded (with producerId -1) just before it is sent, and the CRC-32C recomputed over them:
+ * encoded (with producerId -1, and a valid CRC-32C) just before it is sent, and the CRC-32C
+ * updated for the 14 bytes changed (not recomputed over the batch: that pass was 3 % of the main
+ * thread's CPU per request):
  *
  *   baseOffset int64 @0 | batchLength int32 @8 | partitionLeaderEpoch int32 @12 | magic int8 @16
  *   crc uint32 @17 (covers bytes 21…) | attributes int16 @21 | lastOffsetDelta int32 @23
@@ -14,11 +16,14 @@ export interface ProducerIdentity {
   readonly epoch: number
 }
 
+const before = Buffer.alloc(14)
+
 export function stampBatch(batch: Buffer, who: ProducerIdentity, baseSequence: number): void {
+  batch.copy(before, 0, 43, 57)
   batch.writeBigInt64BE(who.producerId, 43)
   batch.writeInt16BE(who.epoch, 51)
   batch.writeInt32BE(baseSequence, 53)
-  batch.writeUInt32BE(crc32c(batch, 21), 17)
+  batch.writeUInt32BE(crc32cAfterChange(batch.readUInt32BE(17), batch, 43, 57, before, batch.length), 17)
 }
 
 /** Records in a batch (its header says so). */
