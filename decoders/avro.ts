@@ -120,7 +120,7 @@ export const MAX_RESOLVER_CHARS = 4 * 1024 * 1024
 let resolverChars = 0
 /**
  * adgate's own schemas are at most 20 KiB of JSON (avsc's export) and about 440 fields (the
- * OpenRTB 2.6 bid, schemas/bid.v2.avsc; 65 KiB as the .avsc file with docs). Compiling a writer
+ * OpenRTB 2.6 bid, schemas/bid.v3.avsc; 66 KiB as the .avsc file with docs). Compiling a writer
  * schema costs avsc ~0.1-0.3 ms per field (measured: 3000 fields, 2.3 s of a worker thread), so one
  * far larger than the schema it is resolved against is not a producer's schema but a way to spend
  * the gateway's CPU: refused, by size before it is parsed, by field count (twice the reader's, plus

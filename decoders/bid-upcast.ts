@@ -3,7 +3,7 @@ import { SUBJECTS } from '../events/schemas.js'
 
 /**
  * Bid events written with schemas/bid.v1.avsc (the OpenRTB-shaped request flat beside adgate's
- * fields, floors only in micros) → the v2 envelope with the OpenRTB request in `request`, as JSON
+ * fields, floors only in micros) → the envelope (v2 on) with the OpenRTB request in `request`, as JSON
  * input would give it. Avro schema resolution cannot move fields into a nested record, so Avro
  * bodies whose writer schema has v1's shape are read with v1 and upcast here; the json-mode
  * normalizer then checks the result like any posted request.

@@ -93,7 +93,8 @@ export function makeBid(rng: Random, time: number): Event {
   )({
     event_id: `ev-${rng.hexId()}`,
     event_time: time,
-    campaign_id: bidding ? rng.pick(CAMPAIGNS) : null,
+    // A bidder that did not bid leaves campaign_id out (an explicit null would be kept in _unknown).
+    ...(bidding ? { campaign_id: rng.pick(CAMPAIGNS) } : {}),
     bid_price_micros: bidding ? floor + rng.int(1, 200) * 10_000 : 0,
     request,
   })

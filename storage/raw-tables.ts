@@ -71,7 +71,8 @@ function scalarColumn(name: string, node: SchemaNode): RawColumn | null {
             : inner.kind === 'boolean'
               ? 'BOOLEAN'
               : null
-  return type === null ? null : col(name, type, (v) => v[name])
+  // A record of an older writer that lacks the field (bid v2 has no envelope _unknown) gives null.
+  return type === null ? null : col(name, type, (v) => v[name] ?? null)
 }
 
 function schemaColumns(model: RecordNode): RawColumn[] {

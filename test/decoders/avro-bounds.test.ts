@@ -13,17 +13,28 @@ import { stamped } from '../support/events.js'
 const HANG_GUARD = { timeout: 20_000 }
 
 const BID = EVENT_SCHEMAS.bid.type
-const bid = () => ({ ...generateEvents('bid', 1, 11)[0]!, cur: [], ext: null, test: 0 })
+// The last array of a bid record: request.regs.gpp_sid, followed only by null unions (regs.ext,
+// regs._unknown, request.ext, request._unknown, the envelope's _unknown).
+const AFTER_GPP_SID = 5
+const bid = () => {
+  const b = generateEvents('bid', 1, 11)[0]!
+  const request = { ...(b.request as object), regs: { gpp_sid: [] }, ext: null, _unknown: null }
+  return { ...b, request, _unknown: null }
+}
 
-/** One bid record whose trailing `cur` array claims `count` items it does not have. */
+/** One bid record whose trailing gpp_sid array claims `count` items it does not have. */
 function bidClaiming(count: bigint): Buffer {
   const rec = BID.toBuffer(bid())
-  // The record ends with cur (0: empty array), test (0) and ext (0: the null branch).
-  const body = Buffer.concat([rec.subarray(0, rec.length - 3), varint(count), Buffer.from([0, 0, 0])])
+  const end = rec.length - AFTER_GPP_SID - 1 // the empty array's count, 0
+  const body = Buffer.concat([rec.subarray(0, end), varint(count), rec.subarray(end + 1)])
   return container(BID.schema(), [{ count: 1, data: body }])
 }
 
 describe('regression: a few bytes claiming a huge array or map made avsc loop for hours', () => {
+  it('the claiming record is a valid bid when it claims no items', () => {
+    expect(ok(decode('bid', 'avro', bidClaiming(0n))).rejects).toEqual([])
+  })
+
   it('refuses a record whose array claims 2^40 items', HANG_GUARD, () => {
     expectError(decode('bid', 'avro', bidClaiming(2n ** 40n)), 'MALFORMED_BODY')
   })

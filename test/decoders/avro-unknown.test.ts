@@ -29,6 +29,7 @@ function widened(schema: unknown, extra: Record<string, unknown[]>): avro.Type {
 }
 
 const BID_EXTRA = {
+  BidEvent: [{ name: 'x_env', type: { type: 'array', items: 'string' }, default: [] }],
   BidRequest: [{ name: 'x_req', type: { type: 'map', values: 'int' }, default: {} }],
   Imp: [
     {
@@ -61,7 +62,7 @@ function addExtras(request: Row, json: boolean): void {
 }
 
 describe('Avro writer schemas with fields adgate does not name', () => {
-  it('bid: fields at the top of the request, inside imp[] and banner.format[], and in a nested record are kept as JSON input keeps them', () => {
+  it('bid: fields beside the request, at the top of the request, inside imp[] and banner.format[], and in a nested record are kept as JSON input keeps them', () => {
     const writer = widened(EVENT_SCHEMAS.bid.json, BID_EXTRA)
     const events = generateEvents('bid', 12, 7) as Row[]
     // A writer on adgate's own schema may carry fields kept before: they stay, first.
@@ -70,11 +71,13 @@ describe('Avro writer schemas with fields adgate does not name', () => {
     const values = events.map((e) => {
       const v = structuredClone(e)
       addExtras(v.request as Row, false)
+      v.x_env = ['beside request']
       return v
     })
     const posted = events.map((e) => {
       const j = eventToJson(EVENT_SCHEMAS.bid.model, e)
       addExtras(j.request as Row, true)
+      j.x_env = ['beside request']
       return j
     })
     const fromAvro = ok(decode('bid', 'avro', writeContainer(writer, values, { blockSize: 5 })))
@@ -84,6 +87,7 @@ describe('Avro writer schemas with fields adgate does not name', () => {
     expect(fromAvro.records).toBeUndefined() // re-encoded with _unknown, not spliced
     expect(fromAvro.events).toEqual(fromJson.events)
 
+    expect((fromAvro.events[0] as Row)._unknown).toBe(JSON.stringify({ x_env: ['beside request'] }))
     const request = (fromAvro.events[0] as Row).request as Row
     expect(request._unknown).toBe(JSON.stringify({ x_req: { a: 1, b: 2 } }))
     const imp = (request.imp as Row[])[0]!
@@ -94,7 +98,7 @@ describe('Avro writer schemas with fields adgate does not name', () => {
     expect(format._unknown).toBe(JSON.stringify({ x_fmt: [1, 2] }))
   })
 
-  it('bid v1 writer with fields v1 does not name: they reach the v2 request as JSON input would put them', () => {
+  it('bid v1 writer with fields v1 does not name: they reach the request as JSON input would put them', () => {
     const writer = widened(BID_V1.json, {
       BidRequest: [
         { name: 'regs', type: { type: 'record', name: 'R', fields: [{ name: 'coppa', type: 'int' }] } },

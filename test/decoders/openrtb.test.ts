@@ -10,7 +10,7 @@ import { BID_V1 } from '../../decoders/bid-upcast.js'
 import { derivedEventId } from '../../events/event-id.js'
 import { eventToJson } from '../../events/event-json.js'
 import { bodyField, type RecordNode, recordOf } from '../../events/schema-model.js'
-import { EVENT_SCHEMAS } from '../../events/schemas.js'
+import { EVENT_SCHEMAS, SUBJECTS } from '../../events/schemas.js'
 import { decodeWire, encodeWire } from '../../events/wire.js'
 import { csvCell } from '../../generator/encode.js'
 import { decode, ok, onlyReject } from '../support/decode.js'
@@ -149,6 +149,42 @@ describe('OpenRTB 2.6 bid requests as senders have them', () => {
     expect(event.request.imp[0]!._unknown).toBe('{"x-imp":true}')
     const read = decodeWire(encodeWire(BID, event))
     expect(requestOf(read.value as object)).toEqual(posted)
+  })
+
+  it("keeps fields posted beside request in the envelope's _unknown (v3), the same in every encoding", () => {
+    // Known fields in schema order, then the others: the JSON view rebuilds exactly this text.
+    const posted = {
+      event_id: 'ev-env',
+      event_time: 1_760_000_000_000,
+      request: { id: 'auc-env', imp: [{ id: '1', bidfloor: 0.5 }] },
+      zzz: 1,
+      campaign_id: null, // an explicit null of an envelope field: kept, as in any record
+      'x-trace': { hops: ['ssp', null, { deep: [[]] }], ü: '"q" \\ \n' },
+    }
+    const text = JSON.stringify(posted)
+    const event = only(text) as Record<string, unknown>
+    expect(event._unknown).toBe(JSON.stringify({ zzz: 1, campaign_id: null, 'x-trace': posted['x-trace'] }))
+    expect((event.request as Record<string, unknown>)._unknown).toBeNull()
+    // The JSON view of what a Kafka consumer reads is the posted text, byte for byte.
+    const read = decodeWire(encodeWire(BID, event))
+    const back = eventToJson(BID.model, read.value as object)
+    for (const f of ['ingest_time', 'source', 'bid_price_micros']) delete back[f]
+    expect(JSON.stringify(back)).toBe(text)
+    expect(only(`${text}\n`, 'ndjson')).toEqual(event)
+    // CSV with the envelope's columns: a column the envelope does not model is kept as its text cell.
+    const csv = only(csvOf(posted), 'csv')
+    expect(csv._unknown).toBe(JSON.stringify({ zzz: '1', 'x-trace': JSON.stringify(posted['x-trace']) }))
+    expect(csv.request).toEqual(event.request)
+  })
+
+  it('reads Avro bodies written with the v2 bid schema: the envelope keeps nothing more (_unknown null)', () => {
+    const v2 = SUBJECTS.get('adgate.bids-value')!.find((v) => v.version === 2)!
+    const event = only(
+      JSON.stringify({ event_id: 'ev-v2', event_time: 1, request: { id: 'a', imp: [{ id: '1' }] } }),
+    )
+    const { _unknown, ...asV2 } = event
+    expect(_unknown).toBeNull()
+    expect(only(writeContainer(v2.type, [asV2]), 'avro')).toEqual(event)
   })
 
   it('reads Avro bodies written with the v1 bid schema: upcast to the envelope and request', () => {

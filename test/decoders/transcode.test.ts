@@ -620,6 +620,10 @@ describe('native transcoder: OpenRTB bids (envelope, _unknown, micros, the key r
       bid({}, { _unknown: '{}' }),
       bid().request,
       noId,
+      // The envelope keeps its own (bid v3): a key beside request, an explicit null, a posted _unknown.
+      { ...bid(), zzz: 1 },
+      { ...bid(), campaign_id: null },
+      { ...bid(), _unknown: '{}' },
     ]
     const before = nativeCounts.deferred
     const r = expectSamePaths(ndjson(bodies), true, options('bid'))

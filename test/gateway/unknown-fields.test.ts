@@ -1,13 +1,17 @@
-// Nothing dropped silently on impressions, clicks and conversions: fields the schemas do not model,
-// nested at several depths, posted to each endpoint (JSON, NDJSON, CSV, Avro, the trackers), are in
-// the event's _unknown and read back from the real Kafka byte for byte.
+// Nothing dropped silently: fields the schemas do not model, nested at several depths, posted to
+// each endpoint (JSON, NDJSON, CSV, Avro, the trackers), are in the event's _unknown and read back
+// from the real Kafka byte for byte. Bids keep them at both levels: beside `request` in the
+// envelope's _unknown (bid v3), inside it in the OpenRTB objects' own; a rejected bid's dead letter
+// holds them too.
 import { randomUUID } from 'node:crypto'
 import avro from 'avsc'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { writeContainer } from '../../decoders/avro-container.js'
-import { EVENT_INFO, type EventType } from '../../events/catalog.js'
+import { normalizerFor } from '../../decoders/normalizers.js'
+import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../../events/catalog.js'
 import { eventToJson } from '../../events/event-json.js'
-import { EVENT_SCHEMAS } from '../../events/schemas.js'
+import { DLQ_SCHEMA, EVENT_SCHEMAS } from '../../events/schemas.js'
+import { csvCell } from '../../generator/encode.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
 import { post, type RunningGateway, startGateway } from '../support/gateway.js'
 
@@ -207,5 +211,127 @@ describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and
     const clk = await readBack('click', from, `ck-${run}`)
     expect(clk.value._unknown).toBe(JSON.stringify({ utm_source: 'ssp' }))
     expect(clk.value.landing_url).toBe(landing)
+  })
+
+  /** A bid envelope with fields beside request (one an explicit null) and inside it, at several depths. */
+  function bidPosted(run: string): Record<string, unknown> {
+    return {
+      event_id: `bid-ev-${run}`,
+      event_time: 1_795_000_000_300,
+      request: {
+        id: `auc-${run}`,
+        imp: [{ id: '1', banner: { w: 300, h: 250, 'x-b': [1] }, bidfloor: 0.03, 'x-imp': 'é' }],
+        'x-req': { a: [1, null] },
+      },
+      zzz: 1,
+      campaign_id: null,
+      ...extras(run),
+    }
+  }
+
+  /** What reaches the envelope's _unknown from `posted`: every key beside request but adgate's. */
+  function envelopeUnknown(posted: Record<string, unknown>): string {
+    const kept = Object.create(null) as Record<string, unknown>
+    for (const [k, v] of Object.entries(posted))
+      if (!['event_id', 'event_time', 'request'].includes(k))
+        Object.defineProperty(kept, k, { value: v, enumerable: true, writable: true, configurable: true })
+    return JSON.stringify(kept)
+  }
+
+  it.each(['json', 'ndjson'] as const)(
+    'bid over %s: fields beside request and inside it read back byte for byte',
+    async (encoding) => {
+      const run = randomUUID().slice(0, 8)
+      const posted = bidPosted(run)
+      const text = JSON.stringify(posted)
+      const from = await endOffsets(brokers, [EVENT_INFO.bid.topic])
+      const res = await post(`${gw.url}/v1/bids`, encoding === 'json' ? `[${text}]` : `${text}\n`, {
+        'content-type': encoding === 'json' ? 'application/json' : 'application/x-ndjson',
+      })
+      expect(res.status, JSON.stringify(res.body)).toBe(200)
+      const got = await readBack('bid', from, posted.event_id as string)
+      expect(got.value._unknown).toBe(envelopeUnknown(posted))
+      expect((got.value.request as Record<string, unknown>)._unknown).toBe('{"x-req":{"a":[1,null]}}')
+      const back = JSON.parse(asPosted('bid', got)) as Record<string, unknown>
+      delete back.bid_price_micros // left out, read back as its default
+      expect(JSON.stringify(back)).toBe(text)
+    },
+  )
+
+  it('bid over CSV (envelope columns): unknown columns are kept as the text cells they are', async () => {
+    const run = randomUUID().slice(0, 8)
+    const { campaign_id: _, ...posted } = bidPosted(run) // an empty cell is absent, not null
+    const keys = Object.keys(posted)
+    const csv = `${keys.map(csvCell).join(',')}\n${keys.map((k) => csvCell(posted[k])).join(',')}\n`
+    const from = await endOffsets(brokers, [EVENT_INFO.bid.topic])
+    const res = await post(`${gw.url}/v1/bids`, csv, { 'content-type': 'text/csv' })
+    expect(res.status, JSON.stringify(res.body)).toBe(200)
+    const got = await readBack('bid', from, posted.event_id as string)
+    const cells = Object.fromEntries(
+      keys
+        .filter((k) => !['event_id', 'event_time', 'request'].includes(k))
+        .map((k) => [k, typeof posted[k] === 'object' ? JSON.stringify(posted[k]) : String(posted[k])]),
+    )
+    expect(got.value._unknown).toBe(envelopeUnknown(cells))
+    expect((got.value.request as Record<string, unknown>)._unknown).toBe('{"x-req":{"a":[1,null]}}')
+  })
+
+  it('bid over Avro: fields only the writer schema names beside request read back as the same bid posted as JSON', async () => {
+    const run = randomUUID().slice(0, 8)
+    const schema = EVENT_SCHEMAS.bid.json as { fields: { name: string }[] }
+    const rest = schema.fields.findIndex((f) => f.name === '_unknown')
+    const writer = avro.Type.forSchema({
+      ...schema,
+      fields: [
+        ...schema.fields.slice(0, rest),
+        { name: 'zzz', type: 'int' },
+        {
+          name: 'x_trace',
+          type: {
+            type: 'record',
+            name: 'Trace',
+            fields: [{ name: 'hops', type: { type: 'array', items: 'string' } }],
+          },
+        },
+        ...schema.fields.slice(rest),
+      ],
+    } as avro.Schema)
+    const extra = { zzz: 1, x_trace: { hops: ['ssp', 'exchange'] } }
+    const bid = (id: string) => ({
+      event_id: id,
+      event_time: 1_795_000_000_400,
+      request: { id: `auc-${run}`, imp: [{ id: '1', 'x-imp': true }] },
+    })
+    // The Avro value: the bid as the gateway reads it (the canonical event), plus the writer's fields.
+    const canonical = normalizerFor('bid', 'json')(bid(`bid-avro-${run}`)) as Record<string, unknown>
+    const from = await endOffsets(brokers, [EVENT_INFO.bid.topic])
+    const viaAvro = await post(`${gw.url}/v1/bids`, writeContainer(writer, [{ ...canonical, ...extra }]), {
+      'content-type': 'application/avro',
+    })
+    expect(viaAvro.status, JSON.stringify(viaAvro.body)).toBe(200)
+    const viaJson = await post(`${gw.url}/v1/bids`, JSON.stringify({ ...bid(`bid-json-${run}`), ...extra }), {
+      'content-type': 'application/json',
+    })
+    expect(viaJson.status, JSON.stringify(viaJson.body)).toBe(200)
+    const avroBack = await readBack('bid', from, `bid-avro-${run}`)
+    const jsonBack = await readBack('bid', from, `bid-json-${run}`)
+    expect(avroBack.value._unknown).toBe(JSON.stringify(extra))
+    expect(avroBack.value._unknown).toBe(jsonBack.value._unknown)
+    expect(avroBack.value.request).toEqual(jsonBack.value.request)
+  })
+
+  it("a rejected bid's dead letter holds the fields beside request byte for byte", async () => {
+    const run = randomUUID().slice(0, 8)
+    const posted = { ...bidPosted(run), event_time: 'yesterday' }
+    const text = JSON.stringify(posted)
+    const from = await endOffsets(brokers, [DLQ_TOPIC])
+    const res = await post(`${gw.url}/v1/bids`, text, { 'content-type': 'application/json' })
+    expect(res.status, JSON.stringify(res.body)).toBe(400)
+    const mine = (r: ReadRecord) => r.headers['adgate.request_id'] === res.body.request_id
+    const dead = (await readFrom(brokers, from, (rs) => rs.some(mine))).find(mine)
+    expect(dead, 'dead letter not read back').toBeDefined()
+    expect(dead!.schemaId).toBe(DLQ_SCHEMA.id)
+    expect(dead!.value.field).toBe('event_time')
+    expect((dead!.value.raw as Buffer).toString()).toBe(text)
   })
 })

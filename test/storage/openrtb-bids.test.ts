@@ -1,8 +1,8 @@
-// Issue 14's "done when" for storage: the IAB's OpenRTB 2.6 example requests (v2 bids) posted
+// Issue 14's "done when" for storage: the IAB's OpenRTB 2.6 example requests (v3 bids) posted
 // through the real gateway → Kafka → the correlator (its Kafka consumer) → DuckDB and PostgreSQL.
 // The bid → impression join on the auction id works, the win rate is right, the 0.03 floor is
-// stored exactly (0.03 and 30000 micros), and ext / _unknown read back from the raw tables byte for
-// byte as Kafka holds them.
+// stored exactly (0.03 and 30000 micros), and ext / _unknown (beside the request and inside it)
+// read back from the raw tables byte for byte as Kafka holds them.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -47,6 +47,7 @@ const requests: Record<string, unknown>[] = [
   fixture('ex3-mobile'),
   fixture('ex4-video'),
 ]
+const BESIDE_REQUEST = { x_bidder: { model: 'v7', scores: [0.5, null] } }
 const campaign = `cmp-rtb-${randomBytes(3).toString('hex')}`
 const t0 = Date.now() - 60_000
 
@@ -77,12 +78,14 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
     gw = await startGateway(brokers, { ADGATE_API_KEYS: `ssp-rtb:${SECRET}:*` })
     const from = await endOffsets(brokers, [EVENT_INFO.bid.topic, EVENT_INFO.impression.topic])
     // The bidder's envelope beside each request: its campaign and price, so wins count per campaign.
+    // The first also carries a field beside its request (the envelope's _unknown, bid v3).
     const bids = requests.map((request, i) => ({
       event_id: `bid-${prefix}${i}`,
       event_time: t0 + i * 1000,
       campaign_id: campaign,
       bid_price_micros: 1_000_000 + i,
       request,
+      ...(i === 0 ? BESIDE_REQUEST : {}),
     }))
     const res = await post(`${gw.url}/v1/bids`, JSON.stringify(bids), json)
     expect(res.status, JSON.stringify(res.body)).toBe(200)
@@ -192,18 +195,21 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
 
     // ext and _unknown, byte for byte as in Kafka.
     const kafkaBid = records.find((r) => r.value.event_id === `bid-${prefix}0`)!.value as {
+      _unknown: string
       request: { ext: string; _unknown: string; imp: { ext: string; _unknown: string }[] }
     }
     const [bid] = await q(
-      `SELECT ext, request_unknown, event, site_domain, publisher_id FROM raw_bids WHERE event_id = 'bid-${prefix}0'`,
+      `SELECT _unknown, ext, request_unknown, event, site_domain, publisher_id FROM raw_bids WHERE event_id = 'bid-${prefix}0'`,
     )
+    expect(bid!._unknown).toBe(kafkaBid._unknown)
+    expect(bid!._unknown).toBe(JSON.stringify(BESIDE_REQUEST))
     expect(bid!.ext).toBe(kafkaBid.request.ext)
     expect(bid!.ext).toBe('{"ssp":{"tier":1,"k":"v"}}')
     expect(bid!.request_unknown).toBe(kafkaBid.request._unknown)
     expect(bid!.request_unknown).toBe('{"x_unmodelled":{"a":[1,2.5,"x"],"b":null}}')
     expect(bid).toMatchObject({ site_domain: 'www.foobar.com', publisher_id: '8953' })
-    // The whole event: the request exactly as posted.
-    expect(JSON.parse(bid!.event as string).request).toEqual(requests[0])
+    // The whole event: the request exactly as posted, and what was beside it.
+    expect(JSON.parse(bid!.event as string)).toMatchObject({ ...BESIDE_REQUEST, request: requests[0] })
     const [imp] = await q(`SELECT ext, _unknown FROM raw_bid_imps WHERE event_id = 'bid-${prefix}0'`)
     expect(imp).toEqual({ ext: kafkaBid.request.imp[0]!.ext, _unknown: kafkaBid.request.imp[0]!._unknown })
     expect(imp!._unknown).toBe('{"x_imp_note":"kept"}')

@@ -13,7 +13,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('Parquet sink', () => {
   it('writes hive-partitioned files (dt=/hour=) that read back as the tables, and a replay rewrites, not appends', async () => {
-    const logs = toLogs(funnelEvents({ seed: 31, bids: 3000, duplicates: 0.05, outOfOrder: 0.1 }))
+    const events = funnelEvents({ seed: 31, bids: 3000, duplicates: 0.05, outOfOrder: 0.1 })
+    // Some bids carry fields their sender posted beside the request (the envelope's _unknown).
+    events.forEach(({ type, event }, i) => {
+      if (type === 'bid' && i % 7 === 0) event._unknown = JSON.stringify({ x_note: [i, 'é'] })
+    })
+    const logs = toLogs(events)
     const out = join(dir, 'lake')
     const run = async (seed: number) => {
       const storage = await ParquetStorage.open(join(dir, 'state.duckdb'), out, { intervalMs: 0 })
@@ -67,6 +72,11 @@ describe('Parquet sink', () => {
     expect((await rawFrom('raw_bids'))[0]).toMatchObject({ n: bids })
     for (const table of ['raw_bids', 'raw_bid_imps', 'raw_impressions', 'raw_clicks', 'raw_conversions'])
       expect(await rawFrom(`read_parquet('${out}/${table}/*/*/*.parquet')`)).toEqual(await rawFrom(table))
+    const unknowns = (from: string) =>
+      read(`SELECT kafka_offset, _unknown FROM ${from} WHERE _unknown IS NOT NULL ORDER BY ALL`)
+    const kept = await unknowns('raw_bids')
+    expect(kept.length).toBeGreaterThan(10)
+    expect(await unknowns(`read_parquet('${out}/raw_bids/*/*/*.parquet')`)).toEqual(kept)
     await storage.close()
   })
 })

@@ -97,7 +97,7 @@ export async function reference(records: readonly RawRecord[], rules: ReferenceR
       a.appendBigInt(BigInt(r.offset))
       for (const col of COLUMNS.slice(3)) {
         const [name, type] = col.split(' ') as [string, string]
-        // A bid's auction id is its OpenRTB request's own id (schemas/bid.v2.avsc).
+        // A bid's auction id is its OpenRTB request's own id (schemas/bid.v3.avsc).
         const x =
           name === 'id' && v.request
             ? (v.request as { id: string }).id

@@ -26,7 +26,7 @@ function run(body: string, encoding: Encoding, type: 'bid' | 'impression') {
   return outcomeOf(result, 0)
 }
 
-// The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v2.avsc).
+// The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v3.avsc).
 const bid = (price: number, id: string) =>
   `{"event_id":"${id}","event_time":1760000000000,"bid_price_micros":${price},"request":{"id":"a${id}","imp":[{"id":"1"}]}}`
 
