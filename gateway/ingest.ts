@@ -77,11 +77,15 @@ export class IngestService {
       }
     }
 
+    // A client on probation for refused work is decoded apart (workers/probation-lane.ts).
+    const onProbation = this.refused?.onProbation(client) ?? false
+    if (onProbation) this.metrics.probationBodies.inc()
+    const request = onProbation ? { ...input, probation: client } : input
     let outcome: BodyOutcome
     let rejectsJson: Buffer | null
     let task: TaskOutput
     try {
-      ;({ outcome, rejectsJson, task } = await this.pool.decode(input))
+      ;({ outcome, rejectsJson, task } = await this.pool.decode(request))
     } catch (err) {
       this.logger.error({ err, requestId }, 'decode failed in the worker pool')
       return errorReply(

@@ -161,6 +161,14 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
       for (const result of ['waited', 'refused']) c.inc({ result }, 0)
       return c
     }),
+    probationBodies: m(
+      () =>
+        new Counter({
+          name: 'adgate_probation_bodies_total',
+          help: 'Bodies of clients on probation for refused work (over their share within the last 30 s), decoded apart on one thread of their own',
+          registers,
+        }),
+    ),
     // ---- decoder workers (observed once per task)
     workerBusy: m(
       () =>

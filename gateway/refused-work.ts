@@ -8,6 +8,10 @@ import type { Authenticator, Principal } from './auth.js'
  * second's worth is free, and beyond that its next bodies wait (no CPU is spent on them while they
  * wait) until the debt is back under it. A client that already has `maxWaiting` bodies waiting is
  * refused at once (429) instead, so waiting bodies stay few. Valid work is never charged.
+ *
+ * A client that went over its free share is on probation for `probationMs` after it last was: its
+ * bodies are decoded apart from everyone else's (workers/pool.ts, the probation lane), so its next
+ * costly body takes no worker and no event-loop time from clients in good standing.
  */
 export class RefusedWork {
   private readonly debts = new Map<string, Debt>()
@@ -16,7 +20,14 @@ export class RefusedWork {
     private readonly msPerSecond: number,
     private readonly maxWaiting = 4,
     private readonly now: () => number = Date.now,
+    private readonly probationMs = PROBATION_MS,
   ) {}
+
+  /** Whether this client went over its free share within the last probationMs. */
+  onProbation(client: string): boolean {
+    const debt = this.debts.get(client)
+    return debt !== undefined && this.now() - debt.overAt < this.probationMs
+  }
 
   /** How long (ms) this client's next body must wait before it is decoded; 0: now. */
   waitMs(client: string): number {
@@ -59,13 +70,14 @@ export class RefusedWork {
     if (ms <= 0) return
     const debt = this.debtOf(client)
     debt.ms = this.drain(debt) + ms
+    if (debt.ms > this.msPerSecond) debt.overAt = debt.at
     if (this.debts.size > MAX_CLIENTS) this.forgetPaidUp()
   }
 
   private debtOf(client: string): Debt {
     let debt = this.debts.get(client)
     if (debt === undefined) {
-      debt = { ms: 0, at: this.now(), waiting: 0 }
+      debt = { ms: 0, at: this.now(), waiting: 0, overAt: Number.NEGATIVE_INFINITY }
       this.debts.set(client, debt)
     }
     return debt
@@ -79,10 +91,10 @@ export class RefusedWork {
     return debt.ms
   }
 
-  /** Clients with no debt and nothing waiting are forgotten (the map stays bounded by the indebted). */
+  /** Clients with no debt, nothing waiting and no probation are forgotten (the map stays bounded by the indebted). */
   private forgetPaidUp(): void {
     for (const [client, debt] of this.debts)
-      if (debt.waiting === 0 && this.drain(debt) === 0) this.debts.delete(client)
+      if (debt.waiting === 0 && this.drain(debt) === 0 && !this.onProbation(client)) this.debts.delete(client)
   }
 
   /** Clients tracked (tests: the map stays bounded). */
@@ -104,9 +116,13 @@ interface Debt {
   at: number
   /** Bodies of this client waiting for the debt to drain. */
   waiting: number
+  /** When its debt last went over the free share (its probation runs from then). */
+  overAt: number
 }
 
 const MAX_CLIENTS = 10_000
+/** How long a client that went over its free share is decoded apart from the others. */
+export const PROBATION_MS = 30_000
 
 /**
  * Who is charged for refused work: the API key; without keys, the client's address

@@ -34,6 +34,8 @@ export interface NoisyOptions {
   readonly rounds: number
   /** The open-loop rate as a share of the closed-loop rate alone. */
   readonly share?: number
+  /** The open-loop rate in events/s instead (comparing two gateways at one rate). */
+  readonly offeredEventsPerS?: number
   /** The gateway's ADGATE_REFUSED_CPU_MS_PER_S and ADGATE_REQUEST_CPU_MS (default: NOISY_NEIGHBOUR_ENV's). */
   readonly refusedCpuMsPerS?: number
   readonly requestCpuMs?: number
@@ -227,7 +229,7 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
   }
   const aloneLeast = Math.min(...closedRounds.map((r) => r.alone.events_per_s))
 
-  const offered = Math.round(aloneLeast * (o.share ?? 0.5))
+  const offered = o.offeredEventsPerS ?? Math.round(aloneLeast * (o.share ?? 0.5))
   const openRounds: { alone: OpenSide; with_neighbour: OpenSide; conclusive: boolean }[] = []
   const openNon2xx: Record<string, number> = {}
   let last: OpenLoopResult | undefined

@@ -12,6 +12,7 @@ import {
   type TaskResult,
 } from './decode-task.js'
 import { LoopLoad } from './loop-load.js'
+import { ProbationLane } from './probation-lane.js'
 import { type TaskSignal, Watchdog } from './watchdog.js'
 
 export interface DecodeRequest extends BodyFacts {
@@ -21,6 +22,12 @@ export interface DecodeRequest extends BodyFacts {
    * empty here afterwards.
    */
   readonly body: Buffer
+  /**
+   * Set to its client when that client is on probation for refused work (gateway/refused-work.ts):
+   * the body is decoded alone, on the probation lane's thread (probation-lane.ts), never inline nor
+   * in a task beside other bodies.
+   */
+  readonly probation?: string
 }
 
 /** What one task produced for Kafka; shared by the requests of the task. */
@@ -110,6 +117,11 @@ export interface WorkerData {
 /** The largest lone body decoded on the event loop: about half a millisecond of decoding. */
 export const INLINE_MAX_BYTES = 64 * 1024
 /**
+ * The most thread CPU time a body decoded on the event loop may take; one that needs more (10k
+ * invalid events fit in 29 KB and take ~50 ms) goes to a worker, its inline attempt thrown away.
+ */
+export const INLINE_BUDGET_MS = 2
+/**
  * Share of a core the event-loop thread may use and still decode lone bodies itself; above it even
  * lone bodies go to the workers, so decoding never starves the loop and a busy gateway still uses
  * every core.
@@ -128,7 +140,8 @@ interface Pending {
  * collect until one frees up, `lingerMs` passes or `maxTaskBytes` is reached, so a loaded gateway
  * writes fewer, larger Kafka batches. A task's bodies travel in one transferred (not cloned)
  * ArrayBuffer: a lone body's own, or the bodies copied into a new one; its output comes back the
- * same way.
+ * same way. Bodies of clients on probation for refused work go to the probation lane instead:
+ * one at a time, on one more thread, started when the first comes.
  */
 export class DecodePool {
   private readonly pool: TaskRunner
@@ -140,6 +153,13 @@ export class DecodePool {
   private nextFault: Fault | undefined
   private readonly watchdog: Watchdog
   private readonly inlineNow: () => boolean
+  private readonly threads: RunnerThreads
+  /** The probation lane's one thread, started with its first body. */
+  private probationRunner: TaskRunner | null = null
+  private readonly probation = new ProbationLane<Pending>((p) => {
+    this.probationRunner ??= this.startRunner({ ...this.threads, workers: 1 })
+    return this.runTask(this.probationRunner, [p], this.taskOf([p]))
+  })
 
   constructor(private readonly options: PoolOptions) {
     this.watchdog = new Watchdog(options.taskTimeoutMs)
@@ -151,7 +171,7 @@ export class DecodePool {
     } else this.inlineNow = () => false
     // Inline tasks read the data-quality rules as the workers do.
     if (inline !== false) attachRulesChannel(options.rules)
-    this.pool = (options.startRunner ?? startPiscina)({
+    this.threads = {
       filename: options.filename ?? new URL('./decode-worker.js', import.meta.url).href,
       workers: options.workers,
       workerData: {
@@ -159,11 +179,20 @@ export class DecodePool {
         schemaIds: options.schemaIds ?? null,
         native: options.native ?? true,
       },
-    })
+    }
+    this.pool = this.startRunner(this.threads)
+  }
+
+  private startRunner(threads: RunnerThreads): TaskRunner {
+    return (this.options.startRunner ?? startPiscina)(threads)
   }
 
   decode(request: DecodeRequest): Promise<DecodeReply> {
     return new Promise((resolve, reject) => {
+      if (request.probation !== undefined) {
+        this.probation.push(request.probation, { request, resolve, reject })
+        return
+      }
       this.pending.push({ request, resolve, reject })
       this.pendingBytes += request.body.length
       if (this.pendingBytes >= this.options.maxTaskBytes) this.flush()
@@ -191,8 +220,27 @@ export class DecodePool {
     if (this.pending.length === 0) return
     const batch = this.pending
     this.pending = []
-    const buffer = taskBuffer(batch, this.pendingBytes)
     this.pendingBytes = 0
+    const task = this.taskOf(batch, this.nextFault)
+    this.nextFault = undefined
+    const r = batch[0]!.request
+    const lone = batch.length === 1 && r.contentEncoding === 'identity' && r.body.length <= INLINE_MAX_BYTES
+    const inline = lone && this.running === 0 && task.fault === undefined && this.inlineNow()
+    if (inline && this.decodeHere(batch, task)) return
+    this.running++
+    this.runTask(this.pool, batch, task).finally(() => {
+      this.running--
+      // A worker is free: what collected while all were busy goes now.
+      if (this.pending.length > 0 && !this.scheduled) {
+        this.scheduled = true
+        setImmediate(this.flushScheduled)
+      }
+    })
+  }
+
+  /** The task of these bodies: in one buffer, with the limits (and a fault to inject: tests). */
+  private taskOf(batch: readonly Pending[], fault?: Fault): DecodeTask {
+    const buffer = taskBuffer(batch)
     const bodies: BodyMeta[] = []
     let offset = 0
     for (const { request: r } of batch) {
@@ -208,50 +256,46 @@ export class DecodePool {
       })
       offset += r.body.length
     }
-    const task: DecodeTask = {
+    return {
       buffer,
       bodies,
       maxBytes: this.options.maxBytes,
       maxEvents: this.options.maxEvents,
       budgetMs: this.options.budgetMs,
       partitions: this.options.partitions(),
-      fault: this.nextFault,
+      fault,
     }
-    this.nextFault = undefined
-    const r = batch[0]!.request
-    const lone = batch.length === 1 && r.contentEncoding === 'identity' && r.body.length <= INLINE_MAX_BYTES
-    if (lone && this.running === 0 && task.fault === undefined && this.inlineNow()) {
-      this.decodeHere(batch, task)
-      return
-    }
-    this.running++
+  }
+
+  /** Runs a task on a thread under the watchdog and answers its requests; never rejects. */
+  private runTask(runner: TaskRunner, batch: Pending[], task: DecodeTask): Promise<void> {
     const deadline = this.watchdog.start()
-    this.pool
-      .run(task, { transferList: [buffer], signal: deadline })
+    return runner
+      .run(task, { transferList: [task.buffer], signal: deadline })
       .then(
         (result) => this.answer(batch, result),
         (err: Error) => this.fail(batch, err),
       )
-      .finally(() => {
-        this.running--
-        this.watchdog.finish(deadline)
-        // A worker is free: what collected while all were busy goes now.
-        if (this.pending.length > 0 && !this.scheduled) {
-          this.scheduled = true
-          setImmediate(this.flushScheduled)
-        }
-      })
+      .finally(() => this.watchdog.finish(deadline))
   }
 
-  private decodeHere(batch: Pending[], task: DecodeTask): void {
+  /**
+   * Decodes a lone body on this thread within INLINE_BUDGET_MS; false: it needs more, and goes to a
+   * worker (decoded there again, with the whole budget), so no body stalls the event loop for longer.
+   */
+  private decodeHere(batch: Pending[], task: DecodeTask): boolean {
+    const budgetMs = Math.min(task.budgetMs ?? INLINE_BUDGET_MS, INLINE_BUDGET_MS)
     let result: TaskResult
     try {
-      result = runDecodeTask(task)
+      result = runDecodeTask({ ...task, budgetMs })
     } catch (err) {
       this.fail(batch, err as Error)
-      return
+      return true
     }
+    if (result.outcomes[0]!.error?.code === 'BODY_TOO_COSTLY' && budgetMs < (task.budgetMs ?? Infinity))
+      return false
     this.answer(batch, result)
+    return true
   }
 
   private answer(batch: Pending[], result: TaskResult): void {
@@ -273,7 +317,7 @@ export class DecodePool {
   }
 
   get queueSize(): number {
-    return this.pool.queueSize + this.pending.length
+    return this.pool.queueSize + this.pending.length + this.probation.size
   }
 
   /** Fault tests: the next task kills (or hangs) the worker thread that runs it. */
@@ -283,7 +327,7 @@ export class DecodePool {
 
   async close(): Promise<void> {
     this.watchdog.stop()
-    await this.pool.destroy()
+    await Promise.all([this.pool.destroy(), this.probationRunner?.destroy()])
   }
 }
 
@@ -291,10 +335,12 @@ export class DecodePool {
  * The ArrayBuffer a task's bodies travel in: a lone body's own when it has one to itself (the
  * body reader allocates each body outside Node's pool), else a new one they are copied into.
  */
-function taskBuffer(batch: readonly Pending[], bytes: number): ArrayBuffer {
+function taskBuffer(batch: readonly Pending[]): ArrayBuffer {
   const lone = batch.length === 1 ? batch[0]!.request.body : null
   if (lone !== null && lone.buffer.byteLength === lone.length && lone.buffer instanceof ArrayBuffer)
     return lone.buffer
+  let bytes = 0
+  for (const { request } of batch) bytes += request.body.length
   const buffer = new ArrayBuffer(bytes)
   const into = new Uint8Array(buffer)
   let offset = 0

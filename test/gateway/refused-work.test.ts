@@ -74,6 +74,38 @@ describe('RefusedWork', () => {
     }
   })
 
+  it('a client that went over its free share is on probation for probationMs after it last was; one under it never is', () => {
+    const c = clock()
+    const w = new RefusedWork(50, 4, c.now, 30_000)
+    w.charge('careless', 50) // one second's worth: free, no probation
+    expect(w.onProbation('careless')).toBe(false)
+    w.charge('noisy', 60)
+    expect(w.onProbation('noisy')).toBe(true)
+    expect(w.onProbation('valid')).toBe(false)
+    c.t += 20_000 // paid up long ago, still on probation
+    expect(w.waitMs('noisy')).toBe(0)
+    expect(w.onProbation('noisy')).toBe(true)
+    w.charge('noisy', 100) // over again: probation starts anew
+    c.t += 29_999
+    expect(w.onProbation('noisy')).toBe(true)
+    c.t += 1
+    expect(w.onProbation('noisy')).toBe(false)
+  })
+
+  it('forgets no client on probation, however many it tracks', () => {
+    const c = clock()
+    const w = new RefusedWork(50, 4, c.now, 30_000)
+    w.charge('noisy', 60)
+    c.t += 2000
+    for (let i = 0; i < 10_000; i++) w.charge(`client-${i}`, 1)
+    c.t += 1000 // everyone paid up
+    w.charge('one-more', 1)
+    expect(w.size).toBe(2) // noisy, on probation, is kept
+    expect(w.onProbation('noisy')).toBe(true)
+    c.t += 30_000
+    expect(w.onProbation('noisy')).toBe(false)
+  })
+
   it('forgets clients that owe nothing once it tracks many', () => {
     const c = clock()
     const w = new RefusedWork(50, 4, c.now)

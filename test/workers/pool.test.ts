@@ -84,8 +84,13 @@ function request(body: string): DecodeRequest {
 
 const turn = () => new Promise((r) => setImmediate(r))
 
-function pool(options: Partial<PoolOptions> = {}): { pool: DecodePool; runner: () => FakeRunner } {
-  let runner: FakeRunner | undefined
+/** The pool, its workers' runner, and the probation lane's (started with the lane's first body). */
+function pool(options: Partial<PoolOptions> = {}): {
+  pool: DecodePool
+  runner: () => FakeRunner
+  lane: () => FakeRunner | undefined
+} {
+  const runners: FakeRunner[] = []
   const p = new DecodePool({
     workers: 1,
     maxBytes: 1 << 20,
@@ -97,11 +102,11 @@ function pool(options: Partial<PoolOptions> = {}): { pool: DecodePool; runner: (
     inline: false,
     ...options,
     startRunner: (threads) => {
-      runner = new FakeRunner(threads)
-      return runner
+      runners.push(new FakeRunner(threads))
+      return runners.at(-1)!
     },
   })
-  return { pool: p, runner: () => runner! }
+  return { pool: p, runner: () => runners[0]!, lane: () => runners[1] }
 }
 
 describe('DecodePool', () => {
@@ -320,6 +325,53 @@ describe('DecodePool', () => {
     await expect(p.decode({ ...request(''), body })).rejects.toThrow(/decode task failed: broken partition/)
     broken = false
     expect((await p.decode({ ...request(''), body })).outcome.events).toBe(2)
+  })
+
+  it('decodes the bodies of clients on probation alone, one at a time, on a thread of their own started with the first, the clients in turn', async () => {
+    const { pool: p, runner, lane } = pool({ workers: 2 })
+    const onProbation = (body: string, client: string) => p.decode({ ...request(body), probation: client })
+    expect(lane()).toBeUndefined()
+    const replies = [
+      onProbation('n1', 'noisy'),
+      p.decode(request('valid')),
+      onProbation('n2', 'noisy'),
+      onProbation('n3', 'noisy'),
+      onProbation('m1', 'other'),
+    ]
+    await turn()
+    // The valid body goes to the workers, in a task of its own; the probation bodies to the lane.
+    expect(runner().calls.map((c) => c.bodies)).toEqual([['valid']])
+    expect(lane()!.threads.workers).toBe(1)
+    expect(lane()!.calls.map((c) => c.bodies)).toEqual([['n1']])
+    expect(p.queueSize).toBe(3)
+    runner().calls[0]!.finish()
+    for (let i = 0; i < 4; i++) {
+      lane()!.calls[i]!.finish()
+      await turn()
+    }
+    // n1 was running when n2, n3 and m1 came: noisy's next, then the other client's turn.
+    expect(lane()!.calls.map((c) => c.bodies)).toEqual([['n1'], ['n2'], ['m1'], ['n3']])
+    const answered = await Promise.all(replies)
+    expect(answered.map((r) => r.outcome.events)).toEqual([2, 5, 2, 2, 2])
+    await p.close()
+    expect(lane()!.destroyed).toBe(true)
+  })
+
+  it("sends a lone body whose decode needs more than INLINE_BUDGET_MS to a worker, and answers with the worker's result", async () => {
+    const onTask = vi.fn()
+    const { pool: p, runner } = pool({ inline: () => true, onTask, maxEvents: 100_000, budgetMs: 500 })
+    // 20k invalid events in 60 KB: ~100 ms of decoding, refused inline after ~2 ms of it.
+    const body = Buffer.from('{}\n'.repeat(20_000))
+    expect(body.length).toBeLessThanOrEqual(INLINE_MAX_BYTES)
+    const reply = p.decode({ ...request(''), body, type: 'impression', encoding: 'ndjson' })
+    await turn()
+    expect(runner().calls).toHaveLength(1)
+    const call = runner().calls[0]!
+    expect(call.task.budgetMs).toBe(500) // the worker gets the whole budget
+    expect(call.bodies[0]).toBe(body.toString())
+    call.finish()
+    expect((await reply).outcome.events).toBe(body.length) // the fake's outcome: the inline one was dropped
+    expect(onTask).toHaveBeenCalledTimes(1)
   })
 
   it('returns what a real decode task returns, in-process (the fake runs runDecodeTask)', async () => {
