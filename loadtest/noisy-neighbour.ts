@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
@@ -36,6 +37,12 @@ export interface NoisyOptions {
   readonly share?: number
   /** The open-loop rate in events/s instead (comparing two gateways at one rate). */
   readonly offeredEventsPerS?: number
+  /**
+   * A second gateway (the build before a change, same settings): its open-loop rounds are run
+   * between this one's, at the same rate, each beside a neighbour of its own, so both see the same
+   * machine. Reported as `baseline`.
+   */
+  readonly baselineUrl?: string
   /** The gateway's ADGATE_REFUSED_CPU_MS_PER_S and ADGATE_REQUEST_CPU_MS (default: NOISY_NEIGHBOUR_ENV's). */
   readonly refusedCpuMsPerS?: number
   readonly requestCpuMs?: number
@@ -53,6 +60,26 @@ export interface OpenSide extends Side {
   readonly schedule_kept: boolean
 }
 
+export interface OpenRounds {
+  readonly rounds: readonly OpenRound[]
+  /** Served ÷ offered beside the neighbour over the conclusive rounds: the worst, and the median (NaN: none). */
+  readonly served_share_min: number
+  readonly served_share_median: number
+  /** Answers to the valid client in the conclusive rounds that were not 2xx. */
+  readonly non2xx: Record<string, number>
+  /** Medians over the rounds. */
+  readonly alone: { readonly p50_ms: number; readonly p99_ms: number }
+  readonly with_neighbour: { readonly p50_ms: number; readonly p99_ms: number }
+}
+interface OpenRound {
+  readonly alone: OpenSide
+  readonly with_neighbour: OpenSide
+  /** The alone side was served: the round says something of the neighbour. */
+  readonly conclusive: boolean
+  /** The machine's 1-minute load average when the round started. */
+  readonly load: number
+}
+
 export interface NoisyResult {
   readonly closed: {
     readonly rounds: readonly { alone: Side; with_neighbour: Side }[]
@@ -62,18 +89,9 @@ export interface NoisyResult {
     /** Median of the rounds' ratios. */
     readonly ratio: number
   }
-  readonly open: {
-    readonly offered_events_per_s: number
-    readonly rounds: readonly { alone: OpenSide; with_neighbour: OpenSide; conclusive: boolean }[]
-    /** Served ÷ offered beside the neighbour over the conclusive rounds: the worst, and the median (NaN: none). */
-    readonly served_share_min: number
-    readonly served_share_median: number
-    /** Answers to the valid client in the conclusive rounds that were not 2xx. */
-    readonly non2xx: Record<string, number>
-    /** Medians over the rounds. */
-    readonly alone: { readonly p50_ms: number; readonly p99_ms: number }
-    readonly with_neighbour: { readonly p50_ms: number; readonly p99_ms: number }
-  }
+  readonly open: OpenRounds & { readonly offered_events_per_s: number }
+  /** The same open-loop rounds against NoisyOptions.baselineUrl, interleaved with these. */
+  readonly baseline?: OpenRounds
   /**
    * Answers to the valid client in the closed loop that were not 2xx, by status (must stay empty:
    * 16 connections never overload the gateway, so a 5xx there is the neighbour's doing).
@@ -88,6 +106,8 @@ export interface NoisyResult {
   readonly refused_work_allowance_s: number
   /** The neighbour's bodies that waited for its share to drain, and that were refused 429. */
   readonly refused_work_delays: { readonly waited: number; readonly refused: number }
+  /** The neighbour's bodies decoded apart, on the probation lane (workers/probation-lane.ts). */
+  readonly probation_bodies: number
   /** The last open-loop round beside the neighbour. */
   readonly result: OpenLoopResult
 }
@@ -204,6 +224,7 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
     charged: await metric(url, 'adgate_refused_work_seconds_total', 0),
     waited: await metric(url, 'adgate_refused_work_delays_total{result="waited"}', 0),
     refused: await metric(url, 'adgate_refused_work_delays_total{result="refused"}', 0),
+    probation: await metric(url, 'adgate_probation_bodies_total', 0),
   })
   const before = await counters()
 
@@ -230,33 +251,34 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
   const aloneLeast = Math.min(...closedRounds.map((r) => r.alone.events_per_s))
 
   const offered = o.offeredEventsPerS ?? Math.round(aloneLeast * (o.share ?? 0.5))
-  const openRounds: { alone: OpenSide; with_neighbour: OpenSide; conclusive: boolean }[] = []
-  const openNon2xx: Record<string, number> = {}
+  const open: OpenRound[] = []
+  const baseline: OpenRound[] = []
+  const baselineState: NeighbourState = { counts: {}, windowMs: 0 }
   let last: OpenLoopResult | undefined
   for (let i = 0; i < o.rounds; i++) {
-    const r = await round(
-      url,
-      o.openSeconds,
-      i % 2 === 1,
-      () => openLoopAt(url, offered, o.openSeconds, valid),
-      state,
-    )
-    const summary = (s: OpenLoopResult): OpenSide => ({
-      events_per_s: Math.round((s.requests['2xx'] / o.openSeconds) * EVENTS_PER_REQUEST),
-      non2xx: non2xxOf(s),
-      p50_ms: s.latency_ms.p50,
-      p99_ms: s.latency_ms.p99,
-      p999_ms: s.latency_ms.p999,
-      schedule_kept: s.schedule.kept,
-    })
-    const alone = summary(r.alone)
-    const conclusive = alone.events_per_s >= 0.9 * offered
-    openRounds.push({ alone, with_neighbour: summary(r.with_neighbour), conclusive })
-    if (conclusive)
-      for (const [code, n] of Object.entries(non2xxOf(r.with_neighbour))) add(openNon2xx, code, n)
-    last = r.with_neighbour
+    const measure = async (at: string, into: OpenRound[], s: NeighbourState) => {
+      const load = loadavg()[0]!
+      const r = await round(
+        at,
+        o.openSeconds,
+        i % 2 === 1,
+        () => openLoopAt(at, offered, o.openSeconds, valid),
+        s,
+      )
+      const alone = openSide(r.alone, o.openSeconds)
+      into.push({
+        alone,
+        with_neighbour: openSide(r.with_neighbour, o.openSeconds),
+        conclusive: alone.events_per_s >= 0.9 * offered,
+        load,
+      })
+      return r.with_neighbour
+    }
+    // In turn which gateway first, as the sides within a round.
+    if (o.baselineUrl !== undefined && i % 2 === 1) await measure(o.baselineUrl, baseline, baselineState)
+    last = await measure(url, open, state)
+    if (o.baselineUrl !== undefined && i % 2 === 0) await measure(o.baselineUrl, baseline, baselineState)
   }
-  const served = openRounds.filter((r) => r.conclusive).map((r) => r.with_neighbour.events_per_s / offered)
   const after = await counters()
   const perS = (o.refusedCpuMsPerS ?? Number(NOISY_NEIGHBOUR_ENV.ADGATE_REFUSED_CPU_MS_PER_S)) / 1000
   const bodyS = (o.requestCpuMs ?? Number(NOISY_NEIGHBOUR_ENV.ADGATE_REQUEST_CPU_MS)) / 1000
@@ -268,21 +290,8 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
       with_neighbour_events_per_s: median(closedRounds.map((r) => r.with_neighbour.events_per_s)),
       ratio: median(closedRounds.map((r) => r.with_neighbour.events_per_s / r.alone.events_per_s)),
     },
-    open: {
-      offered_events_per_s: offered,
-      rounds: openRounds,
-      served_share_min: served.length === 0 ? Number.NaN : Math.min(...served),
-      served_share_median: served.length === 0 ? Number.NaN : median(served),
-      non2xx: openNon2xx,
-      alone: {
-        p50_ms: median(openRounds.map((r) => r.alone.p50_ms)),
-        p99_ms: median(openRounds.map((r) => r.alone.p99_ms)),
-      },
-      with_neighbour: {
-        p50_ms: median(openRounds.map((r) => r.with_neighbour.p50_ms)),
-        p99_ms: median(openRounds.map((r) => r.with_neighbour.p99_ms)),
-      },
-    },
+    open: { offered_events_per_s: offered, ...summary(open, offered) },
+    ...(o.baselineUrl === undefined ? {} : { baseline: summary(baseline, offered) }),
     valid_non2xx,
     neighbour: state.counts,
     neighbour_window_s: Math.round(window_s * 100) / 100,
@@ -291,7 +300,40 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
     // to its CPU budget before it is stopped (the neighbour sends one at a time).
     refused_work_allowance_s: Math.round((perS * (window_s + 1) + bodyS) * 1000) / 1000,
     refused_work_delays: { waited: after.waited - before.waited, refused: after.refused - before.refused },
+    probation_bodies: after.probation - before.probation,
     result: last!,
+  }
+}
+
+function openSide(s: OpenLoopResult, seconds: number): OpenSide {
+  return {
+    events_per_s: Math.round((s.requests['2xx'] / seconds) * EVENTS_PER_REQUEST),
+    non2xx: non2xxOf(s),
+    p50_ms: s.latency_ms.p50,
+    p99_ms: s.latency_ms.p99,
+    p999_ms: s.latency_ms.p999,
+    schedule_kept: s.schedule.kept,
+  }
+}
+
+/** Open-loop rounds summed up: served shares and answers over the conclusive ones, latency medians. */
+function summary(rounds: readonly OpenRound[], offered: number): OpenRounds {
+  const conclusive = rounds.filter((r) => r.conclusive)
+  const served = conclusive.map((r) => r.with_neighbour.events_per_s / offered)
+  const non2xx: Record<string, number> = {}
+  for (const r of conclusive)
+    for (const [code, n] of Object.entries(r.with_neighbour.non2xx)) add(non2xx, code, n)
+  const medians = (side: 'alone' | 'with_neighbour') => ({
+    p50_ms: median(rounds.map((r) => r[side].p50_ms)),
+    p99_ms: median(rounds.map((r) => r[side].p99_ms)),
+  })
+  return {
+    rounds,
+    served_share_min: served.length === 0 ? Number.NaN : Math.min(...served),
+    served_share_median: served.length === 0 ? Number.NaN : median(served),
+    non2xx,
+    alone: medians('alone'),
+    with_neighbour: medians('with_neighbour'),
   }
 }
 

@@ -5,7 +5,7 @@ import { kafkaScriptOrThrow } from '../bench/lib/broker.js'
 import { MIX } from '../bench/lib/mix.js'
 import { type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { ensureKafka, metric } from '../bench/lib/servers.js'
+import { ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
 import { percentile, slope } from '../bench/lib/stats.js'
 import {
   type Check,
@@ -282,13 +282,24 @@ const outage: Scenario = async (args) => {
   }
 }
 
-/** Issue 15: valid traffic beside a client posting the worst bodies per decoder (noisy-neighbour.ts). */
+/**
+ * Issue 15: valid traffic beside a client posting the worst bodies per decoder (noisy-neighbour.ts).
+ * With LOADTEST_BASELINE_DIR (a built checkout of the code before a change), a second gateway from
+ * it gets the same open-loop rounds, interleaved.
+ */
 const noisy: Scenario = async (args) =>
   withGateway(
     args,
     NOISY_NEIGHBOUR_ENV,
     async (gw) => {
-      const r = await noisyNeighbour(gw.url, { closedSeconds: 5, openSeconds: 10, rounds: 4 })
+      const baselineDir = process.env.LOADTEST_BASELINE_DIR
+      const baseline = baselineDir ? await startGateway(NOISY_NEIGHBOUR_ENV, baselineDir) : null
+      const r = await noisyNeighbour(gw.url, {
+        closedSeconds: 5,
+        openSeconds: 10,
+        rounds: 4,
+        baselineUrl: baseline ? `http://127.0.0.1:${baseline.port}` : undefined,
+      }).finally(() => (baseline ? stop(baseline) : undefined))
       const fivexx = Object.keys({ ...r.valid_non2xx, ...r.open.non2xx }).filter(
         (k) => k.startsWith('5') || k === 'errors',
       )
@@ -298,7 +309,7 @@ const noisy: Scenario = async (args) =>
         {
           name: 'valid traffic at a fixed rate is served (≥ 90% of offered) beside the neighbour, in every conclusive round',
           ok: conclusive > 0 && r.open.served_share_min >= 0.9,
-          detail: `offered ${r.open.offered_events_per_s} events/s; ${conclusive} of ${r.open.rounds.length} rounds conclusive (served alone); served beside the neighbour: worst round ${pct(r.open.served_share_min)}, median ${pct(r.open.served_share_median)}; p50/p99 ${r.open.with_neighbour.p50_ms}/${r.open.with_neighbour.p99_ms} ms (alone ${r.open.alone.p50_ms}/${r.open.alone.p99_ms} ms)`,
+          detail: `offered ${r.open.offered_events_per_s} events/s; ${conclusive} of ${r.open.rounds.length} rounds conclusive (served alone); served beside the neighbour: worst round ${pct(r.open.served_share_min)}, median ${pct(r.open.served_share_median)}; p50/p99 ${r.open.with_neighbour.p50_ms}/${r.open.with_neighbour.p99_ms} ms (alone ${r.open.alone.p50_ms}/${r.open.alone.p99_ms} ms)${r.baseline ? `; baseline, interleaved: p50/p99 ${r.baseline.with_neighbour.p50_ms}/${r.baseline.with_neighbour.p99_ms} ms beside (alone ${r.baseline.alone.p50_ms}/${r.baseline.alone.p99_ms} ms)` : ''}`,
         },
         {
           name: "the neighbour's refused work stays within ADGATE_REFUSED_CPU_MS_PER_S",
@@ -314,6 +325,7 @@ const noisy: Scenario = async (args) =>
       const result = {
         ...contractFields('noisy-neighbour', r.result, 100, r.result.duration_s),
         noisy_neighbour: { ...r, result: undefined },
+        ...(baselineDir ? { baseline_dir: baselineDir } : {}),
         closed_loop_note:
           "closed loop: the most the valid client pushes alone and beside the neighbour; on 2 shared cores it also measures the neighbour process's own CPU, so the verdict is the open-loop one",
       }

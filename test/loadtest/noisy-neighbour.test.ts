@@ -46,6 +46,8 @@ describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
     expect(r.refused_work_charged_s).toBeGreaterThan(0)
     expect(r.refused_work_delays.waited).toBeGreaterThan(0)
     expect(r.refused_work_delays.refused).toBe(0)
+    // Once over its share it was on probation: its next bodies were decoded apart from the valid client's.
+    expect(r.probation_bodies).toBeGreaterThan(0)
     expect(r.refused_work_charged_s, JSON.stringify(r)).toBeLessThanOrEqual(r.refused_work_allowance_s)
   })
 })
