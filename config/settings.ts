@@ -159,7 +159,12 @@ export const SETTINGS = {
     'Most events in one request or WebSocket message',
     int(1, 1_000_000),
   ),
-  workers: setting('ADGATE_WORKERS', String(Math.max(1, cpus - 1)), 'Decoder worker threads', int(1, 256)),
+  workers: setting(
+    'ADGATE_WORKERS',
+    String(Math.max(1, cpus - 1)),
+    'Decoder worker threads (plus one for clients on probation for refused work, started with their first body)',
+    int(1, 256),
+  ),
   native: setting(
     'ADGATE_NATIVE',
     '1',
@@ -317,7 +322,7 @@ export const SETTINGS = {
   refusedCpuMsPerS: setting(
     'ADGATE_REFUSED_CPU_MS_PER_S',
     '50',
-    'Decode time per second a client (API key, or address without keys) may spend on bodies and events that are refused; beyond one second of it, its next bodies wait until it is back under (more than 4 waiting: 429). 0: no limit',
+    'Decode time per second a client (API key, or address without keys) may spend on bodies and events that are refused; beyond one second of it, its next bodies wait until it is back under (more than 4 waiting: 429), and for 30 s its bodies are decoded apart on a thread of their own. 0: no limit',
     int(0, 1_000_000),
   ),
   faultInjection: setting(
