@@ -15,8 +15,8 @@ export const description =
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')
 /**
- * The last commit whose correlator consumed with kafkajs (kafkajs is no longer a dependency: for
- * this comparison, `npm install --no-save kafkajs@2.2.4` first). BENCH_CONSUME_BASELINE picks another.
+ * The last commit whose correlator consumed with kafkajs (no longer a dependency: its baseline
+ * build installs it, see lib/baseline-build.ts). BENCH_CONSUME_BASELINE picks another.
  */
 const KAFKAJS_COMMIT = 'c9b6305'
 const here = import.meta.dirname

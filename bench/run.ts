@@ -26,11 +26,35 @@ async function load(name: string): Promise<BenchModule> {
   return mod as BenchModule
 }
 
+const USAGE = `usage: node dist/bench/run.js [--quick] [name…]
+       node dist/bench/run.js --list | --help
+
+Runs the named benches (all of them with no name), one after another, printing a table each
+and writing bench/results/<name>.json. Settings are environment variables (BENCH_*,
+ADGATE_BENCH_*: each bench's section of README.md or bench/README.md names its own).
+Unknown options are refused.
+  --quick     short smoke runs; nothing is written
+  --list      each bench's name and what it measures
+  --help, -h  this text
+`
+const FLAGS = ['--quick', '--list', '--help', '-h']
+
 async function main(argv: string[]): Promise<void> {
-  const quick = argv.includes('--quick')
-  const names = argv.filter((a) => !a.startsWith('--'))
+  const flags = argv.filter((a) => a.startsWith('-'))
+  const refused = flags.filter((f) => !FLAGS.includes(f))
+  if (refused.length > 0) {
+    process.stderr.write(`bench: unknown option ${refused.join(', ')}\n\n${USAGE}`)
+    process.exitCode = 2
+    return
+  }
+  if (flags.includes('--help') || flags.includes('-h')) {
+    process.stdout.write(USAGE)
+    return
+  }
+  const quick = flags.includes('--quick')
+  const names = argv.filter((a) => !a.startsWith('-'))
   const all = available()
-  if (argv.includes('--list')) {
+  if (flags.includes('--list')) {
     for (const name of all) process.stdout.write(`${name}\t${(await load(name)).description ?? ''}\n`)
     return
   }

@@ -36,10 +36,7 @@ async function main(argv: string[]): Promise<number> {
       return gen(rest)
     case 'gateway':
     case 'all': {
-      if (rest.includes('--help')) {
-        process.stdout.write(HELP)
-        return 0
-      }
+      if (answeredHelp(command, rest, HELP)) return 0
       const config = loadConfig()
       assertNativeBindings()
       if (command === 'all') return runAll(config, createLogger(config.logLevel, 'adgate'))
@@ -51,10 +48,7 @@ async function main(argv: string[]): Promise<number> {
       return runGateway(config, createLogger(config.logLevel, 'adgate-gateway'), config.kafkaBrokers)
     }
     case 'correlator': {
-      if (rest.includes('--help')) {
-        process.stdout.write(CORRELATOR_HELP)
-        return 0
-      }
+      if (answeredHelp(command, rest, CORRELATOR_HELP)) return 0
       const config = loadConfig()
       return runCorrelatorCommand(config, createLogger(config.logLevel, 'adgate-correlator'))
     }
@@ -64,6 +58,18 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`adgate: unknown command ${JSON.stringify(command)}\n\n${HELP}`)
       return 2
   }
+}
+
+/** gateway, all and correlator take their settings from the environment: --help, or no argument. */
+function answeredHelp(command: string, rest: string[], help: string): boolean {
+  if (rest.length === 0) return false
+  if (rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h')) {
+    process.stdout.write(help)
+    return true
+  }
+  throw new UsageError(
+    `${command} takes no arguments, got ${JSON.stringify(rest.join(' '))} (settings are environment variables: adgate --help)`,
+  )
 }
 
 async function runGateway(config: Config, logger: Logger, brokers: string[]): Promise<number> {

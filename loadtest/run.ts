@@ -344,22 +344,49 @@ const SCENARIOS: Record<string, Scenario> = {
   outage,
 }
 
+const USAGE = `usage: npm run loadtest -- <scenario> [--minutes N | --long] [--target http://host:port]
+       node dist/loadtest/run.js --help
+
+Scenarios (README.md, "Load tests", says what each does and checks):
+  ${Object.keys(SCENARIOS).join(', ')}
+
+Options:
+  --target URL   drive a running gateway (or LOADTEST_TARGET); without it the scenario starts
+                 its own on 127.0.0.1 against the local broker (bad-traffic, outage: always)
+  --minutes N    how long soak runs [2.5]; --long is 10
+  --help, -h     this text
+
+Environment: LOADTEST_EVENTS_PER_S (steady and soak rate [40000]), LOADTEST_SPIKE_BASE [8000],
+LOADTEST_WS_RATE (batches/s per websocket client [40]), LOADTEST_P99_MS (the p99 SLO [50]),
+LOADTEST_OUTAGE_PORT (outage's private broker [20592]).
+Writes loadtest/results/<scenario>.json; exit 1 when a check fails.
+`
+const FLAGS = ['--long', '--minutes', '--target', '--help', '-h']
+const TAKES_VALUE = ['--minutes', '--target']
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2)
   const option = (flag: string) => {
     const i = argv.indexOf(flag)
     return i >= 0 ? argv[i + 1] : undefined
   }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE)
+    return
+  }
+  const words = argv.filter((_, i) => !TAKES_VALUE.includes(argv[i - 1] ?? ''))
+  const refused = words.filter((a) => a.startsWith('-') && !FLAGS.includes(a))
+  const names = words.filter((a) => !a.startsWith('-'))
   const minutes = argv.includes('--long') ? 10 : option('--minutes') ? Number(option('--minutes')) : undefined
   const target = option('--target') ?? process.env.LOADTEST_TARGET
-  const name = argv.find(
-    (a, i) => !a.startsWith('--') && !['--minutes', '--target'].includes(argv[i - 1] ?? ''),
-  )
+  const name = names[0]
   const scenario = name ? SCENARIOS[name] : undefined
-  if (!scenario) {
-    process.stderr.write(
-      `usage: npm run loadtest -- <${Object.keys(SCENARIOS).join('|')}> [--minutes N | --long] [--target http://host:port]\n`,
-    )
+  if (!scenario || names.length > 1 || refused.length > 0) {
+    const why =
+      refused.length > 0
+        ? `unknown option ${refused.join(', ')}`
+        : `one scenario, of ${Object.keys(SCENARIOS).join(', ')}`
+    process.stderr.write(`loadtest: ${why}\n\n${USAGE}`)
     process.exit(2)
   }
   if (target === undefined && name !== 'outage') ensureKafka()

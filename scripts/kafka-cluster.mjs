@@ -423,4 +423,4 @@ async function status() {
   if (up < nodes.length) process.exitCode = 1
 }
 
-await runCommand(label, { start, stop, status }, 'node scripts/kafka-cluster.mjs start|stop [id]|status')
+await runCommand(label, { start, stop, status })

@@ -128,4 +128,4 @@ async function status() {
   process.exitCode = 1
 }
 
-await runCommand('kafka', { start, stop, status }, 'node scripts/kafka.mjs start|stop|status')
+await runCommand('kafka', { start, stop, status })

@@ -7,6 +7,9 @@
 // An entry with its os/cpu/libc is enough: npm skips it on a non-matching machine without fetching.
 // Run after `npm install`: `npm run lock:platforms`.
 import { readFileSync, writeFileSync } from 'node:fs'
+import { answerUsage } from './lib/usage.mjs'
+
+answerUsage([undefined])
 
 const path = new URL('../package-lock.json', import.meta.url)
 const lock = JSON.parse(readFileSync(path, 'utf8'))

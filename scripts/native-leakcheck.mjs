@@ -3,6 +3,7 @@
 //
 //   npm run native:leakcheck            both checks below
 //   node scripts/native-leakcheck.mjs workload N   (internal: N transcode calls, then exit)
+//   node scripts/native-leakcheck.mjs plateau N    (internal: check 2 alone, over N calls)
 //
 // 1. valgrind memcheck on a node process making a few thousand calls over every kind of input
 //    (valid, deferred, rejected, malformed, whole-body fallbacks, projections, NDJSON), then
@@ -10,7 +11,8 @@
 //    allocation stack inside adgate_native.node. (node itself reports V8/libuv blocks; those are not
 //    ours and are ignored.) Also no invalid read/write anywhere in the addon.
 // 2. An RSS plateau over millions of calls in one process: RSS after the first fifth of the calls
-//    (buffers warmed up) against the end; growth beyond 32 MiB fails.
+//    (buffers warmed up) against the end; growth beyond 32 MiB fails. LEAKCHECK_CALLS sets the
+//    number of calls (default 1,000,000).
 //
 // Needs `npm run build` first (it loads dist/decoders/transcode.js).
 
@@ -20,6 +22,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { answerUsage } from './lib/usage.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const dist = join(root, 'dist', 'decoders', 'transcode.js')
@@ -159,6 +162,7 @@ async function plateau(calls) {
   return growth <= 32
 }
 
+answerUsage([undefined, 'workload', 'plateau'])
 const [mode, arg] = process.argv.slice(2)
 if (mode === 'workload') {
   const { events } = await workload(Number(arg))

@@ -192,8 +192,4 @@ async function status() {
   process.exitCode = 1
 }
 
-await runCommand(
-  'registry',
-  { fetch: fetchCommand, start, stop, status },
-  'node scripts/registry.mjs fetch|start|stop|status',
-)
+await runCommand('registry', { fetch: fetchCommand, start, stop, status })

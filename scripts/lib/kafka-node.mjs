@@ -10,6 +10,7 @@ import net from 'node:net'
 import path from 'node:path'
 import tls from 'node:tls'
 import { fileURLToPath } from 'node:url'
+import { answerUsage } from './usage.mjs'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const host = '127.0.0.1'
@@ -362,14 +363,10 @@ export function lockHolderAlive(lockFile) {
 }
 
 /** Dispatches `node <script> <command>`; an error prints as `<label>: message` with exit code 1. */
-export async function runCommand(label, commands, usage) {
-  const command = commands[process.argv[2]]
-  if (!command) {
-    console.error(`usage: ${usage}`)
-    process.exit(2)
-  }
+export async function runCommand(label, commands) {
+  answerUsage(Object.keys(commands))
   try {
-    await command(...process.argv.slice(3))
+    await commands[process.argv[2]](...process.argv.slice(3))
   } catch (err) {
     console.error(`${label}: ${err.message}`)
     process.exitCode = 1
