@@ -3,20 +3,10 @@
 // once the broker is back the spool drains to zero and every acknowledged event is in Kafka.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
-import { Load, sleep, waitFor } from './support/load.js'
+import { Load, sleep } from './support/load.js'
 import { metric, ReadyPoller, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, Rig, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  expectNoAckedLoss,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { kafkaAvailable, logTail, Rig } from './support/rig.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const OUTAGE_MS = 30_000
 
@@ -25,25 +15,22 @@ describe.skipIf(!kafkaAvailable)('fault injection: 2. broker stopped for 30 s un
   let gw: RunningGateway
   let load: Load
   let ready: ReadyPoller
-  let down: Downstream
-  let fig: Figures
-  let exitCode: number | null
+  let r: Recorded
   const t = { down: 0, upAsked: 0, up: 0, drained: 0 }
   const m = { spooledEventsAtEnd: 0, spoolEventsAfterDrain: -1, replayed: 0, toKafkaAfterDrain: 0 }
-  const passed = trackPassed()
+  Recording.reportAfterAll(() => r)
 
   beforeAll(async () => {
     rig = await Rig.acquire()
     gw = await rig.gateway()
-    const run = runId('broker-outage')
-    const from = await offsetsNow(rig.brokers)
+    const recording = await Recording.begin(rig, 'broker-outage')
     // ~2 clients x 10 events every ~150 ms: about 6k events over the whole scenario
-    load = new Load(gw.url, { run, clients: 2, pauseMs: 150, maxEvents: 10_000 })
+    load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 150, maxEvents: 10_000 })
     const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
     ready = new ReadyPoller(() => gw.url, 250)
     load.start()
     try {
-      await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 20_000, detail)
+      await load.waitAcked('20 acknowledged requests', 20, 0, 20_000, detail)
       const downAsked = Date.now()
       try {
         await rig.broker.stop()
@@ -60,32 +47,23 @@ describe.skipIf(!kafkaAvailable)('fault injection: 2. broker stopped for 30 s un
       m.spoolEventsAfterDrain = await metric(gw.url, 'adgate_spool_events')
       m.replayed = await metric(gw.url, 'adgate_spool_replayed_events_total')
       const kafkaBefore = await metric(gw.url, 'adgate_deliveries_total{destination="kafka"}', 0)
-      await waitFor(
-        '20 requests acknowledged after the drain',
-        () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
-        20_000,
-        detail,
-      )
+      await load.waitAcked('20 requests acknowledged after the drain', 20, t.drained, 20_000, detail)
       m.toKafkaAfterDrain =
         (await metric(gw.url, 'adgate_deliveries_total{destination="kafka"}', 0)) - kafkaBefore
     } finally {
       await load.stop()
       await ready.stop()
     }
-    const rss = rig.rss.peakMb(gw.process.pid)
-    exitCode = await gw.stop()
-    down = await readBack(rig.brokers, from, run)
-    fig = figures('broker-outage', load, down, rss, {
+    r = await recording.end(load, [gw], () => ({
       outage_ms: t.up - t.down,
       acked_during_outage: load.acked().filter((e) => e.sentAt >= t.down && e.answeredAt <= t.upAsked).length,
       spooled_events_at_outage_end: m.spooledEventsAtEnd,
       drain_ms: t.drained - t.up,
       replayed_events: m.replayed,
-    })
+    }))
   }, 240_000)
 
   afterAll(async () => {
-    if (fig) report(fig, passed())
     await rig?.release()
   }, 60_000)
 
@@ -112,11 +90,11 @@ describe.skipIf(!kafkaAvailable)('fault injection: 2. broker stopped for 30 s un
   })
 
   it('every acknowledged event is in Kafka', () => {
-    expectNoAckedLoss(load, down)
-    expect(fig.missing).toBe(0)
+    expectNoAckedLoss(load, r.down)
+    expect(r.fig.missing).toBe(0)
   })
 
   it('exits 0 on SIGTERM', () => {
-    expect(exitCode).toBe(0)
+    expect(r.exitCode).toBe(0)
   })
 })

@@ -3,40 +3,29 @@
 // with the broker back, it replays the spool and every event acknowledged before is in Kafka.
 import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Load, Load as LoadRecorder, waitFor } from './support/load.js'
 import { waitDrained, waitSpooled } from './support/observe.js'
-import { kafkaAvailable, logTail, type Rig, rigPerBlock, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  expectNoAckedLoss,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { kafkaAvailable, logTail, type Rig, rigPerBlock } from './support/rig.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
-interface Recorded {
+interface Restarted extends Recorded {
   load: Load
-  down: Downstream
-  fig: Figures
   t: { brokerDown: number; fault: number; brokerUp: number; restarted: number }
   /** entries the restarted gateway found in its spool */
   spooledAtRestart: number
   first: RunningGateway
   firstExit: number | null
   firstSignal: NodeJS.Signals | null
+  /** exitCode: the second one's */
   second: RunningGateway
-  secondExit: number | null
   /** what the fault callback saw */
   observed: Record<string, unknown>
 }
 
 const SPOOLED_AT_RESTART = /"entries":(\d+)[^\n]*spool holds batches from before/
+const spooledAtRestart = (gw: RunningGateway) => Number(SPOOLED_AT_RESTART.exec(gw.logs())?.[1] ?? 0)
 
 /**
  * Load against gateway #1; stop the broker; once the spool holds data (and kept acknowledging a
@@ -47,13 +36,12 @@ async function crashAndRestart(
   rig: Rig,
   scenario: string,
   fault: (gw: RunningGateway, dataDir: string) => Promise<Record<string, unknown>>,
-): Promise<Recorded> {
-  const run = runId(scenario)
+): Promise<Restarted> {
   const dataDir = rig.dataDir()
   const env = { ADGATE_DATA_DIR: dataDir }
   const first = await rig.gateway(env)
-  const from = await offsetsNow(rig.brokers)
-  const load = new LoadRecorder(first.url, { run, clients: 4, pauseMs: 10, maxEvents: 8000 })
+  const recording = await Recording.begin(rig, scenario)
+  const load = new LoadRecorder(first.url, { run: recording.run, clients: 4, pauseMs: 10, maxEvents: 8000 })
   const t = { brokerDown: 0, fault: 0, brokerUp: 0, restarted: 0 }
   let second: RunningGateway | undefined
   let observed: Record<string, unknown> = {}
@@ -62,16 +50,11 @@ async function crashAndRestart(
     `${JSON.stringify({ t, outcomes: load.outcomes() })}\n#1:\n${logTail(first)}${second ? `\n#2:\n${logTail(second)}` : ''}`
   load.start()
   try {
-    await waitFor('30 acknowledged requests from Kafka', () => load.acked().length >= 30, 20_000, detail)
+    await load.waitAcked('30 acknowledged requests from Kafka', 30, 0, 20_000, detail)
     await rig.broker.stop()
     t.brokerDown = Date.now()
     await waitSpooled(first.url, 20, 20_000, detail)
-    await waitFor(
-      '30 more requests acknowledged from the spool',
-      () => load.acked().filter((e) => e.sentAt > t.brokerDown).length >= 30,
-      20_000,
-      detail,
-    )
+    await load.waitAcked('30 more requests acknowledged from the spool', 30, t.brokerDown, 20_000, detail)
     // Mid-task: strike while requests are in flight (being decoded, spooled, fsynced).
     await waitFor(
       '2 requests in flight',
@@ -88,60 +71,47 @@ async function crashAndRestart(
     t.restarted = Date.now()
     load.target = second.url
     drainMs = await waitDrained(second.url, 60_000, detail)
-    await waitFor(
-      '30 requests acknowledged by the restarted gateway',
-      () => load.acked().filter((e) => e.sentAt > t.restarted).length >= 30,
-      20_000,
-      detail,
-    )
+    await load.waitAcked('30 requests acknowledged by the restarted gateway', 30, t.restarted, 20_000, detail)
   } finally {
     await load.stop()
   }
-  const rssPeak = rig.rss.peakMb(first.process.pid, second.process.pid)
-  const secondExit = await second.stop()
-  const down = await readBack(rig.brokers, from, run)
-  const spooledAtRestart = Number(SPOOLED_AT_RESTART.exec(second.logs())?.[1] ?? 0)
+  const recorded = await recording.end(load, [first, second], () => ({
+    spooled_entries_at_restart: spooledAtRestart(second),
+    drain_after_restart_ms: drainMs,
+    requests_cut_by_fault: load.exchanges.filter(
+      (e) => e.target === 0 && e.error !== null && e.answeredAt >= t.fault,
+    ).length,
+    ...observed,
+  }))
   return {
+    ...recorded,
     load,
-    down,
     t,
-    spooledAtRestart,
+    spooledAtRestart: spooledAtRestart(second),
     first,
     firstExit: first.process.exitCode,
     firstSignal: first.process.signalCode,
     second,
-    secondExit,
     observed,
-    fig: figures(scenario, load, down, rssPeak, {
-      spooled_entries_at_restart: spooledAtRestart,
-      drain_after_restart_ms: drainMs,
-      requests_cut_by_fault: load.exchanges.filter(
-        (e) => e.target === 0 && e.error !== null && e.answeredAt >= t.fault,
-      ).length,
-      ...observed,
-    }),
   }
 }
 
 /** An exchange sent to gateway #1 that got no answer because it died or closed its connections. */
-const cutByFault = (r: Recorded) => (e: { target: number; error: string | null; answeredAt: number }) =>
+const cutByFault = (r: Restarted) => (e: { target: number; error: string | null; answeredAt: number }) =>
   e.target === 0 && e.error !== null && !e.error.startsWith('TimeoutError') && e.answeredAt >= r.t.fault
 
 describe.skipIf(!kafkaAvailable)('fault injection: the gateway dies or stops while spooling', () => {
   const rig = rigPerBlock()
 
   describe('1. kill -9 mid-load while spooling, restart on the same data dir', () => {
-    let r: Recorded
+    let r: Restarted
     beforeAll(async () => {
       r = await crashAndRestart(rig(), 'kill-9', async (gw) => {
         await gw.stop('SIGKILL')
         return {}
       })
     }, 180_000)
-    const passed = trackPassed()
-    afterAll(() => {
-      if (r) report(r.fig, passed())
-    })
+    Recording.reportAfterAll(() => r)
 
     it('answers 200 to every request, except those cut by the kill (no answer at all)', () => {
       expectAnswered(r.load, (e, o) => o === '200' || cutByFault(r)(e))
@@ -161,12 +131,12 @@ describe.skipIf(!kafkaAvailable)('fault injection: the gateway dies or stops whi
     })
 
     it('the restarted gateway exits 0 on SIGTERM', () => {
-      expect(r.secondExit).toBe(0)
+      expect(r.exitCode).toBe(0)
     })
   })
 
   describe('6. SIGTERM mid-load while spooling: exit 0, spool closed cleanly, drained after restart', () => {
-    let r: Recorded
+    let r: Restarted
     beforeAll(async () => {
       r = await crashAndRestart(rig(), 'sigterm', async (gw, dataDir) => {
         const exitCode = await gw.stop('SIGTERM')
@@ -174,10 +144,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: the gateway dies or stops whi
         return { exit_code: exitCode, wal_bytes_after_exit: existsSync(wal) ? statSync(wal).size : null }
       })
     }, 180_000)
-    const passed = trackPassed()
-    afterAll(() => {
-      if (r) report(r.fig, passed())
-    })
+    Recording.reportAfterAll(() => r)
 
     it('exits 0 after a graceful drain', () => {
       expect(r.firstExit, logTail(r.first)).toBe(0)

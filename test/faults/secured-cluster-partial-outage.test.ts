@@ -15,18 +15,13 @@ import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../sup
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { ackedOf, Load, waitFor } from './support/load.js'
 import { metric, type Readiness, readyz, waitDrained } from './support/observe.js'
-import { logTail, Rig, runId } from './support/rig.js'
+import { logTail, Rig } from './support/rig.js'
 import {
-  type Downstream,
   expectAnswered,
   expectNoAckedLoss,
-  type Figures,
-  figures,
   longestAckGapMs,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
+  type Recorded,
+  Recording,
 } from './support/verify.js'
 
 const cluster = requiredCluster()
@@ -146,15 +141,14 @@ describe.skipIf(!cluster)(
     let rig: Rig<ClusterNodes>
     let gw: RunningGateway
     let load: Load
-    let down: Downstream
-    let fig: Figures
+    let r: Recorded
     let originalMinIsr = ''
     let broker = -1
     /** Records delivered per destination, at the window's start and end (gateway metrics). */
     const delivered = { kafka: 0, spool: 0, kafkaEnd: 0, spoolEnd: 0 }
     let readyInWindow: Readiness | null = null
     const t = { fault: 0, windowStart: 0, windowEnd: 0, restored: 0, drained: 0, end: 0 }
-    const passed = trackPassed()
+    Recording.reportAfterAll(() => r)
 
     beforeAll(async () => {
       const c = cluster!
@@ -169,14 +163,13 @@ describe.skipIf(!cluster)(
       await setMinIsr(c, DEAD.topic, '1')
       await reassign(c, [broker])
 
-      const run = runId('cluster-partial-outage')
-      const from = await offsetsNow(rig.brokers, rig.broker.connection)
+      const recording = await Recording.begin(rig, 'cluster-partial-outage')
       gw = await rig.gateway()
-      load = new Load(gw.url, { run, clients: 2, pauseMs: 100, maxEvents: 10_000 })
+      load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 100, maxEvents: 10_000 })
       const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
       load.start()
       try {
-        await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 30_000, detail)
+        await load.waitAcked('20 acknowledged requests', 20, 0, 30_000, detail)
         t.fault = Date.now()
         rig.broker.kill9(broker)
         await waitFor('the other partitions to fail over', () => failedOver(c, broker), 60_000, detail)
@@ -207,36 +200,29 @@ describe.skipIf(!cluster)(
         t.restored = Date.now()
         await waitDrained(gw.url, 90_000, detail)
         t.drained = Date.now()
-        await waitFor(
-          '20 requests acknowledged after recovery',
-          () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
-          30_000,
-          detail,
-        )
+        await load.waitAcked('20 requests acknowledged after recovery', 20, t.drained, 30_000, detail)
       } finally {
         await load.stop()
         t.end = Date.now()
       }
-      const rss = rig.rss.peakMb(gw.process.pid)
-      await gw.stop()
-      down = await readBack(rig.brokers, from, run, rig.broker.connection)
-      const window = inWindow()
-      fig = figures('cluster-partial-outage', load, down, rss, {
-        fault_ms: t.restored - t.fault,
-        spool_drained_after_restore_ms: t.drained - t.restored,
-        time_to_recover_ms: longestAckGapMs(load.exchanges, t.fault, t.end),
-        window_ms: t.windowEnd - t.windowStart,
-        window_events_sent: window.sent,
-        window_events_on_dead_partition: window.dead,
-        window_healthy_events_acked: window.healthy.length,
-        window_records_to_kafka: delivered.kafkaEnd - delivered.kafka,
-        window_records_to_spool: delivered.spoolEnd - delivered.spool,
-        readyz_in_window: readyInWindow,
+      r = await recording.end(load, [gw], (down) => {
+        const window = inWindow(down)
+        return {
+          fault_ms: t.restored - t.fault,
+          spool_drained_after_restore_ms: t.drained - t.restored,
+          time_to_recover_ms: longestAckGapMs(load.exchanges, t.fault, t.end),
+          window_ms: t.windowEnd - t.windowStart,
+          window_events_sent: window.sent,
+          window_events_on_dead_partition: window.dead,
+          window_healthy_events_acked: window.healthy.length,
+          window_records_to_kafka: delivered.kafkaEnd - delivered.kafka,
+          window_records_to_spool: delivered.spoolEnd - delivered.spool,
+          readyz_in_window: readyInWindow,
+        }
       })
     }, 400_000)
 
     afterAll(async () => {
-      if (fig) report(fig, passed())
       try {
         await rig?.broker.start()
         if (broker >= 0) await reassign(cluster!, [broker, ...[1, 2, 3].filter((id) => id !== broker)])
@@ -247,7 +233,7 @@ describe.skipIf(!cluster)(
     }, 240_000)
 
     /** The window's requests: events sent, events placed on the dead partition, acknowledged events elsewhere. */
-    function inWindow() {
+    function inWindow(down: Recorded['down']) {
       const placed = new Map(down.placements.map((p) => [p.id, p]))
       const exchanges = load.exchanges.filter((e) => e.sentAt >= t.windowStart && e.answeredAt <= t.windowEnd)
       const ids = exchanges.flatMap((e) => e.ids)
@@ -267,7 +253,7 @@ describe.skipIf(!cluster)(
     })
 
     it('keeps the healthy partitions going directly to Kafka while one partition has no leader', () => {
-      const window = inWindow()
+      const window = inWindow(r.down)
       expect(window.dead, 'events of the window on the dead partition').toBeGreaterThan(0)
       expect(window.healthy.length, 'acknowledged events of the window elsewhere').toBeGreaterThan(100)
       // The spool took the dead partition's batches (and at most a few slow ones), Kafka the rest:
@@ -282,12 +268,12 @@ describe.skipIf(!cluster)(
     })
 
     it('loses no acknowledged event', () => {
-      expectNoAckedLoss(load, down)
-      expect(fig.missing).toBe(0)
+      expectNoAckedLoss(load, r.down)
+      expect(r.fig.missing).toBe(0)
     })
 
     it("keeps each client's events in order within every partition", () => {
-      expect(fig.order_violations).toBe(0)
+      expect(r.fig.order_violations).toBe(0)
     })
   },
 )

@@ -14,17 +14,8 @@ import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../sup
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, sleep, waitFor } from './support/load.js'
 import { metric, ReadyPoller } from './support/observe.js'
-import { logTail, Rig, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { logTail, Rig } from './support/rig.js'
+import { expectAnswered, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
 
@@ -126,12 +117,11 @@ for (const refusal of REFUSALS) {
     let gw: RunningGateway
     let load: Load
     let ready: ReadyPoller
-    let down: Downstream
-    let fig: Figures
+    let r: Recorded
     const t = { refused: 0, fixed: 0, firstAckAfterFix: 0 }
     let spooledEvents = -1
     const tooLarge = refusal.name === 'cluster-message-too-large'
-    const passed = trackPassed()
+    Recording.reportAfterAll(() => r)
 
     beforeAll(async () => {
       const c = cluster!
@@ -140,8 +130,7 @@ for (const refusal of REFUSALS) {
       // a gateway with the right settings first: adgate's topics exist (created as adgate does)
       const setup = await rig.gateway()
       await setup.stop()
-      const run = runId(refusal.name)
-      const from = await offsetsNow(rig.brokers, rig.broker.connection)
+      const recording = await Recording.begin(rig, refusal.name)
       if (tooLarge)
         await topicConfig(
           c,
@@ -152,7 +141,7 @@ for (const refusal of REFUSALS) {
       const dir = rig.dataDir()
       gw = await rig.gateway(refusal.env(c, dir), refusal.unset)
       load = new Load(gw.url, {
-        run,
+        run: recording.run,
         clients: 2,
         pauseMs: 100,
         maxEvents: 4000,
@@ -186,21 +175,17 @@ for (const refusal of REFUSALS) {
         await ready.stop()
         if (tooLarge) await topicConfig(c, EVENT_INFO.impression.topic, 'max.message.bytes', null)
       }
-      const rss = rig.rss.peakMb(gw.process.pid)
-      await gw.stop()
-      down = await readBack(rig.brokers, from, run, rig.broker.connection)
-      fig = figures(refusal.name, load, down, rss, {
+      r = await recording.end(load, [gw], () => ({
         refused_ms: (t.fixed || Date.now()) - t.refused,
         spooled_events_while_refused: spooledEvents,
         time_to_recover_ms: t.fixed ? t.firstAckAfterFix - t.fixed : null,
         healthy_topic_refusals: tooLarge
           ? load.exchanges.filter((e) => e.type !== 'impression' && e.status === 413).length
           : 0,
-      })
+      }))
     }, 240_000)
 
     afterAll(async () => {
-      if (fig) report(fig, passed())
       await rig?.release()
     }, 180_000)
 
@@ -232,9 +217,9 @@ for (const refusal of REFUSALS) {
     })
 
     it('loses no acknowledged event and keeps order', () => {
-      expect(fig.missing).toBe(0)
-      expect(fig.order_violations).toBe(0)
-      if (refusal.fix || tooLarge) expect(fig.events_acked).toBeGreaterThan(0)
+      expect(r.fig.missing).toBe(0)
+      expect(r.fig.order_violations).toBe(0)
+      if (refusal.fix || tooLarge) expect(r.fig.events_acked).toBeGreaterThan(0)
     })
   })
 }

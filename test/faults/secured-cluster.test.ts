@@ -9,20 +9,15 @@ import { EVENT_INFO } from '../../events/catalog.js'
 import type { RunningGateway } from '../support/gateway.js'
 import { requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
-import { Load, sleep, waitFor } from './support/load.js'
+import { Load, sleep } from './support/load.js'
 import { waitDrained } from './support/observe.js'
-import { logTail, Rig, runId } from './support/rig.js'
+import { logTail, Rig } from './support/rig.js'
 import {
-  type Downstream,
   expectAnswered,
   expectNoAckedLoss,
-  type Figures,
-  figures,
   longestAckGapMs,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
+  type Recorded,
+  Recording,
 } from './support/verify.js'
 
 const cluster = requiredCluster()
@@ -85,23 +80,21 @@ for (const fault of FAULTS) {
     let rig: Rig<ClusterNodes>
     let gw: RunningGateway
     let load: Load
-    let down: Downstream
-    let fig: Figures
+    let r: Recorded
     const t = { fault: 0, restored: 0, inSync: 0, drained: 0, end: 0 }
-    const passed = trackPassed()
+    Recording.reportAfterAll(() => r)
 
     beforeAll(async () => {
       rig = Rig.onCluster(cluster!)
       await rig.broker.healthy()
       gw = await rig.gateway()
-      const run = runId(fault.name)
-      const from = await offsetsNow(rig.brokers, rig.broker.connection)
+      const recording = await Recording.begin(rig, fault.name)
       // a bound on the load that outlasts a slow restart of two brokers on a busy machine (62 s seen)
-      load = new Load(gw.url, { run, clients: 2, pauseMs: 100, maxEvents: 20_000 })
+      load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 100, maxEvents: 20_000 })
       const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
       load.start()
       try {
-        await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 30_000, detail)
+        await load.waitAcked('20 acknowledged requests', 20, 0, 30_000, detail)
         t.fault = Date.now()
         await fault.inject(rig.broker)
         t.restored = Date.now()
@@ -109,29 +102,20 @@ for (const fault of FAULTS) {
         t.inSync = Date.now()
         await waitDrained(gw.url, 90_000, detail)
         t.drained = Date.now()
-        await waitFor(
-          '20 requests acknowledged after recovery',
-          () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
-          30_000,
-          detail,
-        )
+        await load.waitAcked('20 requests acknowledged after recovery', 20, t.drained, 30_000, detail)
       } finally {
         await load.stop()
         t.end = Date.now()
       }
-      const rss = rig.rss.peakMb(gw.process.pid)
-      await gw.stop()
-      down = await readBack(rig.brokers, from, run, rig.broker.connection)
-      fig = figures(fault.name, load, down, rss, {
+      r = await recording.end(load, [gw], () => ({
         fault_ms: t.restored - t.fault,
         in_sync_after_restore_ms: t.inSync - t.restored,
         spool_drained_after_restore_ms: t.drained - t.restored,
         time_to_recover_ms: longestAckGapMs(load.exchanges, t.fault, t.end),
-      })
+      }))
     }, 300_000)
 
     afterAll(async () => {
-      if (fig) report(fig, passed())
       await rig?.release()
     }, 180_000)
 
@@ -143,12 +127,12 @@ for (const fault of FAULTS) {
     })
 
     it('loses no acknowledged event', () => {
-      expectNoAckedLoss(load, down)
-      expect(fig.missing).toBe(0)
+      expectNoAckedLoss(load, r.down)
+      expect(r.fig.missing).toBe(0)
     })
 
     it("keeps each client's events in order within every partition", () => {
-      expect(fig.order_violations).toBe(0)
+      expect(r.fig.order_violations).toBe(0)
     })
   })
 }

@@ -7,18 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Exchange, Load, sleep, waitFor } from './support/load.js'
 import { ReadyPoller, waitDrained } from './support/observe.js'
-import { kafkaAvailable, kafkaConfigs, logTail, Rig, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  expectNoAckedLoss,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { kafkaAvailable, kafkaConfigs, logTail, Rig } from './support/rig.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const MIB = 1 << 20
 /** Bytes/s the broker lets the gateway produce while throttled: far below what the load offers. */
@@ -38,13 +28,10 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
   let gw: RunningGateway
   let load: Load
   let ready: ReadyPoller
-  let down: Downstream
-  let fig: Figures
-  let exitCode: number | null
-  let rssPeakMb = 0
+  let r: Recorded
   let throttled = false
   const t = { throttled: 0, firstRefusal: 0, unthrottled: 0, drained: 0 }
-  const passed = trackPassed()
+  Recording.reportAfterAll(() => r)
 
   const refused = (e: Exchange) => e.status === 503
 
@@ -56,10 +43,9 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
       ADGATE_MAX_PENDING_BYTES: '1MiB',
       ADGATE_SPOOL_AFTER_MS: '500',
     })
-    const run = runId('slow-broker')
-    const from = await offsetsNow(rig.brokers)
+    const recording = await Recording.begin(rig, 'slow-broker')
     load = new Load(gw.url, {
-      run,
+      run: recording.run,
       clients: 4,
       eventsPerRequest: 20,
       pauseMs: 300,
@@ -72,7 +58,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
       `${JSON.stringify({ t, outcomes: load.outcomes(), sent: load.eventsSent, ready: ready.samples.slice(-3) })}\n${logTail(gw)}`
     load.start()
     try {
-      await waitFor('10 acknowledged requests', () => load.acked().length >= 10, 20_000, detail)
+      await load.waitAcked('10 acknowledged requests', 10, 0, 20_000, detail)
       await quota(rig.brokers, '--add-config', `producer_byte_rate=${THROTTLED_RATE}`)
       throttled = true
       t.throttled = Date.now()
@@ -81,7 +67,6 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
       t.firstRefusal = Math.min(...load.exchanges.filter(refused).map((e) => e.answeredAt))
       await sleep(REFUSED_FOR_MS)
       load.pauseMs = 300
-      rssPeakMb = rig.rss.peakMb(gw.process.pid)
     } finally {
       if (throttled) await quota(rig.brokers, '--delete-config', 'producer_byte_rate')
       throttled = false
@@ -90,30 +75,21 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
     try {
       await waitDrained(gw.url, 60_000, detail)
       t.drained = Date.now()
-      await waitFor(
-        '20 requests acknowledged after the drain',
-        () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
-        20_000,
-        detail,
-      )
+      await load.waitAcked('20 requests acknowledged after the drain', 20, t.drained, 20_000, detail)
     } finally {
       await load.stop()
       await ready.stop()
     }
-    rssPeakMb = rig.rss.peakMb(gw.process.pid)
-    exitCode = await gw.stop()
-    down = await readBack(rig.brokers, from, run)
-    fig = figures('slow-broker', load, down, rssPeakMb, {
+    r = await recording.end(load, [gw], () => ({
       producer_byte_rate: THROTTLED_RATE,
       refused_requests: load.exchanges.filter(refused).length,
       max_pending_bytes_seen: Math.max(0, ...ready.samples.map((s) => s.r?.pending_bytes ?? 0)),
       max_spool_bytes_seen: Math.max(0, ...ready.samples.map((s) => s.r?.spool?.bytes ?? 0)),
       drain_ms: t.drained - t.unthrottled,
-    })
+    }))
   }, 240_000)
 
   afterAll(async () => {
-    if (fig) report(fig, passed())
     try {
       if (throttled) await quota(rig.brokers, '--delete-config', 'producer_byte_rate')
     } finally {
@@ -128,8 +104,8 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
   })
 
   it(`stays within its memory bound: VmHWM under ${RSS_BOUND_MB} MB`, () => {
-    expect(rssPeakMb).toBeGreaterThan(0)
-    expect(rssPeakMb).toBeLessThan(RSS_BOUND_MB)
+    expect(r.fig.gateway_rss_peak_mb).toBeGreaterThan(0)
+    expect(r.fig.gateway_rss_peak_mb).toBeLessThan(RSS_BOUND_MB)
   })
 
   it('never holds more than ADGATE_MAX_PENDING_BYTES for Kafka or ADGATE_SPOOL_MAX_BYTES in the spool', () => {
@@ -144,11 +120,11 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
   it('recovers when the broker speeds up: the spool drains, 200 again', () => {
     expect(t.drained).toBeGreaterThan(0)
     expect(load.acked().filter((e) => e.sentAt > t.drained).length).toBeGreaterThan(0)
-    expect(exitCode).toBe(0)
+    expect(r.exitCode).toBe(0)
   })
 
   it('every acknowledged event is in Kafka', () => {
-    expectNoAckedLoss(load, down)
-    expect(fig.missing).toBe(0)
+    expectNoAckedLoss(load, r.down)
+    expect(r.fig.missing).toBe(0)
   })
 })

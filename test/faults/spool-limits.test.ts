@@ -11,29 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Exchange, Load, sleep, waitFor } from './support/load.js'
 import { type Readiness, ReadyPoller, readyz, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, type Rig, rigPerBlock, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  expectNoAckedLoss,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { kafkaAvailable, logTail, type Rig, rigPerBlock } from './support/rig.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 /** How long the load keeps running against a spool that is out of room. */
 const FULL_FOR_MS = 2000
 /** Generous: a drain takes about a second here. */
 const DRAIN_TIMEOUT_MS = 30_000
 
-interface Recorded {
+interface Filled extends Recorded {
   load: Load
   ready: ReadyPoller
-  down: Downstream
-  fig: Figures
   /** drained: 0 when the spool did not drain within DRAIN_TIMEOUT_MS */
   t: { down: number; firstRefusal: number; upAsked: number; up: number; drained: number }
   /** /readyz when the drain was given up on */
@@ -41,7 +29,6 @@ interface Recorded {
   gw: RunningGateway
   aliveWhileFull: boolean
   readyAfter: number
-  exitCode: number | null
 }
 
 const notDurable = (e: Exchange) => e.status === 503
@@ -54,13 +41,18 @@ async function fillDuringOutage(
   rig: Rig,
   scenario: string,
   env: Record<string, string>,
-  extra: (r: Omit<Recorded, 'fig' | 'down' | 'exitCode'>) => Record<string, unknown> = () => ({}),
-): Promise<Recorded> {
+  extra: (r: Omit<Filled, keyof Recorded>) => Record<string, unknown> = () => ({}),
+): Promise<Filled> {
   const gw = await rig.gateway(env)
-  const run = runId(scenario)
-  const from = await offsetsNow(rig.brokers)
+  const recording = await Recording.begin(rig, scenario)
   // slow while the broker is up, fast while it is down (to fill the spool in a few seconds)
-  const load = new Load(gw.url, { run, clients: 3, eventsPerRequest: 20, pauseMs: 150, maxEvents: 10_000 })
+  const load = new Load(gw.url, {
+    run: recording.run,
+    clients: 3,
+    eventsPerRequest: 20,
+    pauseMs: 150,
+    maxEvents: 10_000,
+  })
   const ready = new ReadyPoller(() => gw.url, 100)
   const t = { down: 0, firstRefusal: 0, upAsked: 0, up: 0, drained: 0 }
   const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
@@ -68,7 +60,7 @@ async function fillDuringOutage(
   let undrained: Readiness | null = null
   load.start()
   try {
-    await waitFor('20 acknowledged requests', () => load.acked().length >= 20, 20_000, detail)
+    await load.waitAcked('20 acknowledged requests', 20, 0, 20_000, detail)
     try {
       // The outage begins when the stop is asked for: requests sent while the broker shuts down
       // (0.5-1.2 s) already meet a broker going away, and may be spooled and refused.
@@ -92,38 +84,26 @@ async function fillDuringOutage(
       undrained = await readyz(gw.url) // checked (and shown) by the tests
     }
     if (t.drained > 0)
-      await waitFor(
-        '20 requests acknowledged after the drain',
-        () => load.acked().filter((e) => e.sentAt > t.drained).length >= 20,
-        20_000,
-        detail,
-      )
+      await load.waitAcked('20 requests acknowledged after the drain', 20, t.drained, 20_000, detail)
   } finally {
     await load.stop()
     await ready.stop()
   }
   const readyAfter = (await readyz(gw.url)).status
-  const rss = rig.rss.peakMb(gw.process.pid)
-  const exitCode = await gw.stop()
-  const down = await readBack(rig.brokers, from, run)
   const partial = { load, ready, t, gw, aliveWhileFull, readyAfter, undrained }
-  return {
-    ...partial,
-    down,
-    exitCode,
-    fig: figures(scenario, load, down, rss, {
-      refused_requests: load.exchanges.filter(notDurable).length,
-      acked_while_refusing: load
-        .acked()
-        .filter((e) => e.answeredAt >= t.firstRefusal && e.answeredAt <= t.upAsked).length,
-      drain_ms: t.drained > 0 ? t.drained - t.up : null,
-      ...extra(partial),
-    }),
-  }
+  const recorded = await recording.end(load, [gw], () => ({
+    refused_requests: load.exchanges.filter(notDurable).length,
+    acked_while_refusing: load
+      .acked()
+      .filter((e) => e.answeredAt >= t.firstRefusal && e.answeredAt <= t.upAsked).length,
+    drain_ms: t.drained > 0 ? t.drained - t.up : null,
+    ...extra(partial),
+  }))
+  return { ...partial, ...recorded }
 }
 
 /** The checks both ways of running out of room share. */
-function sharedChecks(get: () => Recorded): void {
+function sharedChecks(get: () => Filled): void {
   it('answers 200 or 503 NOT_DURABLE (Retry-After, nothing accepted): never a 2xx it cannot keep, never a hang', () => {
     const r = get()
     expectAnswered(r.load, (_, o) => o === '200' || o === '503 NOT_DURABLE')
@@ -157,17 +137,14 @@ describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room du
   const rig = rigPerBlock()
 
   describe('4. spool full (ADGATE_SPOOL_MAX_BYTES=1MiB)', () => {
-    let r: Recorded
-    const passed = trackPassed()
+    let r: Filled
+    Recording.reportAfterAll(() => r)
     beforeAll(async () => {
       r = await fillDuringOutage(rig(), 'spool-full', { ADGATE_SPOOL_MAX_BYTES: '1MiB' }, (p) => ({
         spool_max_bytes: 1 << 20,
         spool_peak_bytes: Math.max(0, ...p.ready.samples.map((s) => s.r?.spool?.bytes ?? 0)),
       }))
     }, 180_000)
-    afterAll(() => {
-      if (r) report(r.fig, passed())
-    })
 
     sharedChecks(() => r)
 
@@ -188,9 +165,9 @@ describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room du
   describe.skipIf(!canMountTmpfs())(
     '5. disk full under the spool (2 MiB tmpfs as ADGATE_DATA_DIR, spool bound 1GiB)',
     () => {
-      let r: Recorded
+      let r: Filled
       let mountPoint: string | null = null
-      const passed = trackPassed()
+      Recording.reportAfterAll(() => r)
       beforeAll(async () => {
         mountPoint = mountTmpfs('2m')
         const dataDir = join(mountPoint, 'data')
@@ -206,7 +183,6 @@ describe.skipIf(!kafkaAvailable)('fault injection: the spool runs out of room du
         )
       }, 180_000)
       afterAll(async () => {
-        if (r) report(r.fig, passed())
         await rig().killGateways() // after a failure one may still hold files on the tmpfs
         if (mountPoint !== null) unmount(mountPoint)
       })

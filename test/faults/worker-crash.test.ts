@@ -7,18 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { Load, waitFor } from './support/load.js'
 import { metric, readyz, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, Rig, runId } from './support/rig.js'
-import {
-  type Downstream,
-  expectAnswered,
-  expectNoAckedLoss,
-  type Figures,
-  figures,
-  offsetsNow,
-  readBack,
-  report,
-  trackPassed,
-} from './support/verify.js'
+import { kafkaAvailable, logTail, Rig } from './support/rig.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const FAULTS = ['crash', 'crash', 'hang', 'crash', 'kafka'] as const
 const DECODE_TIMEOUT_MS = 1500
@@ -27,14 +17,12 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
   let rig: Rig
   let gw: RunningGateway
   let load: Load
-  let down: Downstream
-  let fig: Figures
-  let exitCode: number | null
+  let r: Recorded
   let aliveAfterFaults = false
   let readyAfter = 0
   let spooledByKafkaFault = 0
   const armed: { fault: string; at: number }[] = []
-  const passed = trackPassed()
+  Recording.reportAfterAll(() => r)
 
   const workerFailed = () => load.exchanges.filter((e) => e.status === 503)
 
@@ -45,13 +33,12 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
       ADGATE_WORKERS: '2',
       ADGATE_DECODE_TIMEOUT_MS: String(DECODE_TIMEOUT_MS),
     })
-    const run = runId('worker-crash')
-    const from = await offsetsNow(rig.brokers)
-    load = new Load(gw.url, { run, clients: 3, pauseMs: 20, maxEvents: 8000 })
+    const recording = await Recording.begin(rig, 'worker-crash')
+    load = new Load(gw.url, { run: recording.run, clients: 3, pauseMs: 20, maxEvents: 8000 })
     const detail = () => `${JSON.stringify({ armed, outcomes: load.outcomes() })}\n${logTail(gw)}`
     load.start()
     try {
-      await waitFor('30 acknowledged requests', () => load.acked().length >= 30, 20_000, detail)
+      await load.waitAcked('30 acknowledged requests', 30, 0, 20_000, detail)
       for (const fault of FAULTS) {
         const at = Date.now()
         armed.push({ fault, at })
@@ -73,12 +60,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
           await res.text()
           await waitFor(`a 503 for the ${fault}ed task`, () => workerFailed().length > before, 15_000, detail)
         }
-        await waitFor(
-          `10 acknowledged requests after the ${fault}`,
-          () => load.acked().filter((e) => e.sentAt > at).length >= 10,
-          20_000,
-          detail,
-        )
+        await load.waitAcked(`10 acknowledged requests after the ${fault}`, 10, at, 20_000, detail)
       }
       aliveAfterFaults = gw.process.exitCode === null
     } finally {
@@ -86,18 +68,14 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
     }
     await waitDrained(gw.url, 30_000, detail)
     readyAfter = (await readyz(gw.url)).status
-    const rss = rig.rss.peakMb(gw.process.pid)
-    exitCode = await gw.stop()
-    down = await readBack(rig.brokers, from, run)
-    fig = figures('worker-crash', load, down, rss, {
+    r = await recording.end(load, [gw], () => ({
       faults: FAULTS.join(','),
       worker_failed_requests: workerFailed().length,
       spooled_by_kafka_fault: spooledByKafkaFault,
-    })
+    }))
   }, 180_000)
 
   afterAll(async () => {
-    if (fig) report(fig, passed())
     await rig?.release()
   }, 60_000)
 
@@ -117,7 +95,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
   it('accepts nothing of a failed request: none of its events reach Kafka', () => {
     const inKafka = workerFailed()
       .flatMap((e) => e.ids)
-      .filter((id) => down.copies.has(id))
+      .filter((id) => r.down.copies.has(id))
     expect(inKafka).toEqual([])
   })
 
@@ -128,11 +106,11 @@ describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-t
   it('the gateway survives: still running, /readyz 200, exits 0 on SIGTERM', () => {
     expect(aliveAfterFaults).toBe(true)
     expect(readyAfter).toBe(200)
-    expect(exitCode).toBe(0)
+    expect(r.exitCode).toBe(0)
   })
 
   it('every acknowledged event is in Kafka', () => {
-    expectNoAckedLoss(load, down)
-    expect(fig.missing).toBe(0)
+    expectNoAckedLoss(load, r.down)
+    expect(r.fig.missing).toBe(0)
   })
 })

@@ -164,6 +164,18 @@ export class Load {
     return this.exchanges.filter((e) => e.status === 200 || e.status === 207)
   }
 
+  /** Waits until `n` requests sent after `sentAfter` (ms since the epoch; 0: any) were acknowledged. */
+  waitAcked(
+    what: string,
+    n: number,
+    sentAfter: number,
+    timeoutMs: number,
+    detail?: () => string,
+  ): Promise<void> {
+    const enough = () => this.acked().filter((e) => e.sentAt > sentAfter).length >= n
+    return waitFor(what, enough, timeoutMs, detail)
+  }
+
   /** True when some answered exchange matches. */
   answered(pred: (e: Exchange) => boolean): boolean {
     return this.exchanges.some((e) => e.answeredAt > 0 && pred(e))

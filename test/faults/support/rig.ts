@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, inject } from 'vitest'
+import type { KafkaConnectionOptions } from '../../../kafka/client-options.js'
 import { type RunningGateway, startGateway } from '../../support/gateway.js'
 import { clusterEnv, type KafkaCluster } from '../../support/kafka-cluster.js'
 import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
@@ -23,8 +24,10 @@ export const BASE_ENV: Readonly<Record<string, string>> = {
 }
 
 /** What a rig's gateways write to: a private broker, or the secured cluster's nodes. */
-interface Kafka {
+export interface Kafka {
   readonly brokers: string[]
+  /** how clients reach them (security); none for a private broker */
+  readonly connection?: KafkaConnectionOptions
   release(): Promise<void>
 }
 

@@ -3,22 +3,21 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { beforeEach, expect } from 'vitest'
+import { afterAll, beforeEach, expect } from 'vitest'
 import { EVENT_INFO } from '../../../events/catalog.js'
 import type { KafkaConnectionOptions } from '../../../kafka/client-options.js'
 import { ALL_TOPICS } from '../../../kafka/topics.js'
 import { endOffsets, type ReadRecord, readFrom } from '../../support/consume.js'
+import type { RunningGateway } from '../../support/gateway.js'
 import { ackedOf, type Exchange, type Load, outcomeOf, sleep } from './load.js'
+import { type Kafka, type Rig, runId } from './rig.js'
 
 export type Offsets = Map<string, Map<number, string>>
 
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url))
 
 /** End offsets of every adgate topic, retried: a broker just restarted answers NOT_LEADER for a while. */
-export async function offsetsNow(
-  brokers: string[],
-  connection: KafkaConnectionOptions = {},
-): Promise<Offsets> {
+async function offsetsNow(brokers: string[], connection: KafkaConnectionOptions = {}): Promise<Offsets> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await endOffsets(brokers, ALL_TOPICS, connection)
@@ -128,7 +127,7 @@ export interface Figures {
   [extra: string]: unknown
 }
 
-export function figures(
+function figures(
   scenario: string,
   load: Load,
   down: Downstream,
@@ -169,7 +168,7 @@ export function figures(
  * in increasing number; one that appears after a higher-numbered one of its client is a violation
  * (a retry or a replay that reordered). Only each event's first copy counts (copies are duplicates).
  */
-export function orderViolations(load: Load, down: Downstream, acked: ReadonlySet<string>): number {
+function orderViolations(load: Load, down: Downstream, acked: ReadonlySet<string>): number {
   const clientOf = new Map<string, number>()
   for (const e of load.exchanges) for (const id of e.ids) clientOf.set(id, e.client)
   const byPartition = new Map<string, Placement[]>()
@@ -246,7 +245,7 @@ export function longestAckGapMs(exchanges: readonly Exchange[], from: number, to
   return gap
 }
 
-export function brief(e: Exchange): string {
+function brief(e: Exchange): string {
   return `${e.type} x${e.ids.length} to #${e.target} at ${e.sentAt}: ${outcomeOf(e)} after ${
     e.answeredAt - e.sentAt
   } ms ${e.body ? JSON.stringify(e.body).slice(0, 200) : ''}`
@@ -269,7 +268,7 @@ function headCommit(): string {
  * test/faults/results/<scenario>.json when every test of the suite passed: a plain `npm test`
  * leaves the committed results, and the tree, as they were.
  */
-export function report(f: Figures, passed: boolean): void {
+function report(f: Figures, passed: boolean): void {
   console.log(`fault scenario ${f.scenario}: ${JSON.stringify(f)}`)
   if (process.env.RECORD_RESULTS !== '1') return
   if (!passed) {
@@ -283,11 +282,61 @@ export function report(f: Figures, passed: boolean): void {
   )
 }
 
+/** What a scenario run left: the last gateway's exit code, the run's records in Kafka, the figures. */
+export interface Recorded {
+  exitCode: number | null
+  down: Downstream
+  fig: Figures
+}
+
+/**
+ * The bookkeeping around one run of a scenario: a run id for its events and Kafka's offsets before
+ * the load; after it, the gateways' peak RSS, the last gateway stopped, the run's records read back
+ * and the figures.
+ */
+export class Recording {
+  private constructor(
+    readonly scenario: string,
+    readonly run: string,
+    private readonly rig: Rig<Kafka>,
+    private readonly from: Offsets,
+  ) {}
+
+  static async begin(rig: Rig<Kafka>, scenario: string): Promise<Recording> {
+    const from = await offsetsNow(rig.brokers, rig.broker.connection)
+    return new Recording(scenario, runId(scenario), rig, from)
+  }
+
+  /** Once the load stopped: SIGTERM to the last of `gateways`; `extra` adds the scenario's own figures. */
+  async end(
+    load: Load,
+    gateways: RunningGateway[],
+    extra: (down: Downstream) => Record<string, unknown>,
+  ): Promise<Recorded> {
+    const rss = this.rig.rss.peakMb(...gateways.map((gw) => gw.process.pid))
+    const exitCode = await gateways.at(-1)!.stop()
+    const down = await readBack(this.rig.brokers, this.from, this.run, this.rig.broker.connection)
+    return { exitCode, down, fig: figures(this.scenario, load, down, rss, extra(down)) }
+  }
+
+  /**
+   * Call inside a describe: after its tests, the figures of what `recorded()` gives (once a run
+   * set it) are reported, and their results file written only when every test passed.
+   */
+  static reportAfterAll(recorded: () => Recorded | undefined): void {
+    const passed = trackPassed()
+    afterAll(() => {
+      const r = recorded()
+      if (r) report(r.fig, passed())
+    })
+  }
+}
+
 /**
  * Call inside a describe: returns a function telling whether every test of it so far passed
  * (and at least one ran), to write results only for a scenario that passed.
  */
-export function trackPassed(): () => boolean {
+function trackPassed(): () => boolean {
   let failed = false
   let ran = 0
   beforeEach(({ onTestFailed }) => {
