@@ -9,7 +9,7 @@ import { defineConfig } from 'vitest/config'
 // file itself, so a new test lands on the right side without a list to keep. A file that opens
 // with "// Slow suite" (long simulations) is left to the full suite too, to keep this loop fast.
 const NEEDS_MORE =
-  /\binject\('|dist\/|support\/(gateway|postgres|kafka|second-broker|registry)|\bspawn(Sync)?\(|\bexecFile/
+  /\binject\('|dist\/|support\/(gateway|postgres|kafka|second-broker|registry|cli-process)|\bspawn(Sync)?\(|\bexecFile/
 
 const unitFiles = readdirSync('test', { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.test.ts') && !f.startsWith('faults/') && !f.startsWith('storage/'))

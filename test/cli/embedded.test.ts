@@ -1,18 +1,17 @@
 // `adgate all` without KAFKA_BROKERS: gateway → local spool → in-process correlator → DuckDB,
 // through the real CLI. A kill -9 in the middle loses nothing acknowledged and counts nothing twice.
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { Encoding } from '../../decoders/result.js'
 import { EVENT_INFO, EVENT_TYPES, type EventType } from '../../events/catalog.js'
 import { CONTENT_TYPE, encodeEvents } from '../../generator/encode.js'
 import type { Event } from '../../generator/events.js'
 import { generateFunnel } from '../../generator/funnel.js'
+import { spawnCli } from '../support/cli-process.js'
 
-const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 const PRIMARY: Record<EventType, Encoding> = {
   bid: 'avro',
   impression: 'json',
@@ -28,41 +27,20 @@ interface Running {
 }
 
 async function startAll(dataDir: string): Promise<Running> {
-  const env = {
-    PATH: process.env.PATH,
+  const all = spawnCli('all', {
     ADGATE_DATA_DIR: dataDir,
     PORT: '0',
     ADGATE_CORRELATOR_PORT: '0',
     HOST: '127.0.0.1',
     ADGATE_WORKERS: '1',
-  }
-  const child = spawn(process.execPath, [cli, 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString()
   })
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-  const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`adgate all did not start:\n${out}`)), 30_000)
-    child.stdout!.on('data', () => {
-      const g = /"port":(\d+)[^\n]*"msg":"gateway listening"/.exec(out)
-      const c = /"port":(\d+)[^\n]*"msg":"correlator listening"/.exec(out)
-      if (g && c) {
-        clearTimeout(timer)
-        resolve([Number(g[1]), Number(c[1])])
-      }
-    })
-    child.once('exit', () => reject(new Error(`adgate all exited:\n${out}`)))
-  })
-  expect(out).toMatch(/"mode":"embedded/)
+  const ports = [await all.listening('gateway'), await all.listening('correlator')]
+  expect(all.output()).toMatch(/"mode":"embedded/)
   return {
-    child,
+    child: all.child,
     gateway: `http://127.0.0.1:${ports[0]}`,
     correlator: `http://127.0.0.1:${ports[1]}`,
-    exited,
+    exited: all.exited,
   }
 }
 

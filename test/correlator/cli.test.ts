@@ -1,6 +1,6 @@
 // `adgate correlator` and `adgate query` as users run them (the compiled CLI from dist/), and the
 // correlator's HTTP API served over a correlator fed from generated logs.
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,6 +13,7 @@ import { loadConfig } from '../../config/config.js'
 import { createLogger } from '../../config/logger.js'
 import type { StatsRow } from '../../correlator/storage.js'
 import { ArraySource } from '../support/array-source.js'
+import { spawnCli } from '../support/cli-process.js'
 import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
@@ -124,38 +125,20 @@ describe('correlator HTTP API and adgate query', () => {
 describe.skipIf(brokers.length === 0)('adgate correlator', () => {
   it('starts against Kafka, answers /healthz, and stops cleanly on SIGTERM', async () => {
     const group = `test-cli-${randomBytes(4).toString('hex')}`
-    const child: ChildProcess = spawn(process.execPath, [cli, 'correlator'], {
-      env: {
-        PATH: process.env.PATH,
-        KAFKA_BROKERS: brokers.join(','),
-        ADGATE_CORRELATOR_GROUP: group,
-        ADGATE_CORRELATOR_PORT: '0',
-        ADGATE_STORAGE: `duckdb:${join(dir, 'cli.duckdb')}`,
-        HOST: '127.0.0.1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const correlator = spawnCli('correlator', {
+      KAFKA_BROKERS: brokers.join(','),
+      ADGATE_CORRELATOR_GROUP: group,
+      ADGATE_CORRELATOR_PORT: '0',
+      ADGATE_STORAGE: `duckdb:${join(dir, 'cli.duckdb')}`,
+      HOST: '127.0.0.1',
     })
-    let out = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    child.stderr!.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    const { child } = correlator
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const look = () => {
-          const m = /"port":(\d+)[^\n]*"msg":"correlator listening"/.exec(out)
-          if (m) resolve(Number(m[1]))
-        }
-        child.stdout!.on('data', look)
-        child.once('exit', () => reject(new Error(`correlator exited:\n${out}`)))
-      })
-      expect(out).toMatch(/"rekey":"kafka"/)
+      const port = await correlator.listening('correlator')
+      expect(correlator.output()).toMatch(/"rekey":"kafka"/)
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
       child.kill('SIGTERM')
-      expect(await exited).toBe(0)
+      expect(await correlator.exited).toBe(0)
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
       const admin = new Admin({ clientId: 'adgate-test', bootstrapBrokers: brokers })

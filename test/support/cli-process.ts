@@ -1,0 +1,59 @@
+// A command of the compiled adgate CLI as a child process, for integration tests: its output
+// collected, and the ports its servers announce in their "<service> listening" log lines.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+const START_TIMEOUT_MS = 30_000
+
+export interface CliProcess {
+  readonly child: ChildProcess
+  /** Everything it wrote so far, stdout and stderr. */
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+  /** The port `service` listens on, once logged; rejects when the process exits first or after 30 s. */
+  listening(service: 'gateway' | 'correlator'): Promise<number>
+}
+
+/** `adgate <command>` with only PATH and `env` in its environment. */
+export function spawnCli(command: string, env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, [cli, command], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const append = (d: Buffer) => {
+    output += d.toString()
+  }
+  child.stdout!.on('data', append)
+  child.stderr!.on('data', append)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const listening = (service: string) =>
+    new Promise<number>((resolve, reject) => {
+      const line = new RegExp(`"port":(\\d+)[^\\n]*"msg":"${service} listening"`)
+      const done = () => {
+        clearTimeout(timer)
+        child.stdout!.off('data', look)
+        child.off('exit', gone)
+      }
+      const look = () => {
+        const m = line.exec(output)
+        if (m) {
+          done()
+          resolve(Number(m[1]))
+        }
+      }
+      const gone = () => {
+        done()
+        reject(new Error(`adgate ${command} exited during start-up:\n${output}`))
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${service} did not start within ${START_TIMEOUT_MS} ms:\n${output}`))
+      }, START_TIMEOUT_MS)
+      child.stdout!.on('data', look)
+      child.once('exit', gone)
+      look()
+    })
+  return { child, output: () => output, exited, listening }
+}
