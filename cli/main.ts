@@ -6,6 +6,7 @@ import { CORRELATOR_HELP, runCorrelatorCommand } from './correlator.js'
 import { gen, UsageError } from './gen.js'
 import { assertNativeBindings } from './native-bindings.js'
 import { query } from './query.js'
+import { spool } from './spool.js'
 import { untilSignal } from './until-signal.js'
 
 const HELP = `adgate — ingestion gateway for ad-tech events
@@ -19,6 +20,7 @@ Commands:
   correlator   joins, attribution and campaign aggregates to storage (adgate correlator --help)
   query        campaign performance from storage (adgate query --help)
   gen          generated events (adgate gen --help)
+  spool        export the spool's quarantine: acknowledged events Kafka refused (adgate spool --help)
 
 Options:
   --help       this text; \`adgate gen --help\` for the generator
@@ -54,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'query':
       return query(rest, loadConfig())
+    case 'spool':
+      return spool(rest, loadConfig())
     default:
       process.stderr.write(`adgate: unknown command ${JSON.stringify(command)}\n\n${HELP}`)
       return 2

@@ -23,6 +23,11 @@ export function registerSpoolMetrics(
     const oldest = spool?.oldest ?? null
     return oldest === null ? 0 : (Date.now() - oldest) / 1000
   })
+  gauge(
+    'adgate_spool_quarantined_events',
+    'Acknowledged records Kafka refused for good, kept in the spool quarantine (retried every minute; adgate spool export)',
+    () => spool?.quarantinedRecords ?? 0,
+  )
   scrapedTotal(
     registry,
     {
@@ -35,7 +40,7 @@ export function registerSpoolMetrics(
     registry,
     {
       name: 'adgate_spool_dropped_events_total',
-      help: 'Spooled records dropped without reaching Kafka (failed CRC, or Kafka refused them): lost',
+      help: 'Spooled records dropped without reaching Kafka (their batch failed its CRC): lost',
     },
     () => replayer?.stats.dropped ?? 0,
   )

@@ -2,16 +2,22 @@ import type { Logger } from '../config/logger.js'
 import { type BatchSink, KafkaRefusedError } from '../kafka/batch-sink.js'
 import { crc32c } from '../kafka/protocol/crc32c.js'
 import type { Spool } from './spool.js'
-import type { SpoolEntry } from './store.js'
+import type { QuarantinedEntry, SpoolEntry } from './store.js'
 
 export interface ReplayStats {
   /** Batches and records replayed into Kafka and acknowledged. */
   batches: number
   records: number
-  /** Batches dropped without reaching Kafka (failed CRC, or refused by Kafka), and their records. */
+  /** Batches dropped without reaching Kafka (failed their CRC: never replay garbage), and their records. */
   corrupt: number
   dropped: number
+  /** Records Kafka refused for good and the spool's quarantine took (each time), and those it later took from there. */
+  quarantined: number
+  released: number
 }
+
+/** How often quarantined batches are offered to Kafka again (the operator may have raised a limit). */
+export const QUARANTINE_RETRY_MS = 60_000
 
 /**
  * Drains the spool into Kafka once Kafka is back: oldest first, one batch per partition at a time
@@ -19,6 +25,12 @@ export interface ReplayStats {
  * only after Kafka acknowledged it. Partitions are drained independently: one whose leader is gone
  * (a partial outage) waits, unread, while the others drain. A crash between the acknowledgement
  * and the delete sends that entry again: consumers dedup by event_id.
+ *
+ * A batch Kafka refuses for good (its topic's max.message.bytes lowered after the batch was
+ * spooled, a record the topic calls invalid) was already answered 200: it moves to the spool's
+ * quarantine instead of blocking its partition, and is offered to Kafka again every
+ * QUARANTINE_RETRY_MS until Kafka takes it (the operator fixed the topic) or an operator exports
+ * it (`adgate spool export`). Nothing acknowledged is dropped; the partition's later batches go on.
  */
 export class Replayer {
   private running = false
@@ -26,13 +38,22 @@ export class Replayer {
   private loop: Promise<void> | null = null
   /** Acknowledged by Kafka (or refused for good) and not yet deleted from the spool. */
   private acked: SpoolEntry[] = []
-  readonly stats: ReplayStats = { batches: 0, records: 0, corrupt: 0, dropped: 0 }
+  readonly stats: ReplayStats = {
+    batches: 0,
+    records: 0,
+    corrupt: 0,
+    dropped: 0,
+    quarantined: 0,
+    released: 0,
+  }
+  private quarantineRetryAt = 0
 
   constructor(
     private readonly spool: Spool,
     private readonly sink: BatchSink,
     private readonly logger: Logger,
     private readonly readBytes = 4 * 1024 * 1024,
+    private readonly quarantineRetryMs = QUARANTINE_RETRY_MS,
   ) {}
 
   start(): void {
@@ -48,6 +69,11 @@ export class Replayer {
         if (this.acked.length > 0) {
           await this.spool.remove(this.acked)
           this.acked = []
+        }
+        if (this.spool.quarantinedEntries > 0 && this.sink.ready && Date.now() >= this.quarantineRetryAt) {
+          this.quarantineRetryAt = Date.now() + this.quarantineRetryMs
+          await this.retryQuarantined()
+          await this.spool.resync()
         }
         const waiting = this.sink.ready
           ? this.spool.partitions().filter((tp) => !this.sink.available(tp.topic, tp.partition))
@@ -94,23 +120,26 @@ export class Replayer {
     const done: SpoolEntry[] = []
     const failed: SpoolEntry[] = []
     let firstFailure: unknown
-    outcomes.forEach((o, i) => {
+    for (const [i, o] of outcomes.entries()) {
       const e = good[i]!
       if (o.status === 'rejected') {
         firstFailure ??= o.reason
         failed.push(e)
-      } else if (o.value === 'refused') {
-        // Kafka will never take these bytes (too large, invalid): retrying would wedge the spool
-        // and block the partition forever. Counted in adgate_spool_dropped_events_total.
-        this.stats.corrupt++
-        this.stats.dropped += e.records
-        done.push(e)
+      } else if (o.value instanceof KafkaRefusedError) {
+        // Retrying now would block the partition for good: aside, kept, retried later.
+        await this.spool.quarantine([e], o.value.message)
+        this.stats.quarantined += e.records
+        this.quarantineRetryAt = Date.now() + this.quarantineRetryMs
+        this.logger.error(
+          { err: o.value, id: e.id, topic: e.topic, partition: e.partition, records: e.records },
+          'Kafka refused a spooled batch for good; kept in the spool quarantine (adgate_spool_quarantined_events), offered again every minute; `adgate spool export` writes its events out',
+        )
       } else {
         this.stats.records += e.records
         this.stats.batches++
         done.push(e)
       }
-    })
+    }
     if (done.length > 0) {
       this.acked = done
       await this.spool.remove(done)
@@ -121,7 +150,43 @@ export class Replayer {
     return failed
   }
 
-  private async send(e: SpoolEntry): Promise<'sent' | 'refused'> {
+  /**
+   * Offers every quarantined batch to Kafka once, one per partition at a time in id order: what
+   * Kafka takes leaves the quarantine, what it refuses again stays (with the new refusal), what
+   * fails otherwise (Kafka down again) waits for the next retry.
+   */
+  private async retryQuarantined(): Promise<void> {
+    let after = 0
+    for (;;) {
+      const entries = await this.spool.quarantined(after, this.readBytes)
+      if (entries.length === 0 || this.stopped) return
+      after = entries[entries.length - 1]!.id
+      for (const round of rounds(entries)) {
+        const outcomes = await Promise.allSettled(round.map((e) => this.send(e)))
+        const taken: QuarantinedEntry[] = []
+        for (const [i, o] of outcomes.entries()) {
+          const e = round[i]!
+          if (o.status === 'rejected') continue
+          if (o.value instanceof KafkaRefusedError) await this.spool.refusedAgain([e], o.value.message)
+          else taken.push(e)
+        }
+        if (taken.length === 0) continue
+        await this.spool.removeQuarantined(taken)
+        for (const e of taken) {
+          this.stats.released += e.records
+          this.stats.records += e.records
+          this.stats.batches++
+        }
+        this.logger.info(
+          { ids: taken.map((e) => e.id), records: this.stats.released },
+          'Kafka took quarantined spool batches',
+        )
+      }
+    }
+  }
+
+  /** One entry as its own batch: acknowledged ('sent'), refused for good (the refusal), or a rejection. */
+  private async send(e: SpoolEntry): Promise<'sent' | KafkaRefusedError> {
     const set = {
       buffer: e.bytes,
       batches: [
@@ -130,14 +195,11 @@ export class Replayer {
     }
     try {
       const refusal = this.sink.refusal(set)
-      if (refusal) throw refusal
-      const refused = (await this.sink.send(set)).get(0)
-      if (refused) throw refused
-      return 'sent'
+      if (refusal) return refusal
+      return (await this.sink.send(set)).get(0) ?? 'sent'
     } catch (err) {
-      if (!(err instanceof KafkaRefusedError)) throw err
-      this.logger.error({ err, id: e.id }, 'Kafka refused a spooled batch; dropped')
-      return 'refused'
+      if (err instanceof KafkaRefusedError) return err
+      throw err
     }
   }
 
@@ -148,9 +210,9 @@ export class Replayer {
 }
 
 /** Split entries (in id order) into groups with at most one batch per topic-partition, order kept. */
-export function rounds(entries: readonly SpoolEntry[]): SpoolEntry[][] {
-  const out: SpoolEntry[][] = []
-  let current: SpoolEntry[] = []
+export function rounds<T extends SpoolEntry>(entries: readonly T[]): T[][] {
+  const out: T[][] = []
+  let current: T[] = []
   let seen = new Set<string>()
   for (const e of entries) {
     const key = tpKey(e)

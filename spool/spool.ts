@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { PartitionCounts } from './partition-counts.js'
-import type { SpoolEntry, SpoolStats, TopicPartition } from './store.js'
+import type { QuarantinedEntry, SpoolEntry, SpoolStats, TopicPartition } from './store.js'
 
 /** Batches to spool: the same shape the Kafka sink sends (one buffer, offsets of each batch). */
 export interface SpoolBatches {
@@ -30,6 +30,8 @@ export class Spool {
   private entriesNow = 0
   private recordsNow = 0
   private oldestNow: number | null = null
+  private quarantinedEntriesNow = 0
+  private quarantinedRecordsNow = 0
   /** bytesNow when an append last did not fit: full until something is added or removed */
   private refusedAt = -1
   /** Entries per topic-partition, committed and on their way in. */
@@ -85,6 +87,15 @@ export class Spool {
 
   get oldest(): number | null {
     return this.oldestNow
+  }
+
+  /** Batches (and their records) Kafka refused for good after they were acknowledged: in quarantine. */
+  get quarantinedEntries(): number {
+    return this.quarantinedEntriesNow
+  }
+
+  get quarantinedRecords(): number {
+    return this.quarantinedRecordsNow
   }
 
   /** Something is in the spool or on its way in: new batches must queue behind it to keep order. */
@@ -144,12 +155,7 @@ export class Spool {
 
   /** The oldest entries after `afterId`, up to `maxBytes`, but none of the `skip` partitions. */
   async read(afterId: number, maxBytes: number, skip: readonly TopicPartition[] = []): Promise<SpoolEntry[]> {
-    const rows = (await this.call({ op: 'read', afterId, maxBytes, skip })) as SpoolEntry[]
-    // Structured clone turns Buffers into plain Uint8Arrays: view them as Buffers again (no copy).
-    return rows.map((r) => ({
-      ...r,
-      bytes: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength),
-    }))
+    return asBuffers((await this.call({ op: 'read', afterId, maxBytes, skip })) as SpoolEntry[])
   }
 
   /** Forget entries that reached Kafka (or, in embedded mode, the correlator). */
@@ -162,6 +168,39 @@ export class Spool {
     }
     this.entriesNow -= entries.length
     await this.refreshOldest()
+  }
+
+  /** Move entries Kafka refused for good into the quarantine: out of the replay order, still on disk. */
+  async quarantine(entries: readonly SpoolEntry[], reason: string): Promise<void> {
+    await this.call({ op: 'quarantine', ids: entries.map((e) => e.id), reason })
+    for (const e of entries) {
+      this.recordsNow -= e.records
+      this.quarantinedRecordsNow += e.records
+      this.stored.add(e.topic, e.partition, -1)
+    }
+    this.entriesNow -= entries.length
+    this.quarantinedEntriesNow += entries.length
+    await this.refreshOldest()
+  }
+
+  /** The quarantined entries after `afterId`, oldest first, up to `maxBytes` (at least one). */
+  async quarantined(afterId: number, maxBytes: number): Promise<QuarantinedEntry[]> {
+    return asBuffers((await this.call({ op: 'quarantined', afterId, maxBytes })) as QuarantinedEntry[])
+  }
+
+  /** Kafka refused quarantined entries again: they stay, with the latest refusal. */
+  async refusedAgain(entries: readonly QuarantinedEntry[], reason: string): Promise<void> {
+    await this.call({ op: 'refusedAgain', ids: entries.map((e) => e.id), reason })
+  }
+
+  /** Forget quarantined entries Kafka has now acknowledged. */
+  async removeQuarantined(entries: readonly QuarantinedEntry[]): Promise<void> {
+    await this.call({ op: 'removeQuarantined', ids: entries.map((e) => e.id) })
+    for (const e of entries) {
+      this.bytesNow -= e.bytes.length
+      this.quarantinedRecordsNow -= e.records
+    }
+    this.quarantinedEntriesNow -= entries.length
   }
 
   async removeThrough(id: number): Promise<void> {
@@ -179,6 +218,11 @@ export class Spool {
     else this.oldestNow = (await this.call({ op: 'oldest' })) as number | null
   }
 
+  /** Counts again from the store: `adgate spool export --remove` may have emptied the quarantine meanwhile. */
+  resync(): Promise<void> {
+    return this.refreshStats()
+  }
+
   private async refreshStats(): Promise<void> {
     this.apply((await this.call({ op: 'stats' })) as SpoolStats)
   }
@@ -188,6 +232,8 @@ export class Spool {
     this.entriesNow = s.entries
     this.recordsNow = s.records
     this.oldestNow = s.oldest
+    this.quarantinedEntriesNow = s.quarantined.entries
+    this.quarantinedRecordsNow = s.quarantined.records
     if (this.appending === 0) this.bytesNow = s.bytes
     this.stored.clear()
     for (const p of s.partitions) this.stored.add(p.topic, p.partition, p.entries)
@@ -197,4 +243,12 @@ export class Spool {
     await this.call({ op: 'close' })
     await this.worker.terminate()
   }
+}
+
+/** Structured clone turns Buffers into plain Uint8Arrays: view them as Buffers again (no copy). */
+function asBuffers<T extends SpoolEntry>(rows: readonly T[]): T[] {
+  return rows.map((r) => ({
+    ...r,
+    bytes: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength),
+  }))
 }

@@ -13,8 +13,12 @@ import Database from 'better-sqlite3'
  * above what the gateway ingests, while deletion, ordering, size accounting and crash recovery come
  * from a proven engine instead of a hand-made log format.
  */
-/** Bumped when the tables change; a spool of another format is refused, never misread. */
-const FORMAT_VERSION = 1
+/**
+ * Bumped when the tables change; a spool of another format is refused, never misread. Version 2
+ * added the quarantine table (a version 1 spool is upgraded in place: the table is created).
+ */
+const FORMAT_VERSION = 2
+const UPGRADES_FROM = new Set([1])
 
 export interface SpoolEntry {
   readonly id: number
@@ -25,6 +29,15 @@ export interface SpoolEntry {
   readonly records: number
   readonly bytes: Buffer
   readonly createdAt: number
+}
+
+/** A batch Kafka refused for good after the spool acknowledged it: kept, retried, exportable. */
+export interface QuarantinedEntry extends SpoolEntry {
+  /** Kafka's refusal, as the replayer last got it. */
+  readonly reason: string
+  readonly refusedAt: number
+  /** How many times Kafka refused it. */
+  readonly refusals: number
 }
 
 export interface NewEntry {
@@ -42,6 +55,8 @@ export interface SpoolStats {
   readonly oldest: number | null
   /** Entries per topic-partition that has any. */
   readonly partitions: readonly PartitionEntries[]
+  /** Quarantined batches (not counted above, except in bytes: they hold the spool's space). */
+  readonly quarantined: { readonly entries: number; readonly records: number }
 }
 
 export interface TopicPartition {
@@ -77,7 +92,7 @@ export class SpoolStore {
     const fresh = this.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'batches'").get() as {
       n: number
     }
-    if (fresh.n > 0 && version !== FORMAT_VERSION) {
+    if (fresh.n > 0 && version !== FORMAT_VERSION && !UPGRADES_FROM.has(version)) {
       throw new Error(
         `spool ${path} has format ${version}, this build reads ${FORMAT_VERSION}; drain it with the build that wrote it`,
       )
@@ -100,6 +115,21 @@ export class SpoolStore {
         partition INTEGER NOT NULL,
         next INTEGER NOT NULL,
         PRIMARY KEY (topic, partition)
+      );
+      -- Batches Kafka refused for good after they were acknowledged from here (a topic's
+      -- max.message.bytes lowered, a record it calls invalid): kept with the refusal until Kafka
+      -- takes them or an operator exports them; never dropped.
+      CREATE TABLE IF NOT EXISTS quarantine (
+        id INTEGER PRIMARY KEY,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        base_offset INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        refused_at INTEGER NOT NULL,
+        refusals INTEGER NOT NULL
       )`)
     this.insert = this.db.prepare(
       'INSERT INTO batches (topic, partition, base_offset, records, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -154,19 +184,54 @@ export class SpoolStore {
         `SELECT id, topic, partition, base_offset AS baseOffset, records, bytes, created_at AS createdAt FROM batches WHERE id > ? ${without} ORDER BY id LIMIT 1000`,
       )
       .all(afterId, ...skip.flatMap((tp) => [tp.topic, tp.partition])) as SpoolEntry[]
-    const out: SpoolEntry[] = []
-    let bytes = 0
-    for (const r of rows) {
-      if (out.length > 0 && bytes + r.bytes.length > maxBytes) break
-      out.push(r)
-      bytes += r.bytes.length
-    }
-    return out
+    return upTo(rows, maxBytes)
   }
 
   /** Remove entries (acknowledged by Kafka, or consumed in embedded mode). */
   remove(ids: readonly number[]): void {
     const del = this.db.prepare('DELETE FROM batches WHERE id = ?')
+    this.db.transaction(() => {
+      for (const id of ids) del.run(id)
+    })()
+  }
+
+  /** Move entries Kafka refused for good into the quarantine, with the refusal, in one transaction. */
+  quarantine(ids: readonly number[], reason: string, now = Date.now()): void {
+    const move = this.db.prepare(
+      'INSERT INTO quarantine SELECT id, topic, partition, base_offset, records, bytes, created_at, ?, ?, 1 FROM batches WHERE id = ?',
+    )
+    const del = this.db.prepare('DELETE FROM batches WHERE id = ?')
+    this.db.transaction(() => {
+      for (const id of ids) {
+        move.run(reason, now, id)
+        del.run(id)
+      }
+    })()
+  }
+
+  /** Quarantined entries after `afterId` in id order, up to `maxBytes` (at least one). */
+  quarantined(afterId: number, maxBytes: number): QuarantinedEntry[] {
+    const rows = this.db
+      .prepare(
+        'SELECT id, topic, partition, base_offset AS baseOffset, records, bytes, created_at AS createdAt, reason, refused_at AS refusedAt, refusals FROM quarantine WHERE id > ? ORDER BY id LIMIT 1000',
+      )
+      .all(afterId) as QuarantinedEntry[]
+    return upTo(rows, maxBytes)
+  }
+
+  /** Kafka refused quarantined entries once more: the latest refusal is kept. */
+  refusedAgain(ids: readonly number[], reason: string, now = Date.now()): void {
+    const update = this.db.prepare(
+      'UPDATE quarantine SET reason = ?, refused_at = ?, refusals = refusals + 1 WHERE id = ?',
+    )
+    this.db.transaction(() => {
+      for (const id of ids) update.run(reason, now, id)
+    })()
+  }
+
+  /** Forget quarantined entries (Kafka took them at last, or an operator exported and removed them). */
+  removeQuarantined(ids: readonly number[]): void {
+    const del = this.db.prepare('DELETE FROM quarantine WHERE id = ?')
     this.db.transaction(() => {
       for (const id of ids) del.run(id)
     })()
@@ -194,11 +259,21 @@ export class SpoolStore {
       .prepare(
         'SELECT COUNT(*) AS entries, COALESCE(SUM(records), 0) AS records, COALESCE(SUM(length(bytes)), 0) AS bytes, MIN(created_at) AS oldest FROM batches',
       )
-      .get() as Omit<SpoolStats, 'partitions'>
+      .get() as Omit<SpoolStats, 'partitions' | 'quarantined'>
     const partitions = this.db
       .prepare('SELECT topic, partition, COUNT(*) AS entries FROM batches GROUP BY topic, partition')
       .all() as PartitionEntries[]
-    return { ...row, partitions }
+    const q = this.db
+      .prepare(
+        'SELECT COUNT(*) AS entries, COALESCE(SUM(records), 0) AS records, COALESCE(SUM(length(bytes)), 0) AS bytes FROM quarantine',
+      )
+      .get() as { entries: number; records: number; bytes: number }
+    return {
+      ...row,
+      bytes: row.bytes + q.bytes,
+      partitions,
+      quarantined: { entries: q.entries, records: q.records },
+    }
   }
 
   /** The next offset of every topic-partition ever written. */
@@ -212,6 +287,18 @@ export class SpoolStore {
   close(): void {
     this.db.close()
   }
+}
+
+/** The first rows up to `maxBytes` of bytes, at least one. */
+function upTo<T extends { readonly bytes: Buffer }>(rows: readonly T[], maxBytes: number): T[] {
+  const out: T[] = []
+  let bytes = 0
+  for (const r of rows) {
+    if (out.length > 0 && bytes + r.bytes.length > maxBytes) break
+    out.push(r)
+    bytes += r.bytes.length
+  }
+  return out
 }
 
 function tpKey(topic: string, partition: number): string {

@@ -11,6 +11,10 @@ type Request =
   | { op: 'read'; id: number; afterId: number; maxBytes: number; skip: TopicPartition[] }
   | { op: 'remove'; id: number; ids: number[] }
   | { op: 'removeThrough'; id: number; through: number }
+  | { op: 'quarantine'; id: number; ids: number[]; reason: string }
+  | { op: 'quarantined'; id: number; afterId: number; maxBytes: number }
+  | { op: 'refusedAgain'; id: number; ids: number[]; reason: string }
+  | { op: 'removeQuarantined'; id: number; ids: number[] }
   | { op: 'stats'; id: number }
   | { op: 'oldest'; id: number }
   | { op: 'ends'; id: number }
@@ -62,6 +66,17 @@ port.on('message', (msg: Request) => {
         return reply(msg.id, null)
       case 'removeThrough':
         store.removeThrough(msg.through)
+        return reply(msg.id, null)
+      case 'quarantine':
+        store.quarantine(msg.ids, msg.reason)
+        return reply(msg.id, null)
+      case 'quarantined':
+        return reply(msg.id, store.quarantined(msg.afterId, msg.maxBytes))
+      case 'refusedAgain':
+        store.refusedAgain(msg.ids, msg.reason)
+        return reply(msg.id, null)
+      case 'removeQuarantined':
+        store.removeQuarantined(msg.ids)
         return reply(msg.id, null)
       case 'stats':
         return reply(msg.id, store.stats())

@@ -153,15 +153,19 @@ export interface DecodedRecord {
   readonly value: Buffer
   /** The value of the header asked for, when asked for and present. */
   readonly header: string | null
+  /** Every header, when asked for (`allHeaders`). */
+  readonly headers?: Record<string, string>
 }
 
 /**
  * Read back a batch this module wrote (the spool hands them to the embedded correlator);
- * `header`: the name of one header whose value to return with each record.
+ * `header`: the name of one header whose value to return with each record; `allHeaders`: every
+ * header too (exports of the spool's quarantine).
  */
 export function decodeRecordBatch(
   batch: Buffer,
   header?: string,
+  allHeaders = false,
 ): { firstTimestamp: number; records: DecodedRecord[] } {
   const wanted = header === undefined ? null : Buffer.from(header)
   if (batch.length < HEADER_BYTES || batch[16] !== 2) throw new Error('not a v2 record batch')
@@ -186,16 +190,23 @@ export function decodeRecordBatch(
     r.pos += valueLength
     const headers = readVarint(r)
     let found: string | null = null
+    const all: Record<string, string> | undefined = allHeaders ? {} : undefined
     for (let h = 0; h < headers; h++) {
       // Read each length first: `r.pos += readVarint(r)` would add to r.pos as it was before the read.
       const keyLength = readVarint(r)
-      const match = wanted?.equals(body.subarray(r.pos, r.pos + keyLength)) === true
+      const name = body.subarray(r.pos, r.pos + keyLength)
+      const match = wanted?.equals(name) === true
       r.pos += keyLength
       const valueLength = readVarint(r) // -1: null value
       if (match && valueLength >= 0) found = body.toString('utf8', r.pos, r.pos + valueLength)
+      if (all && valueLength >= 0) all[name.toString()] = body.toString('utf8', r.pos, r.pos + valueLength)
       if (valueLength > 0) r.pos += valueLength
     }
-    records.push({ offsetDelta, key, value, header: found })
+    records.push(
+      all
+        ? { offsetDelta, key, value, header: found, headers: all }
+        : { offsetDelta, key, value, header: found },
+    )
   }
   return { firstTimestamp, records }
 }

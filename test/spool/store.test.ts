@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { SpoolStore } from '../../spool/store.js'
 
@@ -58,6 +59,58 @@ describe('SpoolStore', () => {
     s.removeThrough(ids[2]!)
     expect(s.oldest()).toBeNull()
     s.close()
+  })
+
+  it('quarantines refused entries out of the replay order, keeps them across a reopen, and forgets them only when told', () => {
+    const path = join(dir(), 'spool.sqlite')
+    const a = new SpoolStore(path)
+    const ids = a.append([entry(0, 1), entry(0, 2), entry(1, 3)], 1000)
+    a.quarantine([ids[0]!], 'MESSAGE_TOO_LARGE', 5000)
+    // Out of the replay order; still on disk, so still in the spool's bytes.
+    expect(a.read(0, 1 << 20).map((r) => r.id)).toEqual([ids[1], ids[2]])
+    expect(a.stats()).toMatchObject({
+      entries: 2,
+      records: 6,
+      bytes: 300,
+      quarantined: { entries: 1, records: 3 },
+    })
+    a.refusedAgain([ids[0]!], 'INVALID_RECORD', 6000)
+    a.close()
+    const b = new SpoolStore(path)
+    const [q] = b.quarantined(0, 1 << 20)
+    expect(q).toMatchObject({
+      id: ids[0],
+      topic: 'adgate.impressions',
+      partition: 0,
+      records: 3,
+      createdAt: 1000,
+    })
+    expect(q).toMatchObject({ reason: 'INVALID_RECORD', refusedAt: 6000, refusals: 2 })
+    expect(q!.bytes.equals(Buffer.alloc(100, 1))).toBe(true)
+    b.removeQuarantined([ids[0]!])
+    expect(b.quarantined(0, 1 << 20)).toEqual([])
+    expect(b.stats()).toMatchObject({ entries: 2, bytes: 200, quarantined: { entries: 0, records: 0 } })
+    b.close()
+  })
+
+  it('opens a spool of format 1 (before the quarantine) with its batches, and refuses an unknown format', () => {
+    const path = join(dir(), 'spool.sqlite')
+    const a = new SpoolStore(path)
+    const [id] = a.append([entry(0, 7)])
+    a.close()
+    const raw = new Database(path)
+    raw.exec('DROP TABLE quarantine')
+    raw.pragma('user_version = 1')
+    raw.close()
+    const b = new SpoolStore(path)
+    expect(b.read(0, 1 << 20).map((r) => r.id)).toEqual([id])
+    b.quarantine([id!], 'INVALID_RECORD')
+    expect(b.stats()).toMatchObject({ entries: 0, quarantined: { entries: 1 } })
+    b.close()
+    const newer = new Database(path)
+    newer.pragma('user_version = 99')
+    newer.close()
+    expect(() => new SpoolStore(path)).toThrow(/format 99, this build reads 2/)
   })
 
   it('loses nothing it acknowledged when the writing process is killed with SIGKILL', async () => {

@@ -1,0 +1,164 @@
+// A batch the spool acknowledged (200) that Kafka then refuses for good is never dropped: the
+// replayer moves it to the spool's quarantine, the partition's later batches go on, and Kafka gets
+// it once the topic takes it again. Against the shared broker: a topic whose max.message.bytes is
+// lowered after the batches were spooled.
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Admin, Consumer } from '@platformatic/kafka'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { BatchSink } from '../../kafka/batch-sink.js'
+import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import { Replayer } from '../../spool/replayer.js'
+import type { Spool } from '../../spool/spool.js'
+
+const brokers = inject('kafkaBrokers')
+const NO_HEADERS = Buffer.from([0])
+const closers: (() => Promise<unknown>)[] = []
+
+/** The compiled spool: its SQLite thread runs from dist/. */
+async function openSpool(dir: string): Promise<Spool> {
+  const { Spool: Compiled } = (await import(new URL('../../dist/spool/spool.js', import.meta.url).href)) as {
+    Spool: typeof Spool
+  }
+  return Compiled.open(dir, 1 << 26)
+}
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close()
+})
+
+/** A logger that keeps what the replayer reports. */
+function recordingLogger() {
+  const lines: { level: string; obj: unknown; msg: string }[] = []
+  const at = (level: string) => (obj: unknown, msg: string) => lines.push({ level, obj, msg })
+  return {
+    lines,
+    logger: { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } as never,
+  }
+}
+
+/** One spool entry: `values` as one record batch for partition 0. */
+function batch(topic: string, values: Buffer[]) {
+  const builder = new RecordBatchBuilder()
+  for (const v of values) builder.add(topic, 0, null, v, NO_HEADERS)
+  const out = builder.finish(Date.now())
+  return { buffer: Buffer.from(out.buffer), batches: out.batches }
+}
+
+async function setLimit(admin: Admin, topic: string, bytes: number): Promise<void> {
+  const value = String(bytes)
+  await admin.alterConfigs({
+    resources: [{ resourceType: 2, resourceName: topic, configs: [{ name: 'max.message.bytes', value }] }],
+  })
+  for (;;) {
+    const [d] = await admin.describeConfigs({
+      resources: [{ resourceType: 2, resourceName: topic, configurationKeys: ['max.message.bytes'] }],
+    })
+    if (d?.configs.find((c) => c.name === 'max.message.bytes')?.value === value) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** The topic's values in log order, once it holds `expected` records. */
+async function readValues(topic: string, expected: number): Promise<string[]> {
+  const consumer = new Consumer({
+    clientId: 'adgate-test',
+    groupId: `test-${randomUUID()}`,
+    bootstrapBrokers: brokers,
+  })
+  const stream = await consumer.consume({ topics: [topic], mode: 'earliest', maxWaitTime: 200 })
+  const out: string[] = []
+  try {
+    for await (const m of stream) {
+      out.push(String(m.value))
+      if (out.length >= expected) break
+    }
+  } finally {
+    await stream.close()
+    await consumer.close()
+  }
+  return out
+}
+
+async function until(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe.skipIf(brokers.length === 0)('a spooled batch Kafka refuses for good', () => {
+  it('is quarantined (kept, counted, not dropped), its partition goes on, and it reaches Kafka once the topic takes it', async () => {
+    const topic = `adgate-test-quarantine-${randomUUID()}`
+    const admin = new Admin({ clientId: 'adgate-test', bootstrapBrokers: brokers })
+    closers.push(() => admin.close())
+    await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 })
+    const dir = mkdtempSync(join(tmpdir(), 'adgate-quarantine-'))
+    const spool = await openSpool(dir)
+    closers.push(() => spool.close())
+    // Answered 200 from the spool while Kafka was away: a large batch, then a small one behind it.
+    const random = () =>
+      Buffer.from(
+        Array.from({ length: 3000 }, () => Math.floor(Math.random() * 256)).map((b) => 97 + (b % 26)),
+      )
+    const large = [random(), random()]
+    await spool.append(batch(topic, large))
+    await spool.append(batch(topic, [Buffer.from('small-0'), Buffer.from('small-1')]))
+    const largeBytes = spool.bytes - (await spool.read(0, 1 << 20))[1]!.bytes.length
+
+    const sink = new BatchSink({
+      brokers,
+      clientId: 'adgate-test',
+      topics: [topic],
+      connection: {},
+      ackTimeoutMs: 10_000,
+      maxInFlight: 5,
+      maxPendingBytes: 1 << 28,
+      logger: recordingLogger().logger,
+    })
+    closers.push(() => sink.close())
+    await sink.connect() // reads the default limit (1 MB)
+    // Lowered while the batches wait in the spool: only the broker knows the new limit.
+    await setLimit(admin, topic, 2000)
+
+    const { lines, logger } = recordingLogger()
+    const replayer = new Replayer(spool, sink, logger, 4 << 20, 500)
+    closers.push(() => replayer.stop())
+    replayer.start()
+    await until('both spooled batches handled', () => spool.entries === 0)
+    expect(replayer.stats).toMatchObject({ dropped: 0, corrupt: 0, quarantined: 2, records: 2, batches: 1 })
+    expect(spool.quarantinedEntries).toBe(1)
+    expect(spool.quarantinedRecords).toBe(2)
+    // Still on disk, so still in the spool's bytes (the capacity it holds).
+    expect(spool.bytes).toBe(largeBytes)
+    const refusal = lines.find((l) => l.level === 'error')
+    expect(refusal?.msg).toMatch(/kept in the spool quarantine/)
+    expect(String((refusal?.obj as { err?: Error } | undefined)?.err?.message)).toMatch(/MESSAGE_TOO_LARGE/)
+    const [kept] = await spool.quarantined(0, 1 << 20)
+    expect(kept).toMatchObject({
+      topic,
+      partition: 0,
+      records: 2,
+      reason: expect.stringMatching(/MESSAGE_TOO_LARGE/),
+    })
+    // Offered again while the topic still refuses: refused again, still kept, logged once.
+    await until('refused again', async () => (await spool.quarantined(0, 1 << 20))[0]!.refusals > 1)
+    expect(spool.quarantinedRecords).toBe(2)
+    expect(lines.filter((l) => l.level === 'error')).toHaveLength(1)
+
+    // The operator raises the limit: the next retry hands the batch to Kafka.
+    await setLimit(admin, topic, 1 << 20)
+    await until('the quarantine emptied', () => spool.quarantinedEntries === 0)
+    expect(replayer.stats).toMatchObject({ dropped: 0, released: 2, records: 4, batches: 2 })
+    expect(spool.bytes).toBe(0)
+    expect(await readValues(topic, 4)).toEqual(['small-0', 'small-1', ...large.map(String)])
+    await admin.deleteTopics({ topics: [topic] })
+  })
+})
