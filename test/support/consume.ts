@@ -1,7 +1,7 @@
 // Reads back what the gateway wrote, from given offsets, with a real @platformatic/kafka consumer
 // (the client every adgate role uses), over any security settings.
 import { randomUUID } from 'node:crypto'
-import { Admin, Consumer, type MessagesStream } from '@platformatic/kafka'
+import { Admin, Consumer, type Message, type MessagesStream } from '@platformatic/kafka'
 import { decodeWire } from '../../events/wire.js'
 import type { KafkaConnectionOptions } from '../../kafka/client-options.js'
 
@@ -54,7 +54,9 @@ export async function endOffsets(
 /**
  * Consume from `from` until `done(records)` holds or the timeout passes; returns what was read.
  * A read that fails (a broker just restarted answers NOT_LEADER for a while) resumes where it was,
- * with a fresh consumer.
+ * with a fresh consumer. `done` is asked after a geometrically growing number of new records, and
+ * whenever the stream pauses: asked per record it made reading a topic other writers fill
+ * quadratic, and starved the timers of the test (shutdown.test's read-back, issue 13).
  */
 export async function readFrom(
   brokers: string[],
@@ -64,40 +66,116 @@ export async function readFrom(
   connection: KafkaConnectionOptions = {},
 ): Promise<ReadRecord[]> {
   const records: ReadRecord[] = []
+  let askedAt = 0
+  const satisfied = () => {
+    askedAt = records.length
+    return done(records)
+  }
+  const onRecord = (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
+    records.push(readRecord(m))
+    return records.length - askedAt >= Math.max(1, askedAt >> 3) && satisfied()
+  }
+  const idle = () => records.length > askedAt && satisfied()
+  const finished = await readLoop(brokers, from, onRecord, idle, timeoutMs, connection)
+  // No record at all and an error: the error, not an empty read.
+  if (finished !== true && finished !== false && records.length === 0) throw finished
+  return records
+}
+
+/**
+ * Everything between `from` and `to` (end offsets taken after the writer stopped, so all it wrote
+ * is below them), keeping the records whose raw value `keep` accepts (decoding only those, never
+ * holding other writers' records). The read ends when every partition reached `to`, not at a
+ * clock: `timeoutMs` only bounds a broker that stops answering, and `complete` says which it was.
+ */
+export async function readRange(
+  brokers: string[],
+  from: Offsets,
+  to: Offsets,
+  keep: (value: Buffer) => boolean,
+  timeoutMs = 300_000,
+  connection: KafkaConnectionOptions = {},
+): Promise<{ records: ReadRecord[]; complete: boolean }> {
+  const records: ReadRecord[] = []
+  const short = new Set<string>()
+  for (const [topic, parts] of to)
+    for (const [p, end] of parts)
+      if (BigInt(from.get(topic)?.get(p) ?? '0') < BigInt(end)) short.add(`${topic}/${p}`)
+  if (short.size === 0) return { records, complete: true }
+  const onRecord = (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
+    if (keep(m.value)) records.push(readRecord(m))
+    const end = to.get(m.topic)?.get(m.partition)
+    if (end !== undefined && m.offset + 1n >= BigInt(end)) short.delete(`${m.topic}/${m.partition}`)
+    return short.size === 0
+  }
+  const complete = (await readLoop(brokers, from, onRecord, () => false, timeoutMs, connection)) === true
+  return { records, complete }
+}
+
+function readRecord(m: Message<Buffer, Buffer, Buffer, Buffer>): ReadRecord {
+  const { schema, value } = decodeWire(m.value)
+  const headers: Record<string, string> = {}
+  for (const [k, v] of m.headers) headers[String(k)] = String(v)
+  return {
+    topic: m.topic,
+    partition: m.partition,
+    offset: String(m.offset),
+    key: m.key?.length ? m.key.toString() : null,
+    value: value as Record<string, unknown>,
+    schemaId: schema.id,
+    headers,
+  }
+}
+
+/**
+ * Reads from `from` with fresh consumers (one per failed attempt), handing each record to
+ * `onRecord` until it returns true; `idle` is asked when no record came for 100 ms. Resolves true
+ * when done, the last error (or false) at the timeout.
+ */
+async function readLoop(
+  brokers: string[],
+  from: Offsets,
+  onRecord: (m: Message<Buffer, Buffer, Buffer, Buffer>) => boolean,
+  idle: () => boolean,
+  timeoutMs: number,
+  connection: KafkaConnectionOptions,
+): Promise<true | false | unknown> {
   const next: Offsets = new Map([...from].map(([topic, parts]) => [topic, new Map(parts)]))
   const deadline = Date.now() + timeoutMs
-  let lastError: unknown
+  let lastError: unknown = false
   while (Date.now() < deadline) {
     try {
-      if (await readSome(brokers, next, records, done, deadline, connection)) return records
+      const r = await readSome(brokers, next, onRecord, idle, deadline, connection)
+      if (r !== 'timeout') return true
     } catch (err) {
       lastError = err
       await new Promise((r) => setTimeout(r, 500))
     }
   }
-  if (lastError !== undefined && records.length === 0) throw lastError
-  return records
+  return lastError
 }
 
-/** One consumer's read from `next` (advanced as records arrive); true once `done` holds or time is up. */
+/** One consumer's read from `next` (advanced as records arrive): 'done', or 'timeout' at the deadline. */
 async function readSome(
   brokers: string[],
   next: Offsets,
-  records: ReadRecord[],
-  done: (records: ReadRecord[]) => boolean,
+  onRecord: (m: Message<Buffer, Buffer, Buffer, Buffer>) => boolean,
+  idle: () => boolean,
   deadline: number,
   connection: KafkaConnectionOptions,
-): Promise<boolean> {
+): Promise<'done' | 'timeout'> {
   const c = consumer(brokers, connection)
-  let timedOut = false
+  let outcome: 'done' | 'timeout' | null = null
   let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined
-  const timer = setTimeout(
-    () => {
-      timedOut = true
-      stream?.destroy()
-    },
-    Math.max(0, deadline - Date.now()),
-  )
+  const end = (why: 'done' | 'timeout') => {
+    outcome ??= why
+    stream?.destroy()
+  }
+  const timer = setTimeout(() => end('timeout'), Math.max(0, deadline - Date.now()))
+  let lastRecordAt = Date.now()
+  const quiet = setInterval(() => {
+    if (Date.now() - lastRecordAt >= 100 && idle()) end('done')
+  }, 100)
   try {
     // A partition missing from `next` (its topic did not exist yet) is read from its start.
     const meta = await c.metadata({ topics: [...next.keys()], forceUpdate: true })
@@ -108,30 +186,21 @@ async function readSome(
         offset: BigInt(parts.get(partition) ?? '0'),
       })),
     )
-    if (offsets.length === 0) return true
+    if (offsets.length === 0 || outcome !== null) return outcome ?? 'done'
     stream = await c.consume({ topics: [...next.keys()], mode: 'manual', offsets, autocommit: false })
+    if (outcome !== null) stream.destroy()
     for await (const m of stream) {
-      const { schema, value } = decodeWire(m.value)
-      const headers: Record<string, string> = {}
-      for (const [k, v] of m.headers) headers[String(k)] = String(v)
-      records.push({
-        topic: m.topic,
-        partition: m.partition,
-        offset: String(m.offset),
-        key: m.key?.length ? m.key.toString() : null,
-        value: value as Record<string, unknown>,
-        schemaId: schema.id,
-        headers,
-      })
+      lastRecordAt = Date.now()
       next.get(m.topic)?.set(m.partition, String(m.offset + 1n))
-      if (done(records)) return true
+      if (onRecord(m)) return 'done'
     }
-    return timedOut
+    return outcome ?? 'timeout'
   } catch (err) {
-    if (timedOut) return true
+    if (outcome !== null) return outcome
     throw err
   } finally {
     clearTimeout(timer)
+    clearInterval(quiet)
     await c.close(true)
   }
 }
