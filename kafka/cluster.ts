@@ -147,7 +147,7 @@ export class Cluster {
    * requests that were in flight on it are sent again at once on a fresh connection, with their
    * sequence numbers (no duplicates), each still within its own ack deadline.
    */
-  async request<T>(
+  request<T>(
     conn: Connection,
     api: { key: number; version: number },
     payload: () => Writer,
@@ -155,18 +155,33 @@ export class Cluster {
     flexible: boolean,
     deadline: number,
   ): Promise<T> {
-    const work = new Promise<T>((resolve, reject) => {
-      conn.send(api.key, api.version, payload, parser, flexible, flexible, (err, value) =>
-        err ? reject(err) : resolve(value as T),
+    const ms = deadline - Date.now()
+    // Not sent at all: the connection has nothing outstanding and stays.
+    if (ms <= 0)
+      return Promise.reject(
+        new DeadlineError(`request to ${conn.host}:${conn.port}: no time left before the ack deadline`),
       )
+    // One promise and one timer per request (not beforeDeadline's race): a Produce is sent per
+    // HTTP request at moderate rates, so this runs as often as the routes do.
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      const fail = (err: unknown) => {
+        // An error answer (the response arrived) leaves the connection as it is.
+        if (!(err instanceof ResponseError)) this.drop(conn)
+        reject(err)
+      }
+      const timer = setTimeout(() => {
+        settled = true
+        fail(new DeadlineError(`request to ${conn.host}:${conn.port}: no answer within ${ms} ms`))
+      }, ms)
+      conn.send(api.key, api.version, payload, parser, flexible, flexible, (err, value) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        if (err) fail(err)
+        else resolve(value as T)
+      })
     })
-    try {
-      return await beforeDeadline(work, deadline, `request to ${conn.host}:${conn.port}`)
-    } catch (err) {
-      // An error answer (the response arrived) leaves the connection as it is.
-      if (!(err instanceof ResponseError)) this.drop(conn)
-      throw err
-    }
   }
 
   /** Metadata for adgate's topics from the first broker that answers. */
