@@ -122,11 +122,20 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   for (const meta of task.bodies) {
     const deadline = task.budgetMs === undefined ? undefined : start + task.budgetMs
     const body = input.subarray(meta.offset, meta.offset + meta.length)
-    const { rejects, ...outcome } = decodeOne(body, meta, task, rules, deadline)
-    const json = rejects.length === 0 ? null : Buffer.from(JSON.stringify(rejects))
+    const decided = decodeOne(body, meta, task, rules, deadline)
+    const json = decided.rejects.length === 0 ? null : Buffer.from(JSON.stringify(decided.rejects))
     const end = threadCpuMs()
-    const at = json === null ? null : { offset: rejectsBytes, length: json.length }
-    outcomes.push({ ...outcome, rejected: rejects.length, rejects: at, cpuMs: end - start })
+    // Written out, not spread: one object shape for every body (spreading built new hidden classes
+    // per task, a few µs per request in the profile).
+    outcomes.push({
+      error: decided.error,
+      events: decided.events,
+      rejected: decided.rejects.length,
+      rejects: json === null ? null : { offset: rejectsBytes, length: json.length },
+      flagged: decided.flagged,
+      ruleRejects: decided.ruleRejects,
+      cpuMs: end - start,
+    })
     if (json !== null) {
       rejectsJson.push(json)
       rejectsBytes += json.length
@@ -144,11 +153,11 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   }
 }
 
-/** A copy in an ArrayBuffer of its own, to be transferred to the main thread. */
+/** A copy in an ArrayBuffer of its own, to be transferred to the main thread (not zero-filled first). */
 function transferable(bytes: Uint8Array): ArrayBuffer {
-  const out = new ArrayBuffer(bytes.length)
-  new Uint8Array(out).set(bytes)
-  return out
+  const out = Buffer.allocUnsafeSlow(bytes.length)
+  out.set(bytes)
+  return out.buffer as ArrayBuffer
 }
 
 /** A body's outcome, before its time is known and its rejects are written as JSON. */
