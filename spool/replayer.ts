@@ -11,7 +11,7 @@ export interface ReplayStats {
   /** Batches dropped without reaching Kafka (failed their CRC: never replay garbage), and their records. */
   corrupt: number
   dropped: number
-  /** Records Kafka refused for good and the spool's quarantine took (each time), and those it later took from there. */
+  /** Records moved to the quarantine (Kafka refused them for good), and records Kafka later took from there. */
   quarantined: number
   released: number
 }
