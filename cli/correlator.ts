@@ -56,6 +56,8 @@ export async function startCorrelator(
   }
   const storage = await openStorage(storageTarget(config.storage, config.dataDir), {
     intervalMs: config.checkpointInterval,
+    memoryLimit: config.duckdbMemoryLimit,
+    threads: config.duckdbThreads,
   })
   const metrics = createCorrelatorMetrics()
   const producer = rekeyBrokers

@@ -52,7 +52,11 @@ export async function query(argv: string[], config: Config): Promise<number> {
 async function fetchRows(q: StatsQuery, config: Config, params: URLSearchParams): Promise<StatsRow[]> {
   const target = storageTarget(config.storage, config.dataDir)
   try {
-    const storage = await openStorage(target, { readOnly: true })
+    const storage = await openStorage(target, {
+      readOnly: true,
+      memoryLimit: config.duckdbMemoryLimit,
+      threads: config.duckdbThreads,
+    })
     try {
       return await storage.stats(q)
     } finally {

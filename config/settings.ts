@@ -141,6 +141,19 @@ export const SETTINGS = {
     'Correlator storage: duckdb (embedded), duckdb:/file, postgres://… or parquet[:/dir]',
     text,
   ),
+  // Defaults: storage/duckdb.ts DUCKDB_DEFAULTS (why one thread).
+  duckdbMemoryLimit: setting(
+    'ADGATE_DUCKDB_MEMORY_LIMIT',
+    '1GiB',
+    "Embedded DuckDB storage: its buffer pool's limit (DuckDB's own default is 80 % of RAM); larger writes and queries spill to a temporary directory beside the file",
+    bytes(16 << 20, 2 ** 40),
+  ),
+  duckdbThreads: setting(
+    'ADGATE_DUCKDB_THREADS',
+    '1',
+    "Embedded DuckDB storage: its worker threads. 1 costs the correlator's writes the least CPU; more make large queries faster",
+    int(1, 256),
+  ),
   maxBodyBytes: setting(
     'ADGATE_MAX_BODY_BYTES',
     '5MiB',

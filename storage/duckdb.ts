@@ -25,6 +25,22 @@ import {
   LATE_COLUMNS,
 } from './schema.js'
 
+export interface DuckDbOptions {
+  readOnly?: boolean
+  /** DuckDB's buffer pool limit, bytes (its own default is 80 % of the machine's RAM). */
+  memoryLimit?: number
+  /** DuckDB's worker threads. */
+  threads?: number
+}
+
+/**
+ * ADGATE_DUCKDB_MEMORY_LIMIT and ADGATE_DUCKDB_THREADS default to these (config/settings.ts).
+ * One thread: a write is a few set-based statements over one batch, and DuckDB's workers cost the
+ * correlator CPU (in-process on the join bench's Kafka path, 2 rounds at load 16-21: 19.1 against
+ * 22.8 CPU-s per million events); queries on large tables are slower.
+ */
+export const DUCKDB_DEFAULTS = { memoryLimit: 1 << 30, threads: 1 } as const
+
 /**
  * The embedded default: one DuckDB file. A batch is staged into temporary tables with DuckDB's
  * appender (column values straight into its vectors, no SQL text per row), then merged into
@@ -45,9 +61,13 @@ export class DuckDbStorage implements Storage {
     readonly path: string,
   ) {}
 
-  static async open(path: string, options: { readOnly?: boolean } = {}): Promise<DuckDbStorage> {
+  static async open(path: string, options: DuckDbOptions = {}): Promise<DuckDbStorage> {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    const instance = await DuckDBInstance.create(path, options.readOnly ? { access_mode: 'READ_ONLY' } : {})
+    const instance = await DuckDBInstance.create(path, {
+      ...(options.readOnly ? { access_mode: 'READ_ONLY' } : {}),
+      memory_limit: `${options.memoryLimit ?? DUCKDB_DEFAULTS.memoryLimit}B`,
+      threads: String(options.threads ?? DUCKDB_DEFAULTS.threads),
+    })
     const conn = await instance.connect()
     const s = new DuckDbStorage(instance, conn, path)
     if (!options.readOnly) {

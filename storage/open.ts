@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Storage } from '../correlator/storage.js'
-import { DuckDbStorage } from './duckdb.js'
+import { type DuckDbOptions, DuckDbStorage } from './duckdb.js'
 
 /**
  * ADGATE_STORAGE → a sink:
@@ -30,11 +30,11 @@ export function storageTarget(storage: string, dataDir: string): StorageTarget {
 
 export async function openStorage(
   target: StorageTarget,
-  options: { readOnly?: boolean; intervalMs?: number } = {},
+  options: DuckDbOptions & { intervalMs?: number } = {},
 ): Promise<Storage> {
   switch (target.kind) {
     case 'duckdb':
-      return DuckDbStorage.open(target.duckdbPath, { readOnly: options.readOnly })
+      return DuckDbStorage.open(target.duckdbPath, options)
     case 'postgres': {
       const { PostgresStorage } = await import('./postgres.js')
       return PostgresStorage.open(target.postgresUrl!)

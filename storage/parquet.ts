@@ -8,7 +8,7 @@ import {
   type Storage,
   type WriteBatch,
 } from '../correlator/storage.js'
-import { DuckDbStorage } from './duckdb.js'
+import { type DuckDbOptions, DuckDbStorage } from './duckdb.js'
 import { RAW_TABLES } from './raw-tables.js'
 
 /** Table (or view) → its time column, for the hive layout <dir>/<table>/dt=YYYY-MM-DD/hour=HH/. */
@@ -46,7 +46,7 @@ export class ParquetStorage implements Storage {
   static async open(
     duckdbPath: string,
     dir: string,
-    options: { readOnly?: boolean; intervalMs?: number } = {},
+    options: DuckDbOptions & { intervalMs?: number } = {},
   ): Promise<ParquetStorage> {
     const db = await DuckDbStorage.open(duckdbPath, options)
     return new ParquetStorage(db, dir, options.intervalMs ?? 10_000)

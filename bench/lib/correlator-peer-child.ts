@@ -118,6 +118,12 @@ const c = new Correlator(
   },
   await source.partitions(),
 )
+// The largest RSS seen (sampled), with what made it up then: the bench reports the peak.
+let peak = process.memoryUsage()
+const sampler = setInterval(() => {
+  const m = process.memoryUsage()
+  if (m.rss > peak.rss) peak = m
+}, 100)
 const running = c.start()
 running.catch((err: unknown) => {
   process.stderr.write(`correlator-peer-child: ${(err as Error).stack}\n`)
@@ -136,11 +142,15 @@ for (;;) {
   if (reached(await ends([names.rekeyedImpressions, names.rekeyedClicks]))) break
 }
 clearInterval(progress)
+clearInterval(sampler)
 // Where the peak RSS goes (the bench reads VmHWM): the JS heap, or native memory (DuckDB, buffers).
-const mem = process.memoryUsage()
-log(
-  `memory at the end (MB): rss ${mem.rss >> 20}, heap used ${mem.heapUsed >> 20} of ${mem.heapTotal >> 20}, external ${mem.external >> 20}, array buffers ${mem.arrayBuffers >> 20}`,
+const mb = (m: NodeJS.MemoryUsage) =>
+  `rss ${m.rss >> 20}, heap used ${m.heapUsed >> 20} of ${m.heapTotal >> 20}, external ${m.external >> 20}, array buffers ${m.arrayBuffers >> 20}`
+log(`memory (MB) at the end: ${mb(process.memoryUsage())}; at the largest RSS sampled: ${mb(peak)}`)
+const duckMemory = await duckdb.query(
+  'SELECT tag, memory_usage_bytes >> 20 AS mb FROM duckdb_memory() WHERE memory_usage_bytes >= 1 << 20',
 )
+log(`DuckDB's own memory at the end (MB): ${duckMemory.map((r) => `${r.tag} ${r.mb}`).join(', ')}`)
 const totals: Record<string, number> = {}
 for (const row of await storage.stats({ granularity: 'hour' }))
   for (const k of ['bids', 'wins', 'impressions', 'clicks', 'clicks_valid', 'conversions'] as const)

@@ -37,6 +37,19 @@ describe('DuckDB storage', () => {
     await storage.close()
   })
 
+  it('runs with a bounded memory limit and one thread unless told otherwise', async () => {
+    const settings = "SELECT current_setting('memory_limit') AS memory, current_setting('threads') AS threads"
+    const plain = await DuckDbStorage.open(join(dir, 'settings-default.duckdb'))
+    expect(await plain.query(settings)).toEqual([{ memory: '1.0 GiB', threads: '1' }])
+    await plain.close()
+    const told = await DuckDbStorage.open(join(dir, 'settings-told.duckdb'), {
+      memoryLimit: 256 << 20,
+      threads: 2,
+    })
+    expect(await told.query(settings)).toEqual([{ memory: '256.0 MiB', threads: '2' }])
+    await told.close()
+  })
+
   it('a write from a stale owner fails and changes nothing', async () => {
     const storage = await DuckDbStorage.open(join(dir, 'fence.duckdb'))
     const out = new BatchOutput()
