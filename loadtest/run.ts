@@ -358,7 +358,8 @@ Options:
 
 Environment: LOADTEST_EVENTS_PER_S (steady and soak rate [40000]), LOADTEST_SPIKE_BASE [8000],
 LOADTEST_WS_RATE (batches/s per websocket client [40]), LOADTEST_P99_MS (the p99 SLO [50]),
-LOADTEST_OUTAGE_PORT (outage's private broker [20592]).
+LOADTEST_OUTAGE_PORT (outage's private broker [20592]), LOADTEST_BASELINE_DIR (noisy-neighbour:
+a built older checkout whose gateway gets the same rounds, interleaved).
 Writes loadtest/results/<scenario>.json; exit 1 when a check fails.
 `
 const FLAGS = ['--long', '--minutes', '--target', '--help', '-h']
