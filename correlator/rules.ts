@@ -1,5 +1,6 @@
 import { type Config, loadConfig } from '../config/config.js'
 
+// Declaration mirrored in test/support/reference.ts: the reference correlator declares the rules on its own, as an oracle.
 /**
  * The rules every join and flag follows. The correlator and the plain-SQL reference in the tests
  * implement exactly these; the README's "How the correlator works" states them for users.

@@ -12,6 +12,7 @@ import { boundedType } from './avro-bounds.js'
  * against what is left, so a hostile file can neither over-read nor make us allocate without bound.
  */
 const MAGIC = Buffer.from('Obj\x01', 'latin1')
+// Declaration mirrored in test/support/avro.ts: the test's own copy of the spec's header schema, as an oracle.
 /** The header as an Avro record, as the spec declares it (the bench's avsc baseline reads it too). */
 export const CONTAINER_HEADER_SCHEMA: avro.Schema = {
   type: 'record',

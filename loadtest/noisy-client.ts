@@ -39,48 +39,36 @@ export function hostileBodies(): Hostile[] {
   const ndjson = Buffer.from('{}\n'.repeat(10_000))
   const nested = Buffer.from(`${'['.repeat(200_000)}${']'.repeat(200_000)}`)
   const bomb = gzipSync(Buffer.alloc(64 * 2 ** 20, 32))
+  // adgate's record name and as many fields as a writer may have: compiled before it fails.
+  const wideWriter = (i: number) =>
+    containerHeader({
+      type: 'record',
+      name: 'Impression',
+      fields: Array.from({ length: 90 }, (_, f) => ({
+        name: `f${i}_${f}`,
+        type: ['null', 'string'],
+        default: null,
+      })),
+    })
   return [
-    {
-      name: 'csv: 150k quoted cells, a stray quote',
-      path: '/v1/clicks',
-      headers: { 'content-type': CONTENT_TYPE.csv },
-      body: () => csv,
-    },
-    {
-      // adgate's record name and as many fields as a writer may have: compiled before it fails.
-      name: 'avro: a new 90-field writer schema each time',
-      path: '/v1/impressions',
-      headers: { 'content-type': CONTENT_TYPE.avro },
-      body: (i) =>
-        containerHeader({
-          type: 'record',
-          name: 'Impression',
-          fields: Array.from({ length: 90 }, (_, f) => ({
-            name: `f${i}_${f}`,
-            type: ['null', 'string'],
-            default: null,
-          })),
-        }),
-    },
-    {
-      name: 'ndjson: 10k invalid events',
-      path: '/v1/impressions',
-      headers: { 'content-type': CONTENT_TYPE.ndjson },
-      body: () => ndjson,
-    },
-    {
-      name: 'json: 200k nested arrays',
-      path: '/v1/impressions',
-      headers: { 'content-type': CONTENT_TYPE.json },
-      body: () => nested,
-    },
-    {
-      name: 'gzip bomb: 64 MiB of spaces',
-      path: '/v1/impressions',
-      headers: { 'content-type': CONTENT_TYPE.json, 'content-encoding': 'gzip' },
-      body: () => bomb,
-    },
+    hostile('csv: 150k quoted cells, a stray quote', '/v1/clicks', 'csv', () => csv),
+    hostile('avro: a new 90-field writer schema each time', '/v1/impressions', 'avro', wideWriter),
+    hostile('ndjson: 10k invalid events', '/v1/impressions', 'ndjson', () => ndjson),
+    hostile('json: 200k nested arrays', '/v1/impressions', 'json', () => nested),
+    hostile('gzip bomb: 64 MiB of spaces', '/v1/impressions', 'json', () => bomb, {
+      'content-encoding': 'gzip',
+    }),
   ]
+}
+
+function hostile(
+  name: string,
+  path: string,
+  encoding: keyof typeof CONTENT_TYPE,
+  body: (i: number) => Buffer,
+  headers: Record<string, string> = {},
+): Hostile {
+  return { name, path, headers: { 'content-type': CONTENT_TYPE[encoding], ...headers }, body }
 }
 
 async function main(): Promise<void> {

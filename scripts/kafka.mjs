@@ -14,6 +14,7 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
+// Declaration mirrored in scripts/kafka-cluster.mjs: both take their node's life cycle from scripts/lib/kafka-node.mjs.
 import {
   ensureJars,
   fail,

@@ -3,6 +3,7 @@
 // default. If this fails, every secured-cluster test and fault scenario will.
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
+// Declaration mirrored in test/kafka-harness.test.ts: both smoke-test a broker with the same client classes.
 import {
   Admin,
   Consumer,

@@ -1,6 +1,7 @@
 // Smoke test of the test harness itself: the broker started by test/global-setup.ts accepts
 // topic admin, acks=all produce and group consumption. If this fails, every Kafka test will.
 import { randomUUID } from 'node:crypto'
+// Declaration mirrored in test/kafka-cluster-harness.test.ts: both smoke-test a broker with the same client classes.
 import {
   Admin,
   Consumer,

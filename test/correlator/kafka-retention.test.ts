@@ -55,6 +55,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
       onError: (_err, msg) => errors.push(msg),
     })
     const producer = new KafkaRekeyProducer(brokers, 'adgate-test')
+    // Declaration mirrored in bench/lib/correlator-peer-child.ts: both build the correlator as the CLI does.
     const c = new Correlator(
       {
         rules: DEFAULT_RULES,

@@ -13,16 +13,10 @@ import { ALL_TOPICS } from '../../kafka/topics.js'
 import type { RunningGateway } from '../support/gateway.js'
 import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
-import { ackedOf, Load, waitFor } from './support/load.js'
+import { ackedOf, Load, longestAckGapMs, waitFor } from './support/load.js'
 import { metric, type Readiness, readyz, waitDrained } from './support/observe.js'
 import { logTail, Rig } from './support/rig.js'
-import {
-  expectAnswered,
-  expectNoAckedLoss,
-  longestAckGapMs,
-  type Recorded,
-  Recording,
-} from './support/verify.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
 
@@ -152,11 +146,7 @@ describe.skipIf(!cluster)(
 
     beforeAll(async () => {
       const c = cluster!
-      rig = Rig.onCluster(c)
-      await rig.broker.healthy()
-      // a gateway first: adgate's topics exist (created as adgate does)
-      const setup = await rig.gateway()
-      await setup.stop()
+      rig = await Rig.onCluster(c, { topics: true })
       // The partition on its leader alone (which needs min.insync.replicas 1 on its topic).
       originalMinIsr = await minIsr(c, DEAD.topic)
       broker = await rig.broker.leaderOf(DEAD.topic, DEAD.partition)

@@ -125,11 +125,7 @@ for (const refusal of REFUSALS) {
 
     beforeAll(async () => {
       const c = cluster!
-      rig = Rig.onCluster(c)
-      await rig.broker.healthy()
-      // a gateway with the right settings first: adgate's topics exist (created as adgate does)
-      const setup = await rig.gateway()
-      await setup.stop()
+      rig = await Rig.onCluster(c, { topics: true })
       const recording = await Recording.begin(rig, refusal.name)
       if (tooLarge)
         await topicConfig(

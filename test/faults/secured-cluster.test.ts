@@ -9,16 +9,10 @@ import { EVENT_INFO } from '../../events/catalog.js'
 import type { RunningGateway } from '../support/gateway.js'
 import { requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
-import { Load, sleep } from './support/load.js'
+import { Load, longestAckGapMs, sleep } from './support/load.js'
 import { waitDrained } from './support/observe.js'
 import { logTail, Rig } from './support/rig.js'
-import {
-  expectAnswered,
-  expectNoAckedLoss,
-  longestAckGapMs,
-  type Recorded,
-  Recording,
-} from './support/verify.js'
+import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
 
@@ -85,8 +79,7 @@ for (const fault of FAULTS) {
     Recording.reportAfterAll(() => r)
 
     beforeAll(async () => {
-      rig = Rig.onCluster(cluster!)
-      await rig.broker.healthy()
+      rig = await Rig.onCluster(cluster!)
       gw = await rig.gateway()
       const recording = await Recording.begin(rig, fault.name)
       // a bound on the load that outlasts a slow restart of two brokers on a busy machine (62 s seen)

@@ -5,6 +5,7 @@
 import { DuckDBInstance } from '@duckdb/node-api'
 import { decodeWire } from '../../events/wire.js'
 
+// Declaration mirrored in correlator/rules.ts: declared here independently, as an oracle of the rules.
 /** The README's rules table, as numbers. */
 export interface ReferenceRules {
   readonly impressionWindowMs: number

@@ -32,10 +32,8 @@ export function expectSamePaths(
   options: DecodeOptions,
   projection?: readonly string[],
 ): TranscodeResult {
-  const js = transcodeJsonJs(body, ndjson, options, projection)
-  const native = transcodeJsonNative(body, ndjson, options, projection)
-  if (native === null) throw new Error('the native addon is not built (npm ci builds it; see native/)')
-  expect(observable(native)).toEqual(observable(js))
+  const { js, seen } = bothPaths(body, ndjson, options, projection)
+  expect(seen.native).toEqual(seen.js)
   return js
 }
 
@@ -46,8 +44,14 @@ export function samePaths(
   options: DecodeOptions,
   projection?: readonly string[],
 ): boolean {
+  const { seen } = bothPaths(body, ndjson, options, projection)
+  return JSON.stringify(seen.native) === JSON.stringify(seen.js)
+}
+
+/** Both transcoders' results on one body: the JS one, and what is observable of each. */
+function bothPaths(body: Buffer, ndjson: boolean, options: DecodeOptions, projection?: readonly string[]) {
   const js = transcodeJsonJs(body, ndjson, options, projection)
   const native = transcodeJsonNative(body, ndjson, options, projection)
   if (native === null) throw new Error('the native addon is not built (npm ci builds it; see native/)')
-  return JSON.stringify(observable(native)) === JSON.stringify(observable(js))
+  return { js, seen: { native: observable(native), js: observable(js) } }
 }

@@ -221,3 +221,18 @@ export async function waitFor(
     await sleep(50)
   }
 }
+
+/** The longest time, from the fault on, between two acknowledgements: how long clients saw no 200. */
+export function longestAckGapMs(exchanges: readonly Exchange[], from: number, to: number): number {
+  const acks = exchanges
+    .filter((e) => e.status === 200 && e.answeredAt >= from && e.answeredAt <= to)
+    .map((e) => e.answeredAt)
+    .sort((a, b) => a - b)
+  let gap = 0
+  let last = from
+  for (const at of [...acks, to]) {
+    gap = Math.max(gap, at - last)
+    last = at
+  }
+  return gap
+}

@@ -54,9 +54,21 @@ export class Rig<K extends Kafka = SecondBroker> {
     return new Rig(broker)
   }
 
-  /** Gateways on the secured three-node cluster, as the adgate user (SASL_SSL, SCRAM-SHA-512). */
-  static onCluster(cluster: KafkaCluster): Rig<ClusterNodes> {
-    return new Rig(new ClusterNodes(cluster), clusterEnv(cluster))
+  /**
+   * Gateways on the secured three-node cluster, as the adgate user (SASL_SSL, SCRAM-SHA-512), once
+   * every node is healthy; with `topics`, a gateway is started and stopped first so that adgate's
+   * topics exist, created as adgate creates them.
+   */
+  static async onCluster(cluster: KafkaCluster, { topics = false } = {}): Promise<Rig<ClusterNodes>> {
+    const rig = new Rig(new ClusterNodes(cluster), clusterEnv(cluster))
+    try {
+      await rig.broker.healthy()
+      if (topics) await (await rig.gateway()).stop()
+    } catch (err) {
+      await rig.release()
+      throw err
+    }
+    return rig
   }
 
   get brokers(): string[] {
