@@ -1,13 +1,13 @@
 // Every problem of an invalid event reaches the sender and the dead-letter topic, with its path:
 // a real gateway and the real broker, over a POST (207 and 400), the WebSocket and the pixel.
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import WebSocket from 'ws'
 import { DLQ_TOPIC } from '../../events/catalog.js'
 import { DLQ_SCHEMA } from '../../events/schemas.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
-import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock, post } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 
@@ -34,15 +34,9 @@ const BAD_BID_ERRORS = [
 ]
 
 describe.skipIf(brokers.length === 0)('every error of an event, end to end', () => {
-  let gw: RunningGateway
   const run = randomUUID().slice(0, 8)
 
-  beforeAll(async () => {
-    gw = await startGateway(brokers)
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
-  })
+  const gw = gatewayForBlock(brokers)
 
   const deadLetters = async (from: Awaited<ReturnType<typeof endOffsets>>, requestId: string, n: number) => {
     const mine = (r: ReadRecord) => r.headers['adgate.request_id'] === requestId

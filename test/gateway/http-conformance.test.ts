@@ -2,9 +2,9 @@
 // rule of RFC 9112 (message syntax) and RFC 9110 (semantics), over raw sockets against a real
 // gateway. Issue 15, defects 2, 3 and 7: these requests were left unanswered (~10 s, then a close),
 // framing errors were accepted, and a stalled body lost its 408 to uWS's idle timer.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { ERRORS } from '../../events/errors.js'
-import { type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock } from '../support/gateway.js'
 import { type RawExchange, rawExchange } from '../support/raw-http.js'
 
 const brokers = inject('kafkaBrokers')
@@ -23,15 +23,9 @@ const IMPRESSION = JSON.stringify({
 })
 
 describe.skipIf(brokers.length === 0)('HTTP conformance (RFC 9110 / RFC 9112)', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers, {
-      ADGATE_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
-      ADGATE_MAX_BODY_BYTES: String(MAX_BODY),
-    })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
+  const gw = gatewayForBlock(brokers, {
+    ADGATE_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
+    ADGATE_MAX_BODY_BYTES: String(MAX_BODY),
   })
 
   const send = (request: string, options: Parameters<typeof rawExchange>[2] = {}) =>

@@ -3,8 +3,8 @@
 // close), always within the body timeout plus a margin, and never a 5xx for the client's own
 // input (501 and 505 are what RFC 9110 prescribes for unknown methods and versions).
 import fc from 'fast-check'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { type RunningGateway, startGateway } from '../support/gateway.js'
+import { describe, expect, inject, it } from 'vitest'
+import { gatewayForBlock } from '../support/gateway.js'
 import { rawExchange } from '../support/raw-http.js'
 
 const brokers = inject('kafkaBrokers')
@@ -98,13 +98,7 @@ const request = fc
   }))
 
 describe.skipIf(brokers.length === 0)('HTTP edge under random requests', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers, { ADGATE_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
-  })
+  const gw = gatewayForBlock(brokers, { ADGATE_BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) })
 
   it('answers a valid status (or closes), within the deadline, never a 5xx for bad input', {
     timeout: 600_000,

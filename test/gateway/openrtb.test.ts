@@ -5,14 +5,14 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { derivedEventId } from '../../events/event-id.js'
 import { eventToJson } from '../../events/event-json.js'
 import { bodyField, type RecordNode, recordOf } from '../../events/schema-model.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
-import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock, post } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const TOPIC = EVENT_INFO.bid.topic
@@ -25,13 +25,7 @@ const REQUEST_MODEL = recordOf(bodyField(EVENT_SCHEMAS.bid.model)!.node) as Reco
 const requestOf = (r: ReadRecord) => eventToJson(REQUEST_MODEL, r.value.request as object)
 
 describe.skipIf(brokers.length === 0)('OpenRTB bid requests → gateway → Kafka', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers)
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
-  })
+  const gw = gatewayForBlock(brokers)
 
   async function send(text: string): Promise<ReadRecord> {
     const id = (JSON.parse(text) as { id: string }).id

@@ -1,24 +1,18 @@
 // Every endpoint × every encoding: what is posted is what a Kafka consumer reads back.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import type { Encoding } from '../../decoders/result.js'
 import { EVENT_INFO, EVENT_TYPES, eventKey } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { CONTENT_TYPE, encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { endOffsets, readFrom } from '../support/consume.js'
-import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock, post } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const ENCODINGS: Encoding[] = ['json', 'ndjson', 'csv', 'avro']
 
 describe.skipIf(brokers.length === 0)('gateway → Kafka round trip', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers)
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
-  })
+  const gw = gatewayForBlock(brokers)
 
   let seed = Date.now() % 1_000_000
   for (const type of EVENT_TYPES) {

@@ -2,7 +2,7 @@
 // After each: the gateway still serves.
 import { connect } from 'node:net'
 import { gzipSync } from 'node:zlib'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { writeContainer } from '../../decoders/avro-container.js'
 import { DLQ_TOPIC } from '../../events/catalog.js'
 import { ERRORS } from '../../events/errors.js'
@@ -10,7 +10,7 @@ import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { endOffsets, readFrom } from '../support/consume.js'
-import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock, post } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const SSP = 'ssp-secret-0001'
@@ -19,25 +19,19 @@ const SLOW = 'slow-secret-0001'
 const MAX_BODY = 64 * 1024
 
 describe.skipIf(brokers.length === 0)('status codes', () => {
-  let gw: RunningGateway
   let seed = 7000 + (Date.now() % 100_000)
   const impressions = (n: number) => generateEvents('impression', n, seed++)
   const json = (body: unknown) => JSON.stringify(body)
   const send = (path: string, body: Buffer | string, headers: Record<string, string> = {}, key = SSP) =>
     post(`${gw.url}${path}`, body, { 'content-type': 'application/json', 'x-api-key': key, ...headers })
 
-  beforeAll(async () => {
-    gw = await startGateway(brokers, {
-      ADGATE_API_KEYS: `ssp:${SSP}:bid|impression,tracker:${TRACKER}:click|conversion,slow:${SLOW}:*:1`,
-      ADGATE_MAX_BODY_BYTES: String(MAX_BODY),
-      ADGATE_MAX_EVENTS: '50',
-      ADGATE_BODY_TIMEOUT_MS: '1000',
-      ADGATE_FAULT_INJECTION: 'on',
-      ADGATE_DECODE_TIMEOUT_MS: '1000',
-    })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
+  const gw = gatewayForBlock(brokers, {
+    ADGATE_API_KEYS: `ssp:${SSP}:bid|impression,tracker:${TRACKER}:click|conversion,slow:${SLOW}:*:1`,
+    ADGATE_MAX_BODY_BYTES: String(MAX_BODY),
+    ADGATE_MAX_EVENTS: '50',
+    ADGATE_BODY_TIMEOUT_MS: '1000',
+    ADGATE_FAULT_INJECTION: 'on',
+    ADGATE_DECODE_TIMEOUT_MS: '1000',
   })
 
   /** Raw HTTP/1.1 over a socket: what the server answers before closing (or after 5 s). */

@@ -1,35 +1,29 @@
 // The trackers against a real gateway and the real broker: events read back from Kafka,
 // signatures and the allow-list, no cookies, no-cache, HEAD, and what a failed delivery answers.
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { signClickQuery } from '../../gateway/redirect-guard.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
-import { type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const KEY = 'tracker-hmac-key-for-tests'
 const TOPICS = [EVENT_INFO.impression.topic, EVENT_INFO.click.topic, EVENT_INFO.conversion.topic]
 
 describe.skipIf(brokers.length === 0)('trackers against Kafka', () => {
-  let gw: RunningGateway
   const run = randomUUID().slice(0, 8)
   const get = (path: string, init: RequestInit = {}) =>
     fetch(`${gw.url}${path}`, { redirect: 'manual', ...init })
 
-  beforeAll(async () => {
-    gw = await startGateway(brokers, {
-      ADGATE_TRACKER_HMAC_KEY: KEY,
-      ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com',
-      ADGATE_FAULT_INJECTION: 'on',
-      // This test's client is the proxy: its X-Forwarded-For names the client.
-      ADGATE_TRUSTED_PROXIES: '127.0.0.1',
-      // No spool: a broken delivery is "not durable" rather than spooled.
-      ADGATE_SPOOL_MAX_BYTES: '0',
-    })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
+  const gw = gatewayForBlock(brokers, {
+    ADGATE_TRACKER_HMAC_KEY: KEY,
+    ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com',
+    ADGATE_FAULT_INJECTION: 'on',
+    // This test's client is the proxy: its X-Forwarded-For names the client.
+    ADGATE_TRUSTED_PROXIES: '127.0.0.1',
+    // No spool: a broken delivery is "not durable" rather than spooled.
+    ADGATE_SPOOL_MAX_BYTES: '0',
   })
 
   async function readBack(

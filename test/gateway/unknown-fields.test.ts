@@ -5,7 +5,7 @@
 // holds them too.
 import { randomUUID } from 'node:crypto'
 import avro from 'avsc'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { writeContainer } from '../../decoders/avro-container.js'
 import { normalizerFor } from '../../decoders/normalizers.js'
 import { DLQ_TOPIC, EVENT_INFO, type EventType } from '../../events/catalog.js'
@@ -13,7 +13,7 @@ import { eventToJson } from '../../events/event-json.js'
 import { DLQ_SCHEMA, EVENT_SCHEMAS } from '../../events/schemas.js'
 import { csvCell } from '../../generator/encode.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
-import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock, post } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const GATEWAY_FIELDS = ['ingest_time', 'source']
@@ -61,13 +61,7 @@ const EVENTS: Record<Exclude<EventType, 'bid'>, (run: string) => Record<string, 
 }
 
 describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and conversions', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers, { ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com' })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
-  })
+  const gw = gatewayForBlock(brokers, { ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com' })
 
   async function readBack(type: EventType, from: Awaited<ReturnType<typeof endOffsets>>, id: string) {
     const mine = (r: ReadRecord) => r.value.event_id === id

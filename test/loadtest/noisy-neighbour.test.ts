@@ -8,23 +8,17 @@
 // here (5 ms/s) so that the neighbour's first refused body already puts it over its share and its
 // next bodies must wait, whatever the machine's load. Runs the compiled neighbour
 // (dist/loadtest/noisy-client.js).
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from '../../loadtest/noisy-neighbour.js'
-import { type RunningGateway, startGateway } from '../support/gateway.js'
+import { gatewayForBlock } from '../support/gateway.js'
 
 const brokers = inject('kafkaBrokers')
 const REFUSED_CPU_MS_PER_S = 5
 
 describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
-  let gw: RunningGateway
-  beforeAll(async () => {
-    gw = await startGateway(brokers, {
-      ...NOISY_NEIGHBOUR_ENV,
-      ADGATE_REFUSED_CPU_MS_PER_S: String(REFUSED_CPU_MS_PER_S),
-    })
-  })
-  afterAll(async () => {
-    expect(await gw.stop()).toBe(0)
+  const gw = gatewayForBlock(brokers, {
+    ...NOISY_NEIGHBOUR_ENV,
+    ADGATE_REFUSED_CPU_MS_PER_S: String(REFUSED_CPU_MS_PER_S),
   })
 
   it('valid traffic gets only 2xx beside the worst bodies, which get 4xx and no more decode time than the limit allows', {

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { spawnCli } from './cli-process.js'
 
 export interface RunningGateway {
@@ -40,6 +41,21 @@ export async function startGateway(
       return gateway.exited
     },
   }
+}
+
+/**
+ * Call inside a describe: a gateway started before the block's tests and stopped after them, where
+ * it must exit 0. The object returned is that running gateway once the tests run.
+ */
+export function gatewayForBlock(brokers: string[], env: Record<string, string> = {}): RunningGateway {
+  const gw = {} as RunningGateway
+  beforeAll(async () => {
+    Object.assign(gw, await startGateway(brokers, env))
+  })
+  afterAll(async () => {
+    if (gw.stop !== undefined) expect(await gw.stop()).toBe(0)
+  })
+  return gw
 }
 
 export interface Posted {
