@@ -22,8 +22,10 @@ export interface BodyFacts {
   readonly ingestTime: number
 }
 
-/** A body of a task: where its bytes are in the task's buffer, and its facts. */
+/** A body of a task: where its bytes are in the task's buffers, and its facts. */
 export interface BodyMeta extends BodyFacts {
+  /** Index in DecodeTask.buffers. */
+  readonly buffer: number
   readonly offset: number
   readonly length: number
 }
@@ -39,7 +41,8 @@ export type Fault = 'crash' | 'hang'
 export interface DecodeTask {
   /** Fault tests only: make this task kill or hang its worker thread. */
   readonly fault?: Fault
-  readonly buffer: ArrayBuffer
+  /** The bodies' bytes (transferred to the worker, see workers/pool.ts taskBuffers). */
+  readonly buffers: readonly ArrayBuffer[]
   readonly bodies: readonly BodyMeta[]
   readonly maxBytes: number
   readonly maxEvents: number
@@ -111,7 +114,7 @@ let deadLetterCounter = 0
 export function runDecodeTask(task: DecodeTask): TaskResult {
   const started = performance.now()
   const outcomes: BodyOutcome[] = []
-  const input = Buffer.from(task.buffer)
+  const inputs = task.buffers.map((b) => Buffer.from(b))
   // Once per task: the rules version in force (recompiled only when the main thread published one).
   const rules = activeRules()
   // One clock read per body (and one more): a body's end is the next one's start (a read is a
@@ -121,7 +124,7 @@ export function runDecodeTask(task: DecodeTask): TaskResult {
   let rejectsBytes = 0
   for (const meta of task.bodies) {
     const deadline = task.budgetMs === undefined ? undefined : start + task.budgetMs
-    const body = input.subarray(meta.offset, meta.offset + meta.length)
+    const body = inputs[meta.buffer]!.subarray(meta.offset, meta.offset + meta.length)
     const decided = decodeOne(body, meta, task, rules, deadline)
     const json = decided.rejects.length === 0 ? null : Buffer.from(JSON.stringify(decided.rejects))
     const end = threadCpuMs()

@@ -18,8 +18,8 @@ import { type TaskSignal, Watchdog } from './watchdog.js'
 export interface DecodeRequest extends BodyFacts {
   /**
    * The pool takes it over: a body that owns its whole ArrayBuffer (as the gateway's body reader
-   * allocates them) and makes a task alone is transferred to the worker, not copied, and is
-   * empty here afterwards.
+   * allocates them) and makes a task alone, or is at least TRANSFER_MIN_BYTES, is transferred to
+   * the worker, not copied, and is empty here afterwards.
    */
   readonly body: Buffer
   /**
@@ -238,14 +238,15 @@ export class DecodePool {
     })
   }
 
-  /** The task of these bodies: in one buffer, with the limits (and a fault to inject: tests). */
+  /** The task of these bodies: their buffers, with the limits (and a fault to inject: tests). */
   private taskOf(batch: readonly Pending[], fault?: Fault): DecodeTask {
-    const buffer = taskBuffer(batch)
+    const { buffers, places } = taskBuffers(batch)
     const bodies: BodyMeta[] = []
-    let offset = 0
-    for (const { request: r } of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!.request
       bodies.push({
-        offset,
+        buffer: places[2 * i]!,
+        offset: places[2 * i + 1]!,
         length: r.body.length,
         type: r.type,
         encoding: r.encoding,
@@ -254,10 +255,9 @@ export class DecodePool {
         requestId: r.requestId,
         ingestTime: r.ingestTime,
       })
-      offset += r.body.length
     }
     return {
-      buffer,
+      buffers,
       bodies,
       maxBytes: this.options.maxBytes,
       maxEvents: this.options.maxEvents,
@@ -271,7 +271,7 @@ export class DecodePool {
   private runTask(runner: TaskRunner, batch: Pending[], task: DecodeTask): Promise<void> {
     const deadline = this.watchdog.start()
     return runner
-      .run(task, { transferList: [task.buffer], signal: deadline })
+      .run(task, { transferList: [...task.buffers], signal: deadline })
       .then(
         (result) => this.answer(batch, result),
         (err: Error) => this.fail(batch, err),
@@ -331,22 +331,54 @@ export class DecodePool {
   }
 }
 
+/** Bodies at least this large travel in their own ArrayBuffer when they have one; smaller ones are copied. */
+export const TRANSFER_MIN_BYTES = 16 * 1024
+/** A place not yet known: the body is copied into the task's shared buffer. */
+const COPIED = 0xffffffff
+
 /**
- * The ArrayBuffer a task's bodies travel in: a lone body's own when it has one to itself (the
- * body reader allocates each body outside Node's pool), else a new one they are copied into.
+ * The ArrayBuffers a task's bodies travel in, all transferred (never cloned), and where each body
+ * is (`places`: buffer index, offset): a body that owns its ArrayBuffer (the body reader allocates
+ * each body outside Node's pool) in that one when it is alone or at least TRANSFER_MIN_BYTES, the
+ * others (small bodies, views into a pool) copied into one new buffer. Copying every body of a
+ * task, as before, cost a copy and a second ArrayBuffer per body, and ArrayBuffer bytes are what
+ * drive V8's external-memory mark-compacts at saturation; below 16 KiB a copy costs less than the
+ * transfer of one more buffer.
  */
-function taskBuffer(batch: readonly Pending[]): ArrayBuffer {
-  const lone = batch.length === 1 ? batch[0]!.request.body : null
-  if (lone !== null && lone.buffer.byteLength === lone.length && lone.buffer instanceof ArrayBuffer)
-    return lone.buffer
-  let bytes = 0
-  for (const { request } of batch) bytes += request.body.length
-  const buffer = new ArrayBuffer(bytes)
-  const into = new Uint8Array(buffer)
-  let offset = 0
-  for (const { request } of batch) {
-    into.set(request.body, offset)
-    offset += request.body.length
+function taskBuffers(batch: readonly Pending[]): { buffers: ArrayBuffer[]; places: Uint32Array } {
+  const buffers: ArrayBuffer[] = []
+  const places = new Uint32Array(2 * batch.length)
+  const own = (body: Buffer) =>
+    body.buffer instanceof ArrayBuffer &&
+    body.byteOffset === 0 &&
+    body.buffer.byteLength === body.length &&
+    (batch.length === 1 || body.length >= TRANSFER_MIN_BYTES) &&
+    !buffers.includes(body.buffer) // the same buffer twice cannot be transferred
+  let copied = 0
+  let copiedBytes = 0
+  for (let i = 0; i < batch.length; i++) {
+    const body = batch[i]!.request.body
+    if (own(body)) {
+      places[2 * i] = buffers.length
+      buffers.push(body.buffer as ArrayBuffer)
+    } else {
+      places[2 * i] = COPIED
+      copied++
+      copiedBytes += body.length
+    }
   }
-  return buffer
+  if (copied === 0) return { buffers, places }
+  const shared = buffers.length
+  buffers.push(new ArrayBuffer(copiedBytes))
+  const into = new Uint8Array(buffers[shared]!)
+  let offset = 0
+  for (let i = 0; i < batch.length; i++) {
+    if (places[2 * i] !== COPIED) continue
+    const body = batch[i]!.request.body
+    into.set(body, offset)
+    places[2 * i] = shared
+    places[2 * i + 1] = offset
+    offset += body.length
+  }
+  return { buffers, places }
 }

@@ -10,5 +10,5 @@ export type TaskLimits = Pick<DecodeTask, 'maxBytes' | 'maxEvents' | 'partitions
 export function oneBodyTask(body: Uint8Array, facts: BodyFacts, limits: TaskLimits): DecodeTask {
   const buffer = new ArrayBuffer(body.length)
   new Uint8Array(buffer).set(body)
-  return { buffer, bodies: [{ offset: 0, length: body.length, ...facts }], ...limits }
+  return { buffers: [buffer], bodies: [{ buffer: 0, offset: 0, length: body.length, ...facts }], ...limits }
 }

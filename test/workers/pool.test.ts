@@ -16,6 +16,7 @@ import {
   type PoolOptions,
   type RunnerThreads,
   type TaskRunner,
+  TRANSFER_MIN_BYTES,
   WorkerFailedError,
 } from '../../workers/pool.js'
 import type { TaskSignal } from '../../workers/watchdog.js'
@@ -38,11 +39,11 @@ class FakeRunner implements TaskRunner {
 
   run(task: DecodeTask, options: { transferList: ArrayBuffer[]; signal: TaskSignal }): Promise<TaskResult> {
     return new Promise((resolve, reject) => {
-      const bytes = Buffer.from(task.buffer)
+      const buffers = task.buffers.map((b) => Buffer.from(b))
       this.calls.push({
         task,
         ...options,
-        bodies: task.bodies.map((b) => bytes.subarray(b.offset, b.offset + b.length).toString()),
+        bodies: task.bodies.map((b) => buffers[b.buffer]!.subarray(b.offset, b.offset + b.length).toString()),
         finish: (result = resultFor(task)) => resolve(result),
         fail: reject,
       })
@@ -132,11 +133,12 @@ describe('DecodePool', () => {
     expect(runner().calls).toHaveLength(1)
     const call = runner().calls[0]!
     expect(call.bodies).toEqual(['aa', 'bbbb', 'c'])
-    expect(call.transferList).toEqual([call.task.buffer])
-    expect(call.task.bodies.map((b) => [b.offset, b.length, b.requestId])).toEqual([
-      [0, 2, 'r-aa'],
-      [2, 4, 'r-bbbb'],
-      [6, 1, 'r-c'],
+    expect(call.transferList).toEqual(call.task.buffers)
+    expect(call.task.buffers).toHaveLength(1)
+    expect(call.task.bodies.map((b) => [b.buffer, b.offset, b.length, b.requestId])).toEqual([
+      [0, 0, 2, 'r-aa'],
+      [0, 2, 4, 'r-bbbb'],
+      [0, 6, 1, 'r-c'],
     ])
     expect(call.task.partitions).toEqual({ 'adgate.clicks': 4 })
     expect(call.signal.aborted).toBe(false)
@@ -232,7 +234,7 @@ describe('DecodePool', () => {
     void p.decode({ ...request(''), body: own })
     await turn()
     const lone = runner().calls[0]!
-    expect(lone.task.buffer).toBe(own.buffer)
+    expect(lone.task.buffers).toEqual([own.buffer])
     expect(lone.transferList).toEqual([own.buffer])
     expect(lone.bodies).toEqual(['lone'])
     lone.finish()
@@ -241,8 +243,49 @@ describe('DecodePool', () => {
     void p.decode({ ...request(''), body: pooled })
     await turn()
     const copied = runner().calls[1]!
-    expect(copied.task.buffer).not.toBe(pooled.buffer)
+    expect(copied.task.buffers).toHaveLength(1)
+    expect(copied.task.buffers[0]).not.toBe(pooled.buffer)
     expect(copied.bodies).toEqual(['pooled'])
+  })
+
+  it('in a task of several bodies, transfers each large body in its own ArrayBuffer and copies the small ones into one', async () => {
+    const { pool: p, runner } = pool()
+    const large = (fill: string) => {
+      const b = Buffer.allocUnsafeSlow(TRANSFER_MIN_BYTES)
+      b.fill(fill)
+      return b
+    }
+    const a = large('a')
+    const b = large('b')
+    const sharedView = Buffer.allocUnsafeSlow(2 * TRANSFER_MIN_BYTES)
+      .subarray(0, TRANSFER_MIN_BYTES)
+      .fill('v')
+    void p.decode({ ...request(''), body: a })
+    void p.decode(request('small'))
+    void p.decode({ ...request(''), body: b })
+    void p.decode({ ...request(''), body: sharedView }) // not the whole of its buffer: copied
+    void p.decode({ ...request(''), body: a }) // the same buffer again cannot be transferred twice: copied
+    await turn()
+    const call = runner().calls[0]!
+    const [bufA, bufB, shared] = call.task.buffers
+    expect(bufA).toBe(a.buffer)
+    expect(bufB).toBe(b.buffer)
+    expect(call.transferList).toEqual([a.buffer, b.buffer, shared])
+    expect(shared!.byteLength).toBe(5 + 2 * TRANSFER_MIN_BYTES)
+    expect(call.task.bodies.map((x) => [x.buffer, x.offset])).toEqual([
+      [0, 0],
+      [2, 0],
+      [1, 0],
+      [2, 5],
+      [2, 5 + TRANSFER_MIN_BYTES],
+    ])
+    expect(call.bodies.map((x) => `${x[0]}${x.length}`)).toEqual([
+      `a${TRANSFER_MIN_BYTES}`,
+      's5',
+      `b${TRANSFER_MIN_BYTES}`,
+      `v${TRANSFER_MIN_BYTES}`,
+      `a${TRANSFER_MIN_BYTES}`,
+    ])
   })
 
   it('hands an injected fault to the next task only', async () => {
