@@ -1,5 +1,6 @@
 import type { RecordNode, SchemaNode } from '../events/schema-model.js'
 import type { SchemaVersion } from '../events/schemas.js'
+import { DEFAULT_JSON_TEXT_LENGTH, MAX_JSON_FIELD_DEPTH } from './normalize.js'
 
 /**
  * The compact schema description the native transcoder (native/src/addon.cc) is built from, so
@@ -7,7 +8,7 @@ import type { SchemaVersion } from '../events/schemas.js'
  *
  * It mirrors what decoders/normalize.ts checks in 'json' mode, for the values the native side may
  * accept on its own; everything else is "defer" and the JS normalizer decides (and words) it:
- *   nodes[i] = { kind, min?, max?, minLength?, maxLength?, minItems?, maxItems?, inner?, symbols?, fields?, deferNull? }
+ *   nodes[i] = { kind, min?, max?, minLength?, maxLength?, minItems?, maxItems?, maxDepth?, inner?, symbols?, fields?, deferNull? }
  *   fields[j] = { name, node, default?: Buffer (the default's Avro bytes, by avsc), stamp?, rest? }
  * A record with a rest field (adgate.rest) keeps the keys it does not model and explicit nulls as
  * JSON text the JS normalizer writes: the addon defers an event holding either (`rest` marks the
@@ -26,6 +27,8 @@ export const Kind = {
   record: 9,
   optional: 10,
   defer: 11,
+  /** adgate.json: an object or array the addon keeps as its text when that is JSON.stringify's. */
+  jsonText: 12,
 } as const
 
 export const Stamp = { none: 0, ingestTime: 1, source: 2 } as const
@@ -38,6 +41,8 @@ export interface NodeDescription {
   maxLength?: number
   minItems?: number
   maxItems?: number
+  /** jsonText: the deepest nesting kept (the top value at depth 0). */
+  maxDepth?: number
   inner?: number
   symbols?: string[]
   fields?: FieldDescription[]
@@ -129,8 +134,14 @@ export function describeSchema(
       case 'bytes':
         return add({ kind: Kind.defer })
       case 'string':
-        // JSON-text fields (OpenRTB ext) are re-serialised by JSON.stringify: the JS side does that.
-        if (node.json) return add({ kind: Kind.defer })
+        // JSON-text fields (OpenRTB ext) hold JSON.stringify of the parsed value: the addon writes
+        // an object or array whose text is already that, and defers the others.
+        if (node.json)
+          return add({
+            kind: Kind.jsonText,
+            maxLength: node.maxLength ?? DEFAULT_JSON_TEXT_LENGTH,
+            maxDepth: MAX_JSON_FIELD_DEPTH,
+          })
         return add({
           kind: Kind.string,
           ...(node.minLength === undefined ? {} : { minLength: node.minLength }),

@@ -309,9 +309,12 @@ function stringConv(b: StringNode): Conv {
   }
 }
 
+/** The longest JSON text a JSON-text field without adgate.maxLength keeps. */
+export const DEFAULT_JSON_TEXT_LENGTH = 16384
+
 // JSON text fields (OpenRTB ext) accept an object/array in JSON input and keep it as text.
 function jsonTextConv(b: StringNode): Conv {
-  const max = b.maxLength ?? 16384
+  const max = b.maxLength ?? DEFAULT_JSON_TEXT_LENGTH
   return (v) => {
     let s: string
     if (typeof v === 'string') {

@@ -45,7 +45,8 @@ enum Kind : int32_t {
   K_ARRAY = 8,
   K_RECORD = 9,
   K_OPTIONAL = 10,  // ["null", T]
-  K_DEFER = 11,     // anything the JS side must decide (maps, bytes, JSON-text fields)
+  K_DEFER = 11,     // anything the JS side must decide (maps, bytes)
+  K_JSON_TEXT = 12,  // adgate.json (OpenRTB ext): an object or array kept as JSON text
 };
 
 enum Stamp : int32_t { STAMP_NONE = 0, STAMP_INGEST_TIME = 1, STAMP_SOURCE = 2 };
@@ -69,6 +70,7 @@ struct Node {
   double min = 0, max = 0;
   double minLength = 0, maxLength = 1e300;  // strings, in UTF-16 code units as JS counts them
   double minItems = 0, maxItems = 1e300;
+  double maxDepth = 0;  // K_JSON_TEXT: deepest nesting kept (the top value is at depth 0)
   int32_t inner = -1;  // array items, optional branch
   std::vector<std::string> symbols;
   std::vector<Field> fields;
@@ -215,6 +217,171 @@ class Description {
 // allocating the result); node-addon-api's wrappers turn such a failure into a fatal error of the
 // whole process (Error::New), a gateway killed by one slow body. Here a failed call answers
 // undefined or builds nothing: the thread is going away and nobody reads the answer.
+// A JSON-text field (adgate.json) keeps JSON.stringify of the value JSON.parse gives. Text already
+// in that form is its own stringification, so its bytes are written as they are: no blanks; in
+// strings no escapes but the ones JSON.stringify writes itself (\" \\ \b \f \n \r \t; a \u goes
+// to the JS side); numbers as JS prints them (at most 15 significant digits, so the decimal is the
+// shortest that reads back, no exponent, no trailing fraction zero, no -0, not below 1e-6); in
+// objects no repeated key (JSON.parse keeps the last, in the first one's place) and no key of
+// digits only (V8 puts integer keys first); nested at most maxDepth. Anything else: the JS side.
+class CanonicalJson {
+ public:
+  bool Check(std::string_view text, size_t maxDepth) {
+    p_ = text.data();
+    end_ = p_ + text.size();
+    maxDepth_ = maxDepth;
+    keys_.clear();
+    return Value(0) && p_ == end_;
+  }
+
+ private:
+  static constexpr size_t MAX_KEYS = 64;  // per object: repeated keys are found by comparing each pair
+  const char* p_ = nullptr;
+  const char* end_ = nullptr;
+  size_t maxDepth_ = 0;
+  std::vector<std::string_view> keys_;  // keys of the objects being read, innermost last
+
+  bool Value(size_t depth) {
+    if (depth > maxDepth_ || p_ == end_) return false;
+    switch (*p_) {
+      case '{':
+        return Object(depth);
+      case '[':
+        return Array(depth);
+      case '"': {
+        std::string_view s;
+        return String(s);
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        return Number();
+    }
+  }
+
+  bool Object(size_t depth) {
+    p_++;
+    if (p_ < end_ && *p_ == '}') {
+      p_++;
+      return true;
+    }
+    const size_t base = keys_.size();
+    for (;;) {
+      std::string_view key;
+      if (p_ == end_ || *p_ != '"' || !String(key) || DigitsOnly(key)) return false;
+      if (keys_.size() - base >= MAX_KEYS) return false;
+      for (size_t i = base; i < keys_.size(); i++)
+        if (keys_[i] == key) return false;
+      keys_.push_back(key);
+      if (p_ == end_ || *p_ != ':') return false;
+      p_++;
+      if (!Value(depth + 1) || p_ == end_) return false;
+      if (*p_ == '}') {
+        p_++;
+        keys_.resize(base);
+        return true;
+      }
+      if (*p_++ != ',') return false;
+    }
+  }
+
+  bool Array(size_t depth) {
+    p_++;
+    if (p_ < end_ && *p_ == ']') {
+      p_++;
+      return true;
+    }
+    for (;;) {
+      if (!Value(depth + 1) || p_ == end_) return false;
+      if (*p_ == ']') {
+        p_++;
+        return true;
+      }
+      if (*p_++ != ',') return false;
+    }
+  }
+
+  // The text between the quotes, as it is (escapes not undone: equal texts are equal strings).
+  bool String(std::string_view& out) {
+    const char* start = ++p_;
+    while (p_ < end_) {
+      const unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        out = std::string_view(start, p_ - start);
+        p_++;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (++p_ == end_) return false;
+        switch (*p_) {
+          case '"':
+          case '\\':
+          case 'b':
+          case 'f':
+          case 'n':
+          case 'r':
+          case 't':
+            break;
+          default:
+            return false;
+        }
+      }
+      p_++;
+    }
+    return false;
+  }
+
+  static bool DigitsOnly(std::string_view key) {
+    if (key.empty()) return false;
+    for (char c : key)
+      if (c < '0' || c > '9') return false;
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+
+  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+  bool Number() {
+    const bool negative = *p_ == '-';
+    if (negative) p_++;
+    if (p_ == end_) return false;
+    size_t significant = 0;
+    const bool zero = *p_ == '0';
+    if (zero) {
+      p_++;
+    } else if (*p_ >= '1' && *p_ <= '9') {
+      while (p_ < end_ && IsDigit(*p_)) p_++, significant++;
+    } else {
+      return false;
+    }
+    if (p_ < end_ && *p_ == '.') {
+      const char* fraction = ++p_;
+      while (p_ < end_ && IsDigit(*p_)) p_++;
+      if (p_ == fraction || p_[-1] == '0') return false;
+      const char* first = fraction;
+      if (zero) {
+        while (*first == '0') first++;
+        if (first - fraction > 5) return false;  // below 1e-6: JS prints an exponent
+      }
+      significant += static_cast<size_t>(p_ - first);
+    } else if (zero && negative) {
+      return false;  // -0 prints as 0
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) return false;
+    return significant <= 15;
+  }
+};
+
 class Transcoder {
  public:
   static napi_value Define(napi_env env) {
@@ -279,6 +446,7 @@ class Transcoder {
       in.Number(in.Get(n, "maxLength"), node.maxLength);
       in.Number(in.Get(n, "minItems"), node.minItems);
       in.Number(in.Get(n, "maxItems"), node.maxItems);
+      in.Number(in.Get(n, "maxDepth"), node.maxDepth);
       double inner = -1;
       if (in.Number(in.Get(n, "inner"), inner)) node.inner = static_cast<int32_t>(inner);
       node.deferNull = in.True(in.Get(n, "deferNull"));
@@ -364,6 +532,7 @@ class Transcoder {
   std::vector<uint32_t> projMeta_;  // per accepted event and projected field: offset of the value in out_
   std::vector<uint8_t> stampIngest_;
   std::vector<uint8_t> stampSource_;
+  CanonicalJson canonical_;
 
   // Per event of the top-level record.
   uint32_t keyStart_ = 0, keyEnd_ = 0;
@@ -531,6 +700,19 @@ class Transcoder {
         simdjson::ondemand::object o;
         if (t != json_type::object || v.get_object().get(o)) return DEFER;
         return EncodeRecord(o, n, dst, depth, false);
+      }
+      case K_JSON_TEXT: {
+        // An object or array (JSON text in a string is the JS side's to check), written as it is
+        // when it is already what JSON.stringify makes of it (CanonicalJson).
+        std::string_view text;
+        if ((t != json_type::object && t != json_type::array) || v.raw_json().get(text)) return DEFER;
+        while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n' || text.back() == '\r'))
+          text.remove_suffix(1);  // raw_json() runs to the next token
+        // Bytes are at least the UTF-16 length: within the bound in bytes is within it.
+        if (static_cast<double>(text.size()) > node.maxLength) return DEFER;
+        if (!canonical_.Check(text, static_cast<size_t>(node.maxDepth))) return DEFER;
+        putString(dst, text);
+        return OK;
       }
       default:
         return DEFER;
