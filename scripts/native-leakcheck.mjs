@@ -37,7 +37,19 @@ async function workload(calls, report) {
   const bodies = [
     ['impression', false, encodeEvents('impression', imps, 'json')],
     ['impression', true, encodeEvents('impression', imps, 'ndjson')],
-    ['bid', false, encodeEvents('bid', generateEvents('bid', 10, 2), 'json')], // ext fields: deferred
+    ['bid', false, encodeEvents('bid', generateEvents('bid', 10, 2), 'json')], // ext written as posted
+    [
+      'bid',
+      true,
+      // ext the addon reads and then defers: blanks, a repeated key, deep, an escape
+      Buffer.from(
+        ['{ "a": 1 }', '{"k":1,"k":2}', `${'['.repeat(40)}${']'.repeat(40)}`, '{"s":"\\u00e9"}']
+          .map(
+            (ext) => `{"event_id":"e","event_time":1,"request":{"id":"a","imp":[{"id":"1","ext":${ext}}]}}`,
+          )
+          .join('\n'),
+      ),
+    ],
     ['click', true, encodeEvents('click', generateEvents('click', 20, 3), 'ndjson')],
     ['impression', false, Buffer.from(`[${imp},${imp.replace('"cost_micros":', '"cost_micros":-1,"x":')}]`)],
     ['impression', true, Buffer.from(`${imp}\n{"event_id":1}\n{broken\n${imp} x\n`)],
