@@ -153,20 +153,27 @@ export class Replayer {
   /**
    * Offers every quarantined batch to Kafka once, one per partition at a time in id order: what
    * Kafka takes leaves the quarantine, what it refuses again stays (with the new refusal), what
-   * fails otherwise (Kafka down again) waits for the next retry.
+   * fails otherwise (Kafka down again, the partition without a leader) waits for the next retry,
+   * with the rest of its partition: a partition that cannot take batches costs no ack deadline each.
    */
   private async retryQuarantined(): Promise<void> {
+    const waiting = new Set<string>()
     let after = 0
     for (;;) {
       const entries = await this.spool.quarantined(after, this.readBytes)
       if (entries.length === 0 || this.stopped) return
       after = entries[entries.length - 1]!.id
-      for (const round of rounds(entries)) {
+      for (const all of rounds(entries)) {
+        for (const e of all) if (!this.sink.available(e.topic, e.partition)) waiting.add(tpKey(e))
+        const round = all.filter((e) => !waiting.has(tpKey(e)))
         const outcomes = await Promise.allSettled(round.map((e) => this.send(e)))
         const taken: QuarantinedEntry[] = []
         for (const [i, o] of outcomes.entries()) {
           const e = round[i]!
-          if (o.status === 'rejected') continue
+          if (o.status === 'rejected') {
+            waiting.add(tpKey(e))
+            continue
+          }
           if (o.value instanceof KafkaRefusedError) await this.spool.refusedAgain([e], o.value.message)
           else taken.push(e)
         }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { afterAll, describe, expect, inject, it } from 'vitest'
-import { BatchSink } from '../../kafka/batch-sink.js'
+import { type BatchSet, BatchSink, KafkaRefusedError } from '../../kafka/batch-sink.js'
 import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { Replayer } from '../../spool/replayer.js'
 import type { Spool } from '../../spool/spool.js'
@@ -160,5 +160,50 @@ describe.skipIf(brokers.length === 0)('a spooled batch Kafka refuses for good', 
     expect(spool.bytes).toBe(0)
     expect(await readValues(topic, 4)).toEqual(['small-0', 'small-1', ...large.map(String)])
     await admin.deleteTopics({ topics: [topic] })
+  })
+})
+
+describe('quarantine retries', () => {
+  it('skip a partition that cannot take batches now (no ack deadline spent on it) and take it once it can', async () => {
+    const spool = await openSpool(mkdtempSync(join(tmpdir(), 'adgate-quarantine-')))
+    closers.push(() => spool.close())
+    const topic = 'adgate.impressions'
+    const one = (partition: number) => {
+      const builder = new RecordBatchBuilder()
+      builder.add(topic, partition, null, Buffer.from(`p${partition}`), NO_HEADERS)
+      const out = builder.finish(Date.now())
+      return { buffer: Buffer.from(out.buffer), batches: out.batches }
+    }
+    await spool.append(one(0))
+    await spool.append(one(1))
+    // A producer that refuses everything at first, then takes everything; partition 1 can be unavailable.
+    let refuse = true
+    const down = new Set<number>()
+    const sent: number[] = []
+    const sink = {
+      ready: true,
+      available: (_: string, partition: number) => !down.has(partition),
+      refusal: () => null,
+      send: async (set: BatchSet) => {
+        const partition = set.batches[0]!.partition
+        sent.push(partition)
+        if (down.has(partition)) throw new Error('no leader')
+        return refuse ? new Map([[0, new KafkaRefusedError('refused', 'INVALID_RECORD')]]) : new Map()
+      },
+    } as unknown as BatchSink
+    const replayer = new Replayer(spool, sink, recordingLogger().logger, 4 << 20, 100)
+    closers.push(() => replayer.stop())
+    replayer.start()
+    await until('both quarantined', () => spool.quarantinedEntries === 2)
+    down.add(1)
+    refuse = false
+    sent.length = 0
+    await until('partition 0 taken', () => spool.quarantinedEntries === 1)
+    await new Promise((r) => setTimeout(r, 400)) // a few more retry cycles
+    expect(sent.filter((p) => p === 1)).toEqual([])
+    expect(await spool.quarantined(0, 1 << 20)).toMatchObject([{ partition: 1 }])
+    down.delete(1)
+    await until('partition 1 taken', () => spool.quarantinedEntries === 0)
+    expect(replayer.stats).toMatchObject({ quarantined: 2, released: 2, dropped: 0 })
   })
 })
