@@ -9,7 +9,7 @@ import { errorReply, STATUS_LINE } from './responses.js'
 
 /**
  * The public listener when ADGATE_STRICT_HTTP=on: every request head is checked against RFC
- * 9112/9110 (request-head.ts) before the bytes reach uWS on a loopback port, and whatever uWS
+ * 9112/9110 (request-head.ts) before the bytes reach uWS on a unix socket, and whatever uWS
  * would leave unanswered gets its status here (400, 408, 413, 414, 431, 501, 505) from the error
  * table, then a close. Bodies and responses pass through; responses are followed only far enough
  * to know where each ends (Content-Length; uWS always sends one), so a refusal is written after the
@@ -20,7 +20,8 @@ import { errorReply, STATUS_LINE } from './responses.js'
  * connections until its idle timeout with no answer; newer builds need glibc 2.38.
  */
 export interface GuardOptions {
-  readonly upstreamPort: number
+  /** The unix socket uWS listens on. */
+  readonly upstreamPath: string
   readonly maxHeaderBytes: number
   readonly maxBodyBytes: number
   readonly bodyTimeoutMs: number
@@ -130,7 +131,7 @@ class GuardedConnection {
     private readonly onClose: () => void,
   ) {
     client.setNoDelay(true)
-    this.upstream = net.connect({ port: options.upstreamPort, host: '127.0.0.1', noDelay: true })
+    this.upstream = net.connect({ path: options.upstreamPath })
     client.on('data', this.fromClient)
     this.upstream.on('data', this.fromUpstream)
     // Backpressure both ways: a slow reader slows its writer, nothing queues without bound.

@@ -1,5 +1,6 @@
 import uWS from 'uWebSockets.js'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Admin } from '@platformatic/kafka'
 import type { Config } from '../config/config.js'
@@ -127,16 +128,22 @@ export async function startGateway(
     replayer,
   })
 
-  const uwsHost = strict ? '127.0.0.1' : config.host
-  const uwsPort = strict ? 0 : config.port
+  // Behind the guard, uWS listens on a unix socket in a directory only this user may open: cheaper
+  // than a loopback TCP hop (a tiny request's hop 0.65x the CPU, bench/strict-http.ts), and no other
+  // local user can reach uWS around the guard.
+  const upstreamDir = strict ? mkdtempSync(join(tmpdir(), 'adgate-')) : null
+  const upstreamPath = upstreamDir === null ? null : join(upstreamDir, 'uws.sock')
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(uwsHost, uwsPort, (socket) =>
-      socket ? resolve(socket) : reject(new Error(`cannot listen on ${uwsHost}:${uwsPort}`)),
-    )
+    const listening = (socket: uWS.us_listen_socket | false) =>
+      socket
+        ? resolve(socket)
+        : reject(new Error(`cannot listen on ${upstreamPath ?? `${config.host}:${config.port}`}`))
+    if (upstreamPath === null) app.listen(config.host, config.port, listening)
+    else app.listen_unix(listening, upstreamPath)
   })
-  const guard = strict
+  const guard = upstreamPath
     ? await startGuard(config.host, config.port, {
-        upstreamPort: uWS.us_socket_local_port(listenSocket),
+        upstreamPath,
         maxHeaderBytes: config.maxHeaderBytes,
         maxBodyBytes: config.maxBodyBytes,
         bodyTimeoutMs: config.bodyTimeoutMs,
@@ -155,6 +162,7 @@ export async function startGateway(
       workers: config.workers,
       tls: Boolean(config.tlsCert),
       strictHttp: strict,
+      upstream: upstreamPath,
     },
     'gateway listening',
   )
@@ -169,6 +177,7 @@ export async function startGateway(
         ingest.startDraining()
         const guardClosed = guard?.close()
         uWS.us_listen_socket_close(listenSocket)
+        if (upstreamDir !== null) rmSync(upstreamDir, { recursive: true, force: true })
         const deadline = Date.now() + config.shutdownTimeoutMs
         while (routes.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
         routes.close()
