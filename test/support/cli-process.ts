@@ -4,14 +4,15 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
-const START_TIMEOUT_MS = 30_000
+/** A gateway took over 30 s to start at load 19 (1 of 12 shutdown.test runs, session 4). */
+const START_TIMEOUT_MS = 90_000
 
 export interface CliProcess {
   readonly child: ChildProcess
   /** Everything it wrote so far, stdout and stderr. */
   readonly output: () => string
   readonly exited: Promise<number | null>
-  /** The port `service` listens on, once logged; rejects when the process exits first or after 30 s. */
+  /** The port `service` listens on, once logged; rejects when the process exits first or after 90 s (and kills it). */
   listening(service: 'gateway' | 'correlator'): Promise<number>
 }
 
@@ -49,6 +50,8 @@ export function spawnCli(command: string, env: Record<string, string>): CliProce
       }
       const timer = setTimeout(() => {
         done()
+        // Never left behind: a gateway that started after this gave up ran on for 46 min (session 4).
+        child.kill('SIGKILL')
         reject(new Error(`${service} did not start within ${START_TIMEOUT_MS} ms:\n${output}`))
       }, START_TIMEOUT_MS)
       child.stdout!.on('data', look)
