@@ -367,18 +367,54 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
     await broker?.release() // leaves the private broker stopped
   }, 60_000)
 
-  describe('broker stopped: 503 + Retry-After promptly, nothing acknowledged lost', () => {
+  /** What an outage does to the broker: take it down, what happens while it is down, bring it back. */
+  interface Outage {
+    down(b: SecondBroker): unknown
+    whileDown(rec: Recording, answered: (pred: (e: Exchange) => boolean) => boolean): Promise<void>
+    up(b: SecondBroker): unknown
+  }
+
+  /**
+   * Call inside a describe: a gateway without a spool on the private broker, recorded under load
+   * through `outage`, reported as `name` (with `extra`), and stopped after the block's tests.
+   */
+  function outageRun(
+    name: string,
+    outage: Outage,
+    extra: (r: Recording) => Record<string, unknown> = () => ({}),
+  ): () => Recording {
     let gw: RunningGateway | undefined
     let r: Recording
-
     beforeAll(async () => {
       const b = broker!
       gw = await startGateway(b.brokers, { ADGATE_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS), ...NO_SPOOL })
-      r = await record(gw, b.brokers, `out-stop-${Date.now().toString(36)}`, async (rec, answered) => {
+      const run = `out-${name.replaceAll(' ', '-')}-${Date.now().toString(36)}`
+      r = await record(gw, b.brokers, run, async (rec, answered) => {
         rec.t.downAsked = Date.now()
         try {
-          await b.stop()
+          await outage.down(b)
           rec.t.down = Date.now()
+          await outage.whileDown(rec, answered)
+        } finally {
+          rec.t.upAsked = Date.now()
+          await outage.up(b)
+          rec.t.up = Date.now()
+        }
+      })
+      report(name, r, extra(r))
+    }, 120_000)
+    afterAll(async () => {
+      if (gw) expect(await gw.stop()).toBe(0)
+    })
+    return () => r
+  }
+
+  describe('broker stopped: 503 + Retry-After promptly, nothing acknowledged lost', () => {
+    const r = outageRun(
+      'broker stopped',
+      {
+        down: (b) => b.stop(),
+        async whileDown(rec, answered) {
           await waitFor(
             'a 503 for a request sent after the stop',
             () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
@@ -386,72 +422,48 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
             () => summary(rec),
           )
           await sleep(OUTAGE_LOAD_MS)
-        } finally {
-          rec.t.upAsked = Date.now()
-          await b.start()
-          rec.t.up = Date.now()
-        }
-      })
-      report('broker stopped', r, {
+        },
+        up: (b) => b.start(),
+      },
+      (r) => ({
         firstBrokerStart: firstStartMs,
         brokerStop: r.t.down - r.t.downAsked,
         brokerRestart: r.t.up - r.t.upAsked,
-      })
-    }, 120_000)
-    afterAll(async () => {
-      if (gw) expect(await gw.stop()).toBe(0)
-    })
-
-    contractChecks(() => r)
+      }),
+    )
+    contractChecks(r)
   })
 
   describe('broker hung (SIGSTOP): 503 after ADGATE_ACK_TIMEOUT_MS, never a hang', () => {
-    let gw: RunningGateway | undefined
-    let r: Recording
-
-    beforeAll(async () => {
-      const b = broker!
-      gw = await startGateway(b.brokers, { ADGATE_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS), ...NO_SPOOL })
-      r = await record(gw, b.brokers, `out-hang-${Date.now().toString(36)}`, async (rec, answered) => {
-        rec.t.downAsked = Date.now()
-        try {
-          b.freeze()
-          rec.t.down = Date.now()
-          // Requests in flight at the freeze were sent before it: wait for one sent after it.
-          await waitFor(
-            'a 503 for a request sent after the freeze',
-            () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
-            20_000,
-            () => summary(rec),
-          )
-          // Readiness turns 503 once a send has failed; let clients and /readyz see that for a while.
-          const firstFailure = Math.min(
-            ...rec.exchanges.filter((e) => e.status === 503).map((e) => e.answeredAt),
-          )
-          const deadline = Date.now() + 10_000
-          while (Date.now() < deadline && !rec.ready.some((s) => s.at >= firstFailure && s.status === 503))
-            await sleep(25)
-          await sleep(1000)
-        } finally {
-          rec.t.upAsked = Date.now()
-          b.thaw()
-          rec.t.up = Date.now()
-        }
-      })
-      report('broker hung', r, {})
-    }, 120_000)
-    afterAll(async () => {
-      if (gw) expect(await gw.stop()).toBe(0)
+    const r = outageRun('broker hung', {
+      down: (b) => b.freeze(),
+      async whileDown(rec, answered) {
+        // Requests in flight at the freeze were sent before it: wait for one sent after it.
+        await waitFor(
+          'a 503 for a request sent after the freeze',
+          () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
+          20_000,
+          () => summary(rec),
+        )
+        // Readiness turns 503 once a send has failed; let clients and /readyz see that for a while.
+        const firstFailure = Math.min(
+          ...rec.exchanges.filter((e) => e.status === 503).map((e) => e.answeredAt),
+        )
+        const deadline = Date.now() + 10_000
+        while (Date.now() < deadline && !rec.ready.some((s) => s.at >= firstFailure && s.status === 503))
+          await sleep(25)
+        await sleep(1000)
+      },
+      up: (b) => b.thaw(),
     })
-
-    contractChecks(() => r)
+    contractChecks(r)
 
     // A Produce request already written to a broker that then hangs cannot be taken back: when the
     // broker resumes it may append those events. Without a spool the gateway answers 503 (it vouches
     // for none of them) and says the events may still be written; only such answers may leak.
     it('events of a 503 reach Kafka only when the 503 said they might', () => {
-      const inKafka = new Set(r.records.map((rec) => String(rec.value.event_id)))
-      const leakedFrom = r.exchanges.filter((e) => e.status === 503 && e.ids.some((id) => inKafka.has(id)))
+      const inKafka = new Set(r().records.map((rec) => String(rec.value.event_id)))
+      const leakedFrom = r().exchanges.filter((e) => e.status === 503 && e.ids.some((id) => inKafka.has(id)))
       for (const e of leakedFrom) expect(JSON.stringify(e.body)).toMatch(/may still be written/)
     })
   })

@@ -35,7 +35,7 @@ describe('DuckDB storage', () => {
       ]),
     )
     await storage.close()
-  })
+  }, 180_000) // three runs, a replay and their checks: over a minute at load 20, with DuckDB on one thread
 
   it('runs with a bounded memory limit and one thread unless told otherwise', async () => {
     const settings = "SELECT current_setting('memory_limit') AS memory, current_setting('threads') AS threads"
