@@ -10,6 +10,7 @@ import {
   type PerfArea,
   perfAreas,
   perfAvailable,
+  perfStages,
   startPerf,
   stopPerf,
 } from './lib/perf-record.js'
@@ -112,7 +113,15 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   ]
   const perRequest = (us: number) => Math.round((us / Math.max(1, answered)) * 10) / 10
   if (USE_PERF)
-    return results.concat(perfResults(perfAreas(join(PROFILES, 'perf.data'), server.child.pid!), perRequest))
+    return results.concat(
+      perfStages(join(PROFILES, 'perf.data')).map(({ stage, seconds }) => ({
+        case: `stage (every thread): ${stage}`,
+        metric: 'cpu_us_per_request',
+        value: perRequest(seconds * 1e6),
+        unit: 'µs',
+      })),
+      perfResults(perfAreas(join(PROFILES, 'perf.data'), server.child.pid!), perRequest),
+    )
 
   // V8 samples a thread whenever it runs JS or native code, and also while it is blocked inside a
   // call (an fsync under SQLite) or descheduled by a busy machine: a sample's time is wall time

@@ -27,6 +27,53 @@ export function stopPerf(perf: ChildProcess): Promise<void> {
   })
 }
 
+/**
+ * The stages of a request, for CPU per request by stage across every thread: a sample goes to the
+ * first stage any frame of its stack matches (GC and the JIT first, as they run under any code),
+ * else to the event loop's own work (uWS, libuv, sockets, the kernel).
+ */
+const STAGES: readonly (readonly [string, RegExp])[] = [
+  [
+    'GC',
+    /Scaveng|MarkCompact|ConcurrentMarking|IncrementalMarking|Sweeper|ArrayBufferSweeper|Heap::CollectGarbage/,
+  ],
+  ["V8's JIT compiler", /compiler::|Compiler::|CompileLazy/],
+  ['LZ4', /LZ4_/],
+  ['JSON → Avro (the native transcoder, simdjson)', /Transcoder|simdjson/],
+  [
+    'decode task: record batches, rules and their views, CRC, task set-up',
+    /decode-task\.js|record-batch\.js|transcode\.js|decode\.js/,
+  ],
+  [
+    'Kafka produce (kafka/batch-sink, @platformatic/kafka, its socket)',
+    /batch-sink\.js|cluster\.js|platformatic\/kafka|produce-request/,
+  ],
+  ['strict-HTTP guard (its JS, streams and sockets)', /http-guard\.js|request-head\.js|chunked-body/],
+  ['POST route, answer, metrics (gateway/, prom-client)', /gateway\/\w[\w-]*\.js|prom-client/],
+  ['hand-off to the decode workers (piscina, MessagePort)', /piscina|MessagePort|internal\/worker/],
+]
+const LOOP_STAGE = 'event loop, uWS, sockets, kernel (no adgate or library frame)'
+
+/** CPU seconds per stage of a request (STAGES), every thread together, largest first. */
+export function perfStages(file: string): { stage: string; seconds: number }[] {
+  const script = spawnSync('perf', ['script', '-i', file], { encoding: 'utf8', maxBuffer: 1 << 30 })
+  const seconds = new Map<string, number>()
+  let stack: string[] = []
+  const flush = () => {
+    if (stack.length === 0) return
+    const text = stack.join('\n')
+    const stage = STAGES.find(([, re]) => re.test(text))?.[0] ?? LOOP_STAGE
+    seconds.set(stage, (seconds.get(stage) ?? 0) + 1 / HZ)
+    stack = []
+  }
+  for (const line of script.stdout.split('\n')) {
+    if (line.trim() === '' || /^\S/.test(line)) flush()
+    else stack.push(line)
+  }
+  flush()
+  return [...seconds].map(([stage, s]) => ({ stage, seconds: s })).sort((a, b) => b.seconds - a.seconds)
+}
+
 export interface PerfArea {
   readonly thread: string
   readonly area: string
