@@ -14,8 +14,9 @@ import { EVENT_SCHEMAS, SUBJECTS } from '../../events/schemas.js'
 import { decodeWire, encodeWire } from '../../events/wire.js'
 import { csvCell } from '../../generator/encode.js'
 import { decode, ok, onlyReject } from '../support/decode.js'
-import { INGEST_TIME, SOURCE } from '../support/events.js'
+import { INGEST_TIME, options, SOURCE } from '../support/events.js'
 import { runs } from '../support/runs.js'
+import { expectSamePaths } from '../support/transcode.js'
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'openrtb')
 const EXAMPLES = readdirSync(FIXTURES)
@@ -354,6 +355,26 @@ describe('OpenRTB round trip (property)', () => {
         expect(r.rejects).toEqual([])
         const read = decodeWire(encodeWire(BID, r.events[0]!))
         expect(requestOf(read.value as object)).toEqual(posted)
+      }),
+      { numRuns: runs(200) },
+    )
+  })
+
+  it('and for envelopes with random fields beside the request (bid v3), on the native path too', () => {
+    const envelope = withUnknown(
+      fc.record({ event_id: fc.string({ minLength: 1, maxLength: 20 }), event_time: int, request }),
+    )
+    fc.assert(
+      fc.property(envelope, (env) => {
+        const posted = JSON.parse(JSON.stringify(env)) as Record<string, unknown>
+        const text = JSON.stringify(posted)
+        const r = decode('bid', 'json', text)
+        if (!r.ok) throw new Error(r.error.detail)
+        expect(r.rejects).toEqual([])
+        const back = eventToJson(BID.model, decodeWire(encodeWire(BID, r.events[0]!)).value as object)
+        for (const f of ['ingest_time', 'source', 'bid_price_micros']) delete back[f]
+        expect(back).toEqual(posted)
+        expectSamePaths(Buffer.from(text), true, options('bid'))
       }),
       { numRuns: runs(200) },
     )
