@@ -113,9 +113,25 @@ const X2N = new Int32Array(32)
 X2N[0] = 1 << 30 // x^1
 for (let k = 1; k < 32; k++) X2N[k] = multModP(X2N[k - 1]!, X2N[k - 1]!)
 
+/**
+ * ZEROS[j][i] = x^(8·i·256^j) mod P: appending n zero bytes is then one multiplication per byte of
+ * n (two for a batch of a few KB) instead of one per bit (the square-and-multiply loop was 8 µs of
+ * a 15k events/s request's four stamps).
+ */
+const ZEROS = Array.from({ length: 4 }, (_, j) => {
+  const table = new Int32Array(256)
+  const step = X2N[3 + 8 * j]! // x^(8·256^j)
+  table[0] = 0x80000000 | 0 // x^0
+  for (let i = 1; i < 256; i++) table[i] = multModP(step, table[i - 1]!)
+  return table
+})
+
 /** x^(8·n) mod P: what appending n zero bytes multiplies a raw CRC by. */
 function xPow8nModP(n: number): number {
-  let p = 0x80000000 // x^0
-  for (let k = 3; n > 0; n = Math.floor(n / 2), k++) if (n % 2 === 1) p = multModP(X2N[k & 31]!, p)
+  let p = ZEROS[0]![n & 0xff]!
+  for (let j = 1; j < 4; j++) {
+    const byte = (n >>> (8 * j)) & 0xff
+    if (byte !== 0) p = multModP(ZEROS[j]![byte]!, p)
+  }
   return p
 }
