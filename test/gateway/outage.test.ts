@@ -370,7 +370,8 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
   /** What an outage does to the broker: take it down, what happens while it is down, bring it back. */
   interface Outage {
     down(b: SecondBroker): unknown
-    whileDown(rec: Recording, answered: (pred: (e: Exchange) => boolean) => boolean): Promise<void>
+    /** after the first 503 for a request sent once it was down */
+    whileDown(rec: Recording): Promise<unknown>
     up(b: SecondBroker): unknown
   }
 
@@ -394,7 +395,14 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
         try {
           await outage.down(b)
           rec.t.down = Date.now()
-          await outage.whileDown(rec, answered)
+          // Requests in flight when the broker went were sent before it: wait for one sent after.
+          await waitFor(
+            `a 503 for a request sent after the outage began (${name})`,
+            () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
+            20_000,
+            () => summary(rec),
+          )
+          await outage.whileDown(rec)
         } finally {
           rec.t.upAsked = Date.now()
           await outage.up(b)
@@ -414,15 +422,7 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
       'broker stopped',
       {
         down: (b) => b.stop(),
-        async whileDown(rec, answered) {
-          await waitFor(
-            'a 503 for a request sent after the stop',
-            () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
-            20_000,
-            () => summary(rec),
-          )
-          await sleep(OUTAGE_LOAD_MS)
-        },
+        whileDown: () => sleep(OUTAGE_LOAD_MS),
         up: (b) => b.start(),
       },
       (r) => ({
@@ -437,14 +437,7 @@ describe.skipIf(!kafkaAvailable)('Kafka outage under load (private broker)', () 
   describe('broker hung (SIGSTOP): 503 after ADGATE_ACK_TIMEOUT_MS, never a hang', () => {
     const r = outageRun('broker hung', {
       down: (b) => b.freeze(),
-      async whileDown(rec, answered) {
-        // Requests in flight at the freeze were sent before it: wait for one sent after it.
-        await waitFor(
-          'a 503 for a request sent after the freeze',
-          () => answered((e) => e.sentAt >= rec.t.down && e.status === 503),
-          20_000,
-          () => summary(rec),
-        )
+      async whileDown(rec) {
         // Readiness turns 503 once a send has failed; let clients and /readyz see that for a while.
         const firstFailure = Math.min(
           ...rec.exchanges.filter((e) => e.status === 503).map((e) => e.answeredAt),
