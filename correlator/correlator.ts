@@ -164,7 +164,12 @@ export class Correlator {
     clearInterval(this.idleTimer)
     clearInterval(this.flushTimer)
     await this.o.source.stop()
-    await this.serialize(() => this.flush())
+    // The last write commits its positions through the source, so it is closed only after it.
+    try {
+      await this.serialize(() => this.flush())
+    } finally {
+      await this.o.source.close?.()
+    }
   }
 
   /** Stops as kill -9 would, for tests: timers cleared, pending output dropped, nothing written. */

@@ -203,6 +203,9 @@ export class KafkaSource implements EventSource {
 
   async stop(): Promise<void> {
     await this.reader.stop()
+  }
+
+  async close(): Promise<void> {
     await this.fetchPool.close()
     await this.consumer.close()
   }

@@ -56,7 +56,10 @@ export interface EventSource {
   commit(positions: Position[]): Promise<void>
   /** Re-read from these offsets (after a takeover was detected, state is rebuilt from a checkpoint). */
   seek(positions: Position[]): Promise<void>
+  /** Hands over no more batches; `commit` still works (the correlator's last write commits after it). */
   stop(): Promise<void>
+  /** Releases the source's connections, after the last commit. */
+  close?(): Promise<void>
   /** Every input partition's end, read at scrape time for the lag metrics (none: no lag metrics). */
   ends?(): Promise<PartitionEnd[]>
 }

@@ -20,6 +20,7 @@ export function withWriterSchemas(source: EventSource, writers: WriterSchemas): 
     commit: (positions) => source.commit(positions),
     seek: (positions) => source.seek(positions),
     stop: () => source.stop(),
+    ...(source.close ? { close: () => source.close!() } : {}),
     ...(source.ends ? { ends: () => source.ends!() } : {}),
   }
 }

@@ -48,4 +48,5 @@ const done = new Promise<{ seconds: number; cpuSeconds: number }>((resolve) => {
 const r = await done
 process.stdout.write(`${JSON.stringify({ records, bytes, ...r })}\n`)
 await source.stop()
+await source.close?.() // builds before the clean-stop fix closed in stop()
 process.exit(0)

@@ -89,6 +89,7 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
       commit: (p) => kafkaSource.commit(p),
       seek: (p) => kafkaSource.seek(p),
       stop: () => kafkaSource.stop(),
+      close: () => kafkaSource.close(),
     }
     const producer = new KafkaRekeyProducer(broker.brokers, 'adgate-test')
     const correlator = new Correlator(

@@ -38,7 +38,7 @@ describe.skipIf(!cluster)(cluster ? 'correlator transport on the secured cluster
 
   it('creates its topics, re-keys through them and reads back over SASL_SSL as the adgate user', async () => {
     const s = source('adgate')
-    stops.push(() => s.stop())
+    stops.push(() => s.stop().then(() => s.close()))
     expect(await s.partitions()).toBe(2)
     const producer = new KafkaRekeyProducer(c.brokers, 'adgate-test', connection('adgate'))
     stops.push(() => producer.close())
@@ -67,7 +67,7 @@ describe.skipIf(!cluster)(cluster ? 'correlator transport on the secured cluster
 
   it('is refused as a user without ACLs', async () => {
     const s = source('noacl')
-    stops.push(() => s.stop().catch(() => undefined))
+    stops.push(() => s.close().catch(() => undefined))
     const refused = await s.partitions().catch((err: unknown) => err)
     expect(kafkaApiCodes(refused)).toContain(TOPIC_AUTHORIZATION_FAILED)
   }, 60_000)
