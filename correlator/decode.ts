@@ -1,6 +1,7 @@
 import avro from 'avsc'
+import { memoized } from '../decoders/memo.js'
 import type { EventType } from '../events/catalog.js'
-import { type SchemaVersion, schemaById } from '../events/schemas.js'
+import { schemaById } from '../events/schemas.js'
 import { WIRE_HEADER_BYTES } from '../events/wire.js'
 
 /**
@@ -69,7 +70,7 @@ interface Reader {
   resolver: ReturnType<avro.Type['createResolver']>
 }
 
-const readers = new Map<string, Map<number, Reader>>()
+const readers = new Map<EventType, Map<number, Reader>>()
 
 interface FieldJson {
   name: string
@@ -102,7 +103,9 @@ function only(schema: RecordJson, needed: readonly string[]): RecordJson {
   return { ...schema, fields }
 }
 
-function compile(type: EventType, writer: SchemaVersion): Reader {
+function compile(type: EventType, id: number): Reader {
+  const writer = schemaById(id)
+  if (!writer) throw new Error(`unknown schema id ${id}`)
   const prefix = cut(writer.json as unknown as RecordJson, NEEDED[type])
   const reader = avro.Type.forSchema(only(prefix, NEEDED[type]) as avro.Schema)
   return { type: reader, resolver: reader.createResolver(avro.Type.forSchema(prefix as avro.Schema)) }
@@ -112,18 +115,7 @@ function compile(type: EventType, writer: SchemaVersion): Reader {
 export function decodeForJoin(type: EventType, buf: Buffer): Record<string, unknown> {
   if (buf.length < WIRE_HEADER_BYTES || buf[0] !== 0) throw new Error('not a Confluent wire-format record')
   const id = buf.readInt32BE(1)
-  let byId = readers.get(type)
-  if (byId === undefined) {
-    byId = new Map()
-    readers.set(type, byId)
-  }
-  let r = byId.get(id)
-  if (r === undefined) {
-    const writer = schemaById(id)
-    if (!writer) throw new Error(`unknown schema id ${id}`)
-    r = compile(type, writer)
-    byId.set(id, r)
-  }
+  const r = memoized(readers, type, id, compile)
   // noCheck: the bytes after the cut writer schema's last field are not read.
   const out = r.type.fromBuffer(buf.subarray(WIRE_HEADER_BYTES), r.resolver, true) as Record<string, unknown>
   if (out.request !== undefined) out.id = (out.request as { id: string }).id

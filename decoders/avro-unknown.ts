@@ -1,5 +1,6 @@
 import avro from 'avsc'
 import type { FieldModel, RecordNode, SchemaNode } from '../events/schema-model.js'
+import { memoized } from './memo.js'
 import { restText, type Violation } from './normalize.js'
 
 /**
@@ -116,32 +117,26 @@ interface Plan {
   readonly rest: FieldModel | undefined
 }
 
-const PLANS = new WeakMap<RecordNode, Map<unknown, Plan>>()
+const PLANS = new WeakMap<RecordNode, Map<avro.Type | undefined, Plan>>()
 
 // `written` is an instance of the writer record's class (avsc): its constructor names the type.
 function planOf(node: RecordNode, written: Row): Plan {
   const type = (written.constructor as { type?: avro.Type }).type
-  let byType = PLANS.get(node)
-  if (byType === undefined) {
-    byType = new Map()
-    PLANS.set(node, byType)
+  return memoized(PLANS, node, type, () => plan(node, type, written))
+}
+
+/** Built once per pair; a `written` with no avsc type (none is expected) names its fields by its keys. */
+function plan(node: RecordNode, type: avro.Type | undefined, written: Row): Plan {
+  const names = type instanceof avro.types.RecordType ? type.fields.map((f) => f.name) : Object.keys(written)
+  const known = new Map(node.fields.map((f) => [f.name, f]))
+  return {
+    extra: names.filter((n) => !known.has(n)),
+    nested: names.flatMap((n) => {
+      const f = known.get(n)
+      return f !== undefined && holdsRecord(f.node) ? [f] : []
+    }),
+    rest: node.fields.find((f) => f.role === 'rest'),
   }
-  let plan = byType.get(type)
-  if (plan === undefined) {
-    const names =
-      type instanceof avro.types.RecordType ? type.fields.map((f) => f.name) : Object.keys(written)
-    const known = new Map(node.fields.map((f) => [f.name, f]))
-    plan = {
-      extra: names.filter((n) => !known.has(n)),
-      nested: names.flatMap((n) => {
-        const f = known.get(n)
-        return f !== undefined && holdsRecord(f.node) ? [f] : []
-      }),
-      rest: node.fields.find((f) => f.role === 'rest'),
-    }
-    byType.set(type, plan)
-  }
-  return plan
 }
 
 function holdsRecord(node: SchemaNode): boolean {
