@@ -7,8 +7,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { SETTINGS } from '../../config/config.js'
 import { EVENT_INFO } from '../../events/catalog.js'
-import { CONTENT_TYPE, encodeEvents } from '../../generator/encode.js'
-import { generateEvents } from '../../generator/funnel.js'
+import { type Exchange, Load, sleep, waitFor } from '../faults/support/load.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
 import { type RunningGateway, startGateway } from '../support/gateway.js'
 import { acquireSecondBroker, type SecondBroker } from '../support/second-broker.js'
@@ -37,18 +36,6 @@ const CLIENTS = 4
 const EVENTS_PER_REQUEST = 5
 const TOPIC = EVENT_INFO.impression.topic
 
-// Declaration mirrored in test/faults/support/load.ts, whose Exchange adds the client, type and gateway
-// generation the fault drills need: this in-process test keeps its own smaller record.
-interface Exchange {
-  ids: string[]
-  sentAt: number
-  answeredAt: number
-  status: number | null
-  retryAfter: string | null
-  body: Record<string, unknown> | null
-  error: string | null
-}
-
 interface ReadySample {
   at: number
   answeredAt: number
@@ -65,22 +52,6 @@ interface Recording {
   records: ReadRecord[]
   t: { downAsked: number; down: number; upAsked: number; up: number }
   gateway: RunningGateway
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function waitFor(
-  what: string,
-  cond: () => boolean,
-  timeoutMs: number,
-  detail = () => '',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail()}`)
-    await sleep(25)
-  }
 }
 
 async function fetchJson(
@@ -140,7 +111,8 @@ function summary(r: Recording): string {
 const describeError = (err: unknown) => `${(err as Error).name}: ${(err as Error).message}`
 
 /**
- * Runs `scenario` while CLIENTS post small JSON impression batches (unique event ids) in a loop and
+ * Runs `scenario` while CLIENTS post small JSON impression batches (unique event ids) in a loop (the
+ * fault suite's Load: after a 503 a client waits as its Retry-After says) and
  * /readyz is polled, then reads the topic back from `from` to the end offsets after the load.
  */
 async function record(
@@ -150,46 +122,24 @@ async function record(
   scenario: (r: Recording, answered: (pred: (e: Exchange) => boolean) => boolean) => Promise<void>,
 ): Promise<Recording> {
   const url = gateway.url
+  const load = new Load(url, {
+    run,
+    clients: CLIENTS,
+    eventsPerRequest: EVENTS_PER_REQUEST,
+    pauseMs: 5,
+    maxEvents: Number.POSITIVE_INFINITY,
+    types: ['impression'],
+    requestTimeoutMs: FETCH_TIMEOUT_MS,
+  })
   const r: Recording = {
-    exchanges: [],
+    exchanges: load.exchanges,
     ready: [],
     records: [],
     t: { downAsked: 0, down: 0, upAsked: 0, up: 0 },
     gateway,
   }
   const from = await endOffsetsRetrying(brokers)
-  let seq = 0
   let on = true
-  const client = async (n: number) => {
-    while (on) {
-      const events = generateEvents('impression', EVENTS_PER_REQUEST, n * 1_000_003 + seq)
-      for (const e of events) e.event_id = `${run}-${seq++}`
-      const ex: Exchange = {
-        ids: events.map((e) => e.event_id as string),
-        sentAt: Date.now(),
-        answeredAt: 0,
-        status: null,
-        retryAfter: null,
-        body: null,
-        error: null,
-      }
-      r.exchanges.push(ex)
-      try {
-        const res = await fetchJson(`${url}/v1/impressions`, {
-          method: 'POST',
-          body: encodeEvents('impression', events, 'json'),
-          headers: { 'content-type': CONTENT_TYPE.json, 'x-request-id': `${run}-${n}-${seq}` },
-        })
-        ex.status = res.status
-        ex.retryAfter = res.headers.get('retry-after')
-        ex.body = res.body
-      } catch (err) {
-        ex.error = describeError(err)
-      }
-      ex.answeredAt = Date.now()
-      await sleep(ex.status === 200 ? 5 : 100)
-    }
-  }
   const poller = async () => {
     while (on) {
       const s: ReadySample = { at: Date.now(), answeredAt: 0, status: null, body: null, error: null }
@@ -205,8 +155,9 @@ async function record(
       await sleep(100)
     }
   }
-  const running = [poller(), ...Array.from({ length: CLIENTS }, (_, n) => client(n))]
-  const answered = (pred: (e: Exchange) => boolean) => r.exchanges.some((e) => e.answeredAt > 0 && pred(e))
+  load.start()
+  const polling = poller()
+  const answered = (pred: (e: Exchange) => boolean) => load.answered(pred)
   try {
     // Steady load against a healthy broker first.
     await sleep(1500)
@@ -232,7 +183,7 @@ async function record(
     await sleep(1000)
   } finally {
     on = false
-    await Promise.all(running)
+    await Promise.all([polling, load.stop()])
   }
 
   const to = await endOffsetsRetrying(brokers)
