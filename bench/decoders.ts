@@ -276,6 +276,7 @@ function clickFromColumns(r: Record<string, string>): object {
     user_agent: r.user_agent || null,
     ip: r.ip || null,
     landing_url: r.landing_url || null,
+    _unknown: null, // the click schema's slot for columns it does not name: none here
   }
 }
 
