@@ -481,7 +481,7 @@ async function bidVersionCases(h: HarnessOptions): Promise<BenchResult[]> {
   for (const encoding of ['avro', 'json', 'ndjson'] as const) {
     const specs: BidWorkloadSpec[] = [
       ...BID_BASELINES.map((b, i) => ({ name: b.name, root: roots[i]!, encoding })),
-      { name: 'bid v2 (this build)', root: current, encoding },
+      { name: 'bid v3 (this build)', root: current, encoding },
     ]
     const [v1, before, now] = await measureIsolated(
       specs.map((arg) => ({ module: BID_WORKLOAD, factory: 'bidWorkload', arg })),
@@ -585,13 +585,13 @@ const TARGETS: { label: string; case: string; metric: string; ok: (v: number) =>
   // Issue 14: the OpenRTB 2.6 bid schema costs at most 25 % of bid throughput against bid v1.
   ...(['avro', 'json', 'ndjson'] as const).flatMap((encoding) => [
     {
-      label: `${encoding} bids v2 ≥ 0.75× v1, events/s`,
+      label: `${encoding} bids v3 ≥ 0.75× v1, events/s`,
       case: `${encoding} bids`,
       metric: 'ratio',
       ok: (v: number) => v >= 0.75,
     },
     {
-      label: `${encoding} bids v2 ≥ 0.75× v1, per CPU-s`,
+      label: `${encoding} bids v3 ≥ 0.75× v1, per CPU-s`,
       case: `${encoding} bids`,
       metric: 'cpu',
       ok: (v: number) => v >= 0.75,
