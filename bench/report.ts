@@ -304,9 +304,16 @@ export async function run(): Promise<BenchResult[]> {
     (a, f) => (!a || f.saturation! > a.saturation! ? f : a),
     undefined,
   )
-  const bestBroker = peers.find(
-    (r) => r.case.startsWith('adgate ÷ best peer') && r.metric === 'broker_cpu_s_per_M',
-  )
+  // The broker target is against the peer whose broker spends least per event there (not the
+  // server-CPU best peer's: an unkeyed peer writes one batch per request where adgate writes four).
+  const lowestBroker = figures
+    .filter((f) => f.name !== 'adgate' && half(f) !== undefined)
+    .reduce<PeerFigures | undefined>((a, f) => (!a || half(f)!.broker < half(a)!.broker ? f : a), undefined)
+  const ourHalf = ours ? half(ours) : undefined
+  const brokerRatio =
+    ourHalf && lowestBroker
+      ? Math.round((ourHalf.broker / half(lowestBroker)!.broker) * 1000) / 1000
+      : undefined
   const verdict = (ok: boolean | undefined) =>
     ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**'
   const targets = [
@@ -316,9 +323,9 @@ export async function run(): Promise<BenchResult[]> {
       verdict(best && best.ratio! <= 0.5),
     ],
     [
-      'broker CPU-s / M ≤ the best peer’s',
-      bestBroker ? `${num(bestBroker.ratio)}×` : '—',
-      verdict(bestBroker && bestBroker.ratio! <= 1),
+      'broker CPU-s / M ≤ the best peer’s, at 50% of the slowest max',
+      brokerRatio !== undefined ? `${num(brokerRatio)}× (vs ${lowestBroker!.name}, the lowest)` : '—',
+      verdict(brokerRatio === undefined ? undefined : brokerRatio <= 1),
     ],
     [
       'saturation ≥ 2× the best JSON-in peer',
@@ -391,7 +398,8 @@ Written by \`npm run bench\` (bench/report.ts) from \`bench/results/*.json\` and
 
 **Machine caveat.** Everything below ran on one 2-core box where the load generator, the Kafka
 broker (one KRaft JVM) and the servers under test share the cores — and other engineers' builds
-and test suites ran beside it (load average 20+ during the committed runs). Absolute figures are
+and test suites often ran beside it (each results file records the load average of its run; the
+peers run below says its own). Absolute figures are
 pessimistic and noisy; the peers are measured interleaved in the same run so their ratios are what
 to read. Latency comes only from the open-loop generator (bench/lib/open-loop.ts): constant-rate
 arrivals, latency from each request's intended send time, and a schedule check — a run whose
