@@ -72,6 +72,23 @@ describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and
     return got!
   }
 
+  /** One event posted as Avro (with its writer's extra fields) and again as JSON: both 200, both read back. */
+  async function postedBothWays(
+    type: EventType,
+    avroBody: Buffer,
+    avroId: string,
+    jsonBody: string,
+    jsonId: string,
+  ) {
+    const url = `${gw.url}/v1/${EVENT_INFO[type].route}`
+    const from = await endOffsets(brokers, [EVENT_INFO[type].topic])
+    const viaAvro = await post(url, avroBody, { 'content-type': 'application/avro' })
+    expect(viaAvro.status, JSON.stringify(viaAvro.body)).toBe(200)
+    const viaJson = await post(url, jsonBody, { 'content-type': 'application/json' })
+    expect(viaJson.status, JSON.stringify(viaJson.body)).toBe(200)
+    return { avroBack: await readBack(type, from, avroId), jsonBack: await readBack(type, from, jsonId) }
+  }
+
   /** The event as its sender posted it: schema fields in schema order, then the unknown ones. */
   function asPosted(type: EventType, record: ReadRecord): string {
     const json = eventToJson(EVENT_SCHEMAS[type].model, record.value)
@@ -163,25 +180,13 @@ describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and
       gdpr_consent: `CO-${run}`,
     }
     const click = (id: string) => ({ ...EVENTS.click(run), event_id: id })
-    const from = await endOffsets(brokers, [EVENT_INFO.click.topic])
-    const viaAvro = await post(
-      `${gw.url}/v1/clicks`,
+    const { avroBack, jsonBack } = await postedBothWays(
+      'click',
       writeContainer(writer, [{ ...click(`clk-avro-${run}`), ...extra }]),
-      {
-        'content-type': 'application/avro',
-      },
-    )
-    expect(viaAvro.status, JSON.stringify(viaAvro.body)).toBe(200)
-    const viaJson = await post(
-      `${gw.url}/v1/clicks`,
+      `clk-avro-${run}`,
       JSON.stringify({ ...click(`clk-json-${run}`), ...extra }),
-      {
-        'content-type': 'application/json',
-      },
+      `clk-json-${run}`,
     )
-    expect(viaJson.status, JSON.stringify(viaJson.body)).toBe(200)
-    const avroBack = await readBack('click', from, `clk-avro-${run}`)
-    const jsonBack = await readBack('click', from, `clk-json-${run}`)
     expect(avroBack.value._unknown).toBe(JSON.stringify(extra))
     expect(avroBack.value._unknown).toBe(jsonBack.value._unknown)
   })
@@ -298,17 +303,13 @@ describe.skipIf(brokers.length === 0)('unknown fields of impressions, clicks and
     })
     // The Avro value: the bid as the gateway reads it (the canonical event), plus the writer's fields.
     const canonical = normalizerFor('bid', 'json')(bid(`bid-avro-${run}`)) as Record<string, unknown>
-    const from = await endOffsets(brokers, [EVENT_INFO.bid.topic])
-    const viaAvro = await post(`${gw.url}/v1/bids`, writeContainer(writer, [{ ...canonical, ...extra }]), {
-      'content-type': 'application/avro',
-    })
-    expect(viaAvro.status, JSON.stringify(viaAvro.body)).toBe(200)
-    const viaJson = await post(`${gw.url}/v1/bids`, JSON.stringify({ ...bid(`bid-json-${run}`), ...extra }), {
-      'content-type': 'application/json',
-    })
-    expect(viaJson.status, JSON.stringify(viaJson.body)).toBe(200)
-    const avroBack = await readBack('bid', from, `bid-avro-${run}`)
-    const jsonBack = await readBack('bid', from, `bid-json-${run}`)
+    const { avroBack, jsonBack } = await postedBothWays(
+      'bid',
+      writeContainer(writer, [{ ...canonical, ...extra }]),
+      `bid-avro-${run}`,
+      JSON.stringify({ ...bid(`bid-json-${run}`), ...extra }),
+      `bid-json-${run}`,
+    )
     expect(avroBack.value._unknown).toBe(JSON.stringify(extra))
     expect(avroBack.value._unknown).toBe(jsonBack.value._unknown)
     expect(avroBack.value.request).toEqual(jsonBack.value.request)
