@@ -3,49 +3,18 @@
 // it once the topic takes it again. Against the shared broker: a topic whose max.message.bytes is
 // lowered after the batches were spooled.
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Admin, Consumer } from '@platformatic/kafka'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { type BatchSet, BatchSink, KafkaRefusedError } from '../../kafka/batch-sink.js'
-import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { Replayer } from '../../spool/replayer.js'
-import type { Spool } from '../../spool/spool.js'
+import { batch, openSpool, recordingLogger, until } from './support.js'
 
 const brokers = inject('kafkaBrokers')
-const NO_HEADERS = Buffer.from([0])
 const closers: (() => Promise<unknown>)[] = []
-
-/** The compiled spool: its SQLite thread runs from dist/. */
-async function openSpool(dir: string): Promise<Spool> {
-  const { Spool: Compiled } = (await import(new URL('../../dist/spool/spool.js', import.meta.url).href)) as {
-    Spool: typeof Spool
-  }
-  return Compiled.open(dir, 1 << 26)
-}
 
 afterAll(async () => {
   for (const close of closers.reverse()) await close()
 })
-
-/** A logger that keeps what the replayer reports. */
-function recordingLogger() {
-  const lines: { level: string; obj: unknown; msg: string }[] = []
-  const at = (level: string) => (obj: unknown, msg: string) => lines.push({ level, obj, msg })
-  return {
-    lines,
-    logger: { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } as never,
-  }
-}
-
-/** One spool entry: `values` as one record batch for partition 0. */
-function batch(topic: string, values: Buffer[]) {
-  const builder = new RecordBatchBuilder()
-  for (const v of values) builder.add(topic, 0, null, v, NO_HEADERS)
-  const out = builder.finish(Date.now())
-  return { buffer: Buffer.from(out.buffer), batches: out.batches }
-}
 
 async function setLimit(admin: Admin, topic: string, bytes: number): Promise<void> {
   const value = String(bytes)
@@ -82,26 +51,13 @@ async function readValues(topic: string, expected: number): Promise<string[]> {
   return out
 }
 
-async function until(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 describe.skipIf(brokers.length === 0)('a spooled batch Kafka refuses for good', () => {
   it('is quarantined (kept, counted, not dropped), its partition goes on, and it reaches Kafka once the topic takes it', async () => {
     const topic = `adgate-test-quarantine-${randomUUID()}`
     const admin = new Admin({ clientId: 'adgate-test', bootstrapBrokers: brokers })
     closers.push(() => admin.close())
     await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 })
-    const dir = mkdtempSync(join(tmpdir(), 'adgate-quarantine-'))
-    const spool = await openSpool(dir)
+    const spool = await openSpool('adgate-quarantine-')
     closers.push(() => spool.close())
     // Answered 200 from the spool while Kafka was away: a large batch, then a small one behind it.
     const random = () =>
@@ -165,15 +121,10 @@ describe.skipIf(brokers.length === 0)('a spooled batch Kafka refuses for good', 
 
 describe('quarantine retries', () => {
   it('skip a partition that cannot take batches now (no ack deadline spent on it) and take it once it can', async () => {
-    const spool = await openSpool(mkdtempSync(join(tmpdir(), 'adgate-quarantine-')))
+    const spool = await openSpool('adgate-quarantine-')
     closers.push(() => spool.close())
     const topic = 'adgate.impressions'
-    const one = (partition: number) => {
-      const builder = new RecordBatchBuilder()
-      builder.add(topic, partition, null, Buffer.from(`p${partition}`), NO_HEADERS)
-      const out = builder.finish(Date.now())
-      return { buffer: Buffer.from(out.buffer), batches: out.batches }
-    }
+    const one = (partition: number) => batch(topic, [Buffer.from(`p${partition}`)], partition)
     await spool.append(one(0))
     await spool.append(one(1))
     // A producer that refuses everything at first, then takes everything; partition 1 can be unavailable.
