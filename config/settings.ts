@@ -259,7 +259,7 @@ export const SETTINGS = {
   shutdownTimeoutMs: setting(
     'ADGATE_SHUTDOWN_TIMEOUT_MS',
     '15000',
-    'Graceful drain limit on SIGTERM',
+    'SIGTERM: time to answer requests in flight, then to hand the spool to Kafka',
     int(0, 600_000),
   ),
   tlsCert: setting(
