@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { sourceTopics, topicNames } from '../correlator/topics.js'
-import { buildAt } from './lib/baseline-build.js'
+import { baselineBuild } from './lib/baseline-build.js'
 import { funnelLogs, PARTITIONS } from './lib/correlator-workload.js'
 import { createFunnelTopics, dropBenchTopics, funnelProducer, produceRecords } from './lib/funnel-kafka.js'
 import type { RunOptions } from './lib/module.js'
@@ -32,7 +32,8 @@ export async function run({ quick }: RunOptions): Promise<BenchResult[]> {
   const sides = [
     {
       name: `${baselineCommit} (baseline)`,
-      url: pathToFileURL(join(buildAt(baselineCommit), 'correlator', 'kafka-source.js')).href,
+      url: pathToFileURL(join(baselineBuild(baselineCommit, { quick }), 'correlator', 'kafka-source.js'))
+        .href,
     },
     { name: 'this build', url: pathToFileURL(join(here, '..', 'correlator', 'kafka-source.js')).href },
   ]

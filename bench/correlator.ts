@@ -96,7 +96,7 @@ export function postgres(): { url: string; drop: () => void } | null {
 }
 
 async function throughputCases(quick: boolean, dir: string): Promise<BenchResult[]> {
-  const bids = quick ? 30_000 : 150_000
+  const bids = quick ? 5_000 : 150_000
   const logs = funnelLogs(bids, 1)
   const events = count(logs)
   const pg = postgres()
@@ -166,7 +166,7 @@ function gc(): void {
 }
 
 async function stateBytes(quick: boolean): Promise<BenchResult[]> {
-  const n = quick ? 100_000 : 1_000_000
+  const n = quick ? 20_000 : 1_000_000
   const logs = openKeyLogs(n)
   gc()
   const before = process.memoryUsage().heapUsed
@@ -219,7 +219,7 @@ function child(args: string[]): { proc: ChildProcess; lines: AsyncIterableIterat
 }
 
 async function recovery(quick: boolean, dir: string): Promise<BenchResult[]> {
-  const n = quick ? 100_000 : 1_000_000
+  const n = quick ? 20_000 : 1_000_000
   const file = join(dir, 'recovery.duckdb')
   const fill = child(['fill', file, String(n)])
   let open = 0

@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url'
-import { buildAt } from './lib/baseline-build.js'
-import { measureIsolated } from './lib/harness.js'
+import { baselineBuild } from './lib/baseline-build.js'
+import { measureIsolated, QUICK_OPTIONS } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, compared } from './lib/results.js'
 
@@ -18,8 +18,8 @@ const BASELINE = 'c04b5c6^'
 
 export async function run(options: RunOptions): Promise<BenchResult[]> {
   const here = new URL('..', import.meta.url).href // this build's dist/
-  const before = `${pathToFileURL(buildAt(BASELINE)).href}/`
-  const harness = options.quick ? { runs: 3, runMs: 100, warmupMs: 200 } : { runs: 15, runMs: 300 }
+  const before = `${pathToFileURL(baselineBuild(BASELINE, options)).href}/`
+  const harness = options.quick ? QUICK_OPTIONS : { runs: 15, runMs: 300 }
   const cases = [
     { label: 'impressions json ×100/body, 8 bodies/task', bodies: 8, eventsPerBody: 100 },
     { label: 'impression json ×1/body, 64 bodies/task', bodies: 64, eventsPerBody: 1 },

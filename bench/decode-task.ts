@@ -1,8 +1,8 @@
 import { pathToFileURL } from 'node:url'
 import type { Encoding } from '../decoders/result.js'
 import type { EventType } from '../events/catalog.js'
-import { buildAt } from './lib/baseline-build.js'
-import { type HarnessOptions, measureIsolated } from './lib/harness.js'
+import { baselineBuild } from './lib/baseline-build.js'
+import { type HarnessOptions, measureIsolated, QUICK_OPTIONS } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, compared } from './lib/results.js'
 
@@ -25,9 +25,9 @@ const EVENTS = 1000
 const WORKLOAD = new URL('./lib/decode-task-workload.js', import.meta.url).href
 
 export async function run(options: RunOptions = { quick: false }): Promise<BenchResult[]> {
-  const h: HarnessOptions = options.quick ? { warmupMs: 100, runs: 3, runMs: 100 } : {}
+  const h: HarnessOptions = options.quick ? QUICK_OPTIONS : {}
   const commit = process.env.ADGATE_BENCH_BASELINE ?? 'dffd6a2'
-  const baseline = `${pathToFileURL(buildAt(commit)).href}/`
+  const baseline = `${pathToFileURL(baselineBuild(commit, options)).href}/`
   const current = new URL('../', import.meta.url).href
   const results: BenchResult[] = []
   for (const [type, encoding] of CASES) {

@@ -22,13 +22,14 @@ import { encodeEvents } from '../generator/encode.js'
 import type { Event } from '../generator/events.js'
 import { generateEvents } from '../generator/funnel.js'
 import { avroToJsonSchema } from './lib/avro-json-schema.js'
-import { buildAt } from './lib/baseline-build.js'
+import { baselineBuild } from './lib/baseline-build.js'
 import type { BidWorkloadSpec } from './lib/bid-workload.js'
 import {
   type HarnessOptions,
   type Measurement,
   measure,
   measureIsolated,
+  QUICK_OPTIONS,
   type Workload,
 } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
@@ -466,10 +467,10 @@ const UNIT_CPU = 'CPU-s per 10^6 events'
  * build and by the earlier ones, each in a thread of its own and interleaved. Reported as
  * events/s and as CPU seconds per million events (on a shared machine the steadier of the two).
  */
-async function bidVersionCases(h: HarnessOptions): Promise<BenchResult[]> {
+async function bidVersionCases(h: HarnessOptions, options: RunOptions): Promise<BenchResult[]> {
   let roots: string[]
   try {
-    roots = BID_BASELINES.map((b) => `${pathToFileURL(buildAt(b.commit)).href}/`)
+    roots = BID_BASELINES.map((b) => `${pathToFileURL(baselineBuild(b.commit, options)).href}/`)
   } catch (err) {
     process.stdout.write(
       `  earlier builds unavailable (${(err as Error).message.split('\n')[0]}): bid cases skipped\n`,
@@ -634,14 +635,14 @@ function printTargets(results: readonly BenchResult[]): void {
 }
 
 export async function run(options: RunOptions = { quick: false }): Promise<BenchResult[]> {
-  const h: HarnessOptions = options.quick ? { warmupMs: 100, runs: 3, runMs: 100 } : {}
+  const h: HarnessOptions = options.quick ? QUICK_OPTIONS : {}
   process.stdout.write('  single-threaded: every figure is per core\n')
   const results = [
     ...(await jsonCases(h)),
     ...(await jsonAvroCases(h)),
     ...(await csvCases(h)),
     ...(await avroCases(h)),
-    ...(await bidVersionCases(h)),
+    ...(await bidVersionCases(h, options)),
     // Data-quality rules on the workers' task path (issue 9): target < 15 % of throughput.
     ...(await qualityCostCases(h)),
   ]

@@ -1,6 +1,7 @@
 import { AnomalyDetector, type ObservedEvent } from '../correlator/anomaly.js'
 import type { AnomalyRow } from '../correlator/rows.js'
 import { generateSourcedTraffic, scoreFlags } from '../generator/anomalies.js'
+import { QUICK_OPTIONS } from './lib/harness.js'
 import type { RunOptions } from './lib/module.js'
 import { qualityCostCases } from './lib/quality-cost.js'
 import type { BenchResult } from './lib/results.js'
@@ -44,7 +45,7 @@ function detect(seed: number, injected: boolean, bids: number) {
 
 export async function run(options: RunOptions = { quick: false }): Promise<BenchResult[]> {
   const seeds = options.quick ? [1] : [1, 2, 3, 4, 5]
-  const bids = options.quick ? 120_000 : 200_000
+  const bids = options.quick ? 40_000 : 200_000
   const results: BenchResult[] = []
   const precision: number[] = []
   const strict: number[] = []
@@ -99,7 +100,7 @@ export async function run(options: RunOptions = { quick: false }): Promise<Bench
     },
   )
   // The rules' cost too (also part of the decoder benchmark, decoders.json).
-  results.push(...(await qualityCostCases(options.quick ? { warmupMs: 100, runs: 3, runMs: 100 } : {})))
+  results.push(...(await qualityCostCases(options.quick ? QUICK_OPTIONS : {})))
   process.stdout.write(
     `\nanomaly detection: precision ${median(precision).toFixed(2)}, recall ${median(recall).toFixed(2)} (target ≥ 0.9 both), ${cleanFlags} flags on clean runs (target 0)\n`,
   )

@@ -16,8 +16,8 @@ export const description =
 
 export async function run(options: RunOptions): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'adgate-bench-raw-'))
-  const bids = options.quick ? 30_000 : 100_000
-  const rounds = options.quick ? 3 : 5
+  const bids = options.quick ? 5_000 : 100_000
+  const rounds = options.quick ? 1 : 5
   const logs = funnelLogs(bids, 1)
   const events = count(logs)
   const pg = postgres()

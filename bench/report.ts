@@ -4,6 +4,7 @@ import type { EventType } from '../events/catalog.js'
 import { encodeEvents } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
 import { MIX } from './lib/mix.js'
+import type { RunOptions } from './lib/module.js'
 import { type BenchResult, commitId, REPO_ROOT, RESULTS_DIR, type ResultsFile } from './lib/results.js'
 import { OURS, STREAMS_WORKLOAD } from './lib/streams-peer.js'
 
@@ -235,7 +236,11 @@ function peerFigures(rs: BenchResult[]): PeerFigures[] {
   return [...out.values()]
 }
 
-export async function run(): Promise<BenchResult[]> {
+export async function run(options: RunOptions): Promise<BenchResult[]> {
+  // --quick renders everything (a smoke test of the report) and writes nothing.
+  const write = (path: string, text: string) => {
+    if (!options.quick) writeFileSync(path, text)
+  }
   const peers = readResults('peers')
   const figures = peerFigures(peers)
   const plots: Record<string, string> = {}
@@ -272,7 +277,7 @@ export async function run(): Promise<BenchResult[]> {
       'CPU-s',
       cpuBars.filter((b) => Number.isFinite(b[1])),
     )
-  for (const [file, svg] of Object.entries(plots)) writeFileSync(join(PLOTS, file), svg)
+  for (const [file, svg] of Object.entries(plots)) write(join(PLOTS, file), svg)
 
   const peerRows = figures.map((f) => {
     const h = half(f)
@@ -461,7 +466,7 @@ ${mdTable(['scenario', 'events/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'e
 
 See README "Load tests" for what each scenario does and its SLO checks.
 `
-  writeFileSync(join(REPO_ROOT, 'bench', 'REPORT.md'), md)
+  write(join(REPO_ROOT, 'bench', 'REPORT.md'), md)
   return [
     { case: 'steady mix, Avro on Kafka', metric: 'bytes_per_event', value: Math.round(bpe), unit: 'bytes' },
     {

@@ -2,13 +2,16 @@ import { readdirSync } from 'node:fs'
 import { basename, dirname, extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchModule } from './lib/module.js'
-import { writeResults } from './lib/results.js'
+import { resultProblems, writeResults } from './lib/results.js'
 import { printTable } from './lib/table.js'
 
 /**
  * Entry point: `node dist/bench/run.js [--quick] [--list] [name…]`. Each bench/<name>.ts that
  * exports `run` (see lib/module.ts) is a bench; with no names, all of them run, one after another
- * in this process. Results go to bench/results/<name>.json (not with --quick).
+ * in this process. Results go to bench/results/<name>.json. --quick is the smoke run CI makes of
+ * the in-process benches (test/bench/quick.test.ts): tiny sizes, baseline commits not compiled
+ * (this build stands in for them), nothing written, and a figure that is not a number, or a rate
+ * or cost of zero, fails the run.
  */
 const here = dirname(fileURLToPath(import.meta.url))
 const ext = extname(fileURLToPath(import.meta.url)) // .js from dist/, .ts under a TS loader
@@ -33,7 +36,8 @@ Runs the named benches (all of them with no name), one after another, printing a
 and writing bench/results/<name>.json. Settings are environment variables (BENCH_*,
 ADGATE_BENCH_*: each bench's section of README.md or bench/README.md names its own).
 Unknown options are refused.
-  --quick     short smoke runs; nothing is written
+  --quick     smoke runs: tiny sizes, this build stands in for baseline commits,
+              nothing is written; a figure that is NaN, or a rate or cost of 0, fails
   --list      each bench's name and what it measures
   --help, -h  this text
 `
@@ -65,6 +69,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`bench ${name}: ${bench.description ?? ''}\n`)
     const results = await bench.run({ quick })
     printTable(name, results)
+    const problems = resultProblems(results)
+    for (const p of problems) process.stderr.write(`bench ${name}: ${p}\n`)
+    // A smoke run fails on them; a full run still keeps its figures (one dead peer of four, say).
+    if (quick && problems.length > 0) throw new Error(`bench ${name}: ${problems.length} bad figures`)
     if (quick) process.stdout.write('\n--quick: results not written\n')
     else process.stdout.write(`\nwrote ${writeResults(name, results)}\n`)
   }

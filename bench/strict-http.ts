@@ -1,7 +1,7 @@
 import { dirname } from 'node:path'
 import autocannon from 'autocannon'
 import { CONTENT_TYPE } from '../generator/encode.js'
-import { buildAt } from './lib/baseline-build.js'
+import { baselineBuild } from './lib/baseline-build.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, compared } from './lib/results.js'
 // Declaration mirrored in bench/producer.ts and bench/gateway.ts: each bench starts the same servers.
@@ -48,7 +48,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       ? null
       : await startGateway(
           { ADGATE_WORKERS: '1', ADGATE_STRICT_HTTP: 'on' },
-          dirname(buildAt(baselineCommit)),
+          dirname(baselineBuild(baselineCommit, options)),
         )
   const results: BenchResult[] = []
   try {

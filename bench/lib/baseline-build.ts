@@ -1,8 +1,23 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { RunOptions } from './module.js'
 import { REPO_ROOT } from './results.js'
+
+/** The dist/ directory this module runs from: this build's. */
+const THIS_BUILD = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/**
+ * buildAt(commit), except in a --quick run, where this build stands in for the commit: compiling
+ * an old commit costs more CPU than the whole smoke run, which checks the bench, not the figures.
+ */
+export function baselineBuild(commit: string, { quick }: RunOptions): string {
+  if (!quick) return buildAt(commit)
+  process.stdout.write(`  --quick: this build stands in for ${commit}\n`)
+  return THIS_BUILD
+}
 
 /**
  * The compiled tree (dist/) of an earlier commit, so a bench can run the previous code beside the

@@ -62,6 +62,7 @@ export async function decodeTaskWorkload(spec: DecodeTaskSpec): Promise<Workload
   let offset = 0
   const metas = bodies.map(({ body, ingestTime }, i) => {
     const meta = {
+      buffer: 0,
       offset,
       length: body.length,
       type,
@@ -76,10 +77,12 @@ export async function decodeTaskWorkload(spec: DecodeTaskSpec): Promise<Workload
   })
   const events = spec.bodies * spec.eventsPerBody
   const run = () => {
-    // A fresh buffer per task, as the pool hands the worker one.
+    // A fresh buffer per task, as the pool hands the worker one. `buffers` is the task's shape since
+    // d35e42f, `buffer` the one before it: each build reads its own and ignores the other.
     const buffer = new ArrayBuffer(length)
     new Uint8Array(buffer).set(bytes)
     const r = build.runDecodeTask({
+      buffers: [buffer],
       buffer,
       bodies: metas,
       maxBytes: 1 << 26,

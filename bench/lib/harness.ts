@@ -64,6 +64,9 @@ export interface Measurement {
 
 export const DEFAULT_OPTIONS: Required<HarnessOptions> = { warmupMs: 500, runs: 15, runMs: 200 }
 
+/** A --quick run's: enough calls to show the workload runs and yields numbers, no more. */
+export const QUICK_OPTIONS: Required<HarnessOptions> = { warmupMs: 20, runs: 2, runMs: 20 }
+
 /** What the scheduler needs of a workload, wherever it runs. */
 interface Runner {
   readonly name: string

@@ -100,3 +100,27 @@ export function compared(
 ): BenchResult {
   return { case: name, metric, value, unit, baseline, ratio: value / baseline }
 }
+
+// Units of a rate or a cost: a bench that reports 0 of one measured nothing.
+const MUST_BE_POSITIVE = /\/s\b|\/s\/|CPU-s|^µs$|^ns$/
+
+/**
+ * What is wrong with a bench's figures, if anything: no figures, a value, baseline or ratio that
+ * is not a finite number, or a rate or cost of zero. run.js refuses to print or write such results.
+ */
+export function resultProblems(results: readonly BenchResult[]): string[] {
+  if (results.length === 0) return ['no results']
+  const problems: string[] = []
+  for (const r of results) {
+    for (const [field, v] of [
+      ['value', r.value],
+      ['baseline', r.baseline],
+      ['ratio', r.ratio],
+    ] as const) {
+      if (v !== undefined && !Number.isFinite(v)) problems.push(`${r.case} / ${r.metric}: ${field} is ${v}`)
+    }
+    if (MUST_BE_POSITIVE.test(r.unit) && r.value <= 0)
+      problems.push(`${r.case} / ${r.metric}: ${r.value} ${r.unit}`)
+  }
+  return problems
+}
