@@ -453,7 +453,7 @@ export const SETTINGS = {
   idleTimeout: setting(
     'ADGATE_IDLE_TIMEOUT',
     '60s',
-    'An input partition quiet for this long (wall clock) stops holding back the expiry of join state',
+    'An input partition read to its end (lag 0) and quiet for this long (wall clock) stops holding back the expiry of join state',
     duration(100, 30 * DAY),
   ),
 } as const

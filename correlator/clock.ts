@@ -9,7 +9,7 @@
  */
 export interface ClockState {
   max: number
-  /** Wall-clock ms of the last record; drives idleness, not results. */
+  /** Wall-clock ms of the last record; with the source's ends, drives idleness, not results. */
   lastSeenWall: number
   idle: boolean
 }
@@ -22,7 +22,10 @@ export function watermark(clock: ClockState, graceMs: number): number {
   return clock.max - graceMs
 }
 
-/** The bound used to expire state: an idle partition no longer holds it back. */
+/**
+ * The bound used to expire state: an idle partition no longer holds it back. A partition turns
+ * idle (Pipeline.tick) only when it is read to its end and has had no record for the idle timeout.
+ */
 export function expiryWatermark(clock: ClockState, graceMs: number): number {
   return clock.idle ? Number.POSITIVE_INFINITY : clock.max - graceMs
 }

@@ -1,3 +1,4 @@
+import { beforeDeadline } from '../kafka/cluster.js'
 import { AnomalyDetector } from './anomaly.js'
 import type { AnomalyOptions } from './anomaly-options.js'
 import { BatchOutput, type JoinCounts } from './output.js'
@@ -8,6 +9,9 @@ import type { EventSource, OffsetGap, Position, SourceRecord } from './source.js
 import { tpKey } from './source.js'
 import { type Checkpoint, StaleOwnerError, type Storage } from './storage.js'
 import { inputTopics, type TopicNames } from './topics.js'
+
+/** Longest wait for the source's partition ends in an idle check (none then: nothing turns idle). */
+const ENDS_WAIT_MS = 5000
 
 /** Sends re-keyed records to the correlator's own topics and resolves once they are durable. */
 export interface RekeyProducer {
@@ -22,7 +26,7 @@ export interface CorrelatorOptions {
   producer?: RekeyProducer
   /** How often each partition's join state is checkpointed with its positions. */
   checkpointMs: number
-  /** An input quiet for this long stops holding back state expiry (see clock.ts). */
+  /** An input read to its end and quiet for this long stops holding back state expiry (see clock.ts). */
   idleMs: number
   /** Per batch, for metrics. */
   onBatch?: (stats: BatchStats) => void
@@ -102,6 +106,7 @@ export class Correlator {
   private readonly held = new Map<number, SourceRecord[]>()
   private readonly topics: string[]
   private idleTimer: NodeJS.Timeout | undefined
+  private checkingIdle = false
   private chain: Promise<void> = Promise.resolve()
   private flushTimer: NodeJS.Timeout | undefined
   /** What processed batches produced and is not written yet. */
@@ -129,7 +134,15 @@ export class Correlator {
     if (this.pipeline.local) for (let p = 0; p < this.pipeline.partitions; p++) await this.initPartition(p)
     this.idleTimer = setInterval(
       () => {
-        this.chain = this.chain.then(() => this.pipeline.tick(this.now(), this.o.idleMs))
+        if (this.checkingIdle) return // one check at a time: a slow broker must not pile them up
+        this.checkingIdle = true
+        this.serialize(() => this.markIdle())
+          .catch((err: Error) =>
+            this.o.onWarn?.('correlator: partition ends unknown; no input turns idle', err),
+          )
+          .finally(() => {
+            this.checkingIdle = false
+          })
       },
       Math.max(100, Math.min(this.o.idleMs, 5000)),
     )
@@ -444,6 +457,21 @@ export class Correlator {
       anomalies: out.anomalies.map((a) => a.metric),
     })
     pipeline.undecodable = 0
+  }
+
+  /**
+   * Inputs quiet for the idle timeout and read to their end turn idle (clock.ts). The ends are
+   * asked for here, between batches, not before: after a stall of the whole pipeline (a slow write,
+   * a starved process) records appended meanwhile keep their partitions active. Records held back
+   * behind a replay are not read yet, so their partitions are not caught up either.
+   */
+  private async markIdle(): Promise<void> {
+    if (this.o.source.ends === undefined) return // cannot tell caught up from stalled
+    const ends = await beforeDeadline(this.o.source.ends(), Date.now() + ENDS_WAIT_MS, 'partition ends')
+    const endOf = new Map(ends.map((e) => [tpKey(e.topic, e.partition), e.end]))
+    const caughtUp = new Set<string>()
+    for (const [k, tp] of this.tps) if (tp.read >= (endOf.get(k) ?? 0n)) caughtUp.add(k)
+    this.pipeline.tick(this.now(), this.o.idleMs, caughtUp)
   }
 
   /** Lag of every input partition this instance owns, against the source's partition ends. */

@@ -3,6 +3,7 @@ import { partitionFor } from '../kafka/protocol/murmur2.js'
 import type { AnomalyDetector, AnomalyState } from './anomaly.js'
 import { AuctionJoin, type AuctionState, newAuctionState, OPEN_BID_COLUMNS } from './auction-join.js'
 import { ClickJoin, type ClickJoinState, IMPRESSION_ENTRY_COLUMNS, newClickJoinState } from './click-join.js'
+import type { ClockState } from './clock.js'
 import { type Columns, fromColumns, toColumns } from './columns.js'
 import { ConversionJoin, type ConversionJoinState, newConversionJoinState } from './conversion-join.js'
 import { decodeForJoin } from './decode.js'
@@ -255,17 +256,22 @@ export class Pipeline {
     }
   }
 
-  /** Marks inputs that have had no record for `idleMs` of wall time as idle (see clock.ts). */
-  tick(wallNow: number, idleMs: number): void {
-    for (const j of this.joins.values()) {
-      for (const c of [
-        j.auction.state.bidsClock,
-        j.auction.state.impsClock,
-        j.click.state.clicksClock,
-        j.conversion.state.conversionsClock,
-      ]) {
-        if (!c.idle && wallNow - c.lastSeenWall >= idleMs) c.idle = true
-      }
+  /**
+   * Marks inputs idle that had no record for `idleMs` of wall time and are read to their end
+   * (`caughtUp`: tpKeys with nothing left to read). Quiet time alone is not enough: after a stall of
+   * the whole pipeline every input looks quiet while records still wait in the source (see clock.ts).
+   */
+  tick(wallNow: number, idleMs: number, caughtUp: ReadonlySet<string>): void {
+    const n = this.names
+    for (const [p, j] of this.joins) {
+      const inputs: [ClockState, string][] = [
+        [j.auction.state.bidsClock, n.bid],
+        [j.auction.state.impsClock, n.impression],
+        [j.click.state.clicksClock, n.click],
+        [j.conversion.state.conversionsClock, n.conversion],
+      ]
+      for (const [c, topic] of inputs)
+        if (!c.idle && wallNow - c.lastSeenWall >= idleMs && caughtUp.has(tpKey(topic, p))) c.idle = true
     }
   }
 

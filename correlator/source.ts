@@ -60,7 +60,11 @@ export interface EventSource {
   stop(): Promise<void>
   /** Releases the source's connections, after the last commit. */
   close?(): Promise<void>
-  /** Every input partition's end, read at scrape time for the lag metrics (none: no lag metrics). */
+  /**
+   * Every input partition's end as it stands now (a partition not listed has none: end 0), for
+   * the lag metrics and for idleness: only a partition read to its end can turn idle. None: no lag
+   * metrics, and no input ever turns idle.
+   */
   ends?(): Promise<PartitionEnd[]>
 }
 
