@@ -37,7 +37,6 @@ import {
   kafkaAnswers,
   launchNode,
   livePid,
-  lockHolderAlive,
   logSummary,
   newClusterId,
   nodeFiles,
@@ -48,10 +47,10 @@ import {
   runTool,
   START_TIMEOUT_MS,
   stopNode,
-  tryStartLock,
   waitUntil,
   writeNodeConfig,
 } from './lib/kafka-node.mjs'
+import { startOnce } from './lib/start-once.mjs'
 
 const label = 'kafka-cluster'
 const basePort = Number(process.env.KAFKA_CLUSTER_BASE_PORT ?? 29092)
@@ -315,6 +314,7 @@ async function grantAcls(node) {
 // Commands
 
 async function launchAndWait(started) {
+  requireJava()
   ensureJars()
   ensureCertificates()
   const info = writeClusterInfo()
@@ -364,33 +364,16 @@ async function allAnswer() {
 }
 
 async function start() {
-  if (fs.existsSync(files.aclsDone) && (await allAnswer())) {
-    writeClusterInfo() // a cluster started by an older version of this script gets today's fields
-    console.log(`${label}: already running on ${host}:${nodes[0].port}-${nodes[2].port}`)
-    return
-  }
-  requireJava()
-  const started = Date.now()
-  if (tryStartLock(files.startLock)) {
-    try {
-      await launchAndWait(started)
-    } finally {
-      fs.rmSync(files.startLock, { force: true })
-    }
-  } else {
-    console.log(`${label}: another start is in progress, waiting`)
-    // The holder drops the lock when it is done, ACLs included (or has failed).
-    await waitUntil(
-      async () => !lockHolderAlive(files.startLock),
-      () => true,
-      started,
-    )
-    if (!(fs.existsSync(files.aclsDone) && (await allAnswer())))
-      fail('the other start did not bring the cluster up')
-  }
-  console.log(
-    `${label}: ready in ${((Date.now() - started) / 1000).toFixed(1)} s; coordinates in ${files.info}`,
-  )
+  const startedNow = await startOnce({
+    label,
+    where: `${host}:${nodes[0].port}-${nodes[2].port}`,
+    lockFile: files.startLock,
+    // ACLs included: the holder grants them last, then drops the lock.
+    ready: async () => fs.existsSync(files.aclsDone) && (await allAnswer()),
+    launch: launchAndWait,
+  })
+  if (!startedNow) writeClusterInfo() // a cluster started by an older version of this script gets today's fields
+  console.log(`${label}: coordinates in ${files.info}`)
 }
 
 async function stop(id) {

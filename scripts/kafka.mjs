@@ -10,7 +10,8 @@
 //
 // The jars come from Maven Central via ops/kafka/pom.xml (Kafka is not on npm or apt).
 // Only node: built-ins are used so this runs before `npm ci`. scripts/kafka-cluster.mjs runs three
-// secured nodes; what both need is in scripts/lib/kafka-node.mjs.
+// secured nodes; what both need is in scripts/lib/kafka-node.mjs, the start command's flow in
+// scripts/lib/start-once.mjs.
 
 import fs from 'node:fs'
 import path from 'node:path'
@@ -25,7 +26,6 @@ import {
   kafkaAnswers,
   launchNode,
   livePid,
-  lockHolderAlive,
   logSummary,
   newClusterId,
   nodeFiles,
@@ -34,15 +34,14 @@ import {
   runCommand,
   START_TIMEOUT_MS,
   stopNode,
-  tryStartLock,
   waitUntil,
   writeNodeConfig,
 } from './lib/kafka-node.mjs'
+import { startOnce } from './lib/start-once.mjs'
 
 const port = Number(process.env.KAFKA_PORT ?? 9092)
 const controllerPort = port + 1
 const files = nodeFiles(path.resolve(repoRoot, process.env.ADGATE_DATA_DIR ?? 'data', 'kafka'))
-const startLock = path.join(files.dir, 'start.lock')
 const answers = () => kafkaAnswers(port, { timeoutMs: 1000 })
 
 function serverProperties() {
@@ -67,6 +66,7 @@ group.initial.rebalance.delay.ms=0
 }
 
 async function launchAndWait(started) {
+  requireJava()
   // A broker we launched earlier may still be booting: wait for it rather than start a second one.
   let pid = livePid(files.pidFile)
   if (pid === null) {
@@ -91,26 +91,14 @@ async function launchAndWait(started) {
   }
 }
 
-async function start() {
-  if (await answers()) {
-    console.log(`kafka: already running on ${host}:${port}`)
-    return
-  }
-  requireJava()
-  const started = Date.now()
-  if (tryStartLock(startLock)) {
-    try {
-      await launchAndWait(started)
-    } finally {
-      fs.rmSync(startLock, { force: true })
-    }
-  } else {
-    console.log(`kafka: another start is in progress, waiting for ${host}:${port}`)
-    // The holder drops the lock once the broker answers, so ask once more after it is gone.
-    const up = (await waitUntil(answers, () => lockHolderAlive(startLock), started)) || (await answers())
-    if (!up) fail('the other start did not bring the broker up')
-  }
-  console.log(`kafka: ready on ${host}:${port} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+function start() {
+  return startOnce({
+    label: 'kafka',
+    where: `${host}:${port}`,
+    lockFile: path.join(files.dir, 'start.lock'),
+    ready: answers,
+    launch: launchAndWait,
+  })
 }
 
 async function stop() {

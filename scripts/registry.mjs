@@ -21,16 +21,15 @@ import {
   fail,
   host,
   livePid,
-  lockHolderAlive,
   logSummary,
   portTaken,
   repoRoot,
   runCommand,
   START_TIMEOUT_MS,
   stopNode,
-  tryStartLock,
   waitUntil,
 } from './lib/kafka-node.mjs'
+import { startOnce } from './lib/start-once.mjs'
 
 const VERSION = '3.3.3'
 const ARTIFACT = `io.apicurio:apicurio-registry-app:${VERSION}:tar.gz:all`
@@ -141,39 +140,31 @@ async function fetchCommand() {
   console.log(`registry: ${appDir}`)
 }
 
-async function start() {
-  if (await registryAnswers()) {
-    console.log(`registry: already running on ${url}`)
-    return
+async function launchAndWait(started) {
+  let pid = livePid(files.pidFile, files.marker)
+  if (pid === null) {
+    if (await portTaken(port))
+      fail(`port ${port} is taken by something that is not a schema registry (set REGISTRY_PORT)`)
+    fetchApp()
+    pid = launch(findJava())
+    console.log(`registry: started pid ${pid}, waiting for ${url} (log: ${files.log})`)
   }
-  const started = Date.now()
-  if (!tryStartLock(files.lock)) {
-    console.log(`registry: another start is in progress, waiting for ${url}`)
-    const up =
-      (await waitUntil(registryAnswers, () => lockHolderAlive(files.lock), started)) ||
-      (await registryAnswers())
-    if (!up) fail('the other start did not bring the registry up')
-    return
+  const alive = () => livePid(files.pidFile, files.marker) !== null
+  if (!(await waitUntil(registryAnswers, alive, started))) {
+    console.error(`--- ${files.log} ---\n${logSummary(files.log)}\n---`)
+    if (alive()) fail(`no answer within ${START_TIMEOUT_MS / 1000} s (pid ${pid} left running)`)
+    fail('the registry exited')
   }
-  try {
-    let pid = livePid(files.pidFile, files.marker)
-    if (pid === null) {
-      if (await portTaken(port))
-        fail(`port ${port} is taken by something that is not a schema registry (set REGISTRY_PORT)`)
-      fetchApp()
-      pid = launch(findJava())
-      console.log(`registry: started pid ${pid}, waiting for ${url} (log: ${files.log})`)
-    }
-    const alive = () => livePid(files.pidFile, files.marker) !== null
-    if (!(await waitUntil(registryAnswers, alive, started))) {
-      console.error(`--- ${files.log} ---\n${logSummary(files.log)}\n---`)
-      if (alive()) fail(`no answer within ${START_TIMEOUT_MS / 1000} s (pid ${pid} left running)`)
-      fail('the registry exited')
-    }
-  } finally {
-    fs.rmSync(files.lock, { force: true })
-  }
-  console.log(`registry: ready on ${url} in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+}
+
+function start() {
+  return startOnce({
+    label: 'registry',
+    where: url,
+    lockFile: files.lock,
+    ready: registryAnswers,
+    launch: launchAndWait,
+  })
 }
 
 async function stop() {

@@ -1,6 +1,6 @@
 // What scripts/kafka.mjs (one node) and scripts/kafka-cluster.mjs (three secured nodes) share:
 // the jars and classpath, the broker log config, storage format, launching and stopping one KRaft
-// JVM, the start lock, and a probe that asks Kafka itself (ApiVersions) whether it answers.
+// JVM, and a probe that asks Kafka itself (ApiVersions) whether it answers.
 // Only node: built-ins are used so the scripts run before `npm ci`.
 
 import { spawn, spawnSync } from 'node:child_process'
@@ -332,34 +332,6 @@ export async function stopNode(files, label, timeoutMs = STOP_TIMEOUT_MS) {
   fs.rmSync(files.pidFile, { force: true })
   console.log(`${label}: stopped pid ${pid}`)
   return true
-}
-
-// ---------------------------------------------------------------------------
-// Start lock: two starts can race (two test runs, or a test run and `npm run kafka:start`). Only
-// the holder of the lock file launches JVMs; the others wait. A lock left by a dead process is taken over.
-
-export function tryStartLock(lockFile) {
-  fs.mkdirSync(path.dirname(lockFile), { recursive: true })
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx' })
-      return true
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err
-    }
-    if (lockHolderAlive(lockFile)) return false
-    fs.rmSync(lockFile, { force: true })
-  }
-  return false
-}
-
-export function lockHolderAlive(lockFile) {
-  try {
-    process.kill(Number(fs.readFileSync(lockFile, 'utf8')), 0)
-    return true
-  } catch (err) {
-    return err.code === 'EPERM'
-  }
 }
 
 /** Dispatches `node <script> <command>`; an error prints as `<label>: message` with exit code 1. */
