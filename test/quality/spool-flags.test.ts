@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { SourceRecord } from '../../correlator/source.js'
 import { SpoolSource } from '../../correlator/spool-source.js'
 import { decodeWire } from '../../events/wire.js'
@@ -13,7 +12,7 @@ import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { useRules } from '../../quality/rules-channel.js'
 import type { Spool } from '../../spool/spool.js'
-import { runDecodeTask } from '../../workers/decode-task.js'
+import { runOneBody } from '../support/decode-task.js'
 import { FLAG_NOT_DE, useTestRules } from '../support/rules.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'adgate-spool-flags-'))
@@ -30,16 +29,9 @@ describe('quality flags through the spool', () => {
       country: i % 4 === 0 ? 'FR' : 'DE',
     }))
     const body = encodeEvents('impression', events, 'csv')
-    const facts = {
-      type: 'impression',
-      encoding: 'csv',
-      contentEncoding: 'identity',
-      source: 'ssp-a',
-      requestId: 'r1',
-      ingestTime: Date.now(),
-    } as const
+    const facts = { type: 'impression', encoding: 'csv', source: 'ssp-a', ingestTime: Date.now() } as const
     const partitions = { 'adgate.impressions': 2, 'adgate.dlq': 1 }
-    const result = runDecodeTask(oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 1000, partitions }))
+    const result = runOneBody(body, facts, { maxBytes: 1 << 24, maxEvents: 1000, partitions })
     expect(result.outcomes[0]).toMatchObject({ events: 20, flagged: 5 })
 
     const { Spool: Compiled } = (await import(

@@ -1,14 +1,13 @@
 // Data-quality rules inside a worker task: rule rejections join the schema rejections with their
 // index in the body, dead-letter with the rule's name, and flagged records carry a header.
 import { afterEach, describe, expect, it } from 'vitest'
-import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { Encoding } from '../../decoders/result.js'
 import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { decodeRecordBatch, QUALITY_FLAGS_HEADER } from '../../kafka/protocol/record-batch.js'
 import { useRules } from '../../quality/rules-channel.js'
-import { runDecodeTask } from '../../workers/decode-task.js'
+import { runOneBody } from '../support/decode-task.js'
 import { outcomeOf } from '../support/rejects.js'
 import { FLAG_NOT_DE, useTestRules } from '../support/rules.js'
 
@@ -22,17 +21,8 @@ const PARTITIONS = {
 const INGEST = Date.UTC(2026, 10, 1, 12)
 
 function task(body: Buffer, encoding: Encoding) {
-  const facts = {
-    type: 'impression',
-    encoding,
-    contentEncoding: 'identity',
-    source: 'ssp-a',
-    requestId: 'r1',
-    ingestTime: INGEST,
-  } as const
-  const result = runDecodeTask(
-    oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS }),
-  )
+  const facts = { type: 'impression', encoding, source: 'ssp-a', ingestTime: INGEST } as const
+  const result = runOneBody(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS })
   const out = Buffer.from(result.buffer)
   const records = result.batches.flatMap((b) =>
     decodeRecordBatch(out.subarray(b.offset, b.offset + b.length), QUALITY_FLAGS_HEADER).records.map((r) => ({

@@ -1,6 +1,5 @@
 // A worker task end to end, in-process: bodies in, Kafka record batches out.
 import { describe, expect, it } from 'vitest'
-import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import type { Encoding } from '../../decoders/result.js'
 import { EVENT_INFO } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
@@ -9,7 +8,7 @@ import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { partitionFor } from '../../kafka/protocol/murmur2.js'
 import { decodeRecordBatch } from '../../kafka/protocol/record-batch.js'
-import { runDecodeTask } from '../../workers/decode-task.js'
+import { runOneBody } from '../support/decode-task.js'
 
 const PARTITIONS = {
   'adgate.bids': 4,
@@ -20,17 +19,8 @@ const PARTITIONS = {
 }
 
 function task(body: Buffer, encoding: Encoding, type: 'bid' | 'impression') {
-  const facts = {
-    type,
-    encoding,
-    contentEncoding: 'identity',
-    source: 'ssp-ü',
-    requestId: 'r1',
-    ingestTime: 1_795_000_000_123,
-  } as const
-  return runDecodeTask(
-    oneBodyTask(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS }),
-  )
+  const facts = { type, encoding, source: 'ssp-ü', ingestTime: 1_795_000_000_123 }
+  return runOneBody(body, facts, { maxBytes: 1 << 24, maxEvents: 10_000, partitions: PARTITIONS })
 }
 
 describe('decode task', () => {

@@ -2,28 +2,17 @@
 // it, the worker task threw and every request in it got 503 WORKER_FAILED (retryable: a poison
 // request retried forever). Now it is that event's rejection (207/400) on every encoding and path.
 import { describe, expect, it } from 'vitest'
-import { oneBodyTask } from '../../bench/lib/one-body-task.js'
 import { MAX_LONG } from '../../decoders/normalize.js'
 import type { Encoding } from '../../decoders/result.js'
 import { transcodeJsonJs } from '../../decoders/transcode.js'
-import { runDecodeTask } from '../../workers/decode-task.js'
+import { runOneBody } from '../support/decode-task.js'
 import { outcomeOf } from '../support/rejects.js'
 
 const PARTITIONS = { 'adgate.bids': 1, 'adgate.impressions': 1, 'adgate.dlq': 1 }
 
 function run(body: string, encoding: Encoding, type: 'bid' | 'impression') {
-  const facts = {
-    type,
-    encoding,
-    contentEncoding: 'identity',
-    source: 's',
-    requestId: 'r',
-    ingestTime: 1_795_000_000_000,
-  } as const
-  const result = runDecodeTask(
-    oneBodyTask(Buffer.from(body), facts, { maxBytes: 1 << 20, maxEvents: 100, partitions: PARTITIONS }),
-  )
-  return outcomeOf(result, 0)
+  const facts = { type, encoding, requestId: 'r' }
+  return outcomeOf(runOneBody(body, facts, { maxBytes: 1 << 20, maxEvents: 100, partitions: PARTITIONS }), 0)
 }
 
 // The bid's long: bid_price_micros in adgate's envelope (schemas/bid.v3.avsc).
