@@ -14,7 +14,7 @@ import type { RunningGateway } from '../support/gateway.js'
 import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { ackedOf, Load, longestAckGapMs, waitFor } from './support/load.js'
-import { metric, type Readiness, readyz, waitDrained } from './support/observe.js'
+import { metric, type Readiness, readyz, waitRecovered } from './support/observe.js'
 import { logTail, Rig } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
@@ -188,9 +188,7 @@ describe.skipIf(!cluster)(
         delivered.spoolEnd = await metric(gw.url, DELIVERED('spool'), 0)
         await rig.broker.start()
         t.restored = Date.now()
-        await waitDrained(gw.url, 90_000, detail)
-        t.drained = Date.now()
-        await load.waitAcked('20 requests acknowledged after recovery', 20, t.drained, 30_000, detail)
+        t.drained = await waitRecovered(gw.url, load, { drainMs: 90_000, ackedMs: 30_000 }, detail)
       } finally {
         await load.stop()
         t.end = Date.now()

@@ -10,7 +10,7 @@ import type { RunningGateway } from '../support/gateway.js'
 import { requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, longestAckGapMs, sleep } from './support/load.js'
-import { waitDrained } from './support/observe.js'
+import { waitRecovered } from './support/observe.js'
 import { logTail, Rig } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
@@ -93,9 +93,7 @@ for (const fault of FAULTS) {
         t.restored = Date.now()
         await rig.broker.healthy()
         t.inSync = Date.now()
-        await waitDrained(gw.url, 90_000, detail)
-        t.drained = Date.now()
-        await load.waitAcked('20 requests acknowledged after recovery', 20, t.drained, 30_000, detail)
+        t.drained = await waitRecovered(gw.url, load, { drainMs: 90_000, ackedMs: 30_000 }, detail)
       } finally {
         await load.stop()
         t.end = Date.now()

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Exchange, Load, sleep, waitFor } from './support/load.js'
-import { ReadyPoller, waitDrained } from './support/observe.js'
+import { ReadyPoller, waitRecovered } from './support/observe.js'
 import { kafkaAvailable, kafkaConfigs, logTail, Rig } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
@@ -73,9 +73,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker un
       t.unthrottled = Date.now()
     }
     try {
-      await waitDrained(gw.url, 60_000, detail)
-      t.drained = Date.now()
-      await load.waitAcked('20 requests acknowledged after the drain', 20, t.drained, 20_000, detail)
+      t.drained = await waitRecovered(gw.url, load, { drainMs: 60_000, ackedMs: 20_000 }, detail)
     } finally {
       await load.stop()
       await ready.stop()

@@ -1,6 +1,6 @@
 // Watching a running gateway from outside: its memory high-water mark (/proc), /readyz and /metrics.
 import { readFileSync } from 'node:fs'
-import { sleep, waitFor } from './load.js'
+import { type Load, sleep, waitFor } from './load.js'
 
 export { metric } from '../../../bench/lib/servers.js'
 
@@ -112,6 +112,22 @@ export async function waitDrained(url: string, timeoutMs: number, detail = () =>
     () => `last /readyz: ${JSON.stringify(last)}\n${detail()}`,
   )
   return Date.now() - started
+}
+
+/**
+ * After a fault is repaired: the spool drained into Kafka, then 20 requests sent after that were
+ * acknowledged (the gateway takes traffic again). Resolves with the time the drain was seen.
+ */
+export async function waitRecovered(
+  url: string,
+  load: Load,
+  timeouts: { drainMs: number; ackedMs: number },
+  detail = () => '',
+): Promise<number> {
+  await waitDrained(url, timeouts.drainMs, detail)
+  const drained = Date.now()
+  await load.waitAcked('20 requests acknowledged after the drain', 20, drained, timeouts.ackedMs, detail)
+  return drained
 }
 
 /** Wait until the spool holds at least `entries` batches (the gateway is spooling). */
