@@ -139,7 +139,9 @@ export class SchemaValidator {
 }
 
 // ------------------------------------------------------------------------------------------
-// The event schemas against the .avsc files they are derived from.
+// The event schemas against the .avsc files they are derived from. This walks the .avsc JSON
+// itself, not events/schema-model.ts (what the code under test reads), on purpose: an independent
+// oracle, so a fault in the model cannot hide in the comparison.
 
 interface AvroField {
   name: string
