@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { Load, sleep } from './support/load.js'
 import { metric, ReadyPoller, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, Rig } from './support/rig.js'
+import { kafkaAvailable, Rig, scenarioDetail } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const OUTAGE_MS = 30_000
@@ -26,7 +26,7 @@ describe.skipIf(!kafkaAvailable)('fault injection: 2. broker stopped for 30 s un
     const recording = await Recording.begin(rig, 'broker-outage')
     // ~2 clients x 10 events every ~150 ms: about 6k events over the whole scenario
     load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 150, maxEvents: 10_000 })
-    const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+    const detail = scenarioDetail(t, load, gw)
     ready = new ReadyPoller(() => gw.url, 250)
     load.start()
     try {

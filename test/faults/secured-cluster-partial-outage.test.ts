@@ -15,7 +15,7 @@ import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../sup
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { ackedOf, Load, longestAckGapMs, waitFor } from './support/load.js'
 import { metric, type Readiness, readyz, waitRecovered } from './support/observe.js'
-import { logTail, Rig } from './support/rig.js'
+import { Rig, scenarioDetail } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
@@ -156,7 +156,7 @@ describe.skipIf(!cluster)(
       const recording = await Recording.begin(rig, 'cluster-partial-outage')
       gw = await rig.gateway()
       load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 100, maxEvents: 10_000 })
-      const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+      const detail = scenarioDetail(t, load, gw)
       load.start()
       try {
         await load.waitAcked('20 acknowledged requests', 20, 0, 30_000, detail)

@@ -14,7 +14,7 @@ import { clusterClientOptions, type KafkaCluster, requiredCluster } from '../sup
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, sleep, waitFor } from './support/load.js'
 import { metric, ReadyPoller } from './support/observe.js'
-import { logTail, Rig } from './support/rig.js'
+import { Rig, scenarioDetail } from './support/rig.js'
 import { expectAnswered, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
@@ -144,7 +144,7 @@ for (const refusal of REFUSALS) {
         types: refusal.types ?? ['impression'],
       })
       ready = new ReadyPoller(() => gw.url, 250)
-      const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+      const detail = scenarioDetail(t, load, gw)
       t.refused = Date.now()
       load.start()
       try {

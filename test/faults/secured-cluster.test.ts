@@ -11,7 +11,7 @@ import { requiredCluster } from '../support/kafka-cluster.js'
 import type { ClusterNodes } from './support/cluster-nodes.js'
 import { Load, longestAckGapMs, sleep } from './support/load.js'
 import { waitRecovered } from './support/observe.js'
-import { logTail, Rig } from './support/rig.js'
+import { Rig, scenarioDetail } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 const cluster = requiredCluster()
@@ -84,7 +84,7 @@ for (const fault of FAULTS) {
       const recording = await Recording.begin(rig, fault.name)
       // a bound on the load that outlasts a slow restart of two brokers on a busy machine (62 s seen)
       load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 100, maxEvents: 20_000 })
-      const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+      const detail = scenarioDetail(t, load, gw)
       load.start()
       try {
         await load.waitAcked('20 acknowledged requests', 20, 0, 30_000, detail)

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningGateway } from '../support/gateway.js'
 import { type Exchange, Load, sleep, waitFor } from './support/load.js'
 import { type Readiness, ReadyPoller, readyz, waitDrained } from './support/observe.js'
-import { kafkaAvailable, logTail, type Rig, rigPerBlock } from './support/rig.js'
+import { kafkaAvailable, logTail, type Rig, rigPerBlock, scenarioDetail } from './support/rig.js'
 import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './support/verify.js'
 
 /** How long the load keeps running against a spool that is out of room. */
@@ -55,7 +55,7 @@ async function fillDuringOutage(
   })
   const ready = new ReadyPoller(() => gw.url, 100)
   const t = { down: 0, firstRefusal: 0, upAsked: 0, up: 0, drained: 0 }
-  const detail = () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
+  const detail = scenarioDetail(t, load, gw)
   let aliveWhileFull = false
   let undrained: Readiness | null = null
   load.start()

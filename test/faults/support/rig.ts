@@ -11,6 +11,7 @@ import { clusterEnv, type KafkaCluster } from '../../support/kafka-cluster.js'
 import { acquireSecondBroker, type SecondBroker } from '../../support/second-broker.js'
 import { ClusterNodes } from './cluster-nodes.js'
 import { runCommand } from './command.js'
+import type { Load } from './load.js'
 import { RssWatch } from './observe.js'
 
 /** Empty when there is no Java on this machine: then no broker of our own can run either. */
@@ -118,6 +119,11 @@ export class Rig<K extends Kafka = SecondBroker> {
 /** A unique run prefix for event ids: `<scenario>-<time>`. */
 export function runId(scenario: string): string {
   return `${scenario}-${Date.now().toString(36)}`
+}
+
+/** What a timed-out wait of a scenario prints: its times, the load's outcomes so far, the gateway's log tail. */
+export function scenarioDetail(t: object, load: Load, gw: RunningGateway): () => string {
+  return () => `${JSON.stringify({ t, outcomes: load.outcomes() })}\n${logTail(gw)}`
 }
 
 /** The gateway's log lines at warn and above (for failure messages). */
