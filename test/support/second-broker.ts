@@ -2,20 +2,23 @@
 // the shared broker on 9092 that every other test uses is never touched. It is the same
 // scripts/kafka.mjs broker, on another port and with its own data dir (log dir, pid file, log):
 //   data/outage-broker/<port>/kafka/{logs,broker.log,broker.pid}
-// Ports are taken from 19092 upwards in steps of 100 (the controller listens on port+1). A port
-// is owned through data/outage-broker/<port>.owner (our pid), so two test runs at once each get
-// their own broker; a lock left by a dead run is taken over and its broker stopped.
+// Ports are taken from SECOND_BROKER_BASE_PORT (default 19092) upwards in steps of 100 (the
+// controller listens on port+1). A port is owned through <tmpdir>/adgate-second-broker/<port>.owner
+// (our pid), one directory for the whole machine, so test runs at once, from this checkout or
+// another, each get their own broker; a claim left by a dead run is taken over and its broker stopped.
 // Measured here: the first start (formats storage) 3.5–6 s, a stop 0.5–1.2 s, a restart 2.5–11 s.
 // freeze()/thaw() SIGSTOP/SIGCONT the JVM: a broker that hangs instead of going away.
 import fs from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { kafkaScript } from '../../bench/lib/broker.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const baseDir = path.join(repoRoot, 'data', 'outage-broker')
-const FIRST_PORT = 19092
+const claimsDir = path.join(os.tmpdir(), 'adgate-second-broker')
+const FIRST_PORT = Number(process.env.SECOND_BROKER_BASE_PORT ?? 19092)
 const PORT_STEP = 100
 const PORT_TRIES = 10
 
@@ -40,12 +43,14 @@ export interface SecondBroker {
 /** Claims a free port pair and its data dir. The broker is not started: call start(). */
 export async function acquireSecondBroker(): Promise<SecondBroker> {
   fs.mkdirSync(baseDir, { recursive: true })
+  fs.mkdirSync(claimsDir, { recursive: true })
   for (let i = 0; i < PORT_TRIES; i++) {
     const port = FIRST_PORT + i * PORT_STEP
-    const owner = path.join(baseDir, `${port}.owner`)
+    const owner = path.join(claimsDir, `${port}.owner`)
     const dataDir = path.join(baseDir, String(port))
     if (!claim(owner)) continue
-    // A run that died may have left its broker running on this dir: stop it (no-op otherwise).
+    // A run of this checkout that died may have left its broker running on this dir: stop it (no-op
+    // otherwise). Another checkout's broker left on the port makes the port taken: the next one is tried.
     const stale = await runScript('stop', port, dataDir)
     if (stale.code !== 0 || !((await portFree(port)) && (await portFree(port + 1)))) {
       fs.rmSync(owner, { force: true }) // taken by something that is not ours
