@@ -89,6 +89,12 @@ const CONTENT_LENGTH = Buffer.from('\r\nContent-Length:')
 const LINGER_MS = 2000
 /** On shutdown, how long a connection may still pass the answers it owes. */
 const SHUTDOWN_GRACE_MS = 2000
+/**
+ * Every upstream socket reads into this one buffer (net's `onread`): reads are synchronous with
+ * their callback, which copies what it forwards, so one buffer serves all connections. Saves a
+ * 64 KiB allocation, its resize and a stream 'data' event per answer.
+ */
+const UPSTREAM_READS = Buffer.allocUnsafeSlow(64 * 1024)
 
 class GuardedConnection {
   private readonly upstream: net.Socket
@@ -104,6 +110,9 @@ class GuardedConnection {
   private chunkedHead: Buffer | null = null
   private chunkedAnswer: Pending | null = null
   private peerLine: Buffer | null = null
+  /** The last bytes for uWS from the chunk being read (toUpstream), and whether earlier ones are corked. */
+  private nextUpstream: Buffer | null = null
+  private upstreamCorked = false
   /** Pipelined bytes waiting for the answer before them. */
   private held: Buffer | null = null
   /** When the request being received started (its first byte), for 408. */
@@ -131,9 +140,11 @@ class GuardedConnection {
     private readonly onClose: () => void,
   ) {
     client.setNoDelay(true)
-    this.upstream = net.connect({ path: options.upstreamPath })
+    this.upstream = net.connect({
+      path: options.upstreamPath,
+      onread: { buffer: UPSTREAM_READS, callback: this.upstreamRead },
+    })
     client.on('data', this.fromClient)
-    this.upstream.on('data', this.fromUpstream)
     // Backpressure both ways: a slow reader slows its writer, nothing queues without bound.
     client.on('drain', () => this.upstream.resume())
     this.upstream.on('drain', () => this.client.resume())
@@ -177,10 +188,9 @@ class GuardedConnection {
   private readonly fromClient = (chunk: Buffer): void => {
     if (this.input === 'done') return // lingering after a refusal: read and drop
     if (this.input === 'tunnel') {
-      this.toUpstream(chunk)
+      this.writeUpstream(chunk)
       return
     }
-    this.upstream.cork()
     let at = 0
     while (
       at < chunk.length &&
@@ -232,7 +242,7 @@ class GuardedConnection {
         at = chunk.length
       }
     }
-    this.upstream.uncork()
+    this.flushUpstream()
     if (this.input === 'head' ? this.partial !== null : this.input === 'body' || this.input === 'chunked')
       this.armTimer()
   }
@@ -304,8 +314,14 @@ class GuardedConnection {
   /** The head with the client's address added (trackers record it), before its final CRLF. */
   private withPeer(head: Buffer, complete = true): Buffer {
     this.peerLine ??= Buffer.from(`${PEER_HEADER}: ${this.client.remoteAddress ?? ''}\r\n`, 'latin1')
-    if (!complete) return Buffer.concat([head, this.peerLine])
-    return Buffer.concat([head.subarray(0, head.length - 2), this.peerLine, CRLF])
+    const peer = this.peerLine
+    // One copy into one buffer (no Buffer.concat and its array per request).
+    const fields = complete ? head.length - 2 : head.length
+    const out = Buffer.allocUnsafe(fields + peer.length + (complete ? 2 : 0))
+    head.copy(out, 0, 0, fields)
+    peer.copy(out, fields)
+    if (complete) CRLF.copy(out, fields + peer.length)
+    return out
   }
 
   /** A head over the limit: 414 when the request line alone is (RFC 9112 §3), else 431. */
@@ -324,7 +340,37 @@ class GuardedConnection {
     this.input = this.closeAfter ? 'done' : 'head'
   }
 
+  /**
+   * Bytes for uWS, written when the client's chunk is through (flushUpstream): one write, and no
+   * cork, for a chunk that makes one (a request without a body: the common case, where corking
+   * cost more than it saved); several are corked into one writev.
+   */
   private toUpstream(bytes: Buffer): void {
+    if (this.nextUpstream === null) {
+      this.nextUpstream = bytes
+      return
+    }
+    if (!this.upstreamCorked) {
+      this.upstreamCorked = true
+      this.upstream.cork()
+    }
+    this.writeUpstream(this.nextUpstream)
+    this.nextUpstream = bytes
+  }
+
+  private flushUpstream(): void {
+    const last = this.nextUpstream
+    if (last === null) return
+    this.nextUpstream = null
+    // A refusal may have dropped uWS meanwhile (flushLocal): what was for it goes nowhere.
+    if (!this.upstream.destroyed) this.writeUpstream(last)
+    if (this.upstreamCorked) {
+      this.upstreamCorked = false
+      this.upstream.uncork()
+    }
+  }
+
+  private writeUpstream(bytes: Buffer): void {
     if (!this.upstream.write(bytes)) this.client.pause()
   }
 
@@ -388,12 +434,18 @@ class GuardedConnection {
 
   // ---- upstream → client -------------------------------------------------------------------
 
-  private readonly fromUpstream = (chunk: Buffer): void => {
+  /** uWS's bytes, read into UPSTREAM_READS: nothing may hold on to them past this call (forward copies). */
+  private readonly upstreamRead = (length: number): boolean => {
+    this.fromUpstream(UPSTREAM_READS.subarray(0, length))
+    return true // pausing is write()'s, through upstream.pause()
+  }
+
+  private fromUpstream(chunk: Buffer): void {
     if (this.output === 'tunnel') {
-      this.toClient(chunk)
+      this.toClient(Buffer.from(chunk)) // a copy: see upstreamRead
       return
     }
-    this.client.cork()
+    // No cork: forward() gathers a chunk's answers into one write already.
     let at = 0
     while (at < chunk.length) {
       if (this.output === 'head') at = this.readResponseHead(chunk, at)
@@ -410,7 +462,6 @@ class GuardedConnection {
       }
     }
     this.flushForward()
-    this.client.uncork()
   }
 
   /** Pass chunk[from, to) on to the client, after what is already collected. */
@@ -429,7 +480,8 @@ class GuardedConnection {
     const chunk = this.outChunk
     if (chunk === null) return
     this.outChunk = null
-    this.write(chunk.subarray(this.outFrom, this.outTo))
+    // A copy: the chunk is UPSTREAM_READS, read into again by the next upstream read of any connection.
+    this.write(Buffer.from(chunk.subarray(this.outFrom, this.outTo)))
   }
 
   private readResponseHead(chunk: Buffer, at: number): number {

@@ -77,16 +77,19 @@ export class IngestService {
       }
     }
 
-    // A client on probation for refused work is decoded apart (workers/probation-lane.ts).
-    const onProbation = this.refused?.onProbation(client) ?? false
-    if (onProbation) this.metrics.probationBodies.inc()
-    const request = onProbation ? { ...input, probation: client } : input
+    // A client on probation for refused work, or whose bodies in flight may cost more than its
+    // free share, is decoded apart (workers/probation-lane.ts).
+    const bytes = input.body.length // the pool takes the body over
+    const admitted = this.refused?.admit(client, bytes) ?? null
+    if (admitted?.apart) this.metrics.probationBodies.inc()
+    const request = admitted?.apart ? { ...input, probation: client } : input
     let outcome: BodyOutcome
     let rejectsJson: Buffer | null
     let task: TaskOutput
     try {
       ;({ outcome, rejectsJson, task } = await this.pool.decode(request))
     } catch (err) {
+      if (admitted !== null) this.refused!.settle(client, admitted, bytes, null, 0)
       this.logger.error({ err, requestId }, 'decode failed in the worker pool')
       return errorReply(
         'WORKER_FAILED',
@@ -96,9 +99,9 @@ export class IngestService {
     }
     const delivered = this.deliver(task)
     const charged = refusedMs(outcome)
-    if (this.refused !== null && charged > 0) {
-      this.refused.charge(client, charged)
-      this.metrics.refusedWork.inc(charged / 1000)
+    if (admitted !== null) {
+      this.refused!.settle(client, admitted, bytes, outcome.cpuMs, charged)
+      if (charged > 0) this.metrics.refusedWork.inc(charged / 1000)
     }
     this.quality?.observe(input.source, type, outcome)
     const { rejected } = outcome

@@ -165,7 +165,7 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
       () =>
         new Counter({
           name: 'adgate_probation_bodies_total',
-          help: 'Bodies of clients on probation for refused work (over their share within the last 30 s), decoded apart on one thread of their own',
+          help: 'Bodies decoded apart on one thread of their own: their client is on probation for refused work (over its share within the last 30 s), or its bodies in flight may cost more than its share (a burst)',
           registers,
         }),
     ),

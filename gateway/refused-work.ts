@@ -12,6 +12,13 @@ import type { Authenticator, Principal } from './auth.js'
  * A client that went over its free share is on probation for `probationMs` after it last was: its
  * bodies are decoded apart from everyone else's (workers/pool.ts, the probation lane), so its next
  * costly body takes no worker and no event-loop time from clients in good standing.
+ *
+ * Charges land only when a body is decoded, so a burst sent at once would all be decoded on the
+ * shared workers before the first charge. Each body is therefore charged at admission (admit) with
+ * an estimate, its size times its client's last cost per byte (a client not seen yet: the worst
+ * measured, WORST_MS_PER_BYTE), and settled when decoded (settle). A client whose debt plus the
+ * estimates of its bodies in flight is over its free share has its next bodies decoded apart.
+ * Estimates only route: they never make a body wait or refuse it, and valid work costs nothing.
  */
 export class RefusedWork {
   private readonly debts = new Map<string, Debt>()
@@ -22,6 +29,32 @@ export class RefusedWork {
     private readonly now: () => number = Date.now,
     private readonly probationMs = PROBATION_MS,
   ) {}
+
+  /**
+   * A body of `bytes` arrives: whether it must be decoded apart (the client is on probation, or its
+   * debt and its bodies in flight are over its free share). Its estimate is reserved until
+   * settle() with the same `admitted`.
+   */
+  admit(client: string, bytes: number): Admitted {
+    const debt = this.debtOf(client)
+    const apart = this.onProbation(client) || this.drain(debt) + debt.inFlightMs > this.msPerSecond
+    const estimateMs = bytes * debt.msPerByte
+    debt.inFlightMs += estimateMs
+    if (this.debts.size > MAX_CLIENTS) this.forgetPaidUp()
+    return { apart, estimateMs }
+  }
+
+  /**
+   * The body admitted as `admitted` was decoded: its estimate is released, `refusedMs` of its `cpuMs`
+   * charged, and its cost per byte is the client's next estimate (a failed decode: cpuMs null,
+   * nothing learnt).
+   */
+  settle(client: string, admitted: Admitted, bytes: number, cpuMs: number | null, refusedMs: number): void {
+    const debt = this.debtOf(client)
+    debt.inFlightMs = Math.max(0, debt.inFlightMs - admitted.estimateMs)
+    if (cpuMs !== null && bytes > 0) debt.msPerByte = cpuMs / bytes
+    this.charge(client, refusedMs)
+  }
 
   /** Whether this client went over its free share within the last probationMs. */
   onProbation(client: string): boolean {
@@ -77,7 +110,14 @@ export class RefusedWork {
   private debtOf(client: string): Debt {
     let debt = this.debts.get(client)
     if (debt === undefined) {
-      debt = { ms: 0, at: this.now(), waiting: 0, overAt: Number.NEGATIVE_INFINITY }
+      debt = {
+        ms: 0,
+        at: this.now(),
+        waiting: 0,
+        overAt: Number.NEGATIVE_INFINITY,
+        inFlightMs: 0,
+        msPerByte: WORST_MS_PER_BYTE,
+      }
       this.debts.set(client, debt)
     }
     return debt
@@ -91,10 +131,14 @@ export class RefusedWork {
     return debt.ms
   }
 
-  /** Clients with no debt, nothing waiting and no probation are forgotten (the map stays bounded by the indebted). */
+  /**
+   * Clients with no debt, nothing waiting or in flight and no probation are forgotten (the map stays
+   * bounded by the indebted and the busy); one forgotten is estimated as one not seen yet.
+   */
   private forgetPaidUp(): void {
     for (const [client, debt] of this.debts)
-      if (debt.waiting === 0 && this.drain(debt) === 0 && !this.onProbation(client)) this.debts.delete(client)
+      if (debt.waiting === 0 && debt.inFlightMs === 0 && this.drain(debt) === 0 && !this.onProbation(client))
+        this.debts.delete(client)
   }
 
   /** Clients tracked (tests: the map stays bounded). */
@@ -118,9 +162,25 @@ interface Debt {
   waiting: number
   /** When its debt last went over the free share (its probation runs from then). */
   overAt: number
+  /** The estimates of its bodies admitted and not yet settled. */
+  inFlightMs: number
+  /** Its last body's decode time per byte: the estimate for its next. */
+  msPerByte: number
+}
+
+/** A body's admission: decoded apart or not, and the estimate reserved for it. */
+export interface Admitted {
+  readonly apart: boolean
+  readonly estimateMs: number
 }
 
 const MAX_CLIENTS = 10_000
+/**
+ * The estimate per byte of a client not seen yet: about the worst decode cost measured (10k invalid
+ * NDJSON events in 29 KB took 45–80 ms, issue 15), so a new client's burst counts as that costly
+ * until its first body says otherwise.
+ */
+export const WORST_MS_PER_BYTE = 0.003
 /** How long a client that went over its free share is decoded apart from the others. */
 export const PROBATION_MS = 30_000
 

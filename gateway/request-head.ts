@@ -51,13 +51,25 @@ const ROUTED_METHODS = new Set([
   'TRACE',
   'CONNECT',
 ])
-/** uWS reads header names of these characters only; other token characters stall its parser. */
-const UWS_NAME = /^[A-Za-z0-9-]+$/
 // RFC 9110 §5.6.2 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/**
+ * "Not of the class" scanners, run from a position with endOfRun (global flag: they start at
+ * lastIndex and allocate nothing): a header name is a token when its first non-token character is
+ * its colon.
+ */
+const NOT_TOKEN = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/g
+/** uWS reads header names of these characters only; other token characters stall its parser. */
+const NOT_UWS_NAME = /[^A-Za-z0-9-]/g
 // RFC 9110 §5.5: field values are visible characters, obs-text, SP and HTAB; no other controls.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/g
+/** The header names read below, by length: any other name is not lower-cased at all. */
+const READ_NAME_LENGTHS = new Set(
+  ['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'x-request-id', PEER_HEADER].map(
+    (n) => n.length,
+  ),
+)
 // RFC 9112 §3.2: origin-form; any byte above SP but DEL (percent-decoding is the router's job).
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/
 const VERSION = /^HTTP\/(\d)\.(\d)$/
@@ -125,42 +137,47 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
   let pos = lineEnd + 2
   const end = head.length - 2 // the final empty line
   while (pos < end) {
+    // Positions in `text`, no per-line strings: most fields are only checked, never read.
     const eol = text.indexOf('\r\n', pos)
     const lf = text.indexOf('\n', pos)
     if (lf !== eol + 1) return refuse('MALFORMED_REQUEST', 'header lines must end with CRLF (RFC 9112 §2.2)')
-    const line = text.slice(pos, eol)
-    const c = line.charCodeAt(0)
+    const c = text.charCodeAt(pos)
     if (c === 32 || c === 9) return refuse('MALFORMED_REQUEST', 'obsolete line folding (RFC 9112 §5.2)')
-    const colon = line.indexOf(':')
-    if (colon <= 0)
+    let colon = text.indexOf(':', pos)
+    if (colon > eol) colon = -1
+    if (colon <= pos)
       return refuse(
         'MALFORMED_REQUEST',
-        `a header line without a name and colon: ${JSON.stringify(line.slice(0, 40))}`,
+        `a header line without a name and colon: ${JSON.stringify(text.slice(pos, Math.min(eol, pos + 40)))}`,
       )
-    const name = line.slice(0, colon)
-    if (!TOKEN.test(name))
+    const uwsName = endOfRun(NOT_UWS_NAME, text, pos) === colon
+    if (!uwsName && endOfRun(NOT_TOKEN, text, pos) !== colon)
       return refuse(
         'MALFORMED_REQUEST',
-        `header name ${JSON.stringify(name.slice(0, 40))} is not a token (RFC 9112 §5.1: no space before the colon)`,
+        `header name ${JSON.stringify(text.slice(pos, Math.min(colon, pos + 40)))} is not a token (RFC 9112 §5.1: no space before the colon)`,
       )
-    const value = line.slice(colon + 1).trim()
-    if (BAD_VALUE.test(line.slice(colon + 1)))
-      return refuse('MALFORMED_REQUEST', `header ${name} holds a control character (RFC 9110 §5.5)`)
+    // The line's own CR is the first control character of a clean value.
+    if (endOfRun(BAD_VALUE, text, colon + 1) !== eol)
+      return refuse(
+        'MALFORMED_REQUEST',
+        `header ${text.slice(pos, colon)} holds a control character (RFC 9110 §5.5)`,
+      )
     if (++fields > MAX_FIELDS) return refuse('HEADERS_TOO_LARGE', `more than ${MAX_FIELDS} header fields`)
-    if (!UWS_NAME.test(name)) {
+    if (!uwsName) {
       // Legal but unreadable by uWS: dropped, as nginx does with underscores (ignore_invalid_headers).
       drop ??= []
       drop.push([pos, eol + 2])
       pos = eol + 2
       continue
     }
-    switch (name.toLowerCase()) {
+    const name = READ_NAME_LENGTHS.has(colon - pos) ? text.slice(pos, colon).toLowerCase() : ''
+    switch (name) {
       case 'host':
-        host = value
+        host = text.slice(colon + 1, eol).trim()
         hosts++
         break
       case 'content-length':
-        for (const item of value.split(',')) {
+        for (const item of text.slice(colon + 1, eol).split(',')) {
           const n = item.trim()
           if (length !== null && n !== length)
             return refuse('MALFORMED_REQUEST', 'Content-Length values differ (RFC 9112 §6.3)')
@@ -168,19 +185,26 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
           lengths++
         }
         break
-      case 'transfer-encoding':
+      case 'transfer-encoding': {
+        const value = text.slice(colon + 1, eol).trim()
         transferEncoding = transferEncoding === null ? value : `${transferEncoding}, ${value}`
         drop ??= []
         drop.push([pos, eol + 2])
         break
-      case 'connection':
-        connection = connection ? `${connection}, ${value.toLowerCase()}` : value.toLowerCase()
+      }
+      case 'connection': {
+        const value = text
+          .slice(colon + 1, eol)
+          .trim()
+          .toLowerCase()
+        connection = connection ? `${connection}, ${value}` : value
         break
+      }
       case 'upgrade':
         upgrade = true
         break
       case 'x-request-id':
-        requestIdHeader = value
+        requestIdHeader = text.slice(colon + 1, eol).trim()
         break
       case PEER_HEADER_LOWER:
         // Only the guard says who the peer is: a client's own claim is dropped.
@@ -264,6 +288,12 @@ export function checkHead(head: Buffer, limits: HeadLimits): HeadOk | HeadRefuse
     upgrade: upgrade && method === 'GET',
     requestIdHeader,
   }
+}
+
+/** Where the first character `scanner` finds at or after `from` is (text.length: none). */
+function endOfRun(scanner: RegExp, text: string, from: number): number {
+  scanner.lastIndex = from
+  return scanner.test(text) ? scanner.lastIndex - 1 : text.length
 }
 
 /** The X-Request-Id of a head that was not parsed (over the limits): '' when none. */

@@ -1,7 +1,7 @@
 // gateway/refused-work.ts: refused decode time is charged to its client and drains at the
 // configured rate; beyond one second's worth the client's next bodies wait, others never do.
 import { describe, expect, it, vi } from 'vitest'
-import { RefusedWork } from '../../gateway/refused-work.js'
+import { RefusedWork, WORST_MS_PER_BYTE } from '../../gateway/refused-work.js'
 
 function clock() {
   const c = { t: 1_000_000, now: () => c.t }
@@ -113,5 +113,42 @@ describe('RefusedWork', () => {
     c.t += 1000
     w.charge('one-more', 1)
     expect(w.size).toBe(1)
+  })
+})
+
+describe('RefusedWork: charged at admission', () => {
+  it('a new client is estimated at the worst cost per byte until a body of it says otherwise', () => {
+    const w = new RefusedWork(50, 4, clock().now)
+    const first = w.admit('new', 10_000)
+    expect(first).toEqual({ apart: false, estimateMs: 10_000 * WORST_MS_PER_BYTE })
+    // 30 ms in flight, not over: the next is not apart yet; with it 60 ms are, so the third is.
+    expect(w.admit('new', 10_000).apart).toBe(false)
+    expect(w.admit('new', 10_000).apart).toBe(true)
+    expect(w.admit('other', 10_000).apart).toBe(false) // estimates are per client
+  })
+
+  it('settling releases the estimate and learns the cost per byte; valid work is never charged', () => {
+    const w = new RefusedWork(50, 4, clock().now)
+    const burst = [w.admit('valid', 30_000), w.admit('valid', 30_000)] // 90 ms each, estimated
+    expect(burst.map((a) => a.apart)).toEqual([false, true])
+    for (const a of burst) w.settle('valid', a, 30_000, 0.3, 0)
+    expect(w.waitMs('valid')).toBe(0)
+    expect(w.onProbation('valid')).toBe(false)
+    // Now known to cost 0.01 µs a byte: a burst of 100 such bodies is 1 ms in flight.
+    for (let i = 0; i < 100; i++) expect(w.admit('valid', 30_000).apart).toBe(false)
+  })
+
+  it('a failed decode releases its estimate and learns nothing; refused work is charged as before', () => {
+    const w = new RefusedWork(50, 4, clock().now)
+    const a = w.admit('noisy', 20_000) // 60 ms
+    const b = w.admit('noisy', 20_000)
+    expect(b.apart).toBe(true)
+    w.settle('noisy', a, 20_000, null, 0)
+    w.settle('noisy', b, 20_000, null, 0)
+    const c = w.admit('noisy', 1)
+    expect(c.apart).toBe(false)
+    w.settle('noisy', c, 1, 80, 80)
+    expect(w.onProbation('noisy')).toBe(true)
+    expect(w.waitMs('noisy')).toBeGreaterThan(0)
   })
 })
