@@ -39,6 +39,7 @@ export class RefusedWork {
     const debt = this.debtOf(client)
     const apart = this.onProbation(client) || this.drain(debt) + debt.inFlightMs > this.msPerSecond
     const estimateMs = bytes * debt.msPerByte
+    debt.inFlight++
     debt.inFlightMs += estimateMs
     if (this.debts.size > MAX_CLIENTS) this.forgetPaidUp()
     return { apart, estimateMs }
@@ -51,7 +52,8 @@ export class RefusedWork {
    */
   settle(client: string, admitted: Admitted, bytes: number, cpuMs: number | null, refusedMs: number): void {
     const debt = this.debtOf(client)
-    debt.inFlightMs = Math.max(0, debt.inFlightMs - admitted.estimateMs)
+    // Exactly 0 once none is in flight: sums of floats would leave a residue.
+    debt.inFlightMs = --debt.inFlight === 0 ? 0 : Math.max(0, debt.inFlightMs - admitted.estimateMs)
     if (cpuMs !== null && bytes > 0) debt.msPerByte = cpuMs / bytes
     this.charge(client, refusedMs)
   }
@@ -115,6 +117,7 @@ export class RefusedWork {
         at: this.now(),
         waiting: 0,
         overAt: Number.NEGATIVE_INFINITY,
+        inFlight: 0,
         inFlightMs: 0,
         msPerByte: WORST_MS_PER_BYTE,
       }
@@ -137,7 +140,7 @@ export class RefusedWork {
    */
   private forgetPaidUp(): void {
     for (const [client, debt] of this.debts)
-      if (debt.waiting === 0 && debt.inFlightMs === 0 && this.drain(debt) === 0 && !this.onProbation(client))
+      if (debt.waiting === 0 && debt.inFlight === 0 && this.drain(debt) === 0 && !this.onProbation(client))
         this.debts.delete(client)
   }
 
@@ -162,7 +165,8 @@ interface Debt {
   waiting: number
   /** When its debt last went over the free share (its probation runs from then). */
   overAt: number
-  /** The estimates of its bodies admitted and not yet settled. */
+  /** Its bodies admitted and not yet settled, and their estimates. */
+  inFlight: number
   inFlightMs: number
   /** Its last body's decode time per byte: the estimate for its next. */
   msPerByte: number

@@ -152,3 +152,19 @@ describe('RefusedWork: charged at admission', () => {
     expect(w.waitMs('noisy')).toBeGreaterThan(0)
   })
 })
+
+describe('RefusedWork: what it tracks stays bounded', () => {
+  it('forgets clients whose bodies were all settled valid, once it tracks many', () => {
+    const c = clock()
+    const w = new RefusedWork(50, 4, c.now)
+    for (let i = 0; i < 10_000; i++) {
+      const client = `client-${i}`
+      // Estimates that do not add up exactly in floating point, settled in another order.
+      const sizes = [1_234, 3_331, 7_777]
+      const admitted = sizes.map((n) => w.admit(client, n))
+      for (const k of [2, 0, 1]) w.settle(client, admitted[k]!, sizes[k]!, 0.01, 0)
+    }
+    w.admit('one-more', 1)
+    expect(w.size).toBe(1)
+  })
+})
