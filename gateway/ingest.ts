@@ -89,7 +89,7 @@ export class IngestService {
     try {
       ;({ outcome, rejectsJson, task } = await this.pool.decode(request))
     } catch (err) {
-      if (admitted !== null) this.refused!.settle(client, admitted, bytes, null, 0)
+      if (admitted !== null) this.refused!.settle(client, admitted, bytes, null)
       this.logger.error({ err, requestId }, 'decode failed in the worker pool')
       return errorReply(
         'WORKER_FAILED',
@@ -100,7 +100,7 @@ export class IngestService {
     const delivered = this.deliver(task)
     const charged = refusedMs(outcome)
     if (admitted !== null) {
-      this.refused!.settle(client, admitted, bytes, outcome.cpuMs, charged)
+      this.refused!.settle(client, admitted, bytes, charged)
       if (charged > 0) this.metrics.refusedWork.inc(charged / 1000)
     }
     this.quality?.observe(input.source, type, outcome)

@@ -15,10 +15,12 @@ import type { Authenticator, Principal } from './auth.js'
  *
  * Charges land only when a body is decoded, so a burst sent at once would all be decoded on the
  * shared workers before the first charge. Each body is therefore charged at admission (admit) with
- * an estimate, its size times its client's last cost per byte (a client not seen yet: the worst
- * measured, WORST_MS_PER_BYTE), and settled when decoded (settle). A client whose debt plus the
- * estimates of its bodies in flight is over its free share has its next bodies decoded apart.
- * Estimates only route: they never make a body wait or refuse it, and valid work costs nothing.
+ * an estimate, its size times the refused decode time per byte of its client's last body (a client
+ * not seen yet: the worst measured, WORST_MS_PER_BYTE; one whose last body was valid: 0), and
+ * settled when decoded (settle). A client whose debt plus the estimates of its bodies in flight is
+ * over its free share has its next bodies decoded apart. Estimates only route: they never make a
+ * body wait or refuse it, and a client sending valid work reserves nothing (a busy client with many
+ * large valid bodies in flight must not be sent to the one-thread lane).
  */
 export class RefusedWork {
   private readonly debts = new Map<string, Debt>()
@@ -46,15 +48,16 @@ export class RefusedWork {
   }
 
   /**
-   * The body admitted as `admitted` was decoded: its estimate is released, `refusedMs` of its `cpuMs`
-   * charged, and its cost per byte is the client's next estimate (a failed decode: cpuMs null,
-   * nothing learnt).
+   * The body admitted as `admitted` was decoded: its estimate is released, `refusedMs` of its decode
+   * time charged, and its refused time per byte is the client's next estimate (valid work: 0). A
+   * failed decode (null) is charged nothing and teaches nothing.
    */
-  settle(client: string, admitted: Admitted, bytes: number, cpuMs: number | null, refusedMs: number): void {
+  settle(client: string, admitted: Admitted, bytes: number, refusedMs: number | null): void {
     const debt = this.debtOf(client)
     // Exactly 0 once none is in flight: sums of floats would leave a residue.
     debt.inFlightMs = --debt.inFlight === 0 ? 0 : Math.max(0, debt.inFlightMs - admitted.estimateMs)
-    if (cpuMs !== null && bytes > 0) debt.msPerByte = cpuMs / bytes
+    if (refusedMs === null) return
+    if (bytes > 0) debt.msPerByte = refusedMs / bytes
     this.charge(client, refusedMs)
   }
 
@@ -168,7 +171,7 @@ interface Debt {
   /** Its bodies admitted and not yet settled, and their estimates. */
   inFlight: number
   inFlightMs: number
-  /** Its last body's decode time per byte: the estimate for its next. */
+  /** Its last body's refused decode time per byte: the estimate for its next. */
   msPerByte: number
 }
 

@@ -127,29 +127,31 @@ describe('RefusedWork: charged at admission', () => {
     expect(w.admit('other', 10_000).apart).toBe(false) // estimates are per client
   })
 
-  it('settling releases the estimate and learns the cost per byte; valid work is never charged', () => {
+  it('settling releases the estimate; a client whose last body was valid reserves nothing and is never charged', () => {
     const w = new RefusedWork(50, 4, clock().now)
     const burst = [w.admit('valid', 30_000), w.admit('valid', 30_000)] // 90 ms each, estimated
     expect(burst.map((a) => a.apart)).toEqual([false, true])
-    for (const a of burst) w.settle('valid', a, 30_000, 0.3, 0)
+    for (const a of burst) w.settle('valid', a, 30_000, 0)
     expect(w.waitMs('valid')).toBe(0)
     expect(w.onProbation('valid')).toBe(false)
-    // Now known to cost 0.01 µs a byte: a burst of 100 such bodies is 1 ms in flight.
-    for (let i = 0; i < 100; i++) expect(w.admit('valid', 30_000).apart).toBe(false)
+    // Its last body was valid: it reserves nothing, however many large bodies it has in flight.
+    for (let i = 0; i < 1000; i++) expect(w.admit('valid', 1_000_000).apart).toBe(false)
   })
 
-  it('a failed decode releases its estimate and learns nothing; refused work is charged as before', () => {
+  it('a failed decode releases its estimate and teaches nothing; refused work is charged as before and estimated next', () => {
     const w = new RefusedWork(50, 4, clock().now)
     const a = w.admit('noisy', 20_000) // 60 ms
     const b = w.admit('noisy', 20_000)
     expect(b.apart).toBe(true)
-    w.settle('noisy', a, 20_000, null, 0)
-    w.settle('noisy', b, 20_000, null, 0)
+    w.settle('noisy', a, 20_000, null)
+    w.settle('noisy', b, 20_000, null)
     const c = w.admit('noisy', 1)
     expect(c.apart).toBe(false)
-    w.settle('noisy', c, 1, 80, 80)
+    w.settle('noisy', c, 1, 80)
     expect(w.onProbation('noisy')).toBe(true)
     expect(w.waitMs('noisy')).toBeGreaterThan(0)
+    // Its next body is estimated at the refused time per byte of that one.
+    expect(w.admit('noisy', 2).estimateMs).toBe(160)
   })
 })
 
@@ -162,7 +164,7 @@ describe('RefusedWork: what it tracks stays bounded', () => {
       // Estimates that do not add up exactly in floating point, settled in another order.
       const sizes = [1_234, 3_331, 7_777]
       const admitted = sizes.map((n) => w.admit(client, n))
-      for (const k of [2, 0, 1]) w.settle(client, admitted[k]!, sizes[k]!, 0.01, 0)
+      for (const k of [2, 0, 1]) w.settle(client, admitted[k]!, sizes[k]!, 0)
     }
     w.admit('one-more', 1)
     expect(w.size).toBe(1)
