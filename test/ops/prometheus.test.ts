@@ -1,7 +1,7 @@
 // A real Prometheus (Debian's, installed by .ci/run) scrapes a real gateway under a short load
 // every second with adgate's recording rules and alerts loaded; the rules are then queried
 // through its HTTP API and must hold sensible values, and no rule may fail to evaluate.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -11,18 +11,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { post, type RunningGateway, startGateway } from '../support/gateway.js'
+import { presentOrSkipped } from '../support/services.js'
 
 const brokers = inject('kafkaBrokers')
 const RULES = fileURLToPath(new URL('../../ops/prometheus/rules/', import.meta.url))
 const LOAD_SECONDS = 8
 
-const hasPrometheus = spawnSync('prometheus', ['--version'], { encoding: 'utf8' }).status === 0
-if (!hasPrometheus) {
-  if (process.env.CI === 'true') throw new Error('prometheus is missing in CI: .ci/run installs it')
-  console.warn(
-    '\n*** prometheus not found: SKIPPING the real-Prometheus test (apt-get install prometheus) ***\n',
-  )
-}
+const hasPrometheus = presentOrSkipped('prometheus')
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

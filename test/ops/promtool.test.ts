@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { presentOrSkipped } from '../support/services.js'
 
 const OPS = fileURLToPath(new URL('../../ops/prometheus/', import.meta.url))
 const RULES = ['rules/adgate-recording.yml', 'rules/adgate-alerts.yml']
@@ -12,14 +13,7 @@ const TESTS = readdirSync(`${OPS}tests`)
   .filter((f) => f.endsWith('.yml'))
   .map((f) => `tests/${f}`)
 
-const hasPromtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0
-if (!hasPromtool) {
-  if (process.env.CI === 'true')
-    throw new Error('promtool is missing in CI: .ci/run installs the prometheus package')
-  console.warn(
-    '\n*** promtool not found: SKIPPING the Prometheus rule tests (apt-get install prometheus) ***\n',
-  )
-}
+const hasPromtool = presentOrSkipped('promtool')
 
 function promtool(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync('promtool', args, { cwd: OPS, encoding: 'utf8', timeout: 280_000 })

@@ -1,12 +1,12 @@
 // The secured three-node cluster (scripts/kafka-cluster.mjs) for the tests that need TLS, SASL,
 // ACLs or replication: started by test/global-setup.ts, described by the cluster.json it writes.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, type SASLMechanismValue } from '@platformatic/kafka'
 import { inject } from 'vitest'
-import { warnLoudly } from './kafka.js'
+import { present, warnLoudly } from './services.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 const clusterScript = path.join(repoRoot, 'scripts/kafka-cluster.mjs')
@@ -123,7 +123,7 @@ async function waitForAllBrokers(cluster: KafkaCluster): Promise<void> {
  */
 export async function ensureKafkaCluster(): Promise<KafkaCluster | null> {
   const ci = process.env.CI === 'true'
-  if (spawnSync('java', ['-version'], { stdio: 'ignore' }).error) {
+  if (!present('java')) {
     const reason = 'java is not on PATH, so the secured 3-node Kafka cluster cannot be started'
     if (ci) throw new Error(`${reason}. The secured-cluster tests must run in CI (see .ci/run).`)
     warnLoudly(`${reason}: secured-cluster tests (TLS, SASL, ACLs, replication faults) will be SKIPPED.`)

@@ -1,19 +1,10 @@
 // Makes sure a local Kafka broker is reachable for the integration tests.
 // The broker itself is managed by scripts/kafka.mjs (KRaft, one node, 127.0.0.1).
-import { spawnSync } from 'node:child_process'
 import { kafkaScriptSync } from '../../bench/lib/broker.js'
+import { present, warnLoudly } from './services.js'
 
 function runKafkaScript(command: 'start' | 'status', inheritOutput: boolean): boolean {
   return kafkaScriptSync(command, {}, inheritOutput ? 'inherit' : 'ignore')
-}
-
-function javaAvailable(): boolean {
-  return !spawnSync('java', ['-version'], { stdio: 'ignore' }).error
-}
-
-export function warnLoudly(message: string): void {
-  const bar = '!'.repeat(78)
-  console.warn(`\n${bar}\n!! ${message}\n${bar}\n`)
 }
 
 /**
@@ -24,7 +15,7 @@ export async function ensureKafka(): Promise<{ brokers: string[] } | null> {
   const brokers = [`127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`]
   if (runKafkaScript('status', false)) return { brokers }
 
-  if (!javaAvailable()) {
+  if (!present('java')) {
     const reason = 'java is not on PATH, so no local Kafka broker can be started'
     if (process.env.CI === 'true') {
       throw new Error(`${reason}. Kafka tests must run in CI: install openjdk-17-jre-headless (see .ci/run).`)

@@ -4,13 +4,9 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { warnLoudly } from './services.js'
 
 const CLUSTER = ['15', 'main']
-
-function warnLoudly(message: string): void {
-  const bar = '!'.repeat(78)
-  console.warn(`\n${bar}\n!! ${message}\n${bar}\n`)
-}
 
 function psql(sql: string): void {
   execFileSync('runuser', ['-u', 'postgres', '--', 'psql', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], {

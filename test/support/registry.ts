@@ -3,7 +3,7 @@
 // a ~30-60 s JVM start. .ci/run fetches it beforehand and stops it on exit.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { warnLoudly } from './kafka.js'
+import { warnLoudly } from './services.js'
 
 const script = fileURLToPath(new URL('../../scripts/registry.mjs', import.meta.url))
 const port = Number(process.env.REGISTRY_PORT ?? 8085)

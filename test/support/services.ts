@@ -14,7 +14,9 @@ function runs(command: string, ...args: string[]): boolean {
   return spawnSync(command, args, { stdio: 'ignore' }).status === 0
 }
 
-export const SERVICES: readonly Service[] = [
+type ServiceName = 'java' | 'PostgreSQL' | 'prometheus' | 'promtool'
+
+export const SERVICES: readonly (Service & { readonly name: ServiceName })[] = [
   {
     name: 'java',
     needed:
@@ -40,4 +42,28 @@ export const SERVICES: readonly Service[] = [
 
 export function missingServices(): Service[] {
   return SERVICES.filter((s) => !s.present())
+}
+
+const named = (name: ServiceName) => SERVICES.find((s) => s.name === name)!
+
+/** Whether a service of SERVICES is on this machine: the same check the skip summary makes. */
+export function present(name: ServiceName): boolean {
+  return named(name).present()
+}
+
+/**
+ * For a test file that needs the service: true when it is here. A missing one is an error in CI
+ * (CI=true); elsewhere a loud warning that the file's tests are skipped.
+ */
+export function presentOrSkipped(name: ServiceName): boolean {
+  if (present(name)) return true
+  const { needed } = named(name)
+  if (process.env.CI === 'true') throw new Error(`${name} is missing in CI (.ci/run installs it): ${needed}`)
+  warnLoudly(`${name} not found: SKIPPING ${needed}`)
+  return false
+}
+
+export function warnLoudly(message: string): void {
+  const bar = '!'.repeat(78)
+  console.warn(`\n${bar}\n!! ${message}\n${bar}\n`)
 }
