@@ -10,7 +10,7 @@ import { bodies, cpuSeconds, metric, type Server, spoolDrained, startGateway, st
 import { median } from './lib/stats.js'
 
 export const description =
-  'CPU cost per event at fixed open-loop rates: server and broker CPU-s per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR, interleaved rounds on the private broker'
+  'CPU cost per event at fixed open-loop rates: server and broker CPU-s per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR (or vs itself under other settings: BENCH_CANDIDATE_ENV, BENCH_BASELINE_ENV), interleaved rounds on the private broker'
 
 /**
  * What a change to the gateway costs or saves per event, measured the way the machine allows: the
@@ -18,8 +18,10 @@ export const description =
  * run side by side on the bench's private broker and take turns, round after round, at the same
  * offered rates, so the noise of a shared 2-core box lands on both; figures are medians and the
  * ratio is candidate ÷ baseline. CPU is user+system of the gateway process and of the broker
- * over each run (/proc), per million events answered 2xx. Without BENCH_BASELINE_DIR only this
- * checkout is measured.
+ * over each run (/proc), per million events answered 2xx. A setting is A/B-tested the same way:
+ * BENCH_CANDIDATE_ENV and BENCH_BASELINE_ENV ("ADGATE_X=1 ADGATE_Y=2") are each side's gateway
+ * settings; with either and no BENCH_BASELINE_DIR, the baseline is this checkout too. With none of
+ * them only this checkout is measured.
  */
 const EVENTS = 100
 const RATES = (process.env.BENCH_COST_RATES ?? '3000,20000').split(',').map(Number)
@@ -36,9 +38,25 @@ interface Sample {
   load: number
 }
 
+/** "A=1 B=2" → { A: '1', B: '2' }. */
+function envOf(name: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const pair of (process.env[name] ?? '').split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new Error(`${name}: "${pair}" is not NAME=value`)
+    out[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return out
+}
+
+const SIDE_ENV: Record<Side, Record<string, string>> = {
+  candidate: envOf('BENCH_CANDIDATE_ENV'),
+  baseline: envOf('BENCH_BASELINE_ENV'),
+}
+
 function gatewayFrom(root: string, side: Side): Promise<Server> {
   const dataDir = join(REPO_ROOT, 'data', `bench-cost-${side}`)
-  return startGateway({ KAFKA_BROKERS: BENCH_BROKERS, ADGATE_DATA_DIR: dataDir }, root)
+  return startGateway({ KAFKA_BROKERS: BENCH_BROKERS, ADGATE_DATA_DIR: dataDir, ...SIDE_ENV[side] }, root)
 }
 
 async function measure(server: Server, eventsPerS: number, seconds: number): Promise<Sample> {
@@ -71,9 +89,21 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000
 export async function run(options: RunOptions): Promise<BenchResult[]> {
   const seconds = options.quick ? 3 : 10
   const rounds = options.quick ? 1 : 5
-  const baselineRoot = process.env.BENCH_BASELINE_DIR
+  const settingsOnly =
+    process.env.BENCH_BASELINE_DIR === undefined &&
+    Object.keys({ ...SIDE_ENV.candidate, ...SIDE_ENV.baseline }).length > 0
+  const baselineRoot = settingsOnly ? REPO_ROOT : process.env.BENCH_BASELINE_DIR
   const withBaseline = baselineRoot !== undefined && existsSync(join(baselineRoot, 'dist', 'cli', 'main.js'))
   if (!withBaseline) process.stdout.write('BENCH_BASELINE_DIR unset or not built: this checkout alone\n')
+  const settings = (side: Side) =>
+    Object.entries(SIDE_ENV[side])
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') || 'defaults'
+  // The results file says which settings were compared, not only the log.
+  const settingsLabel = settingsOnly ? `, ${settings('candidate')} vs ${settings('baseline')}` : ''
+  for (const side of ['candidate', 'baseline'] as const)
+    if (Object.keys(SIDE_ENV[side]).length > 0)
+      process.stdout.write(`${side}: ${JSON.stringify(SIDE_ENV[side])}\n`)
   await benchBroker('start')
   const servers = new Map<Side, Server>()
   const results: BenchResult[] = []
@@ -93,7 +123,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
           const side = sides[(i + r) % sides.length]!
           got.get(side)!.push(await measure(servers.get(side)!, rate, seconds))
         }
-      const c = `impressions JSON ×${EVENTS}/request, ${rate} events/s offered, open loop, median of ${rounds}`
+      const c = `impressions JSON ×${EVENTS}/request, ${rate} events/s offered, open loop, median of ${rounds}${settingsLabel}`
       const m = (side: Side, f: (s: Sample) => number) => r3(median(got.get(side)!.map(f)))
       const row = (metricName: string, unit: string, f: (s: Sample) => number): BenchResult => {
         const value = m('candidate', f)
