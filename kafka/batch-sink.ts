@@ -76,6 +76,8 @@ export interface BatchSinkOptions {
    */
   readonly lingerMs?: number
   readonly logger: Logger
+  /** By default a Cluster over `brokers`; unit tests give one whose connections are fakes. */
+  readonly cluster?: Cluster
 }
 
 export interface SinkStats {
@@ -163,12 +165,14 @@ export class BatchSink {
   constructor(private readonly options: BatchSinkOptions) {
     this.perPartition = Math.min(MAX_IN_FLIGHT_PER_PARTITION, options.maxInFlight)
     const connectTimeout = Math.min(options.ackTimeoutMs, 5000)
-    this.cluster = new Cluster(
-      options.brokers,
-      options.clientId,
-      { ...options.connection, connectTimeout, requestTimeout: options.ackTimeoutMs, maxInflights: 64 },
-      options.topics,
-    )
+    this.cluster =
+      options.cluster ??
+      new Cluster(
+        options.brokers,
+        options.clientId,
+        { ...options.connection, connectTimeout, requestTimeout: options.ackTimeoutMs, maxInflights: 64 },
+        options.topics,
+      )
   }
 
   /** Load metadata and a producer id (fails when no broker answers); then keep metadata fresh. */

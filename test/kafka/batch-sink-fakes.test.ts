@@ -1,0 +1,155 @@
+// BatchSink's answers against a fake broker (support/fake-cluster.ts): no Kafka, in `npm run test:unit`.
+// What the real brokers do to it (idempotence, order, TLS, SASL, ACLs) is batch-sink.test.ts's.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import {
+  ACKED,
+  type BatchSet,
+  BatchSink,
+  KafkaRefusedError,
+  NotDurableError,
+  REFUSED,
+  type SendProgress,
+} from '../../kafka/batch-sink.js'
+import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import { FakeCluster } from '../support/fake-cluster.js'
+
+const quiet = { info() {}, warn() {}, error() {}, debug() {} } as never
+const sinks: BatchSink[] = []
+// Generous: everything here is in-process, but the machine may be loaded.
+const until = { timeout: 30_000, interval: 5 }
+
+afterEach(async () => {
+  await Promise.all(sinks.splice(0).map((s) => s.close()))
+})
+
+async function connected(cluster: FakeCluster, ackTimeoutMs = 30_000): Promise<BatchSink> {
+  const sink = new BatchSink({
+    brokers: [],
+    clientId: 'adgate-test',
+    topics: Object.keys(cluster.leaders),
+    connection: {},
+    ackTimeoutMs,
+    maxInFlight: 5,
+    maxPendingBytes: 1 << 20,
+    logger: quiet,
+    cluster,
+  })
+  sinks.push(sink)
+  await sink.connect()
+  return sink
+}
+
+/** One batch of `records` records for each partition named, in that order. */
+function batches(topic: string, partitions: number[], records = 3): BatchSet {
+  const builder = new RecordBatchBuilder()
+  for (const p of partitions)
+    for (let n = 0; n < records; n++) builder.add(topic, p, null, Buffer.from(`${p}-${n}`), Buffer.from([0]))
+  const out = builder.finish(Date.now())
+  return { buffer: Buffer.from(out.buffer), batches: out.batches }
+}
+
+function progressOf(set: BatchSet): SendProgress {
+  return { acked: new Uint8Array(set.batches.length), refused: new Map() }
+}
+
+/** A few turns of the event loop, for an answer that should not come to have come. */
+async function turns(n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+}
+
+describe('BatchSink against a fake broker', () => {
+  it('send() resolves on the acks=all answer and not before it, the batches stamped as an idempotent producer', async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    const sink = await connected(cluster)
+    cluster.holding = true
+    const set = batches('t', [0, 1])
+    const progress = progressOf(set)
+    let settled = false
+    const sent = sink.send(set, progress).finally(() => {
+      settled = true
+    })
+    await vi.waitFor(() => expect(cluster.produced).toHaveLength(1), until)
+    const request = cluster.produced[0]!
+    expect(request.acks).toBe(-1)
+    expect(request.partitions.map((p) => p.partition)).toEqual([0, 1])
+    // producerId @43, baseSequence @53 (kafka/idempotence.ts): the first id the broker gave, from 0.
+    for (const p of request.partitions) {
+      expect(p.batch.readBigInt64BE(43)).toBe(1n)
+      expect(p.batch.readInt32BE(53)).toBe(0)
+    }
+    await turns()
+    expect(settled).toBe(false)
+    expect([...progress.acked]).toEqual([0, 0])
+
+    cluster.release()
+    const refused = await sent
+    expect(refused.size).toBe(0)
+    expect([...progress.acked]).toEqual([ACKED, ACKED])
+    expect(sink.stats).toMatchObject({ batches: 2, records: 6, errors: 0 })
+    expect(sink.bufferedBytes).toBe(0)
+  })
+
+  it("a batch Kafka refuses is that batch's own: the set's other batches are written and the send resolves", async () => {
+    const cluster = new FakeCluster({ t: [1, 1, 1] })
+    const sink = await connected(cluster)
+    cluster.answer = (_topic, partition) => (partition === 1 ? 10 : 0) // MESSAGE_TOO_LARGE
+    const set = batches('t', [0, 1, 2])
+    const progress = progressOf(set)
+    const refused = await sink.send(set, progress)
+    expect([...refused.keys()]).toEqual([1])
+    const why = refused.get(1)!
+    expect(why).toBeInstanceOf(KafkaRefusedError)
+    expect(why.kafkaError).toBe('MESSAGE_TOO_LARGE')
+    expect(why.tooLarge).toBe(true)
+    expect(why.message).toContain('t/1')
+    expect([...progress.acked]).toEqual([ACKED, REFUSED, ACKED])
+    expect(sink.stats.batches).toBe(2)
+
+    // The partition takes the next batch.
+    cluster.answer = () => 0
+    expect((await sink.send(batches('t', [1]))).size).toBe(0)
+  })
+
+  it('a Kafka that never answers: send() rejects at the ack deadline, naming the partitions that may still be written', async () => {
+    const cluster = new FakeCluster({ t: [1] })
+    const sink = await connected(cluster, 400)
+    cluster.answer = () => 'silent'
+    const failure = await sink.send(batches('t', [0])).catch((err: unknown) => err)
+    expect(failure).toBeInstanceOf(NotDurableError)
+    expect(failure).not.toBeInstanceOf(KafkaRefusedError)
+    expect((failure as Error).message).toMatch(/did not acknowledge within 400 ms.*t\/0 may still be written/)
+    expect(cluster.produced.length).toBeGreaterThan(0)
+  })
+
+  it('a partition without a leader is not available (the others are), and is again once it has one', async () => {
+    // Partition 1 has none; partition 2's leader (7) is not among the brokers the metadata lists.
+    const cluster = new FakeCluster({ t: [1, -1, 7] })
+    const sink = await connected(cluster, 400)
+    expect(sink.available('t', 0)).toBe(true)
+    expect(sink.available('t', 1)).toBe(false)
+    expect(sink.available('t', 2)).toBe(false)
+
+    // Its batch is never sent: withdrawn at the deadline, the answer says so.
+    const failure = await sink.send(batches('t', [1])).catch((err: unknown) => err)
+    expect(failure).toBeInstanceOf(NotDurableError)
+    expect((failure as Error).message).toMatch(/none of these events were sent/)
+    expect(cluster.produced).toHaveLength(0)
+
+    // The sink asks for metadata again while a partition is leaderless.
+    cluster.leaders.t![1] = 1
+    await vi.waitFor(() => expect(sink.available('t', 1)).toBe(true), until)
+    expect(sink.available('t', 2)).toBe(false)
+  })
+
+  it('close() rejects later sends, and nothing more reaches the broker', async () => {
+    const cluster = new FakeCluster({ t: [1] })
+    const sink = await connected(cluster)
+    expect((await sink.send(batches('t', [0]))).size).toBe(0)
+    expect(sink.ready).toBe(true)
+    await sink.close()
+    expect(sink.ready).toBe(false)
+    await expect(sink.send(batches('t', [0]))).rejects.toThrow(new NotDurableError('the producer is closed'))
+    await turns()
+    expect(cluster.produced).toHaveLength(1)
+  })
+})
