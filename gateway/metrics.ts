@@ -24,13 +24,30 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
   const registry = new Registry()
   if (on) collectDefaultMetrics({ register: registry, prefix: 'adgate_' })
   const registers = [registry]
-  const m = <T>(create: () => T): T => (on ? create() : (NOOP as T))
-  const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+  const m: Define = <T>(create: () => T): T => (on ? create() : (NOOP as T))
   return {
     registry,
     /** false: the bench's no-metrics mode (nothing registered, nothing read at scrape time). */
     enabled: on,
-    // ---- traffic
+    ...requestMetrics(m, registers),
+    ...eventMetrics(m, registers),
+    ...qualityMetrics(m, registers),
+    ...refusedWorkMetrics(m, registers),
+    ...workerMetrics(m, registers),
+    ...batchMetrics(m, registers),
+  }
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>
+
+/** A metric created by `create`, or the no-op stand-in when metrics are disabled. */
+type Define = <T>(create: () => T) => T
+
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** HTTP requests and WebSocket batches: counts, latency, body sizes (observed once per request or batch). */
+function requestMetrics(m: Define, registers: Registry[]) {
+  return {
     requests: m(
       () =>
         new Counter({
@@ -85,7 +102,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- events
+  }
+}
+
+/** Events by fate, rejections by error code, dead letters (observed once per request). */
+function eventMetrics(m: Define, registers: Registry[]) {
+  return {
     events: m(
       () =>
         new Counter({
@@ -113,7 +135,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- data quality (quality/): per request; source is an API key name (a bounded set from config)
+  }
+}
+
+/** Data quality (quality/), per request; source is an API key name (a bounded set from config). */
+function qualityMetrics(m: Define, registers: Registry[]) {
+  return {
     qualityEvents: m(
       () =>
         new Counter({
@@ -141,7 +168,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- refused work charged to its clients (gateway/refused-work.ts; observed per refused body)
+  }
+}
+
+/** Refused work charged to its clients (gateway/refused-work.ts; observed per refused body). */
+function refusedWorkMetrics(m: Define, registers: Registry[]) {
+  return {
     refusedWork: m(
       () =>
         new Counter({
@@ -169,7 +201,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- decoder workers (observed once per task)
+  }
+}
+
+/** Decoder workers (observed once per task). */
+function workerMetrics(m: Define, registers: Registry[]) {
+  return {
     workerBusy: m(
       () =>
         new Counter({
@@ -187,7 +224,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
           registers,
         }),
     ),
-    // ---- Kafka record batches, as the workers built them (observed once per task)
+  }
+}
+
+/** Kafka record batches, as the workers built them (observed once per task). */
+function batchMetrics(m: Define, registers: Registry[]) {
+  return {
     batchRecords: m(
       () =>
         new Histogram({
@@ -224,8 +266,6 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
     ),
   }
 }
-
-export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>
 
 /** Stands in for every metric when metrics are disabled (bench only). */
 const NOOP: unknown = {
