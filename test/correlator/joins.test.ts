@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Correlator } from '../../correlator/correlator.js'
 import { BatchOutput, emptyJoinCounts, JOIN_RESULTS, JOINS } from '../../correlator/output.js'
 import { DEFAULT_RULES, type JoinRules } from '../../correlator/rules.js'
+// Declaration mirrored in test/support/array-source.ts: both implement the correlator's EventSource
+// (ListSource here, records in the order given; ArraySource there, partitions interleaved at random).
 import type {
   EventSource,
   PartitionEnd,

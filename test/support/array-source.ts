@@ -1,5 +1,7 @@
 // An EventSource over in-memory logs: batches interleave partitions in a seeded random order,
 // like a consumer fetching several partitions at once. Honors commit and seek like Kafka.
+// Declaration mirrored in test/correlator/joins.test.ts: both implement the correlator's EventSource
+// (ArraySource here, partitions interleaved at random; ListSource there, records in the order given).
 import type {
   EventSource,
   PartitionEnd,

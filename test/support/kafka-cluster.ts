@@ -1,11 +1,11 @@
 // The secured three-node cluster (scripts/kafka-cluster.mjs) for the tests that need TLS, SASL,
 // ACLs or replication: started by test/global-setup.ts, described by the cluster.json it writes.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Admin, type SASLMechanismValue } from '@platformatic/kafka'
 import { inject } from 'vitest'
+import { runCommand } from './command.js'
 import { present, warnLoudly } from './services.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -87,12 +87,9 @@ export function clusterClientOptions(
   }
 }
 
-function runClusterScript(command: 'start'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [clusterScript, command], { cwd: repoRoot, stdio: 'inherit' })
-    child.on('error', () => resolve(false))
-    child.on('close', (code) => resolve(code === 0))
-  })
+/** Runs scripts/kafka-cluster.mjs to its end: resolves with its output, rejects with it when it fails. */
+export function runClusterScript(args: readonly string[]): Promise<string> {
+  return runCommand(process.execPath, [clusterScript, ...args], `kafka-cluster.mjs ${args.join(' ')}`)
 }
 
 /** A node answers before it has registered with the controllers: wait until metadata lists all three. */
@@ -129,7 +126,13 @@ export async function ensureKafkaCluster(): Promise<KafkaCluster | null> {
     warnLoudly(`${reason}: secured-cluster tests (TLS, SASL, ACLs, replication faults) will be SKIPPED.`)
     return null
   }
-  if (!(await runClusterScript('start'))) {
+  // Its output (certificates made, nodes started, or why not) is shown whether it succeeds or not.
+  const start = await runClusterScript(['start']).then(
+    (output) => ({ ok: true, output }),
+    (err: Error) => ({ ok: false, output: `${err.message}\n` }),
+  )
+  process.stdout.write(start.output)
+  if (!start.ok) {
     const reason = 'scripts/kafka-cluster.mjs start failed (see the output above)'
     if (ci) throw new Error(reason)
     // Locally the usual cause is another checkout's cluster on the same ports.

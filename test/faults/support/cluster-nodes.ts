@@ -3,15 +3,12 @@
 // and wait until every adgate partition is fully replicated again.
 
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Admin } from '@platformatic/kafka'
 import type { KafkaConnectionOptions } from '../../../kafka/client-options.js'
 import { ALL_TOPICS } from '../../../kafka/topics.js'
-import { clusterClientOptions, type KafkaCluster } from '../../support/kafka-cluster.js'
-import { runCommand } from './command.js'
+import { clusterClientOptions, type KafkaCluster, runClusterScript } from '../../support/kafka-cluster.js'
 import { sleep } from './load.js'
 
-const clusterScript = fileURLToPath(new URL('../../../scripts/kafka-cluster.mjs', import.meta.url))
 const HEALTHY_TIMEOUT_MS = 120_000
 
 export class ClusterNodes {
@@ -59,12 +56,12 @@ export class ClusterNodes {
 
   /** Controlled shutdown (SIGTERM): the node hands its leaderships over before it exits. */
   stop(id: number): Promise<void> {
-    return runScript(['stop', String(id)])
+    return runClusterScript(['stop', String(id)]).then(() => {})
   }
 
   /** Starts the nodes that are not running and waits until all answer. */
   start(): Promise<void> {
-    return runScript(['start'])
+    return runClusterScript(['start']).then(() => {})
   }
 
   /** Resolves with the ms it took until three brokers are listed and every adgate partition has all three in sync. */
@@ -101,8 +98,4 @@ export class ClusterNodes {
       await this.admin.close()
     }
   }
-}
-
-async function runScript(args: string[]): Promise<void> {
-  await runCommand(process.execPath, [clusterScript, ...args], `kafka-cluster.mjs ${args.join(' ')}`)
 }
