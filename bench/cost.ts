@@ -8,6 +8,7 @@ import { BENCH_BROKERS, benchBroker, brokerPid } from './lib/peer-servers.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
 import { bodies, cpuSeconds, metric, type Server, spoolDrained, startGateway, stop } from './lib/servers.js'
 import { median } from './lib/stats.js'
+import { warmUp } from './lib/warm-up.js'
 
 export const description =
   'CPU cost per event at fixed open-loop rates: server and broker CPU-s per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR (or vs itself under other settings: BENCH_CANDIDATE_ENV, BENCH_BASELINE_ENV), interleaved rounds on the private broker'
@@ -59,18 +60,19 @@ function gatewayFrom(root: string, side: Side): Promise<Server> {
   return startGateway({ KAFKA_BROKERS: BENCH_BROKERS, ADGATE_DATA_DIR: dataDir, ...SIDE_ENV[side] }, root)
 }
 
+const REQUESTS = bodies('impression', 'json', 50, EVENTS).map((body) => ({
+  path: '/v1/impressions',
+  headers: { 'content-type': CONTENT_TYPE.json },
+  body,
+}))
+
 async function measure(server: Server, eventsPerS: number, seconds: number): Promise<Sample> {
   const url = `http://127.0.0.1:${server.port}`
   const spool = () => metric(url, 'adgate_delivered_records_total{destination="spool"}', 0)
-  const requests = bodies('impression', 'json', 50, EVENTS).map((body) => ({
-    path: '/v1/impressions',
-    headers: { 'content-type': CONTENT_TYPE.json },
-    body,
-  }))
   const s0 = await spool()
   const c0 = cpuSeconds(server.child.pid!)
   const b0 = cpuSeconds(brokerPid())
-  const r = await openLoop({ url, requests, rate: eventsPerS / EVENTS, seconds })
+  const r = await openLoop({ url, requests: REQUESTS, rate: eventsPerS / EVENTS, seconds })
   const cpu = cpuSeconds(server.child.pid!) - c0
   const broker = cpuSeconds(brokerPid()) - b0
   const events = r.requests['2xx'] * EVENTS
@@ -112,8 +114,11 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     if (withBaseline) servers.set('baseline', await gatewayFrom(baselineRoot, 'baseline'))
     const sides = [...servers.keys()]
     for (const [side, server] of servers) {
-      await measure(server, RATES[0]!, 3) // warm-up: JIT, topic metadata, connections
-      if (!(await spoolDrained(`http://127.0.0.1:${server.port}`)))
+      const url = `http://127.0.0.1:${server.port}`
+      // JIT (by calls: see warm-up.ts), topic metadata, connections.
+      if (options.quick) await measure(server, RATES[0]!, 3)
+      else await warmUp(url, REQUESTS, RATES[0]! / EVENTS)
+      if (!(await spoolDrained(url)))
         process.stderr.write(`cost: ${side}: the spool did not drain after the warm-up\n`)
     }
     for (const rate of RATES) {

@@ -25,6 +25,7 @@ import {
   startServer,
   stop,
 } from './lib/servers.js'
+import { warmUp } from './lib/warm-up.js'
 
 export const description =
   'where the gateway CPU goes per request at a fixed open-loop rate (impressions JSON, 100 per request): perf record of every thread when Linux perf is there (CPU samples), else --cpu-prof (wall-time samples); µs per request by thread and area'
@@ -32,8 +33,6 @@ export const description =
 /** Offered load: well under saturation on this box, so the profile shows cost, not queueing. */
 const EVENTS_PER_S = Number(process.env.BENCH_PROFILE_EVENTS_PER_S ?? 20_000)
 const EVENTS = 100
-/** Requests before the measured window: enough for V8 to have optimized the request path. */
-const WARM_UP_REQUESTS = 2500
 const PROFILES = join(REPO_ROOT, 'data', 'bench-profile')
 /** perf (CPU samples) when installed, unless BENCH_PROFILER=v8 asks for V8's wall-time samples. */
 const USE_PERF = process.env.BENCH_PROFILER !== 'v8' && perfAvailable()
@@ -69,14 +68,9 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     }))
     const url = `http://127.0.0.1:${server.port}`
     const rate = EVENTS_PER_S / EVENTS
-    // Warm-up: pools, topic metadata, and the JIT, which tiers up by calls, not time: at 42
-    // requests/s it was still compiling after 15 s (a fifth of the CPU in V8's compiler threads).
-    await openLoop({
-      url,
-      requests,
-      rate,
-      seconds: options.quick ? 3 : Math.max(10, WARM_UP_REQUESTS / rate),
-    })
+    // Warm-up: pools, topic metadata, and the JIT, which tiers up by calls, not time (warm-up.ts).
+    if (options.quick) await openLoop({ url, requests, rate, seconds: 3 })
+    else await warmUp(url, requests, rate)
     if (!(await spoolDrained(url)))
       process.stderr.write('profile: the spool did not drain after the warm-up\n')
     from = monotonicUs()
