@@ -11,6 +11,7 @@ import { expectAnswered, expectNoAckedLoss, type Recorded, Recording } from './s
 const OUTAGE_MS = 30_000
 
 describe.skipIf(!kafkaAvailable)('fault injection: 2. broker stopped for 30 s under load, spool on', () => {
+  // Every fault file's state: the rig, its gateway, the load and what was recorded.
   let rig: Rig
   let gw: RunningGateway
   let load: Load

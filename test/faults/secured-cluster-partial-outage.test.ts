@@ -153,6 +153,7 @@ describe.skipIf(!cluster)(
       await setMinIsr(c, DEAD.topic, '1')
       await reassign(c, [broker])
 
+      // secured-cluster.test.ts's scenario steps, with this scenario's window measured in between.
       const recording = await Recording.begin(rig, 'cluster-partial-outage')
       gw = await rig.gateway()
       // The bound must outlast the whole scenario: at load 20 a run spent its 10,000 events before the

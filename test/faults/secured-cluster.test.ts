@@ -26,6 +26,7 @@ interface Fault {
   inject(nodes: ClusterNodes): Promise<void>
 }
 
+// A table: the scenarios have one shape and differ only in how they break the cluster.
 const FAULTS: readonly Fault[] = [
   {
     name: 'cluster-leader-kill-9',
@@ -81,6 +82,7 @@ for (const fault of FAULTS) {
     beforeAll(async () => {
       rig = await Rig.onCluster(cluster!)
       gw = await rig.gateway()
+      // The suite's scenario steps (also secured-cluster-partial-outage's): record, load, 20 acks, fault.
       const recording = await Recording.begin(rig, fault.name)
       // a bound on the load that outlasts a slow restart of two brokers on a busy machine (62 s seen)
       load = new Load(gw.url, { run: recording.run, clients: 2, pauseMs: 100, maxEvents: 20_000 })

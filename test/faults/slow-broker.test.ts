@@ -24,6 +24,7 @@ const quota = (brokers: string[], op: '--add-config' | '--delete-config', value:
   kafkaConfigs(brokers, ['--alter', op, value, '--entity-type', 'clients', '--entity-name', CLIENT_ID])
 
 describe.skipIf(!kafkaAvailable)('fault injection: 7. slow (throttled) broker under load', () => {
+  // Every fault file's state: the rig, its gateway, the load and what was recorded.
   let rig: Rig
   let gw: RunningGateway
   let load: Load

@@ -14,6 +14,7 @@ const FAULTS = ['crash', 'crash', 'hang', 'crash', 'kafka'] as const
 const DECODE_TIMEOUT_MS = 1500
 
 describe.skipIf(!kafkaAvailable)('fault injection: 3. a worker thread dies mid-task under load', () => {
+  // Every fault file's state: the rig, its gateway, the load and what was recorded.
   let rig: Rig
   let gw: RunningGateway
   let load: Load
