@@ -18,6 +18,7 @@ import type { Spool } from '../../spool/spool.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { MemoryStorage } from '../../storage/memory.js'
 import { ArraySource, runToEnd } from '../support/array-source.js'
+import { openCompiledSpool } from '../support/compiled-spool.js'
 import { allRecords, funnelEvents, type Logs, PARTITIONS, toLogs } from '../support/funnel-records.js'
 import { DOCUMENTED_RULES, reference } from '../support/reference.js'
 import { StallingStorage } from '../support/stalling-storage.js'
@@ -67,7 +68,7 @@ describe('correlator vs the independent SQL reference', () => {
       const logs = toLogs(
         funnelEvents({ seed: 23, bids: 6000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02, botClicks: 0.2 }),
       )
-      const spool = await compiledSpool(join(dir, `spool-${killAfter}`))
+      const spool = await openCompiledSpool(join(dir, `spool-${killAfter}`), 1 << 28)
       const storage = await DuckDbStorage.open(join(dir, `spool-${killAfter}.duckdb`))
       try {
         await spoolLogs(spool, logs)
@@ -143,7 +144,7 @@ describe('idleness after a stall (ADGATE_IDLE_TIMEOUT)', () => {
     const logs = toLogs(
       funnelEvents({ seed: 29, bids: 3000, duplicates: 0.05, outOfOrder: 0.1, late: 0.02, botClicks: 0.2 }),
     )
-    const spool = await compiledSpool(join(dir, 'spool-stalled'))
+    const spool = await openCompiledSpool(join(dir, 'spool-stalled'), 1 << 28)
     try {
       await spoolLogs(spool, logs)
       const stored = await readSpool(spool, allRecords(logs).length)
@@ -175,14 +176,6 @@ describe('idleness after a stall (ADGATE_IDLE_TIMEOUT)', () => {
     }
   }, 120_000)
 })
-
-/** A spool from its compiled file (it runs a thread from there). */
-async function compiledSpool(path: string): Promise<Spool> {
-  const { Spool: Compiled } = (await import(new URL('../../dist/spool/spool.js', import.meta.url).href)) as {
-    Spool: typeof Spool
-  }
-  return Compiled.open(path, 1 << 28)
-}
 
 /** The logs as the gateway spools them: record batches of up to 500 records, partitions interleaved. */
 async function spoolLogs(spool: Spool, logs: Logs): Promise<void> {

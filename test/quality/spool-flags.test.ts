@@ -11,7 +11,7 @@ import { decodeWire } from '../../events/wire.js'
 import { encodeEvents } from '../../generator/encode.js'
 import { generateEvents } from '../../generator/funnel.js'
 import { useRules } from '../../quality/rules-channel.js'
-import type { Spool } from '../../spool/spool.js'
+import { openCompiledSpool } from '../support/compiled-spool.js'
 import { runOneBody } from '../support/decode-task.js'
 import { FLAG_NOT_DE, useTestRules } from '../support/rules.js'
 
@@ -34,12 +34,7 @@ describe('quality flags through the spool', () => {
     const result = runOneBody(body, facts, { maxBytes: 1 << 24, maxEvents: 1000, partitions })
     expect(result.outcomes[0]).toMatchObject({ events: 20, flagged: 5 })
 
-    const { Spool: Compiled } = (await import(
-      new URL('../../dist/spool/spool.js', import.meta.url).href
-    )) as {
-      Spool: typeof Spool
-    }
-    const spool = await Compiled.open(dir, 1 << 24)
+    const spool = await openCompiledSpool(dir, 1 << 24)
     await spool.append({ buffer: Buffer.from(result.buffer), batches: result.batches })
     const records: SourceRecord[] = []
     const source = new SpoolSource(spool, 2, (err) => {

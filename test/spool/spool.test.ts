@@ -3,16 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { rounds } from '../../spool/replayer.js'
-import type { Spool } from '../../spool/spool.js'
 import type { SpoolEntry } from '../../spool/store.js'
+import { openCompiledSpool } from '../support/compiled-spool.js'
 
-// The spool thread runs the compiled module (dist/), like the gateway does.
-const open = async (max: number) => {
-  const { Spool: Compiled } = (await import(new URL('../../dist/spool/spool.js', import.meta.url).href)) as {
-    Spool: typeof Spool
-  }
-  return Compiled.open(mkdtempSync(join(tmpdir(), 'adgate-spool-')), max)
-}
+const open = (max: number) => openCompiledSpool(mkdtempSync(join(tmpdir(), 'adgate-spool-')), max)
 
 function set(sizes: number[]) {
   const buffer = Buffer.alloc(

@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import type { Spool } from '../../spool/spool.js'
+import { openCompiledSpool } from '../support/compiled-spool.js'
 
 const NO_HEADERS = Buffer.from([0])
 
-/** The compiled spool in a new temporary directory: its SQLite thread runs from dist/. */
-export async function openSpool(prefix = 'adgate-spool-'): Promise<Spool> {
-  const { Spool: Compiled } = (await import(new URL('../../dist/spool/spool.js', import.meta.url).href)) as {
-    Spool: typeof Spool
-  }
-  return Compiled.open(mkdtempSync(join(tmpdir(), prefix)), 1 << 26)
+/** The compiled spool in a new temporary directory. */
+export function openSpool(prefix = 'adgate-spool-'): Promise<Spool> {
+  return openCompiledSpool(mkdtempSync(join(tmpdir(), prefix)), 1 << 26)
 }
 
 /** A logger that keeps what it is told. */
