@@ -338,7 +338,10 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'adgate-bench-correlator-'))
   try {
     const out: BenchResult[] = []
-    for (const name of names) out.push(...(await CASES[name as keyof typeof CASES](options.quick, dir)))
+    // Each case is a part of the results file: running some cases keeps the others' figures.
+    for (const name of names)
+      for (const r of await CASES[name as keyof typeof CASES](options.quick, dir))
+        out.push({ ...r, part: name })
     return out
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
  * One figure of a benchmark. The results file (bench/results/<name>.json) is a contract other
- * tools read: `{ name, commit, date, machine: { cpus, model }, results: BenchResult[] }`.
+ * tools read: `{ name, commit, date, machine: { cpus, model }, results: StoredResult[] }`.
  */
 export interface BenchResult {
   readonly case: string
@@ -17,14 +17,27 @@ export interface BenchResult {
   readonly baseline?: number
   /** value / baseline. */
   readonly ratio?: number
+  /**
+   * The part of its bench that measured it, for benches whose parts can run alone
+   * (BENCH_CORRELATOR_CASES): a run replaces every earlier entry of the parts it ran. Without
+   * one, the case is its own part.
+   */
+  readonly part?: string
 }
 
+/** A figure as the results file keeps it: with the commit and date of the run that measured it. */
+export interface StoredResult extends BenchResult {
+  readonly commit: string
+  readonly date: string
+}
+
+/** `commit` and `date` at the top are the last run's; a file can mix runs (see mergeResults). */
 export interface ResultsFile {
   readonly name: string
   readonly commit: string
   readonly date: string
   readonly machine: { readonly cpus: number; readonly model: string }
-  readonly results: readonly BenchResult[]
+  readonly results: readonly StoredResult[]
 }
 
 /** The repository root: the first directory above this module holding package.json (sources or dist/). */
@@ -63,19 +76,63 @@ export function machine(): { cpus: number; model: string } {
   return { cpus: list.length, model: list[0]?.model.trim() ?? 'unknown' }
 }
 
-/** Write bench/results/<name>.json; returns its path. */
+/**
+ * Write bench/results/<name>.json: this run's figures replace the entries of the parts it ran,
+ * the file's other entries stay (see mergeResults). Returns its path.
+ */
 export function writeResults(name: string, results: readonly BenchResult[]): string {
-  const file: ResultsFile = {
-    name,
+  const path = join(RESULTS_DIR, `${name}.json`)
+  const previous = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as EarlierFile) : null
+  const file = mergeResults(previous, name, results, {
     commit: commitId(),
     date: new Date().toISOString(),
     machine: machine(),
-    results: results.map(rounded),
-  }
+  })
   mkdirSync(RESULTS_DIR, { recursive: true })
-  const path = join(RESULTS_DIR, `${name}.json`)
   writeFileSync(path, `${JSON.stringify(file, null, 2)}\n`)
   return path
+}
+
+/**
+ * The results file after a run: the run's figures, stamped with its commit and date, take the
+ * place of every earlier entry of the parts it ran (a part's entries all go, so a case that is
+ * renamed or did not come back this time is not left behind); every other entry is kept with the
+ * commit and date it was measured on (the file's own, for entries written before entries had them).
+ */
+export function mergeResults(
+  previous: EarlierFile | null,
+  name: string,
+  results: readonly BenchResult[],
+  run: Pick<ResultsFile, 'commit' | 'date' | 'machine'>,
+): ResultsFile {
+  const fresh = new Map<string, StoredResult[]>()
+  for (const r of results) {
+    const part = partOf(r)
+    fresh.set(part, [...(fresh.get(part) ?? []), { ...rounded(r), commit: run.commit, date: run.date }])
+  }
+  const out: StoredResult[] = []
+  const placed = new Set<string>()
+  for (const old of previous?.results ?? []) {
+    const part = partOf(old)
+    if (!fresh.has(part))
+      out.push({ ...old, commit: old.commit ?? previous!.commit, date: old.date ?? previous!.date })
+    else if (!placed.has(part)) {
+      // The part's new figures where its old ones were: the file's order, and its diffs, stay stable.
+      placed.add(part)
+      out.push(...fresh.get(part)!)
+    }
+  }
+  for (const [part, rs] of fresh) if (!placed.has(part)) out.push(...rs)
+  return { name, commit: run.commit, date: run.date, machine: run.machine, results: out }
+}
+
+/** A results file as read back: entries written before entries had their commit and date lack them. */
+type EarlierFile = Pick<ResultsFile, 'commit' | 'date'> & {
+  readonly results: readonly (BenchResult & Partial<StoredResult>)[]
+}
+
+function partOf(r: BenchResult): string {
+  return r.part ?? r.case
 }
 
 // Four significant digits: run-to-run noise is larger than that, and diffs stay readable.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type BenchResult, resultProblems } from '../../bench/lib/results.js'
+import { type BenchResult, mergeResults, resultProblems } from '../../bench/lib/results.js'
 
 const rate = (value: number, extra: Partial<BenchResult> = {}): BenchResult => ({
   case: 'c',
@@ -44,5 +44,59 @@ describe('resultProblems', () => {
       'µs',
     ])
       expect(resultProblems([{ case: 'c', metric: 'm', value: 0, unit }]), unit).toHaveLength(1)
+  })
+})
+
+describe('mergeResults', () => {
+  const machine = { cpus: 2, model: 'm' }
+  const earlier = { commit: 'aaa1111', date: '2026-12-01T00:00:00.000Z' }
+  const now = { commit: 'bbb2222', date: '2026-12-06T18:00:00.000Z', machine }
+  const fig = (c: string, value: number, part?: string): BenchResult => ({
+    case: c,
+    metric: 'events/s',
+    value,
+    unit: 'events/s',
+    ...(part === undefined ? {} : { part }),
+  })
+
+  it('stamps every figure of a first run with its commit and date, to four significant digits', () => {
+    const file = mergeResults(null, 'b', [fig('x', 123456.7)], now)
+    expect(file).toEqual({
+      name: 'b',
+      commit: 'bbb2222',
+      date: now.date,
+      machine,
+      results: [{ ...fig('x', 123500), commit: 'bbb2222', date: now.date }],
+    })
+  })
+
+  it('keeps the parts that did not run, with the commit and date they were measured on', () => {
+    const before = {
+      ...earlier,
+      results: [
+        { ...fig('throughput: 190557 events', 1, 'throughput'), ...earlier },
+        { ...fig('streams: round 2 did not finish', 0, 'streams'), ...earlier },
+        { ...fig('streams: join workload', 2, 'streams'), ...earlier },
+        { ...fig('lag', 3, 'lag'), commit: 'ccc3333', date: '2026-12-03T00:00:00.000Z' },
+      ],
+    }
+    const after = mergeResults(before, 'b', [fig('streams: join workload', 20, 'streams')], now)
+    expect(after.commit).toBe('bbb2222')
+    // The part that ran loses every old entry (the failed round too), in its old place.
+    expect(after.results).toEqual([
+      before.results[0],
+      { ...fig('streams: join workload', 20, 'streams'), commit: 'bbb2222', date: now.date },
+      before.results[3],
+    ])
+  })
+
+  it('without parts, replaces figures case by case and dates entries written before entries had dates', () => {
+    const before = { ...earlier, results: [fig('a', 1), fig('b', 2)] }
+    const after = mergeResults(before, 'b', [fig('b', 20), fig('c', 30)], now)
+    expect(after.results).toEqual([
+      { ...fig('a', 1), ...earlier },
+      { ...fig('b', 20), commit: 'bbb2222', date: now.date },
+      { ...fig('c', 30), commit: 'bbb2222', date: now.date },
+    ])
   })
 })
