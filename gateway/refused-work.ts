@@ -15,12 +15,17 @@ import type { Authenticator, Principal } from './auth.js'
  *
  * Charges land only when a body is decoded, so a burst sent at once would all be decoded on the
  * shared workers before the first charge. Each body is therefore charged at admission (admit) with
- * an estimate, its size times the refused decode time per byte of its client's last body (a client
- * not seen yet: the worst measured, WORST_MS_PER_BYTE; one whose last body was valid: 0), and
- * settled when decoded (settle). A client whose debt plus the estimates of its bodies in flight is
- * over its free share has its next bodies decoded apart. Estimates only route: they never make a
- * body wait or refuse it, and a client sending valid work reserves nothing (a busy client with many
- * large valid bodies in flight must not be sent to the one-thread lane).
+ * an estimate, its size times its client's refused decode time per byte (a client not seen yet: the
+ * worst measured, WORST_MS_PER_BYTE; one whose last body was valid: 0; otherwise the costliest per
+ * byte of its refused bodies since its last valid one), and settled when decoded (settle). A body
+ * whose estimate, with its client's debt and bodies in flight, is over the free share is decoded
+ * apart. Its own estimate counts: a client back from probation (30 s quiet, debt paid) whose next
+ * body is its 500 ms CSV must not run it on a shared worker, where every valid body waited behind it
+ * (issue 15: the valid client's p99 went from ~40 to ~285 ms in the rounds after such a pause). And
+ * the costliest rate, not the last body's: a cheap refusal (a 413) must not make its next, costly
+ * kind look cheap. Estimates only route: they never make a body wait or refuse it, and a client
+ * sending valid work reserves nothing (a busy client with many large valid bodies in flight must not
+ * be sent to the one-thread lane).
  */
 export class RefusedWork {
   private readonly debts = new Map<string, Debt>()
@@ -39,8 +44,9 @@ export class RefusedWork {
    */
   admit(client: string, bytes: number): Admitted {
     const debt = this.debtOf(client)
-    const apart = this.onProbation(client) || this.drain(debt) + debt.inFlightMs > this.msPerSecond
     const estimateMs = bytes * debt.msPerByte
+    const apart =
+      this.onProbation(client) || this.drain(debt) + debt.inFlightMs + estimateMs > this.msPerSecond
     debt.inFlight++
     debt.inFlightMs += estimateMs
     if (this.debts.size > MAX_CLIENTS) this.forgetPaidUp()
@@ -49,15 +55,17 @@ export class RefusedWork {
 
   /**
    * The body admitted as `admitted` was decoded: its estimate is released, `refusedMs` of its decode
-   * time charged, and its refused time per byte is the client's next estimate (valid work: 0). A
-   * failed decode (null) is charged nothing and teaches nothing.
+   * time charged, and the client's estimate per byte becomes 0 if it was valid, else the costlier of
+   * its estimate and this body's refused time per byte. A failed decode (null) is charged nothing and
+   * teaches nothing.
    */
   settle(client: string, admitted: Admitted, bytes: number, refusedMs: number | null): void {
     const debt = this.debtOf(client)
     // Exactly 0 once none is in flight: sums of floats would leave a residue.
     debt.inFlightMs = --debt.inFlight === 0 ? 0 : Math.max(0, debt.inFlightMs - admitted.estimateMs)
     if (refusedMs === null) return
-    if (bytes > 0) debt.msPerByte = refusedMs / bytes
+    if (refusedMs === 0) debt.msPerByte = 0
+    else if (bytes > 0) debt.msPerByte = Math.max(debt.msPerByte, refusedMs / bytes)
     this.charge(client, refusedMs)
   }
 

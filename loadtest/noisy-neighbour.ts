@@ -7,6 +7,7 @@ import { REPO_ROOT } from '../bench/lib/results.js'
 import { bodies, metric } from '../bench/lib/servers.js'
 import { median } from '../bench/lib/stats.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import { type ProbeResult, probeRound } from './round-probe.js'
 
 /**
  * Issue 15's noisy neighbour: one client posts valid batches while another posts, one after
@@ -46,6 +47,9 @@ export interface NoisyOptions {
   /** The gateway's ADGATE_REFUSED_CPU_MS_PER_S and ADGATE_REQUEST_CPU_MS (default: NOISY_NEIGHBOUR_ENV's). */
   readonly refusedCpuMsPerS?: number
   readonly requestCpuMs?: number
+  /** The gateways' process ids: each open-loop side then says where its CPU went (round-probe.ts). */
+  readonly gatewayPid?: number
+  readonly baselinePid?: number
 }
 
 export interface Side {
@@ -58,6 +62,10 @@ export interface OpenSide extends Side {
   readonly p99_ms: number
   readonly p999_ms: number
   readonly schedule_kept: boolean
+  /** How late the generator dispatched its requests (p99): above a few ms the figure is partly the generator's. */
+  readonly dispatch_lag_p99_ms: number
+  /** Where the gateway and the machine spent the side's CPU (with the gateway's pid). */
+  readonly probe?: ProbeResult
 }
 
 export interface OpenRounds {
@@ -76,6 +84,8 @@ interface OpenRound {
   readonly with_neighbour: OpenSide
   /** The alone side was served: the round says something of the neighbour. */
   readonly conclusive: boolean
+  /** The neighbour's bodies answered during the side beside it, by status. */
+  readonly neighbour_bodies: Record<string, number>
   /** The machine's 1-minute load average when the round started. */
   readonly load: number
 }
@@ -139,13 +149,21 @@ async function closedLoop(url: string, seconds: number, valid: Buffer[]): Promis
   })
 }
 
-function openLoopAt(url: string, eventsPerS: number, seconds: number, valid: Buffer[]) {
-  return openLoop({
+async function openLoopAt(
+  url: string,
+  pid: number | undefined,
+  eventsPerS: number,
+  seconds: number,
+  valid: Buffer[],
+): Promise<{ raw: OpenLoopResult; side: OpenSide }> {
+  const probe = pid === undefined ? null : await probeRound(url, pid)
+  const r = await openLoop({
     url,
     requests: valid.map((body) => ({ path: '/v1/impressions', headers: VALID_HEADERS, body })),
     rate: eventsPerS / EVENTS_PER_REQUEST,
     seconds,
   })
+  return { raw: r, side: openSide(r, seconds, await probe?.stop()) }
 }
 
 interface Neighbour {
@@ -190,7 +208,7 @@ async function round<T>(
   neighbourFirst: boolean,
   measure: () => Promise<T>,
   state: NeighbourState,
-): Promise<{ alone: T; with_neighbour: T }> {
+): Promise<{ alone: T; with_neighbour: T; neighbour: Record<string, number> }> {
   const sent = Object.values(state.counts).reduce(
     (n, c) => n + Object.values(c).reduce((a, b) => a + b, 0),
     0,
@@ -203,12 +221,16 @@ async function round<T>(
   const counts = await noisy
   state.windowMs += performance.now() - started
   const alone = before ?? (await measure())
+  const answered: Record<string, number> = {}
   for (const [kind, statuses] of Object.entries(counts)) {
     const into = state.counts[kind] ?? {}
     state.counts[kind] = into
-    for (const [status, n] of Object.entries(statuses)) add(into, status, n)
+    for (const [status, n] of Object.entries(statuses)) {
+      add(into, status, n)
+      add(answered, status, n)
+    }
   }
-  return { alone, with_neighbour: withNeighbour }
+  return { alone, with_neighbour: withNeighbour, neighbour: answered }
 }
 
 interface NeighbourState {
@@ -256,28 +278,29 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
   const baselineState: NeighbourState = { counts: {}, windowMs: 0 }
   let last: OpenLoopResult | undefined
   for (let i = 0; i < o.rounds; i++) {
-    const measure = async (at: string, into: OpenRound[], s: NeighbourState) => {
+    const measure = async (at: string, pid: number | undefined, into: OpenRound[], s: NeighbourState) => {
       const load = loadavg()[0]!
       const r = await round(
         at,
         o.openSeconds,
         i % 2 === 1,
-        () => openLoopAt(at, offered, o.openSeconds, valid),
+        () => openLoopAt(at, pid, offered, o.openSeconds, valid),
         s,
       )
-      const alone = openSide(r.alone, o.openSeconds)
       into.push({
-        alone,
-        with_neighbour: openSide(r.with_neighbour, o.openSeconds),
-        conclusive: alone.events_per_s >= 0.9 * offered,
+        alone: r.alone.side,
+        with_neighbour: r.with_neighbour.side,
+        conclusive: r.alone.side.events_per_s >= 0.9 * offered,
+        neighbour_bodies: r.neighbour,
         load,
       })
-      return r.with_neighbour
+      return r.with_neighbour.raw
     }
+    const baselineSide = () => measure(o.baselineUrl!, o.baselinePid, baseline, baselineState)
     // In turn which gateway first, as the sides within a round.
-    if (o.baselineUrl !== undefined && i % 2 === 1) await measure(o.baselineUrl, baseline, baselineState)
-    last = await measure(url, open, state)
-    if (o.baselineUrl !== undefined && i % 2 === 0) await measure(o.baselineUrl, baseline, baselineState)
+    if (o.baselineUrl !== undefined && i % 2 === 1) await baselineSide()
+    last = await measure(url, o.gatewayPid, open, state)
+    if (o.baselineUrl !== undefined && i % 2 === 0) await baselineSide()
   }
   const after = await counters()
   const perS = (o.refusedCpuMsPerS ?? Number(NOISY_NEIGHBOUR_ENV.ADGATE_REFUSED_CPU_MS_PER_S)) / 1000
@@ -305,7 +328,7 @@ export async function noisyNeighbour(url: string, o: NoisyOptions): Promise<Nois
   }
 }
 
-function openSide(s: OpenLoopResult, seconds: number): OpenSide {
+function openSide(s: OpenLoopResult, seconds: number, probe: ProbeResult | undefined): OpenSide {
   return {
     events_per_s: Math.round((s.requests['2xx'] / seconds) * EVENTS_PER_REQUEST),
     non2xx: non2xxOf(s),
@@ -313,6 +336,8 @@ function openSide(s: OpenLoopResult, seconds: number): OpenSide {
     p99_ms: s.latency_ms.p99,
     p999_ms: s.latency_ms.p999,
     schedule_kept: s.schedule.kept,
+    dispatch_lag_p99_ms: s.schedule.lag_ms.p99,
+    ...(probe === undefined ? {} : { probe }),
   }
 }
 

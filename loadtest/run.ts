@@ -299,6 +299,8 @@ const noisy: Scenario = async (args) =>
         openSeconds: 10,
         rounds: 4,
         baselineUrl: baseline ? `http://127.0.0.1:${baseline.port}` : undefined,
+        gatewayPid: gw.pid,
+        baselinePid: baseline?.child.pid,
       }).finally(() => (baseline ? stop(baseline) : undefined))
       const fivexx = Object.keys({ ...r.valid_non2xx, ...r.open.non2xx }).filter(
         (k) => k.startsWith('5') || k === 'errors',

@@ -17,6 +17,8 @@ export interface Args {
 export interface Gateway {
   url: string
   wsUrl: string
+  /** Its process id when this run started it (not with --target). */
+  pid?: number
   rssMb(): Promise<number>
 }
 
@@ -31,10 +33,11 @@ export const p99Check = (p99: number, limit = SLO_P99_MS, what = 'p99'): Check =
   detail: `${what} ${p99} ms`,
 })
 
-function gatewayAt(url: string): Gateway {
+function gatewayAt(url: string, pid?: number): Gateway {
   const base = url.replace(/\/+$/, '')
   return {
     url: base,
+    pid,
     wsUrl: `${base.replace(/^http/, 'ws')}/v1/stream`,
     rssMb: async () => (await metric(base, 'adgate_process_resident_memory_bytes', Number.NaN)) / 2 ** 20,
   }
@@ -56,7 +59,7 @@ export async function withGateway<T>(
   }
   const server = await startGateway(env)
   try {
-    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`))
+    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`, server.child.pid))
   } finally {
     await stop(server)
   }

@@ -7,8 +7,10 @@ import { assignSchemaIds } from '../events/schemas.js'
 import { attachRulesChannel } from '../quality/rules-channel.js'
 import { type DecodeTask, runDecodeTask } from './decode-task.js'
 import type { WorkerData } from './pool.js'
+import { takeRole } from './thread-role.js'
 
 const data = workerData as WorkerData | undefined
+takeRole(data?.role ?? 'decode')
 // The schema registry's ids, before anything is encoded (registry/subjects.ts).
 if (data?.schemaIds) assignSchemaIds(data.schemaIds)
 // Compile every schema's normalizer and Avro reader when the thread starts, not on its first

@@ -13,6 +13,7 @@ import {
 } from './decode-task.js'
 import { LoopLoad } from './loop-load.js'
 import { ProbationLane } from './probation-lane.js'
+import type { ThreadRole } from './thread-role.js'
 import { type TaskSignal, Watchdog } from './watchdog.js'
 
 export interface DecodeRequest extends BodyFacts {
@@ -109,10 +110,15 @@ function startPiscina(threads: RunnerThreads): TaskRunner {
 
 /** What each decode thread is started with (workers/decode-worker.ts reads it). */
 export interface WorkerData {
+  /** What the thread is for (its name in /proc, workers/thread-role.ts). */
+  readonly role?: ThreadRole
   readonly rules?: SharedArrayBuffer
   readonly schemaIds?: Readonly<Record<string, number>> | null
   readonly native: boolean
 }
+
+/** The probation lane's hang timeout, in decode timeouts (ADGATE_DECODE_TIMEOUT_MS). */
+export const PROBATION_TIMEOUT_FACTOR = 10
 
 /** The largest lone body decoded on the event loop: about half a millisecond of decoding. */
 export const INLINE_MAX_BYTES = 64 * 1024
@@ -157,12 +163,23 @@ export class DecodePool {
   /** The probation lane's one thread, started with its first body. */
   private probationRunner: TaskRunner | null = null
   private readonly probation = new ProbationLane<Pending>((p) => {
-    this.probationRunner ??= this.startRunner({ ...this.threads, workers: 1 })
-    return this.runTask(this.probationRunner, [p], this.taskOf([p]))
+    this.probationRunner ??= this.startRunner({
+      ...this.threads,
+      workers: 1,
+      workerData: { ...this.threads.workerData, role: 'probation' },
+    })
+    return this.runTask(this.probationRunner, [p], this.taskOf([p]), this.probationWatchdog)
   })
+  /**
+   * The lane's hang timeout is PROBATION_TIMEOUT_FACTOR times the workers': its thread runs at a
+   * lower priority (thread-role.ts), so a body within its CPU budget can take that much longer on a
+   * busy box, and only clients on probation wait behind it.
+   */
+  private readonly probationWatchdog: Watchdog
 
   constructor(private readonly options: PoolOptions) {
     this.watchdog = new Watchdog(options.taskTimeoutMs)
+    this.probationWatchdog = new Watchdog(options.taskTimeoutMs * PROBATION_TIMEOUT_FACTOR)
     const inline = options.inline ?? true
     if (typeof inline === 'function') this.inlineNow = inline
     else if (inline) {
@@ -175,6 +192,7 @@ export class DecodePool {
       filename: options.filename ?? new URL('./decode-worker.js', import.meta.url).href,
       workers: options.workers,
       workerData: {
+        role: 'decode',
         rules: options.rules,
         schemaIds: options.schemaIds ?? null,
         native: options.native ?? true,
@@ -268,15 +286,20 @@ export class DecodePool {
   }
 
   /** Runs a task on a thread under the watchdog and answers its requests; never rejects. */
-  private runTask(runner: TaskRunner, batch: Pending[], task: DecodeTask): Promise<void> {
-    const deadline = this.watchdog.start()
+  private runTask(
+    runner: TaskRunner,
+    batch: Pending[],
+    task: DecodeTask,
+    watchdog = this.watchdog,
+  ): Promise<void> {
+    const deadline = watchdog.start()
     return runner
       .run(task, { transferList: [...task.buffers], signal: deadline })
       .then(
         (result) => this.answer(batch, result),
         (err: Error) => this.fail(batch, err),
       )
-      .finally(() => this.watchdog.finish(deadline))
+      .finally(() => watchdog.finish(deadline))
   }
 
   /**
@@ -327,6 +350,7 @@ export class DecodePool {
 
   async close(): Promise<void> {
     this.watchdog.stop()
+    this.probationWatchdog.stop()
     await Promise.all([this.pool.destroy(), this.probationRunner?.destroy()])
   }
 }

@@ -121,17 +121,45 @@ describe('RefusedWork: charged at admission', () => {
     const w = new RefusedWork(50, 4, clock().now)
     const first = w.admit('new', 10_000)
     expect(first).toEqual({ apart: false, estimateMs: 10_000 * WORST_MS_PER_BYTE })
-    // 30 ms in flight, not over: the next is not apart yet; with it 60 ms are, so the third is.
-    expect(w.admit('new', 10_000).apart).toBe(false)
+    // 30 ms in flight: with its own 30 ms the next is over the 50 ms share, so it is apart.
     expect(w.admit('new', 10_000).apart).toBe(true)
     expect(w.admit('other', 10_000).apart).toBe(false) // estimates are per client
+    expect(w.admit('big', 20_000).apart).toBe(true) // 60 ms alone is over the share
+  })
+
+  it('a client back from probation, its debt paid, decodes a body estimated over its share apart (its own estimate counts)', () => {
+    const c = clock()
+    const w = new RefusedWork(50, 4, c.now, 30_000)
+    w.settle('noisy', w.admit('noisy', 100), 100, 0) // valid at first: estimated at nothing
+    const csv = w.admit('noisy', 600_000)
+    expect(csv.apart).toBe(false)
+    w.settle('noisy', csv, 600_000, 500) // then its 500 ms CSV
+    expect(w.onProbation('noisy')).toBe(true)
+    c.t += 60_000 // quiet for a minute: paid up, probation over
+    expect(w.waitMs('noisy')).toBe(0)
+    expect(w.onProbation('noisy')).toBe(false)
+    // Without its own estimate this CSV went to the shared workers, nothing else being in flight.
+    const again = w.admit('noisy', 600_000)
+    expect(again.apart).toBe(true)
+    expect(again.estimateMs).toBeCloseTo(500)
+    expect(w.admit('noisy', 10).apart).toBe(true) // with the CSV in flight, over
+  })
+
+  it('the estimate is the costliest refused time per byte since the last valid body, not the last body only', () => {
+    const w = new RefusedWork(50, 4, clock().now)
+    const admitted = () => w.admit('noisy', 1000)
+    w.settle('noisy', admitted(), 1000, 1000) // 1 ms per byte
+    w.settle('noisy', admitted(), 1000, 1) // a cheap refusal: still 1 ms per byte
+    expect(w.admit('noisy', 2).estimateMs).toBe(2)
+    w.settle('noisy', admitted(), 1000, 0) // a valid body: nothing reserved from now on
+    expect(w.admit('noisy', 1_000_000).estimateMs).toBe(0)
   })
 
   it('settling releases the estimate; a client whose last body was valid reserves nothing and is never charged', () => {
     const w = new RefusedWork(50, 4, clock().now)
-    const burst = [w.admit('valid', 30_000), w.admit('valid', 30_000)] // 90 ms each, estimated
+    const burst = [w.admit('valid', 10_000), w.admit('valid', 10_000)] // 30 ms each, estimated
     expect(burst.map((a) => a.apart)).toEqual([false, true])
-    for (const a of burst) w.settle('valid', a, 30_000, 0)
+    for (const a of burst) w.settle('valid', a, 10_000, 0)
     expect(w.waitMs('valid')).toBe(0)
     expect(w.onProbation('valid')).toBe(false)
     // Its last body was valid: it reserves nothing, however many large bodies it has in flight.
@@ -140,8 +168,8 @@ describe('RefusedWork: charged at admission', () => {
 
   it('a failed decode releases its estimate and teaches nothing; refused work is charged as before and estimated next', () => {
     const w = new RefusedWork(50, 4, clock().now)
-    const a = w.admit('noisy', 20_000) // 60 ms
-    const b = w.admit('noisy', 20_000)
+    const a = w.admit('noisy', 10_000) // 30 ms
+    const b = w.admit('noisy', 10_000)
     expect(b.apart).toBe(true)
     w.settle('noisy', a, 20_000, null)
     w.settle('noisy', b, 20_000, null)
