@@ -7,6 +7,7 @@ import { REPO_ROOT } from '../bench/lib/results.js'
 import { bodies, metric } from '../bench/lib/servers.js'
 import { median } from '../bench/lib/stats.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import { startedAsBefore } from './generator-priority.js'
 import { type ProbeResult, probeRound } from './round-probe.js'
 
 /**
@@ -173,9 +174,8 @@ interface Neighbour {
 
 /** The neighbour (the compiled noisy-client.js), started and ready: its bodies are built. */
 function neighbour(url: string, seconds: number, first: number): Promise<Neighbour> {
-  const child = spawn(process.execPath, [CLIENT, url, String(seconds), NOISY_KEY, String(first)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
+  const start = startedAsBefore([process.execPath, CLIENT, url, String(seconds), NOISY_KEY, String(first)])
+  const child = spawn(start.command, start.args, { stdio: ['pipe', 'pipe', 'inherit'] })
   let out = ''
   const exited = new Promise<Record<string, Record<string, number>>>((resolve, reject) => {
     child.once('error', reject)

@@ -7,6 +7,7 @@ import { type OpenLoopResult, openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
 import { ensureKafka, metric, startGateway, stop } from '../bench/lib/servers.js'
 import { percentile, slope } from '../bench/lib/stats.js'
+import { raisedGenerator } from './generator-priority.js'
 import {
   type Check,
   contractFields,
@@ -294,14 +295,17 @@ const noisy: Scenario = async (args) =>
     async (gw) => {
       const baselineDir = process.env.LOADTEST_BASELINE_DIR
       const baseline = baselineDir ? await startGateway(NOISY_NEIGHBOUR_ENV, baselineDir) : null
-      const r = await noisyNeighbour(gw.url, {
-        closedSeconds: 5,
-        openSeconds: 10,
-        rounds: 4,
-        baselineUrl: baseline ? `http://127.0.0.1:${baseline.port}` : undefined,
-        gatewayPid: gw.pid,
-        baselinePid: baseline?.child.pid,
-      }).finally(() => (baseline ? stop(baseline) : undefined))
+      // The gateways are started at the niceness this process had; the generator then measures raised.
+      const r = await raisedGenerator(() =>
+        noisyNeighbour(gw.url, {
+          closedSeconds: 5,
+          openSeconds: 10,
+          rounds: 4,
+          baselineUrl: baseline ? `http://127.0.0.1:${baseline.port}` : undefined,
+          gatewayPid: gw.pid,
+          baselinePid: baseline?.child.pid,
+        }),
+      ).finally(() => (baseline ? stop(baseline) : undefined))
       const fivexx = Object.keys({ ...r.valid_non2xx, ...r.open.non2xx }).filter(
         (k) => k.startsWith('5') || k === 'errors',
       )
