@@ -26,6 +26,8 @@ export interface RawOptions {
   readonly waitMs?: number
   /** Half-close after sending (as `nc -N`). */
   readonly end?: boolean
+  /** The request is HEAD: its answers end with their head (RFC 9110 §9.3.2), whatever Content-Length says. */
+  readonly head?: boolean
 }
 
 /** Send `request` (a string is latin1: one char per byte), collect what comes back. */
@@ -44,12 +46,20 @@ export function rawExchange(
       settled = true
       clearTimeout(timer)
       socket.destroy()
-      resolve({ ...parseResponses(data), raw: data.toString('latin1'), closed, ms: Date.now() - started })
+      resolve({
+        ...parseResponses(data, options.head),
+        raw: data.toString('latin1'),
+        closed,
+        ms: Date.now() - started,
+      })
     }
     const timer = setTimeout(() => done(false), options.waitMs ?? 5000)
     socket.on('data', (d: Buffer) => {
       data = Buffer.concat([data, d])
-      if (options.responses !== undefined && parseResponses(data).responses.length >= options.responses)
+      if (
+        options.responses !== undefined &&
+        parseResponses(data, options.head).responses.length >= options.responses
+      )
         done(false)
     })
     socket.on('close', () => done(true))
@@ -59,7 +69,7 @@ export function rawExchange(
   })
 }
 
-export function parseResponses(data: Buffer): { responses: RawResponse[]; rest: string } {
+export function parseResponses(data: Buffer, head = false): { responses: RawResponse[]; rest: string } {
   const responses: RawResponse[] = []
   let at = 0
   for (;;) {
@@ -74,7 +84,7 @@ export function parseResponses(data: Buffer): { responses: RawResponse[]; rest: 
       headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
     }
     const status = Number(m[1])
-    const length = status < 200 || status === 204 ? 0 : Number(headers['content-length'] ?? 0)
+    const length = head || status < 200 || status === 204 ? 0 : Number(headers['content-length'] ?? 0)
     if (data.length < end + 4 + length) break
     responses.push({ status, headers, body: data.toString('utf8', end + 4, end + 4 + length) })
     at = end + 4 + length
