@@ -67,6 +67,8 @@ export interface OpenSide extends Side {
   readonly dispatch_lag_p99_ms: number
   /** Where the gateway and the machine spent the side's CPU (with the gateway's pid). */
   readonly probe?: ProbeResult
+  /** The gateway's CPU seconds (all threads) per million 2xx events (with the gateway's pid). */
+  readonly cpu_s_per_million_events?: number
 }
 
 export interface OpenRounds {
@@ -76,9 +78,14 @@ export interface OpenRounds {
   readonly served_share_median: number
   /** Answers to the valid client in the conclusive rounds that were not 2xx. */
   readonly non2xx: Record<string, number>
-  /** Medians over the rounds. */
-  readonly alone: { readonly p50_ms: number; readonly p99_ms: number }
-  readonly with_neighbour: { readonly p50_ms: number; readonly p99_ms: number }
+  /** Medians over the rounds (CPU per event: with the gateway's pid; alone, it is the valid traffic's cost). */
+  readonly alone: SideMedians
+  readonly with_neighbour: SideMedians
+}
+interface SideMedians {
+  readonly p50_ms: number
+  readonly p99_ms: number
+  readonly cpu_s_per_million_events?: number
 }
 interface OpenRound {
   readonly alone: OpenSide
@@ -337,7 +344,17 @@ function openSide(s: OpenLoopResult, seconds: number, probe: ProbeResult | undef
     p999_ms: s.latency_ms.p999,
     schedule_kept: s.schedule.kept,
     dispatch_lag_p99_ms: s.schedule.lag_ms.p99,
-    ...(probe === undefined ? {} : { probe }),
+    ...(probe === undefined
+      ? {}
+      : {
+          probe,
+          cpu_s_per_million_events:
+            Math.round(
+              (Object.values(probe.gateway_cpu_s).reduce((a, b) => a + b, 0) /
+                ((s.requests['2xx'] * EVENTS_PER_REQUEST) / 1e6)) *
+                100,
+            ) / 100,
+        }),
   }
 }
 
@@ -348,10 +365,14 @@ function summary(rounds: readonly OpenRound[], offered: number): OpenRounds {
   const non2xx: Record<string, number> = {}
   for (const r of conclusive)
     for (const [code, n] of Object.entries(r.with_neighbour.non2xx)) add(non2xx, code, n)
-  const medians = (side: 'alone' | 'with_neighbour') => ({
-    p50_ms: median(rounds.map((r) => r[side].p50_ms)),
-    p99_ms: median(rounds.map((r) => r[side].p99_ms)),
-  })
+  const medians = (side: 'alone' | 'with_neighbour'): SideMedians => {
+    const cpu = rounds.flatMap((r) => r[side].cpu_s_per_million_events ?? [])
+    return {
+      p50_ms: median(rounds.map((r) => r[side].p50_ms)),
+      p99_ms: median(rounds.map((r) => r[side].p99_ms)),
+      ...(cpu.length === 0 ? {} : { cpu_s_per_million_events: median(cpu) }),
+    }
+  }
   return {
     rounds,
     served_share_min: served.length === 0 ? Number.NaN : Math.min(...served),
