@@ -35,6 +35,9 @@ interface Sample {
   p50: number
   p99: number
   spooled: number
+  /** Produce requests and record batches Kafka acknowledged, per million events (-1: the build does not count batches). */
+  requestsPerM: number
+  batchesPerM: number
   /** The machine's 1-minute load average after the run: how shared the box was. */
   load: number
 }
@@ -70,13 +73,21 @@ async function measure(server: Server, eventsPerS: number, seconds: number): Pro
   const url = `http://127.0.0.1:${server.port}`
   const spool = () => metric(url, 'adgate_delivered_records_total{destination="spool"}', 0)
   const s0 = await spool()
+  const requests = () => metric(url, 'adgate_kafka_produce_requests_total', 0)
+  // Counted since the merging of batches across requests; an older baseline has no such metric.
+  const batches = () => metric(url, 'adgate_kafka_record_batches_total', Number.NaN)
+  const [q0, k0] = [await requests(), await batches()]
   const c0 = cpuSeconds(server.child.pid!)
   const b0 = cpuSeconds(brokerPid())
   const r = await openLoop({ url, requests: REQUESTS, rate: eventsPerS / EVENTS, seconds })
   const cpu = cpuSeconds(server.child.pid!) - c0
   const broker = cpuSeconds(brokerPid()) - b0
   const events = r.requests['2xx'] * EVENTS
+  const perM = (n: number) => (n / Math.max(1, events)) * 1e6
+  const batchCount = (await batches()) - k0
   return {
+    requestsPerM: perM((await requests()) - q0),
+    batchesPerM: Number.isNaN(batchCount) ? -1 : perM(batchCount),
     serverPerM: (cpu / Math.max(1, events)) * 1e6,
     brokerPerM: (broker / Math.max(1, events)) * 1e6,
     p50: r.latency_ms.p50,
@@ -134,6 +145,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
         const value = m('candidate', f)
         if (!withBaseline) return { case: c, metric: metricName, value, unit }
         const baseline = m('baseline', f)
+        if (baseline < 0) return { case: c, metric: metricName, value, unit }
         if (baseline === 0) return { case: c, metric: metricName, value, unit, baseline }
         return { case: c, metric: metricName, value, unit, baseline, ratio: r3(value / baseline) }
       }
@@ -144,6 +156,8 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
         row('p99_ms', 'ms', (s) => s.p99),
         // Records the spool took instead of Kafka: then the figure is the spool's, not the Kafka path's.
         row('spooled_records', 'records', (s) => s.spooled),
+        row('produce_requests_per_M', 'requests', (s) => s.requestsPerM),
+        row('record_batches_per_M', 'batches', (s) => s.batchesPerM),
         row('load_average', 'runnable threads', (s) => s.load),
       )
     }

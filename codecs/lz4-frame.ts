@@ -143,6 +143,8 @@ class Output {
 
 interface NativeLz4 {
   compress(input: Uint8Array, output: Uint8Array): number
+  /** LZ4_decompress_safe: bytes written, negative when the block is corrupt or `output` too small. */
+  uncompress(input: Uint8Array, output: Uint8Array): number
   compressBound(size: number): number
 }
 
@@ -190,6 +192,38 @@ export function encodeLz4Frame(input: Uint8Array, out: FrameSink): void {
   }
   out.buf.writeUInt32LE(0, out.pos) // end mark
   out.pos += 4
+}
+
+/**
+ * Decode one frame as encodeLz4Frame writes them (FLG 0x60, BD 0x40: independent blocks of at
+ * most 64 KiB, no checksums), natively, appending to `out`; `scratch` holds one block (64 KiB).
+ * For bytes adgate wrote itself (record batches it merges); false for any other frame or a
+ * corrupt block. Untrusted input goes through decodeLz4Frames, which bounds the output.
+ */
+export function decodeOwnLz4Frame(src: Buffer, out: FrameSink, scratch: Buffer): boolean {
+  if (src.length < FRAME_HEADER.length || src.compare(FRAME_HEADER, 0, 6, 0, 6) !== 0) return false
+  let ip = FRAME_HEADER.length
+  for (;;) {
+    if (ip + 4 > src.length) return false
+    const word = src.readUInt32LE(ip)
+    ip += 4
+    if (word === 0) return ip === src.length
+    const size = word & 0x7fffffff
+    if (ip + size > src.length || size > BLOCK_SIZE) return false
+    const block = src.subarray(ip, ip + size)
+    ip += size
+    if (word & UNCOMPRESSED) {
+      out.ensure(size)
+      out.buf.set(block, out.pos)
+      out.pos += size
+      continue
+    }
+    const n = native().uncompress(block, scratch)
+    if (n < 0) return false
+    out.ensure(n)
+    scratch.copy(out.buf, out.pos, 0, n)
+    out.pos += n
+  }
 }
 
 /** One frame as a new Buffer, for callers that want the whole frame at once. */

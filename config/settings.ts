@@ -228,9 +228,15 @@ export const SETTINGS = {
   ),
   produceLingerMs: setting(
     'ADGATE_PRODUCE_LINGER_MS',
-    '0',
-    'While a Produce request to a broker is in flight, how long new batches for it may wait to share the next request (0: sent at once)',
+    '5',
+    "How long a request's record batches may wait for other requests' to share their batch and Produce request, as Kafka's linger.ms (0: sent at once)",
     int(0, 1000),
+  ),
+  produceBatchBytes: setting(
+    'ADGATE_PRODUCE_BATCH_BYTES',
+    '1MiB',
+    "Bound of one record batch merged from several requests' batches for a partition (also at most the topic's max.message.bytes and 16384 records)",
+    bytes(1024, 64 * 2 ** 20),
   ),
   maxPendingBytes: setting(
     'ADGATE_MAX_PENDING_BYTES',

@@ -238,6 +238,7 @@ async function connectKafka(
     maxInFlight: config.maxInFlight,
     maxPendingBytes: config.maxPendingBytes,
     lingerMs: config.produceLingerMs,
+    maxBatchBytes: config.produceBatchBytes,
     logger,
   })
   const attempt = async () => {

@@ -14,6 +14,7 @@ import {
   parseProduceResponse,
   writeProduceRequest,
 } from './produce-request.js'
+import { mergeRecordBatches } from './protocol/batch-merge.js'
 import type { EncodedBatch } from './protocol/record-batch.js'
 
 /** Record batches encoded by a worker, in one buffer. */
@@ -71,10 +72,17 @@ export interface BatchSinkOptions {
   /** Bytes of batches waiting for acknowledgement; beyond it sends fail at once (the memory bound). */
   readonly maxPendingBytes: number
   /**
-   * How long a batch may wait, while its leader has a Produce request in flight, for other
-   * partitions' batches to go out in the same request (0: sent at once, never waits).
+   * How long a batch may wait for others to join it, as Kafka's linger.ms: the same partition's
+   * (merged into one batch, see takeNext) and its leader's other partitions' (in the same
+   * request). 0: sent at once (batches still merge while a partition is at its in-flight limit).
    */
   readonly lingerMs?: number
+  /**
+   * Bound of one merged record batch: a lane's batches that were never sent go to Kafka as one
+   * batch of at most this many bytes (as encoded by the workers, and within the topic's
+   * max.message.bytes) and MAX_MERGED_RECORDS records. Default 1 MiB.
+   */
+  readonly maxBatchBytes?: number
   readonly logger: Logger
   /** By default a Cluster over `brokers`; unit tests give one whose connections are fakes. */
   readonly cluster?: Cluster
@@ -88,6 +96,8 @@ export interface SinkStats {
   errors: number
   /** Records sent again under a new producer id after an attempt without an answer: possible duplicates. */
   possibleDuplicates: number
+  /** Batches of send()s that went to Kafka merged into another batch (so not in `batches` as such). */
+  merged: number
 }
 
 /** Faults POST /_faults/kafka?mode= can inject (ADGATE_FAULT_INJECTION=on). */
@@ -119,6 +129,9 @@ const MAX_IN_FLIGHT_PER_PARTITION = 5
 const REFRESH_GAP_MS = 200
 /** Kafka counts as down (everything to the spool) once no broker has answered for this long. */
 const DOWN_AFTER_SILENCE_MS = 1000
+/** Records of one merged batch at most (with maxBatchBytes): bounds the merge's scratch memory too. */
+export const MAX_MERGED_RECORDS = 16_384
+const DEFAULT_MAX_BATCH_BYTES = 1 << 20
 
 /**
  * Writes pre-encoded record batches (encoded and compressed by the decode workers, so the main
@@ -147,10 +160,9 @@ export class BatchSink {
   private readonly failingBrokers = new Set<string>()
   private refreshTimer: NodeJS.Timeout | null = null
   private refreshAskedAt = 0
-  /** Produce requests in flight per leader (node id), for the linger. */
-  private readonly leaderRequests = new Map<number, number>()
   private lingerTimer: NodeJS.Timeout | null = null
   private readonly perPartition: number
+  private readonly maxBatchBytes: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
   private security: string | null = null
   readonly stats: SinkStats = {
@@ -160,10 +172,12 @@ export class BatchSink {
     bytes: 0,
     errors: 0,
     possibleDuplicates: 0,
+    merged: 0,
   }
 
   constructor(private readonly options: BatchSinkOptions) {
     this.perPartition = Math.min(MAX_IN_FLIGHT_PER_PARTITION, options.maxInFlight)
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
     const connectTimeout = Math.min(options.ackTimeoutMs, 5000)
     this.cluster =
       options.cluster ??
@@ -320,6 +334,8 @@ export class BatchSink {
           identity: null,
           sent: false,
           ambiguous: false,
+          parts: null,
+          carrier: null,
         }
         owner.batches.push(p)
         lane.queue.push(p)
@@ -342,10 +358,13 @@ export class BatchSink {
       const owner = expiring[k]!
       if (owner.settled) continue
       const maybe = new Set<string>()
-      for (const p of owner.batches) {
+      for (const batch of owner.batches) {
+        // A batch merged into another is as far as that one (which was sent: merges happen then).
+        const p = batch.carrier ?? batch
         const queue = p.lane.queue
         const i = queue.indexOf(p)
         if (!p.sent && i >= 0) {
+          // Only batches never sent are behind one never sent: none of them is a merged one.
           for (const behind of queue.splice(i)) {
             this.pendingBytes -= behind.bytes.length
             if (behind.owner !== owner) expiring.push(behind.owner)
@@ -396,9 +415,9 @@ export class BatchSink {
    * Send what every lane may send. A Produce request carries exactly one batch per partition
    * (brokers refuse more since v3), so a lane with several batches waiting fills several
    * requests to its leader — at most its in-flight limit — written in order on one connection,
-   * which the broker handles in order. With a linger, a lane whose leader has a request in flight
-   * waits (up to lingerMs) for it to be answered, so the batches that arrived meanwhile share the
-   * next request instead of each taking one of their own.
+   * which the broker handles in order; a lane's batches never sent go as one merged batch
+   * (takeNext). With a linger, a leader's lanes wait until their oldest batch has waited lingerMs
+   * (or one holds maxBatchBytes), so the batches that arrive meanwhile share its request and batch.
    */
   private pump(): void {
     if (this.closed) return
@@ -421,7 +440,7 @@ export class BatchSink {
       byLeader.set(leader, requests)
       const cap = lane.maxInFlight(this.perPartition)
       for (let round = 0; lane.canSend && lane.inFlight < cap; round++) {
-        const p = lane.queue.shift()!
+        const p = this.takeNext(lane)
         if (p.seq < 0 || p.identity !== lane.identity) {
           p.seq = lane.nextSeq
           p.identity = lane.identity
@@ -441,28 +460,79 @@ export class BatchSink {
         this.noteConnectionFailure(err, -1)
         setTimeout(() => this.schedulePump(), 200).unref()
       })
-    for (const [leader, requests] of byLeader) {
-      this.leaderRequests.set(leader, (this.leaderRequests.get(leader) ?? 0) + requests.length)
-      void this.dispatch(leader, requests)
-    }
+    for (const [leader, requests] of byLeader) void this.dispatch(leader, requests)
   }
 
   /**
-   * With a linger: the leaders whose batches wait, as they have a request in flight and none of
-   * their ready batches has waited lingerMs yet; a timer wakes the pump when the first would have.
+   * The lane's next batch to send. One never sent takes the never-sent batches queued behind it
+   * along, merged into one batch (up to maxBatchBytes, the topic's max.message.bytes and
+   * MAX_MERGED_RECORDS), so the records of several requests reach the broker as one batch in one
+   * request; its parts are answered with it. A batch sent before goes again as it was: its
+   * sequence numbers are what the broker dedups a retry by.
+   */
+  private takeNext(lane: PartitionLane): PendingBatch {
+    const queue = lane.queue
+    const head = queue.shift()!
+    if (head.sent || queue.length === 0 || queue[0]!.sent) return head
+    const limit = Math.min(this.maxBatchBytes, this.cluster.maxMessageBytes(lane.topic) ?? Infinity)
+    const parts = [head]
+    let bytes = head.bytes.length
+    let records = head.records
+    while (queue.length > 0) {
+      const next = queue[0]!
+      if (next.sent || bytes + next.bytes.length > limit || records + next.records > MAX_MERGED_RECORDS) break
+      parts.push(queue.shift()!)
+      bytes += next.bytes.length
+      records += next.records
+    }
+    if (parts.length === 1) return head
+    const merged = mergeRecordBatches(parts.map((p) => p.bytes))
+    if (merged === null || merged.length > limit) {
+      // Not ours to merge (or grown past the limit): each goes as it is, in order.
+      queue.unshift(...parts.slice(1))
+      return head
+    }
+    const carrier: PendingBatch = {
+      index: -1,
+      lane,
+      bytes: merged,
+      records,
+      owner: head.owner,
+      queuedAt: head.queuedAt,
+      seq: -1,
+      identity: null,
+      sent: false,
+      ambiguous: false,
+      parts,
+      carrier: null,
+    }
+    for (const p of parts) p.carrier = carrier
+    this.stats.merged += parts.length
+    return carrier
+  }
+
+  /**
+   * With a linger: the leaders whose batches wait, as none of their ready batches has waited
+   * lingerMs yet and no lane has maxBatchBytes waiting; a timer wakes the pump when the first
+   * would have waited long enough.
    */
   private lingering(ready: readonly [PartitionLane, number][]): Set<number> | null {
     const linger = this.options.lingerMs ?? 0
     if (linger === 0 || ready.length === 0) return null
     const now = Date.now()
+    // Per leader: its oldest batch's queuing time, or -Infinity once a lane has a full batch.
     const oldest = new Map<number, number>()
-    for (const [lane, leader] of ready)
-      oldest.set(leader, Math.min(oldest.get(leader) ?? now, lane.queue[0]!.queuedAt))
+    for (const [lane, leader] of ready) {
+      let bytes = 0
+      for (const p of lane.queue) bytes += p.bytes.length
+      const since = bytes >= this.maxBatchBytes ? Number.NEGATIVE_INFINITY : lane.queue[0]!.queuedAt
+      oldest.set(leader, Math.min(oldest.get(leader) ?? now, since))
+    }
     const held = new Set<number>()
     let wake = Number.POSITIVE_INFINITY
     for (const [leader, since] of oldest) {
       const wait = since + linger - now
-      if (wait <= 0 || (this.leaderRequests.get(leader) ?? 0) === 0) continue
+      if (wait <= 0) continue
       held.add(leader)
       wake = Math.min(wake, wait)
     }
@@ -474,11 +544,6 @@ export class BatchSink {
       this.lingerTimer.unref()
     }
     return held
-  }
-
-  /** A Produce request to `leader` was answered or failed. */
-  private leaderRequestDone(leader: number): void {
-    this.leaderRequests.set(leader, (this.leaderRequests.get(leader) ?? 1) - 1)
   }
 
   /**
@@ -494,17 +559,14 @@ export class BatchSink {
     } catch (err) {
       const at = this.cluster.current.brokers.get(leader)
       this.noteBrokerFailure(err, at ? `${at.host}:${at.port}` : `node ${leader}`)
-      for (const entries of requests) {
-        this.leaderRequestDone(leader)
-        this.requestFailed(entries)
-      }
+      for (const entries of requests) this.requestFailed(entries)
       this.refreshSoon()
       return
     }
-    for (const entries of requests) void this.produce(leader, conn, entries, deadline)
+    for (const entries of requests) void this.produce(conn, entries, deadline)
   }
 
-  private async produce(leader: number, conn: Connection, entries: Entry[], deadline: number): Promise<void> {
+  private async produce(conn: Connection, entries: Entry[], deadline: number): Promise<void> {
     const data: PartitionRecords[] = entries.map((e) => ({
       topic: e.lane.topic,
       partition: e.lane.partition,
@@ -524,14 +586,12 @@ export class BatchSink {
       this.stats.requests++
     } catch (err) {
       this.requestsInFlight--
-      this.leaderRequestDone(leader)
       this.noteBrokerFailure(err, `${conn.host}:${conn.port}`)
       this.requestFailed(entries)
       this.refreshSoon()
       return
     }
     this.requestsInFlight--
-    this.leaderRequestDone(leader)
     this.healthy = true
     this.answeredAt = Date.now()
     this.failingBrokers.delete(`${conn.host}:${conn.port}`)
@@ -626,6 +686,11 @@ export class BatchSink {
    * send's other batches go on), or adgate itself refused (the whole send fails).
    */
   private finish(p: PendingBatch, err: Error | null): void {
+    if (p.parts !== null) {
+      // A merged batch's fate is each of its parts': acknowledged, refused or failed together.
+      for (const part of p.parts) this.finish(part, err)
+      return
+    }
     this.pendingBytes -= p.bytes.length
     const owner = p.owner
     owner.left--

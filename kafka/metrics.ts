@@ -36,6 +36,11 @@ export function registerProducerMetrics(
     () => sink.stats.requests,
   )
   total(
+    'adgate_kafka_record_batches_total',
+    "Record batches acknowledged by Kafka (one per partition per Produce request; a merged batch carries several requests' records)",
+    () => sink.stats.batches,
+  )
+  total(
     'adgate_kafka_produce_errors_total',
     'Sends Kafka did not acknowledge (timed out after retries, or refused)',
     () => sink.stats.errors,

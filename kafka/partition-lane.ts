@@ -15,9 +15,12 @@ export interface SendState {
   reject(err: Error): void
 }
 
-/** One pre-encoded batch on its way to its partition's leader. */
+/**
+ * One pre-encoded batch on its way to its partition's leader: a send()'s own, or several of them
+ * merged into one when first sent (kafka/protocol/batch-merge.ts), which then stands for its parts.
+ */
 export interface PendingBatch {
-  /** Its index in the send() it belongs to. */
+  /** Its index in the send() it belongs to (-1 for a merged batch: its parts have theirs). */
   readonly index: number
   readonly lane: PartitionLane
   readonly bytes: Buffer
@@ -32,6 +35,10 @@ export interface PendingBatch {
   sent: boolean
   /** An attempt ended without an answer (connection lost, timeout): it may have been written. */
   ambiguous: boolean
+  /** A merged batch's parts, in order (each answered with it); null for a send()'s own batch. */
+  readonly parts: readonly PendingBatch[] | null
+  /** The merged batch that carries this one to Kafka, once merged. */
+  carrier: PendingBatch | null
 }
 
 /**

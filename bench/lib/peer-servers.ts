@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { kafkaScriptOrThrow } from './broker.js'
@@ -30,9 +30,14 @@ const BROKER_PORT = PORT_BASE + 100
 export const BENCH_BROKERS = `127.0.0.1:${BROKER_PORT}`
 const KAFKA_DATA = join(REPO_ROOT, 'data', 'bench-peers-kafka')
 
-/** The benches' own broker (scripts/kafka.mjs on BENCH_PORT_BASE + 100), so its CPU is attributable to a run. */
-export function benchBroker(command: 'start' | 'stop'): Promise<void> {
-  return kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
+/**
+ * The benches' own broker (scripts/kafka.mjs on BENCH_PORT_BASE + 100), so its CPU is attributable
+ * to a run. Its log goes when it stops: a cost run writes ~4 GB, and four of them filled the shared
+ * disk (the next start formats a fresh one in seconds).
+ */
+export async function benchBroker(command: 'start' | 'stop'): Promise<void> {
+  await kafkaScriptOrThrow(command, { port: BROKER_PORT, dataDir: KAFKA_DATA })
+  if (command === 'stop') rmSync(KAFKA_DATA, { recursive: true, force: true })
 }
 
 export function brokerPid(): number {

@@ -116,23 +116,7 @@ export class RecordBatchBuilder {
       if (p.count === 0) continue
       const start = out.pos
       rawBytes += p.w.pos
-      out.ensure(HEADER_BYTES)
-      out.int64(0)
-      const lengthAt = out.reserve32() // batchLength: bytes after this field, known once compressed
-      out.int32(-1) // partitionLeaderEpoch: set by the broker
-      out.int8(2)
-      const crcAt = out.reserve32()
-      out.int16(LZ4)
-      out.int32(p.count - 1)
-      out.int64(timestamp)
-      out.int64(timestamp)
-      out.int64(-1) // producerId: not idempotent
-      out.int16(-1)
-      out.int32(-1)
-      out.int32(p.count)
-      encodeLz4Frame(p.w.result(), out) // straight into the output: no buffer per batch
-      out.buf.writeInt32BE(out.pos - lengthAt - 4, lengthAt)
-      out.buf.writeUInt32BE(crc32c(out.buf, crcAt + 4, out.pos), crcAt)
+      writeRecordBatch(out, p.w.result(), p.count, timestamp, timestamp)
       batches.push({
         topic: p.topic,
         partition: p.partition,
@@ -145,6 +129,36 @@ export class RecordBatchBuilder {
     }
     return { buffer: out.result(), batches, rawBytes }
   }
+}
+
+/**
+ * Append one LZ4-compressed v2 batch of `count` records (their bytes as laid out above, offset
+ * deltas from 0) to `out`, without producer id (kafka/idempotence.ts stamps it when it is sent).
+ */
+export function writeRecordBatch(
+  out: Writer,
+  records: Uint8Array,
+  count: number,
+  firstTimestamp: number,
+  maxTimestamp: number,
+): void {
+  out.ensure(HEADER_BYTES)
+  out.int64(0)
+  const lengthAt = out.reserve32() // batchLength: bytes after this field, known once compressed
+  out.int32(-1) // partitionLeaderEpoch: set by the broker
+  out.int8(2)
+  const crcAt = out.reserve32()
+  out.int16(LZ4)
+  out.int32(count - 1)
+  out.int64(firstTimestamp)
+  out.int64(maxTimestamp)
+  out.int64(-1) // producerId: not idempotent
+  out.int16(-1)
+  out.int32(-1)
+  out.int32(count)
+  encodeLz4Frame(records, out) // straight into the output: no buffer per batch
+  out.buf.writeInt32BE(out.pos - lengthAt - 4, lengthAt)
+  out.buf.writeUInt32BE(crc32c(out.buf, crcAt + 4, out.pos), crcAt)
 }
 
 export interface DecodedRecord {

@@ -10,7 +10,7 @@ import {
   REFUSED,
   type SendProgress,
 } from '../../kafka/batch-sink.js'
-import { RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
+import { decodeRecordBatch, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { FakeCluster } from '../support/fake-cluster.js'
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} } as never
@@ -22,7 +22,11 @@ afterEach(async () => {
   await Promise.all(sinks.splice(0).map((s) => s.close()))
 })
 
-async function connected(cluster: FakeCluster, ackTimeoutMs = 30_000): Promise<BatchSink> {
+async function connected(
+  cluster: FakeCluster,
+  ackTimeoutMs = 30_000,
+  maxBatchBytes?: number,
+): Promise<BatchSink> {
   const sink = new BatchSink({
     brokers: [],
     clientId: 'adgate-test',
@@ -31,6 +35,7 @@ async function connected(cluster: FakeCluster, ackTimeoutMs = 30_000): Promise<B
     ackTimeoutMs,
     maxInFlight: 5,
     maxPendingBytes: 1 << 20,
+    maxBatchBytes,
     logger: quiet,
     cluster,
   })
@@ -39,11 +44,12 @@ async function connected(cluster: FakeCluster, ackTimeoutMs = 30_000): Promise<B
   return sink
 }
 
-/** One batch of `records` records for each partition named, in that order. */
-function batches(topic: string, partitions: number[], records = 3): BatchSet {
+/** One batch of `records` records for each partition named, in that order (values `${tag}${p}-${n}`). */
+function batches(topic: string, partitions: number[], records = 3, tag = ''): BatchSet {
   const builder = new RecordBatchBuilder()
   for (const p of partitions)
-    for (let n = 0; n < records; n++) builder.add(topic, p, null, Buffer.from(`${p}-${n}`), Buffer.from([0]))
+    for (let n = 0; n < records; n++)
+      builder.add(topic, p, null, Buffer.from(`${tag}${p}-${n}`), Buffer.from([0]))
   const out = builder.finish(Date.now())
   return { buffer: Buffer.from(out.buffer), batches: out.batches }
 }
@@ -108,6 +114,93 @@ describe('BatchSink against a fake broker', () => {
     // The partition takes the next batch.
     cluster.answer = () => 0
     expect((await sink.send(batches('t', [1]))).size).toBe(0)
+  })
+
+  /**
+   * Three requests' batches for partition 0: the first goes alone; the next two arrive while it is
+   * in flight (a new lane has one request in flight until the broker holds its sequence) and go
+   * as ONE batch in the next request. The third request has a batch for partition 1 as well,
+   * which goes at once (its lane has nothing in flight).
+   */
+  async function twoQueuedBehindOne(cluster: FakeCluster, sink: BatchSink) {
+    cluster.holding = true
+    const first = sink.send(batches('t', [0], 3, 'a'))
+    await vi.waitFor(() => expect(cluster.produced).toHaveLength(1), until)
+    const sets = [batches('t', [0], 3, 'b'), batches('t', [0, 1], 2, 'c')]
+    const progress = sets.map(progressOf)
+    const later = sets.map((set, i) => sink.send(set, progress[i]).catch((err: unknown) => err))
+    await vi.waitFor(() => expect(cluster.produced).toHaveLength(2), until)
+    await turns()
+    expect(cluster.produced[1]!.partitions.map((p) => p.partition)).toEqual([1])
+    cluster.holding = false
+    cluster.release()
+    expect((await first).size).toBe(0)
+    await vi.waitFor(() => expect(cluster.produced.length).toBeGreaterThanOrEqual(3), until)
+    return { progress, later, request: cluster.produced[2]! }
+  }
+
+  it("two requests' records for one partition share one batch, answered when it is acknowledged", async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    const sink = await connected(cluster)
+    const { progress, later, request } = await twoQueuedBehindOne(cluster, sink)
+    expect(request.partitions.map((p) => p.partition)).toEqual([0])
+    const merged = request.partitions[0]!.batch
+    // One batch: both requests' records, offsets 0…4, its sequence after the first batch's 3 records.
+    expect(merged.readInt32BE(53)).toBe(3)
+    const { records } = decodeRecordBatch(merged)
+    expect(records.map((r) => [r.offsetDelta, r.value.toString()])).toEqual([
+      [0, 'b0-0'],
+      [1, 'b0-1'],
+      [2, 'b0-2'],
+      [3, 'c0-0'],
+      [4, 'c0-1'],
+    ])
+    expect((await later[0]) as Map<number, unknown>).toHaveProperty('size', 0)
+    expect((await later[1]) as Map<number, unknown>).toHaveProperty('size', 0)
+    expect(progress.map((p) => [...p.acked])).toEqual([[ACKED], [ACKED, ACKED]])
+    // Batches as Kafka got them: the first, the merged one, partition 1's.
+    expect(cluster.produced).toHaveLength(3)
+    expect(sink.stats).toMatchObject({ requests: 3, batches: 3, records: 10, merged: 2, errors: 0 })
+    expect(sink.bufferedBytes).toBe(0)
+  })
+
+  it('a merged batch Kafka refuses fails every request whose records it held, and only those', async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    const sink = await connected(cluster)
+    cluster.answer = (_topic, partition) => (cluster.produced.length === 3 && partition === 0 ? 87 : 0) // INVALID_RECORD
+    const { progress, later } = await twoQueuedBehindOne(cluster, sink)
+    const [b, c] = [
+      (await later[0]) as Map<number, KafkaRefusedError>,
+      (await later[1]) as Map<number, KafkaRefusedError>,
+    ]
+    expect([...b.keys()]).toEqual([0])
+    expect([...c.keys()]).toEqual([0])
+    expect(b.get(0)!.kafkaError).toBe('INVALID_RECORD')
+    expect(c.get(0)!.message).toContain('t/0')
+    expect(progress.map((p) => [...p.acked])).toEqual([[REFUSED], [REFUSED, ACKED]])
+    expect(sink.bufferedBytes).toBe(0)
+  })
+
+  it('a merged batch never acknowledged: both requests fail at their deadline, saying it may be written', async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    const sink = await connected(cluster, 2000)
+    cluster.answer = () => (cluster.produced.length >= 3 ? 'silent' : 0)
+    const { later } = await twoQueuedBehindOne(cluster, sink)
+    for (const failure of [await later[0], await later[1]]) {
+      expect(failure).toBeInstanceOf(NotDurableError)
+      expect((failure as Error).message).toMatch(/t\/0.* may still be written/)
+    }
+  })
+
+  it('batches are merged up to maxBatchBytes: beyond it each goes in a request of its own', async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    const small = batches('t', [0]).batches[0]!.length
+    const sink = await connected(cluster, 30_000, small + 1)
+    const { request } = await twoQueuedBehindOne(cluster, sink)
+    expect(decodeRecordBatch(request.partitions[0]!.batch).records).toHaveLength(3)
+    await vi.waitFor(() => expect(cluster.produced).toHaveLength(4), until)
+    expect(decodeRecordBatch(cluster.produced[3]!.partitions[0]!.batch).records).toHaveLength(2)
+    expect(sink.stats.merged).toBe(0)
   })
 
   it('a Kafka that never answers: send() rejects at the ack deadline, naming the partitions that may still be written', async () => {

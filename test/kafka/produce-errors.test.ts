@@ -62,6 +62,8 @@ describe('PartitionLane', () => {
     identity: lane.identity,
     sent: seq >= 0,
     ambiguous,
+    parts: null,
+    carrier: null,
   })
 
   it('after a failure, unacknowledged batches go out again first, in sequence order', () => {

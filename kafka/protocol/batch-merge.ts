@@ -1,0 +1,86 @@
+import { decodeOwnLz4Frame } from '../../codecs/lz4-frame.js'
+import { LZ4, RECORD_BATCH_HEADER_BYTES, writeRecordBatch } from './record-batch.js'
+import { varintSize, Writer } from './writer.js'
+
+/**
+ * Several record batches of one partition, written by the decode workers (record-batch.ts), as ONE
+ * batch: a Produce request carries one batch per partition, so without this each request's (or
+ * task's) batch took a request of its own, and the broker's cost is mostly per request and per
+ * batch. A batch's records are compressed as a whole and each names its place by offset and
+ * timestamp deltas from the batch's base, which a broker requires to be 0, 1, 2… (else it rebuilds
+ * and recompresses the batch): so the records are decompressed, their two deltas rewritten (a
+ * varint each, so each record's length prefix too), and compressed again. The rest of each record
+ * (key, value, headers) is copied as it is.
+ *
+ * Returns null when a batch is not one of ours (another codec or frame layout, a timestamp too far
+ * from the first): those are sent as they are.
+ */
+const raw = new Writer(256 * 1024)
+const block = Buffer.allocUnsafeSlow(64 * 1024)
+const out = new Writer(64 * 1024)
+
+/** Timestamp deltas are written as 32-bit varints: batches further apart are not merged. */
+const MAX_TIMESTAMP_SPREAD = 0x3fffffff
+
+export function mergeRecordBatches(batches: readonly Buffer[]): Buffer | null {
+  const first = batches[0]!
+  const base = Number(first.readBigInt64BE(27))
+  let maxTimestamp = base
+  let count = 0
+  raw.reset()
+  for (const batch of batches) {
+    if (batch[16] !== 2 || (batch.readInt16BE(21) & 7) !== LZ4) return null
+    const firstTimestamp = Number(batch.readBigInt64BE(27))
+    const spread = firstTimestamp - base
+    if (spread > MAX_TIMESTAMP_SPREAD || spread < -MAX_TIMESTAMP_SPREAD) return null
+    maxTimestamp = Math.max(maxTimestamp, Number(batch.readBigInt64BE(35)))
+    const records = batch.readInt32BE(57)
+    const at = raw.pos
+    if (!decodeOwnLz4Frame(batch.subarray(RECORD_BATCH_HEADER_BYTES), raw, block)) return null
+    // The decompressed records are at raw[at, raw.pos): rewritten after them, then moved down.
+    const end = raw.pos
+    let ip = at
+    for (let r = 0; r < records; r++) {
+      const length = readVarint(raw.buf, ip)
+      const bodyAt = ip + varintBytes(raw.buf, ip)
+      // attributes int8 | timestampDelta varlong | offsetDelta varint | key, value, headers
+      const tsAt = bodyAt + 1
+      const tsDelta = readVarint(raw.buf, tsAt)
+      const offsetAt = tsAt + varintBytes(raw.buf, tsAt)
+      const restAt = offsetAt + varintBytes(raw.buf, offsetAt)
+      const restEnd = bodyAt + length
+      if (restEnd > end) return null
+      const newTs = tsDelta + spread
+      const newLength = 1 + varintSize(newTs) + varintSize(count) + (restEnd - restAt)
+      raw.varint(newLength).int8(raw.buf[bodyAt]!).varint(newTs).varint(count)
+      raw.ensure(restEnd - restAt)
+      raw.buf.copy(raw.buf, raw.pos, restAt, restEnd)
+      raw.pos += restEnd - restAt
+      count++
+      ip = restEnd
+    }
+    raw.buf.copy(raw.buf, at, end, raw.pos)
+    raw.pos = at + (raw.pos - end)
+  }
+  out.reset()
+  writeRecordBatch(out, raw.result(), count, base, maxTimestamp)
+  return Buffer.from(out.result())
+}
+
+function readVarint(buf: Buffer, at: number): number {
+  let z = 0
+  let shift = 0
+  for (let i = at; ; i++) {
+    const b = buf[i]!
+    z |= (b & 0x7f) << shift
+    if ((b & 0x80) === 0) break
+    shift += 7
+  }
+  return (z >>> 1) ^ -(z & 1)
+}
+
+function varintBytes(buf: Buffer, at: number): number {
+  let n = 1
+  while ((buf[at + n - 1]! & 0x80) !== 0) n++
+  return n
+}
