@@ -8,9 +8,25 @@
 // here (5 ms/s) so that the neighbour's first refused body already puts it over its share and its
 // next bodies must wait, whatever the machine's load. Runs the compiled neighbour
 // (dist/loadtest/noisy-client.js).
+import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, inject, it } from 'vitest'
 import { NOISY_NEIGHBOUR_ENV, noisyNeighbour } from '../../loadtest/noisy-neighbour.js'
+import { PROBATION_NICE, THREAD_NAMES } from '../../workers/thread-role.js'
 import { gatewayForBlock } from '../support/gateway.js'
+
+/** A process's threads: name and nice value, from /proc/<pid>/task/<tid>/stat (Linux). */
+function threadsOf(pid: number): { tid: number; name: string; nice: number }[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // After "pid (comm) ", field 3 (state) is index 0: nice is field 19.
+    return {
+      tid: Number(tid),
+      name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      nice: Number(fields[16]),
+    }
+  })
+}
 
 const brokers = inject('kafkaBrokers')
 const REFUSED_CPU_MS_PER_S = 5
@@ -29,6 +45,7 @@ describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
       openSeconds: 4,
       rounds: 2,
       refusedCpuMsPerS: REFUSED_CPU_MS_PER_S,
+      gatewayPid: gw.process.pid,
     })
     expect(r.valid_non2xx).toEqual({})
     const kinds = Object.entries(r.neighbour)
@@ -43,5 +60,12 @@ describe.skipIf(brokers.length === 0)('noisy neighbour', () => {
     // Once over its share it was on probation: its next bodies were decoded apart from the valid client's.
     expect(r.probation_bodies).toBeGreaterThan(0)
     expect(r.refused_work_charged_s, JSON.stringify(r)).toBeLessThanOrEqual(r.refused_work_allowance_s)
+    // Each open-loop side says where the gateway's CPU went, by thread role (loadtest/round-probe.ts).
+    for (const round of r.open.rounds) expect(round.with_neighbour.probe?.gateway_cpu_s).toBeDefined()
+    // The lane's thread (started by the neighbour's bodies) runs below the others' priority.
+    const threads = threadsOf(gw.process.pid!)
+    const main = threads.find((t) => t.tid === gw.process.pid)!
+    const lane = threads.filter((t) => t.name === THREAD_NAMES.probation)
+    expect(lane.map((t) => t.nice)).toEqual([Math.min(19, main.nice + PROBATION_NICE)])
   })
 })
