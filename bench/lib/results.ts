@@ -98,6 +98,9 @@ export function writeResults(name: string, results: readonly BenchResult[]): str
  * place of every earlier entry of the parts it ran (a part's entries all go, so a case that is
  * renamed or did not come back this time is not left behind); every other entry is kept with the
  * commit and date it was measured on (the file's own, for entries written before entries had them).
+ * A run whose figures name no part is a whole bench: it replaces the file, since its case names
+ * may carry measured values (a peers rate, a baseline commit) and an old case would otherwise stay
+ * beside its successor.
  */
 export function mergeResults(
   previous: EarlierFile | null,
@@ -105,6 +108,7 @@ export function mergeResults(
   results: readonly BenchResult[],
   run: Pick<ResultsFile, 'commit' | 'date' | 'machine'>,
 ): ResultsFile {
+  const kept = results.some((r) => r.part !== undefined) ? previous : null
   const fresh = new Map<string, StoredResult[]>()
   for (const r of results) {
     const part = partOf(r)
@@ -112,10 +116,10 @@ export function mergeResults(
   }
   const out: StoredResult[] = []
   const placed = new Set<string>()
-  for (const old of previous?.results ?? []) {
+  for (const old of kept?.results ?? []) {
     const part = partOf(old)
     if (!fresh.has(part))
-      out.push({ ...old, commit: old.commit ?? previous!.commit, date: old.date ?? previous!.date })
+      out.push({ ...old, commit: old.commit ?? kept!.commit, date: old.date ?? kept!.date })
     else if (!placed.has(part)) {
       // The part's new figures where its old ones were: the file's order, and its diffs, stay stable.
       placed.add(part)

@@ -90,13 +90,21 @@ describe('mergeResults', () => {
     ])
   })
 
-  it('without parts, replaces figures case by case and dates entries written before entries had dates', () => {
-    const before = { ...earlier, results: [fig('a', 1), fig('b', 2)] }
-    const after = mergeResults(before, 'b', [fig('b', 20), fig('c', 30)], now)
+  it('dates entries written before entries had dates', () => {
+    const before = { ...earlier, results: [fig('a', 1, 'a'), fig('b', 2, 'b')] }
+    const after = mergeResults(before, 'b', [fig('b', 20, 'b')], now)
     expect(after.results).toEqual([
-      { ...fig('a', 1), ...earlier },
-      { ...fig('b', 20), commit: 'bbb2222', date: now.date },
-      { ...fig('c', 30), commit: 'bbb2222', date: now.date },
+      { ...fig('a', 1, 'a'), ...earlier },
+      { ...fig('b', 20, 'b'), commit: 'bbb2222', date: now.date },
+    ])
+  })
+
+  it('a run without parts is the whole bench: it replaces the file (peers.json kept the old rates beside the new)', () => {
+    const before = { ...earlier, results: [fig('adgate at 22100 events/s', 1), fig('saturation', 2)] }
+    const after = mergeResults(before, 'b', [fig('adgate at 22200 events/s', 10), fig('saturation', 20)], now)
+    expect(after.results).toEqual([
+      { ...fig('adgate at 22200 events/s', 10), commit: 'bbb2222', date: now.date },
+      { ...fig('saturation', 20), commit: 'bbb2222', date: now.date },
     ])
   })
 })
