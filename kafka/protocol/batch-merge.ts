@@ -1,5 +1,5 @@
 import { decodeOwnLz4Frame } from '../../codecs/lz4-frame.js'
-import { LZ4, RECORD_BATCH_HEADER_BYTES, writeRecordBatch } from './record-batch.js'
+import { LZ4, RECORD_BATCH_HEADER_BYTES, readVarint, writeRecordBatch } from './record-batch.js'
 import { varintSize, Writer } from './writer.js'
 
 /**
@@ -39,15 +39,16 @@ export function mergeRecordBatches(batches: readonly Buffer[]): Buffer | null {
     if (!decodeOwnLz4Frame(batch.subarray(RECORD_BATCH_HEADER_BYTES), raw, block)) return null
     // The decompressed records are at raw[at, raw.pos): rewritten after them, then moved down.
     const end = raw.pos
-    let ip = at
-    for (let r = 0; r < records; r++) {
-      const length = readVarint(raw.buf, ip)
-      const bodyAt = ip + varintBytes(raw.buf, ip)
+    const r = { buf: raw.buf, pos: at }
+    for (let i = 0; i < records; i++) {
+      r.buf = raw.buf // the writes below may have grown it
+      const length = readVarint(r)
+      const bodyAt = r.pos
       // attributes int8 | timestampDelta varlong | offsetDelta varint | key, value, headers
-      const tsAt = bodyAt + 1
-      const tsDelta = readVarint(raw.buf, tsAt)
-      const offsetAt = tsAt + varintBytes(raw.buf, tsAt)
-      const restAt = offsetAt + varintBytes(raw.buf, offsetAt)
+      r.pos++
+      const tsDelta = readVarint(r)
+      readVarint(r) // offsetDelta: rewritten as the merged batch's count
+      const restAt = r.pos
       const restEnd = bodyAt + length
       if (restEnd > end) return null
       const newTs = tsDelta + spread
@@ -57,7 +58,7 @@ export function mergeRecordBatches(batches: readonly Buffer[]): Buffer | null {
       raw.buf.copy(raw.buf, raw.pos, restAt, restEnd)
       raw.pos += restEnd - restAt
       count++
-      ip = restEnd
+      r.pos = restEnd
     }
     raw.buf.copy(raw.buf, at, end, raw.pos)
     raw.pos = at + (raw.pos - end)
@@ -65,22 +66,4 @@ export function mergeRecordBatches(batches: readonly Buffer[]): Buffer | null {
   out.reset()
   writeRecordBatch(out, raw.result(), count, base, maxTimestamp)
   return Buffer.from(out.result())
-}
-
-function readVarint(buf: Buffer, at: number): number {
-  let z = 0
-  let shift = 0
-  for (let i = at; ; i++) {
-    const b = buf[i]!
-    z |= (b & 0x7f) << shift
-    if ((b & 0x80) === 0) break
-    shift += 7
-  }
-  return (z >>> 1) ^ -(z & 1)
-}
-
-function varintBytes(buf: Buffer, at: number): number {
-  let n = 1
-  while ((buf[at + n - 1]! & 0x80) !== 0) n++
-  return n
 }

@@ -225,7 +225,8 @@ export function decodeRecordBatch(
   return { firstTimestamp, records }
 }
 
-function readVarint(r: { buf: Buffer; pos: number }): number {
+/** A zigzag varint at `r.pos`, moving `r.pos` past it (record lengths, deltas, key/value lengths). */
+export function readVarint(r: { buf: Buffer; pos: number }): number {
   let z = 0
   let shift = 0
   for (;;) {
