@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { blobValue, type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api'
 // Declaration mirrored in storage/postgres.ts and storage/memory.ts: each adapter implements the correlator's Storage.
 import { AGG_FIELDS, type AggDelta, type LateRow } from '../correlator/rows.js'
 import {
@@ -18,12 +19,14 @@ import { RAW_TABLES, type RawTable, rawRows } from './raw-tables.js'
 import {
   aggUpsert,
   anomalyUpsert,
+  checkpointsTable,
   ddl,
   FACT_COLUMNS,
   type FactTable,
   factUpsert,
   LATE_COLUMNS,
 } from './schema.js'
+import { StateFiles } from './state-files.js'
 
 export interface DuckDbOptions {
   readOnly?: boolean
@@ -48,6 +51,10 @@ export const DUCKDB_DEFAULTS = { memoryLimit: 1 << 30, threads: 1 } as const
  *
  * DuckDB allows one writing process per file, so several correlator instances on DuckDB share
  * one process and this object; writes are serialized here. Across machines, use PostgreSQL.
+ *
+ * Join-state checkpoints are files in `<file>.state/` (storage/state-files.ts); the checkpoints
+ * table names each partition's, committed with its positions. Opening a database whose checkpoints
+ * table still holds the state (before 2026-12-06) moves the state to files.
  */
 export class DuckDbStorage implements Storage {
   readonly kind = 'duckdb'
@@ -59,19 +66,28 @@ export class DuckDbStorage implements Storage {
     private readonly instance: DuckDBInstance,
     readonly conn: DuckDBConnection,
     readonly path: string,
+    readonly states: StateFiles,
   ) {}
 
   static async open(path: string, options: DuckDbOptions = {}): Promise<DuckDbStorage> {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    const memory = path === ':memory:'
+    if (!memory) mkdirSync(dirname(path), { recursive: true })
+    // An in-memory database keeps its state files in a directory of its own, removed on close.
+    const states = memory
+      ? StateFiles.open(mkdtempSync(join(tmpdir(), 'adgate-duckdb-state-')))
+      : StateFiles.open(`${path}.state`, !options.readOnly)
     const instance = await DuckDBInstance.create(path, {
       ...(options.readOnly ? { access_mode: 'READ_ONLY' } : {}),
       memory_limit: `${options.memoryLimit ?? DUCKDB_DEFAULTS.memoryLimit}B`,
       threads: String(options.threads ?? DUCKDB_DEFAULTS.threads),
     })
     const conn = await instance.connect()
-    const s = new DuckDbStorage(instance, conn, path)
+    const s = new DuckDbStorage(instance, conn, path, states)
     if (!options.readOnly) {
       for (const stmt of ddl('duckdb')) await conn.run(stmt)
+      await s.migrateCheckpoints()
+      const named = await conn.runAndReadAll('SELECT state_file FROM checkpoints')
+      await states.clean(new Set((named.getRows() as [string][]).map(([f]) => f)))
       for (const t of Object.keys(FACT_COLUMNS))
         await conn.run(`CREATE TEMP TABLE s_${t} AS SELECT * FROM ${t} LIMIT 0`)
       await conn.run('CREATE TEMP TABLE s_late AS SELECT * FROM late_events LIMIT 0')
@@ -81,6 +97,41 @@ export class DuckDbStorage implements Storage {
       for (const t of RAW_TABLES) s.rawLayout.set(t, await physicalOrder(conn, t))
     }
     return s
+  }
+
+  /**
+   * A checkpoints table with the state in a BLOB column (the layout before state files): each
+   * state goes to a file, then one transaction replaces the table by one naming the files. A crash
+   * before its commit leaves the old table, and files that the next open's clean removes.
+   */
+  private async migrateCheckpoints(): Promise<void> {
+    const c = this.conn
+    const cols = await c.runAndReadAll(
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = 'checkpoints'",
+    )
+    if (!(cols.getRows() as [string][]).some(([n]) => n === 'state')) return
+    const old = await c.runAndReadAll('SELECT part, positions, state, written_at FROM checkpoints')
+    const rows = old.getRows() as [number, string, { bytes: Uint8Array }, bigint][]
+    const files = await this.states.write(
+      rows.map(([partition, , state]) => ({ partition, state: Buffer.from(state.bytes) })),
+    )
+    await c.run('BEGIN TRANSACTION')
+    try {
+      await c.run(checkpointsTable('duckdb', 'checkpoints_files'))
+      for (const [i, [part, positions, , writtenAt]] of rows.entries())
+        await c.run('INSERT INTO checkpoints_files VALUES ($1, $2, $3, $4)', [
+          part,
+          positions,
+          files[i]!,
+          writtenAt,
+        ])
+      await c.run('DROP TABLE checkpoints')
+      await c.run('ALTER TABLE checkpoints_files RENAME TO checkpoints')
+      await c.run('COMMIT')
+    } catch (err) {
+      await c.run('ROLLBACK').catch(() => {})
+      throw err
+    }
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -98,14 +149,15 @@ export class DuckDbStorage implements Storage {
       )
       for (const [topic, next] of rows.getRows() as [string, bigint][])
         if (topics.includes(topic)) positions.set(tpKey(topic, partition), next.toString())
-      const cp = await this.conn.runAndReadAll('SELECT positions, state FROM checkpoints WHERE part = $1', [
-        partition,
-      ])
-      const row = cp.getRows()[0] as [string, { bytes: Uint8Array }] | undefined
+      const cp = await this.conn.runAndReadAll(
+        'SELECT positions, state_file FROM checkpoints WHERE part = $1',
+        [partition],
+      )
+      const row = cp.getRows()[0] as [string, string] | undefined
       return {
         positions,
         checkpoint: row
-          ? { partition, positions: JSON.parse(row[0]), state: Buffer.from(row[1].bytes) }
+          ? { partition, positions: JSON.parse(row[0]), state: await this.states.read(row[1]) }
           : null,
       }
     })
@@ -117,6 +169,10 @@ export class DuckDbStorage implements Storage {
 
   private async writeNow(batch: WriteBatch): Promise<void> {
     const c = this.conn
+    /** State files this write made, and those its checkpoints replace (removed once it commits). */
+    let made: string[] = []
+    const replaced: string[] = []
+    let committing = false
     await c.run('BEGIN TRANSACTION')
     try {
       if (batch.expected.size > 0) {
@@ -150,22 +206,30 @@ export class DuckDbStorage implements Storage {
         ])
       }
       await this.stage('s_positions', batch.positions, appendPosition, POSITIONS_MERGE)
-      // Delete and insert, not an upsert: DuckDB's ON CONFLICT DO UPDATE of a state blob of
-      // megabytes costs about 2.5x the CPU.
-      for (const cp of batch.checkpoints) {
-        await c.run('DELETE FROM checkpoints WHERE part = $1', [cp.partition])
+      // The state is durable in its file before the row naming it commits.
+      made = await this.states.write(batch.checkpoints)
+      for (const [i, cp] of batch.checkpoints.entries()) {
+        const old = await c.runAndReadAll('DELETE FROM checkpoints WHERE part = $1 RETURNING state_file', [
+          cp.partition,
+        ])
+        for (const [f] of old.getRows() as [string][]) replaced.push(f)
         await c.run('INSERT INTO checkpoints VALUES ($1, $2, $3, $4)', [
           cp.partition,
           JSON.stringify(cp.positions),
-          blobValue(cp.state),
+          made[i]!,
           BigInt(Date.now()),
         ])
       }
+      committing = true
       await c.run('COMMIT')
     } catch (err) {
-      await c.run('ROLLBACK')
+      await c.run('ROLLBACK').catch(() => {})
+      // A failed COMMIT may or may not have reached the disk: its files stay until the next
+      // open's clean, which keeps those a committed row names.
+      if (!committing) await this.states.remove(made)
       throw err
     }
+    await this.states.remove(replaced)
   }
 
   private stageFacts(table: FactTable, rows: Iterable<object>): Promise<void> {
@@ -285,6 +349,7 @@ export class DuckDbStorage implements Storage {
     await this.chain
     this.conn.closeSync()
     this.instance.closeSync()
+    if (this.path === ':memory:') rmSync(this.states.dir, { recursive: true, force: true })
   }
 }
 

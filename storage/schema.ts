@@ -21,7 +21,8 @@ import { RAW_TABLES, type RawTable, type SqlType } from './raw-tables.js'
  *                    bucket, the expected band and the observed value; one row per
  *                    (metric, subject, bucket), rewritten if detected again after a replay
  *   positions        next offset per input topic-partition, written with the data
- *   checkpoints      join state per partition and the positions it reflects
+ *   checkpoints      join state per partition (PostgreSQL: the bytes; DuckDB: the name of a
+ *                    file beside the database) and the positions it reflects
  */
 export type Dialect = 'duckdb' | 'postgres'
 
@@ -148,9 +149,7 @@ export function ddl(dialect: Dialect): string[] {
   out.push(
     'CREATE TABLE IF NOT EXISTS positions (topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, PRIMARY KEY (topic, kafka_partition))',
   )
-  out.push(
-    `CREATE TABLE IF NOT EXISTS checkpoints (part INTEGER PRIMARY KEY, positions TEXT NOT NULL, state ${blob} NOT NULL, written_at BIGINT NOT NULL)`,
-  )
+  out.push(checkpointsTable(dialect, 'checkpoints'))
   // Dropped first: PostgreSQL cannot replace a view whose i.* gained a column in the middle.
   out.push('DROP VIEW IF EXISTS attributed_events')
   out.push(`CREATE VIEW attributed_events AS
@@ -171,6 +170,16 @@ export function ddl(dialect: Dialect): string[] {
       WHERE v.attributed AND NOT c.is_no_impression GROUP BY c.impression_id
     ) v ON v.impression_id = i.impression_id`)
   return out
+}
+
+/**
+ * Join state per partition with the positions it reflects. DuckDB keeps the state in a file beside
+ * the database (storage/state-files.ts) and here only the file's name; PostgreSQL keeps it in the
+ * row: it may be on another host, with no "beside", and instances on other machines read it.
+ */
+export function checkpointsTable(dialect: Dialect, name: string): string {
+  const state = dialect === 'postgres' ? 'state BYTEA' : 'state_file TEXT'
+  return `CREATE TABLE IF NOT EXISTS ${name} (part INTEGER PRIMARY KEY, positions TEXT NOT NULL, ${state} NOT NULL, written_at BIGINT NOT NULL)`
 }
 
 /**

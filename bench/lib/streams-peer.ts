@@ -24,11 +24,16 @@ import { median } from './stats.js'
  * or 200 ms, state checkpoints every 5 s), exactly-once into storage. Kafka Streams: its defaults
  * (one stream thread, RocksDB stores, default JVM), once with exactly_once_v2 (the fair match)
  * and once with at_least_once.
+ *
+ * BENCH_BASELINE_DIR (a built checkout of earlier code) adds its correlator as one more peer, in
+ * the same rounds: a change's A/B. BENCH_STREAMS_GUARANTEES picks the Streams runs (comma
+ * separated, default `exactly_once_v2,at_least_once`; empty: none).
  */
 
 /** Case names, shared with bench/report.ts. */
 export const STREAMS_WORKLOAD = 'join workload'
 export const OURS = 'adgate correlator'
+const BASELINE = 'adgate correlator (BENCH_BASELINE_DIR)'
 
 const DIR = join(REPO_ROOT, 'bench', 'peers', 'kafka-streams')
 const CLASS = join(DIR, 'target', 'classes', 'adgate', 'bench', 'StreamsJoin.class')
@@ -169,7 +174,17 @@ function round(x: number): number {
 export async function correlatorVsStreams(quick: boolean, dir: string): Promise<BenchResult[]> {
   const bids = quick ? 30_000 : 500_000
   const rounds = quick ? 1 : 3
-  const build = buildStreamsPeer()
+  const guarantees = (process.env.BENCH_STREAMS_GUARANTEES ?? 'exactly_once_v2,at_least_once')
+    .split(',')
+    .filter((g) => g !== '')
+  const baselineDir = process.env.BENCH_BASELINE_DIR
+  const baselineChild =
+    baselineDir === undefined
+      ? undefined
+      : join(baselineDir, 'dist', 'bench', 'lib', 'correlator-peer-child.js')
+  if (baselineChild !== undefined && !existsSync(baselineChild))
+    throw new Error(`BENCH_BASELINE_DIR: no ${baselineChild} (build that checkout first)`)
+  const build = guarantees.length > 0 ? buildStreamsPeer() : { classpath: '' }
   if ('reason' in build) {
     process.stderr.write(`bench correlator: the Kafka Streams peer cannot run here: ${build.reason}\n`)
     return [
@@ -195,16 +210,17 @@ export async function correlatorVsStreams(quick: boolean, dir: string): Promise<
     const records = await produce(prefix, bids)
     // Each command gets a dump file (attributed conversion ids) in the first round.
     type Command = (run: string, dump?: string) => [string, string[]]
+    const adgate =
+      (child: string): Command =>
+      (run, dump) => {
+        groups.push(`${prefix}${run}`)
+        const args = [child, BROKERS, prefix, run, join(dir, `${run}.duckdb`)]
+        return [process.execPath, dump === undefined ? args : [...args, dump]]
+      }
     const peers: [string, Command][] = [
-      [
-        OURS,
-        (run, dump) => {
-          groups.push(`${prefix}${run}`)
-          const args = [CHILD, BROKERS, prefix, run, join(dir, `${run}.duckdb`)]
-          return [process.execPath, dump === undefined ? args : [...args, dump]]
-        },
-      ],
-      ...(['exactly_once_v2', 'at_least_once'] as const).map((g): [string, Command] => [
+      [OURS, adgate(CHILD)],
+      ...(baselineChild === undefined ? [] : [[BASELINE, adgate(baselineChild)] as [string, Command]]),
+      ...guarantees.map((g): [string, Command] => [
         `kafka streams (${g})`,
         (run, dump) => {
           const app = `${prefix}${run}`
