@@ -2,6 +2,7 @@ import type { Config } from '../config/config.js'
 import type { Logger } from '../config/logger.js'
 import { SpoolSource } from '../correlator/spool-source.js'
 import { startGateway } from '../gateway/server.js'
+import { warmUpBodies } from '../generator/warm-up-bodies.js'
 import { kafkaSourceFor, startCorrelator } from './correlator.js'
 import { untilSignal } from './until-signal.js'
 
@@ -12,7 +13,9 @@ import { untilSignal } from './until-signal.js'
  */
 export async function runAll(config: Config, logger: Logger): Promise<number> {
   const brokers = config.kafkaBrokers ?? null
-  const gateway = await startGateway(config, logger.child({ component: 'gateway' }), brokers)
+  const gateway = await startGateway(config, logger.child({ component: 'gateway' }), brokers, {
+    warmUp: warmUpBodies(),
+  })
   const correlatorLogger = logger.child({ component: 'correlator' })
   const source =
     brokers === null

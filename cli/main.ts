@@ -1,6 +1,7 @@
 import { type Config, isConfigError, loadConfig, settingsHelp } from '../config/config.js'
 import { createLogger, type Logger } from '../config/logger.js'
 import { startGateway } from '../gateway/server.js'
+import { warmUpBodies } from '../generator/warm-up-bodies.js'
 import { runAll } from './all.js'
 import { CORRELATOR_HELP, runCorrelatorCommand } from './correlator.js'
 import { gen, UsageError } from './gen.js'
@@ -77,7 +78,7 @@ function answeredHelp(command: string, rest: string[], help: string): boolean {
 }
 
 async function runGateway(config: Config, logger: Logger, brokers: string[]): Promise<number> {
-  const gateway = await startGateway(config, logger, brokers)
+  const gateway = await startGateway(config, logger, brokers, { warmUp: warmUpBodies() })
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host
   logger.info(`post events to http://${host}:${gateway.port}/v1/impressions`)
   await untilSignal(logger, () => gateway.close())

@@ -268,6 +268,12 @@ export const SETTINGS = {
     'SIGTERM: time to answer requests in flight, then to hand the spool to Kafka',
     int(0, 600_000),
   ),
+  warmUpMs: setting(
+    'ADGATE_WARMUP_MS',
+    '10000',
+    'Start-up: at most this long, every decode thread decodes built-in bodies of each type and encoding (thrown away) and Kafka connections and the producer id are made before /readyz says ready; requests are served meanwhile. 0: ready at once',
+    int(0, 600_000),
+  ),
   tlsCert: setting(
     'ADGATE_TLS_CERT',
     undefined,

@@ -33,6 +33,8 @@ export interface GatewayParts {
   readonly sink: BatchSink | null
   readonly spool: Spool | null
   readonly replayer: Replayer | null
+  /** How long the start-up warm-up took, or has run so far (unset: none, 0). */
+  readonly warmUpSeconds?: () => number
 }
 
 export interface Routes {
@@ -60,6 +62,7 @@ export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
     const ready = ingest.ready
     const body = {
       ready,
+      warming: ingest.warming,
       kafka: sink?.ready ?? false,
       // Credentials, certificates or ACLs Kafka refuses: names the setting to fix (never a secret).
       kafka_error: sink?.securityFailure ?? null,
@@ -80,6 +83,7 @@ export function registerRoutes(app: TemplatedApp, parts: GatewayParts): Routes {
       queueSize: () => pool.queueSize,
       inFlight: () => routes.inFlight,
       ready: () => ingest.ready,
+      warmUpSeconds: parts.warmUpSeconds ?? (() => 0),
       delivered: delivery,
     })
     registerSpoolMetrics(metrics.registry, config.spoolMaxBytes, spool, replayer)

@@ -24,6 +24,8 @@ export type IngestInput = DecodeRequest & { readonly client?: string }
  */
 export class IngestService {
   private isDraining = false
+  /** Set while the start-up warm-up runs (server.ts): not ready, though requests are served. */
+  warming = false
 
   constructor(
     private readonly pool: DecodePool,
@@ -35,7 +37,7 @@ export class IngestService {
   ) {}
 
   get ready(): boolean {
-    return !this.isDraining && this.delivery.ready
+    return !this.isDraining && !this.warming && this.delivery.ready
   }
 
   get draining(): boolean {

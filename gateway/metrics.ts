@@ -288,6 +288,7 @@ export interface GatewayState {
   readonly queueSize: () => number
   readonly inFlight: () => number
   readonly ready: () => boolean
+  readonly warmUpSeconds: () => number
   /** Deliveries and their records made durable, per destination (gateway/delivery.ts). */
   readonly delivered: {
     readonly counts: Record<Destination, number>
@@ -310,8 +311,13 @@ export function registerGatewayState(registry: Registry, state: GatewayState): v
   gauge('adgate_http_requests_in_flight', 'HTTP event requests received and not yet answered', state.inFlight)
   gauge(
     'adgate_ready',
-    '1 when the gateway accepts events (Kafka or the spool writable, not draining), as /readyz',
+    '1 when the gateway accepts events (warmed up, Kafka or the spool writable, not draining), as /readyz',
     () => (state.ready() ? 1 : 0),
+  )
+  gauge(
+    'adgate_warm_up_seconds',
+    'How long the start-up warm-up took (ADGATE_WARMUP_MS); while it runs, how long so far (adgate_ready is 0 until it ends)',
+    state.warmUpSeconds,
   )
   scrapedTotals(
     registry,

@@ -14,7 +14,7 @@ import { adoptRegistryIds } from '../registry/subjects.js'
 import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
 import type { TaskResult } from '../workers/decode-task.js'
-import { DecodePool } from '../workers/pool.js'
+import { DecodePool, type WarmUpBody } from '../workers/pool.js'
 import { registerRoutes } from './app.js'
 import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
@@ -38,6 +38,11 @@ export interface GatewayOptions {
    * it, to measure what the metrics cost; deliberately not a setting, metrics are always on.
    */
   readonly metrics?: boolean
+  /**
+   * Bodies every decode thread decodes at start before /readyz says ready (ADGATE_WARMUP_MS; the
+   * CLI passes generator/warm-up-bodies.ts's). Unset: only Kafka is warmed.
+   */
+  readonly warmUp?: readonly WarmUpBody[]
 }
 
 /**
@@ -113,6 +118,8 @@ export async function startGateway(
       ? uWS.SSLApp({ cert_file_name: config.tlsCert, key_file_name: config.tlsKey! })
       : uWS.App()
   if (config.tlsCert) readFileSync(config.tlsCert) // fail loudly at start-up on an unreadable file
+  const warmUpStarted = performance.now()
+  let warmUpEnded: number | null = null
   // Declaration mirrored in test/support/fake-gateway.ts: the same parts, with fakes for the pool, sink and spool.
   const routes = registerRoutes(app, {
     config,
@@ -126,6 +133,7 @@ export async function startGateway(
     sink,
     spool,
     replayer,
+    warmUpSeconds: () => ((warmUpEnded ?? performance.now()) - warmUpStarted) / 1000,
   })
 
   // Behind the guard, uWS listens on a unix socket in a directory only this user may open: cheaper
@@ -166,6 +174,15 @@ export async function startGateway(
     },
     'gateway listening',
   )
+
+  // Listening, and not ready until warm: /readyz answers 503 meanwhile; requests are served.
+  if (config.warmUpMs > 0) {
+    ingest.warming = true
+    void warmUp(config, logger, pool, sink, options.warmUp ?? []).finally(() => {
+      warmUpEnded = performance.now()
+      ingest.warming = false
+    })
+  } else warmUpEnded = warmUpStarted
 
   let closing: Promise<void> | null = null
   return {
@@ -212,6 +229,49 @@ function observeTask(metrics: GatewayMetrics, result: TaskResult | null): void {
   }
   metrics.batchUncompressed.inc(result.rawBytes)
   metrics.batchCompressed.inc(compressed)
+}
+
+/**
+ * A fresh gateway at 40k events/s was overloaded for its first 3–4 s (README, "Load tests"): every
+ * decode thread's JIT cold, the probation lane's thread not started, no producer id or connection to
+ * the partition leaders yet. Before it says ready, within ADGATE_WARMUP_MS: the decode threads
+ * decode `bodies` (thrown away: nothing reaches Kafka or the spool), and, when Kafka answers, the
+ * producer id and a connection to every leader are made. Never throws.
+ */
+async function warmUp(
+  config: Config,
+  logger: Logger,
+  pool: DecodePool,
+  sink: BatchSink | null,
+  bodies: readonly WarmUpBody[],
+): Promise<void> {
+  const t0 = performance.now()
+  const deadline = Date.now() + config.warmUpMs
+  // Kafka down at start is no reason to stay unready: the spool takes events (delivery.ts).
+  const kafka = sink?.ready
+    ? sink.preconnect(deadline).then(
+        () => true,
+        (err: unknown) => {
+          logger.warn({ err }, 'warm-up: Kafka connections not made; the first sends make them')
+          return false
+        },
+      )
+    : false
+  try {
+    const [decode, connected] = await Promise.all([pool.warmUp(bodies, deadline), kafka])
+    logger.info(
+      {
+        ms: Math.round(performance.now() - t0),
+        rounds: decode.rounds,
+        complete: decode.complete,
+        kafka: connected,
+      },
+      decode.complete ? 'warmed up: ready' : 'warm-up cut short by ADGATE_WARMUP_MS: ready',
+    )
+  } catch (err) {
+    // Closed while warming, or a decode thread failed (the pool replaces it): ready as it is.
+    logger.warn({ err, ms: Math.round(performance.now() - t0) }, 'warm-up ended early')
+  }
 }
 
 function defaultPartitions(n: number): Record<string, number> {

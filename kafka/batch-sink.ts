@@ -203,6 +203,18 @@ export class BatchSink {
     this.probe.unref()
   }
 
+  /**
+   * Before the gateway says ready: the producer id, and a connection to every partition's leader,
+   * so the first events pay for neither. Nothing is produced.
+   */
+  async preconnect(deadline: number): Promise<void> {
+    await this.producerIdentity(deadline)
+    const leaders = new Set<number>()
+    for (const parts of this.cluster.current.leaders.values())
+      for (const leader of parts.values()) if (leader >= 0) leaders.add(leader)
+    await Promise.all([...leaders].map((id) => this.cluster.connectionTo(id, deadline)))
+  }
+
   get ready(): boolean {
     return (
       this.healthy &&

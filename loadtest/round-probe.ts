@@ -58,7 +58,7 @@ export async function probeRound(url: string, pid: number): Promise<{ stop(): Pr
 }
 
 /** Each thread's CPU ticks and role: "main" for the event loop, else the name it gave itself. */
-function threadTicks(pid: number): Map<string, { ticks: number; role: string }> {
+export function threadTicks(pid: number): Map<string, { ticks: number; role: string }> {
   const out = new Map<string, { ticks: number; role: string }>()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {

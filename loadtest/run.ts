@@ -27,6 +27,7 @@ import {
   type Scenario,
   SLO_P99_MS,
   UsageError,
+  waitReady,
   withGateway,
 } from './scenario.js'
 import { badTraffic } from './scenarios/bad-traffic.js'
@@ -63,10 +64,11 @@ async function mixed(
 const steady: Scenario = async (args) =>
   withGateway(args, {}, async (gw) => {
     const seconds = 20
-    const { r, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds)
+    const { r, timeline, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds)
     const result = {
       ...contractFields('steady', r, eventsPerRequest, seconds),
       offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate, mix: MIX },
+      latency_windows: timeline.windows(1),
       gateway_rss_mb: await gw.rssMb(),
     }
     return {
@@ -295,6 +297,7 @@ const noisy: Scenario = async (args) =>
     async (gw) => {
       const baselineDir = process.env.LOADTEST_BASELINE_DIR
       const baseline = baselineDir ? await startGateway(NOISY_NEIGHBOUR_ENV, baselineDir) : null
+      if (baseline) await waitReady(`http://127.0.0.1:${baseline.port}`)
       // The gateways are started at the niceness this process had; the generator then measures raised.
       const r = await raisedGenerator(() =>
         noisyNeighbour(gw.url, {

@@ -44,22 +44,48 @@ function gatewayAt(url: string, pid?: number): Gateway {
 }
 
 /**
- * Runs `fn` against `target`, or against a gateway of its own started with `env`. Scenarios that
- * must configure the gateway (keys, limits, its broker) pass `ownOnly` and refuse a target.
+ * Polls `url`/readyz until it answers 200; resolves with how long that took (ms). A gateway says
+ * ready only once it can take its rated load (decode threads and Kafka connections warmed), so a
+ * scenario measures a ready gateway, as a load balancer would send it traffic.
  */
-export async function withGateway<T>(
+export async function waitReady(url: string, timeoutMs = 120_000): Promise<number> {
+  const t0 = Date.now()
+  for (;;) {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).catch(() => null)
+    await res?.body?.cancel()
+    if (res?.status === 200) return Date.now() - t0
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/**
+ * Runs `fn` against `target`, or against a gateway of its own started with `env`. Scenarios that
+ * must configure the gateway (keys, limits, its broker) pass `ownOnly` and refuse a target. Either
+ * way the load starts once /readyz says ready; the result tells how long that took
+ * (`gateway_ready_ms`: from the spawn for its own gateway, else from the first poll).
+ */
+export async function withGateway(
   args: Args,
   env: Record<string, string>,
-  fn: (gw: Gateway) => Promise<T>,
+  fn: (gw: Gateway) => Promise<Outcome>,
   ownOnly = false,
-): Promise<T> {
+): Promise<Outcome> {
+  const ready = async (gw: Gateway, since: number) => {
+    await waitReady(gw.url)
+    const readyMs = Date.now() - since
+    process.stdout.write(`gateway ${gw.url} ready after ${readyMs} ms\n`)
+    const outcome = await fn(gw)
+    return { ...outcome, result: { ...outcome.result, gateway_ready_ms: readyMs } }
+  }
   if (args.target !== undefined) {
     if (ownOnly) throw new UsageError(OWN_ONLY)
-    return fn(gatewayAt(args.target))
+    return ready(gatewayAt(args.target), Date.now())
   }
+  const t0 = Date.now()
   const server = await startGateway(env)
   try {
-    return await fn(gatewayAt(`http://127.0.0.1:${server.port}`, server.child.pid))
+    return await ready(gatewayAt(`http://127.0.0.1:${server.port}`, server.child.pid), t0)
   } finally {
     await stop(server)
   }

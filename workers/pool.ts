@@ -1,4 +1,6 @@
 import { Piscina } from 'piscina'
+import type { Encoding } from '../decoders/result.js'
+import type { EventType } from '../events/catalog.js'
 import type { KafkaRefusedError } from '../kafka/batch-sink.js'
 import type { EncodedBatch } from '../kafka/protocol/record-batch.js'
 import { attachRulesChannel } from '../quality/rules-channel.js'
@@ -117,6 +119,37 @@ export interface WorkerData {
   readonly native: boolean
 }
 
+/** A body the gateway decodes at start to warm its decode threads up (generator/warm-up-bodies.ts). */
+export interface WarmUpBody {
+  readonly type: EventType
+  readonly encoding: Encoding
+  readonly body: Buffer
+}
+
+/** What a warm-up did: tasks run per thread ("main" is the event loop's inline decoding). */
+export interface WarmUpReport {
+  readonly rounds: Readonly<Record<string, number>>
+  /** false: the deadline came before every thread did its rounds. */
+  readonly complete: boolean
+}
+
+/**
+ * Rounds of every warm-up body each shared decode thread decodes before the gateway says ready.
+ * V8 tiers code up by calls: a decode thread's CPU time per round of the 48 warm-up bodies (4,800
+ * events) was 1.2 s in the first, 0.1–0.25 s in rounds 2–15 and ~15 ms from round ~17 on
+ * (a piscina decode thread alone, 2 runs, load 18), so a cold thread needs 5–10x the CPU per event of a warm one:
+ * at 40k events/s a fresh gateway was overloaded for its first 3–4 s (README, "Load tests").
+ */
+export const WARM_UP_ROUNDS = 20
+/**
+ * Rounds for the probation lane's thread and the event loop's inline decoding: they take a new
+ * client's first bodies and lone bodies of a quiet gateway, not the load, so past the first,
+ * costliest rounds is enough.
+ */
+export const WARM_UP_ROUNDS_ASIDE = 5
+/** Warm-up bodies per task, as a loaded gateway's tasks gather a few bodies. */
+const WARM_UP_TASK_BODIES = 4
+
 /** The probation lane's hang timeout, in decode timeouts (ADGATE_DECODE_TIMEOUT_MS). */
 export const PROBATION_TIMEOUT_FACTOR = 10
 
@@ -162,14 +195,9 @@ export class DecodePool {
   private readonly threads: RunnerThreads
   /** The probation lane's one thread, started with its first body. */
   private probationRunner: TaskRunner | null = null
-  private readonly probation = new ProbationLane<Pending>((p) => {
-    this.probationRunner ??= this.startRunner({
-      ...this.threads,
-      workers: 1,
-      workerData: { ...this.threads.workerData, role: 'probation' },
-    })
-    return this.runTask(this.probationRunner, [p], this.taskOf([p]), this.probationWatchdog)
-  })
+  private readonly probation = new ProbationLane<Pending>((p) =>
+    this.runTask(this.probationLane(), [p], this.taskOf([p]), this.probationWatchdog),
+  )
   /**
    * The lane's hang timeout is PROBATION_TIMEOUT_FACTOR times the workers': its thread runs at a
    * lower priority (thread-role.ts), so a body within its CPU budget can take that much longer on a
@@ -199,6 +227,75 @@ export class DecodePool {
       },
     }
     this.pool = this.startRunner(this.threads)
+  }
+
+  private probationLane(): TaskRunner {
+    this.probationRunner ??= this.startRunner({
+      ...this.threads,
+      workers: 1,
+      workerData: { ...this.threads.workerData, role: 'probation' },
+    })
+    return this.probationRunner
+  }
+
+  /**
+   * Before the gateway says ready: every decode thread, the probation lane's (started now: a new
+   * client's first bodies go there until one is decoded, gateway/refused-work.ts) and this thread's
+   * inline decoding run `bodies` WARM_UP_ROUNDS times, or until `deadline`. Each thread has its own
+   * JIT. The results are thrown away: nothing of the warm-up reaches Kafka, the spool or metrics.
+   */
+  async warmUp(bodies: readonly WarmUpBody[], deadline: number): Promise<WarmUpReport> {
+    const rounds: Record<string, number> = {}
+    if (bodies.length === 0) return { rounds, complete: true }
+    const tasks = (): DecodeTask[] => {
+      const out: DecodeTask[] = []
+      for (let i = 0; i < bodies.length; i += WARM_UP_TASK_BODIES) {
+        const batch = bodies.slice(i, i + WARM_UP_TASK_BODIES).map((b) => ({
+          // A copy each time: the task takes its buffers over.
+          request: {
+            ...b,
+            body: Buffer.from(b.body),
+            contentEncoding: 'identity' as const,
+            source: 'warm-up',
+            requestId: 'warm-up',
+            ingestTime: Date.now(),
+          },
+          resolve: () => {},
+          reject: () => {},
+        }))
+        out.push(this.taskOf(batch))
+      }
+      return out
+    }
+    const want: Record<string, number> = {}
+    const loop = async (name: string, run: (task: DecodeTask) => Promise<unknown>, n = WARM_UP_ROUNDS) => {
+      rounds[name] = 0
+      want[name] = n
+      while (rounds[name]! < n && Date.now() < deadline) {
+        for (const task of tasks()) await run(task)
+        rounds[name]!++
+      }
+    }
+    const onThread = (runner: TaskRunner, watchdog: Watchdog) => async (task: DecodeTask) => {
+      const signal = watchdog.start()
+      try {
+        await runner.run(task, { transferList: [...task.buffers], signal })
+      } finally {
+        watchdog.finish(signal)
+      }
+    }
+    const inline = async (task: DecodeTask) => {
+      runDecodeTask(task)
+      await new Promise(setImmediate) // the event loop keeps answering (/readyz, /metrics) meanwhile
+    }
+    await Promise.all([
+      ...Array.from({ length: this.options.workers }, (_, i) =>
+        loop(`decode-${i}`, onThread(this.pool, this.watchdog)),
+      ),
+      loop('probation', onThread(this.probationLane(), this.probationWatchdog), WARM_UP_ROUNDS_ASIDE),
+      ...(this.options.inline === false ? [] : [loop('main', inline, WARM_UP_ROUNDS_ASIDE)]),
+    ])
+    return { rounds, complete: Object.entries(rounds).every(([name, n]) => n >= want[name]!) }
   }
 
   private startRunner(threads: RunnerThreads): TaskRunner {

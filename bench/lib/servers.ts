@@ -15,7 +15,8 @@ import { REPO_ROOT } from './results.js'
  * /proc and its metrics from /metrics, build request bodies from the event generator, drive
  * autocannon.
  */
-export const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'
+// The broker ensureKafka() starts (scripts/kafka.mjs reads KAFKA_PORT too), unless KAFKA_BROKERS names others.
+export const BROKERS = process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`
 export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
 export const GATEWAY_PORT_LINE = /"port":(\d+)[^\n]*gateway listening/
 

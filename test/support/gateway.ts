@@ -25,6 +25,8 @@ export async function startGateway(
     PORT: '0',
     HOST: '127.0.0.1',
     ADGATE_WORKERS: '1',
+    // Functional tests need no warm JIT: ready at once (test/gateway/warm-up.test.ts turns it on).
+    ADGATE_WARMUP_MS: '0',
     LOG_LEVEL: 'info',
     // Each gateway gets its own spool, so parallel test files never share one.
     ADGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'adgate-test-')),
