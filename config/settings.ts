@@ -229,7 +229,7 @@ export const SETTINGS = {
   produceLingerMs: setting(
     'ADGATE_PRODUCE_LINGER_MS',
     '5',
-    "How long a request's record batches may wait for other requests' to share their batch and Produce request, as Kafka's linger.ms (0: sent at once)",
+    "How long at most a request's record batches may wait for other requests' to share their batch and Produce request: only while a Produce request to their broker is in flight (0: sent at once)",
     int(0, 1000),
   ),
   produceBatchBytes: setting(

@@ -161,6 +161,8 @@ export class BatchSink {
   private refreshTimer: NodeJS.Timeout | null = null
   private refreshAskedAt = 0
   private lingerTimer: NodeJS.Timeout | null = null
+  /** Produce requests dispatched to each leader and not yet answered (the linger waits on them). */
+  private readonly leaderInFlight = new Map<number, number>()
   private readonly perPartition: number
   private readonly maxBatchBytes: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
@@ -350,7 +352,7 @@ export class BatchSink {
           carrier: null,
         }
         owner.batches.push(p)
-        lane.queue.push(p)
+        lane.enqueue(p)
       }
       this.pendingBytes += bytes
       this.schedulePump()
@@ -377,7 +379,7 @@ export class BatchSink {
         const i = queue.indexOf(p)
         if (!p.sent && i >= 0) {
           // Only batches never sent are behind one never sent: none of them is a merged one.
-          for (const behind of queue.splice(i)) {
+          for (const behind of p.lane.dropFrom(i)) {
             this.pendingBytes -= behind.bytes.length
             if (behind.owner !== owner) expiring.push(behind.owner)
           }
@@ -472,7 +474,11 @@ export class BatchSink {
         this.noteConnectionFailure(err, -1)
         setTimeout(() => this.schedulePump(), 200).unref()
       })
-    for (const [leader, requests] of byLeader) void this.dispatch(leader, requests)
+    for (const [leader, requests] of byLeader) {
+      if (requests.length === 0) continue
+      this.leaderInFlight.set(leader, (this.leaderInFlight.get(leader) ?? 0) + requests.length)
+      void this.dispatch(leader, requests)
+    }
   }
 
   /**
@@ -484,7 +490,7 @@ export class BatchSink {
    */
   private takeNext(lane: PartitionLane): PendingBatch {
     const queue = lane.queue
-    const head = queue.shift()!
+    const head = lane.takeFirst()
     if (head.sent || queue.length === 0 || queue[0]!.sent) return head
     const limit = Math.min(this.maxBatchBytes, this.cluster.maxMessageBytes(lane.topic) ?? Infinity)
     const parts = [head]
@@ -493,7 +499,7 @@ export class BatchSink {
     while (queue.length > 0) {
       const next = queue[0]!
       if (next.sent || bytes + next.bytes.length > limit || records + next.records > MAX_MERGED_RECORDS) break
-      parts.push(queue.shift()!)
+      parts.push(lane.takeFirst())
       bytes += next.bytes.length
       records += next.records
     }
@@ -501,7 +507,7 @@ export class BatchSink {
     const merged = mergeRecordBatches(parts.map((p) => p.bytes))
     if (merged === null || merged.length > limit) {
       // Not ours to merge (or grown past the limit): each goes as it is, in order.
-      queue.unshift(...parts.slice(1))
+      lane.putBack(parts.slice(1))
       return head
     }
     const carrier: PendingBatch = {
@@ -524,20 +530,23 @@ export class BatchSink {
   }
 
   /**
-   * With a linger: the leaders whose batches wait, as none of their ready batches has waited
-   * lingerMs yet and no lane has maxBatchBytes waiting; a timer wakes the pump when the first
-   * would have waited long enough.
+   * With a linger: the leaders whose batches wait. A leader's batches wait only while a Produce
+   * request to it is in flight (its answer wakes the pump), at most until the oldest has waited
+   * lingerMs or a lane has maxBatchBytes queued (a timer wakes the pump then). With nothing in
+   * flight they go at once: at a low rate a lone request pays no linger, at a high rate the
+   * batches that arrive during a round trip go together.
    */
   private lingering(ready: readonly [PartitionLane, number][]): Set<number> | null {
     const linger = this.options.lingerMs ?? 0
     if (linger === 0 || ready.length === 0) return null
     const now = Date.now()
-    // Per leader: its oldest batch's queuing time, or -Infinity once a lane has a full batch.
+    // Per leader: its oldest batch's queuing time, or -Infinity when it goes now.
     const oldest = new Map<number, number>()
     for (const [lane, leader] of ready) {
-      let bytes = 0
-      for (const p of lane.queue) bytes += p.bytes.length
-      const since = bytes >= this.maxBatchBytes ? Number.NEGATIVE_INFINITY : lane.queue[0]!.queuedAt
+      const since =
+        !this.leaderInFlight.get(leader) || lane.queuedBytes >= this.maxBatchBytes
+          ? Number.NEGATIVE_INFINITY
+          : lane.queue[0]!.queuedAt
       oldest.set(leader, Math.min(oldest.get(leader) ?? now, since))
     }
     const held = new Set<number>()
@@ -558,6 +567,17 @@ export class BatchSink {
     return held
   }
 
+  /** A Produce request to `leader` is answered or failed (or `count` never got a connection). */
+  private leaderDone(leader: number, count = 1): void {
+    const left = (this.leaderInFlight.get(leader) ?? 0) - count
+    if (left > 0) this.leaderInFlight.set(leader, left)
+    else {
+      this.leaderInFlight.delete(leader)
+      // What lingered behind it goes now.
+      if (this.lingerTimer !== null) this.schedulePump()
+    }
+  }
+
   /**
    * One connection wait, then the requests written back to back, in order. An attempt gets half
    * the ack deadline: a connection that stops answering is then given up (Cluster.request) with
@@ -572,13 +592,14 @@ export class BatchSink {
       const at = this.cluster.current.brokers.get(leader)
       this.noteBrokerFailure(err, at ? `${at.host}:${at.port}` : `node ${leader}`)
       for (const entries of requests) this.requestFailed(entries)
+      this.leaderDone(leader, requests.length)
       this.refreshSoon()
       return
     }
-    for (const entries of requests) void this.produce(conn, entries, deadline)
+    for (const entries of requests) void this.produce(leader, conn, entries, deadline)
   }
 
-  private async produce(conn: Connection, entries: Entry[], deadline: number): Promise<void> {
+  private async produce(leader: number, conn: Connection, entries: Entry[], deadline: number): Promise<void> {
     const data: PartitionRecords[] = entries.map((e) => ({
       topic: e.lane.topic,
       partition: e.lane.partition,
@@ -598,12 +619,14 @@ export class BatchSink {
       this.stats.requests++
     } catch (err) {
       this.requestsInFlight--
+      this.leaderDone(leader)
       this.noteBrokerFailure(err, `${conn.host}:${conn.port}`)
       this.requestFailed(entries)
       this.refreshSoon()
       return
     }
     this.requestsInFlight--
+    this.leaderDone(leader)
     this.healthy = true
     this.answeredAt = Date.now()
     this.failingBrokers.delete(`${conn.host}:${conn.port}`)

@@ -54,8 +54,10 @@ export interface PendingBatch {
 export class PartitionLane {
   identity: ProducerIdentity | null = null
   nextSeq = 0
-  /** Waiting to be sent (again), in order: retries first. */
-  queue: PendingBatch[] = []
+  /** Waiting to be sent (again), in order: retries first. Changed only by the methods below. */
+  readonly queue: PendingBatch[] = []
+  /** Bytes of the batches in `queue`, kept as it changes (the linger asks at every pump). */
+  queuedBytes = 0
   /** Sent and not yet acknowledged, in sequence order. */
   unacked: PendingBatch[] = []
   inFlight = 0
@@ -90,6 +92,31 @@ export class PartitionLane {
     return this.queue.length > 0 && !this.recovering && this.identity !== null
   }
 
+  enqueue(p: PendingBatch): void {
+    this.queue.push(p)
+    this.queuedBytes += p.bytes.length
+  }
+
+  /** The first batch waiting, taken off the queue. */
+  takeFirst(): PendingBatch {
+    const p = this.queue.shift()!
+    this.queuedBytes -= p.bytes.length
+    return p
+  }
+
+  /** Batches taken off and not sent after all: back at the head, in order. */
+  putBack(batches: readonly PendingBatch[]): void {
+    this.queue.unshift(...batches)
+    for (const p of batches) this.queuedBytes += p.bytes.length
+  }
+
+  /** The batches from position `i` on, taken off the queue. */
+  dropFrom(i: number): PendingBatch[] {
+    const dropped = this.queue.splice(i)
+    for (const p of dropped) this.queuedBytes -= p.bytes.length
+    return dropped
+  }
+
   acknowledge(p: PendingBatch): void {
     const i = this.unacked.indexOf(p)
     if (i >= 0) this.unacked.splice(i, 1)
@@ -97,7 +124,7 @@ export class PartitionLane {
 
   /** After a failure, once nothing is in flight: unacknowledged batches go first, in order. */
   requeueUnacked(): void {
-    this.queue = [...this.unacked, ...this.queue]
+    this.putBack(this.unacked)
     this.unacked = []
   }
 

@@ -26,6 +26,7 @@ async function connected(
   cluster: FakeCluster,
   ackTimeoutMs = 30_000,
   maxBatchBytes?: number,
+  lingerMs?: number,
 ): Promise<BatchSink> {
   const sink = new BatchSink({
     brokers: [],
@@ -36,6 +37,7 @@ async function connected(
     maxInFlight: 5,
     maxPendingBytes: 1 << 20,
     maxBatchBytes,
+    lingerMs,
     logger: quiet,
     cluster,
   })
@@ -190,6 +192,37 @@ describe('BatchSink against a fake broker', () => {
       expect(failure).toBeInstanceOf(NotDurableError)
       expect((failure as Error).message).toMatch(/t\/0.* may still be written/)
     }
+  })
+
+  it('with a linger, a send goes at once when nothing is in flight to its leader; what comes while a request is goes with its answer, merged', async () => {
+    const cluster = new FakeCluster({ t: [1, 1] })
+    // A linger no test waits out: only the leader's answer lets the later batches go.
+    const sink = await connected(cluster, 120_000, undefined, 60_000)
+    cluster.holding = true
+    const first = sink.send(batches('t', [0], 3, 'a'))
+    await vi.waitFor(() => expect(cluster.produced).toHaveLength(1), until)
+    const later = [sink.send(batches('t', [0], 3, 'b')), sink.send(batches('t', [0, 1], 2, 'c'))]
+    await turns()
+    // Partition 1 has nothing in flight, but its leader has: it waits too.
+    expect(cluster.produced).toHaveLength(1)
+    cluster.holding = false
+    cluster.release()
+    expect((await first).size).toBe(0)
+    for (const send of later) expect((await send).size).toBe(0)
+    expect(cluster.produced).toHaveLength(2)
+    const request = cluster.produced[1]!
+    expect(request.partitions.map((p) => p.partition)).toEqual([0, 1])
+    expect(decodeRecordBatch(request.partitions[0]!.batch).records.map((r) => r.value.toString())).toEqual([
+      'b0-0',
+      'b0-1',
+      'b0-2',
+      'c0-0',
+      'c0-1',
+    ])
+    expect(sink.stats).toMatchObject({ requests: 2, batches: 3, records: 10, merged: 2, errors: 0 })
+    // Nothing in flight again: a lone send goes at once, not after the linger.
+    expect((await sink.send(batches('t', [1], 1, 'd'))).size).toBe(0)
+    expect(cluster.produced).toHaveLength(3)
   })
 
   it('batches are merged up to maxBatchBytes: beyond it each goes in a request of its own', async () => {

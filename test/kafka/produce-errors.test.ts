@@ -54,7 +54,7 @@ describe('PartitionLane', () => {
   const pending = (lane: PartitionLane, seq: number, ambiguous = false): PendingBatch => ({
     index: 0,
     lane,
-    bytes: Buffer.alloc(0),
+    bytes: Buffer.alloc(10 + seq),
     records: 1,
     owner,
     queuedAt: 0,
@@ -71,18 +71,37 @@ describe('PartitionLane', () => {
     lane.identity = { producerId: 1n, epoch: 0 }
     const [a, b, c] = [pending(lane, 0), pending(lane, 1), pending(lane, -1)]
     lane.unacked = [a, b]
-    lane.queue = [c]
+    lane.enqueue(c)
     lane.acknowledge(a)
     lane.requeueUnacked()
     expect(lane.queue).toEqual([b, c])
     expect(lane.unacked).toEqual([])
+    expect(lane.queuedBytes).toBe(11 + 9)
+  })
+
+  it('counts the bytes queued as batches come, go and come back', () => {
+    const lane = new PartitionLane('t', 0)
+    const [a, b, c] = [pending(lane, -1), pending(lane, 0), pending(lane, 1)]
+    for (const p of [a, b, c]) lane.enqueue(p)
+    expect(lane.queuedBytes).toBe(9 + 10 + 11)
+    expect(lane.takeFirst()).toBe(a)
+    expect(lane.takeFirst()).toBe(b)
+    expect(lane.queuedBytes).toBe(11)
+    lane.putBack([b])
+    expect(lane.queue).toEqual([b, c])
+    expect(lane.queuedBytes).toBe(21)
+    expect(lane.dropFrom(1)).toEqual([c])
+    expect(lane.queuedBytes).toBe(10)
+    lane.dropFrom(0)
+    expect(lane.queuedBytes).toBe(0)
   })
 
   it('a new producer id restarts sequences and counts batches that may already be written', () => {
     const lane = new PartitionLane('t', 0)
     lane.identity = { producerId: 1n, epoch: 0 }
     lane.nextSeq = 7
-    lane.queue = [pending(lane, 5, true), pending(lane, 6)]
+    lane.enqueue(pending(lane, 5, true))
+    lane.enqueue(pending(lane, 6))
     expect(lane.restartUnder({ producerId: 2n, epoch: 0 })).toBe(1)
     expect(lane.nextSeq).toBe(0)
     expect(lane.queue.map((p) => p.seq)).toEqual([-1, -1])
