@@ -288,5 +288,36 @@ function readLong(buf: Buffer, pos: number): number {
 
 function readString(buf: Buffer, pos: number): string {
   const n = varint(buf, pos)
-  return utf8Slice.call(buf, varintEnd, varintEnd + n / 2)
+  const start = varintEnd
+  return n / 2 <= INTERN_MAX_BYTES
+    ? interned(buf, start, start + n / 2)
+    : utf8Slice.call(buf, start, start + n / 2)
+}
+
+/**
+ * Projected strings repeat (currencies, countries, domains): a short ASCII one is taken from a
+ * per-thread cache of the last string seen in its slot (direct-mapped by its length and three of
+ * its bytes), compared byte for byte, not made anew. Besides the allocation, the rules' Set and
+ * Map lookups then find its hash already computed (a fresh string hashes on every lookup).
+ */
+const INTERN_MAX_BYTES = 32
+const INTERN_SLOTS = 1024
+const internedStrings: (string | undefined)[] = new Array(INTERN_SLOTS).fill(undefined)
+
+function interned(buf: Buffer, start: number, end: number): string {
+  const n = end - start
+  if (n === 0) return ''
+  const slot =
+    (n * 0x9e5 + buf[start]! * 31 + buf[end - 1]! * 7 + buf[start + (n >> 1)]!) & (INTERN_SLOTS - 1)
+  const s = internedStrings[slot]
+  if (s !== undefined && s.length === n) {
+    // A cached string is ASCII: a byte of a multi-byte character never equals one of its codes.
+    let i = 0
+    while (i < n && s.charCodeAt(i) === buf[start + i]) i++
+    if (i === n) return s
+  }
+  const made = utf8Slice.call(buf, start, end)
+  // As many UTF-16 units as bytes: ASCII (the bytes are valid UTF-8), the only strings cached.
+  if (made.length === n) internedStrings[slot] = made
+  return made
 }

@@ -87,6 +87,31 @@ describe('native transcoder', () => {
     expect(viaJs.ok && viaJs.views!.map((v) => v.id)).toEqual(generateEvents('bid', 5, 2).map((e) => e.id))
   })
 
+  it('returns each projected string as sent, however its bytes meet the cache of repeated strings', () => {
+    // Same length, first, middle and last bytes (one cache slot), non-ASCII, empty, over 32 bytes.
+    const domains = [
+      'a1b2c',
+      'a9b8c',
+      'a1b2c',
+      'aéb2c',
+      'aéb2c',
+      '',
+      'x'.repeat(40),
+      'x'.repeat(39) + 'y',
+      'a9b8c',
+    ]
+    const events = generateEvents('impression', domains.length, 11).map((e, i) => ({
+      ...e,
+      site_domain: domains[i]!,
+    }))
+    const body = encodeEvents('impression', events, 'json')
+    const r = transcodeJsonNative(body, false, options('impression'), ['site_domain', 'country'])
+    if (!r?.ok) throw new Error('not transcoded')
+    expect(r.views!.map((v) => v.site_domain)).toEqual(domains)
+    expect(r.views!.map((v) => v.country)).toEqual(events.map((e) => (e as Record<string, unknown>).country))
+    expect(nativeOnlyCount(body)).toBe(domains.length)
+  })
+
   it('agrees on generated events with mutated values, keys, order and duplicates (property)', () => {
     fc.assert(
       fc.property(eventsBody(), fc.boolean(), ({ type, body, ndjson, maxEvents }, project) =>

@@ -232,6 +232,30 @@ describe('rule kinds', () => {
     expect(r.evaluate(withRequest({ device: null }))?.reject?.rule).toBe('geo')
   })
 
+  it('pattern: each string judged on its own, however often it and others were seen before', () => {
+    const r = compile([
+      {
+        name: 'dom',
+        type: 'impression',
+        kind: 'pattern',
+        field: 'site_domain',
+        regex: '^[a-z]+\\.example$',
+        severity: 'flag',
+      },
+    ]).byType.impression!
+    const flags = (site_domain: string) => r.evaluate(imp({ site_domain }))?.flags ?? null
+    // More distinct strings than the remembered results hold, valid and not, each asked twice.
+    for (let i = 0; i < 5000; i++) {
+      const good = `${String.fromCharCode(97 + (i % 26)).repeat(1 + (i % 7))}${'x'.repeat(i % 50)}.example`
+      expect(flags(good)).toBeNull()
+      expect(flags(`${good}!`)).toBe('dom')
+      expect(flags(good)).toBeNull()
+    }
+    // A string longer than the remembered ones, both ways.
+    expect(flags(`${'a'.repeat(300)}.example`)).toBeNull()
+    expect(flags(`${'a'.repeat(300)}.exampl`)).toBe('dom')
+  })
+
   it('freshness: measured from the ingest time, both ways', () => {
     const r = compile([
       { name: 'future', type: '*', kind: 'freshness', max_future: '10m', severity: 'reject' },
