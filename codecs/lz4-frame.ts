@@ -196,11 +196,11 @@ export function encodeLz4Frame(input: Uint8Array, out: FrameSink): void {
 
 /**
  * Decode one frame as encodeLz4Frame writes them (FLG 0x60, BD 0x40: independent blocks of at
- * most 64 KiB, no checksums), natively, appending to `out`; `scratch` holds one block (64 KiB).
+ * most 64 KiB, no checksums), natively, appending to `out`.
  * For bytes adgate wrote itself (record batches it merges); false for any other frame or a
  * corrupt block. Untrusted input goes through decodeLz4Frames, which bounds the output.
  */
-export function decodeOwnLz4Frame(src: Buffer, out: FrameSink, scratch: Buffer): boolean {
+export function decodeOwnLz4Frame(src: Buffer, out: FrameSink): boolean {
   if (src.length < FRAME_HEADER.length || src.compare(FRAME_HEADER, 0, 6, 0, 6) !== 0) return false
   let ip = FRAME_HEADER.length
   for (;;) {
@@ -218,10 +218,10 @@ export function decodeOwnLz4Frame(src: Buffer, out: FrameSink, scratch: Buffer):
       out.pos += size
       continue
     }
-    const n = native().uncompress(block, scratch)
+    // Straight into the output (a block is at most 64 KiB), not through a scratch block.
+    out.ensure(BLOCK_SIZE)
+    const n = native().uncompress(block, out.buf.subarray(out.pos, out.pos + BLOCK_SIZE))
     if (n < 0) return false
-    out.ensure(n)
-    scratch.copy(out.buf, out.pos, 0, n)
     out.pos += n
   }
 }
