@@ -11,7 +11,8 @@ import { waitReady } from './scenario.js'
  * Issue 16's probe: what a freshly started gateway pays for in its first seconds. Starts a gateway
  * as the load tests do (this checkout's, or `--root DIR`'s build), optionally waits for /readyz,
  * then offers the steady mix open-loop and prints, per 1-s window of intended send time, p50/p99
- * and the CPU seconds each gateway thread used in that second.
+ * and the CPU seconds each gateway thread used in that second, and the gateway's CPU-s per million
+ * events over the whole load (what the cold JIT costs, whatever the latency on a busy machine).
  *
  *   node dist/loadtest/cold-start.js [--root DIR] [--seconds N] [--events-per-s N] [--no-ready]
  *                                    [--cpu-prof DIR]
@@ -46,7 +47,8 @@ const readyMs = argv.includes('--no-ready') ? null : (await waitReady(url, 120_0
 const { requests, eventsPerRequest } = mixedRequests(MIX)
 const timeline = new Timeline()
 const cpu: Record<string, number>[] = []
-let last = threadTicks(gw.child.pid!)
+const first = threadTicks(gw.child.pid!)
+let last = first
 const sampler = setInterval(() => {
   const now = threadTicks(gw.child.pid!)
   const second: Record<string, number> = {}
@@ -65,9 +67,13 @@ const r = await openLoop({
   onResponse: timeline.recorder(),
 })
 clearInterval(sampler)
+// The gateway's CPU (all threads) for the whole load, every request answered: per million events.
+let ticks = 0
+for (const [tid, t] of threadTicks(gw.child.pid!)) ticks += t.ticks - (first.get(tid)?.ticks ?? 0)
+const cpuPerMEvents = Math.round((ticks / 100 / (r.requests['2xx'] * eventsPerRequest)) * 1e6 * 100) / 100
 await stop(gw)
 process.stdout.write(
-  `${JSON.stringify({ root, listening_ms: listeningMs, ready_ms: readyMs, p99_ms: r.latency_ms.p99, lag_p99_ms: r.schedule.lag_ms.p99, non2xx: r.requests.non2xx, errors: r.requests.errors })}\n`,
+  `${JSON.stringify({ root, listening_ms: listeningMs, ready_ms: readyMs, p99_ms: r.latency_ms.p99, cpu_s_per_m_events: cpuPerMEvents, lag_p99_ms: r.schedule.lag_ms.p99, non2xx: r.requests.non2xx, errors: r.requests.errors })}\n`,
 )
 for (const [i, w] of timeline.windows(1).entries())
   process.stdout.write(`${JSON.stringify({ ...w, cpu_s: cpu[i] ?? null })}\n`)

@@ -17,6 +17,8 @@ import {
   type RunnerThreads,
   type TaskRunner,
   TRANSFER_MIN_BYTES,
+  WARM_UP_ROUNDS,
+  WARM_UP_ROUNDS_ASIDE,
   WorkerFailedError,
 } from '../../workers/pool.js'
 import type { TaskSignal } from '../../workers/watchdog.js'
@@ -442,5 +444,33 @@ describe('DecodePool', () => {
     // Both bodies' records (the events and the bad body's dead letter) are in the task's batches.
     expect(good.task.batches.length).toBeGreaterThan(0)
     await p.close()
+  })
+
+  it('warms up: every body WARM_UP_ROUNDS times on the workers and WARM_UP_ROUNDS_ASIDE on the probation lane, nothing reported as a task; cut short at the deadline', async () => {
+    const onTask = vi.fn()
+    const { pool: p, runner, lane } = pool({ workers: 2, onTask })
+    const bodies = ['a', 'bb', 'ccc', 'dddd', 'eeeee'].map((b) => ({
+      type: 'click' as const,
+      encoding: 'csv' as const,
+      body: Buffer.from(b),
+    }))
+    const finishing = setInterval(() => {
+      for (const r of [runner(), lane()]) for (const c of r?.calls ?? []) c.finish()
+    }, 0)
+    const report = await p.warmUp(bodies, Date.now() + 60_000).finally(() => clearInterval(finishing))
+    expect(report).toEqual({
+      rounds: { 'decode-0': WARM_UP_ROUNDS, 'decode-1': WARM_UP_ROUNDS, probation: WARM_UP_ROUNDS_ASIDE },
+      complete: true,
+    })
+    const decoded = (r: FakeRunner) => r.calls.flatMap((c) => c.bodies)
+    expect(decoded(runner()).filter((b) => b === 'eeeee')).toHaveLength(2 * WARM_UP_ROUNDS)
+    expect(decoded(lane()!).filter((b) => b === 'a')).toHaveLength(WARM_UP_ROUNDS_ASIDE)
+    expect(runner().calls.every((c) => c.task.bodies.every((b) => b.source === 'warm-up'))).toBe(true)
+    expect(onTask).not.toHaveBeenCalled()
+    expect(p.queueSize).toBe(0)
+
+    const late = pool({ workers: 1 })
+    expect(await late.pool.warmUp(bodies, Date.now() - 1)).toMatchObject({ complete: false })
+    expect(late.runner().calls).toHaveLength(0)
   })
 })
