@@ -24,13 +24,15 @@ import {
 import { createFunnelTopics, dropBenchTopics, funnelProducer, produceRecords } from './lib/funnel-kafka.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
+import { BROKERS as SERVER_BROKERS } from './lib/servers.js'
 import { median } from './lib/stats.js'
 import { correlatorVsStreams } from './lib/streams-peer.js'
 
 export const description =
   'correlator: events/s per core through joins, aggregates and storage (memory, DuckDB, PostgreSQL); Kafka lag p99; state bytes per open key; recovery after kill -9; the same joins against a Kafka Streams application on the same topics'
 
-const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')
+// The broker ensureKafka() starts (KAFKA_PORT), as the streams case uses, unless KAFKA_BROKERS names others.
+const BROKERS = SERVER_BROKERS.split(',')
 
 /** Writes nothing: isolates the joins' own memory. */
 class NullStorage implements Storage {
