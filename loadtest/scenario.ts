@@ -1,5 +1,5 @@
 import type { OpenLoopResult } from '../bench/lib/open-loop.js'
-import { metric, startGateway, stop } from '../bench/lib/servers.js'
+import { metric, startGateway, stop, untilReadyz } from '../bench/lib/servers.js'
 import { availability, type Check, fivexx, type Outcome } from './lib.js'
 
 /** What every load-test scenario shares: its signature, the SLO checks, and the gateway it drives. */
@@ -48,15 +48,8 @@ function gatewayAt(url: string, pid?: number): Gateway {
  * ready only once it can take its rated load (decode threads and Kafka connections warmed), so a
  * scenario measures a ready gateway, as a load balancer would send it traffic.
  */
-export async function waitReady(url: string, timeoutMs = 120_000): Promise<number> {
-  const t0 = Date.now()
-  for (;;) {
-    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).catch(() => null)
-    await res?.body?.cancel()
-    if (res?.status === 200) return Date.now() - t0
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+export function waitReady(url: string, timeoutMs = 120_000): Promise<number> {
+  return untilReadyz(url, (status) => status === 200, timeoutMs)
 }
 
 /**

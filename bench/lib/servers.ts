@@ -58,14 +58,35 @@ export function startServer(
   })
 }
 
-/** Start adgate's gateway on a free port. */
-/** A gateway built in the checkout at `root` (this one, or a baseline's for old-vs-new runs). */
-export function startGateway(env: Record<string, string> = {}, root = REPO_ROOT): Promise<Server> {
-  return startServer(
+/**
+ * Start adgate's gateway on a free port, built in the checkout at `root` (this one, or a baseline's
+ * for old-vs-new runs); resolves once its start-up warm-up is over (/readyz no longer says
+ * `warming`; a build without one at once), so no measurement is charged for it.
+ */
+export async function startGateway(env: Record<string, string> = {}, root = REPO_ROOT): Promise<Server> {
+  const server = await startServer(
     [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
     { KAFKA_BROKERS: BROKERS, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     GATEWAY_PORT_LINE,
   )
+  await untilReadyz(`http://127.0.0.1:${server.port}`, (_, body) => body.warming !== true)
+  return server
+}
+
+/** Polls `url`/readyz until `done` holds for an answer; resolves with how long that took (ms). */
+export async function untilReadyz(
+  url: string,
+  done: (status: number, body: { warming?: boolean }) => boolean,
+  timeoutMs = 120_000,
+): Promise<number> {
+  const t0 = Date.now()
+  for (;;) {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).catch(() => null)
+    const body = res ? ((await res.json().catch(() => ({}))) as { warming?: boolean }) : null
+    if (res && body && done(res.status, body)) return Date.now() - t0
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${url}/readyz: not as awaited within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
 }
 
 export function stop(server: Server, timeoutMs = 20_000): Promise<void> {
