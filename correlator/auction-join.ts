@@ -107,7 +107,7 @@ export class AuctionJoin {
         }
         out.joined('bid_impression', 'matched')
         const joined = { ...row, bid_event_id: bid.event_id, bid_time: bid.time, bid_price_micros: bid.price }
-        out.impression(joined)
+        out.impression(joined, true)
         this.win(bid, out)
       }
     }

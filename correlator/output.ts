@@ -39,6 +39,13 @@ export function emptyJoinCounts(): JoinCounts {
 export class BatchOutput {
   discard = false
   readonly impressions = new Map<string, ImpressionRow>()
+  /**
+   * Impressions of this batch restated after their first statement (a bid joined later), which
+   * an earlier batch may have stored. The rest are first statements, as a rule not stored yet:
+   * storage may insert them without an upsert (storage/duckdb.ts), falling back to the upsert
+   * when one is stored after all (a replay from offset 0, an impression id sent twice).
+   */
+  readonly restated = new Set<string>()
   readonly clicks = new Map<string, ClickRow>()
   readonly conversions = new Map<string, ConversionRow>()
   readonly late: LateRow[] = []
@@ -65,8 +72,10 @@ export class BatchOutput {
   private lastMinute: number[] = []
   private lastHour: number[] = []
 
-  impression(row: ImpressionRow): void {
-    if (!this.discard) this.impressions.set(row.impression_id, row)
+  impression(row: ImpressionRow, restated = false): void {
+    if (this.discard) return
+    this.impressions.set(row.impression_id, row)
+    if (restated) this.restated.add(row.impression_id)
   }
 
   click(row: ClickRow): void {

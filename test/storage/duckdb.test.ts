@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { blobValue, DuckDBInstance } from '@duckdb/node-api'
 import { afterAll, describe, expect, it } from 'vitest'
 import { BatchOutput } from '../../correlator/output.js'
+import type { ImpressionRow } from '../../correlator/rows.js'
 import { type Checkpoint, StaleOwnerError } from '../../correlator/storage.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { StateFiles } from '../../storage/state-files.js'
@@ -75,6 +76,40 @@ describe('DuckDB storage', () => {
     expect(load.positions.get('adgate.bids:0')).toBe('10')
     expect(load.checkpoint).toBeNull()
     expect(readdirSync(storage.states.dir)).toEqual([])
+    await storage.close()
+  })
+
+  it('a first statement of an impression already stored replaces it, with the whole batch written once', async () => {
+    const storage = await DuckDbStorage.open(join(dir, 'first-statement.duckdb'))
+    const batch = (offset: string, impressions: ImpressionRow[], restated: string[] = []) => {
+      const out = new BatchOutput()
+      for (const r of impressions) out.impression(r, restated.includes(r.impression_id))
+      out.count(1, 0, 'c1', 0, 0, 1)
+      return {
+        output: out,
+        positions: [{ topic: 'adgate.impressions', partition: 0, offset }],
+        expected: new Map(),
+        checkpoints: [checkpoint(0, `state-${offset}`, offset)],
+      }
+    }
+    await storage.write(batch('1', [impression('i1', 100), impression('i2', 100)]))
+    // i1 again as a first statement (a replay, or its id sent twice): the plain INSERT meets the
+    // stored row, and the write is made again with upserts; i3 is new, i2 restated.
+    await storage.write(
+      batch('2', [impression('i1', 200), impression('i2', 300), impression('i3', 400)], ['i2']),
+    )
+    expect(
+      await storage.query('SELECT impression_id, cost_micros::INT AS c FROM impressions ORDER BY 1'),
+    ).toEqual([
+      { impression_id: 'i1', c: 200 },
+      { impression_id: 'i2', c: 300 },
+      { impression_id: 'i3', c: 400 },
+    ])
+    expect(await storage.query('SELECT sum(bids)::INT AS b FROM agg_minute')).toEqual([{ b: 2 }])
+    const load = await storage.load(0, ['adgate.impressions'])
+    expect(load.positions.get('adgate.impressions:0')).toBe('2')
+    expect(load.checkpoint?.state.toString()).toBe('state-2')
+    expect(readdirSync(storage.states.dir)).toHaveLength(1)
     await storage.close()
   })
 
@@ -192,4 +227,24 @@ async function toOldLayout(path: string): Promise<Buffer[]> {
   instance.closeSync()
   rmSync(`${path}.state`, { recursive: true })
   return states
+}
+
+function impression(id: string, cost: number): ImpressionRow {
+  return {
+    impression_id: id,
+    event_id: `e-${id}-${cost}`,
+    auction_id: `a-${id}`,
+    campaign_id: 'c1',
+    creative_id: null,
+    publisher_id: null,
+    site_domain: null,
+    device_type: null,
+    country: null,
+    impression_time: 1000,
+    cost_micros: cost,
+    bid_event_id: null,
+    bid_time: null,
+    bid_price_micros: null,
+    quality_flags: null,
+  }
 }
