@@ -14,11 +14,15 @@ export interface NativeTranscoder {
     maxEvents: number,
     ingestTime: number,
     source: string,
+    into?: Buffer,
   ): NativeResult | undefined
 }
 
 export interface NativeResult {
-  out: Buffer
+  /** The output, in a new Buffer: without `into`, or when it did not fit there. */
+  out?: Buffer
+  /** The output is `into`'s bytes 0..outLength. */
+  outLength?: number
   meta: Uint32Array
   deferred: Uint32Array
   projected?: Uint32Array

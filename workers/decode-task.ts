@@ -184,21 +184,29 @@ function decodeOne(
   const { topic } = EVENT_INFO[meta.type]
   const partitions = task.partitions[topic] ?? 1
   const { buffer, spans, views, records } = result
+  // Values and keys as plain Uint8Array views of the output's memory: Buffer#subarray (argument
+  // checks, then a FastBuffer), twice per event, showed as up to 5 % of a task's samples.
+  const bytes = buffer.buffer
+  const base = buffer.byteOffset
   for (let i = 0; i < result.count; i++) {
     const s = i * SPAN
-    const value = buffer.subarray(spans[s + 1]!, spans[s + 2]!)
+    const value = new Uint8Array(bytes, base + spans[s + 1]!, spans[s + 2]! - spans[s + 1]!)
     const verdict = quality?.evaluate(views![i]!) ?? null
     if (verdict?.reject) {
       // Only Avro bodies keep an accepted event's bytes as sent; otherwise its canonical JSON stands in.
       const raw = records
         ? Buffer.from(records[i]!)
         : Buffer.from(
-            JSON.stringify(EVENT_SCHEMAS[meta.type].type.fromBuffer(value.subarray(WIRE_HEADER_BYTES))),
+            JSON.stringify(
+              EVENT_SCHEMAS[meta.type].type.fromBuffer(
+                buffer.subarray(spans[s + 1]! + WIRE_HEADER_BYTES, spans[s + 2]!),
+              ),
+            ),
           )
       out.reject(verdict.reject, spans[s]!, raw)
       continue
     }
-    const key = buffer.subarray(spans[s + 3]!, spans[s + 4]!)
+    const key = new Uint8Array(bytes, base + spans[s + 3]!, spans[s + 4]! - spans[s + 3]!)
     builder.add(topic, partitionFor(key, partitions), key, value, out.headersFor(verdict))
   }
   return out.finish(result.count, result.rejects)

@@ -416,8 +416,8 @@ class Transcoder {
   static void Finalize(napi_env, void* data, void*) { delete static_cast<Transcoder*>(data); }
 
   static napi_value TranscodeCallback(napi_env env, napi_callback_info info) {
-    size_t argc = 5;
-    napi_value argv[5] = {};
+    size_t argc = 6;
+    napi_value argv[6] = {};
     napi_value self = nullptr;
     void* t = nullptr;
     if (napi_get_cb_info(env, info, &argc, argv, &self, nullptr) != napi_ok || napi_unwrap(env, self, &t) != napi_ok)
@@ -1163,9 +1163,12 @@ class Transcoder {
     return index > 0;
   }
 
-  // transcode(body: Buffer, ndjson: boolean, maxEvents: number, ingestTime: number, source: string)
+  // transcode(body: Buffer, ndjson: boolean, maxEvents: number, ingestTime: number, source: string,
+  //           into?: Buffer)
   //   → undefined (the JS decoder takes the whole body)
   //   | { out: Buffer, meta: Uint32Array, deferred: Uint32Array, projected?: Uint32Array }
+  //   | { outLength: number, meta, deferred, projected? }: with `into` and the output within its
+  //     length, the output is written there (bytes 0..outLength) rather than into a new Buffer.
   // meta: 5 numbers per accepted event, in body order: its index, its value's start and end in
   // out, its key's start and end in out. deferred: 3 per deferred event: its index, then
   // its bytes' start and end in the body (the NDJSON line, the array element). projected: per accepted event and projected
@@ -1212,22 +1215,36 @@ class Transcoder {
     const bool handled = ndjson ? Lines(len, maxEvents) : Document(len, maxEvents);
     if (!handled || out_.size() >= 0xFFFFFFF0u) return nullptr;
 
-    napi_value result = Result(env);
+    void* into = nullptr;
+    size_t intoLen = 0;
+    bool intoIsBuffer = false;
+    if (argc >= 6 && napi_is_buffer(env, argv[5], &intoIsBuffer) == napi_ok && intoIsBuffer &&
+        napi_get_buffer_info(env, argv[5], &into, &intoLen) != napi_ok)
+      return nullptr;
+    napi_value result = Result(env, intoIsBuffer && out_.size() <= intoLen ? into : nullptr);
     // Keep the buffers from growing without bound after one huge body.
     if (input_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(input_);
     if (out_.capacity() > (64u << 20)) std::vector<uint8_t>().swap(out_);
     return result;
   }
 
-  // { out, meta, deferred, projected? }, copied out of this transcoder's buffers; nullptr when
-  // N-API failed (the thread is being terminated).
-  napi_value Result(napi_env env) {
+  // { out | outLength, meta, deferred, projected? }, copied out of this transcoder's buffers (the
+  // output into `into` when given: it fits); nullptr when N-API failed (the thread is being terminated).
+  napi_value Result(napi_env env, void* into) {
     napi_value result;
     napi_value out;
     void* outData = nullptr;
-    if (napi_create_object(env, &result) != napi_ok ||
-        napi_create_buffer_copy(env, out_.size(), out_.data(), &outData, &out) != napi_ok ||
-        napi_set_named_property(env, result, "out", out) != napi_ok || !SetUint32s(env, result, "meta", meta_) ||
+    if (napi_create_object(env, &result) != napi_ok) return nullptr;
+    if (into != nullptr) {
+      if (!out_.empty()) std::memcpy(into, out_.data(), out_.size());
+      if (napi_create_uint32(env, static_cast<uint32_t>(out_.size()), &out) != napi_ok ||
+          napi_set_named_property(env, result, "outLength", out) != napi_ok)
+        return nullptr;
+    } else if (napi_create_buffer_copy(env, out_.size(), out_.data(), &outData, &out) != napi_ok ||
+               napi_set_named_property(env, result, "out", out) != napi_ok) {
+      return nullptr;
+    }
+    if (!SetUint32s(env, result, "meta", meta_) ||
         !SetUint32s(env, result, "deferred", deferred_) ||
         (!projection_.empty() && !SetUint32s(env, result, "projected", projMeta_)))
       return nullptr;

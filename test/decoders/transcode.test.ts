@@ -112,6 +112,42 @@ describe('native transcoder', () => {
     expect(nativeOnlyCount(body)).toBe(domains.length)
   })
 
+  it('writes its output into a given buffer when it fits, and into a new one when not: the same bytes', () => {
+    const { binding } = createRequire(import.meta.url)('@adgate/native') as {
+      binding: { Transcoder: new (d: unknown) => NativeTranscoder }
+    }
+    const t = new binding.Transcoder(describeSchema(EVENT_SCHEMAS.impression, 'auction_id', ['country']))
+    const body = encodeEvents('impression', generateEvents('impression', 20, 6), 'json')
+    const fresh = t.transcode(body, false, 100, 1_795_000_000_000, 's')!
+    expect(fresh.outLength).toBeUndefined()
+    const into = Buffer.alloc(fresh.out!.length + 10, 0xee)
+    const written = t.transcode(body, false, 100, 1_795_000_000_000, 's', into)!
+    expect(written.out).toBeUndefined()
+    expect(written.outLength).toBe(fresh.out!.length)
+    expect(into.subarray(0, written.outLength)).toEqual(fresh.out)
+    expect(into.subarray(written.outLength)).toEqual(Buffer.alloc(10, 0xee))
+    expect(written.meta).toEqual(fresh.meta)
+    expect(written.projected).toEqual(fresh.projected)
+    const small = Buffer.alloc(fresh.out!.length - 1)
+    const over = t.transcode(body, false, 100, 1_795_000_000_000, 's', small)!
+    expect(over.out).toEqual(fresh.out)
+    expect(small).toEqual(Buffer.alloc(small.length))
+  })
+
+  it("reuses the thread's output buffer from body to body, growing it, with every result right", () => {
+    // Over the first buffer's 64 KiB (a fresh output, then a bigger buffer), under it, over again.
+    for (const n of [400, 3, 900, 50, 400]) {
+      const events = generateEvents('impression', n, n)
+      const r = expectSamePaths(
+        encodeEvents('impression', events, 'json'),
+        false,
+        options('impression', 1000),
+      )
+      if (!r.ok) throw new Error(r.error.detail)
+      expect(valuesOf(r).map((v) => decodeWire(v).value)).toEqual(events.map(stamped))
+    }
+  })
+
   it('agrees on generated events with mutated values, keys, order and duplicates (property)', () => {
     fc.assert(
       fc.property(eventsBody(), fc.boolean(), ({ type, body, ndjson, maxEvents }, project) =>
@@ -166,11 +202,11 @@ describe('native transcoder', () => {
         // Every offset it returns lies inside its output or the body.
         for (let i = 0; i < r.meta.length; i += SPAN) {
           const [, vs, ve, ks, ke] = r.meta.subarray(i, i + SPAN)
-          if (!(vs! <= ks! && ks! <= ke! && ke! <= ve! && ve! <= r.out.length)) return false
+          if (!(vs! <= ks! && ks! <= ke! && ke! <= ve! && ve! <= r.out!.length)) return false
         }
         for (let i = 0; i < r.deferred.length; i += 3)
           if (r.deferred[i + 1]! > r.deferred[i + 2]! || r.deferred[i + 2]! > body.length) return false
-        for (const p of r.projected ?? []) if (p >= r.out.length) return false
+        for (const p of r.projected ?? []) if (p >= r.out!.length) return false
         return true
       }),
       { numRuns: RUNS * 4 },
