@@ -229,7 +229,7 @@ export const SETTINGS = {
   produceLingerMs: setting(
     'ADGATE_PRODUCE_LINGER_MS',
     '5',
-    "How long at most a request's record batches may wait for other requests' to share their batch and Produce request: only while a Produce request to their broker is in flight (0: sent at once)",
+    "How long at most a request's record batches may wait for other requests' to share their batch and Produce request: they go at once when the last request to their broker was answered and is this old (0: sent at once)",
     int(0, 1000),
   ),
   produceBatchBytes: setting(

@@ -161,8 +161,11 @@ export class BatchSink {
   private refreshTimer: NodeJS.Timeout | null = null
   private refreshAskedAt = 0
   private lingerTimer: NodeJS.Timeout | null = null
+  private lingerWakeAt = 0
   /** Produce requests dispatched to each leader and not yet answered (the linger waits on them). */
   private readonly leaderInFlight = new Map<number, number>()
+  /** When a Produce request last went to each leader (the linger spaces them). */
+  private readonly leaderSentAt = new Map<number, number>()
   private readonly perPartition: number
   private readonly maxBatchBytes: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
@@ -477,6 +480,7 @@ export class BatchSink {
     for (const [leader, requests] of byLeader) {
       if (requests.length === 0) continue
       this.leaderInFlight.set(leader, (this.leaderInFlight.get(leader) ?? 0) + requests.length)
+      this.leaderSentAt.set(leader, Date.now())
       void this.dispatch(leader, requests)
     }
   }
@@ -530,23 +534,22 @@ export class BatchSink {
   }
 
   /**
-   * With a linger: the leaders whose batches wait. A leader's batches wait only while a Produce
-   * request to it is in flight (its answer wakes the pump), at most until the oldest has waited
-   * lingerMs or a lane has maxBatchBytes queued (a timer wakes the pump then). With nothing in
-   * flight they go at once: at a low rate a lone request pays no linger, at a high rate the
-   * batches that arrive during a round trip go together.
+   * With a linger: the leaders whose batches wait. A leader's batches go at once when its last
+   * request was answered and went lingerMs ago or more (a lone request at a low rate pays no
+   * linger); otherwise they wait until the oldest has waited lingerMs, or until that last request
+   * is answered and lingerMs old, or a lane has maxBatchBytes queued. So at a high rate a broker
+   * gets about one request per linger, carrying what came meanwhile. Timers and answers wake the pump.
    */
   private lingering(ready: readonly [PartitionLane, number][]): Set<number> | null {
     const linger = this.options.lingerMs ?? 0
     if (linger === 0 || ready.length === 0) return null
     const now = Date.now()
-    // Per leader: its oldest batch's queuing time, or -Infinity when it goes now.
+    // Per leader: when its batches may go (-Infinity: now).
     const oldest = new Map<number, number>()
     for (const [lane, leader] of ready) {
-      const since =
-        !this.leaderInFlight.get(leader) || lane.queuedBytes >= this.maxBatchBytes
-          ? Number.NEGATIVE_INFINITY
-          : lane.queue[0]!.queuedAt
+      let since = lane.queuedBytes >= this.maxBatchBytes ? Number.NEGATIVE_INFINITY : lane.queue[0]!.queuedAt
+      if (!this.leaderInFlight.get(leader))
+        since = Math.min(since, this.leaderSentAt.get(leader) ?? Number.NEGATIVE_INFINITY)
       oldest.set(leader, Math.min(oldest.get(leader) ?? now, since))
     }
     const held = new Set<number>()
@@ -557,7 +560,10 @@ export class BatchSink {
       held.add(leader)
       wake = Math.min(wake, wait)
     }
-    if (held.size > 0 && this.lingerTimer === null) {
+    // A timer already set for later is brought forward (an answer can make a leader's time earlier).
+    if (held.size > 0 && (this.lingerTimer === null || now + wake < this.lingerWakeAt)) {
+      if (this.lingerTimer !== null) clearTimeout(this.lingerTimer)
+      this.lingerWakeAt = now + wake
       this.lingerTimer = setTimeout(() => {
         this.lingerTimer = null
         this.schedulePump()

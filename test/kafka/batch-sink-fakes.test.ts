@@ -194,35 +194,43 @@ describe('BatchSink against a fake broker', () => {
     }
   })
 
-  it('with a linger, a send goes at once when nothing is in flight to its leader; what comes while a request is goes with its answer, merged', async () => {
-    const cluster = new FakeCluster({ t: [1, 1] })
-    // A linger no test waits out: only the leader's answer lets the later batches go.
-    const sink = await connected(cluster, 120_000, undefined, 60_000)
-    cluster.holding = true
-    const first = sink.send(batches('t', [0], 3, 'a'))
-    await vi.waitFor(() => expect(cluster.produced).toHaveLength(1), until)
-    const later = [sink.send(batches('t', [0], 3, 'b')), sink.send(batches('t', [0, 1], 2, 'c'))]
-    await turns()
-    // Partition 1 has nothing in flight, but its leader has: it waits too.
-    expect(cluster.produced).toHaveLength(1)
-    cluster.holding = false
-    cluster.release()
-    expect((await first).size).toBe(0)
-    for (const send of later) expect((await send).size).toBe(0)
-    expect(cluster.produced).toHaveLength(2)
-    const request = cluster.produced[1]!
-    expect(request.partitions.map((p) => p.partition)).toEqual([0, 1])
-    expect(decodeRecordBatch(request.partitions[0]!.batch).records.map((r) => r.value.toString())).toEqual([
-      'b0-0',
-      'b0-1',
-      'b0-2',
-      'c0-0',
-      'c0-1',
-    ])
-    expect(sink.stats).toMatchObject({ requests: 2, batches: 3, records: 10, merged: 2, errors: 0 })
-    // Nothing in flight again: a lone send goes at once, not after the linger.
-    expect((await sink.send(batches('t', [1], 1, 'd'))).size).toBe(0)
-    expect(cluster.produced).toHaveLength(3)
+  it("with a linger, a send goes at once when its leader's last request is answered and a linger old; what comes meanwhile waits, merged", async () => {
+    // Only Date is faked: the linger is read from it, and moved on by hand (no test waits it out).
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      const cluster = new FakeCluster({ t: [1, 1] })
+      const sink = await connected(cluster, 120_000, undefined, 60_000)
+      cluster.holding = true
+      const first = sink.send(batches('t', [0], 3, 'a'))
+      await vi.waitFor(() => expect(cluster.produced).toHaveLength(1), until)
+      const later = [sink.send(batches('t', [0], 3, 'b')), sink.send(batches('t', [0, 1], 2, 'c'))]
+      await turns()
+      // Partition 1 has nothing in flight, but its leader has: it waits too.
+      expect(cluster.produced).toHaveLength(1)
+      cluster.holding = false
+      cluster.release()
+      expect((await first).size).toBe(0)
+      await turns()
+      // Answered, but the last request went less than the linger ago: still waiting.
+      expect(cluster.produced).toHaveLength(1)
+      vi.setSystemTime(Date.now() + 60_000)
+      later.push(sink.send(batches('t', [1], 1, 'd'))) // a pump, a linger after the first request
+      for (const send of later) expect((await send).size).toBe(0)
+      expect(cluster.produced).toHaveLength(2)
+      const request = cluster.produced[1]!
+      expect(request.partitions.map((p) => p.partition)).toEqual([0, 1])
+      const values = (i: number) =>
+        decodeRecordBatch(request.partitions[i]!.batch).records.map((r) => r.value.toString())
+      expect(values(0)).toEqual(['b0-0', 'b0-1', 'b0-2', 'c0-0', 'c0-1'])
+      expect(values(1)).toEqual(['c1-0', 'c1-1', 'd1-0'])
+      expect(sink.stats).toMatchObject({ requests: 2, batches: 3, records: 11, merged: 4, errors: 0 })
+      // Answered and a linger old again: a lone send goes at once.
+      vi.setSystemTime(Date.now() + 60_000)
+      expect((await sink.send(batches('t', [1], 1, 'e'))).size).toBe(0)
+      expect(cluster.produced).toHaveLength(3)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('batches are merged up to maxBatchBytes: beyond it each goes in a request of its own', async () => {
