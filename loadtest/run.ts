@@ -62,136 +62,142 @@ async function mixed(
 }
 
 const steady: Scenario = async (args) =>
-  withGateway(args, {}, async (gw) => {
-    const seconds = 20
-    const { r, timeline, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds)
-    const result = {
-      ...contractFields('steady', r, eventsPerRequest, seconds),
-      offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate, mix: MIX },
-      latency_windows: timeline.windows(1),
-      gateway_rss_mb: await gw.rssMb(),
-    }
-    return {
-      scenario: 'steady',
-      result,
-      checks: [availabilityCheck(r), p99Check(r.latency_ms.p99), scheduleCheck(r)],
-    }
-  })
+  withGateway(args, {}, (gw) =>
+    raisedGenerator(async () => {
+      const seconds = 20
+      const { r, timeline, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds)
+      const result = {
+        ...contractFields('steady', r, eventsPerRequest, seconds),
+        offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate, mix: MIX },
+        latency_windows: timeline.windows(1),
+        gateway_rss_mb: await gw.rssMb(),
+      }
+      return {
+        scenario: 'steady',
+        result,
+        checks: [availabilityCheck(r), p99Check(r.latency_ms.p99), scheduleCheck(r)],
+      }
+    }),
+  )
 
 const spike: Scenario = async (args) =>
-  withGateway(args, {}, async (gw) => {
-    // 10 s at the base rate, 10 s at 10× (a second generator adds 9×), 10 s back at the base.
-    const base = Number(process.env.LOADTEST_SPIKE_BASE ?? 8_000)
-    const { requests, eventsPerRequest } = mixedRequests(MIX)
-    const baseRate = Math.round(base / eventsPerRequest)
-    const timeline = new Timeline()
-    const url = gw.url
-    const a = openLoop({ url, requests, rate: baseRate, seconds: 30, onResponse: timeline.recorder() })
-    await new Promise((resolve) => setTimeout(resolve, 10_000))
-    const b = openLoop({
-      url,
-      requests,
-      rate: 9 * baseRate,
-      seconds: 10,
-      onResponse: timeline.recorder(10_000),
-    })
-    const [ra, rb] = await Promise.all([a, b])
-    const before = timeline.between(0, 10)
-    const during = timeline.between(10, 20)
-    const after = timeline.between(22, 30)
-    const phase = (ms: number[]) => ({
-      requests: ms.length,
-      p50_ms: round2(percentile(ms, 0.5)),
-      p99_ms: round2(percentile(ms, 0.99)),
-    })
-    const all = timeline.between(0, 30)
-    const result = {
-      ...contractFields('spike', ra, eventsPerRequest, 30),
-      events_per_s: Math.round(((ra.requests['2xx'] + rb.requests['2xx']) * eventsPerRequest) / 30),
-      errors: ra.requests.errors + rb.requests.errors,
-      non2xx: ra.requests.non2xx + rb.requests.non2xx,
-      p50_ms: round2(percentile(all, 0.5)),
-      p99_ms: round2(percentile(all, 0.99)),
-      p999_ms: round2(percentile(all, 0.999)),
-      offered: {
-        base_events_per_s: base,
-        spike_events_per_s: base * 10,
-        base_rps: baseRate,
-        spike_rps: 10 * baseRate,
-      },
-      phases: { before: phase(before), spike: phase(during), after: phase(after) },
-      spike_generator: rb,
-      timeline: timeline.windows(1),
-      gateway_rss_mb: await gw.rssMb(),
-    }
-    return {
-      scenario: 'spike',
-      result,
-      checks: [
-        availabilityCheck(ra),
-        availabilityCheck(rb),
-        p99Check(percentile(during, 0.99), 1000, 'p99 during the spike'),
-        p99Check(percentile(after, 0.99), SLO_P99_MS, 'p99 after the spike (recovered)'),
-        scheduleCheck(ra, 'base generator kept its schedule'),
-        scheduleCheck(rb, 'spike generator (9× the base on top) kept its schedule'),
-      ],
-    }
-  })
+  withGateway(args, {}, (gw) =>
+    raisedGenerator(async () => {
+      // 10 s at the base rate, 10 s at 10× (a second generator adds 9×), 10 s back at the base.
+      const base = Number(process.env.LOADTEST_SPIKE_BASE ?? 8_000)
+      const { requests, eventsPerRequest } = mixedRequests(MIX)
+      const baseRate = Math.round(base / eventsPerRequest)
+      const timeline = new Timeline()
+      const url = gw.url
+      const a = openLoop({ url, requests, rate: baseRate, seconds: 30, onResponse: timeline.recorder() })
+      await new Promise((resolve) => setTimeout(resolve, 10_000))
+      const b = openLoop({
+        url,
+        requests,
+        rate: 9 * baseRate,
+        seconds: 10,
+        onResponse: timeline.recorder(10_000),
+      })
+      const [ra, rb] = await Promise.all([a, b])
+      const before = timeline.between(0, 10)
+      const during = timeline.between(10, 20)
+      const after = timeline.between(22, 30)
+      const phase = (ms: number[]) => ({
+        requests: ms.length,
+        p50_ms: round2(percentile(ms, 0.5)),
+        p99_ms: round2(percentile(ms, 0.99)),
+      })
+      const all = timeline.between(0, 30)
+      const result = {
+        ...contractFields('spike', ra, eventsPerRequest, 30),
+        events_per_s: Math.round(((ra.requests['2xx'] + rb.requests['2xx']) * eventsPerRequest) / 30),
+        errors: ra.requests.errors + rb.requests.errors,
+        non2xx: ra.requests.non2xx + rb.requests.non2xx,
+        p50_ms: round2(percentile(all, 0.5)),
+        p99_ms: round2(percentile(all, 0.99)),
+        p999_ms: round2(percentile(all, 0.999)),
+        offered: {
+          base_events_per_s: base,
+          spike_events_per_s: base * 10,
+          base_rps: baseRate,
+          spike_rps: 10 * baseRate,
+        },
+        phases: { before: phase(before), spike: phase(during), after: phase(after) },
+        spike_generator: rb,
+        timeline: timeline.windows(1),
+        gateway_rss_mb: await gw.rssMb(),
+      }
+      return {
+        scenario: 'spike',
+        result,
+        checks: [
+          availabilityCheck(ra),
+          availabilityCheck(rb),
+          p99Check(percentile(during, 0.99), 1000, 'p99 during the spike'),
+          p99Check(percentile(after, 0.99), SLO_P99_MS, 'p99 after the spike (recovered)'),
+          scheduleCheck(ra, 'base generator kept its schedule'),
+          scheduleCheck(rb, 'spike generator (9× the base on top) kept its schedule'),
+        ],
+      }
+    }),
+  )
 
 const soak: Scenario = async (args) =>
-  withGateway(args, {}, async (gw) => {
-    const seconds = Math.round((args.minutes ?? 2.5) * 60)
-    const samples: { t_s: number; rss_mb: number }[] = []
-    const { r, timeline, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds, (t) => {
-      const t_s = Math.round(t)
-      if (t_s % 5 === 0)
-        gw.rssMb().then(
-          (rss_mb) => samples.push({ t_s, rss_mb }),
-          () => {},
-        )
-    })
-    samples.sort((a, b) => a.t_s - b.t_s)
-    const windows = timeline.windows(10).filter((w) => w.requests > 0)
-    // The first minute is warm-up (JIT, pools, buffers growing to size): slopes from then on.
-    const settled = samples.filter((s) => s.t_s >= Math.min(60, seconds / 3))
-    const settledW = windows.filter((w) => w.t_s >= Math.min(60, seconds / 3))
-    const rssSlope = slope(
-      settled.map((s) => s.t_s / 60),
-      settled.map((s) => s.rss_mb),
-    )
-    const p99Slope = slope(
-      settledW.map((w) => w.t_s / 60),
-      settledW.map((w) => w.p99_ms),
-    )
-    const result = {
-      ...contractFields('soak', r, eventsPerRequest, seconds),
-      duration_s: seconds,
-      offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate },
-      rss_samples: samples,
-      latency_windows: windows,
-      rss_slope_mb_per_min: rssSlope,
-      p99_slope_ms_per_min: p99Slope,
-    }
-    return {
-      scenario: 'soak',
-      result,
-      checks: [
-        availabilityCheck(r),
-        p99Check(r.latency_ms.p99),
-        {
-          name: 'RSS flat (slope ≤ 2 MB/min after warm-up)',
-          ok: rssSlope <= 2,
-          detail: `${rssSlope.toFixed(2)} MB/min`,
-        },
-        {
-          name: 'p99 flat (slope ≤ 2 ms/min after warm-up)',
-          ok: p99Slope <= 2,
-          detail: `${p99Slope.toFixed(2)} ms/min`,
-        },
-        scheduleCheck(r),
-      ],
-    }
-  })
+  withGateway(args, {}, (gw) =>
+    raisedGenerator(async () => {
+      const seconds = Math.round((args.minutes ?? 2.5) * 60)
+      const samples: { t_s: number; rss_mb: number }[] = []
+      const { r, timeline, rate, eventsPerRequest } = await mixed(gw.url, STEADY_EVENTS, seconds, (t) => {
+        const t_s = Math.round(t)
+        if (t_s % 5 === 0)
+          gw.rssMb().then(
+            (rss_mb) => samples.push({ t_s, rss_mb }),
+            () => {},
+          )
+      })
+      samples.sort((a, b) => a.t_s - b.t_s)
+      const windows = timeline.windows(10).filter((w) => w.requests > 0)
+      // The first minute is warm-up (JIT, pools, buffers growing to size): slopes from then on.
+      const settled = samples.filter((s) => s.t_s >= Math.min(60, seconds / 3))
+      const settledW = windows.filter((w) => w.t_s >= Math.min(60, seconds / 3))
+      const rssSlope = slope(
+        settled.map((s) => s.t_s / 60),
+        settled.map((s) => s.rss_mb),
+      )
+      const p99Slope = slope(
+        settledW.map((w) => w.t_s / 60),
+        settledW.map((w) => w.p99_ms),
+      )
+      const result = {
+        ...contractFields('soak', r, eventsPerRequest, seconds),
+        duration_s: seconds,
+        offered: { events_per_s: STEADY_EVENTS, requests_per_s: rate },
+        rss_samples: samples,
+        latency_windows: windows,
+        rss_slope_mb_per_min: rssSlope,
+        p99_slope_ms_per_min: p99Slope,
+      }
+      return {
+        scenario: 'soak',
+        result,
+        checks: [
+          availabilityCheck(r),
+          p99Check(r.latency_ms.p99),
+          {
+            name: 'RSS flat (slope ≤ 2 MB/min after warm-up)',
+            ok: rssSlope <= 2,
+            detail: `${rssSlope.toFixed(2)} MB/min`,
+          },
+          {
+            name: 'p99 flat (slope ≤ 2 ms/min after warm-up)',
+            ok: p99Slope <= 2,
+            detail: `${p99Slope.toFixed(2)} ms/min`,
+          },
+          scheduleCheck(r),
+        ],
+      }
+    }),
+  )
 
 /** A private broker for the outage drill (scripts/kafka.mjs on its own port and data dir). */
 function kafkaScript(command: 'start' | 'stop', port: number, dataDir: string): Promise<void> {

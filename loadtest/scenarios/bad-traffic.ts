@@ -2,6 +2,7 @@ import { MIX } from '../../bench/lib/mix.js'
 import { type OpenLoopRequest, type OpenLoopResult, openLoop } from '../../bench/lib/open-loop.js'
 import { bodies } from '../../bench/lib/servers.js'
 import { CONTENT_TYPE } from '../../generator/encode.js'
+import { raisedGenerator } from '../generator-priority.js'
 import { type Check, contractFields, fivexx, mixedRequests, scheduleCheck } from '../lib.js'
 import { p99Check, type Scenario, SLO_P99_MS, withGateway } from '../scenario.js'
 
@@ -69,43 +70,44 @@ export const badTraffic: Scenario = async (args) =>
   withGateway(
     args,
     { ADGATE_API_KEYS: KEYS, ADGATE_MAX_BODY_BYTES: '256KiB' },
-    async (gw) => {
-      const seconds = 15
-      const url = gw.url
-      const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
-      const goodRate = Math.round(GOOD_EVENTS_PER_S / good.eventsPerRequest)
-      const bad = badClasses()
-      const g = openLoop({ url, requests: good.requests, rate: goodRate, seconds })
-      const runs = bad.map((b) => openLoop({ url, requests: b.requests, rate: BAD_RATE, seconds }))
-      const rg = await g
-      const rbad = await Promise.all(runs)
-      const checks: Check[] = [
-        {
-          name: 'good traffic all 200 beside the bad',
-          ok: rg.requests['2xx'] === rg.requests.sent && rg.requests.errors === 0,
-          detail: `${rg.requests['2xx']} of ${rg.requests.sent} 2xx, errors ${rg.requests.errors}`,
-        },
-        p99Check(rg.latency_ms.p99, SLO_P99_MS, 'good-traffic p99'),
-        ...bad.map((c, i) => classCheck(c, rbad[i]!)),
-        scheduleCheck(rg, 'good-traffic generator kept its schedule'),
-      ]
-      const classes = bad.map((c, i) => {
-        const r = rbad[i]!
-        return {
-          name: c.name,
-          expect: c.expect,
-          requests: r.requests.sent,
-          status_codes: r.requests.status_codes,
-          errors: r.requests.errors,
+    (gw) =>
+      raisedGenerator(async () => {
+        const seconds = 15
+        const url = gw.url
+        const good = mixedRequests(MIX, { 'x-api-key': 's3cret-good' })
+        const goodRate = Math.round(GOOD_EVENTS_PER_S / good.eventsPerRequest)
+        const bad = badClasses()
+        const g = openLoop({ url, requests: good.requests, rate: goodRate, seconds })
+        const runs = bad.map((b) => openLoop({ url, requests: b.requests, rate: BAD_RATE, seconds }))
+        const rg = await g
+        const rbad = await Promise.all(runs)
+        const checks: Check[] = [
+          {
+            name: 'good traffic all 200 beside the bad',
+            ok: rg.requests['2xx'] === rg.requests.sent && rg.requests.errors === 0,
+            detail: `${rg.requests['2xx']} of ${rg.requests.sent} 2xx, errors ${rg.requests.errors}`,
+          },
+          p99Check(rg.latency_ms.p99, SLO_P99_MS, 'good-traffic p99'),
+          ...bad.map((c, i) => classCheck(c, rbad[i]!)),
+          scheduleCheck(rg, 'good-traffic generator kept its schedule'),
+        ]
+        const classes = bad.map((c, i) => {
+          const r = rbad[i]!
+          return {
+            name: c.name,
+            expect: c.expect,
+            requests: r.requests.sent,
+            status_codes: r.requests.status_codes,
+            errors: r.requests.errors,
+          }
+        })
+        const result = {
+          ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
+          errors: rg.requests.errors + rbad.reduce((a, r) => a + r.requests.errors, 0),
+          non2xx: rg.requests.non2xx + rbad.reduce((a, r) => a + r.requests.non2xx, 0),
+          bad_classes: classes,
         }
-      })
-      const result = {
-        ...contractFields('bad-traffic', rg, good.eventsPerRequest, seconds),
-        errors: rg.requests.errors + rbad.reduce((a, r) => a + r.requests.errors, 0),
-        non2xx: rg.requests.non2xx + rbad.reduce((a, r) => a + r.requests.non2xx, 0),
-        bad_classes: classes,
-      }
-      return { scenario: 'bad-traffic', result, checks }
-    },
+        return { scenario: 'bad-traffic', result, checks }
+      }),
     true,
   )

@@ -1,6 +1,7 @@
 import WebSocket from 'ws'
 import { bodies } from '../../bench/lib/servers.js'
 import { percentile } from '../../bench/lib/stats.js'
+import { raisedGenerator } from '../generator-priority.js'
 import { GeneratorMeter, generatorCheck } from '../lib.js'
 import { p99Check, type Scenario, SLO_P99_MS, withGateway } from '../scenario.js'
 
@@ -73,50 +74,52 @@ function streamClient(
 
 /** 8 streaming clients, each sending framed impression batches (NDJSON ×100) on a fixed schedule. */
 export const websocket: Scenario = async (args) =>
-  withGateway(args, {}, async (gw) => {
-    const clients = 8
-    const perClientRate = Number(process.env.LOADTEST_WS_RATE ?? 40) // batches/s per client
-    const seconds = 20
-    const pool = bodies('impression', 'ndjson', 40, 100)
-    const tally: Tally = { latencies: [], statuses: {}, sent: 0, lost: 0 }
-    const meter = new GeneratorMeter()
-    await Promise.all(
-      Array.from({ length: clients }, (_, i) =>
-        streamClient(gw.wsUrl, i, pool, perClientRate, seconds, tally),
-      ),
-    )
-    const { latencies, statuses, sent, lost } = tally
-    const gen = meter.share()
-    const ok = statuses['200'] ?? 0
-    const p99 = Math.round(percentile(latencies, 0.99) * 100) / 100
-    const result = {
-      tool: 'ws (node), open loop: latency from the scheduled send time to the ack',
-      scenario: 'websocket',
-      clients,
-      batches_per_s_offered: clients * perClientRate,
-      sent,
-      acks: statuses,
-      unacknowledged: lost,
-      events_per_s: Math.round((ok * 100) / seconds),
-      p50_ms: Math.round(percentile(latencies, 0.5) * 100) / 100,
-      p99_ms: p99,
-      p999_ms: Math.round(percentile(latencies, 0.999) * 100) / 100,
-      errors: lost,
-      non2xx: sent - lost - ok,
-      gateway_rss_mb: await gw.rssMb(),
-      generator_cpu_share: gen,
-    }
-    return {
-      scenario: 'websocket',
-      result,
-      checks: [
-        {
-          name: 'every batch acked 200',
-          ok: ok === sent,
-          detail: `${ok} of ${sent} acked 200; ${lost} never acked; ${JSON.stringify(statuses)}`,
-        },
-        p99Check(p99, SLO_P99_MS, 'ack p99'),
-        generatorCheck(gen),
-      ],
-    }
-  })
+  withGateway(args, {}, (gw) =>
+    raisedGenerator(async () => {
+      const clients = 8
+      const perClientRate = Number(process.env.LOADTEST_WS_RATE ?? 40) // batches/s per client
+      const seconds = 20
+      const pool = bodies('impression', 'ndjson', 40, 100)
+      const tally: Tally = { latencies: [], statuses: {}, sent: 0, lost: 0 }
+      const meter = new GeneratorMeter()
+      await Promise.all(
+        Array.from({ length: clients }, (_, i) =>
+          streamClient(gw.wsUrl, i, pool, perClientRate, seconds, tally),
+        ),
+      )
+      const { latencies, statuses, sent, lost } = tally
+      const gen = meter.share()
+      const ok = statuses['200'] ?? 0
+      const p99 = Math.round(percentile(latencies, 0.99) * 100) / 100
+      const result = {
+        tool: 'ws (node), open loop: latency from the scheduled send time to the ack',
+        scenario: 'websocket',
+        clients,
+        batches_per_s_offered: clients * perClientRate,
+        sent,
+        acks: statuses,
+        unacknowledged: lost,
+        events_per_s: Math.round((ok * 100) / seconds),
+        p50_ms: Math.round(percentile(latencies, 0.5) * 100) / 100,
+        p99_ms: p99,
+        p999_ms: Math.round(percentile(latencies, 0.999) * 100) / 100,
+        errors: lost,
+        non2xx: sent - lost - ok,
+        gateway_rss_mb: await gw.rssMb(),
+        generator_cpu_share: gen,
+      }
+      return {
+        scenario: 'websocket',
+        result,
+        checks: [
+          {
+            name: 'every batch acked 200',
+            ok: ok === sent,
+            detail: `${ok} of ${sent} acked 200; ${lost} never acked; ${JSON.stringify(statuses)}`,
+          },
+          p99Check(p99, SLO_P99_MS, 'ack p99'),
+          generatorCheck(gen),
+        ],
+      }
+    }),
+  )
