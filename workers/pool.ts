@@ -276,14 +276,8 @@ export class DecodePool {
         rounds[name]!++
       }
     }
-    const onThread = (runner: TaskRunner, watchdog: Watchdog) => async (task: DecodeTask) => {
-      const signal = watchdog.start()
-      try {
-        await runner.run(task, { transferList: [...task.buffers], signal })
-      } finally {
-        watchdog.finish(signal)
-      }
-    }
+    const onThread = (runner: TaskRunner, watchdog: Watchdog) => (task: DecodeTask) =>
+      this.runGuarded(runner, task, watchdog)
     const inline = async (task: DecodeTask) => {
       runDecodeTask(task)
       await new Promise(setImmediate) // the event loop keeps answering (/readyz, /metrics) meanwhile
@@ -389,13 +383,17 @@ export class DecodePool {
     task: DecodeTask,
     watchdog = this.watchdog,
   ): Promise<void> {
+    return this.runGuarded(runner, task, watchdog).then(
+      (result) => this.answer(batch, result),
+      (err: Error) => this.fail(batch, err),
+    )
+  }
+
+  /** Runs a task on a thread, its buffers transferred, aborted by `watchdog` if it hangs. */
+  private runGuarded(runner: TaskRunner, task: DecodeTask, watchdog: Watchdog): Promise<TaskResult> {
     const deadline = watchdog.start()
     return runner
       .run(task, { transferList: [...task.buffers], signal: deadline })
-      .then(
-        (result) => this.answer(batch, result),
-        (err: Error) => this.fail(batch, err),
-      )
       .finally(() => watchdog.finish(deadline))
   }
 
