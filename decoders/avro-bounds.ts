@@ -8,7 +8,8 @@ import { avroType } from '../events/avro-types.js'
  * also allocates). Every item of an array or map in the schemas adgate reads takes at least one
  * byte (map keys are strings), so a block count larger than the bytes left is corrupt; the types
  * built here refuse it before looping. (A writer array of zero-byte items, such as nulls, with
- * more items than bytes left is refused too; no event schema has one.)
+ * more items than bytes left is refused too; no event schema has one. So are more items in all
+ * than the data has bytes: see limitAvroItems.)
  *
  * avsc's resolvers read arrays and maps with the reader type's `_read`, and skip fields the
  * reader does not know with the writer type's `_skip`, so both are bounded.
@@ -82,8 +83,27 @@ class Utf8StringType extends avro.types.StringType {
   }
 }
 
+/**
+ * Items the arrays and maps may still read or skip, across blocks and records. The bound per block
+ * count does not bound items of zero bytes (nulls, empty records) in a client's writer schema:
+ * block after block could claim the same bytes again, work quadratic in the body. decodeAvro
+ * limits a container block's records to twice its bytes (the reader and the writer read each
+ * record once); other readers (adgate's own records) are unlimited.
+ */
+let itemsLeft = Number.POSITIVE_INFINITY
+
+export function limitAvroItems(items: number): void {
+  itemsLeft = items
+}
+
+export function unlimitAvroItems(): void {
+  itemsLeft = Number.POSITIVE_INFINITY
+}
+
 function checkCount(n: number, tap: Tap): void {
   if (n > tap.buf.length - tap.pos) throw new Error(`a block of ${n} items runs past the end of the data`)
+  itemsLeft -= n
+  if (itemsLeft < 0) throw new Error('its arrays and maps claim more items than the data has bytes')
 }
 
 // A negative count is followed by the block's size in bytes (Avro spec, "Complex Types").

@@ -3,7 +3,13 @@ import { EVENT_TYPES, type EventType } from '../events/catalog.js'
 import { bodyError } from '../events/errors.js'
 import type { RecordNode } from '../events/schema-model.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
-import { boundedReaderType, boundedType, InvalidUtf8Error } from './avro-bounds.js'
+import {
+  boundedReaderType,
+  boundedType,
+  InvalidUtf8Error,
+  limitAvroItems,
+  unlimitAvroItems,
+} from './avro-bounds.js'
 import { readBlock, readHeader } from './avro-container.js'
 import { keepUnknownFields, namesUnknownFields } from './avro-unknown.js'
 import { BID_V1, isV1BidSchema, upcastBidV1 } from './bid-upcast.js'
@@ -37,52 +43,58 @@ export function decodeAvro(body: Buffer, options: DecodeOptions, maxInflatedByte
   const rejects: Rejection[] = []
   let index = 0
   let inflated = 0
-  for (let pos = header.end; pos < body.length; ) {
-    const block = readBlock(body, pos, header, maxInflatedBytes - inflated)
-    if ('error' in block) {
-      return {
-        ok: false,
-        error: bodyError(block.tooLarge ? 'BODY_TOO_LARGE' : 'MALFORMED_BODY', block.error),
+  try {
+    for (let pos = header.end; pos < body.length; ) {
+      const block = readBlock(body, pos, header, maxInflatedBytes - inflated)
+      if ('error' in block) {
+        return {
+          ok: false,
+          error: bodyError(block.tooLarge ? 'BODY_TOO_LARGE' : 'MALFORMED_BODY', block.error),
+        }
       }
+      inflated += block.data.length
+      limitAvroItems(2 * block.data.length)
+      if (index + block.count > options.maxEvents) return tooManyEvents(options.maxEvents)
+      let at = 0
+      for (let i = 0; i < block.count; i++, index++) {
+        if (overBudget(options, index)) return tooCostly()
+        let decoded: { value: unknown; offset: number }
+        let written: unknown
+        try {
+          decoded = reader.decode(block.data, at, resolver)
+          if (writer !== undefined && decoded.offset >= 0) written = writer.decode(block.data, at).value
+        } catch (err) {
+          const code = err instanceof InvalidUtf8Error ? 'INVALID_UTF8' : 'MALFORMED_BODY'
+          return { ok: false, error: bodyError(code, `record ${index}: ${(err as Error).message}`) }
+        }
+        if (decoded.offset < 0)
+          return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
+        const kept = writer && keepUnknownFields(model, decoded.value, written, upcast !== undefined)
+        const out =
+          kept || normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
+        if (out instanceof Violation) {
+          const raw = Buffer.from(block.data.subarray(at, decoded.offset))
+          rejects.push(rejection(index, out.errors, raw))
+        } else {
+          stamp(out as object, options)
+          events.push(out as object)
+          records?.push(block.data.subarray(at, decoded.offset))
+        }
+        at = decoded.offset
+      }
+      if (at !== block.data.length) {
+        return {
+          ok: false,
+          error: bodyError(
+            'MALFORMED_BODY',
+            `block at byte ${pos} has bytes beyond its ${block.count} records`,
+          ),
+        }
+      }
+      pos = block.end
     }
-    inflated += block.data.length
-    if (index + block.count > options.maxEvents) return tooManyEvents(options.maxEvents)
-    let at = 0
-    for (let i = 0; i < block.count; i++, index++) {
-      if (overBudget(options, index)) return tooCostly()
-      let decoded: { value: unknown; offset: number }
-      let written: unknown
-      try {
-        decoded = reader.decode(block.data, at, resolver)
-        if (writer !== undefined && decoded.offset >= 0) written = writer.decode(block.data, at).value
-      } catch (err) {
-        const code = err instanceof InvalidUtf8Error ? 'INVALID_UTF8' : 'MALFORMED_BODY'
-        return { ok: false, error: bodyError(code, `record ${index}: ${(err as Error).message}`) }
-      }
-      if (decoded.offset < 0)
-        return { ok: false, error: bodyError('MALFORMED_BODY', `record ${index} is truncated`) }
-      const kept = writer && keepUnknownFields(model, decoded.value, written, upcast !== undefined)
-      const out = kept || normalize(upcast ? upcast(decoded.value as Record<string, unknown>) : decoded.value)
-      if (out instanceof Violation) {
-        const raw = Buffer.from(block.data.subarray(at, decoded.offset))
-        rejects.push(rejection(index, out.errors, raw))
-      } else {
-        stamp(out as object, options)
-        events.push(out as object)
-        records?.push(block.data.subarray(at, decoded.offset))
-      }
-      at = decoded.offset
-    }
-    if (at !== block.data.length) {
-      return {
-        ok: false,
-        error: bodyError(
-          'MALFORMED_BODY',
-          `block at byte ${pos} has bytes beyond its ${block.count} records`,
-        ),
-      }
-    }
-    pos = block.end
+  } finally {
+    unlimitAvroItems()
   }
   if (index === 0) return { ok: false, error: bodyError('EMPTY_BODY', 'the container holds no records') }
   return { ok: true, events, rejects, records }

@@ -76,6 +76,45 @@ describe('regression: a few bytes claiming a huge array or map made avsc loop fo
     }
   })
 
+  // Issue 15, "every decoder step is linear": nulls take no bytes, so each block may claim every
+  // byte left (here a string the writer puts after the array) — 2,000 blocks of 10,000 nulls in a
+  // 16 KB body were 20 million reads, seconds of a decode thread (or of the event loop, inline).
+  it(
+    'bounds the items of all blocks together: a writer array of nulls cannot claim the same bytes again and again',
+    HANG_GUARD,
+    () => {
+      const clickJson = EVENT_SCHEMAS.click.json as unknown as { fields: unknown[] }
+      const schema = {
+        ...clickJson,
+        fields: [
+          { name: 'nulls', type: { type: 'array', items: 'null' }, default: [] },
+          { name: 'pad', type: 'string', default: '' },
+          ...clickJson.fields,
+        ],
+      }
+      const writer = avro.Type.forSchema(schema as avro.Schema)
+      const [event] = generateEvents('click', 1, 2)
+      const rest = writer.toBuffer({ ...event, nulls: [], pad: '' }).subarray(2) // after the empty array and pad
+      const record = (blocks: number, items: number) =>
+        Buffer.concat([
+          ...Array.from({ length: blocks }, () => LONG.toBuffer(items)),
+          varint(0n),
+          LONG.toBuffer(10_000),
+          Buffer.alloc(10_000, 'a'),
+          rest,
+        ])
+      // As many nulls as the record has bytes, in a few blocks: still read (and the field skipped).
+      const fair = record(4, 2_000)
+      expect(ok(decode('click', 'avro', container(schema, [{ count: 1, data: fair }]))).events).toHaveLength(
+        1,
+      )
+      const body = container(schema, [{ count: 1, data: record(2_000, 10_000) }])
+      const result = decode('click', 'avro', body)
+      expectError(result, 'MALFORMED_BODY')
+      expect(result.ok || result.error.detail).toMatch(/claim more items than the data has bytes/)
+    },
+  )
+
   it('still reads blocked arrays and maps (negative counts with byte sizes), read and skipped', () => {
     const schema: avro.Schema = {
       type: 'record',
