@@ -15,16 +15,7 @@ import {
   stopPerf,
 } from './lib/perf-record.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
-import {
-  bodies,
-  CLI,
-  cpuSeconds,
-  GATEWAY_PORT_LINE,
-  metric,
-  spoolDrained,
-  startServer,
-  stop,
-} from './lib/servers.js'
+import { bodies, cpuSeconds, metric, spoolDrained, startGateway, stop } from './lib/servers.js'
 import { warmUp } from './lib/warm-up.js'
 
 export const description =
@@ -44,16 +35,10 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
   rmSync(PROFILES, { recursive: true, force: true })
   mkdirSync(PROFILES, { recursive: true })
   await benchBroker('start')
-  const server = await startServer(
-    [...(USE_PERF ? PERF_NODE_FLAGS : ['--cpu-prof', '--cpu-prof-dir', PROFILES]), CLI, 'gateway'],
-    {
-      KAFKA_BROKERS: BENCH_BROKERS,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ADGATE_DATA_DIR: join(REPO_ROOT, 'data', 'bench-profile-spool'),
-    },
-    GATEWAY_PORT_LINE,
+  const server = await startGateway(
+    { KAFKA_BROKERS: BENCH_BROKERS, ADGATE_DATA_DIR: join(REPO_ROOT, 'data', 'bench-profile-spool') },
+    REPO_ROOT,
+    { nodeArgs: USE_PERF ? PERF_NODE_FLAGS : ['--cpu-prof', '--cpu-prof-dir', PROFILES] },
   )
   let answered = 0
   let from = 0

@@ -1,8 +1,7 @@
-import { join } from 'node:path'
 import { MIX } from '../bench/lib/mix.js'
 import { openLoop } from '../bench/lib/open-loop.js'
 import { REPO_ROOT } from '../bench/lib/results.js'
-import { BROKERS, ensureKafka, GATEWAY_PORT_LINE, startServer, stop } from '../bench/lib/servers.js'
+import { ensureKafka, startGateway, stop } from '../bench/lib/servers.js'
 import { mixedRequests, Timeline } from './lib.js'
 import { threadTicks } from './round-probe.js'
 import { waitReady } from './scenario.js'
@@ -32,15 +31,10 @@ const eventsPerS = Number(opt('--events-per-s') ?? 40_000)
 ensureKafka()
 const t0 = Date.now()
 const profDir = opt('--cpu-prof')
-const gw = await startServer(
-  [
-    ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
-    join(root, 'dist', 'cli', 'main.js'),
-    'gateway',
-  ],
-  { KAFKA_BROKERS: BROKERS, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-  GATEWAY_PORT_LINE,
-)
+const gw = await startGateway({}, root, {
+  nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+  awaitWarmUp: false,
+})
 const url = `http://127.0.0.1:${gw.port}`
 const listeningMs = Date.now() - t0
 const readyMs = argv.includes('--no-ready') ? null : (await waitReady(url, 120_000)) + listeningMs

@@ -17,7 +17,6 @@ import { REPO_ROOT } from './results.js'
  */
 // The broker ensureKafka() starts (scripts/kafka.mjs reads KAFKA_PORT too), unless KAFKA_BROKERS names others.
 export const BROKERS = process.env.KAFKA_BROKERS ?? `127.0.0.1:${process.env.KAFKA_PORT ?? 9092}`
-export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js')
 export const GATEWAY_PORT_LINE = /"port":(\d+)[^\n]*gateway listening/
 
 export interface Server {
@@ -58,18 +57,29 @@ export function startServer(
   })
 }
 
+export interface GatewayStart {
+  /** Node's own flags, before the script: a profiler's (--cpu-prof, perf's). */
+  nodeArgs?: readonly string[]
+  /** false: resolve once it listens, for probes of the start-up itself. */
+  awaitWarmUp?: boolean
+}
+
 /**
  * Start adgate's gateway on a free port, built in the checkout at `root` (this one, or a baseline's
  * for old-vs-new runs); resolves once its start-up warm-up is over (/readyz no longer says
  * `warming`; a build without one at once), so no measurement is charged for it.
  */
-export async function startGateway(env: Record<string, string> = {}, root = REPO_ROOT): Promise<Server> {
+export async function startGateway(
+  env: Record<string, string> = {},
+  root = REPO_ROOT,
+  { nodeArgs = [], awaitWarmUp = true }: GatewayStart = {},
+): Promise<Server> {
   const server = await startServer(
-    [join(root, 'dist', 'cli', 'main.js'), 'gateway'],
+    [...nodeArgs, join(root, 'dist', 'cli', 'main.js'), 'gateway'],
     { KAFKA_BROKERS: BROKERS, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     GATEWAY_PORT_LINE,
   )
-  await untilReadyz(`http://127.0.0.1:${server.port}`, (_, body) => body.warming !== true)
+  if (awaitWarmUp) await untilReadyz(`http://127.0.0.1:${server.port}`, (_, body) => body.warming !== true)
   return server
 }
 
