@@ -11,7 +11,7 @@ import { median } from './lib/stats.js'
 import { warmUp } from './lib/warm-up.js'
 
 export const description =
-  'CPU cost per event at fixed open-loop rates: server and broker CPU-s per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR (or vs itself under other settings: BENCH_CANDIDATE_ENV, BENCH_BASELINE_ENV), interleaved rounds on the private broker'
+  'CPU cost per event at fixed open-loop rates: server and broker CPU-s and the gateway main-thread GC seconds per million events (impressions JSON, 100 per request), this checkout vs BENCH_BASELINE_DIR (or vs itself under other settings: BENCH_CANDIDATE_ENV, BENCH_BASELINE_ENV), interleaved rounds on the private broker'
 
 /**
  * What a change to the gateway costs or saves per event, measured the way the machine allows: the
@@ -32,6 +32,8 @@ type Side = 'candidate' | 'baseline'
 interface Sample {
   serverPerM: number
   brokerPerM: number
+  /** The gateway main thread's GC pauses (its adgate_nodejs_gc_duration_seconds), -1 without metrics. */
+  gcPerM: number
   p50: number
   p99: number
   spooled: number
@@ -76,7 +78,8 @@ async function measure(server: Server, eventsPerS: number, seconds: number): Pro
   const requests = () => metric(url, 'adgate_kafka_produce_requests_total', 0)
   // Counted since the merging of batches across requests; an older baseline has no such metric.
   const batches = () => metric(url, 'adgate_kafka_record_batches_total', Number.NaN)
-  const [q0, k0] = [await requests(), await batches()]
+  const gc = () => metric(url, 'adgate_nodejs_gc_duration_seconds_sum', Number.NaN)
+  const [q0, k0, g0] = [await requests(), await batches(), await gc()]
   const c0 = cpuSeconds(server.child.pid!)
   const b0 = cpuSeconds(brokerPid())
   const r = await openLoop({ url, requests: REQUESTS, rate: eventsPerS / EVENTS, seconds })
@@ -85,11 +88,13 @@ async function measure(server: Server, eventsPerS: number, seconds: number): Pro
   const events = r.requests['2xx'] * EVENTS
   const perM = (n: number) => (n / Math.max(1, events)) * 1e6
   const batchCount = (await batches()) - k0
+  const gcSeconds = (await gc()) - g0
   return {
     requestsPerM: perM((await requests()) - q0),
     batchesPerM: Number.isNaN(batchCount) ? -1 : perM(batchCount),
     serverPerM: (cpu / Math.max(1, events)) * 1e6,
     brokerPerM: (broker / Math.max(1, events)) * 1e6,
+    gcPerM: Number.isNaN(gcSeconds) ? -1 : perM(gcSeconds),
     p50: r.latency_ms.p50,
     p99: r.latency_ms.p99,
     spooled: (await spool()) - s0,
@@ -152,6 +157,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
       results.push(
         row('server_cpu_s_per_M', 'CPU-s', (s) => s.serverPerM),
         row('broker_cpu_s_per_M', 'CPU-s', (s) => s.brokerPerM),
+        row('main_thread_gc_s_per_M', 's', (s) => s.gcPerM),
         row('p50_ms', 'ms', (s) => s.p50),
         row('p99_ms', 'ms', (s) => s.p99),
         // Records the spool took instead of Kafka: then the figure is the spool's, not the Kafka path's.
