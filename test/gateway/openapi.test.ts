@@ -51,7 +51,7 @@ const ENV = {
   ADGATE_SPOOL_MAX_BYTES: '0',
   ADGATE_TRACKER_HMAC_KEY: 'openapi-tracker-key-01',
   ADGATE_REDIRECT_ALLOWLIST: 'shop.example.com',
-  ADGATE_TRACKER_RATE_LIMIT_RPS: '50',
+  ADGATE_TRACKER_RATE_LIMIT_RPS: '2',
 }
 // The documented event as posted; a bid is posted as an OpenRTB request or an envelope around one,
 // and stored as STORED_NAME says.
@@ -380,8 +380,19 @@ recipes['GET /v1/stream 426'] = async () => [
 ]
 recipes['GET /v1/stream 503'] = async () => (await drain()).stream
 // Trackers: GET with the event in the query; redirects are not followed.
-const tracker = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+const trackerOnce = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
   send(method, path, undefined, headers, 'manual')
+/**
+ * A tracker hit whose 429 from the pixel and click bucket (2/s here) is waited out, as a browser's
+ * next hit would be: the recipes of other statuses then never depend on how fast the machine sends.
+ */
+const tracker = async (path: string, headers: Record<string, string> = {}, method = 'GET') => {
+  for (let attempt = 1; ; attempt++) {
+    const res = await trackerOnce(path, headers, method)
+    if (res.status !== 429 || attempt === 10) return res
+    await sleep(Number(res.headers['retry-after'] ?? 1) * 1000)
+  }
+}
 const PIXEL = '/v1/t/impression.gif'
 const pixelQuery = () => {
   const e = events('impression', 1)[0]!
@@ -407,9 +418,9 @@ recipes[`GET ${PIXEL} 400`] = async () => [
   await tracker(`${PIXEL}?${pixelQuery()}&impression_id=twice`),
 ]
 recipes[`GET ${PIXEL} 429`] = async () => {
-  // 200 at once: over the 50/s bucket even when a loaded machine spreads them over seconds.
-  const burst = await Promise.all(Array.from({ length: 200 }, () => tracker(`${PIXEL}?${pixelQuery()}`)))
-  await sleep(1100) // the bucket refills for the recipes after this one
+  // 200 at once against a bucket of 2 a second: only a machine taking over 99 s to send them all
+  // would stay within it (50 a second failed: a CI box at load 14 sent 200 in 7.5 s).
+  const burst = await Promise.all(Array.from({ length: 200 }, () => trackerOnce(`${PIXEL}?${pixelQuery()}`)))
   return burst.find((r) => r.status === 429) ?? burst[0]!
 }
 recipes[`GET ${PIXEL} 431`] = () => tracker(`${PIXEL}?${pixelQuery()}`, { 'x-padding': 'p'.repeat(20_000) })
@@ -437,7 +448,7 @@ recipes[`GET ${CONVERSION} 401`] = () => tracker(`${CONVERSION}?${conversionQuer
 recipes[`GET ${CONVERSION} 403`] = () => tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': SSP })
 recipes[`GET ${CONVERSION} 429`] = async () => {
   for (let i = 0; i < 5; i++) {
-    const res = await tracker(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': SLOW })
+    const res = await trackerOnce(`${CONVERSION}?${conversionQuery()}`, { 'x-api-key': SLOW })
     if (res.status === 429) return res
   }
   throw new Error('the 1 request/s key was never limited')
