@@ -2,8 +2,8 @@
 // hook timeouts are timers in the worker: code that never yields (a loop in a decoder, a blocked
 // native call) stops them too, and the run then waits forever — CI once spent its whole 90 minutes
 // so, its log ending at the last file that finished. Here, in vitest's own process, a clock watches
-// for progress (a file, hook or test starting or ending); after ADGATE_TEST_HANG_MS of silence,
-// longer than any timeout allows, it prints what was running and kills the stuck worker processes,
+// for progress (a file, hook or test starting or ending); after a silence longer than any timeout
+// allows (ADGATE_TEST_HANG_MS sets it), it prints what was running and kills the stuck worker processes,
 // which vitest reports as failed files before it goes on with the rest.
 import { readdirSync, readFileSync } from 'node:fs'
 import type { ReportedHookContext, Reporter, TestCase, TestModule, Vitest } from 'vitest/node'
@@ -28,21 +28,25 @@ function forkWorkers(): number[] {
 }
 
 export default class HangWatchdog implements Reporter {
-  private limitMs = 0
+  /** Silence that means a hang, outside tests with long timeouts of their own. */
+  private baseLimitMs = 0
   private lastProgress = Date.now()
   private timer: NodeJS.Timeout | undefined
-  /** What each unfinished file last did, and when. */
-  private readonly running = new Map<string, { what: string; since: number }>()
+  /** What each unfinished file last did, when, and how much silence that allows. */
+  private readonly running = new Map<string, { what: string; since: number; allowMs: number }>()
 
   onInit(vitest: Vitest): void {
     const { testTimeout, hookTimeout } = vitest.config
-    // Silence longer than two of the longest timeouts and a minute is no slow test: it is a hang.
-    this.limitMs = Number(process.env.ADGATE_TEST_HANG_MS) || 2 * Math.max(testTimeout, hookTimeout) + 60_000
+    // Silence longer than twice the longest timeout and a minute (10 min at least: hooks may set
+    // longer ones, which reporters cannot see) is no slow test: it is a hang.
+    this.baseLimitMs =
+      Number(process.env.ADGATE_TEST_HANG_MS) ||
+      Math.max(600_000, 2 * Math.max(testTimeout, hookTimeout) + 60_000)
   }
 
   onTestRunStart(): void {
     this.progress()
-    this.timer = setInterval(() => this.check(), Math.min(10_000, this.limitMs / 4))
+    this.timer = setInterval(() => this.check(), Math.min(10_000, this.baseLimitMs / 4))
     this.timer.unref()
   }
 
@@ -63,7 +67,9 @@ export default class HangWatchdog implements Reporter {
   }
 
   onTestCaseReady(test: TestCase): void {
-    this.note(test.module, `the start of test "${test.fullName}"`)
+    // A test with a long timeout of its own may be silent that long, and more under load.
+    const own = test.options.timeout
+    this.note(test.module, `the start of test "${test.fullName}"`, own ? 2 * own + 60_000 : 0)
   }
 
   onTestCaseResult(test: TestCase): void {
@@ -75,8 +81,8 @@ export default class HangWatchdog implements Reporter {
     this.progress()
   }
 
-  private note(m: TestModule, what: string): void {
-    this.running.set(m.moduleId, { what, since: Date.now() })
+  private note(m: TestModule, what: string, allowMs = 0): void {
+    this.running.set(m.moduleId, { what, since: Date.now(), allowMs: Math.max(this.baseLimitMs, allowMs) })
     this.progress()
   }
 
@@ -92,10 +98,10 @@ export default class HangWatchdog implements Reporter {
 
   private check(): void {
     const silent = Date.now() - this.lastProgress
-    if (silent < this.limitMs) return
-    const lines = [
-      `HUNG: no test progress for ${Math.round(silent / 1000)} s (ADGATE_TEST_HANG_MS=${this.limitMs}).`,
-    ]
+    let limitMs = this.baseLimitMs
+    for (const { allowMs } of this.running.values()) limitMs = Math.max(limitMs, allowMs)
+    if (silent < limitMs) return
+    const lines = [`HUNG: no test progress for ${Math.round(silent / 1000)} s (limit ${limitMs / 1000} s).`]
     for (const [file, { what, since }] of this.running)
       lines.push(`  ${file}: last reported ${what}, ${Math.round((Date.now() - since) / 1000)} s ago`)
     const workers = forkWorkers()
@@ -107,9 +113,10 @@ export default class HangWatchdog implements Reporter {
     process.stderr.write(`\n${lines.join('\n')}\n`)
     if (workers.length === 0) process.exit(1)
     for (const pid of workers) process.kill(pid, 'SIGKILL')
-    // Vitest reports the killed files and goes on; should it wait on them instead, the next check ends it.
-    this.progress()
-    this.limitMs = Math.min(this.limitMs, 60_000)
+    // Vitest reports the killed files and goes on; should it wait on them instead, the next check
+    // (a minute on) ends the run.
     this.running.clear()
+    this.progress()
+    this.baseLimitMs = Math.min(this.baseLimitMs, 60_000)
   }
 }
