@@ -2,7 +2,9 @@ import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import avro from 'avsc'
 import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
+import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
+import { generateEvents } from '../generator/funnel.js'
 
 /**
  * The noisy neighbour of loadtest/noisy-neighbour.ts, as a process of its own (a client of its own,
@@ -24,6 +26,43 @@ function containerHeader(schema: unknown): Buffer {
   })
 }
 
+const LONG = avro.Type.forSchema('long')
+
+/**
+ * One impression whose writer schema puts an array of nulls (items of no bytes) before it, in
+ * 20,000 blocks each claiming the 100 KB string after them: 2 billion items for avsc to read,
+ * minutes of a thread before decoders/avro-bounds.ts bounded all items by the block's bytes.
+ */
+function nullsClaimingBytes(): Buffer {
+  const json = EVENT_SCHEMAS.impression.json as unknown as { fields: unknown[] }
+  const schema = {
+    ...json,
+    fields: [
+      { name: 'nulls', type: { type: 'array', items: 'null' }, default: [] },
+      { name: 'pad', type: 'string', default: '' },
+      ...json.fields,
+    ],
+  }
+  const writer = avro.Type.forSchema(schema as avro.Schema)
+  const [event] = generateEvents('impression', 1, 1)
+  const rest = writer.toBuffer({ ...event, nulls: [], pad: '' }).subarray(2) // after the two empty fields
+  const blocks = Array.from({ length: 20_000 }, () => LONG.toBuffer(100_000))
+  const record = Buffer.concat([
+    ...blocks,
+    LONG.toBuffer(0),
+    LONG.toBuffer(100_000),
+    Buffer.alloc(100_000, 'a'),
+    rest,
+  ])
+  return Buffer.concat([
+    containerHeader(schema),
+    LONG.toBuffer(1),
+    LONG.toBuffer(record.length),
+    record,
+    Buffer.alloc(16),
+  ])
+}
+
 interface Hostile {
   readonly name: string
   readonly path: string
@@ -39,6 +78,7 @@ export function hostileBodies(): Hostile[] {
   const ndjson = Buffer.from('{}\n'.repeat(10_000))
   const nested = Buffer.from(`${'['.repeat(200_000)}${']'.repeat(200_000)}`)
   const bomb = gzipSync(Buffer.alloc(64 * 2 ** 20, 32))
+  const nulls = nullsClaimingBytes()
   // adgate's record name and as many fields as a writer may have: compiled before it fails.
   const wideWriter = (i: number) =>
     containerHeader({
@@ -53,6 +93,12 @@ export function hostileBodies(): Hostile[] {
   return [
     hostile('csv: 150k quoted cells, a stray quote', '/v1/clicks', 'csv', () => csv),
     hostile('avro: a new 90-field writer schema each time', '/v1/impressions', 'avro', wideWriter),
+    hostile(
+      'avro: an array of nulls claiming the same bytes 20k times',
+      '/v1/impressions',
+      'avro',
+      () => nulls,
+    ),
     hostile('ndjson: 10k invalid events', '/v1/impressions', 'ndjson', () => ndjson),
     hostile('json: 200k nested arrays', '/v1/impressions', 'json', () => nested),
     hostile('gzip bomb: 64 MiB of spaces', '/v1/impressions', 'json', () => bomb, {
