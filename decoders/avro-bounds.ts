@@ -22,8 +22,6 @@ interface Tap {
   pos: number
   readLong(): number
   skipLong(): void
-  readString(): string
-  skipString(): void
 }
 
 interface Inner {
@@ -47,11 +45,13 @@ export function boundedReaderType(schema: avro.Schema): avro.Type {
 
 function typeHook(schema: avro.Schema, opts: avro.ForSchemaOptions): avro.Type | undefined {
   if (schema === 'string') return new Utf8StringType()
+  if (schema === 'bytes') return new BoundedBytesType()
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined
-  const type = (schema as { type?: unknown }).type
+  const { type, logicalType } = schema as { type?: unknown; logicalType?: unknown }
   if (type === 'array') return new BoundedArrayType(schema, opts)
   if (type === 'map') return new BoundedMapType(schema, opts)
   if (type === 'string') return new Utf8StringType()
+  if (type === 'bytes' && logicalType === undefined) return new BoundedBytesType()
   return undefined
 }
 
@@ -63,12 +63,29 @@ const utf8Slice = (
   Buffer.prototype as unknown as { utf8Slice: (this: Buffer, start: number, end: number) => string }
 ).utf8Slice
 
-function readUtf8(tap: Tap): string {
+/**
+ * The length before a string's or bytes' content. avsc adds a negative one to its position, so a
+ * few bytes could send a map's reader back over the entries it had read, round and round for ever
+ * (a fuzzed container header did): refused instead.
+ */
+function readLength(tap: Tap): number {
+  const at = tap.pos
   const len = tap.readLong()
+  if (len < 0) throw new Error(`a negative length (${len}) at byte ${at}`)
+  return len
+}
+
+function skipLengthAndContent(tap: Tap): void {
+  const len = readLength(tap) // first: `tap.pos += readLength(tap)` would add to the pos before it
+  tap.pos += len
+}
+
+function readUtf8(tap: Tap): string {
+  const len = readLength(tap)
   const start = tap.pos
   tap.pos += len
   // As avsc's readString: running past the end is reported by the caller as a negative offset.
-  if (len < 0 || tap.pos > tap.buf.length) return ''
+  if (tap.pos > tap.buf.length) return ''
   const text = utf8Slice.call(tap.buf, start, tap.pos)
   // Decoding turns every invalid sequence into U+FFFD (WHATWG UTF-8 decode), so only text holding
   // one can come from bytes that are not UTF-8: the bytes are checked then, not for every string.
@@ -80,6 +97,24 @@ function readUtf8(tap: Tap): string {
 class Utf8StringType extends avro.types.StringType {
   _read(tap: Tap): string {
     return readUtf8(tap)
+  }
+
+  _skip(tap: Tap): void {
+    skipLengthAndContent(tap)
+  }
+}
+
+class BoundedBytesType extends avro.types.BytesType {
+  _read(tap: Tap): Buffer | undefined {
+    const len = readLength(tap)
+    const start = tap.pos
+    tap.pos += len
+    // As avsc's readBytes: past the end, the caller sees a negative offset.
+    return tap.pos > tap.buf.length ? undefined : tap.buf.subarray(start, tap.pos)
+  }
+
+  _skip(tap: Tap): void {
+    skipLengthAndContent(tap)
   }
 }
 
@@ -161,7 +196,7 @@ class BoundedMapType extends avro.types.MapType {
     const values = this.valuesType as Inner
     for (let n = skipCount(tap); n !== 0; n = skipCount(tap)) {
       for (let i = 0; i < n; i++) {
-        tap.skipString()
+        skipLengthAndContent(tap) // the key
         values._skip(tap)
       }
     }

@@ -1,5 +1,6 @@
 // Every row of the contract's status table, provoked against a real gateway and broker.
 // After each: the gateway still serves.
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, inject, it } from 'vitest'
@@ -141,6 +142,17 @@ describe.skipIf(brokers.length === 0)('status codes', () => {
         errors: [{ field: null, reason: 'must be an object, got number 5' }],
       },
     ])
+  })
+
+  // A lone small body is decoded on the event loop: until negative lengths were refused
+  // (decoders/avro-bounds.ts), this 1.3 KB Avro body, a fuzzed container header, sent avsc round
+  // its header's map for ever, and the whole gateway with it.
+  it('400: an Avro header with a negative length, decoded on the event loop, and the gateway still serves', async () => {
+    const body = readFileSync(new URL('../fixtures/avro/fuzzed-header-negative-length.avro', import.meta.url))
+    const res = await send('/v1/clicks', body, { 'content-type': 'avro/binary' }, TRACKER)
+    expectError(res, 'MALFORMED_BODY')
+    expect((res.body.error as { detail: string }).detail).toMatch(/negative length/)
+    await stillServes()
   })
 
   it('401: missing and unknown API keys; 403: a key not allowed this event type', async () => {
