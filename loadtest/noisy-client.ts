@@ -2,6 +2,7 @@ import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import avro from 'avsc'
 import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
+import type { EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
@@ -29,12 +30,17 @@ function containerHeader(schema: unknown): Buffer {
 const LONG = avro.Type.forSchema('long')
 
 /**
- * One impression whose writer schema puts an array of nulls (items of no bytes) before it, in
- * 20,000 blocks each claiming the 100 KB string after them: 2 billion items for avsc to read,
- * minutes of a thread before decoders/avro-bounds.ts bounded all items by the block's bytes.
+ * An Avro container of one `type` event whose writer schema puts an array of nulls (items of no
+ * bytes) before it, in `blocks` blocks of `items` each, then a string of `padBytes` for them to
+ * claim. The neighbour's: 20,000 blocks each claiming the 100 KB string after them, 2 billion items
+ * for avsc to read, minutes of a thread before decoders/avro-bounds.ts bounded all items by the
+ * block's bytes (test/decoders/avro-bounds.test.ts builds fair and hostile ones with it too).
  */
-function nullsClaimingBytes(): Buffer {
-  const json = EVENT_SCHEMAS.impression.json as unknown as { fields: unknown[] }
+export function nullsClaimingBytes(
+  type: EventType,
+  { blocks = 20_000, items = 100_000, padBytes = 100_000 } = {},
+): Buffer {
+  const json = EVENT_SCHEMAS[type].json as unknown as { fields: unknown[] }
   const schema = {
     ...json,
     fields: [
@@ -44,14 +50,13 @@ function nullsClaimingBytes(): Buffer {
     ],
   }
   const writer = avro.Type.forSchema(schema as avro.Schema)
-  const [event] = generateEvents('impression', 1, 1)
+  const [event] = generateEvents(type, 1, 1)
   const rest = writer.toBuffer({ ...event, nulls: [], pad: '' }).subarray(2) // after the two empty fields
-  const blocks = Array.from({ length: 20_000 }, () => LONG.toBuffer(100_000))
   const record = Buffer.concat([
-    ...blocks,
+    ...Array.from({ length: blocks }, () => LONG.toBuffer(items)),
     LONG.toBuffer(0),
-    LONG.toBuffer(100_000),
-    Buffer.alloc(100_000, 'a'),
+    LONG.toBuffer(padBytes),
+    Buffer.alloc(padBytes, 'a'),
     rest,
   ])
   return Buffer.concat([
@@ -78,7 +83,7 @@ export function hostileBodies(): Hostile[] {
   const ndjson = Buffer.from('{}\n'.repeat(10_000))
   const nested = Buffer.from(`${'['.repeat(200_000)}${']'.repeat(200_000)}`)
   const bomb = gzipSync(Buffer.alloc(64 * 2 ** 20, 32))
-  const nulls = nullsClaimingBytes()
+  const nulls = nullsClaimingBytes('impression')
   // adgate's record name and as many fields as a writer may have: compiled before it fails.
   const wideWriter = (i: number) =>
     containerHeader({

@@ -5,6 +5,7 @@ import { boundedType } from '../../decoders/avro-bounds.js'
 import { writeContainer } from '../../decoders/avro-container.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { generateEvents } from '../../generator/funnel.js'
+import { nullsClaimingBytes } from '../../loadtest/noisy-client.js'
 import { container, containerHeader, LONG, varint } from '../support/avro.js'
 import { decode, expectError, ok } from '../support/decode.js'
 import { stamped } from '../support/events.js'
@@ -84,32 +85,10 @@ describe('regression: a few bytes claiming a huge array or map made avsc loop fo
     'bounds the items of all blocks together: a writer array of nulls cannot claim the same bytes again and again',
     HANG_GUARD,
     () => {
-      const clickJson = EVENT_SCHEMAS.click.json as unknown as { fields: unknown[] }
-      const schema = {
-        ...clickJson,
-        fields: [
-          { name: 'nulls', type: { type: 'array', items: 'null' }, default: [] },
-          { name: 'pad', type: 'string', default: '' },
-          ...clickJson.fields,
-        ],
-      }
-      const writer = avro.Type.forSchema(schema as avro.Schema)
-      const [event] = generateEvents('click', 1, 2)
-      const rest = writer.toBuffer({ ...event, nulls: [], pad: '' }).subarray(2) // after the empty array and pad
-      const record = (blocks: number, items: number) =>
-        Buffer.concat([
-          ...Array.from({ length: blocks }, () => LONG.toBuffer(items)),
-          varint(0n),
-          LONG.toBuffer(10_000),
-          Buffer.alloc(10_000, 'a'),
-          rest,
-        ])
       // As many nulls as the record has bytes, in a few blocks: still read (and the field skipped).
-      const fair = record(4, 2_000)
-      expect(ok(decode('click', 'avro', container(schema, [{ count: 1, data: fair }]))).events).toHaveLength(
-        1,
-      )
-      const body = container(schema, [{ count: 1, data: record(2_000, 10_000) }])
+      const fair = nullsClaimingBytes('click', { blocks: 4, items: 2_000, padBytes: 10_000 })
+      expect(ok(decode('click', 'avro', fair)).events).toHaveLength(1)
+      const body = nullsClaimingBytes('click', { blocks: 2_000, items: 10_000, padBytes: 10_000 })
       const result = decode('click', 'avro', body)
       expectError(result, 'MALFORMED_BODY')
       expect(result.ok || result.error.detail).toMatch(/claim more items than the data has bytes/)
