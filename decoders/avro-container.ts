@@ -113,6 +113,16 @@ function decodeLong(buf: Buffer, pos: number): { value: unknown; offset: number 
   }
 }
 
+/** A container's header for this writer schema (a JSON string or object); no blocks follow it. */
+export function writeContainerHeader(schema: unknown, codec: string, sync: Buffer): Buffer {
+  const text = typeof schema === 'string' ? schema : JSON.stringify(schema)
+  return HEADER.toBuffer({
+    magic: MAGIC,
+    meta: { 'avro.schema': Buffer.from(text), 'avro.codec': Buffer.from(codec) },
+    sync,
+  })
+}
+
 /** Write a container file (generator, tests, benchmarks): blocks of `blockSize` records. */
 export function writeContainer(
   type: avro.Type,
@@ -122,13 +132,7 @@ export function writeContainer(
   const codec = options.codec ?? 'null'
   const sync = options.sync ?? Buffer.from('adgate-sync-mark', 'latin1')
   const blockSize = options.blockSize ?? 1000
-  const parts: Buffer[] = [
-    HEADER.toBuffer({
-      magic: MAGIC,
-      meta: { 'avro.schema': Buffer.from(JSON.stringify(type.schema())), 'avro.codec': Buffer.from(codec) },
-      sync,
-    }),
-  ]
+  const parts: Buffer[] = [writeContainerHeader(type.schema(), codec, sync)]
   for (let i = 0; i < records.length; i += blockSize) {
     const chunk = records.slice(i, i + blockSize)
     const body = Buffer.concat(chunk.map((r) => type.toBuffer(r)))

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import avro from 'avsc'
-import { CONTAINER_HEADER_SCHEMA } from '../decoders/avro-container.js'
+import { writeContainerHeader } from '../decoders/avro-container.js'
 import type { EventType } from '../events/catalog.js'
 import { EVENT_SCHEMAS } from '../events/schemas.js'
 import { CONTENT_TYPE } from '../generator/encode.js'
@@ -16,16 +16,10 @@ import { generateEvents } from '../generator/funnel.js'
  * ({kind: {status: count}}) as one JSON line. (Building the bodies first keeps its own start-up
  * out of the measured seconds.)
  */
-const HEADER = avro.Type.forSchema(CONTAINER_HEADER_SCHEMA)
+const SYNC = Buffer.alloc(16)
 
 /** An Avro container with this writer schema and no blocks. */
-function containerHeader(schema: unknown): Buffer {
-  return HEADER.toBuffer({
-    magic: Buffer.from('Obj\x01', 'latin1'),
-    meta: { 'avro.schema': Buffer.from(JSON.stringify(schema)) },
-    sync: Buffer.alloc(16),
-  })
-}
+const containerHeader = (schema: unknown) => writeContainerHeader(schema, 'null', SYNC)
 
 const LONG = avro.Type.forSchema('long')
 
@@ -64,7 +58,7 @@ export function nullsClaimingBytes(
     LONG.toBuffer(1),
     LONG.toBuffer(record.length),
     record,
-    Buffer.alloc(16),
+    SYNC,
   ])
 }
 
