@@ -14,7 +14,8 @@ import { adoptRegistryIds } from '../registry/subjects.js'
 import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
 import type { TaskResult } from '../workers/decode-task.js'
-import { DecodePool, type WarmUpBody } from '../workers/pool.js'
+import { LoopLoad } from '../workers/loop-load.js'
+import { DecodePool, INLINE_MAX_LOOP_CPU, type WarmUpBody } from '../workers/pool.js'
 import { registerRoutes } from './app.js'
 import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
@@ -289,6 +290,7 @@ async function connectKafka(
   canWait: boolean,
 ): Promise<BatchSink> {
   logger.info({ brokers, security: describeKafkaSecurity(config) }, 'Kafka producer')
+  const loop = new LoopLoad(INLINE_MAX_LOOP_CPU)
   const sink = new BatchSink({
     brokers,
     clientId: config.kafkaClientId,
@@ -299,6 +301,8 @@ async function connectKafka(
     maxPendingBytes: config.maxPendingBytes,
     lingerMs: config.produceLingerMs,
     maxBatchBytes: config.produceBatchBytes,
+    // As the pool decodes lone bodies: on the loop while it is quiet, else off it.
+    mergeOnLoop: () => loop.quiet(),
     logger,
   })
   const attempt = async () => {

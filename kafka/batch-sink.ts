@@ -14,7 +14,7 @@ import {
   parseProduceResponse,
   writeProduceRequest,
 } from './produce-request.js'
-import { mergeRecordBatches } from './protocol/batch-merge.js'
+import { mergeRecordBatchGroups } from './protocol/batch-merge.js'
 import type { EncodedBatch } from './protocol/record-batch.js'
 
 /** Record batches encoded by a worker, in one buffer. */
@@ -73,7 +73,7 @@ export interface BatchSinkOptions {
   readonly maxPendingBytes: number
   /**
    * How long a batch may wait for others to join it, as Kafka's linger.ms: the same partition's
-   * (merged into one batch, see takeNext) and its leader's other partitions' (in the same
+   * (merged into one batch, see partsToMerge) and its leader's other partitions' (in the same
    * request). 0: sent at once (batches still merge while a partition is at its in-flight limit).
    */
   readonly lingerMs?: number
@@ -83,6 +83,18 @@ export interface BatchSinkOptions {
    * max.message.bytes) and MAX_MERGED_RECORDS records. Default 1 MiB.
    */
   readonly maxBatchBytes?: number
+  /**
+   * Whether a merge may run on the event loop now, rather than on the libuv threadpool: while the
+   * loop is quiet, the work costs it little, and the hop to a thread waiting for a core would delay
+   * the batches. Default: never (off the loop when the job is big enough, minOffLoopMergeBytes).
+   */
+  readonly mergeOnLoop?: () => boolean
+  /**
+   * A leader's merge job of fewer bytes (its batches, as the workers encoded them) runs on the
+   * loop even when it is busy: the hop's fixed cost would outweigh the work it moves. Default
+   * MIN_OFF_LOOP_MERGE_BYTES; 0: every merge off a busy loop.
+   */
+  readonly minOffLoopMergeBytes?: number
   readonly logger: Logger
   /** By default a Cluster over `brokers`; unit tests give one whose connections are fakes. */
   readonly cluster?: Cluster
@@ -132,6 +144,14 @@ const DOWN_AFTER_SILENCE_MS = 1000
 /** Records of one merged batch at most (with maxBatchBytes): bounds the merge's scratch memory too. */
 export const MAX_MERGED_RECORDS = 16_384
 const DEFAULT_MAX_BATCH_BYTES = 1 << 20
+/**
+ * A merge job off the loop costs a fixed ~20 µs of event-loop CPU (submit, completion) and ~40 µs
+ * of process CPU (a threadpool thread woken, then the loop) more than merging on the loop, where
+ * the JS merge costs ~0.01 µs per byte and the native one about the same per byte (bench/batch-merge.ts,
+ * one job at a time): from ~8 KB on the hop saves the loop as much as it adds to the process, at
+ * 16 KB three times as much. Below this, the merge stays on the loop.
+ */
+export const MIN_OFF_LOOP_MERGE_BYTES = 16 * 1024
 
 /**
  * Writes pre-encoded record batches (encoded and compressed by the decode workers, so the main
@@ -166,8 +186,11 @@ export class BatchSink {
   private readonly leaderInFlight = new Map<number, number>()
   /** When a Produce request last went to each leader (the linger spaces them). */
   private readonly leaderSentAt = new Map<number, number>()
+  /** Leaders whose lanes' batches are being merged off the event loop: they send once it is done. */
+  private readonly leadersMerging = new Set<number>()
   private readonly perPartition: number
   private readonly maxBatchBytes: number
+  private readonly minOffLoopMergeBytes: number
   /** Why Kafka cannot be used until an operator acts (credentials, certificates, ACLs). */
   private security: string | null = null
   readonly stats: SinkStats = {
@@ -183,6 +206,7 @@ export class BatchSink {
   constructor(private readonly options: BatchSinkOptions) {
     this.perPartition = Math.min(MAX_IN_FLIGHT_PER_PARTITION, options.maxInFlight)
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
+    this.minOffLoopMergeBytes = options.minOffLoopMergeBytes ?? MIN_OFF_LOOP_MERGE_BYTES
     const connectTimeout = Math.min(options.ackTimeoutMs, 5000)
     this.cluster =
       options.cluster ??
@@ -353,6 +377,7 @@ export class BatchSink {
           ambiguous: false,
           parts: null,
           carrier: null,
+          alone: false,
         }
         owner.batches.push(p)
         lane.enqueue(p)
@@ -381,11 +406,12 @@ export class BatchSink {
         const queue = p.lane.queue
         const i = queue.indexOf(p)
         if (!p.sent && i >= 0) {
-          // Only batches never sent are behind one never sent: none of them is a merged one.
-          for (const behind of p.lane.dropFrom(i)) {
-            this.pendingBytes -= behind.bytes.length
-            if (behind.owner !== owner) expiring.push(behind.owner)
-          }
+          // Only batches never sent are behind one never sent (or merged ones never sent: their parts).
+          for (const behind of p.lane.dropFrom(i))
+            for (const dropped of behind.parts ?? [behind]) {
+              this.pendingBytes -= dropped.bytes.length
+              if (dropped.owner !== owner) expiring.push(dropped.owner)
+            }
         } else if (i >= 0 || p.lane.unacked.includes(p)) maybe.add(`${p.lane.topic}/${p.lane.partition}`)
       }
       owner.reject(this.unacknowledged(owner === first ? this.options.ackTimeoutMs : null, maybe))
@@ -432,8 +458,9 @@ export class BatchSink {
    * Send what every lane may send. A Produce request carries exactly one batch per partition
    * (brokers refuse more since v3), so a lane with several batches waiting fills several
    * requests to its leader — at most its in-flight limit — written in order on one connection,
-   * which the broker handles in order; a lane's batches never sent go as one merged batch
-   * (takeNext). With a linger, a leader's lanes wait until their oldest batch has waited lingerMs
+   * which the broker handles in order; a lane's batches never sent go as one merged batch,
+   * merged off the event loop first (startMerges): the leader's lanes wait for it, so they still
+   * share one request. With a linger, a leader's lanes wait until their oldest batch has waited lingerMs
    * (or one holds maxBatchBytes), so the batches that arrive meanwhile share its request and batch.
    */
   private pump(): void {
@@ -450,14 +477,23 @@ export class BatchSink {
       else ready.push([lane, leader])
     }
     const held = this.lingering(ready)
+    this.startMerges(ready, held)
     const byLeader = new Map<number, Entry[][]>()
+    let later = false
     for (const [lane, leader] of ready) {
-      if (held?.has(leader)) continue
+      if (held?.has(leader) || this.leadersMerging.has(leader)) continue
       const requests = byLeader.get(leader) ?? []
       byLeader.set(leader, requests)
       const cap = lane.maxInFlight(this.perPartition)
       for (let round = 0; lane.canSend && lane.inFlight < cap; round++) {
-        const p = this.takeNext(lane)
+        // Never-sent batches to merge, or behind what this pump sends (they came during its merge):
+        // merged at the next pump, or sent there, once their linger is over.
+        const head = lane.queue[0]!
+        if (!head.sent && head.parts === null && (round > 0 || this.partsToMerge(lane) !== null)) {
+          later = true
+          break
+        }
+        const p = lane.takeFirst()
         if (p.seq < 0 || p.identity !== lane.identity) {
           p.seq = lane.nextSeq
           p.identity = lane.identity
@@ -472,6 +508,7 @@ export class BatchSink {
       }
     }
     if (missing) this.refreshSoon()
+    if (later) this.schedulePump()
     if (this.identity === null && [...this.lanes.values()].some((l) => l.queue.length > 0))
       this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch((err: unknown) => {
         this.noteConnectionFailure(err, -1)
@@ -486,51 +523,119 @@ export class BatchSink {
   }
 
   /**
-   * The lane's next batch to send. One never sent takes the never-sent batches queued behind it
-   * along, merged into one batch (up to maxBatchBytes, the topic's max.message.bytes and
+   * The batches a lane's next send would merge: its first one when never sent, with the never-sent
+   * batches queued behind it (up to maxBatchBytes, the topic's max.message.bytes and
    * MAX_MERGED_RECORDS), so the records of several requests reach the broker as one batch in one
-   * request; its parts are answered with it. A batch sent before goes again as it was: its
+   * request; null when there is nothing to merge. A batch sent before goes again as it was: its
    * sequence numbers are what the broker dedups a retry by.
    */
-  private takeNext(lane: PartitionLane): PendingBatch {
+  private partsToMerge(lane: PartitionLane): PendingBatch[] | null {
     const queue = lane.queue
-    const head = lane.takeFirst()
-    if (head.sent || queue.length === 0 || queue[0]!.sent) return head
-    const limit = Math.min(this.maxBatchBytes, this.cluster.maxMessageBytes(lane.topic) ?? Infinity)
+    const head = queue[0]!
+    if (queue.length < 2 || head.sent || head.parts !== null || head.alone) return null
+    const limit = this.mergedLimit(lane)
     const parts = [head]
     let bytes = head.bytes.length
     let records = head.records
-    while (queue.length > 0) {
-      const next = queue[0]!
-      if (next.sent || bytes + next.bytes.length > limit || records + next.records > MAX_MERGED_RECORDS) break
-      parts.push(lane.takeFirst())
+    for (let i = 1; i < queue.length; i++) {
+      const next = queue[i]!
+      if (next.sent || next.parts !== null || bytes + next.bytes.length > limit) break
+      if (records + next.records > MAX_MERGED_RECORDS) break
+      parts.push(next)
       bytes += next.bytes.length
       records += next.records
     }
-    if (parts.length === 1) return head
-    const merged = mergeRecordBatches(parts.map((p) => p.bytes))
-    if (merged === null || merged.length > limit) {
-      // Not ours to merge (or grown past the limit): each goes as it is, in order.
-      lane.putBack(parts.slice(1))
-      return head
+    return parts.length > 1 ? parts : null
+  }
+
+  private mergedLimit(lane: PartitionLane): number {
+    return Math.min(this.maxBatchBytes, this.cluster.maxMessageBytes(lane.topic) ?? Infinity)
+  }
+
+  /**
+   * Per leader free to send, its lanes' batches to merge, merged in one job off the event loop
+   * (kafka/protocol/batch-merge.ts); the leader sends nothing until it is done (merged), then
+   * everything at once. A leader with batches to send as they are (merged ones, retries) sends
+   * those first: else batches arriving during each merge would hold its results back, merge after
+   * merge. The batches stay queued meanwhile, so a deadline can still withdraw them.
+   */
+  private startMerges(ready: readonly [PartitionLane, number][], held: Set<number> | null): void {
+    const sending = new Set<number>()
+    for (const [lane, leader] of ready) {
+      const head = lane.queue[0]!
+      if (head.sent || head.parts !== null) sending.add(leader)
     }
-    const carrier: PendingBatch = {
-      index: -1,
-      lane,
-      bytes: merged,
-      records,
-      owner: head.owner,
-      queuedAt: head.queuedAt,
-      seq: -1,
-      identity: null,
-      sent: false,
-      ambiguous: false,
-      parts,
-      carrier: null,
+    let jobs: Map<number, [PartitionLane, PendingBatch[]][]> | null = null
+    for (const [lane, leader] of ready) {
+      if (held?.has(leader) || this.leadersMerging.has(leader) || sending.has(leader)) continue
+      const parts = this.partsToMerge(lane)
+      if (parts === null) continue
+      jobs ??= new Map()
+      const job = jobs.get(leader) ?? []
+      jobs.set(leader, job)
+      job.push([lane, parts])
     }
-    for (const p of parts) p.carrier = carrier
-    this.stats.merged += parts.length
-    return carrier
+    if (jobs === null) return
+    for (const [leader, job] of jobs) {
+      this.leadersMerging.add(leader)
+      const groups = job.map(([, parts]) => parts.map((p) => p.bytes))
+      mergeRecordBatchGroups(groups, (merged) => this.merged(leader, job, merged), this.mergesOffLoop(groups))
+    }
+  }
+
+  /** Off the loop only when it is busy and the job is big enough to pay for the hop. */
+  private mergesOffLoop(groups: readonly (readonly Buffer[])[]): boolean {
+    if (this.options.mergeOnLoop?.() === true) return false
+    let bytes = 0
+    for (const group of groups) for (const b of group) bytes += b.length
+    return bytes >= this.minOffLoopMergeBytes
+  }
+
+  /**
+   * A leader's merge is done: each merged batch takes its parts' place in its lane, and its parts
+   * are answered with it. A merge that failed leaves its batches to go as they are: all of them
+   * when not ours, the first alone when the merged batch grew past the limit (the rest merge again).
+   */
+  private merged(
+    leader: number,
+    job: readonly [PartitionLane, PendingBatch[]][],
+    merged: (Buffer | null)[],
+  ): void {
+    this.leadersMerging.delete(leader)
+    for (let g = 0; g < job.length; g++) {
+      const [lane, parts] = job[g]!
+      const bytes = merged[g] ?? null
+      if (bytes === null) {
+        for (const p of parts) p.alone = true
+        continue
+      }
+      if (bytes.length > this.mergedLimit(lane)) {
+        parts[0]!.alone = true
+        continue
+      }
+      let records = 0
+      for (const p of parts) records += p.records
+      const head = parts[0]!
+      const carrier: PendingBatch = {
+        index: -1,
+        lane,
+        bytes,
+        records,
+        owner: head.owner,
+        queuedAt: head.queuedAt,
+        seq: -1,
+        identity: null,
+        sent: false,
+        ambiguous: false,
+        parts,
+        carrier: null,
+        alone: false,
+      }
+      if (!lane.replace(parts, carrier)) continue
+      for (const p of parts) p.carrier = carrier
+      this.stats.merged += parts.length
+    }
+    this.schedulePump()
   }
 
   /**

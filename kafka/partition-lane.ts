@@ -39,6 +39,8 @@ export interface PendingBatch {
   readonly parts: readonly PendingBatch[] | null
   /** The merged batch that carries this one to Kafka, once merged. */
   carrier: PendingBatch | null
+  /** Sent as it is, never merged: its merge failed (not one of ours, or grown past the limit). */
+  alone: boolean
 }
 
 /**
@@ -110,7 +112,21 @@ export class PartitionLane {
     for (const p of batches) this.queuedBytes += p.bytes.length
   }
 
-  /** The batches from position `i` on, taken off the queue. */
+  /**
+   * Never-sent batches merged off the event loop: the merged batch takes their place, if they are
+   * all still waiting, in order (false when a deadline withdrew some meanwhile).
+   */
+  replace(parts: readonly PendingBatch[], merged: PendingBatch): boolean {
+    const i = this.queue.indexOf(parts[0]!)
+    if (i < 0) return false
+    for (let k = 1; k < parts.length; k++) if (this.queue[i + k] !== parts[k]) return false
+    this.queue.splice(i, parts.length, merged)
+    for (const p of parts) this.queuedBytes -= p.bytes.length
+    this.queuedBytes += merged.bytes.length
+    return true
+  }
+
+  /** The batches from position `i` on, taken off the queue (a merged one stands for its parts). */
   dropFrom(i: number): PendingBatch[] {
     const dropped = this.queue.splice(i)
     for (const p of dropped) this.queuedBytes -= p.bytes.length

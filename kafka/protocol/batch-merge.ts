@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { decodeOwnLz4Frame } from '../../codecs/lz4-frame.js'
 import { LZ4, RECORD_BATCH_HEADER_BYTES, readVarint, writeRecordBatch } from './record-batch.js'
 import { varintSize, Writer } from './writer.js'
@@ -14,6 +15,9 @@ import { varintSize, Writer } from './writer.js'
  *
  * Returns null when a batch is not one of ours (another codec or frame layout, a timestamp too far
  * from the first): those are sent as they are.
+ *
+ * The producer merges with mergeRecordBatchGroups below: natively, off the event loop. This is the
+ * reference, and the fallback without the addon.
  */
 const raw = new Writer(256 * 1024)
 const out = new Writer(64 * 1024)
@@ -73,3 +77,36 @@ export function mergeRecordBatches(batches: readonly Buffer[]): Buffer | null {
   writeRecordBatch(out, raw.result(), count, base, maxTimestamp)
   return Buffer.from(out.result())
 }
+
+/**
+ * Each group of batches merged as mergeRecordBatches would (to the same bytes), on the libuv
+ * threadpool when the native addon is built (native/src/batch-merge.cc): a merge decompresses and
+ * recompresses every record, ~35 µs per 100-event request that the event loop, the gateway's
+ * bottleneck, no longer spends. With `offLoop` false (a quiet loop: a threadpool thread waiting
+ * for a core on a loaded machine took 13-25 ms, where the merge here takes tens of µs; or a job
+ * too small to pay for the hop, see MIN_OFF_LOOP_MERGE_BYTES in batch-sink.ts) or without the
+ * addon, here and now: `done` is called before this returns. `done` gets the merged batches in
+ * the groups' order (null: not ours).
+ */
+export function mergeRecordBatchGroups(
+  groups: readonly (readonly Buffer[])[],
+  done: MergeDone,
+  offLoop = true,
+): void {
+  if (offLoop && nativeMerge !== null) nativeMerge(groups, done)
+  else done(groups.map(mergeRecordBatches))
+}
+
+type MergeDone = (merged: (Buffer | null)[]) => void
+type NativeMerge = (groups: readonly (readonly Buffer[])[], done: MergeDone) => void
+
+/** The optional addon's merge (native/index.js exports a null binding when it is not built). */
+const nativeMerge: NativeMerge | null =
+  (
+    createRequire(import.meta.url)('@adgate/native') as {
+      binding: { mergeRecordBatches?: NativeMerge } | null
+    }
+  ).binding?.mergeRecordBatches ?? null
+
+/** Whether merges run natively (a test checks that they do where adgate is built). */
+export const mergesOffThread = nativeMerge !== null

@@ -29,6 +29,9 @@
 
 #include "simdjson.h"
 
+// native/src/batch-merge.cc
+Napi::Value MergeRecordBatches(const Napi::CallbackInfo& info);
+
 namespace {
 
 using simdjson::ondemand::json_type;
@@ -1275,7 +1278,9 @@ class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {InstanceValue("Transcoder", Napi::Value(env, Transcoder::Define(env)), napi_enumerable),
-                          InstanceValue("threadCpuMs", Napi::Function::New(env, ThreadCpuMs), napi_enumerable)});
+                          InstanceValue("threadCpuMs", Napi::Function::New(env, ThreadCpuMs), napi_enumerable),
+                          InstanceValue("mergeRecordBatches", Napi::Function::New(env, MergeRecordBatches),
+                                        napi_enumerable)});
   }
 };
 

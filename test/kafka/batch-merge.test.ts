@@ -5,7 +5,11 @@ import { randomBytes } from 'node:crypto'
 import { Reader, readRecordsBatch } from '@platformatic/kafka'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { mergeRecordBatches } from '../../kafka/protocol/batch-merge.js'
+import {
+  mergeRecordBatches,
+  mergeRecordBatchGroups,
+  mergesOffThread,
+} from '../../kafka/protocol/batch-merge.js'
 import { crc32c } from '../../kafka/protocol/crc32c.js'
 import { encodeHeaders, RecordBatchBuilder } from '../../kafka/protocol/record-batch.js'
 import { runs } from '../support/runs.js'
@@ -74,5 +78,47 @@ describe('merging record batches', () => {
     const other = Buffer.from(a)
     other.writeInt16BE(1, 21) // gzip
     expect(mergeRecordBatches([a, other])).toBeNull()
+  })
+
+  describe('off the event loop (native/src/batch-merge.cc, as the producer merges)', () => {
+    const offThread = (groups: Buffer[][]) =>
+      new Promise<(Buffer | null)[]>((resolve) => mergeRecordBatchGroups(groups, resolve))
+
+    it('runs natively where adgate is built', () => {
+      expect(mergesOffThread).toBe(true)
+    })
+
+    it('every group merged to the same bytes as the reference, in order; one not ours is null, the others still merged', async () => {
+      const other = encoded([{ key: null, value: Buffer.from('a') }], 1)
+      other.writeInt16BE(1, 21) // gzip
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(batchArb, { minLength: 2, maxLength: 4 }), { minLength: 1, maxLength: 4 }),
+          async (jobs) => {
+            const base = 1_700_000_000_000
+            const groups = jobs.map((sets) => sets.map((s) => encoded(s.records, base + s.timestamp)))
+            groups.splice(1, 0, [groups[0]![0]!, other])
+            const merged = await offThread(groups)
+            expect(merged).toHaveLength(groups.length)
+            expect(merged[1]).toBeNull()
+            for (let g = 0; g < groups.length; g++)
+              if (g !== 1) expect(merged[g]!.equals(mergeRecordBatches(groups[g]!)!)).toBe(true)
+          },
+        ),
+        { numRuns: runs(40) },
+      )
+    })
+
+    it('records past one 64 KiB LZ4 block, and timestamps too far apart to merge (null)', async () => {
+      const big = [0, 1].map(() => ({ key: 'k', value: randomBytes(70_000) }))
+      const many = Array.from({ length: 9000 }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`) }))
+      const sets = [encoded(big, 5), encoded(many, 7), encoded(big, 6)]
+      const far = [encoded(many.slice(0, 2), 0), encoded(many.slice(0, 2), 0x40000000)]
+      const [merged, apart] = await offThread([sets, far])
+      expect(merged!.equals(mergeRecordBatches(sets)!)).toBe(true)
+      expect(readRecordsBatch(Reader.from(merged!)).records).toHaveLength(9004)
+      expect(apart).toBeNull()
+      expect(mergeRecordBatches(far)).toBeNull()
+    })
   })
 })

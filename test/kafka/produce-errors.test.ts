@@ -64,6 +64,7 @@ describe('PartitionLane', () => {
     ambiguous,
     parts: null,
     carrier: null,
+    alone: false,
   })
 
   it('after a failure, unacknowledged batches go out again first, in sequence order', () => {
