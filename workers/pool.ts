@@ -196,7 +196,7 @@ export class DecodePool {
   /** The probation lane's one thread, started with its first body. */
   private probationRunner: TaskRunner | null = null
   private readonly probation = new ProbationLane<Pending>((p) =>
-    this.runTask(this.probationLane(), [p], this.taskOf([p]), this.probationWatchdog),
+    this.runTask(this.probationLane(), [p], this.nextTask([p]), this.probationWatchdog),
   )
   /**
    * The lane's hang timeout is PROBATION_TIMEOUT_FACTOR times the workers': its thread runs at a
@@ -330,8 +330,7 @@ export class DecodePool {
     const batch = this.pending
     this.pending = []
     this.pendingBytes = 0
-    const task = this.taskOf(batch, this.nextFault)
-    this.nextFault = undefined
+    const task = this.nextTask(batch)
     const r = batch[0]!.request
     const lone = batch.length === 1 && r.contentEncoding === 'identity' && r.body.length <= INLINE_MAX_BYTES
     const inline = lone && this.running === 0 && task.fault === undefined && this.inlineNow()
@@ -345,6 +344,13 @@ export class DecodePool {
         setImmediate(this.flushScheduled)
       }
     })
+  }
+
+  /** The next task to run, on whichever lane: it takes the fault armed for it (tests), if any. */
+  private nextTask(batch: readonly Pending[]): DecodeTask {
+    const task = this.taskOf(batch, this.nextFault)
+    this.nextFault = undefined
+    return task
   }
 
   /** The task of these bodies: their buffers, with the limits (and a fault to inject: tests). */
@@ -438,7 +444,7 @@ export class DecodePool {
     return this.pool.queueSize + this.pending.length + this.probation.size
   }
 
-  /** Fault tests: the next task kills (or hangs) the worker thread that runs it. */
+  /** Fault tests: the next task (a probation lane's too) kills (or hangs) the thread that runs it. */
   injectFault(fault: Fault): void {
     this.nextFault = fault
   }

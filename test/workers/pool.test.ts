@@ -300,6 +300,17 @@ describe('DecodePool', () => {
     expect(runner().calls.map((c) => c.task.fault)).toEqual(['crash', undefined])
   })
 
+  it('hands an injected fault to the next task on the probation lane too (a client on probation still meets it)', async () => {
+    const { pool: p, runner, lane } = pool({ workers: 2 })
+    p.injectFault('crash')
+    void p.decode({ ...request('n'), probation: 'noisy' })
+    await turn()
+    void p.decode(request('y'))
+    await turn()
+    expect(lane()!.calls.map((c) => c.task.fault)).toEqual(['crash'])
+    expect(runner().calls.map((c) => c.task.fault)).toEqual([undefined])
+  })
+
   it('decodes a lone body on this thread while no task runs; several bodies, a body arriving meanwhile, a compressed or large body and a fault go to the workers', async () => {
     const onTask = vi.fn()
     const { pool: p, runner } = pool({ inline: () => true, onTask, workers: 2 })
