@@ -87,7 +87,12 @@ export async function startGateway(
       { entries: spool.entries, bytes: spool.bytes },
       'spool holds batches from before; replaying when Kafka answers',
     )
-  const sink = brokers === null ? null : await connectKafka(config, logger, brokers, spool !== null)
+  // One measure of the event loop's load decides both what leaves it: lone bodies' decodes (the
+  // pool) and big batch merges (the sink) stay on it while it is quiet.
+  const loop = new LoopLoad(INLINE_MAX_LOOP_CPU)
+  const loopQuiet = () => loop.quiet()
+  const sink =
+    brokers === null ? null : await connectKafka(config, logger, brokers, spool !== null, loopQuiet)
   const replayer = sink && spool ? new Replayer(spool, sink, logger) : null
   replayer?.start()
 
@@ -107,6 +112,7 @@ export async function startGateway(
     rules: quality.channel.buffer,
     schemaIds,
     native: config.native === '1',
+    inline: loopQuiet,
   })
   const delivery = new Delivery(sink, spool, config.spoolAfterMs)
   const refused = config.refusedCpuMsPerS > 0 ? new RefusedWork(config.refusedCpuMsPerS) : null
@@ -288,9 +294,9 @@ async function connectKafka(
   logger: Logger,
   brokers: string[],
   canWait: boolean,
+  loopQuiet: () => boolean,
 ): Promise<BatchSink> {
   logger.info({ brokers, security: describeKafkaSecurity(config) }, 'Kafka producer')
-  const loop = new LoopLoad(INLINE_MAX_LOOP_CPU)
   const sink = new BatchSink({
     brokers,
     clientId: config.kafkaClientId,
@@ -301,8 +307,7 @@ async function connectKafka(
     maxPendingBytes: config.maxPendingBytes,
     lingerMs: config.produceLingerMs,
     maxBatchBytes: config.produceBatchBytes,
-    // As the pool decodes lone bodies: on the loop while it is quiet, else off it.
-    mergeOnLoop: () => loop.quiet(),
+    mergeOnLoop: loopQuiet,
     logger,
   })
   const attempt = async () => {

@@ -129,6 +129,12 @@ function injectedFault(mode: KafkaFault): NotDurableError {
   return new NotDurableError('Kafka did not acknowledge the events (injected fault)')
 }
 
+/** A lane's queued batches to merge into one, and their bytes. */
+interface MergeParts {
+  readonly parts: PendingBatch[]
+  readonly bytes: number
+}
+
 const NONE_REFUSED: RefusedBatches = new Map()
 
 interface Entry {
@@ -529,7 +535,7 @@ export class BatchSink {
    * request; null when there is nothing to merge. A batch sent before goes again as it was: its
    * sequence numbers are what the broker dedups a retry by.
    */
-  private partsToMerge(lane: PartitionLane): PendingBatch[] | null {
+  private partsToMerge(lane: PartitionLane): MergeParts | null {
     const queue = lane.queue
     const head = queue[0]!
     if (queue.length < 2 || head.sent || head.parts !== null || head.alone) return null
@@ -545,7 +551,7 @@ export class BatchSink {
       bytes += next.bytes.length
       records += next.records
     }
-    return parts.length > 1 ? parts : null
+    return parts.length > 1 ? { parts, bytes } : null
   }
 
   private mergedLimit(lane: PartitionLane): number {
@@ -565,29 +571,32 @@ export class BatchSink {
       const head = lane.queue[0]!
       if (head.sent || head.parts !== null) sending.add(leader)
     }
-    let jobs: Map<number, [PartitionLane, PendingBatch[]][]> | null = null
+    let jobs: Map<number, { lanes: [PartitionLane, PendingBatch[]][]; bytes: number }> | null = null
     for (const [lane, leader] of ready) {
       if (held?.has(leader) || this.leadersMerging.has(leader) || sending.has(leader)) continue
-      const parts = this.partsToMerge(lane)
-      if (parts === null) continue
+      const merge = this.partsToMerge(lane)
+      if (merge === null) continue
       jobs ??= new Map()
-      const job = jobs.get(leader) ?? []
+      const job = jobs.get(leader) ?? { lanes: [], bytes: 0 }
       jobs.set(leader, job)
-      job.push([lane, parts])
+      job.lanes.push([lane, merge.parts])
+      job.bytes += merge.bytes
     }
     if (jobs === null) return
-    for (const [leader, job] of jobs) {
+    for (const [leader, { lanes, bytes }] of jobs) {
       this.leadersMerging.add(leader)
-      const groups = job.map(([, parts]) => parts.map((p) => p.bytes))
-      mergeRecordBatchGroups(groups, (merged) => this.merged(leader, job, merged), this.mergesOffLoop(groups))
+      const groups = lanes.map(([, parts]) => parts.map((p) => p.bytes))
+      mergeRecordBatchGroups(
+        groups,
+        (merged) => this.merged(leader, lanes, merged),
+        this.mergesOffLoop(bytes),
+      )
     }
   }
 
-  /** Off the loop only when it is busy and the job is big enough to pay for the hop. */
-  private mergesOffLoop(groups: readonly (readonly Buffer[])[]): boolean {
+  /** Off the loop only when it is busy and the job (`bytes` of batches) is big enough to pay for the hop. */
+  private mergesOffLoop(bytes: number): boolean {
     if (this.options.mergeOnLoop?.() === true) return false
-    let bytes = 0
-    for (const group of groups) for (const b of group) bytes += b.length
     return bytes >= this.minOffLoopMergeBytes
   }
 
