@@ -168,7 +168,9 @@ export const MIN_OFF_LOOP_MERGE_BYTES = 16 * 1024
  */
 export class BatchSink {
   private readonly cluster: Cluster
-  private readonly lanes = new Map<string, PartitionLane>()
+  private readonly lanes: PartitionLane[] = []
+  /** Each topic's lanes by partition number: looked up per batch, with no key string built. */
+  private readonly lanesByTopic = new Map<string, PartitionLane[]>()
   private identity: ProducerIdentity | null = null
   private identityRequest: Promise<ProducerIdentity> | null = null
   private refreshing: Promise<void> | null = null
@@ -308,7 +310,7 @@ export class BatchSink {
    */
   available(topic: string, partition: number): boolean {
     if (this.cluster.leaderOf(topic, partition) === undefined) return false
-    const lane = this.lanes.get(`${topic}\u0000${partition}`)
+    const lane = this.lanesByTopic.get(topic)?.[partition]
     return lane === undefined || !lane.failing
   }
 
@@ -441,12 +443,17 @@ export class BatchSink {
   }
 
   private lane(topic: string, partition: number): PartitionLane {
-    const key = `${topic}\u0000${partition}`
-    let lane = this.lanes.get(key)
-    if (!lane) {
+    let byPartition = this.lanesByTopic.get(topic)
+    if (byPartition === undefined) {
+      byPartition = []
+      this.lanesByTopic.set(topic, byPartition)
+    }
+    let lane = byPartition[partition]
+    if (lane === undefined) {
       lane = new PartitionLane(topic, partition)
       lane.identity = this.identity
-      this.lanes.set(key, lane)
+      byPartition[partition] = lane
+      this.lanes.push(lane)
     }
     return lane
   }
@@ -474,7 +481,7 @@ export class BatchSink {
     // Lanes that may send now, with their leaders.
     const ready: [PartitionLane, number][] = []
     let missing = false
-    for (const lane of this.lanes.values()) {
+    for (const lane of this.lanes) {
       if (lane.identity === null && this.identity !== null && !lane.needsNewIdentity)
         lane.identity = this.identity
       if (!lane.canSend || lane.inFlight >= lane.maxInFlight(this.perPartition)) continue
@@ -515,7 +522,7 @@ export class BatchSink {
     }
     if (missing) this.refreshSoon()
     if (later) this.schedulePump()
-    if (this.identity === null && [...this.lanes.values()].some((l) => l.queue.length > 0))
+    if (this.identity === null && this.lanes.some((l) => l.queue.length > 0))
       this.producerIdentity(Date.now() + this.options.ackTimeoutMs).catch((err: unknown) => {
         this.noteConnectionFailure(err, -1)
         setTimeout(() => this.schedulePump(), 200).unref()
@@ -749,12 +756,11 @@ export class BatchSink {
     this.leaderDone(leader)
     this.healthy = true
     this.answeredAt = Date.now()
-    this.failingBrokers.delete(`${conn.host}:${conn.port}`)
-    const codes = new Map(results.map((r) => [`${r.topic}\u0000${r.partition}`, r.errorCode]))
+    if (this.failingBrokers.size > 0) this.failingBrokers.delete(`${conn.host}:${conn.port}`)
     let refresh = false
     for (const { lane, batch } of entries) {
       lane.inFlight--
-      const code = codes.get(`${lane.topic}\u0000${lane.partition}`) ?? -1
+      const code = answerFor(lane, results)
       const fate = code === -1 ? 'retry' : produceFate(code)
       if (fate === 'ok') {
         lane.failures = 0
@@ -981,4 +987,11 @@ export class BatchSink {
     if (this.lingerTimer) clearTimeout(this.lingerTimer)
     await this.cluster.close()
   }
+}
+
+/** The error code a Produce response gives the lane's partition; -1 when it gives none. */
+function answerFor(lane: PartitionLane, results: readonly PartitionResult[]): number {
+  // A linear scan: a request carries one batch per partition of one leader, a few as a rule.
+  for (const r of results) if (r.partition === lane.partition && r.topic === lane.topic) return r.errorCode
+  return -1
 }

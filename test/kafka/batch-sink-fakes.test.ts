@@ -118,6 +118,29 @@ describe('BatchSink against a fake broker', () => {
     expect((await sink.send(batches('t', [1]))).size).toBe(0)
   })
 
+  it("each partition's answer is its own, in whatever order the broker lists them", async () => {
+    const cluster = new FakeCluster({ t: [1, 1, 1], u: [1] })
+    const sink = await connected(cluster)
+    cluster.reverseAnswers = true
+    cluster.answer = (topic, partition) => (topic === 't' && partition === 0 ? 10 : 0) // MESSAGE_TOO_LARGE
+    // Two topics interleaved: the request groups them by topic, the answer reverses that.
+    const builder = new RecordBatchBuilder()
+    for (const [topic, p] of [
+      ['t', 0],
+      ['t', 1],
+      ['u', 0],
+      ['t', 2],
+    ] as const)
+      builder.add(topic, p, null, Buffer.from(`${topic}${p}`), Buffer.from([0]))
+    const out = builder.finish(Date.now())
+    const set: BatchSet = { buffer: Buffer.from(out.buffer), batches: out.batches }
+    const progress = progressOf(set)
+    const refused = await sink.send(set, progress)
+    expect(cluster.produced).toHaveLength(1)
+    expect([...refused.keys()]).toEqual([0])
+    expect([...progress.acked]).toEqual([REFUSED, ACKED, ACKED, ACKED])
+  })
+
   /**
    * Three requests' batches for partition 0: the first goes alone; the next two arrive while it is
    * in flight (a new lane has one request in flight until the broker holds its sequence) and go

@@ -28,6 +28,8 @@ export class FakeCluster extends Cluster {
   readonly produced: ProduceRequest[] = []
   /** How the broker answers a partition (a request with any silent partition gets no answer). */
   answer: (topic: string, partition: number) => ProduceAnswer = () => 0
+  /** Answers list the partitions in the reverse of the request's order (a broker keeps none). */
+  reverseAnswers = false
   /** While set, Produce answers wait for release(). */
   holding = false
   private readonly held: (() => void)[] = []
@@ -87,9 +89,10 @@ export class FakeCluster extends Cluster {
     this.produced.push(request)
     const answers = request.partitions.map((p) => this.answer(p.topic, p.partition))
     if (answers.includes('silent')) return null
-    return request.partitions.map(
+    const results = request.partitions.map(
       ({ topic, partition }, i): PartitionResult => ({ topic, partition, errorCode: answers[i] as number }),
     )
+    return this.reverseAnswers ? results.reverse() : results
   }
 
   hold(answer: () => void): void {
