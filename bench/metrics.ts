@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { createGatewayMetrics, statusClass } from '../gateway/metrics.js'
+import { createGatewayMetrics, observeTask } from '../gateway/metrics.js'
 import { CONTENT_TYPE, encodeEvents } from '../generator/encode.js'
 import { generateEvents } from '../generator/funnel.js'
+import type { TaskResult } from '../workers/decode-task.js'
 import type { RunOptions } from './lib/module.js'
 import { type BenchResult, REPO_ROOT } from './lib/results.js'
 import { ensureKafka } from './lib/servers.js'
@@ -82,27 +83,27 @@ async function load(port: number, bodies: Buffer[], seconds: number, scrape: boo
 }
 
 /**
- * The observations one HTTP request costs on the main thread, in-process: five per request, and a
+ * The observations one HTTP request costs on the main thread, in-process, made as the gateway
+ * makes them (series looked up per call, gateway/metric-series.ts): seven per request, and a
  * task's (here one task per request, the worst case; under load a task carries many requests).
  */
 function observationNs(iterations: number): number {
   const m = createGatewayMetrics()
-  const labels = { type: 'impression', encoding: 'json', outcome: 'accepted' } as const
-  const batches = [1, 2, 3, 4].map((p) => ({ records: 25, length: 3000 + p }))
+  const task = {
+    busyMs: 0.3,
+    rawBytes: 30_000,
+    batches: [1, 2, 3, 4].map((p) => ({ records: 25, length: 3000 + p })),
+  } as unknown as TaskResult
+  const route = '/v1/impressions'
   const once = (i: number) => {
-    m.bodyBytes.observe(40_000 + (i & 1023))
-    m.durableDuration.observe(0.004)
-    m.events.inc(labels, EVENTS_PER_REQUEST)
-    m.requests.inc({ route: '/v1/impressions', status: 200 })
-    m.requestDuration.observe({ route: '/v1/impressions', status_class: statusClass(200) }, 0.005)
-    m.workerTasks.inc({ result: 'ok' })
-    m.workerBusy.inc(0.0003)
-    for (const b of batches) {
-      m.batchRecords.observe(b.records)
-      m.batchBytes.observe(b.length)
-    }
-    m.batchUncompressed.inc(30_000)
-    m.batchCompressed.inc(12_000)
+    const { series } = m
+    series.bodyBytes.observe(40_000 + (i & 1023))
+    observeTask(m, task)
+    series.quality('anonymous', 'impression').passed.inc(EVENTS_PER_REQUEST)
+    series.durableDuration.observe(0.004)
+    series.events('impression', 'json').accepted.inc(EVENTS_PER_REQUEST)
+    series.duration(route, 200).observe(0.005)
+    series.answered(route, 200).inc()
   }
   for (let i = 0; i < iterations; i++) once(i) // warm-up
   const runs: number[] = []
@@ -165,7 +166,7 @@ export async function run(options: RunOptions): Promise<BenchResult[]> {
     })
     const ns = observationNs(options.quick ? 20_000 : 200_000)
     results.push({
-      case: 'main-thread cost of one request’s observations (5 per request + a whole task’s), in-process',
+      case: 'main-thread cost of one request’s observations (7 per request + a whole task’s), in-process',
       metric: 'ns_per_request',
       value: ns,
       unit: 'ns',

@@ -1,5 +1,5 @@
 import type { Logger } from '../config/logger.js'
-import { type GatewayMetrics, statusClass } from './metrics.js'
+import type { GatewayMetrics } from './metrics.js'
 import { errorReply, type Reply } from './responses.js'
 
 /**
@@ -21,9 +21,6 @@ export async function answer(
     deps.logger.error({ err, requestId, route }, 'request failed unexpectedly')
     reply = errorReply('NOT_DURABLE', 'internal error', requestId)
   }
-  deps.metrics.requestDuration.observe(
-    { route, status_class: statusClass(reply.status) },
-    (Date.now() - receivedAt) / 1000,
-  )
+  deps.metrics.series.duration(route, reply.status).observe((Date.now() - receivedAt) / 1000)
   return reply
 }

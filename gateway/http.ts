@@ -86,7 +86,7 @@ export class EventRoutes {
     this.inFlight++
     const onBody = (body: Buffer) => {
       this.reading.delete(reader)
-      metrics.bodyBytes.observe(body.length)
+      metrics.series.bodyBytes.observe(body.length)
       const work = ingest.ingest({
         body,
         type,
@@ -182,7 +182,7 @@ export class EventRoutes {
 
   private write(res: HttpResponse, route: string, reply: Reply, requestId: string): void {
     writeReply(res, reply, requestId)
-    this.deps.metrics.requests.inc({ route, status: reply.status })
+    this.deps.metrics.series.answered(route, reply.status).inc()
   }
 
   private readonly sweep = (): void => {

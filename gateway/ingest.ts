@@ -7,7 +7,7 @@ import { type Delivery, deliveryErrorCode, type Refusals } from './delivery.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { GatewayQuality } from './quality.js'
 import type { RefusedWork } from './refused-work.js'
-import { errorReply, jsonPartsReply, jsonReply, type Reply } from './responses.js'
+import { errorReply, jsonPartsReply, type Reply } from './responses.js'
 
 /**
  * A body to ingest; its ingestTime (receipt, epoch ms) is stamped on every event. `client` is who
@@ -108,15 +108,16 @@ export class IngestService {
     this.quality?.observe(input.source, type, outcome)
     const { rejected } = outcome
     const { metrics } = this
+    const counted = metrics.series.events(type, encoding)
 
     if (outcome.error !== null || outcome.events === 0) {
       // Nothing to accept: answer now; the dead letters ride with the task's batches.
       const deadLetters = Math.max(1, rejected)
       const reason = outcome.error?.code ?? 'INVALID_EVENT'
-      metrics.events.inc({ type, encoding, outcome: 'rejected' }, deadLetters)
+      counted.rejected.inc(deadLetters)
       metrics.rejected.inc({ type, encoding, reason }, deadLetters)
       delivered.then(
-        () => metrics.deadLetters.inc({ type, encoding }, deadLetters),
+        () => counted.deadLetters.inc(deadLetters),
         () => {},
       )
       if (outcome.error !== null) return errorReply(outcome.error.code, outcome.error.detail, requestId)
@@ -136,16 +137,20 @@ export class IngestService {
     }
     if (failure !== null) {
       // The whole request is answered 413/503: its invalid events too.
-      metrics.events.inc({ type, encoding, outcome: 'failed' }, outcome.events + rejected)
+      counted.failed.inc(outcome.events + rejected)
       return errorReply(deliveryErrorCode(failure), (failure as Error).message, requestId)
     }
-    metrics.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
-    metrics.events.inc({ type, encoding, outcome: 'accepted' }, outcome.events)
+    metrics.series.durableDuration.observe((Date.now() - input.ingestTime) / 1000)
+    counted.accepted.inc(outcome.events)
+    // Written out, as the 207 below: cheaper than JSON.stringify of an object per request.
     if (rejected === 0)
-      return jsonReply(200, { accepted: outcome.events, rejected: 0, request_id: requestId })
-    metrics.events.inc({ type, encoding, outcome: 'rejected' }, rejected)
-    metrics.rejected.inc({ type, encoding, reason: 'INVALID_EVENT' }, rejected)
-    metrics.deadLetters.inc({ type, encoding }, rejected)
+      return {
+        status: 200,
+        body: `{"accepted":${outcome.events},"rejected":0,"request_id":${JSON.stringify(requestId)}}`,
+      }
+    counted.rejected.inc(rejected)
+    counted.invalid.inc(rejected)
+    counted.deadLetters.inc(rejected)
     return jsonPartsReply({ status: 207 }, [
       `{"accepted":${outcome.events},"rejected":${rejected},"errors":`,
       rejectsJson!,

@@ -1,6 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { scrapedGauge, scrapedTotals } from '../config/scraped-metrics.js'
+import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
+import type { TaskResult } from '../workers/decode-task.js'
 import type { Destination } from './delivery.js'
+import { type CounterSeries, counterSeries, histogramSeries, NOOP_SERIES } from './metric-series.js'
 
 export interface GatewayMetricsOptions {
   /**
@@ -25,16 +28,21 @@ export function createGatewayMetrics(options: GatewayMetricsOptions = {}) {
   if (on) collectDefaultMetrics({ register: registry, prefix: 'adgate_' })
   const registers = [registry]
   const m: Define = <T>(create: () => T): T => (on ? create() : (NOOP as T))
-  return {
-    registry,
-    /** false: the bench's no-metrics mode (nothing registered, nothing read at scrape time). */
-    enabled: on,
+  const metrics = {
     ...requestMetrics(m, registers),
     ...eventMetrics(m, registers),
     ...qualityMetrics(m, registers),
     ...refusedWorkMetrics(m, registers),
     ...workerMetrics(m, registers),
     ...batchMetrics(m, registers),
+  }
+  return {
+    registry,
+    /** false: the bench's no-metrics mode (nothing registered, nothing read at scrape time). */
+    enabled: on,
+    ...metrics,
+    /** What the request path observes, as series looked up once (metric-series.ts says why). */
+    series: on ? seriesOf(metrics) : noSeries(),
   }
 }
 
@@ -265,6 +273,136 @@ function batchMetrics(m: Define, registers: Registry[]) {
         }),
     ),
   }
+}
+
+type Metrics = ReturnType<typeof requestMetrics> &
+  ReturnType<typeof eventMetrics> &
+  ReturnType<typeof qualityMetrics> &
+  ReturnType<typeof workerMetrics> &
+  ReturnType<typeof batchMetrics>
+
+/** adgate_events_total and its companions for one (type, encoding), by what became of the events. */
+export interface EventSeries {
+  readonly accepted: CounterSeries
+  readonly rejected: CounterSeries
+  readonly failed: CounterSeries
+  /** adgate_events_rejected_total{reason="INVALID_EVENT"} */
+  readonly invalid: CounterSeries
+  readonly deadLetters: CounterSeries
+}
+
+/** Verdicts of the data-quality rules for one (source, type). */
+export interface QualitySeries {
+  readonly passed: CounterSeries
+  readonly flagged: CounterSeries
+  readonly rejected: CounterSeries
+}
+
+/**
+ * The series the request path and the task observer use, each made once: label sets by lookups in
+ * nested Maps of the label values (no string built per call), the others ready.
+ */
+function seriesOf(m: Metrics) {
+  return {
+    bodyBytes: histogramSeries(m.bodyBytes),
+    durableDuration: histogramSeries(m.durableDuration),
+    batchRecords: histogramSeries(m.batchRecords),
+    batchBytes: histogramSeries(m.batchBytes),
+    batchUncompressed: counterSeries(m.batchUncompressed),
+    batchCompressed: counterSeries(m.batchCompressed),
+    workerBusy: counterSeries(m.workerBusy),
+    tasksOk: counterSeries(m.workerTasks, { result: 'ok' }),
+    tasksFailed: counterSeries(m.workerTasks, { result: 'failed' }),
+    /** adgate_http_requests_total{route, status} */
+    answered: memo2((route: string, status: number) => counterSeries(m.requests, { route, status })),
+    /** adgate_request_duration_seconds{route, status_class}, by the status's class. */
+    duration: memo2((route: string, status: number) =>
+      histogramSeries(m.requestDuration, { route, status_class: statusClass(status) }),
+    ),
+    events: memo2(
+      (type: string, encoding: string): EventSeries => ({
+        accepted: counterSeries(m.events, { type, encoding, outcome: 'accepted' }),
+        rejected: counterSeries(m.events, { type, encoding, outcome: 'rejected' }),
+        failed: counterSeries(m.events, { type, encoding, outcome: 'failed' }),
+        invalid: counterSeries(m.rejected, { type, encoding, reason: 'INVALID_EVENT' }),
+        deadLetters: counterSeries(m.deadLetters, { type, encoding }),
+      }),
+    ),
+    quality: memo2(
+      (source: string, type: string): QualitySeries => ({
+        passed: counterSeries(m.qualityEvents, { source, type, verdict: 'passed' }),
+        flagged: counterSeries(m.qualityEvents, { source, type, verdict: 'flagged' }),
+        rejected: counterSeries(m.qualityEvents, { source, type, verdict: 'rejected' }),
+      }),
+    ),
+  }
+}
+
+export type GatewaySeries = ReturnType<typeof seriesOf>
+
+/** Every series a no-op (metrics disabled). */
+function noSeries(): GatewaySeries {
+  const events: EventSeries = {
+    accepted: NOOP_SERIES,
+    rejected: NOOP_SERIES,
+    failed: NOOP_SERIES,
+    invalid: NOOP_SERIES,
+    deadLetters: NOOP_SERIES,
+  }
+  const quality: QualitySeries = { passed: NOOP_SERIES, flagged: NOOP_SERIES, rejected: NOOP_SERIES }
+  return {
+    bodyBytes: NOOP_SERIES,
+    durableDuration: NOOP_SERIES,
+    batchRecords: NOOP_SERIES,
+    batchBytes: NOOP_SERIES,
+    batchUncompressed: NOOP_SERIES,
+    batchCompressed: NOOP_SERIES,
+    workerBusy: NOOP_SERIES,
+    tasksOk: NOOP_SERIES,
+    tasksFailed: NOOP_SERIES,
+    answered: () => NOOP_SERIES,
+    duration: () => NOOP_SERIES,
+    events: () => events,
+    quality: () => quality,
+  }
+}
+
+/** make(a, b), made once per (a, b). */
+function memo2<A, B, V>(make: (a: A, b: B) => V): (a: A, b: B) => V {
+  const byA = new Map<A, Map<B, V>>()
+  return (a, b) => {
+    let byB = byA.get(a)
+    if (byB === undefined) {
+      byB = new Map()
+      byA.set(a, byB)
+    }
+    let v = byB.get(b)
+    if (v === undefined) {
+      v = make(a, b)
+      byB.set(b, v)
+    }
+    return v
+  }
+}
+
+/** Per worker task, on the main thread: batch sizes, compression and thread time, aggregated. */
+export function observeTask(metrics: GatewayMetrics, result: TaskResult | null): void {
+  const { series } = metrics
+  if (result === null) {
+    series.tasksFailed.inc()
+    return
+  }
+  series.tasksOk.inc()
+  series.workerBusy.inc(result.busyMs / 1000)
+  if (result.batches.length === 0) return
+  let compressed = 0
+  for (const b of result.batches) {
+    series.batchRecords.observe(b.records)
+    series.batchBytes.observe(b.length)
+    compressed += b.length - RECORD_BATCH_HEADER_BYTES
+  }
+  series.batchUncompressed.inc(result.rawBytes)
+  series.batchCompressed.inc(compressed)
 }
 
 /** Stands in for every metric when metrics are disabled (bench only). */

@@ -59,10 +59,10 @@ export class GatewayQuality {
     const checked = outcome.events + outcome.ruleRejects
     if (checked === 0) return
     const passed = checked - outcome.flagged - outcome.ruleRejects
-    const m = this.metrics.qualityEvents
-    if (passed > 0) m.inc({ source, type, verdict: 'passed' }, passed)
-    if (outcome.flagged > 0) m.inc({ source, type, verdict: 'flagged' }, outcome.flagged)
-    if (outcome.ruleRejects > 0) m.inc({ source, type, verdict: 'rejected' }, outcome.ruleRejects)
+    const verdicts = this.metrics.series.quality(source, type)
+    if (passed > 0) verdicts.passed.inc(passed)
+    if (outcome.flagged > 0) verdicts.flagged.inc(outcome.flagged)
+    if (outcome.ruleRejects > 0) verdicts.rejected.inc(outcome.ruleRejects)
     this.scores.add(`${source}\u0000${type}`, checked, passed)
   }
 

@@ -8,12 +8,10 @@ import type { Logger } from '../config/logger.js'
 import { nativeStatus, setNativeEnabled } from '../decoders/transcode.js'
 import { BatchSink } from '../kafka/batch-sink.js'
 import { describeKafkaSecurity, kafkaClientOptions, kafkaConnectionOptions } from '../kafka/client-options.js'
-import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import { ALL_TOPICS, ensureTopics, topicSettings } from '../kafka/topics.js'
 import { adoptRegistryIds } from '../registry/subjects.js'
 import { Replayer } from '../spool/replayer.js'
 import { Spool } from '../spool/spool.js'
-import type { TaskResult } from '../workers/decode-task.js'
 import { LoopLoad } from '../workers/loop-load.js'
 import { DecodePool, INLINE_MAX_LOOP_CPU, type WarmUpBody } from '../workers/pool.js'
 import { registerRoutes } from './app.js'
@@ -21,7 +19,7 @@ import { Authenticator } from './auth.js'
 import { Delivery } from './delivery.js'
 import { startGuard } from './http-guard.js'
 import { IngestService } from './ingest.js'
-import { createGatewayMetrics, type GatewayMetrics } from './metrics.js'
+import { createGatewayMetrics, observeTask } from './metrics.js'
 import { GatewayQuality } from './quality.js'
 import { RefusedWork } from './refused-work.js'
 
@@ -98,12 +96,13 @@ export async function startGateway(
 
   // Before the decode threads start: they are handed the registry's ids.
   const schemaIds = await adoptRegistryIds(config, logger)
+  const configured = defaultPartitions(config.topicPartitions)
   const pool = new DecodePool({
     workers: config.workers,
     maxBytes: config.maxBodyBytes,
     maxEvents: config.maxEvents,
     // Until Kafka's metadata is known (or without Kafka), topics have the configured partition count.
-    partitions: () => ({ ...defaultPartitions(config.topicPartitions), ...sink?.partitionCounts() }),
+    partitions: () => ({ ...configured, ...sink?.partitionCounts() }),
     maxTaskBytes: config.batchBytes,
     lingerMs: config.lingerMs,
     taskTimeoutMs: config.decodeTimeoutMs,
@@ -163,7 +162,7 @@ export async function startGateway(
         maxBodyBytes: config.maxBodyBytes,
         bodyTimeoutMs: config.bodyTimeoutMs,
         ...(config.tlsCert ? { tls: { cert: config.tlsCert, key: config.tlsKey! } } : {}),
-        onRefused: (status) => metrics.requests.inc({ route: '(http)', status }),
+        onRefused: (status) => metrics.series.answered('(http)', status).inc(),
       })
     : null
   const port = guard?.port ?? uWS.us_socket_local_port(listenSocket)
@@ -217,25 +216,6 @@ export async function startGateway(
       return closing
     },
   }
-}
-
-/** Per worker task, on the main thread: batch sizes, compression and thread time, aggregated. */
-function observeTask(metrics: GatewayMetrics, result: TaskResult | null): void {
-  if (result === null) {
-    metrics.workerTasks.inc({ result: 'failed' })
-    return
-  }
-  metrics.workerTasks.inc({ result: 'ok' })
-  metrics.workerBusy.inc(result.busyMs / 1000)
-  if (result.batches.length === 0) return
-  let compressed = 0
-  for (const b of result.batches) {
-    metrics.batchRecords.observe(b.records)
-    metrics.batchBytes.observe(b.length)
-    compressed += b.length - RECORD_BATCH_HEADER_BYTES
-  }
-  metrics.batchUncompressed.inc(result.rawBytes)
-  metrics.batchCompressed.inc(compressed)
 }
 
 /**

@@ -104,7 +104,7 @@ export function registerStream(app: TemplatedApp, deps: StreamDeps): void {
       const body = Buffer.allocUnsafeSlow(bytes.length - nl - 1)
       body.set(bytes.subarray(nl + 1))
       session.inFlight++
-      metrics.bodyBytes.observe(body.length)
+      metrics.series.bodyBytes.observe(body.length)
       const receivedAt = Date.now()
       const work = ingest.ingest({
         body,

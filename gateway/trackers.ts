@@ -242,11 +242,11 @@ export class TrackerRoutes {
     for (const [name, value] of Object.entries(NO_CACHE)) res.writeHeader(name, value)
     // No Content-Length: endWithoutBody(n) aborts the process in this uWS build (seen with 20.30).
     res.endWithoutBody()
-    this.http.metrics.requests.inc({ route: TRACKER_PATHS.pixel, status: 200 })
+    this.http.metrics.series.answered(TRACKER_PATHS.pixel, 200).inc()
   }
 
   private write(res: HttpResponse, route: string, reply: Reply, requestId: string): void {
     writeReply(res, reply, requestId)
-    this.http.metrics.requests.inc({ route, status: reply.status })
+    this.http.metrics.series.answered(route, reply.status).inc()
   }
 }

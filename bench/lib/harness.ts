@@ -1,6 +1,7 @@
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { nativeAddon } from '../../decoders/native-addon.js'
 import { median } from './stats.js'
 
 /**
@@ -56,6 +57,12 @@ export interface Measurement {
    * a shared machine, where waiting for a core counts in wall time.
    */
   readonly cpuSecondsPerMillion: number
+  /**
+   * Median over runs: CPU seconds of the workload's own thread per 10^6 events (the native
+   * addon's thread clock; NaN without it). Leaves out the GC and JIT helper threads, whose work
+   * lands unevenly between runs: the steadier figure for a small workload on a busy machine.
+   */
+  readonly threadCpuSecondsPerMillion: number
   /** (max − min) / median of the runs' events/s: how noisy the figure is. */
   readonly spread: number
   readonly runs: number
@@ -105,13 +112,15 @@ async function schedule(runners: readonly Runner[], options: HarnessOptions): Pr
   for (const r of runners) calls.push(Math.max(1, Math.round(runMs / (await r.warmup(warmupMs)))))
   const samples: number[][] = runners.map(() => [])
   const cpu: number[][] = runners.map(() => [])
+  const threadCpu: number[][] = runners.map(() => [])
   for (let run = 0; run < runs; run++) {
     for (let k = 0; k < runners.length; k++) {
       const i = (k + run) % runners.length
       const r = runners[i]!
-      const { seconds, cpuSeconds } = await r.timed(calls[i]!)
+      const { seconds, cpuSeconds, threadCpuSeconds } = await r.timed(calls[i]!)
       samples[i]!.push((r.events * calls[i]!) / seconds)
       cpu[i]!.push((cpuSeconds / (r.events * calls[i]!)) * 1e6)
+      threadCpu[i]!.push((threadCpuSeconds / (r.events * calls[i]!)) * 1e6)
     }
   }
   return runners.map((r, i) => {
@@ -122,6 +131,7 @@ async function schedule(runners: readonly Runner[], options: HarnessOptions): Pr
       eventsPerSec,
       mbPerSec: (eventsPerSec * (r.bytes / r.events)) / 1e6,
       cpuSecondsPerMillion: median(cpu[i]!),
+      threadCpuSecondsPerMillion: median(threadCpu[i]!),
       spread: (Math.max(...s) - Math.min(...s)) / eventsPerSec,
       runs,
       callsPerRun: calls[i]!,
@@ -149,22 +159,27 @@ export async function warmupLoop(w: Workload, ms: number): Promise<number> {
   return (performance.now() - start) / n
 }
 
-/** What one timed run took: wall-clock seconds, and CPU seconds of the whole process. */
+/** What one timed run took: wall-clock seconds, CPU seconds of the whole process and of this thread (NaN: no native clock). */
 export interface Timed {
   readonly seconds: number
   readonly cpuSeconds: number
+  readonly threadCpuSeconds: number
 }
+
+const threadCpuMs = nativeAddon().addon?.threadCpuMs ?? (() => Number.NaN)
 
 export async function timedLoop(w: Workload, calls: number): Promise<Timed> {
   const cpu = process.cpuUsage()
+  const threadStart = threadCpuMs()
   const start = performance.now()
   for (let c = 0; c < calls; c++) {
     const pending = call(w)
     if (pending) await pending
   }
   const seconds = (performance.now() - start) / 1000
+  const threadCpuSeconds = (threadCpuMs() - threadStart) / 1000
   const { user, system } = process.cpuUsage(cpu)
-  return { seconds, cpuSeconds: (user + system) / 1e6 }
+  return { seconds, cpuSeconds: (user + system) / 1e6, threadCpuSeconds }
 }
 
 // Awaiting only real promises keeps synchronous workloads free of a microtask per call.
