@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import { scrapedGauge, scrapedTotals } from '../config/scraped-metrics.js'
+import { memoized } from '../decoders/memo.js'
 import { RECORD_BATCH_HEADER_BYTES } from '../kafka/protocol/record-batch.js'
 import type { TaskResult } from '../workers/decode-task.js'
 import type { Destination } from './delivery.js'
@@ -369,20 +370,8 @@ function noSeries(): GatewaySeries {
 
 /** make(a, b), made once per (a, b). */
 function memo2<A, B, V>(make: (a: A, b: B) => V): (a: A, b: B) => V {
-  const byA = new Map<A, Map<B, V>>()
-  return (a, b) => {
-    let byB = byA.get(a)
-    if (byB === undefined) {
-      byB = new Map()
-      byA.set(a, byB)
-    }
-    let v = byB.get(b)
-    if (v === undefined) {
-      v = make(a, b)
-      byB.set(b, v)
-    }
-    return v
-  }
+  const memo = new Map<A, Map<B, V>>()
+  return (a, b) => memoized(memo, a, b, make)
 }
 
 /** Per worker task, on the main thread: batch sizes, compression and thread time, aggregated. */
