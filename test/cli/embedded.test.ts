@@ -23,7 +23,7 @@ interface Running {
   child: ChildProcess
   gateway: string
   correlator: string
-  exited: Promise<number | null>
+  exited: Promise<number | NodeJS.Signals>
 }
 
 async function startAll(dataDir: string): Promise<Running> {

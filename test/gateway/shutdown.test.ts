@@ -131,7 +131,7 @@ describe.skipIf(brokers.length === 0)('SIGTERM during load: drain, exit 0, no 2x
   const exchanges: Exchange[] = []
   const ready: { at: number; outcome: Outcome }[] = []
   let sigtermAt = 0
-  let exitCode: number | null | 'timeout' = null
+  let exitCode: number | NodeJS.Signals | 'timeout' | null = null
   let exitAfterMs = 0
   let slow: Outcome | null = null
   let freshDuringDrain: Outcome | null = null

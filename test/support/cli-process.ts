@@ -11,7 +11,8 @@ export interface CliProcess {
   readonly child: ChildProcess
   /** Everything it wrote so far, stdout and stderr. */
   readonly output: () => string
-  readonly exited: Promise<number | null>
+  /** Its exit code, or the signal that ended it (named, so a failed check says which). */
+  readonly exited: Promise<number | NodeJS.Signals>
   /** The port `service` listens on, once logged; rejects when the process exits first or after 90 s (and kills it). */
   listening(service: 'gateway' | 'correlator'): Promise<number>
 }
@@ -28,7 +29,14 @@ export function spawnCli(command: string, env: Record<string, string>): CliProce
   }
   child.stdout!.on('data', append)
   child.stderr!.on('data', append)
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    child.once('exit', (code, signal) => {
+      // A signal nobody sent on purpose is a crash: its last words go to the test's output.
+      if (signal !== null && signal !== 'SIGKILL')
+        console.error(`adgate ${command} ended by ${signal}; its last output:\n${output.slice(-4000)}`)
+      resolve(code ?? signal!)
+    }),
+  )
   const listening = (service: string) =>
     new Promise<number>((resolve, reject) => {
       const line = new RegExp(`"port":(\\d+)[^\\n]*"msg":"${service} listening"`)

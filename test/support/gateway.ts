@@ -12,8 +12,8 @@ export interface RunningGateway {
   readonly process: ChildProcess
   /** Everything the gateway logged so far. */
   readonly logs: () => string
-  /** SIGTERM, then wait for exit; returns the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>
+  /** SIGTERM, then wait for exit; returns the exit code (or the signal that ended it). */
+  stop(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>
 }
 
 export async function startGateway(

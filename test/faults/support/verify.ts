@@ -269,7 +269,7 @@ function report(f: Figures, passed: boolean): void {
 
 /** What a scenario run left: the last gateway's exit code, the run's records in Kafka, the figures. */
 export interface Recorded {
-  exitCode: number | null
+  exitCode: number | NodeJS.Signals
   down: Downstream
   fig: Figures
 }
