@@ -58,7 +58,13 @@ class FakeGroup extends EventEmitter {
     return 'member'
   }
 
+  /** Set: metadata requests wait for it (a slow broker while the loop refreshes). */
+  metadataGate: Promise<void> | null = null
+  metadataRequests = 0
+
   async metadata(o: { topics: string[] }) {
+    this.metadataRequests++
+    await this.metadataGate
     const topics = new Map<string, { id: string; partitions: { leader: number }[] }>()
     for (const t of o.topics)
       topics.set(t, {
@@ -349,5 +355,24 @@ describe('ResumingConsumer', () => {
     group.release()
     await reader.stop()
     expect(byPartition(got)).toEqual({ 'a:1': range(0, 40) })
+  })
+
+  it('a stop while the loop is busy refreshing ends the loop once the refresh returns', async () => {
+    // Before, the loop paused for a wake-up the stop had already sent: `adgate correlator` hung on a
+    // SIGTERM within ~300 ms of its start (1 in 8, and once in a fresh-clone CI run).
+    const group = new FakeGroup([{ topic: 'a', partitions: [0] }], 3)
+    let open!: () => void
+    group.metadataGate = new Promise((r) => {
+      open = r
+    })
+    const { reader, handlers, got } = setup(group)
+    await reader.start(handlers)
+    await until(() => group.metadataRequests === 1)
+    const stopped = reader.stop().then(() => 'stopped')
+    open()
+    // Bounds a hang, not a speed: the stop resolves within a few ticks of the refresh's answer.
+    const hung = new Promise((r) => setTimeout(() => r('hung'), 2000))
+    expect(await Promise.race([stopped, hung])).toBe('stopped')
+    expect(got).toEqual([])
   })
 })
