@@ -8,6 +8,7 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka'
+import { kafkaApiCodes } from '../kafka/api-codes.js'
 import type { KafkaConnectionOptions } from '../kafka/client-options.js'
 import { QUALITY_FLAGS_HEADER } from '../kafka/protocol/record-batch.js'
 import { type FetchedRecord, type GroupConsumer, ResumingConsumer } from '../kafka/resuming-consumer.js'
@@ -205,9 +206,29 @@ export class KafkaSource implements EventSource {
     await this.reader.stop()
   }
 
+  /**
+   * Leaves the group and closes the connections. Leaving only spares the group a wait (without it,
+   * this member's partitions move on after the session timeout), and the coordinator can refuse it
+   * (seen after a broker restart), so a refusal is reported and tried once more, never thrown: the
+   * correlator's stop still closes its HTTP server, its producer and its storage.
+   */
   async close(): Promise<void> {
     await this.fetchPool.close()
-    await this.consumer.close()
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.consumer.close()
+        return
+      } catch (err) {
+        const last = attempt === 2
+        this.o.onError?.(
+          err,
+          `leaving the consumer group failed (Kafka error codes: ${kafkaApiCodes(err).join(', ') || 'none'}); ` +
+            (last ? 'its partitions move on after the session timeout' : 'trying again'),
+        )
+        if (last) return
+        await new Promise((r) => setTimeout(r, this.o.retryMs ?? 1000))
+      }
+    }
   }
 }
 

@@ -57,13 +57,14 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
       // Small fetches: the stream is still reading when the broker goes.
       maxBytesPerPartition: 16 << 10,
       retryMs: 200,
-      onError: (_err, msg) => errors.push(msg),
+      onError: (err, msg) => errors.push(`${msg}: ${(err as Error)?.message}`),
     })
     const handedOver = new Map<string, number>()
     let batches = 0
     let restarted: Promise<unknown> | undefined
     let restartDone = false
     let afterRestart = 0
+    let lastBatchAt = Date.now()
     const source: EventSource = {
       partitions: () => kafkaSource.partitions(),
       start: (h) =>
@@ -75,6 +76,7 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
               handedOver.set(k, (handedOver.get(k) ?? 0) + 1)
             }
             if (restartDone) afterRestart += records.length
+            lastBatchAt = Date.now()
             // Broken mid-stream: stopped (SIGTERM) and started again on the same data dir.
             if (++batches === 2)
               restarted = broker
@@ -103,6 +105,7 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
         idleMs: 3_600_000,
         writeEveryRecords: 1000,
         lingerMs: 50,
+        onWarn: (msg, err) => errors.push(`${msg}: ${err?.message}`),
       },
       await source.partitions(),
     )
@@ -114,10 +117,20 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
       await kafka.produce(logs, prefix, (log) => log.slice(log.length >> 1))
       expected = await reference(await kafka.readBack(names, prefix), RULES)
 
-      const ends = await kafka.ends(inputTopics(true, names))
-      for (let i = 0; i < 1200 && !(await caughtUp(storage, ends)); i++)
-        await new Promise((r) => setTimeout(r, 100))
-      expect(await caughtUp(storage, ends)).toBe(true)
+      // On failure: what was handed over per partition against what is stored, and what the
+      // consumer and the correlator reported, so a stall names its side (no fetch, or no write).
+      await kafka.caughtUp(storage, inputTopics(true, names), 120_000, () => {
+        const read = new Map<string, number>()
+        for (const k of handedOver.keys()) {
+          const tp = k.slice(0, k.lastIndexOf(':'))
+          read.set(tp, (read.get(tp) ?? 0) + 1)
+        }
+        return (
+          `; handed over ${JSON.stringify(Object.fromEntries(read))} in ${batches} batches (the last ` +
+          `${Date.now() - lastBatchAt} ms ago, ${afterRestart} records after the restart); assigned ` +
+          `${JSON.stringify(kafkaSource.assigned())}; reported ${JSON.stringify(errors)}`
+        )
+      })
     } finally {
       await correlator.stop()
       await producer.close()
@@ -138,12 +151,3 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
     await storage.close()
   }, 240_000)
 })
-
-/** Every input topic-partition's stored position is at its end. */
-async function caughtUp(storage: DuckDbStorage, ends: Map<string, bigint>): Promise<boolean> {
-  const stored = new Map<string, bigint>()
-  for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
-    stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
-  for (const [tp, end] of ends) if ((stored.get(tp) ?? 0n) < end) return false
-  return true
-}

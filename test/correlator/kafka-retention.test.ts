@@ -92,15 +92,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
     return out
   }
 
-  const caughtUp = async (storage: DuckDbStorage) => {
-    for (let i = 0; i < 600; i++) {
-      const at = await stored(storage)
-      const behind = [...(await kafka.ends(topics))].filter(([tp, end]) => (at.get(tp) ?? 0n) < end)
-      if (behind.length === 0) return
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    throw new Error('the correlator did not catch up within 120 s')
-  }
+  const caughtUp = (storage: DuckDbStorage) => kafka.caughtUp(storage, topics)
 
   it('reports each gap, reads on at the earliest offset, and catches up', async () => {
     const storage = await DuckDbStorage.open(join(dir, 'retention.duckdb'))

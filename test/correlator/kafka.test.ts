@@ -118,20 +118,9 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka', () => {
     }
   }
 
-  /** Polls until every input topic-partition's stored position is its end offset. */
-  const caughtUp = async (storage: SqlStorage, n: TopicNames = names) => {
-    for (let i = 0; i < 600; i++) {
-      const stored = new Map<string, number>()
-      for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
-        stored.set(`${r.topic}:${r.kafka_partition}`, Number(r.next_offset))
-      let behind = false
-      for (const [tp, end] of await kafka.ends(inputTopics(true, n)))
-        if ((stored.get(tp) ?? 0) < Number(end)) behind = true
-      if (!behind) return
-      await new Promise((r) => setTimeout(r, 200))
-    }
-    throw new Error('the correlator did not catch up within 120 s')
-  }
+  /** Until every input topic-partition's stored position is its end offset. */
+  const caughtUp = (storage: SqlStorage, n: TopicNames = names) =>
+    kafka.caughtUp(storage, inputTopics(true, n))
 
   it('one instance, DuckDB, stopped mid-run and restarted, then a replay from offset 0: tables equal the reference', async () => {
     const storage = await DuckDbStorage.open(join(dir, 'one.duckdb'))

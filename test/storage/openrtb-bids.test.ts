@@ -17,6 +17,7 @@ import { inputTopics, sourceTopics, topicNames } from '../../correlator/topics.j
 import { EVENT_INFO, type EventType } from '../../events/catalog.js'
 import { EVENT_SCHEMAS } from '../../events/schemas.js'
 import { encodeWire } from '../../events/wire.js'
+import { ensureTopics } from '../../kafka/topics.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
 import { PostgresStorage } from '../../storage/postgres.js'
 import { endOffsets, type ReadRecord, readFrom } from '../support/consume.js'
@@ -107,7 +108,7 @@ describe.skipIf(brokers.length === 0 || !postgresUrl)('OpenRTB 2.6 bids end to e
     expect(records.length).toBe(7)
 
     // The gateway's records, bytes and keys as they are, on topics of this test's own.
-    await admin.createTopics({ topics: sourceTopics(names), partitions: 2, replicas: 1 })
+    await ensureTopics(admin, sourceTopics(names), { partitions: 2, replication: 1 })
     const producer = new Producer({
       clientId: 'adgate-openrtb-raw-test',
       bootstrapBrokers: brokers,

@@ -4,9 +4,13 @@
 import { Admin, Consumer, ProduceAcks, Producer } from '@platformatic/kafka'
 import type { SourceRecord } from '../../correlator/source.js'
 import { sourceTopics, type TopicNames } from '../../correlator/topics.js'
+import { ensureTopics } from '../../kafka/topics.js'
 import { type Logs, PARTITIONS } from './funnel-records.js'
 
 const clientId = 'adgate-test'
+
+/** The correlator's storage, as far as its positions table is read. */
+type PositionsTable = { query(sql: string): Promise<Record<string, unknown>[]> }
 
 export class FunnelKafka {
   readonly admin: Admin
@@ -15,8 +19,9 @@ export class FunnelKafka {
     this.admin = new Admin({ clientId, bootstrapBrokers: brokers })
   }
 
+  /** Created, and led: a produce right after a bare CreateTopics found them unknown on a loaded broker. */
   createTopics(names: TopicNames): Promise<unknown> {
-    return this.admin.createTopics({ topics: sourceTopics(names), partitions: PARTITIONS, replicas: 1 })
+    return ensureTopics(this.admin, sourceTopics(names), { partitions: PARTITIONS, replication: 1 })
   }
 
   /** Every log (or the part `slice` picks of each) to its topic and partition, 500 records per batch. */
@@ -27,6 +32,11 @@ export class FunnelKafka {
       acks: ProduceAcks.ALL,
       compression: 'lz4',
       autocreateTopics: false,
+      // Tests produce right after restarting a broker, which then refuses for a few seconds (3
+      // retries, platformatic's default, ran out under load); a retried send appends once.
+      idempotent: true,
+      retries: 30,
+      retryDelay: 1000,
     })
     try {
       for (const whole of logs.values()) {
@@ -57,6 +67,38 @@ export class FunnelKafka {
       return out
     } finally {
       await consumer.close(true)
+    }
+  }
+
+  /**
+   * Partitions of `topics` whose position in `storage` is short of their end, as
+   * 'topic:partition stored S, end E'. Positions are read before the ends: the correlator stores a
+   * position only after it sent what the records below it re-keyed, so ends asked for after include
+   * those records (ends asked for first could miss them and call a partition caught up too soon).
+   */
+  async behind(storage: PositionsTable, topics: string[]): Promise<string[]> {
+    const stored = new Map<string, bigint>()
+    for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
+      stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
+    const out: string[] = []
+    for (const [tp, end] of await this.ends(topics)) {
+      const at = stored.get(tp) ?? 0n
+      if (at < end) out.push(`${tp} stored ${at}, end ${end}`)
+    }
+    return out
+  }
+
+  /** Polls behind() until it is empty; after `ms`, throws naming what is behind and `state()`. */
+  async caughtUp(storage: PositionsTable, topics: string[], ms = 120_000, state = () => ''): Promise<void> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const behind = await this.behind(storage, topics)
+      if (behind.length === 0) return
+      if (Date.now() > deadline)
+        throw new Error(
+          `the correlator did not catch up within ${ms / 1000} s: ${behind.join('; ')} ${state()}`,
+        )
+      await new Promise((r) => setTimeout(r, 200))
     }
   }
 
