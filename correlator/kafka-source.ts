@@ -162,6 +162,11 @@ export class KafkaSource implements EventSource {
     })
   }
 
+  /** Where the reader's loop stands (kafka/resuming-consumer.ts state()), for a stall's report. */
+  readerState(): ReturnType<ResumingConsumer<SourceRecord>['state']> {
+    return this.reader.state()
+  }
+
   /** Partition numbers this member owns since the last rebalance. */
   assigned(): number[] {
     return [...new Set(this.reader.assigned().map((tp) => tp.partition))].sort((a, b) => a - b)

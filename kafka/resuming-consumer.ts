@@ -1,4 +1,5 @@
 import { ListOffsetTimestamps } from '@platformatic/kafka'
+import { beforeDeadline } from './cluster.js'
 
 /**
  * A consumer group member that reads by fetch requests and hands over whole fetch responses, one
@@ -113,6 +114,12 @@ export interface ResumingConsumerOptions<R> {
   connectionPool?: unknown
   /** Wait before a failed fetch, batch or join is tried again. */
   retryMs?: number
+  /**
+   * A fetch, metadata or offsets request not answered within this is given up: reported, and
+   * asked again (default 60 s; platformatic times each attempt out at 30 s, yet reading once
+   * stopped for good across a broker restart with no error reported).
+   */
+  answerWithinMs?: number
   onError(err: unknown, what: string): void
 }
 
@@ -164,11 +171,14 @@ export class ResumingConsumer<R> {
   private stopped = false
   private waiter: (() => void) | null = null
   private joining = false
+  /** What run() awaits now (state()). */
+  private waitingOn = 'the group join'
   private loop: Promise<void> = Promise.resolve()
   private handlers: ResumingHandlers<R> | null = null
   private readonly maxBatch: number
   private readonly maxBytesPerPartition: number
   private readonly retryMs: number
+  private readonly answerWithinMs: number
 
   constructor(
     private readonly consumer: GroupConsumer,
@@ -177,6 +187,7 @@ export class ResumingConsumer<R> {
     this.maxBatch = o.maxBatch ?? 10_000
     this.maxBytesPerPartition = o.maxBytesPerPartition ?? 1 << 18
     this.retryMs = o.retryMs ?? 1000
+    this.answerWithinMs = o.answerWithinMs ?? 60_000
   }
 
   /** Joins the group and starts handing over batches; resolves once this member is in the group. */
@@ -198,6 +209,23 @@ export class ResumingConsumer<R> {
     c.topics.trackAll(...this.o.topics)
     await c.joinGroup({})
     this.loop = this.run()
+  }
+
+  /** Where the reading loop stands, for a report when it seems stuck. */
+  state(): {
+    waitingOn: string
+    stale: boolean
+    fetchingFrom: number[]
+    responsesWaiting: number
+    owned: number
+  } {
+    return {
+      waitingOn: this.stopped ? 'nothing (stopped)' : this.waitingOn,
+      stale: this.stale,
+      fetchingFrom: [...this.busy],
+      responsesWaiting: this.fetched.length,
+      owned: this.owned.size,
+    }
   }
 
   /** Topic-partitions this member owns. */
@@ -244,27 +272,34 @@ export class ResumingConsumer<R> {
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {
-        if (this.stale) await this.refresh()
+        if (this.stale) {
+          this.waitingOn = 'metadata and start offsets'
+          await this.refresh()
+        }
         this.fetchAll()
         const f = this.fetched.shift()
         if (f === undefined) {
+          this.waitingOn = 'fetch responses'
           await this.pause(Number.POSITIVE_INFINITY)
           continue
         }
         this.busy.delete(f.leader)
         if (f.generation !== this.generation) continue
         if (f.error !== undefined) {
+          this.waitingOn = 'a failed fetch'
           await this.failed(f.error)
           continue
         }
         const segments = this.collect(f.response!)
         this.fetchAll() // read ahead while these are handled
+        this.waitingOn = 'the batch handler'
         await this.handOver(segments)
       } catch (err) {
         if (this.stopped) break
         this.o.onError(err, 'kafka consumer: reading again from the last records handed over')
         this.stale = true
         this.refetch()
+        this.waitingOn = 'the retry pause'
         await this.pause(this.retryMs)
       }
     }
@@ -281,7 +316,10 @@ export class ResumingConsumer<R> {
     this.stale = false
     const unresolved = [...this.owned].filter((k) => !this.next.has(k))
     if (unresolved.length > 0) await this.resolve(unresolved)
-    const meta = await this.consumer.metadata({ topics: this.o.topics, forceUpdate: true })
+    const meta = await this.answered(
+      this.consumer.metadata({ topics: this.o.topics, forceUpdate: true }),
+      'kafka metadata',
+    )
     this.leaders.clear()
     let leaderless = false
     for (const k of this.owned) {
@@ -328,16 +366,15 @@ export class ResumingConsumer<R> {
         this.fetched.push(f)
         this.wake()
       }
-      this.consumer
-        .fetch({
-          node,
-          topics: [...topics].map(([topicId, partitions]) => ({ topicId, partitions })),
-          ...(this.o.connectionPool !== undefined ? { connectionPool: this.o.connectionPool } : {}),
-        })
-        .then(
-          (response) => done({ leader: node, generation, response }),
-          (error: unknown) => done({ leader: node, generation, error }),
-        )
+      const fetch = this.consumer.fetch({
+        node,
+        topics: [...topics].map(([topicId, partitions]) => ({ topicId, partitions })),
+        ...(this.o.connectionPool !== undefined ? { connectionPool: this.o.connectionPool } : {}),
+      })
+      this.answered(fetch, `kafka fetch from broker ${node}`).then(
+        (response) => done({ leader: node, generation, response }),
+        (error: unknown) => done({ leader: node, generation, error }),
+      )
     }
   }
 
@@ -463,7 +500,10 @@ export class ResumingConsumer<R> {
       const { topic, partition } = split(k)
       partitions[topic] = [...(partitions[topic] ?? []), partition]
     }
-    const found = await this.consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp })
+    const found = await this.answered(
+      this.consumer.listOffsets({ topics: Object.keys(partitions), partitions, timestamp }),
+      'kafka list offsets',
+    )
     const out = new Map<string, bigint>()
     for (const k of keys) {
       const { topic, partition } = split(k)
@@ -480,9 +520,12 @@ export class ResumingConsumer<R> {
       const { topic, partition } = split(k)
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition])
     }
-    const committed = await this.consumer.listCommittedOffsets({
-      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-    })
+    const committed = await this.answered(
+      this.consumer.listCommittedOffsets({
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      }),
+      'kafka committed offsets',
+    )
     const missing: string[] = []
     for (const k of keys) {
       const { topic, partition } = split(k)
@@ -500,6 +543,11 @@ export class ResumingConsumer<R> {
     if (!this.owned.has(k) || this.next.has(k)) return
     this.next.set(k, offset)
     this.fetchAt.set(k, offset)
+  }
+
+  /** `request`, or a DeadlineError naming `what` once answerWithinMs passed without an answer. */
+  private answered<T>(request: Promise<T>, what: string): Promise<T> {
+    return beforeDeadline(request, Date.now() + this.answerWithinMs, what)
   }
 
   private rejoin(): void {

@@ -128,7 +128,8 @@ describe('correlator on Kafka, its broker restarted mid-stream', () => {
         return (
           `; handed over ${JSON.stringify(Object.fromEntries(read))} in ${batches} batches (the last ` +
           `${Date.now() - lastBatchAt} ms ago, ${afterRestart} records after the restart); assigned ` +
-          `${JSON.stringify(kafkaSource.assigned())}; reported ${JSON.stringify(errors)}`
+          `${JSON.stringify(kafkaSource.assigned())}; reader ${JSON.stringify(kafkaSource.readerState())}; ` +
+          `reported ${JSON.stringify(errors)}`
         )
       })
     } finally {
