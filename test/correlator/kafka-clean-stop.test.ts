@@ -12,7 +12,7 @@ import { DEFAULT_RULES } from '../../correlator/rules.js'
 import type { EventSource } from '../../correlator/source.js'
 import { inputTopics, topicNames } from '../../correlator/topics.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
-import { FunnelKafka } from '../support/funnel-kafka.js'
+import { FunnelKafka, storedPositions } from '../support/funnel-kafka.js'
 import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 
 const brokers = inject('kafkaBrokers')
@@ -86,9 +86,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, stopped cleanly', ()
 
     await correlator.stop()
 
-    const stored = new Map<string, bigint>()
-    for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
-      stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
+    const stored = await storedPositions(storage)
     await storage.close()
     // Positions are stored for partitions that had records (the checkpoints cover every one).
     expect(stored).toEqual(new Map([...ends].filter(([, end]) => end > 0n)))

@@ -14,7 +14,7 @@ import { DEFAULT_RULES } from '../../correlator/rules.js'
 import type { OffsetGap } from '../../correlator/source.js'
 import { inputTopics, topicNames } from '../../correlator/topics.js'
 import { DuckDbStorage } from '../../storage/duckdb.js'
-import { FunnelKafka } from '../support/funnel-kafka.js'
+import { FunnelKafka, storedPositions } from '../support/funnel-kafka.js'
 import { funnelEvents, PARTITIONS, toLogs } from '../support/funnel-records.js'
 
 const brokers = inject('kafkaBrokers')
@@ -84,14 +84,6 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
     }
   }
 
-  /** Stored position of every input topic-partition, by `topic:partition`. */
-  const stored = async (storage: DuckDbStorage) => {
-    const out = new Map<string, bigint>()
-    for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
-      out.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
-    return out
-  }
-
   const caughtUp = (storage: DuckDbStorage) => kafka.caughtUp(storage, topics)
 
   it('reports each gap, reads on at the earliest offset, and catches up', async () => {
@@ -108,7 +100,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
     const impressions = `${names.impression}:0`
     const checkpoint = await storage.load(0, topics)
     const from = BigInt(checkpoint.checkpoint!.positions.find((p) => p.topic === names.impression)!.offset)
-    const storedAt = (await stored(storage)).get(impressions)!
+    const storedAt = (await storedPositions(storage)).get(impressions)!
     expect(storedAt - from, 'the checkpoint trails the stored position').toBeGreaterThan(4n)
     const replayTo = from + (storedAt - from) / 2n
 
@@ -116,7 +108,7 @@ describe.skipIf(brokers.length === 0)('correlator on Kafka, records deleted befo
     // its checkpoint, so the gap covers re-read records too).
     await kafka.produce(logs, prefix, (log) => log.slice(log.length >> 1))
     const bids = `${names.bid}:1`
-    const bidsStored = (await stored(storage)).get(bids)!
+    const bidsStored = (await storedPositions(storage)).get(bids)!
     const bidsCheckpoint = (await storage.load(1, topics)).checkpoint!.positions.find(
       (p) => p.topic === names.bid,
     )!

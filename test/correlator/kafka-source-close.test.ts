@@ -20,11 +20,9 @@ function sourceWithRefusals(failures: number) {
   const consumer = (source as unknown as { consumer: { close(): Promise<void> } }).consumer
   consumer.close = async () => {
     if (++calls <= failures)
-      throw Object.assign(
-        new AggregateError(
-          [{ apiCode: 15 }],
-          'Received response with error while executing API LeaveGroup(v5)',
-        ),
+      throw new AggregateError(
+        [{ apiCode: 15 }],
+        'Received response with error while executing API LeaveGroup(v5)',
       )
   }
   return { source, reported, calls: () => calls }

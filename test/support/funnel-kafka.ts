@@ -12,6 +12,14 @@ const clientId = 'adgate-test'
 /** The correlator's storage, as far as its positions table is read. */
 type PositionsTable = { query(sql: string): Promise<Record<string, unknown>[]> }
 
+/** The correlator's stored position of every input topic-partition, by `topic:partition`. */
+export async function storedPositions(storage: PositionsTable): Promise<Map<string, bigint>> {
+  const stored = new Map<string, bigint>()
+  for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
+    stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
+  return stored
+}
+
 export class FunnelKafka {
   readonly admin: Admin
 
@@ -77,9 +85,7 @@ export class FunnelKafka {
    * those records (ends asked for first could miss them and call a partition caught up too soon).
    */
   async behind(storage: PositionsTable, topics: string[]): Promise<string[]> {
-    const stored = new Map<string, bigint>()
-    for (const r of await storage.query('SELECT topic, kafka_partition, next_offset FROM positions'))
-      stored.set(`${r.topic}:${r.kafka_partition}`, BigInt(r.next_offset as number))
+    const stored = await storedPositions(storage)
     const out: string[] = []
     for (const [tp, end] of await this.ends(topics)) {
       const at = stored.get(tp) ?? 0n
